@@ -1,0 +1,98 @@
+//! The library's one error type. Every variant names the file or option at fault, so the CLI can
+//! print a single line; `exit_code` maps each kind of failure to the documented exit status.
+
+use std::path::PathBuf;
+
+/// Process exit statuses, documented in README.md.
+pub mod exit {
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const INPUT: i32 = 3;
+    pub const OUTPUT: i32 = 4;
+    pub const LADDER: i32 = 5;
+    pub const CANCELLED: i32 = 130;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: no such file", path.display())]
+    InputMissing { path: PathBuf },
+
+    #[error("{}: the file is empty", path.display())]
+    InputEmpty { path: PathBuf },
+
+    #[error("{}: not a media file that libav can read ({reason})", path.display())]
+    InputUnreadable { path: PathBuf, reason: String },
+
+    #[error("{}: has no audio or video stream", path.display())]
+    NoMediaStreams { path: PathBuf },
+
+    #[error("{}: truncated: the media stops at {end:.2} s of the {declared:.2} s the file declares", path.display())]
+    InputTruncated { path: PathBuf, end: f64, declared: f64 },
+
+    #[error("{}: corrupt media: {reason}", path.display())]
+    InputCorrupt { path: PathBuf, reason: String },
+
+    #[error("{0}")]
+    InvalidOption(String),
+
+    #[error("ladder file {}: {reason}", path.display())]
+    LadderFile { path: PathBuf, reason: String },
+
+    #[error("{0}")]
+    Ladder(String),
+
+    #[error("{}: already exists (use --force to replace it)", path.display())]
+    OutputExists { path: PathBuf },
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{context}: {source}")]
+    Ffmpeg {
+        context: String,
+        #[source]
+        source: ffmpeg_next::Error,
+    },
+
+    #[error("{0}")]
+    Encoder(String),
+
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// The process exit status the CLI uses for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InputMissing { .. }
+            | Error::InputEmpty { .. }
+            | Error::InputUnreadable { .. }
+            | Error::NoMediaStreams { .. }
+            | Error::InputTruncated { .. }
+            | Error::InputCorrupt { .. } => exit::INPUT,
+            Error::InvalidOption(_) => exit::USAGE,
+            Error::LadderFile { .. } | Error::Ladder(_) => exit::LADDER,
+            Error::OutputExists { .. } | Error::Io { .. } => exit::OUTPUT,
+            Error::Cancelled => exit::CANCELLED,
+            Error::Ffmpeg { .. } | Error::Encoder(_) => exit::FAILURE,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    pub(crate) fn ffmpeg(context: impl Into<String>) -> impl FnOnce(ffmpeg_next::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Ffmpeg { context, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

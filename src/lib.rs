@@ -1,0 +1,33 @@
+//! stream-pack: package media into adaptive-streaming ladders with FFmpeg's libraries in-process.
+//!
+//! The data path, one module per stage:
+//! [`source`] opens and checks the input → [`ladder`] plans the rungs → [`transcode`] decodes once,
+//! scales every rung in one filter graph and encodes each, audio once → [`segment`] cuts segments
+//! at shared boundaries → [`manifest`] writes playlists from measured facts → [`sink`] publishes the
+//! package atomically. [`progress`] reports along the way; [`package`] runs the whole job.
+//!
+//! ```no_run
+//! use stream_pack::{HlsOptions, package_hls, progress::Silent};
+//!
+//! let mut options = HlsOptions::new("input.mp4", "out");
+//! options.reps = "720,480".parse().expect("valid --reps");
+//! let report = package_hls(&options, &mut Silent)?;
+//! println!("{}", report.master_playlist.display());
+//! # Ok::<(), stream_pack::Error>(())
+//! ```
+
+pub mod codecs;
+pub mod error;
+pub mod ladder;
+pub mod manifest;
+pub mod package;
+pub mod probe;
+pub mod progress;
+pub mod segment;
+pub mod sink;
+pub mod source;
+pub mod transcode;
+
+pub use error::{Error, Result};
+pub use package::{HlsOptions, PackageReport, package_hls};
+pub use probe::probe;

@@ -1,0 +1,229 @@
+//! The `stream-pack` command: argument parsing and presentation over the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use stream_pack::error::exit;
+use stream_pack::ladder::{Bitrate, Reps};
+use stream_pack::progress::{Control, Monitor, Progress, Stage};
+use stream_pack::segment::SegmentFormat;
+use stream_pack::{HlsOptions, PackageReport};
+
+#[derive(Parser)]
+#[command(
+    name = "stream-pack",
+    version,
+    about = "Package media into HLS ladders in one pass, with FFmpeg's libraries in-process"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Transcode a file into an HLS ladder: master.m3u8, one folder per rung, audio/.
+    Hls(HlsArgs),
+    /// Show the container and stream facts of a file.
+    Probe {
+        input: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct HlsArgs {
+    input: PathBuf,
+    /// Output folder; built beside itself and renamed into place when complete.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Rungs: heights (720,480), explicit rungs (1280x720@3000k), or auto.
+    #[arg(long, default_value = "auto", value_parser = parse_reps)]
+    reps: Reps,
+    /// Ladder file (TOML) giving bitrates per height; default: presets/default.toml.
+    #[arg(long)]
+    ladder: Option<PathBuf>,
+    /// Seconds per segment.
+    #[arg(long, default_value_t = 6.0, allow_negative_numbers = true)]
+    segment_duration: f64,
+    /// x264 preset.
+    #[arg(long, default_value = "medium")]
+    encoder_preset: String,
+    /// Allow rungs taller than the source.
+    #[arg(long)]
+    allow_upscale: bool,
+    /// Segment container.
+    #[arg(long, value_enum, default_value_t = FormatArg::Ts)]
+    format: FormatArg,
+    /// AAC bitrate of the shared audio rendition.
+    #[arg(long, default_value = "128k", value_parser = parse_bitrate)]
+    audio_bitrate: Bitrate,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    /// How to show progress: a bar on a terminal, JSON lines on stderr, or nothing.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Bar)]
+    progress: ProgressArg,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// MPEG-TS segments.
+    Ts,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressArg {
+    Bar,
+    Json,
+    None,
+}
+
+fn parse_reps(text: &str) -> Result<Reps, String> {
+    text.parse()
+}
+
+fn parse_bitrate(text: &str) -> Result<Bitrate, String> {
+    text.parse()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hls(args) => hls(args),
+        Command::Probe { input, json } => probe(input, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            let code = error
+                .downcast_ref::<stream_pack::Error>()
+                .map_or(exit::FAILURE, stream_pack::Error::exit_code);
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn probe(input: PathBuf, json: bool) -> anyhow::Result<()> {
+    let info = stream_pack::probe(&input)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).context("serialising the probe")?
+        );
+    } else {
+        print!("{info}");
+    }
+    Ok(())
+}
+
+fn hls(args: HlsArgs) -> anyhow::Result<()> {
+    let options = HlsOptions {
+        reps: args.reps,
+        ladder: args.ladder,
+        segment_duration: args.segment_duration,
+        encoder_preset: args.encoder_preset,
+        allow_upscale: args.allow_upscale,
+        format: match args.format {
+            FormatArg::Ts => SegmentFormat::Ts,
+        },
+        audio_bitrate: args.audio_bitrate,
+        force: args.force,
+        ..HlsOptions::new(args.input, args.output)
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    let style = if args.quiet { ProgressArg::None } else { args.progress };
+    let mut monitor = CliMonitor::new(style, interrupted);
+    let report = stream_pack::package_hls(&options, &mut monitor);
+    monitor.close();
+    let report = report?;
+    if !args.quiet {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+fn print_report(report: &PackageReport) {
+    for dropped in &report.dropped_above_source {
+        eprintln!("note: left out the {dropped}p rung: it is above the source (use --allow-upscale to keep it)");
+    }
+    for r in &report.renditions {
+        let size = r.resolution.map_or("audio".to_owned(), |(w, h)| format!("{w}x{h}"));
+        println!(
+            "{:<12} {:<10} {:<24} {:>4} segments  {:>8.0} kb/s",
+            r.name,
+            size,
+            r.codecs,
+            r.segments,
+            r.average_bitrate / 1000.0
+        );
+    }
+    println!("package: {}", report.master_playlist.display());
+}
+
+/// Shows progress as the user asked and turns Ctrl-C into a cancel.
+struct CliMonitor {
+    bar: Option<ProgressBar>,
+    json: bool,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl CliMonitor {
+    fn new(style: ProgressArg, interrupted: Arc<AtomicBool>) -> CliMonitor {
+        let bar = (style == ProgressArg::Bar && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(1000);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg:10} [{bar:40}] {percent:>3}%  {prefix}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        CliMonitor {
+            bar,
+            json: style == ProgressArg::Json,
+            interrupted,
+        }
+    }
+
+    fn close(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Monitor for CliMonitor {
+    fn report(&mut self, progress: &Progress) -> Control {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{:?}", progress.stage).to_lowercase());
+            bar.set_position(progress.percent.map_or(0, |p| (p * 10.0) as u64));
+            let eta = progress.eta.map_or(String::new(), |e| format!("  ETA {e:.0} s"));
+            bar.set_prefix(format!("{:.1}x  {} segments{eta}", progress.speed, progress.segments));
+        }
+        if self.json {
+            let mut err = std::io::stderr().lock();
+            // Progress lines are best-effort: a closed stderr must not fail the job.
+            let _ = serde_json::to_writer(&mut err, progress).map(|_| writeln!(err));
+        }
+        if self.interrupted.load(Ordering::SeqCst) && progress.stage != Stage::Done {
+            Control::Cancel
+        } else {
+            Control::Continue
+        }
+    }
+}

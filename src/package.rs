@@ -1,0 +1,310 @@
+//! The packaging job: source → one-pass ladder transcode → segments → playlists → published package.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg::Packet;
+use ffmpeg_next as ffmpeg;
+
+use crate::error::{Error, Result};
+use crate::ladder::{self, Bitrate, Ladder, Reps, Rung};
+use crate::manifest::hls;
+use crate::progress::{Control, Monitor, Stage, Tracker};
+use crate::segment::{SegmentClock, SegmentFormat};
+use crate::sink::Staging;
+use crate::source::Source;
+use crate::transcode::{
+    AudioSettings, AudioTrack, EncodedRendition, RungOutput, VideoLadder, VideoSettings, X264_PRESETS,
+};
+
+/// Everything `stream-pack hls` can be asked. `HlsOptions::new` gives the CLI's defaults.
+#[derive(Debug, Clone)]
+pub struct HlsOptions {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub reps: Reps,
+    /// The ladder file; `None` uses presets/default.toml, built into the binary.
+    pub ladder: Option<PathBuf>,
+    /// Seconds per segment.
+    pub segment_duration: f64,
+    /// x264 preset, `medium` by default.
+    pub encoder_preset: String,
+    pub allow_upscale: bool,
+    pub format: SegmentFormat,
+    pub audio_bitrate: Bitrate,
+    /// Replace an existing output folder.
+    pub force: bool,
+}
+
+impl HlsOptions {
+    pub fn new(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> HlsOptions {
+        HlsOptions {
+            input: input.into(),
+            output: output.into(),
+            reps: Reps::Auto,
+            ladder: None,
+            segment_duration: 6.0,
+            encoder_preset: "medium".into(),
+            allow_upscale: false,
+            format: SegmentFormat::Ts,
+            audio_bitrate: Bitrate(128_000),
+            force: false,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let d = self.segment_duration;
+        if !(d.is_finite() && (0.1..=3600.0).contains(&d)) {
+            return Err(Error::InvalidOption(format!(
+                "--segment-duration {d}: must be between 0.1 and 3600 seconds"
+            )));
+        }
+        if !X264_PRESETS.contains(&self.encoder_preset.as_str()) {
+            return Err(Error::InvalidOption(format!(
+                "--encoder-preset {}: not an x264 preset (one of {})",
+                self.encoder_preset,
+                X264_PRESETS.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A rendition of the finished package.
+#[derive(Debug, Clone)]
+pub struct RenditionReport {
+    /// Folder name inside the package: `720p`, `audio`.
+    pub name: String,
+    /// Frame size; `None` for audio.
+    pub resolution: Option<(u32, u32)>,
+    pub codecs: String,
+    pub segments: usize,
+    /// Bits per second over the whole rendition.
+    pub average_bitrate: f64,
+}
+
+/// What a finished job made.
+#[derive(Debug, Clone)]
+pub struct PackageReport {
+    pub output: PathBuf,
+    pub master_playlist: PathBuf,
+    pub renditions: Vec<RenditionReport>,
+    /// Requested rungs left out because they were above the source.
+    pub dropped_above_source: Vec<u32>,
+}
+
+/// Packages `options.input` as an HLS ladder at `options.output`.
+pub fn package_hls(options: &HlsOptions, monitor: &mut dyn Monitor) -> Result<PackageReport> {
+    crate::source::init()?;
+    options.validate()?;
+    let ladder = match &options.ladder {
+        Some(path) => Ladder::from_file(path)?,
+        None => Ladder::default_ladder(),
+    };
+    if options.output.exists() && !options.force {
+        return Err(Error::OutputExists {
+            path: options.output.clone(),
+        });
+    }
+    let mut source = Source::open(&options.input)?;
+    let mut tracker = Tracker::new(source.declared_duration());
+    check(tracker.stage(Stage::Probe, monitor))?;
+    let plan = match &source.video {
+        Some(video) => ladder::plan(&options.reps, &ladder, video.display_geometry(), options.allow_upscale)?,
+        None => ladder::Plan {
+            rungs: Vec::new(),
+            dropped_above_source: Vec::new(),
+        },
+    };
+    let staging = Staging::new(&options.output, options.force)?;
+    let clock = SegmentClock::new(source.start_micros(), options.segment_duration);
+    let (video, audio) = transcode(
+        &mut source,
+        &plan.rungs,
+        staging.path(),
+        options,
+        clock,
+        &mut tracker,
+        monitor,
+    )?;
+    check(tracker.stage(Stage::Publish, monitor))?;
+    let renditions = write_playlists(&source, &plan.rungs, &video, audio.as_ref(), staging.path())?;
+    let output = staging.publish()?;
+    tracker.stage(Stage::Done, monitor);
+    Ok(PackageReport {
+        master_playlist: output.join(hls::MASTER_PLAYLIST),
+        output,
+        renditions,
+        dropped_above_source: plan.dropped_above_source,
+    })
+}
+
+fn check(control: Control) -> Result<()> {
+    match control {
+        Control::Continue => Ok(()),
+        Control::Cancel => Err(Error::Cancelled),
+    }
+}
+
+const AUDIO_DIR: &str = "audio";
+
+/// Reads the source once, feeding its video to the ladder and its audio to the shared track.
+fn transcode(
+    source: &mut Source,
+    rungs: &[Rung],
+    root: &Path,
+    options: &HlsOptions,
+    clock: SegmentClock,
+    tracker: &mut Tracker,
+    monitor: &mut dyn Monitor,
+) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
+    let mut video = match &source.video {
+        Some(input) => {
+            let outputs = rungs
+                .iter()
+                .map(|rung| {
+                    let dir = root.join(&rung.name);
+                    std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+                    Ok(RungOutput {
+                        rung: rung.clone(),
+                        dir,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let stream = source.input.stream(input.index).expect("chosen stream exists");
+            let settings = VideoSettings {
+                preset: options.encoder_preset.clone(),
+                format: options.format,
+            };
+            Some(VideoLadder::new(
+                &source.path,
+                &stream,
+                input.clone(),
+                outputs,
+                settings,
+                clock,
+            )?)
+        }
+        None => None,
+    };
+    let mut audio = match &source.audio {
+        Some(input) => {
+            let dir = root.join(AUDIO_DIR);
+            std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+            let stream = source.input.stream(input.index).expect("chosen stream exists");
+            let settings = AudioSettings {
+                bitrate: options.audio_bitrate,
+                format: options.format,
+            };
+            Some(AudioTrack::new(
+                &source.path,
+                &stream,
+                input.clone(),
+                &dir,
+                &settings,
+                clock,
+            )?)
+        }
+        None => None,
+    };
+    let video_index = source.video.as_ref().map(|v| v.index);
+    let audio_index = source.audio.as_ref().map(|a| a.index);
+    let mut media_end = 0.0_f64;
+    loop {
+        let mut packet = Packet::empty();
+        match packet.read(&mut source.input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => {
+                return Err(Error::InputCorrupt {
+                    path: source.path.clone(),
+                    reason: format!("reading after {media_end:.2} s: {e}"),
+                });
+            }
+        }
+        let index = Some(packet.stream());
+        if index != video_index && index != audio_index {
+            continue;
+        }
+        let time_base = source
+            .input
+            .stream(packet.stream())
+            .expect("packet's stream exists")
+            .time_base();
+        if let Some(pts) = packet.pts().or(packet.dts()) {
+            let end = clock.seconds(pts + packet.duration().max(0), time_base);
+            media_end = media_end.max(end);
+            tracker.advance(end);
+        }
+        if index == video_index {
+            video.as_mut().expect("video ladder").send(&packet)?;
+        } else {
+            audio.as_mut().expect("audio track").send(&packet)?;
+        }
+        let segments =
+            video.as_ref().map_or(0, VideoLadder::segment_count) + audio.as_ref().map_or(0, AudioTrack::segment_count);
+        tracker.set_segments(segments as u64);
+        check(tracker.tick(monitor))?;
+    }
+    check_complete(source, media_end)?;
+    let video = video.map(VideoLadder::finish).transpose()?.unwrap_or_default();
+    let audio = audio.map(AudioTrack::finish).transpose()?;
+    Ok((video, audio))
+}
+
+/// A file cut short still demuxes cleanly up to the cut; compare with what its header declares.
+fn check_complete(source: &Source, media_end: f64) -> Result<()> {
+    let Some(declared) = source.declared_duration() else {
+        return Ok(());
+    };
+    let tolerance = 0.5 + 0.02 * declared;
+    if media_end + tolerance < declared {
+        return Err(Error::InputTruncated {
+            path: source.path.clone(),
+            end: media_end,
+            declared,
+        });
+    }
+    Ok(())
+}
+
+fn write_playlists(
+    source: &Source,
+    rungs: &[Rung],
+    video: &[EncodedRendition],
+    audio: Option<&EncodedRendition>,
+    root: &Path,
+) -> Result<Vec<RenditionReport>> {
+    let frame_rate = source.video.as_ref().map_or(0.0, |v| f64::from(v.frame_rate));
+    let variants: Vec<hls::VideoVariant> = rungs
+        .iter()
+        .zip(video)
+        .map(|(rung, rendition)| hls::VideoVariant {
+            dir: &rung.name,
+            width: rung.width,
+            height: rung.height,
+            frame_rate,
+            rendition,
+        })
+        .collect();
+    let language = source.audio.as_ref().and_then(|a| a.language.as_deref());
+    let audio_rendition = audio.map(|rendition| hls::AudioRendition {
+        dir: AUDIO_DIR,
+        channels: source.audio.as_ref().map_or(2, |a| a.channels.min(2)),
+        language,
+        rendition,
+    });
+    hls::write_package(root, &variants, audio_rendition.as_ref())?;
+    let report = |name: &str, resolution, rendition: &EncodedRendition| RenditionReport {
+        name: name.to_owned(),
+        resolution,
+        codecs: rendition.codecs.clone(),
+        segments: rendition.segments.len(),
+        average_bitrate: hls::average_bitrate(&rendition.segments),
+    };
+    let mut reports: Vec<RenditionReport> = variants
+        .iter()
+        .map(|v| report(v.dir, Some((v.width, v.height)), v.rendition))
+        .collect();
+    reports.extend(audio.map(|a| report(AUDIO_DIR, None, a)));
+    Ok(reports)
+}

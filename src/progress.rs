@@ -1,0 +1,138 @@
+//! Progress reporting: the job sends structured `Progress` to a `Monitor`, which may cancel it.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// What the job is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Reading the input and choosing streams and rungs.
+    Probe,
+    /// Decoding, scaling, encoding and segmenting.
+    Transcode,
+    /// Writing playlists and moving the package into place.
+    Publish,
+    Done,
+}
+
+/// One progress report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Progress {
+    pub stage: Stage,
+    /// Seconds of media done.
+    pub media_time: f64,
+    /// Seconds of media in all, when known.
+    pub duration: Option<f64>,
+    /// 0–100, when the duration is known.
+    pub percent: Option<f64>,
+    /// Media seconds done per wall-clock second.
+    pub speed: f64,
+    /// Seconds left at the current speed, when the duration is known.
+    pub eta: Option<f64>,
+    /// Media segments written so far, all renditions together.
+    pub segments: u64,
+}
+
+/// What a monitor tells the job after a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Cancel,
+}
+
+/// Receives progress; returning `Control::Cancel` stops the job, which then leaves nothing behind.
+pub trait Monitor {
+    fn report(&mut self, progress: &Progress) -> Control;
+}
+
+/// A monitor that ignores reports and never cancels.
+pub struct Silent;
+
+impl Monitor for Silent {
+    fn report(&mut self, _: &Progress) -> Control {
+        Control::Continue
+    }
+}
+
+impl<F: FnMut(&Progress) -> Control> Monitor for F {
+    fn report(&mut self, progress: &Progress) -> Control {
+        self(progress)
+    }
+}
+
+/// Builds reports from the job's position, at most a few per second.
+pub(crate) struct Tracker {
+    started: Instant,
+    last_report: Option<Instant>,
+    duration: Option<f64>,
+    media_time: f64,
+    segments: u64,
+}
+
+const REPORT_INTERVAL: Duration = Duration::from_millis(250);
+
+impl Tracker {
+    pub fn new(duration: Option<f64>) -> Tracker {
+        Tracker {
+            started: Instant::now(),
+            last_report: None,
+            duration: duration.filter(|d| *d > 0.0),
+            media_time: 0.0,
+            segments: 0,
+        }
+    }
+
+    pub fn advance(&mut self, media_time: f64) {
+        self.media_time = self.media_time.max(media_time);
+    }
+
+    pub fn set_segments(&mut self, segments: u64) {
+        self.segments = segments;
+    }
+
+    /// Reports the transcode's position if the last report is old enough.
+    pub fn tick(&mut self, monitor: &mut dyn Monitor) -> Control {
+        let now = Instant::now();
+        if self.last_report.is_some_and(|t| now - t < REPORT_INTERVAL) {
+            return Control::Continue;
+        }
+        self.last_report = Some(now);
+        monitor.report(&self.progress(Stage::Transcode))
+    }
+
+    /// Reports a change of stage whatever the time since the last report.
+    pub fn stage(&mut self, stage: Stage, monitor: &mut dyn Monitor) -> Control {
+        if stage == Stage::Done {
+            self.media_time = self.duration.unwrap_or(self.media_time).max(self.media_time);
+        }
+        self.last_report = Some(Instant::now());
+        monitor.report(&self.progress(stage))
+    }
+
+    fn progress(&self, stage: Stage) -> Progress {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let speed = if elapsed > 0.0 { self.media_time / elapsed } else { 0.0 };
+        let percent = self.duration.map(|d| {
+            if stage == Stage::Done {
+                100.0
+            } else {
+                (100.0 * self.media_time / d).clamp(0.0, 99.9)
+            }
+        });
+        let eta = self
+            .duration
+            .filter(|_| speed > 0.0)
+            .map(|d| ((d - self.media_time) / speed).max(0.0));
+        Progress {
+            stage,
+            media_time: self.media_time,
+            duration: self.duration,
+            percent,
+            speed,
+            eta,
+            segments: self.segments,
+        }
+    }
+}

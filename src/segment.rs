@@ -1,0 +1,364 @@
+//! The segmenter: cuts one rendition's encoded packets into numbered segment files at the
+//! boundaries of a shared `SegmentClock`, and records what it wrote.
+//!
+//! One libav muxer per rendition writes into memory through custom I/O; at a boundary the muxer is
+//! flushed and the bytes so far become a segment. Keeping one muxer for the whole rendition keeps
+//! its timestamps and continuity counters on one timeline, so the segments play back to back.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ffmpeg::{Dictionary, Packet, Rational, codec, format};
+use ffmpeg_next as ffmpeg;
+
+use crate::error::{Error, Result};
+
+/// Where segment boundaries fall: every `duration` from the source's start. Every rendition uses
+/// the same clock, so a frame or packet at the same time falls in the same segment everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentClock {
+    origin_micros: i64,
+    duration_micros: i64,
+}
+
+impl SegmentClock {
+    /// `duration_seconds` must be positive; `origin_micros` is the source's start time.
+    pub fn new(origin_micros: i64, duration_seconds: f64) -> SegmentClock {
+        SegmentClock {
+            origin_micros,
+            duration_micros: ((duration_seconds * 1e6).round() as i64).max(1),
+        }
+    }
+
+    /// The segment a timestamp falls in: the one whose start is the last boundary at or before it.
+    /// Times before the origin (an encoder's priming samples) belong to the first segment.
+    pub fn index_of(&self, ts: i64, time_base: Rational) -> u64 {
+        let num = i128::from(time_base.numerator());
+        let den = i128::from(time_base.denominator());
+        let micros_times_den = i128::from(ts) * num * 1_000_000 - i128::from(self.origin_micros) * den;
+        let index = micros_times_den.div_euclid(den * i128::from(self.duration_micros));
+        index.max(0) as u64
+    }
+
+    /// The segment duration in seconds.
+    pub fn duration(&self) -> f64 {
+        self.duration_micros as f64 / 1e6
+    }
+
+    /// Seconds from the origin to a timestamp.
+    pub fn seconds(&self, ts: i64, time_base: Rational) -> f64 {
+        ts as f64 * f64::from(time_base) - self.origin_micros as f64 / 1e6
+    }
+}
+
+/// The container of the segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SegmentFormat {
+    /// MPEG-2 transport stream segments (`.ts`).
+    #[default]
+    Ts,
+}
+
+impl SegmentFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            SegmentFormat::Ts => "ts",
+        }
+    }
+
+    fn muxer(self) -> &'static str {
+        match self {
+            SegmentFormat::Ts => "mpegts",
+        }
+    }
+
+    /// Muxer options. For TS: timestamps go through unshifted (every rendition keeps the source's
+    /// timeline, so audio and video stay in sync across playlists) and the muxer's 1.4 s offset
+    /// (2 × max_delay, as the ffmpeg CLI sets it) keeps the B-frame-delayed first DTS positive.
+    fn options(self) -> Dictionary<'static> {
+        let mut options = Dictionary::new();
+        match self {
+            SegmentFormat::Ts => {
+                options.set("avoid_negative_ts", "disabled");
+                options.set("max_delay", "700000");
+            }
+        }
+        options
+    }
+}
+
+/// Facts about one written segment, measured from its packets and bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentFacts {
+    /// File name, relative to the rendition's folder.
+    pub uri: String,
+    /// Seconds from the source's start to the segment's first presentation time.
+    pub start: f64,
+    /// Seconds: to the next segment's start, or for the last one to the end of its last frame.
+    pub duration: f64,
+    pub bytes: u64,
+}
+
+impl SegmentFacts {
+    pub fn bitrate(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.duration
+    }
+}
+
+/// A `Write` into shared memory: the muxer writes, the segmenter takes the bytes at each cut.
+#[derive(Clone, Default)]
+struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("segment buffer lock"))
+    }
+}
+
+impl Write for SharedBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("segment buffer lock").extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct OpenSegment {
+    index: u64,
+    first_pts: i64,
+    end_pts: i64,
+}
+
+/// Writes one rendition's packets, in decode order, as `segment00000.ts`, `segment00001.ts`…
+pub struct Segmenter {
+    name: String,
+    dir: PathBuf,
+    format: SegmentFormat,
+    muxer: format::context::Output,
+    buffer: SharedBuffer,
+    clock: SegmentClock,
+    packet_time_base: Rational,
+    stream_time_base: Rational,
+    /// Packet duration to assume where the encoder sets none, in the packet time base.
+    default_duration: i64,
+    /// Video segments must start with a keyframe; a packet that would start one but is not a
+    /// keyframe means the encoder ignored a forced IDR, and the package would be misaligned.
+    keyframe_starts: bool,
+    current: Option<OpenSegment>,
+    written: Vec<(String, i64, i64, u64)>,
+}
+
+impl Segmenter {
+    /// A segmenter for the stream the opened `encoder` produces, writing into `dir`.
+    pub fn new(
+        name: &str,
+        dir: &Path,
+        format: SegmentFormat,
+        encoder: &codec::Context,
+        clock: SegmentClock,
+        default_duration: i64,
+    ) -> Result<Segmenter> {
+        let context = || format!("{name}: starting the {} muxer", format.muxer());
+        let buffer = SharedBuffer::default();
+        let io = format::context::StreamIo::from_write(buffer.clone()).map_err(Error::ffmpeg(context()))?;
+        let mut muxer = format::output_to_stream(io, None, Some(format.muxer())).map_err(Error::ffmpeg(context()))?;
+        let packet_time_base = encoder.time_base();
+        {
+            let mut stream = muxer.add_stream_with(encoder).map_err(Error::ffmpeg(context()))?;
+            stream.set_time_base(packet_time_base);
+        }
+        let unused: Vec<String> = muxer
+            .write_header_with(format.options())
+            .map_err(Error::ffmpeg(context()))?
+            .iter()
+            .map(|(key, _)| key.to_owned())
+            .collect();
+        if let Some(key) = unused.first() {
+            return Err(Error::Encoder(format!("{}: the muxer ignored option {key}", context())));
+        }
+        let stream_time_base = muxer.stream(0).expect("the muxer has its stream").time_base();
+        Ok(Segmenter {
+            name: name.to_owned(),
+            dir: dir.to_owned(),
+            format,
+            muxer,
+            buffer,
+            clock,
+            packet_time_base,
+            stream_time_base,
+            default_duration,
+            keyframe_starts: encoder.medium() == ffmpeg::media::Type::Video,
+            current: None,
+            written: Vec::new(),
+        })
+    }
+
+    /// Writes one encoded packet, first closing the current segment if the packet starts a new one.
+    pub fn write(&mut self, mut packet: Packet) -> Result<()> {
+        let pts = packet.pts().or(packet.dts()).ok_or_else(|| {
+            Error::Encoder(format!(
+                "{}: the encoder produced a packet without a timestamp",
+                self.name
+            ))
+        })?;
+        let index = self.clock.index_of(pts, self.packet_time_base);
+        let starts_segment = self.current.as_ref().is_none_or(|open| index > open.index);
+        if starts_segment {
+            if self.keyframe_starts && !packet.is_key() {
+                return Err(Error::Encoder(format!(
+                    "{}: the frame at {:.3} s starts a segment but was not encoded as a keyframe",
+                    self.name,
+                    self.clock.seconds(pts, self.packet_time_base)
+                )));
+            }
+            if self.current.is_some() {
+                self.cut()?;
+            }
+            self.current = Some(OpenSegment {
+                index,
+                first_pts: pts,
+                end_pts: pts,
+            });
+        }
+        let duration = if packet.duration() > 0 {
+            packet.duration()
+        } else {
+            self.default_duration
+        };
+        let open = self.current.as_mut().expect("a segment is open");
+        open.first_pts = open.first_pts.min(pts);
+        open.end_pts = open.end_pts.max(pts + duration);
+        packet.set_duration(duration);
+        packet.set_stream(0);
+        packet.rescale_ts(self.packet_time_base, self.stream_time_base);
+        packet
+            .write(&mut self.muxer)
+            .map_err(Error::ffmpeg(format!("{}: muxing a packet", self.name)))?;
+        Ok(())
+    }
+
+    /// Flushes the muxer and stores what it wrote since the last cut as the open segment.
+    fn cut(&mut self) -> Result<()> {
+        // SAFETY: the muxer is open; a null packet asks it to flush its queued data (the TS muxer
+        // holds audio PES back), and avio_flush hands the I/O buffer to our writer.
+        unsafe {
+            let ctx = self.muxer.as_mut_ptr();
+            if ffmpeg::ffi::av_write_frame(ctx, std::ptr::null_mut()) < 0 {
+                return Err(Error::Encoder(format!("{}: flushing the muxer failed", self.name)));
+            }
+            ffmpeg::ffi::avio_flush((*ctx).pb);
+        }
+        self.store()?;
+        self.request_headers_in_next_segment();
+        Ok(())
+    }
+
+    /// Each TS segment must start with PAT and PMT to be decodable alone. The muxer writes them
+    /// before video keyframes by itself; audio-only segments need them asked for.
+    fn request_headers_in_next_segment(&mut self) {
+        match self.format {
+            SegmentFormat::Ts => {
+                // SAFETY: priv_data of an open mpegts muxer is its option-bearing context.
+                unsafe {
+                    let ctx = self.muxer.as_mut_ptr();
+                    ffmpeg::ffi::av_opt_set(
+                        (*ctx).priv_data,
+                        c"mpegts_flags".as_ptr(),
+                        c"+resend_headers".as_ptr(),
+                        0,
+                    );
+                }
+            }
+        }
+    }
+
+    fn store(&mut self) -> Result<()> {
+        let open = self.current.take().expect("a segment is open");
+        let bytes = self.buffer.take();
+        let uri = format!("segment{:05}.{}", self.written.len(), self.format.extension());
+        let path = self.dir.join(&uri);
+        std::fs::write(&path, &bytes).map_err(Error::io(path))?;
+        self.written
+            .push((uri, open.first_pts, open.end_pts, bytes.len() as u64));
+        Ok(())
+    }
+
+    /// Segments written so far.
+    pub fn segment_count(&self) -> usize {
+        self.written.len()
+    }
+
+    /// Seconds from the origin to the end of the last packet written.
+    pub fn position(&self) -> Option<f64> {
+        self.current
+            .as_ref()
+            .map(|open| self.clock.seconds(open.end_pts, self.packet_time_base))
+    }
+
+    /// Writes the last segment and returns the facts of all of them.
+    pub fn finish(mut self) -> Result<Vec<SegmentFacts>> {
+        self.muxer
+            .write_trailer()
+            .map_err(Error::ffmpeg(format!("{}: finishing the muxer", self.name)))?;
+        if self.current.is_some() {
+            self.store()?;
+        }
+        let time_base = self.packet_time_base;
+        let clock = self.clock;
+        let segments = self
+            .written
+            .iter()
+            .enumerate()
+            .map(|(i, (uri, first, end, bytes))| {
+                let next_start = self.written.get(i + 1).map_or(*end, |next| next.1);
+                SegmentFacts {
+                    uri: uri.clone(),
+                    start: clock.seconds(*first, time_base),
+                    duration: (next_start - first) as f64 * f64::from(time_base),
+                    bytes: *bytes,
+                }
+            })
+            .collect();
+        Ok(segments)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_puts_each_time_in_the_segment_whose_boundary_precedes_it() {
+        let clock = SegmentClock::new(0, 2.0);
+        let tb = Rational::new(1, 25);
+        assert_eq!(clock.index_of(0, tb), 0);
+        assert_eq!(clock.index_of(49, tb), 0);
+        assert_eq!(clock.index_of(50, tb), 1);
+        assert_eq!(clock.index_of(-2, tb), 0);
+    }
+
+    #[test]
+    fn clock_cuts_ntsc_frames_at_the_first_frame_past_each_boundary() {
+        let clock = SegmentClock::new(0, 2.0);
+        let tb = Rational::new(1001, 30000);
+        // Frame 59 is at 1.968 s, frame 60 at 2.002 s: the boundary falls between them.
+        assert_eq!(clock.index_of(59, tb), 0);
+        assert_eq!(clock.index_of(60, tb), 1);
+        assert_eq!(clock.index_of(120, tb), 2);
+        assert_eq!(clock.index_of(119, tb), 1);
+    }
+
+    #[test]
+    fn clock_counts_from_the_source_start() {
+        let clock = SegmentClock::new(1_400_000, 6.0);
+        let tb = Rational::new(1, 90_000);
+        assert_eq!(clock.index_of(126_000, tb), 0);
+        assert_eq!(clock.index_of(126_000 + 539_999, tb), 0);
+        assert_eq!(clock.index_of(126_000 + 540_000, tb), 1);
+        assert!((clock.seconds(126_000 + 540_000, tb) - 6.0).abs() < 1e-9);
+    }
+}

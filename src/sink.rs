@@ -1,0 +1,113 @@
+//! The local destination: a package is built in a staging folder beside its target and renamed into
+//! place when complete, so the target holds a whole package or nothing.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A staging folder that disappears unless published: a failure or a cancel leaves nothing.
+pub struct Staging {
+    dir: tempfile::TempDir,
+    target: PathBuf,
+    replace: bool,
+}
+
+impl Staging {
+    /// Refuses an existing `target` unless `replace`; creates the target's parent folders.
+    pub fn new(target: &Path, replace: bool) -> Result<Staging> {
+        if target.exists() && !replace {
+            return Err(Error::OutputExists {
+                path: target.to_owned(),
+            });
+        }
+        let name = target
+            .file_name()
+            .ok_or_else(|| Error::InvalidOption(format!("{}: not a usable output folder name", target.display())))?;
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(Error::io(&parent))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!(".{}.stream-pack-", name.to_string_lossy()))
+            .tempdir_in(&parent)
+            .map_err(Error::io(&parent))?;
+        Ok(Staging {
+            dir,
+            target: target.to_owned(),
+            replace,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Moves the staged package to the target. An existing target (allowed by `replace`) is moved
+    /// aside first and deleted only once the new package is in place.
+    pub fn publish(self) -> Result<PathBuf> {
+        let staged = self.dir.path().to_owned();
+        let aside = if self.replace && self.target.exists() {
+            let aside = staged.with_extension("old");
+            std::fs::rename(&self.target, &aside).map_err(Error::io(&self.target))?;
+            Some(aside)
+        } else {
+            None
+        };
+        if let Err(e) = std::fs::rename(&staged, &self.target) {
+            if let Some(aside) = &aside {
+                // Put the old package back: the failure must not cost the user what they had.
+                let _ = std::fs::rename(aside, &self.target);
+            }
+            return Err(Error::Io {
+                path: self.target.clone(),
+                source: e,
+            });
+        }
+        // The staged folder now is the target; keep TempDir from deleting it.
+        let _ = self.dir.keep();
+        if let Some(aside) = aside {
+            remove_any(&aside).map_err(Error::io(&aside))?;
+        }
+        Ok(self.target)
+    }
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_staging_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("out");
+        {
+            let staging = Staging::new(&target, false).unwrap();
+            std::fs::write(staging.path().join("a"), b"x").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn publish_replaces_only_when_allowed() {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("out");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("old"), b"x").unwrap();
+        assert!(matches!(Staging::new(&target, false), Err(Error::OutputExists { .. })));
+        let staging = Staging::new(&target, true).unwrap();
+        std::fs::write(staging.path().join("new"), b"y").unwrap();
+        staging.publish().unwrap();
+        assert!(target.join("new").exists());
+        assert!(!target.join("old").exists());
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,275 @@
+//! Opening inputs: checks that turn a missing, empty or unreadable file into one clear error, and
+//! the facts about the chosen video and audio streams that the later stages need.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg::{Rational, codec, format, media};
+use ffmpeg_next as ffmpeg;
+
+use crate::error::{Error, Result};
+use crate::ladder::DisplayGeometry;
+
+/// Libav prints its own diagnostics on stderr; stream-pack reports errors itself in one line, so
+/// libav stays quiet unless `STREAM_PACK_LIBAV_LOG` asks for its log (e.g. `=warning`).
+pub fn init() -> Result<()> {
+    ffmpeg::init().map_err(Error::ffmpeg("initialising libav"))?;
+    let level = match std::env::var("STREAM_PACK_LIBAV_LOG").as_deref() {
+        Ok("debug") => ffmpeg::log::Level::Debug,
+        Ok("info") => ffmpeg::log::Level::Info,
+        Ok("warning") => ffmpeg::log::Level::Warning,
+        Ok("error") => ffmpeg::log::Level::Error,
+        _ => ffmpeg::log::Level::Quiet,
+    };
+    ffmpeg::log::set_level(level);
+    Ok(())
+}
+
+/// The video stream stream-pack transcodes.
+#[derive(Debug, Clone)]
+pub struct VideoInput {
+    pub index: usize,
+    pub codec: codec::Id,
+    pub width: u32,
+    pub height: u32,
+    /// Sample aspect ratio; 0/1 when the file states none.
+    pub sample_aspect: Rational,
+    /// Clockwise rotation, in degrees, that a player applies for display (0, 90, 180 or 270).
+    pub rotation: u32,
+    pub frame_rate: Rational,
+    pub time_base: Rational,
+}
+
+impl VideoInput {
+    /// The picture as shown: width stretched by the sample aspect ratio, sides swapped by rotation.
+    pub fn display_geometry(&self) -> DisplayGeometry {
+        let sar = if self.sample_aspect.numerator() > 0 && self.sample_aspect.denominator() > 0 {
+            f64::from(self.sample_aspect)
+        } else {
+            1.0
+        };
+        let width = f64::from(self.width) * sar;
+        let height = f64::from(self.height);
+        if self.rotation % 180 == 90 {
+            DisplayGeometry {
+                width: height,
+                height: width,
+            }
+        } else {
+            DisplayGeometry { width, height }
+        }
+    }
+
+    /// Seconds per frame at the nominal frame rate.
+    pub fn frame_duration(&self) -> f64 {
+        1.0 / f64::from(self.frame_rate)
+    }
+}
+
+/// The audio stream stream-pack transcodes.
+#[derive(Debug, Clone)]
+pub struct AudioInput {
+    pub index: usize,
+    pub codec: codec::Id,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub time_base: Rational,
+    pub language: Option<String>,
+}
+
+/// An opened input with its chosen streams.
+pub struct Source {
+    pub path: PathBuf,
+    pub input: format::context::Input,
+    pub video: Option<VideoInput>,
+    pub audio: Option<AudioInput>,
+}
+
+impl Source {
+    /// Opens `path` and picks the best video and audio streams.
+    pub fn open(path: &Path) -> Result<Source> {
+        let input = open_input(path)?;
+        let video = input
+            .streams()
+            .best(media::Type::Video)
+            .filter(|s| !is_cover_art(s))
+            .map(|s| video_input(path, &s))
+            .transpose()?;
+        let audio = input
+            .streams()
+            .best(media::Type::Audio)
+            .map(|s| audio_input(path, &s))
+            .transpose()?;
+        if video.is_none() && audio.is_none() {
+            return Err(Error::NoMediaStreams { path: path.to_owned() });
+        }
+        Ok(Source {
+            path: path.to_owned(),
+            input,
+            video,
+            audio,
+        })
+    }
+
+    /// The duration the container declares, in seconds, if it declares one.
+    pub fn declared_duration(&self) -> Option<f64> {
+        declared_duration(&self.input)
+    }
+
+    /// The container's start time in microseconds (0 when unknown): the zero of every segment clock.
+    pub fn start_micros(&self) -> i64 {
+        // SAFETY: reads a plain field of the open input context.
+        let start = unsafe { (*self.input.as_ptr()).start_time };
+        if start == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start }
+    }
+}
+
+pub(crate) fn declared_duration(input: &format::context::Input) -> Option<f64> {
+    let duration = input.duration();
+    (duration > 0 && duration != ffmpeg::ffi::AV_NOPTS_VALUE)
+        .then(|| duration as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+}
+
+/// Opens a file with libav after the checks libav would report less clearly.
+pub(crate) fn open_input(path: &Path) -> Result<format::context::Input> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::InputMissing { path: path.to_owned() },
+        _ => Error::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: "it is a directory".into(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(Error::InputEmpty { path: path.to_owned() });
+    }
+    let input = format::input(path).map_err(|e| Error::InputUnreadable {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    // libav's `tty` demuxer renders any text file as ANSI art video: a text file is not media.
+    if input.format().name() == "tty" {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: "it is a text file".into(),
+        });
+    }
+    Ok(input)
+}
+
+/// An attached picture (album art) is a video stream of one frame, not video to package.
+fn is_cover_art(stream: &format::stream::Stream) -> bool {
+    stream.disposition().contains(format::stream::Disposition::ATTACHED_PIC)
+}
+
+fn video_input(path: &Path, stream: &format::stream::Stream) -> Result<VideoInput> {
+    let decoder = decoder_context(path, stream)?
+        .video()
+        .map_err(Error::ffmpeg("reading video parameters"))?;
+    if decoder.width() == 0 || decoder.height() == 0 {
+        return Err(Error::InputCorrupt {
+            path: path.to_owned(),
+            reason: format!("video stream #{} has no frame size", stream.index()),
+        });
+    }
+    let frame_rate = [stream.avg_frame_rate(), stream.rate()]
+        .into_iter()
+        .find(|r| r.numerator() > 0 && r.denominator() > 0)
+        .ok_or_else(|| Error::InputCorrupt {
+            path: path.to_owned(),
+            reason: format!("video stream #{} has no frame rate", stream.index()),
+        })?;
+    Ok(VideoInput {
+        index: stream.index(),
+        codec: decoder.id(),
+        width: decoder.width(),
+        height: decoder.height(),
+        sample_aspect: decoder.aspect_ratio(),
+        rotation: rotation(stream),
+        frame_rate,
+        time_base: stream.time_base(),
+    })
+}
+
+fn audio_input(path: &Path, stream: &format::stream::Stream) -> Result<AudioInput> {
+    let decoder = decoder_context(path, stream)?
+        .audio()
+        .map_err(Error::ffmpeg("reading audio parameters"))?;
+    if decoder.rate() == 0 || decoder.channels() == 0 {
+        return Err(Error::InputCorrupt {
+            path: path.to_owned(),
+            reason: format!("audio stream #{} has no sample rate or channels", stream.index()),
+        });
+    }
+    Ok(AudioInput {
+        index: stream.index(),
+        codec: decoder.id(),
+        sample_rate: decoder.rate(),
+        channels: decoder.channels(),
+        time_base: stream.time_base(),
+        language: language(stream),
+    })
+}
+
+/// A decoder for the stream, or an error naming the codec libav cannot decode.
+pub(crate) fn decoder_context(path: &Path, stream: &format::stream::Stream) -> Result<codec::decoder::Decoder> {
+    let params = stream.parameters();
+    if codec::decoder::find(params.id()).is_none() {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: format!(
+                "no decoder for the {:?} codec of stream #{}",
+                params.id(),
+                stream.index()
+            ),
+        });
+    }
+    let mut context =
+        codec::context::Context::from_parameters(params).map_err(Error::ffmpeg("reading stream parameters"))?;
+    // Decoding threads: libav picks the count (0 = one per core).
+    if let Ok(parallelism) = std::thread::available_parallelism() {
+        context.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: parallelism.get(),
+            ..Default::default()
+        });
+    }
+    Ok(context.decoder())
+}
+
+/// The stream's language tag, unless it is absent or `und`.
+pub(crate) fn language(stream: &format::stream::Stream) -> Option<String> {
+    stream
+        .metadata()
+        .get("language")
+        .filter(|l| !l.is_empty() && *l != "und")
+        .map(str::to_owned)
+}
+
+/// The clockwise rotation a player applies, from the stream's display matrix (0 when none).
+pub(crate) fn rotation(stream: &format::stream::Stream) -> u32 {
+    stream
+        .side_data()
+        .find(|d| d.kind() == codec::packet::side_data::Type::DisplayMatrix)
+        .filter(|d| d.data().len() >= 36)
+        .map(|d| {
+            let matrix: Vec<i32> = d
+                .data()
+                .chunks_exact(4)
+                .take(9)
+                .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            // SAFETY: `matrix` holds the nine 32-bit values av_display_rotation_get reads.
+            let counter_clockwise = unsafe { ffmpeg::ffi::av_display_rotation_get(matrix.as_ptr()) };
+            if counter_clockwise.is_nan() {
+                return 0;
+            }
+            let clockwise = (-counter_clockwise / 90.0).round() as i64 * 90;
+            clockwise.rem_euclid(360) as u32
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,633 @@
+//! Decode once, scale to every rung in one filter graph, encode every rung in this process, and
+//! encode the audio once for all of them. Frames at segment boundaries are forced to IDR here,
+//! which is what makes every rung's segments start at the same instant.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg::{ChannelLayout, Dictionary, Packet, Rational, codec, decoder, encoder, filter, format, frame, picture};
+use ffmpeg_next as ffmpeg;
+
+use crate::codecs;
+use crate::error::{Error, Result};
+use crate::ladder::{Bitrate, Rung};
+use crate::segment::{SegmentClock, SegmentFacts, SegmentFormat, Segmenter};
+use crate::source::{self, AudioInput, VideoInput};
+
+/// x264 presets, fastest first, as x264 names them.
+pub const X264_PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+/// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
+#[derive(Debug, Clone)]
+pub struct EncodedRendition {
+    pub segments: Vec<SegmentFacts>,
+    pub codecs: String,
+}
+
+/// A rung and the folder its segments go to.
+pub struct RungOutput {
+    pub rung: Rung,
+    pub dir: PathBuf,
+}
+
+/// What every rung's encoder shares.
+pub struct VideoSettings {
+    pub preset: String,
+    pub format: SegmentFormat,
+}
+
+/// Turns libav's "try again" and "end of stream" answers into `None` and keeps real errors.
+fn received(result: std::result::Result<(), ffmpeg::Error>) -> std::result::Result<bool, ffmpeg::Error> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(ffmpeg::Error::Eof) => Ok(false),
+        Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens an encoder and fails if it ignored any option: libav drops unknown options silently.
+fn open_checked(
+    context: &mut codec::Context,
+    codec: codec::codec::Codec,
+    options: Dictionary,
+    what: &str,
+) -> Result<()> {
+    // SAFETY: the context was allocated for `codec`; avcodec_open2 takes the dictionary and gives
+    // back the entries it did not use, which `own` frees.
+    let unused = unsafe {
+        let mut raw = options.disown();
+        let status = ffmpeg::ffi::avcodec_open2(context.as_mut_ptr(), codec.as_ptr(), &mut raw);
+        let unused = Dictionary::own(raw);
+        if status < 0 {
+            return Err(Error::Ffmpeg {
+                context: format!("{what}: opening the {} encoder", codec.name()),
+                source: ffmpeg::Error::from(status),
+            });
+        }
+        unused
+    };
+    if let Some((key, value)) = unused.iter().next() {
+        return Err(Error::Encoder(format!(
+            "{what}: the {} encoder does not accept option {key}={value}",
+            codec.name()
+        )));
+    }
+    Ok(())
+}
+
+fn find_encoder(name: &str) -> Result<codec::codec::Codec> {
+    encoder::find_by_name(name).ok_or_else(|| {
+        Error::Encoder(format!(
+            "this FFmpeg has no {name} encoder (install a build with {name})"
+        ))
+    })
+}
+
+/// The decoded video, split and scaled to every rung, each encoded and segmented.
+pub struct VideoLadder {
+    input: VideoInput,
+    decoder: decoder::Video,
+    outputs: Vec<RungOutput>,
+    settings: VideoSettings,
+    clock: SegmentClock,
+    /// Built from the first decoded frame, whose format and size the graph must be told.
+    running: Option<RunningLadder>,
+    last_pts: Option<i64>,
+    frame: frame::Video,
+}
+
+struct RunningLadder {
+    graph: filter::Graph,
+    encoders: Vec<RungEncoder>,
+}
+
+impl VideoLadder {
+    pub fn new(
+        path: &Path,
+        stream: &format::stream::Stream,
+        input: VideoInput,
+        outputs: Vec<RungOutput>,
+        settings: VideoSettings,
+        clock: SegmentClock,
+    ) -> Result<VideoLadder> {
+        let mut decoder = source::decoder_context(path, stream)?;
+        decoder.set_packet_time_base(input.time_base);
+        let decoder = decoder.video().map_err(Error::ffmpeg("opening the video decoder"))?;
+        Ok(VideoLadder {
+            input,
+            decoder,
+            outputs,
+            settings,
+            clock,
+            running: None,
+            last_pts: None,
+            frame: frame::Video::empty(),
+        })
+    }
+
+    pub fn send(&mut self, packet: &Packet) -> Result<()> {
+        self.decoder
+            .send_packet(packet)
+            .map_err(|e| self.decode_error(packet.pts(), e))?;
+        self.drain_decoder()
+    }
+
+    fn decode_error(&self, pts: Option<i64>, e: ffmpeg::Error) -> Error {
+        let at = pts.map_or(String::new(), |p| {
+            format!(" at {:.3} s", self.clock.seconds(p, self.input.time_base))
+        });
+        Error::Encoder(format!("decoding video{at}: {e}"))
+    }
+
+    fn drain_decoder(&mut self) -> Result<()> {
+        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.decode_error(None, e))? {
+            let pts = self.next_pts();
+            self.frame.set_pts(Some(pts));
+            if self.running.is_none() {
+                self.running = Some(self.start()?);
+            }
+            let running = self.running.as_mut().expect("started");
+            running
+                .graph
+                .get("in")
+                .expect("graph input")
+                .source()
+                .add(&self.frame)
+                .map_err(Error::ffmpeg("feeding the scaler graph"))?;
+            running.pull()?;
+        }
+        Ok(())
+    }
+
+    /// The frame's timestamp, made strictly increasing: the encoders and muxers require it, and
+    /// a source with a missing or repeated timestamp gets the nominal frame step instead.
+    fn next_pts(&mut self) -> i64 {
+        let step = (1.0 / (f64::from(self.input.frame_rate) * f64::from(self.input.time_base)))
+            .round()
+            .max(1.0) as i64;
+        let pts = match (self.frame.timestamp(), self.last_pts) {
+            (Some(pts), Some(last)) if pts > last => pts,
+            (Some(pts), None) => pts,
+            (_, Some(last)) => last + step,
+            (None, None) => 0,
+        };
+        self.last_pts = Some(pts);
+        pts
+    }
+
+    fn start(&mut self) -> Result<RunningLadder> {
+        let mut graph = self.build_graph()?;
+        let time_base = graph.get("out0").expect("graph output").sink().time_base();
+        let encoders = self
+            .outputs
+            .iter()
+            .map(|out| RungEncoder::new(out, time_base, &self.input, &self.settings, self.clock))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RunningLadder { graph, encoders })
+    }
+
+    /// `buffer → [rotate] → split → scale per rung → buffersink per rung`, all in one graph.
+    fn build_graph(&self) -> Result<filter::Graph> {
+        let frame = &self.frame;
+        let sar = frame.aspect_ratio();
+        let sar = if sar.numerator() > 0 { sar } else { Rational::new(1, 1) };
+        let tb = self.input.time_base;
+        let pix_fmt: ffmpeg::ffi::AVPixelFormat = frame.format().into();
+        let args = format!(
+            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+            frame.width(),
+            frame.height(),
+            pix_fmt as i32,
+            tb.numerator(),
+            tb.denominator(),
+            sar.numerator(),
+            sar.denominator()
+        );
+        let mut graph = filter::Graph::new();
+        let error = Error::ffmpeg;
+        graph
+            .add(&filter::find("buffer").expect("libavfilter has buffer"), "in", &args)
+            .map_err(error("creating the scaler graph input"))?;
+        for i in 0..self.outputs.len() {
+            graph
+                .add(
+                    &filter::find("buffersink").expect("libavfilter has buffersink"),
+                    &format!("out{i}"),
+                    "",
+                )
+                .map_err(error("creating the scaler graph outputs"))?;
+        }
+        let spec = ladder_graph_spec(self.input.rotation, self.outputs.iter().map(|o| &o.rung));
+        let mut parser = graph.output("in", 0).map_err(error("linking the scaler graph"))?;
+        for i in 0..self.outputs.len() {
+            parser = parser
+                .input(&format!("out{i}"), 0)
+                .map_err(error("linking the scaler graph"))?;
+        }
+        parser.parse(&spec).map_err(error("parsing the scaler graph"))?;
+        graph.validate().map_err(error("configuring the scaler graph"))?;
+        Ok(graph)
+    }
+
+    pub fn finish(mut self) -> Result<Vec<EncodedRendition>> {
+        self.decoder.send_eof().map_err(|e| self.decode_error(None, e))?;
+        self.drain_decoder()?;
+        let Some(mut running) = self.running.take() else {
+            return Err(Error::Encoder("no video frame could be decoded".into()));
+        };
+        running
+            .graph
+            .get("in")
+            .expect("graph input")
+            .source()
+            .flush()
+            .map_err(Error::ffmpeg("flushing the scaler graph"))?;
+        running.pull()?;
+        running.encoders.into_iter().map(RungEncoder::finish).collect()
+    }
+
+    /// Segments written so far by all rungs.
+    pub fn segment_count(&self) -> usize {
+        self.running
+            .as_ref()
+            .map_or(0, |r| r.encoders.iter().map(|e| e.segmenter.segment_count()).sum())
+    }
+}
+
+impl RunningLadder {
+    /// Moves every frame the graph has ready to its rung's encoder.
+    fn pull(&mut self) -> Result<()> {
+        let mut scaled = frame::Video::empty();
+        for (i, encoder) in self.encoders.iter_mut().enumerate() {
+            let mut sink = self.graph.get(&format!("out{i}")).expect("graph output");
+            while received(sink.sink().frame(&mut scaled)).map_err(Error::ffmpeg("scaling"))? {
+                encoder.encode(&mut scaled)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The filter graph text: rotation as the display matrix asks, then one scaler per rung.
+fn ladder_graph_spec<'a>(rotation: u32, rungs: impl ExactSizeIterator<Item = &'a Rung>) -> String {
+    let rotate = match rotation {
+        90 => "transpose=clock,",
+        180 => "hflip,vflip,",
+        270 => "transpose=cclock,",
+        _ => "",
+    };
+    let count = rungs.len();
+    let mut spec = format!("[in]{rotate}split={count}");
+    for i in 0..count {
+        spec.push_str(&format!("[s{i}]"));
+    }
+    for (i, rung) in rungs.enumerate() {
+        spec.push_str(&format!(
+            ";[s{i}]scale={}:{},setsar=1,format=yuv420p[out{i}]",
+            rung.width, rung.height
+        ));
+    }
+    spec
+}
+
+struct RungEncoder {
+    name: String,
+    encoder: encoder::video::Encoder,
+    segmenter: Segmenter,
+    clock: SegmentClock,
+    time_base: Rational,
+    segment: Option<u64>,
+    codecs: Option<String>,
+}
+
+impl RungEncoder {
+    fn new(
+        output: &RungOutput,
+        time_base: Rational,
+        input: &VideoInput,
+        settings: &VideoSettings,
+        clock: SegmentClock,
+    ) -> Result<RungEncoder> {
+        let rung = &output.rung;
+        let codec = find_encoder("libx264")?;
+        let mut video = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(Error::ffmpeg("creating the x264 encoder"))?;
+        video.set_width(rung.width);
+        video.set_height(rung.height);
+        video.set_format(ffmpeg::format::Pixel::YUV420P);
+        video.set_aspect_ratio(Rational::new(1, 1));
+        video.set_time_base(time_base);
+        video.set_frame_rate(Some(input.frame_rate));
+        // No keyframe of x264's own inside a segment: a segment holds at most this many frames.
+        let keyint = (clock.duration() * f64::from(input.frame_rate)).ceil() as u32 + 1;
+        video.set_gop(keyint);
+        let mut options = Dictionary::new();
+        options.set("preset", &settings.preset);
+        options.set("forced-idr", "1");
+        options.set("x264-params", &format!("keyint={keyint}:scenecut=0:open-gop=0"));
+        options.set("b", &rung.rate.bitrate.0.to_string());
+        options.set("maxrate", &rung.rate.maxrate.0.to_string());
+        options.set("bufsize", &rung.rate.bufsize.0.to_string());
+        open_checked(&mut video, codec, options, &rung.name)?;
+        let encoder = encoder::video::Encoder(video);
+        let default_duration = (1.0 / (f64::from(input.frame_rate) * f64::from(time_base))).round() as i64;
+        let segmenter = Segmenter::new(
+            &rung.name,
+            &output.dir,
+            settings.format,
+            &encoder,
+            clock,
+            default_duration,
+        )?;
+        Ok(RungEncoder {
+            name: rung.name.clone(),
+            encoder,
+            segmenter,
+            clock,
+            time_base,
+            segment: None,
+            codecs: None,
+        })
+    }
+
+    /// Encodes a frame, forcing an IDR where it starts a segment and nowhere else: a frame keeps
+    /// its decoded picture type otherwise, and the encoder would copy the source's keyframes.
+    fn encode(&mut self, frame: &mut frame::Video) -> Result<()> {
+        let pts = frame.pts().expect("frames carry timestamps");
+        let index = self.clock.index_of(pts, self.time_base);
+        let starts_segment = self.segment.is_none_or(|current| index > current);
+        frame.set_kind(if starts_segment {
+            picture::Type::I
+        } else {
+            picture::Type::None
+        });
+        self.segment = Some(index);
+        self.encoder
+            .send_frame(frame)
+            .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?;
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        let mut packet = Packet::empty();
+        while received(self.encoder.receive_packet(&mut packet))
+            .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
+        {
+            if self.codecs.is_none() {
+                self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
+            }
+            self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<EncodedRendition> {
+        self.encoder
+            .send_eof()
+            .map_err(Error::ffmpeg(format!("{}: finishing the encoder", self.name)))?;
+        self.drain()?;
+        let codecs = self
+            .codecs
+            .ok_or_else(|| Error::Encoder(format!("{}: the first keyframe carries no SPS", self.name)))?;
+        Ok(EncodedRendition {
+            segments: self.segmenter.finish()?,
+            codecs,
+        })
+    }
+}
+
+/// What the shared audio rendition is encoded to.
+pub struct AudioSettings {
+    pub bitrate: Bitrate,
+    pub format: SegmentFormat,
+}
+
+/// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
+pub struct AudioTrack {
+    input: AudioInput,
+    decoder: decoder::Audio,
+    encoder: encoder::audio::Encoder,
+    segmenter: Segmenter,
+    clock: SegmentClock,
+    graph: Option<filter::Graph>,
+    frame: frame::Audio,
+    codecs: String,
+}
+
+impl AudioTrack {
+    pub fn new(
+        path: &Path,
+        stream: &format::stream::Stream,
+        input: AudioInput,
+        dir: &Path,
+        settings: &AudioSettings,
+        clock: SegmentClock,
+    ) -> Result<AudioTrack> {
+        let mut decoder = source::decoder_context(path, stream)?;
+        decoder.set_packet_time_base(input.time_base);
+        let decoder = decoder.audio().map_err(Error::ffmpeg("opening the audio decoder"))?;
+        let encoder = open_aac(&input, settings.bitrate)?;
+        let codecs = aac_codecs(&encoder)?;
+        let segmenter = Segmenter::new(
+            "audio",
+            dir,
+            settings.format,
+            &encoder,
+            clock,
+            i64::from(encoder.frame_size()),
+        )?;
+        Ok(AudioTrack {
+            input,
+            decoder,
+            encoder,
+            segmenter,
+            clock,
+            graph: None,
+            frame: frame::Audio::empty(),
+            codecs,
+        })
+    }
+
+    pub fn send(&mut self, packet: &Packet) -> Result<()> {
+        self.decoder
+            .send_packet(packet)
+            .map_err(|e| self.decode_error(packet.pts(), e))?;
+        self.drain_decoder()
+    }
+
+    fn decode_error(&self, pts: Option<i64>, e: ffmpeg::Error) -> Error {
+        let at = pts.map_or(String::new(), |p| {
+            format!(" at {:.3} s", self.clock.seconds(p, self.input.time_base))
+        });
+        Error::Encoder(format!("decoding audio{at}: {e}"))
+    }
+
+    fn drain_decoder(&mut self) -> Result<()> {
+        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.decode_error(None, e))? {
+            let pts = self.frame.timestamp();
+            self.frame.set_pts(pts);
+            if self.graph.is_none() {
+                self.graph = Some(self.build_graph()?);
+            }
+            self.graph
+                .as_mut()
+                .expect("built")
+                .get("in")
+                .expect("graph input")
+                .source()
+                .add(&self.frame)
+                .map_err(Error::ffmpeg("feeding the audio resampler"))?;
+            self.pull()?;
+        }
+        Ok(())
+    }
+
+    /// `abuffer → aresample → aformat → abuffersink` cutting frames of the encoder's size.
+    fn build_graph(&self) -> Result<filter::Graph> {
+        let frame = &self.frame;
+        let layout = if frame.channel_layout().bits() == 0 {
+            ChannelLayout::default(i32::from(frame.channels()))
+        } else {
+            frame.channel_layout()
+        };
+        let tb = self.input.time_base;
+        let args = format!(
+            "time_base={}/{}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
+            tb.numerator(),
+            tb.denominator(),
+            frame.rate(),
+            frame.format().name(),
+            layout.bits()
+        );
+        let error = Error::ffmpeg;
+        let mut graph = filter::Graph::new();
+        graph
+            .add(&filter::find("abuffer").expect("libavfilter has abuffer"), "in", &args)
+            .map_err(error("creating the audio graph"))?;
+        graph
+            .add(
+                &filter::find("abuffersink").expect("libavfilter has abuffersink"),
+                "out",
+                "",
+            )
+            .map_err(error("creating the audio graph"))?;
+        let spec = format!(
+            "aresample={},aformat=sample_fmts=fltp:channel_layouts=0x{:x}",
+            self.encoder.rate(),
+            self.encoder.channel_layout().bits()
+        );
+        graph
+            .output("in", 0)
+            .and_then(|p| p.input("out", 0))
+            .and_then(|p| p.parse(&spec))
+            .map_err(error("parsing the audio graph"))?;
+        graph.validate().map_err(error("configuring the audio graph"))?;
+        graph
+            .get("out")
+            .expect("graph output")
+            .sink()
+            .set_frame_size(self.encoder.frame_size());
+        Ok(graph)
+    }
+
+    fn pull(&mut self) -> Result<()> {
+        let mut resampled = frame::Audio::empty();
+        let graph = self.graph.as_mut().expect("built");
+        let mut sink = graph.get("out").expect("graph output");
+        while received(sink.sink().frame(&mut resampled)).map_err(Error::ffmpeg("resampling audio"))? {
+            self.encoder
+                .send_frame(&resampled)
+                .map_err(Error::ffmpeg("audio: encoding"))?;
+            drain_audio(&mut self.encoder, &mut self.segmenter)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<EncodedRendition> {
+        self.decoder.send_eof().map_err(|e| self.decode_error(None, e))?;
+        self.drain_decoder()?;
+        if let Some(graph) = self.graph.as_mut() {
+            graph
+                .get("in")
+                .expect("graph input")
+                .source()
+                .flush()
+                .map_err(Error::ffmpeg("flushing the audio resampler"))?;
+            self.pull()?;
+        }
+        self.encoder
+            .send_eof()
+            .map_err(Error::ffmpeg("audio: finishing the encoder"))?;
+        drain_audio(&mut self.encoder, &mut self.segmenter)?;
+        Ok(EncodedRendition {
+            segments: self.segmenter.finish()?,
+            codecs: self.codecs,
+        })
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segmenter.segment_count()
+    }
+}
+
+fn drain_audio(encoder: &mut encoder::audio::Encoder, segmenter: &mut Segmenter) -> Result<()> {
+    let mut packet = Packet::empty();
+    while received(encoder.receive_packet(&mut packet)).map_err(Error::ffmpeg("audio: encoding"))? {
+        segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
+    }
+    Ok(())
+}
+
+/// AAC-LC at the source's sample rate (at most 48 kHz), mono kept mono and anything wider mixed to
+/// stereo, with the AudioSpecificConfig in extradata so CODECS can be read from it.
+fn open_aac(input: &AudioInput, bitrate: Bitrate) -> Result<encoder::audio::Encoder> {
+    let codec = find_encoder("aac")?;
+    let mut audio = codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .audio()
+        .map_err(Error::ffmpeg("creating the AAC encoder"))?;
+    let rate = input.sample_rate.min(48_000);
+    let layout = if input.channels == 1 {
+        ChannelLayout::MONO
+    } else {
+        ChannelLayout::STEREO
+    };
+    audio.set_rate(rate as i32);
+    audio.set_channel_layout(layout);
+    audio.set_channels(layout.channels());
+    audio.set_format(ffmpeg::format::Sample::F32(ffmpeg::format::sample::Type::Planar));
+    audio.set_bit_rate(bitrate.0 as usize);
+    audio.set_time_base(Rational::new(1, rate as i32));
+    audio.set_flags(codec::Flags::GLOBAL_HEADER);
+    let mut options = Dictionary::new();
+    options.set("profile", "aac_low");
+    open_checked(&mut audio, codec, options, "audio")?;
+    Ok(encoder::audio::Encoder(audio))
+}
+
+fn aac_codecs(encoder: &encoder::audio::Encoder) -> Result<String> {
+    // SAFETY: an opened encoder's extradata is `extradata_size` bytes owned by the context.
+    let config = unsafe {
+        let ctx = encoder.as_ptr();
+        if (*ctx).extradata.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size.max(0) as usize)
+        }
+    };
+    codecs::mp4a_from_audio_specific_config(config)
+        .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))
+}
