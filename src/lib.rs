@@ -31,3 +31,8 @@ pub mod transcode;
 pub use error::{Error, Result};
 pub use package::{HlsOptions, PackageReport, package_hls};
 pub use probe::probe;
+
+/// The README's Rust examples, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -99,7 +99,14 @@ fn parse_bitrate(text: &str) -> Result<Bitrate, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            eprintln!("{}", one_line(&e.to_string()));
+            return ExitCode::from(exit::USAGE as u8);
+        }
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Hls(args) => hls(args),
         Command::Probe { input, json } => probe(input, json),
@@ -114,6 +121,16 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// Clap's message up to its usage hint, on one line: the bad option and why.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn probe(input: PathBuf, json: bool) -> anyhow::Result<()> {

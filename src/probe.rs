@@ -41,8 +41,8 @@ pub struct StreamInfo {
     pub sar: Option<String>,
     /// Display aspect ratio, reduced: `16:9`.
     pub dar: Option<String>,
-    /// Clockwise rotation a player applies, in degrees.
-    pub rotation: Option<u32>,
+    /// The display matrix's rotation, degrees counterclockwise, as ffprobe reports it.
+    pub rotation: Option<f64>,
     pub frame_rate: Option<f64>,
     pub bit_rate: Option<i64>,
     /// Seconds.
@@ -120,7 +120,7 @@ fn stream_info(path: &Path, stream: &format::stream::Stream) -> Result<StreamInf
             info.height = Some(h);
             info.sar = Some(format!("{}:{}", sar.numerator(), sar.denominator()));
             info.dar = Some(format!("{}:{}", dar.numerator(), dar.denominator()));
-            info.rotation = Some(source::rotation(stream));
+            info.rotation = source::display_matrix_rotation(stream).map(f64::round);
             info.frame_rate = [stream.avg_frame_rate(), stream.rate()]
                 .into_iter()
                 .find(|r| r.numerator() > 0 && r.denominator() > 0)
@@ -179,8 +179,8 @@ impl fmt::Display for MediaInfo {
             if let (Some(sar), Some(dar)) = (&s.sar, &s.dar) {
                 write!(f, "  SAR {sar} DAR {dar}")?;
             }
-            if let Some(r) = s.rotation.filter(|r| *r != 0) {
-                write!(f, "  rotated {r}°")?;
+            if let Some(r) = s.rotation.filter(|r| *r != 0.0) {
+                write!(f, "  rotation {r}°")?;
             }
             if let Some(fps) = s.frame_rate {
                 write!(f, "  {fps:.3} fps")?;

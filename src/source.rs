@@ -189,7 +189,7 @@ fn video_input(path: &Path, stream: &format::stream::Stream) -> Result<VideoInpu
         width: decoder.width(),
         height: decoder.height(),
         sample_aspect: decoder.aspect_ratio(),
-        rotation: rotation(stream),
+        rotation: clockwise_rotation(stream),
         frame_rate,
         time_base: stream.time_base(),
     })
@@ -250,26 +250,26 @@ pub(crate) fn language(stream: &format::stream::Stream) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The clockwise rotation a player applies, from the stream's display matrix (0 when none).
-pub(crate) fn rotation(stream: &format::stream::Stream) -> u32 {
-    stream
+/// The rotation in the stream's display matrix as libav states it (degrees counterclockwise,
+/// ffprobe's `rotation`), if the stream has one.
+pub(crate) fn display_matrix_rotation(stream: &format::stream::Stream) -> Option<f64> {
+    let data = stream
         .side_data()
-        .find(|d| d.kind() == codec::packet::side_data::Type::DisplayMatrix)
-        .filter(|d| d.data().len() >= 36)
-        .map(|d| {
-            let matrix: Vec<i32> = d
-                .data()
-                .chunks_exact(4)
-                .take(9)
-                .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            // SAFETY: `matrix` holds the nine 32-bit values av_display_rotation_get reads.
-            let counter_clockwise = unsafe { ffmpeg::ffi::av_display_rotation_get(matrix.as_ptr()) };
-            if counter_clockwise.is_nan() {
-                return 0;
-            }
-            let clockwise = (-counter_clockwise / 90.0).round() as i64 * 90;
-            clockwise.rem_euclid(360) as u32
-        })
-        .unwrap_or(0)
+        .find(|d| d.kind() == codec::packet::side_data::Type::DisplayMatrix)?;
+    let matrix: Vec<i32> = data
+        .data()
+        .chunks_exact(4)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if matrix.len() < 9 {
+        return None;
+    }
+    // SAFETY: `matrix` holds the nine 32-bit values av_display_rotation_get reads.
+    let degrees = unsafe { ffmpeg::ffi::av_display_rotation_get(matrix.as_ptr()) };
+    (!degrees.is_nan()).then_some(degrees)
+}
+
+/// The clockwise rotation a player applies for display, a multiple of 90 (0 when none).
+fn clockwise_rotation(stream: &format::stream::Stream) -> u32 {
+    display_matrix_rotation(stream).map_or(0, |ccw| ((-ccw / 90.0).round() as i64 * 90).rem_euclid(360) as u32)
 }

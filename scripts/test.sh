@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs the whole test suite: style, lints, unit and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --all-targets
+cargo test --doc
