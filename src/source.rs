@@ -230,7 +230,7 @@ pub(crate) fn decoder_context(path: &Path, stream: &format::stream::Stream) -> R
     }
     let mut context =
         codec::context::Context::from_parameters(params).map_err(Error::ffmpeg("reading stream parameters"))?;
-    // Decoding threads: libav picks the count (0 = one per core).
+    // Frame-threaded decoding on every core: one decoder feeds every rung's encoder.
     if let Ok(parallelism) = std::thread::available_parallelism() {
         context.set_threading(codec::threading::Config {
             kind: codec::threading::Type::Frame,

@@ -94,13 +94,31 @@ fn find_encoder(name: &str) -> Result<codec::codec::Codec> {
     })
 }
 
+/// What a decoding error names: the file, the kind of stream and where in it.
+struct DecodeContext {
+    path: PathBuf,
+    kind: &'static str,
+    clock: SegmentClock,
+    time_base: Rational,
+}
+
+impl DecodeContext {
+    fn error(&self, pts: Option<i64>, e: ffmpeg::Error) -> Error {
+        let at = pts.map_or(String::new(), |p| format!(" at {:.3} s", self.clock.seconds(p, self.time_base)));
+        Error::InputCorrupt {
+            path: self.path.clone(),
+            reason: format!("decoding {}{at}: {e}", self.kind),
+        }
+    }
+}
+
 /// The decoded video, split and scaled to every rung, each encoded and segmented.
 pub struct VideoLadder {
     input: VideoInput,
+    context: DecodeContext,
     decoder: decoder::Video,
     outputs: Vec<RungOutput>,
     settings: VideoSettings,
-    clock: SegmentClock,
     /// Built from the first decoded frame, whose format and size the graph must be told.
     running: Option<RunningLadder>,
     last_pts: Option<i64>,
@@ -124,12 +142,18 @@ impl VideoLadder {
         let mut decoder = source::decoder_context(path, stream)?;
         decoder.set_packet_time_base(input.time_base);
         let decoder = decoder.video().map_err(Error::ffmpeg("opening the video decoder"))?;
+        let context = DecodeContext {
+            path: path.to_owned(),
+            kind: "video",
+            clock,
+            time_base: input.time_base,
+        };
         Ok(VideoLadder {
             input,
+            context,
             decoder,
             outputs,
             settings,
-            clock,
             running: None,
             last_pts: None,
             frame: frame::Video::empty(),
@@ -139,19 +163,12 @@ impl VideoLadder {
     pub fn send(&mut self, packet: &Packet) -> Result<()> {
         self.decoder
             .send_packet(packet)
-            .map_err(|e| self.decode_error(packet.pts(), e))?;
+            .map_err(|e| self.context.error(packet.pts(), e))?;
         self.drain_decoder()
     }
 
-    fn decode_error(&self, pts: Option<i64>, e: ffmpeg::Error) -> Error {
-        let at = pts.map_or(String::new(), |p| {
-            format!(" at {:.3} s", self.clock.seconds(p, self.input.time_base))
-        });
-        Error::Encoder(format!("decoding video{at}: {e}"))
-    }
-
     fn drain_decoder(&mut self) -> Result<()> {
-        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.decode_error(None, e))? {
+        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.context.error(None, e))? {
             let pts = self.next_pts();
             self.frame.set_pts(Some(pts));
             if self.running.is_none() {
@@ -192,7 +209,7 @@ impl VideoLadder {
         let encoders = self
             .outputs
             .iter()
-            .map(|out| RungEncoder::new(out, time_base, &self.input, &self.settings, self.clock))
+            .map(|out| RungEncoder::new(out, time_base, &self.input, &self.settings, self.context.clock))
             .collect::<Result<Vec<_>>>()?;
         Ok(RunningLadder { graph, encoders })
     }
@@ -241,7 +258,7 @@ impl VideoLadder {
     }
 
     pub fn finish(mut self) -> Result<Vec<EncodedRendition>> {
-        self.decoder.send_eof().map_err(|e| self.decode_error(None, e))?;
+        self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
         self.drain_decoder()?;
         let Some(mut running) = self.running.take() else {
             return Err(Error::Encoder("no video frame could be decoded".into()));
@@ -418,10 +435,10 @@ pub struct AudioSettings {
 /// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
 pub struct AudioTrack {
     input: AudioInput,
+    context: DecodeContext,
     decoder: decoder::Audio,
     encoder: encoder::audio::Encoder,
     segmenter: Segmenter,
-    clock: SegmentClock,
     graph: Option<filter::Graph>,
     frame: frame::Audio,
     codecs: String,
@@ -449,12 +466,18 @@ impl AudioTrack {
             clock,
             i64::from(encoder.frame_size()),
         )?;
+        let context = DecodeContext {
+            path: path.to_owned(),
+            kind: "audio",
+            clock,
+            time_base: input.time_base,
+        };
         Ok(AudioTrack {
             input,
+            context,
             decoder,
             encoder,
             segmenter,
-            clock,
             graph: None,
             frame: frame::Audio::empty(),
             codecs,
@@ -464,19 +487,12 @@ impl AudioTrack {
     pub fn send(&mut self, packet: &Packet) -> Result<()> {
         self.decoder
             .send_packet(packet)
-            .map_err(|e| self.decode_error(packet.pts(), e))?;
+            .map_err(|e| self.context.error(packet.pts(), e))?;
         self.drain_decoder()
     }
 
-    fn decode_error(&self, pts: Option<i64>, e: ffmpeg::Error) -> Error {
-        let at = pts.map_or(String::new(), |p| {
-            format!(" at {:.3} s", self.clock.seconds(p, self.input.time_base))
-        });
-        Error::Encoder(format!("decoding audio{at}: {e}"))
-    }
-
     fn drain_decoder(&mut self) -> Result<()> {
-        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.decode_error(None, e))? {
+        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.context.error(None, e))? {
             let pts = self.frame.timestamp();
             self.frame.set_pts(pts);
             if self.graph.is_none() {
@@ -557,7 +573,7 @@ impl AudioTrack {
     }
 
     pub fn finish(mut self) -> Result<EncodedRendition> {
-        self.decoder.send_eof().map_err(|e| self.decode_error(None, e))?;
+        self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
         self.drain_decoder()?;
         if let Some(graph) = self.graph.as_mut() {
             graph
