@@ -176,7 +176,7 @@ fn hls(args: HlsArgs) -> anyhow::Result<()> {
 
 fn print_report(report: &PackageReport) {
     for dropped in &report.dropped_above_source {
-        eprintln!("note: left out the {dropped}p rung: it is above the source (use --allow-upscale to keep it)");
+        println!("note: left out the {dropped}p rung: it is above the source (use --allow-upscale to keep it)");
     }
     for r in &report.renditions {
         let size = r.resolution.map_or("audio".to_owned(), |(w, h)| format!("{w}x{h}"));

@@ -104,7 +104,9 @@ struct DecodeContext {
 
 impl DecodeContext {
     fn error(&self, pts: Option<i64>, e: ffmpeg::Error) -> Error {
-        let at = pts.map_or(String::new(), |p| format!(" at {:.3} s", self.clock.seconds(p, self.time_base)));
+        let at = pts.map_or(String::new(), |p| {
+            format!(" at {:.3} s", self.clock.seconds(p, self.time_base))
+        });
         Error::InputCorrupt {
             path: self.path.clone(),
             reason: format!("decoding {}{at}: {e}", self.kind),

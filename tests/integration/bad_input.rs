@@ -1,0 +1,191 @@
+//! Failures: each exits with its code, prints one `error:` line and leaves no package, not
+//! even a staging folder, in OUT's parent.
+
+use crate::util::{cli, ffprobe, file_names, media};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tempfile::TempDir;
+
+/// Runs `stream-pack hls INPUT -o FRESH/out ARGS`, asserts it failed with `code` and left
+/// FRESH empty; returns the `error:` line.
+fn refused(input: &Path, args: &[&str], code: i32) -> String {
+    let parent = tempfile::tempdir().expect("create a temporary folder");
+    let output = cli::hls(input, &parent.path().join("out"), args);
+    let error = cli::assert_failure(&output, code);
+    let left = file_names(parent.path());
+    assert!(left.is_empty(), "a failed run left {left:?} in OUT's parent");
+    error
+}
+
+/// A folder for inputs made by a test, and a path in it.
+fn input_file(name: &str) -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+fn usage_error(args: &[&str]) {
+    refused(&media("tiny"), args, 2);
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    usage_error(&["--no-such-flag"]);
+}
+
+#[test]
+fn reps_that_are_not_heights_are_a_usage_error() {
+    usage_error(&["--reps", "abc"]);
+}
+
+#[test]
+fn zero_height_is_a_usage_error() {
+    usage_error(&["--reps", "0"]);
+}
+
+#[test]
+fn negative_segment_duration_is_a_usage_error() {
+    usage_error(&["--segment-duration=-2"]);
+}
+
+#[test]
+fn zero_segment_duration_is_a_usage_error() {
+    usage_error(&["--segment-duration", "0"]);
+}
+
+fn input_error(input: &Path) {
+    refused(input, &["--reps", "90"], 3);
+}
+
+#[test]
+fn missing_input_is_an_input_error() {
+    let (_dir, path) = input_file("missing.mp4");
+    input_error(&path);
+}
+
+#[test]
+fn empty_input_is_an_input_error() {
+    let (_dir, path) = input_file("empty.mp4");
+    std::fs::write(&path, b"").expect("write the input");
+    input_error(&path);
+}
+
+#[test]
+fn text_input_is_an_input_error() {
+    let (_dir, path) = input_file("notes.mp4");
+    std::fs::write(&path, "These are notes, not a video.\n".repeat(40)).expect("write the input");
+    input_error(&path);
+}
+
+/// Named `.txt`, libav's tty demuxer would read text as ANSI-art video: it must still be refused.
+#[test]
+fn text_file_with_a_txt_name_is_an_input_error() {
+    let (_dir, path) = input_file("notes.txt");
+    std::fs::write(&path, "These are notes, not a video.\n".repeat(40)).expect("write the input");
+    let error = refused(&path, &["--reps", "90"], 3);
+    assert!(error.contains("text file"), "{error}");
+}
+
+/// 64 KiB from xorshift64: the same bytes on every run.
+fn noise() -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..64 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+/// Whether ffprobe itself can open the file.
+fn ffprobe_opens(path: &Path) -> bool {
+    let status = Command::new("ffprobe")
+        .args(["-v", "quiet"])
+        .arg(path)
+        .status()
+        .expect("run ffprobe");
+    status.success()
+}
+
+#[test]
+fn random_bytes_are_an_input_error() {
+    let (_dir, path) = input_file("noise.mp4");
+    std::fs::write(&path, noise()).expect("write the input");
+    assert!(!ffprobe_opens(&path), "ffprobe opens the noise: pick another seed");
+    input_error(&path);
+}
+
+#[test]
+fn truncated_mp4_is_an_input_error() {
+    let whole = std::fs::read(media("main")).expect("read the main source");
+    assert_eq!(&whole[4..8], b"ftyp");
+    let ftyp_size = u32::from_be_bytes(whole[..4].try_into().expect("4 bytes")) as usize;
+    let second_box = &whole[ftyp_size + 4..ftyp_size + 8];
+    assert_eq!(second_box, b"moov", "the source is not faststart");
+    let (_dir, path) = input_file("truncated.mp4");
+    std::fs::write(&path, &whole[..whole.len() / 2]).expect("write the input");
+    assert!(ffprobe_opens(&path), "the cut must hit media data, not the moov box");
+    input_error(&path);
+}
+
+#[test]
+fn file_without_audio_or_video_is_an_input_error() {
+    let (dir, path) = input_file("subtitles.mkv");
+    let srt = dir.path().join("subtitles.srt");
+    let cue = "1\n00:00:00,000 --> 00:00:02,000\nHello\n\n2\n00:00:02,000 --> 00:00:04,000\nBye\n";
+    std::fs::write(&srt, cue).expect("write the subtitles");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(&srt)
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(made.success(), "ffmpeg could not make a subtitles-only mkv");
+    let streams = ffprobe::streams_and_format(&path)["streams"].clone();
+    let kinds: Vec<&str> = streams
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|s| s["codec_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["subtitle"]);
+    input_error(&path);
+}
+
+#[test]
+fn probe_of_missing_input_is_an_input_error() {
+    let (_dir, path) = input_file("missing.mp4");
+    let output = cli::run([Path::new("probe"), path.as_path()]);
+    cli::assert_failure(&output, 3);
+}
+
+#[test]
+fn rung_above_the_source_is_refused_naming_its_height() {
+    let error = refused(&media("tiny"), &["--reps", "720"], 5);
+    let numbers: Vec<&str> = error.split(|c: char| !c.is_ascii_digit()).collect();
+    assert!(
+        numbers.contains(&"90"),
+        "the error does not name the source height 90: {error}"
+    );
+}
+
+/// A ladder whose every rung is above the `tiny` source (90 lines).
+const TALL_LADDER: &str = r#"
+[[rung]]
+height = 720
+video_bitrate = "3000k"
+
+[[rung]]
+height = 1080
+video_bitrate = "6000k"
+"#;
+
+#[test]
+fn empty_auto_ladder_is_refused() {
+    let (_dir, ladder) = input_file("ladder.toml");
+    std::fs::write(&ladder, TALL_LADDER).expect("write the ladder");
+    let ladder = ladder.to_str().expect("UTF-8 path");
+    refused(&media("tiny"), &["--ladder", ladder, "--reps", "auto"], 5);
+}

@@ -1,0 +1,96 @@
+//! Running the `stream-pack` binary and judging its exit status and stderr.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stream-pack");
+
+/// A run longer than this is a hang: the binary is killed and the test fails.
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Runs the binary with `args`, no stdin, and `RUST_BACKTRACE` unset (so a panic shows its
+/// "RUST_BACKTRACE" hint on stderr and is caught by [`assert_failure`]).
+pub fn run<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stream-pack");
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for stream-pack") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().expect("kill stream-pack");
+            child.wait().expect("reap stream-pack");
+            panic!("stream-pack ran longer than {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes).expect("read a pipe of stream-pack");
+        bytes
+    })
+}
+
+/// `stream-pack hls INPUT -o OUT --progress none EXTRA...`
+pub fn hls(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let fixed = [
+        OsStr::new("hls"),
+        input.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+        OsStr::new("--progress"),
+        OsStr::new("none"),
+    ];
+    run(fixed.into_iter().chain(extra.iter().map(OsStr::new)))
+}
+
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "stream-pack failed with {}; stderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Asserts the run exited with `code` and reported it the way every failure must: stderr
+/// is one line, beginning with `error:` (no panic, no usage text). Returns that line.
+pub fn assert_failure(output: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "wrong exit status; stderr:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "stream-pack panicked:\n{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("error:"),
+        "stderr must be one line beginning with `error:`:\n{stderr}"
+    );
+    lines[0].to_string()
+}

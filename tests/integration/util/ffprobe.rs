@@ -1,0 +1,129 @@
+//! FFmpeg's CLI tools as independent judges: stream facts, packets, decoding.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// `ffprobe -v error -of json ARGS FILE`, parsed.
+pub fn probe(args: &[&str], file: &Path) -> Value {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        output.status.success(),
+        "ffprobe {args:?} {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("ffprobe prints JSON")
+}
+
+/// ffprobe's `streams` and `format` of a file.
+pub fn streams_and_format(file: &Path) -> Value {
+    probe(&["-show_streams", "-show_format"], file)
+}
+
+/// A number that ffprobe prints either as a JSON number or as a decimal string.
+pub fn number(value: &Value) -> f64 {
+    match value {
+        Value::Number(number) => number.as_f64().expect("finite number"),
+        Value::String(text) => text.parse().unwrap_or_else(|_| panic!("not a number: {text:?}")),
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// A rational such as `25/1` or `30000/1001` as a float.
+pub fn rational(text: &str) -> f64 {
+    let (numerator, denominator) = text
+        .split_once('/')
+        .unwrap_or_else(|| panic!("not a rational: {text:?}"));
+    let numerator: f64 = numerator.parse().expect("numerator");
+    let denominator: f64 = denominator.parse().expect("denominator");
+    numerator / denominator
+}
+
+pub struct Packet {
+    pub pts: i64,
+    /// In the stream's time base; ffprobe omits it for some packets.
+    pub duration: Option<i64>,
+    pub size: u64,
+    pub keyframe: bool,
+}
+
+/// One stream of a file with its packets in decode order.
+pub struct Track {
+    pub stream: Value,
+    pub packets: Vec<Packet>,
+}
+
+/// Every stream of a file with its packets (`-show_packets -show_streams`).
+pub fn tracks(file: &Path) -> Vec<Track> {
+    let json = probe(&["-show_packets", "-show_streams"], file);
+    let mut tracks: Vec<Track> = array(&json["streams"])
+        .iter()
+        .map(|stream| Track {
+            stream: stream.clone(),
+            packets: Vec::new(),
+        })
+        .collect();
+    for packet in array(&json["packets"]) {
+        let index = packet["stream_index"].as_u64().expect("stream_index") as usize;
+        tracks[index].packets.push(Packet {
+            pts: packet["pts"].as_i64().expect("every packet has a pts"),
+            duration: packet["duration"].as_i64(),
+            size: number(&packet["size"]) as u64,
+            keyframe: packet["flags"].as_str().expect("flags").contains('K'),
+        });
+    }
+    tracks
+}
+
+fn array(value: &Value) -> &[Value] {
+    value.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// Decoded frames of the first video stream.
+pub struct VideoFrames {
+    pub count: usize,
+    /// Presentation time of the last frame minus that of the first, in seconds.
+    pub span: f64,
+}
+
+pub fn video_frames(file: &Path) -> VideoFrames {
+    let json = probe(
+        &["-select_streams", "v:0", "-show_entries", "frame=pts:stream=time_base"],
+        file,
+    );
+    let time_base = rational(json["streams"][0]["time_base"].as_str().expect("time_base"));
+    let pts: Vec<i64> = array(&json["frames"])
+        .iter()
+        .map(|frame| frame["pts"].as_i64().expect("every decoded frame has a pts"))
+        .collect();
+    let first = pts.iter().min().expect("at least one decoded frame");
+    let last = pts.iter().max().expect("at least one decoded frame");
+    VideoFrames {
+        count: pts.len(),
+        span: (last - first) as f64 * time_base,
+    }
+}
+
+/// Asserts `ffmpeg -v error -i FILE -map 0 -f null -` decodes every stream without a
+/// single error message.
+pub fn assert_decodes_cleanly(file: &Path) {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(file)
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && errors.is_empty(),
+        "ffmpeg does not decode {} cleanly ({}):\n{errors}",
+        file.display(),
+        output.status
+    );
+}

@@ -1,0 +1,286 @@
+//! A small, strict HLS playlist parser (the subset of RFC 8216 a VOD package uses),
+//! independent of the m3u8-rs crate that the product writes playlists with.
+//!
+//! Strict means: `#EXTM3U` must be the first line, a tag this parser does not know is an
+//! error (so a misspelt tag fails instead of being ignored), a tag that may appear once
+//! must not appear twice, and attribute lists must be well formed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, PartialEq)]
+enum AttributeValue {
+    Quoted(String),
+    Plain(String),
+}
+
+/// An attribute list (RFC 8216 §4.2); quoted strings may contain commas.
+#[derive(Debug)]
+pub struct Attributes(BTreeMap<String, AttributeValue>);
+
+impl Attributes {
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut attributes = BTreeMap::new();
+        let mut rest = list;
+        while !rest.is_empty() {
+            let (name, after_name) = rest
+                .split_once('=')
+                .ok_or_else(|| format!("attribute without `=` in {list:?}"))?;
+            let valid_name = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-';
+            if name.is_empty() || !name.chars().all(valid_name) {
+                return Err(format!("bad attribute name {name:?} in {list:?}"));
+            }
+            let (value, after_value) =
+                attribute_value(after_name).ok_or_else(|| format!("bad value of {name} in {list:?}"))?;
+            if attributes.insert(name.to_string(), value).is_some() {
+                return Err(format!("{name} appears twice in {list:?}"));
+            }
+            rest = match after_value.strip_prefix(',') {
+                Some("") => return Err(format!("trailing comma in {list:?}")),
+                Some(next) => next,
+                None => after_value,
+            };
+        }
+        Ok(Self(attributes))
+    }
+
+    /// The content of a quoted-string attribute; panics if it is not quoted.
+    pub fn quoted(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|value| match value {
+            AttributeValue::Quoted(text) => text.as_str(),
+            AttributeValue::Plain(text) => panic!("{name}={text} must be a quoted string"),
+        })
+    }
+
+    /// An unquoted attribute (number, resolution, enumerated string); panics if quoted.
+    pub fn plain(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|value| match value {
+            AttributeValue::Plain(text) => text.as_str(),
+            AttributeValue::Quoted(text) => panic!("{name}=\"{text}\" must not be quoted"),
+        })
+    }
+}
+
+/// A quoted string up to its closing quote, or a plain value up to the next comma;
+/// returns the value and what follows it (empty or starting with a comma).
+fn attribute_value(text: &str) -> Option<(AttributeValue, &str)> {
+    let (value, rest) = match text.strip_prefix('"') {
+        Some(quoted) => {
+            let end = quoted.find('"')?;
+            let value = AttributeValue::Quoted(quoted[..end].to_string());
+            (value, &quoted[end + 1..])
+        }
+        None => {
+            let end = text.find(',').unwrap_or(text.len());
+            if end == 0 {
+                return None;
+            }
+            (AttributeValue::Plain(text[..end].to_string()), &text[end..])
+        }
+    };
+    (rest.is_empty() || rest.starts_with(',')).then_some((value, rest))
+}
+
+#[derive(Debug)]
+pub struct Variant {
+    pub attributes: Attributes,
+    pub uri: String,
+}
+
+#[derive(Debug, Default)]
+pub struct MasterPlaylist {
+    pub independent_segments: bool,
+    pub variants: Vec<Variant>,
+    /// The attribute lists of the EXT-X-MEDIA tags.
+    pub media: Vec<Attributes>,
+}
+
+#[derive(Debug)]
+pub struct MediaSegment {
+    pub duration: f64,
+    pub uri: String,
+}
+
+#[derive(Debug)]
+pub struct MediaPlaylist {
+    pub version: Option<u32>,
+    pub target_duration: u64,
+    pub media_sequence: u64,
+    pub playlist_type: Option<String>,
+    pub segments: Vec<MediaSegment>,
+    pub endlist: bool,
+}
+
+/// A playlist line that matters: a tag with its value, or a URI. Blank lines and
+/// comments (`#` not followed by `EXT`) are skipped.
+enum Line<'a> {
+    Tag(&'a str, Option<&'a str>),
+    Uri(&'a str),
+}
+
+/// The numbered lines after the mandatory `#EXTM3U` first line.
+fn body(text: &str) -> Result<Vec<(usize, Line<'_>)>, String> {
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, "#EXTM3U")) => {}
+        first => {
+            let first = first.map(|(_, line)| line);
+            return Err(format!("first line must be #EXTM3U, found {first:?}"));
+        }
+    }
+    let meaningful = lines.filter_map(|(index, line)| {
+        let line = if let Some(tag) = line.strip_prefix('#') {
+            if !tag.starts_with("EXT") {
+                return None;
+            }
+            match tag.split_once(':') {
+                Some((name, value)) => Line::Tag(name, Some(value)),
+                None => Line::Tag(tag, None),
+            }
+        } else if line.trim().is_empty() {
+            return None;
+        } else {
+            Line::Uri(line)
+        };
+        Some((index + 1, line))
+    });
+    Ok(meaningful.collect())
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, tag: &str) -> Result<(), String> {
+    match slot.replace(value) {
+        Some(_) => Err(format!("{tag} appears twice")),
+        None => Ok(()),
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(value: Option<&str>, tag: &str) -> Result<T, String> {
+    value
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| format!("{tag} needs a decimal integer, found {value:?}"))
+}
+
+pub fn parse_master(text: &str) -> Result<MasterPlaylist, String> {
+    let mut master = MasterPlaylist::default();
+    let mut independent = None;
+    let mut pending_variant: Option<Attributes> = None;
+    for (number, line) in body(text)? {
+        let located = |message: String| format!("line {number}: {message}");
+        match (line, pending_variant.take()) {
+            (Line::Uri(uri), Some(attributes)) => master.variants.push(Variant {
+                attributes,
+                uri: uri.to_string(),
+            }),
+            (_, Some(_)) => return Err(located("EXT-X-STREAM-INF is not followed by a URI".into())),
+            (Line::Uri(uri), None) => {
+                return Err(located(format!("URI {uri:?} without EXT-X-STREAM-INF")));
+            }
+            (Line::Tag("EXT-X-STREAM-INF", Some(list)), None) => {
+                pending_variant = Some(Attributes::parse(list).map_err(located)?);
+            }
+            (Line::Tag("EXT-X-MEDIA", Some(list)), None) => {
+                master.media.push(Attributes::parse(list).map_err(located)?);
+            }
+            (Line::Tag(tag @ "EXT-X-INDEPENDENT-SEGMENTS", None), None) => {
+                set_once(&mut independent, (), tag).map_err(located)?;
+            }
+            (Line::Tag(tag @ "EXT-X-VERSION", value), None) => {
+                parse_number::<u32>(value, tag).map_err(located)?;
+            }
+            (Line::Tag(tag, _), None) => {
+                return Err(located(format!("unexpected tag #{tag} in a master playlist")));
+            }
+        }
+    }
+    if pending_variant.is_some() {
+        return Err("the last EXT-X-STREAM-INF has no URI".into());
+    }
+    master.independent_segments = independent.is_some();
+    Ok(master)
+}
+
+pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
+    let mut version = None;
+    let mut target_duration = None;
+    let mut media_sequence = None;
+    let mut playlist_type = None;
+    let mut independent = None;
+    let mut endlist = None;
+    let mut segments = Vec::new();
+    let mut pending_duration: Option<f64> = None;
+    for (number, line) in body(text)? {
+        let located = |message: String| format!("line {number}: {message}");
+        if endlist.is_some() {
+            return Err(located("content after EXT-X-ENDLIST".into()));
+        }
+        match (line, pending_duration.take()) {
+            (Line::Uri(uri), Some(duration)) => segments.push(MediaSegment {
+                duration,
+                uri: uri.to_string(),
+            }),
+            (_, Some(_)) => return Err(located("EXTINF is not followed by a URI".into())),
+            (Line::Uri(uri), None) => return Err(located(format!("URI {uri:?} without EXTINF"))),
+            (Line::Tag("EXTINF", Some(value)), None) => {
+                pending_duration = Some(extinf_duration(value).map_err(located)?);
+            }
+            (Line::Tag(tag @ "EXT-X-VERSION", value), None) => {
+                let parsed = parse_number(value, tag).map_err(located)?;
+                set_once(&mut version, parsed, tag).map_err(located)?;
+            }
+            (Line::Tag(tag @ "EXT-X-TARGETDURATION", value), None) => {
+                let parsed = parse_number(value, tag).map_err(located)?;
+                set_once(&mut target_duration, parsed, tag).map_err(located)?;
+            }
+            (Line::Tag(tag @ "EXT-X-MEDIA-SEQUENCE", value), None) if segments.is_empty() => {
+                let parsed = parse_number(value, tag).map_err(located)?;
+                set_once(&mut media_sequence, parsed, tag).map_err(located)?;
+            }
+            (Line::Tag(tag @ "EXT-X-PLAYLIST-TYPE", Some(kind @ ("VOD" | "EVENT"))), None) => {
+                set_once(&mut playlist_type, kind.to_string(), tag).map_err(located)?;
+            }
+            (Line::Tag(tag @ "EXT-X-INDEPENDENT-SEGMENTS", None), None) => {
+                set_once(&mut independent, (), tag).map_err(located)?;
+            }
+            (Line::Tag(tag @ "EXT-X-ENDLIST", None), None) => {
+                set_once(&mut endlist, (), tag).map_err(located)?;
+            }
+            (Line::Tag(tag, value), None) => {
+                return Err(located(format!("unexpected #{tag} {value:?} in a media playlist")));
+            }
+        }
+    }
+    if pending_duration.is_some() {
+        return Err("the last EXTINF has no URI".into());
+    }
+    Ok(MediaPlaylist {
+        version,
+        target_duration: target_duration.ok_or("EXT-X-TARGETDURATION is missing")?,
+        media_sequence: media_sequence.unwrap_or(0),
+        playlist_type,
+        segments,
+        endlist: endlist.is_some(),
+    })
+}
+
+/// The duration of `#EXTINF:<duration>,[<title>]`.
+fn extinf_duration(value: &str) -> Result<f64, String> {
+    let (duration, _title) = value
+        .split_once(',')
+        .ok_or_else(|| format!("EXTINF:{value} lacks its comma"))?;
+    match duration.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => Ok(seconds),
+        _ => Err(format!("EXTINF duration {duration:?} is not a positive number")),
+    }
+}
+
+pub fn read_master(path: &Path) -> MasterPlaylist {
+    parse_master(&read(path)).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+pub fn read_media(path: &Path) -> MediaPlaylist {
+    parse_media(&read(path)).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}

@@ -1,0 +1,21 @@
+//! Helpers shared by the tests: test media, running the binary, and independent judges.
+
+pub mod cli;
+pub mod ffprobe;
+pub mod h264;
+pub mod m3u8;
+mod media;
+mod selftest;
+
+pub use media::media;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The names of the entries of a folder.
+pub fn file_names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| entry.expect("folder entry").file_name().to_string_lossy().into_owned())
+        .collect()
+}
