@@ -17,6 +17,7 @@
 //! ```
 
 pub mod codecs;
+pub mod container;
 pub mod error;
 pub mod ladder;
 pub mod manifest;

@@ -81,6 +81,8 @@ struct HlsArgs {
 enum FormatArg {
     /// MPEG-TS segments.
     Ts,
+    /// CMAF fragmented MP4 segments with an init segment per rendition.
+    Fmp4,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,6 +157,7 @@ fn hls(args: HlsArgs) -> anyhow::Result<()> {
         allow_upscale: args.allow_upscale,
         format: match args.format {
             FormatArg::Ts => SegmentFormat::Ts,
+            FormatArg::Fmp4 => SegmentFormat::Fmp4,
         },
         audio_bitrate: args.audio_bitrate,
         force: args.force,

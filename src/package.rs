@@ -298,8 +298,8 @@ fn write_playlists(
         name: name.to_owned(),
         resolution,
         codecs: rendition.codecs.clone(),
-        segments: rendition.segments.len(),
-        average_bitrate: hls::average_bitrate(&rendition.segments),
+        segments: rendition.media.segments.len(),
+        average_bitrate: hls::average_bitrate(&rendition.media.segments),
     };
     let mut reports: Vec<RenditionReport> = variants
         .iter()

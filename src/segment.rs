@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use ffmpeg::{Dictionary, Packet, Rational, codec, format};
 use ffmpeg_next as ffmpeg;
 
+use crate::container::bmff;
 use crate::error::{Error, Result};
 
 /// Where segment boundaries fall: every `duration` from the source's start. Every rendition uses
@@ -58,35 +59,58 @@ pub enum SegmentFormat {
     /// MPEG-2 transport stream segments (`.ts`).
     #[default]
     Ts,
+    /// CMAF fragmented MP4: an init segment (`init.mp4`) and media segments (`.m4s`).
+    Fmp4,
 }
 
 impl SegmentFormat {
     pub fn extension(self) -> &'static str {
         match self {
             SegmentFormat::Ts => "ts",
+            SegmentFormat::Fmp4 => "m4s",
         }
+    }
+
+    /// Whether encoders must put their parameter sets in extradata (the init segment's sample
+    /// description) rather than in the stream.
+    pub fn needs_global_header(self) -> bool {
+        self == SegmentFormat::Fmp4
     }
 
     fn muxer(self) -> &'static str {
         match self {
             SegmentFormat::Ts => "mpegts",
+            SegmentFormat::Fmp4 => "mp4",
         }
     }
 
     /// Muxer options. For TS: timestamps go through unshifted (every rendition keeps the source's
-    /// timeline, so audio and video stay in sync across playlists) and the muxer's 1.4 s offset
-    /// (2 × max_delay, as the ffmpeg CLI sets it) keeps the B-frame-delayed first DTS positive.
+    /// timeline, so audio and video stay in sync across playlists) and the muxer adds 2 × max_delay,
+    /// which is how it applies `TIMELINE_OFFSET_MICROS`.
     fn options(self) -> Dictionary<'static> {
         let mut options = Dictionary::new();
         match self {
             SegmentFormat::Ts => {
                 options.set("avoid_negative_ts", "disabled");
-                options.set("max_delay", "700000");
+                options.set("max_delay", &(TIMELINE_OFFSET_MICROS / 2).to_string());
+            }
+            SegmentFormat::Fmp4 => {
+                // Fragments only where we flush; ftyp+moov with no samples up front; moof-relative
+                // offsets; CMAF brands; no mfra index at the end.
+                options.set(
+                    "movflags",
+                    "+frag_custom+empty_moov+default_base_moof+cmaf+skip_trailer",
+                );
             }
         }
         options
     }
 }
+
+/// Every segment's timestamps are the source's plus this, in every format: the encoders' first
+/// DTS (B-frame delay) and AAC priming fall before the source's start and must stay positive.
+/// 1.4 s is what the ffmpeg CLI's TS output uses.
+pub const TIMELINE_OFFSET_MICROS: i64 = 1_400_000;
 
 /// Facts about one written segment, measured from its packets and bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +121,10 @@ pub struct SegmentFacts {
     pub start: f64,
     /// Seconds: to the next segment's start, or for the last one to the end of its last frame.
     pub duration: f64,
+    /// `start` and `duration` in the stream's timescale, as written: the first presentation time
+    /// in the segment (the PTS in TS, the tfdt in fMP4), source time + `TIMELINE_OFFSET_MICROS`.
+    pub start_ticks: i64,
+    pub duration_ticks: i64,
     pub bytes: u64,
 }
 
@@ -127,13 +155,16 @@ impl Write for SharedBuffer {
     }
 }
 
+/// The segment being written; times in the muxer's stream time base.
 struct OpenSegment {
     index: u64,
     first_pts: i64,
     end_pts: i64,
+    first_dts: i64,
 }
 
 /// Writes one rendition's packets, in decode order, as `segment00000.ts`, `segment00001.ts`…
+/// (`.m4s` after an `init.mp4` for fMP4).
 pub struct Segmenter {
     name: String,
     dir: PathBuf,
@@ -149,8 +180,35 @@ pub struct Segmenter {
     /// keyframe means the encoder ignored a forced IDR, and the package would be misaligned.
     keyframe_starts: bool,
     current: Option<OpenSegment>,
-    written: Vec<(String, i64, i64, u64)>,
+    written: Vec<Written>,
+    init: Option<String>,
+    /// `TIMELINE_OFFSET_MICROS` in the stream time base.
+    offset_ticks: i64,
+    /// The first packet's PTS − DTS. The fMP4 muxer moves decode times later by this much so that
+    /// each fragment's first sample (an IDR) decodes at its presentation time, as DASH needs.
+    decode_shift: Option<i64>,
 }
+
+/// A stored segment: its name, start and end in the stream time base as written, and size.
+struct Written {
+    uri: String,
+    start: i64,
+    end: i64,
+    bytes: u64,
+}
+
+/// Everything a segmenter wrote for one rendition.
+#[derive(Debug, Clone)]
+pub struct SegmentedStream {
+    /// The fMP4 init segment's file name; `None` for TS.
+    pub init: Option<String>,
+    /// Ticks per second of the `*_ticks` fields: the track's timescale in fMP4.
+    pub timescale: u32,
+    pub segments: Vec<SegmentFacts>,
+}
+
+/// The file name of a rendition's fMP4 init segment.
+pub const INIT_SEGMENT: &str = "init.mp4";
 
 impl Segmenter {
     /// A segmenter for the stream the opened `encoder` produces, writing into `dir`.
@@ -181,6 +239,14 @@ impl Segmenter {
             return Err(Error::Encoder(format!("{}: the muxer ignored option {key}", context())));
         }
         let stream_time_base = muxer.stream(0).expect("the muxer has its stream").time_base();
+        let init = match format {
+            SegmentFormat::Ts => None,
+            SegmentFormat::Fmp4 => {
+                let path = dir.join(INIT_SEGMENT);
+                std::fs::write(&path, buffer.take()).map_err(Error::io(path))?;
+                Some(INIT_SEGMENT.to_owned())
+            }
+        };
         Ok(Segmenter {
             name: name.to_owned(),
             dir: dir.to_owned(),
@@ -194,6 +260,13 @@ impl Segmenter {
             keyframe_starts: encoder.medium() == ffmpeg::media::Type::Video,
             current: None,
             written: Vec::new(),
+            init,
+            offset_ticks: ffmpeg::Rescale::rescale(
+                &TIMELINE_OFFSET_MICROS,
+                Rational::new(1, 1_000_000),
+                stream_time_base,
+            ),
+            decode_shift: None,
         })
     }
 
@@ -206,35 +279,35 @@ impl Segmenter {
             ))
         })?;
         let index = self.clock.index_of(pts, self.packet_time_base);
-        let starts_segment = self.current.as_ref().is_none_or(|open| index > open.index);
-        if starts_segment {
+        if packet.duration() <= 0 {
+            packet.set_duration(self.default_duration);
+        }
+        packet.set_stream(0);
+        packet.rescale_ts(self.packet_time_base, self.stream_time_base);
+        let (pts, dts) = (packet.pts().unwrap_or(0), packet.dts().or(packet.pts()).unwrap_or(0));
+        let end = pts + packet.duration();
+        if self.current.as_ref().is_none_or(|open| index > open.index) {
             if self.keyframe_starts && !packet.is_key() {
                 return Err(Error::Encoder(format!(
                     "{}: the frame at {:.3} s starts a segment but was not encoded as a keyframe",
                     self.name,
-                    self.clock.seconds(pts, self.packet_time_base)
+                    self.clock.seconds(pts, self.stream_time_base)
                 )));
             }
             if self.current.is_some() {
                 self.cut()?;
             }
+            self.decode_shift.get_or_insert(pts - dts);
             self.current = Some(OpenSegment {
                 index,
                 first_pts: pts,
-                end_pts: pts,
+                end_pts: end,
+                first_dts: dts,
             });
         }
-        let duration = if packet.duration() > 0 {
-            packet.duration()
-        } else {
-            self.default_duration
-        };
         let open = self.current.as_mut().expect("a segment is open");
         open.first_pts = open.first_pts.min(pts);
-        open.end_pts = open.end_pts.max(pts + duration);
-        packet.set_duration(duration);
-        packet.set_stream(0);
-        packet.rescale_ts(self.packet_time_base, self.stream_time_base);
+        open.end_pts = open.end_pts.max(end);
         packet
             .write(&mut self.muxer)
             .map_err(Error::ffmpeg(format!("{}: muxing a packet", self.name)))?;
@@ -273,17 +346,34 @@ impl Segmenter {
                     );
                 }
             }
+            SegmentFormat::Fmp4 => {}
         }
     }
 
     fn store(&mut self) -> Result<()> {
         let open = self.current.take().expect("a segment is open");
-        let bytes = self.buffer.take();
+        let mut bytes = self.buffer.take();
+        let start = match self.format {
+            SegmentFormat::Ts => open.first_pts + self.offset_ticks,
+            SegmentFormat::Fmp4 => {
+                let shift = self.decode_shift.unwrap_or(0);
+                let decode_start = open.first_dts + shift + self.offset_ticks;
+                let base = u64::try_from(decode_start)
+                    .map_err(|_| Error::Encoder(format!("{}: a fragment would start before time zero", self.name)))?;
+                bmff::set_decode_time(&mut bytes, base)
+                    .map_err(|e| Error::Encoder(format!("{}: rewriting the muxer's fragment: {e}", self.name)))?;
+                decode_start
+            }
+        };
         let uri = format!("segment{:05}.{}", self.written.len(), self.format.extension());
         let path = self.dir.join(&uri);
         std::fs::write(&path, &bytes).map_err(Error::io(path))?;
-        self.written
-            .push((uri, open.first_pts, open.end_pts, bytes.len() as u64));
+        self.written.push(Written {
+            uri,
+            start,
+            end: open.end_pts + self.offset_ticks,
+            bytes: bytes.len() as u64,
+        });
         Ok(())
     }
 
@@ -292,38 +382,38 @@ impl Segmenter {
         self.written.len()
     }
 
-    /// Seconds from the origin to the end of the last packet written.
-    pub fn position(&self) -> Option<f64> {
-        self.current
-            .as_ref()
-            .map(|open| self.clock.seconds(open.end_pts, self.packet_time_base))
-    }
-
     /// Writes the last segment and returns the facts of all of them.
-    pub fn finish(mut self) -> Result<Vec<SegmentFacts>> {
+    pub fn finish(mut self) -> Result<SegmentedStream> {
         self.muxer
             .write_trailer()
             .map_err(Error::ffmpeg(format!("{}: finishing the muxer", self.name)))?;
         if self.current.is_some() {
             self.store()?;
         }
-        let time_base = self.packet_time_base;
-        let clock = self.clock;
+        let tb = self.stream_time_base;
+        let offset = self.offset_ticks;
         let segments = self
             .written
             .iter()
             .enumerate()
-            .map(|(i, (uri, first, end, bytes))| {
-                let next_start = self.written.get(i + 1).map_or(*end, |next| next.1);
+            .map(|(i, w)| {
+                let next_start = self.written.get(i + 1).map_or(w.end, |next| next.start);
                 SegmentFacts {
-                    uri: uri.clone(),
-                    start: clock.seconds(*first, time_base),
-                    duration: (next_start - first) as f64 * f64::from(time_base),
-                    bytes: *bytes,
+                    uri: w.uri.clone(),
+                    start: self.clock.seconds(w.start - offset, tb),
+                    duration: (next_start - w.start) as f64 * f64::from(tb),
+                    start_ticks: w.start,
+                    duration_ticks: next_start - w.start,
+                    bytes: w.bytes,
                 }
             })
             .collect();
-        Ok(segments)
+        Ok(SegmentedStream {
+            init: self.init,
+            // Muxers state their stream time base as 1/timescale.
+            timescale: (tb.denominator() / tb.numerator().max(1)) as u32,
+            segments,
+        })
     }
 }
 

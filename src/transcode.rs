@@ -10,7 +10,7 @@ use ffmpeg_next as ffmpeg;
 use crate::codecs;
 use crate::error::{Error, Result};
 use crate::ladder::{Bitrate, Rung};
-use crate::segment::{SegmentClock, SegmentFacts, SegmentFormat, Segmenter};
+use crate::segment::{SegmentClock, SegmentFormat, SegmentedStream, Segmenter};
 use crate::source::{self, AudioInput, VideoInput};
 
 /// x264 presets, fastest first, as x264 names them.
@@ -30,7 +30,7 @@ pub const X264_PRESETS: [&str; 10] = [
 /// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
 #[derive(Debug, Clone)]
 pub struct EncodedRendition {
-    pub segments: Vec<SegmentFacts>,
+    pub media: SegmentedStream,
     pub codecs: String,
 }
 
@@ -360,8 +360,13 @@ impl RungEncoder {
         options.set("b", &rung.rate.bitrate.0.to_string());
         options.set("maxrate", &rung.rate.maxrate.0.to_string());
         options.set("bufsize", &rung.rate.bufsize.0.to_string());
+        if settings.format.needs_global_header() {
+            video.set_flags(codec::Flags::GLOBAL_HEADER);
+        }
         open_checked(&mut video, codec, options, &rung.name)?;
         let encoder = encoder::video::Encoder(video);
+        // With a global header the SPS is in extradata (Annex B from x264); otherwise in the stream.
+        let codecs = codecs::avc1_from_annexb(extradata(&encoder));
         let default_duration = (1.0 / (f64::from(input.frame_rate) * f64::from(time_base))).round() as i64;
         let segmenter = Segmenter::new(
             &rung.name,
@@ -378,7 +383,7 @@ impl RungEncoder {
             clock,
             time_base,
             segment: None,
-            codecs: None,
+            codecs,
         })
     }
 
@@ -420,9 +425,9 @@ impl RungEncoder {
         self.drain()?;
         let codecs = self
             .codecs
-            .ok_or_else(|| Error::Encoder(format!("{}: the first keyframe carries no SPS", self.name)))?;
+            .ok_or_else(|| Error::Encoder(format!("{}: found no SPS in the encoded stream", self.name)))?;
         Ok(EncodedRendition {
-            segments: self.segmenter.finish()?,
+            media: self.segmenter.finish()?,
             codecs,
         })
     }
@@ -591,7 +596,7 @@ impl AudioTrack {
             .map_err(Error::ffmpeg("audio: finishing the encoder"))?;
         drain_audio(&mut self.encoder, &mut self.segmenter)?;
         Ok(EncodedRendition {
-            segments: self.segmenter.finish()?,
+            media: self.segmenter.finish()?,
             codecs: self.codecs,
         })
     }
@@ -636,16 +641,21 @@ fn open_aac(input: &AudioInput, bitrate: Bitrate) -> Result<encoder::audio::Enco
     Ok(encoder::audio::Encoder(audio))
 }
 
-fn aac_codecs(encoder: &encoder::audio::Encoder) -> Result<String> {
-    // SAFETY: an opened encoder's extradata is `extradata_size` bytes owned by the context.
-    let config = unsafe {
-        let ctx = encoder.as_ptr();
+/// The codec configuration an opened encoder put in extradata (empty if none).
+fn extradata(context: &codec::Context) -> &[u8] {
+    // SAFETY: an opened encoder's extradata is `extradata_size` bytes owned by the context, which
+    // the returned slice borrows.
+    unsafe {
+        let ctx = context.as_ptr();
         if (*ctx).extradata.is_null() {
-            &[][..]
+            &[]
         } else {
             std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size.max(0) as usize)
         }
-    };
-    codecs::mp4a_from_audio_specific_config(config)
+    }
+}
+
+fn aac_codecs(encoder: &encoder::audio::Encoder) -> Result<String> {
+    codecs::mp4a_from_audio_specific_config(extradata(encoder))
         .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))
 }

@@ -4,16 +4,17 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment,
+    AlternativeMedia, AlternativeMediaType, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment,
     QuotedOrUnquoted, Resolution, VariantStream,
 };
 
 use crate::error::{Error, Result};
-use crate::segment::SegmentFacts;
+use crate::segment::{SegmentFacts, SegmentedStream};
 use crate::transcode::EncodedRendition;
 
-/// Media playlists with decimal EXTINF and no tag of a later version.
+/// Decimal EXTINF needs version 3; EXT-X-MAP without I-frames-only needs 6 (RFC 8216 §7).
 const PLAYLIST_VERSION: usize = 3;
+const PLAYLIST_VERSION_WITH_MAP: usize = 6;
 const AUDIO_GROUP: &str = "audio";
 const MEDIA_PLAYLIST: &str = "index.m3u8";
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
@@ -39,13 +40,13 @@ pub struct AudioRendition<'a> {
 /// Writes `master.m3u8` and every media playlist into `root`.
 pub fn write_package(root: &Path, video: &[VideoVariant], audio: Option<&AudioRendition>) -> Result<()> {
     let all = video.iter().map(|v| v.rendition).chain(audio.map(|a| a.rendition));
-    let target = target_duration(all.clone().flat_map(|r| &r.segments));
+    let target = target_duration(all.clone().flat_map(|r| &r.media.segments));
     for (dir, rendition) in video
         .iter()
         .map(|v| (v.dir, v.rendition))
         .chain(audio.map(|a| (a.dir, a.rendition)))
     {
-        let playlist = media_playlist(&rendition.segments, target);
+        let playlist = media_playlist(&rendition.media, target);
         write(&root.join(dir).join(MEDIA_PLAYLIST), |w| playlist.write_to(w))?;
     }
     let master = master_playlist(video, audio, target);
@@ -73,16 +74,28 @@ fn extinf(duration: f64) -> f64 {
     (duration * 1000.0).round() / 1000.0
 }
 
-pub fn media_playlist(segments: &[SegmentFacts], target: u64) -> MediaPlaylist {
+pub fn media_playlist(media: &SegmentedStream, target: u64) -> MediaPlaylist {
+    let map = media.init.as_ref().map(|uri| Map {
+        uri: uri.clone(),
+        ..Map::default()
+    });
     MediaPlaylist {
-        version: Some(PLAYLIST_VERSION),
+        version: Some(if map.is_some() {
+            PLAYLIST_VERSION_WITH_MAP
+        } else {
+            PLAYLIST_VERSION
+        }),
         target_duration: target,
         media_sequence: 0,
-        segments: segments
+        segments: media
+            .segments
             .iter()
-            .map(|s| MediaSegment {
+            .enumerate()
+            .map(|(i, s)| MediaSegment {
                 uri: s.uri.clone(),
                 duration: extinf(s.duration) as f32,
+                // m3u8-rs writes EXT-X-MAP on every segment that carries it; one map applies to all.
+                map: if i == 0 { map.clone() } else { None },
                 ..MediaSegment::empty()
             })
             .collect(),
@@ -93,14 +106,14 @@ pub fn media_playlist(segments: &[SegmentFacts], target: u64) -> MediaPlaylist {
 }
 
 pub fn master_playlist(video: &[VideoVariant], audio: Option<&AudioRendition>, target: u64) -> MasterPlaylist {
-    let audio_peak = audio.map_or(0.0, |a| peak_bitrate(&a.rendition.segments, target));
-    let audio_average = audio.map_or(0.0, |a| average_bitrate(&a.rendition.segments));
+    let audio_peak = audio.map_or(0.0, |a| peak_bitrate(&a.rendition.media.segments, target));
+    let audio_average = audio.map_or(0.0, |a| average_bitrate(&a.rendition.media.segments));
     let mut variants: Vec<VariantStream> = video
         .iter()
         .map(|v| VariantStream {
             uri: format!("{}/{MEDIA_PLAYLIST}", v.dir),
-            bandwidth: (peak_bitrate(&v.rendition.segments, target) + audio_peak).round() as u64,
-            average_bandwidth: Some((average_bitrate(&v.rendition.segments) + audio_average).round() as u64),
+            bandwidth: (peak_bitrate(&v.rendition.media.segments, target) + audio_peak).round() as u64,
+            average_bandwidth: Some((average_bitrate(&v.rendition.media.segments) + audio_average).round() as u64),
             codecs: Some(match audio {
                 Some(a) => format!("{},{}", v.rendition.codecs, a.rendition.codecs),
                 None => v.rendition.codecs.clone(),
@@ -197,6 +210,8 @@ mod tests {
             uri: String::new(),
             start: 0.0,
             duration,
+            start_ticks: 0,
+            duration_ticks: 0,
             bytes,
         }
     }

@@ -1,0 +1,3 @@
+//! Readers and writers of container structures that libav does not expose.
+
+pub mod bmff;
