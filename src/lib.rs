@@ -7,12 +7,12 @@
 //! package atomically. [`progress`] reports along the way; [`package`] runs the whole job.
 //!
 //! ```no_run
-//! use stream_pack::{HlsOptions, package_hls, progress::Silent};
+//! use stream_pack::{PackageOptions, package, progress::Silent};
 //!
-//! let mut options = HlsOptions::new("input.mp4", "out");
+//! let mut options = PackageOptions::hls("input.mp4", "out");
 //! options.reps = "720,480".parse().expect("valid --reps");
-//! let report = package_hls(&options, &mut Silent)?;
-//! println!("{}", report.master_playlist.display());
+//! let report = package(&options, &mut Silent)?;
+//! println!("{}", report.manifests[0].display());
 //! # Ok::<(), stream_pack::Error>(())
 //! ```
 
@@ -30,7 +30,7 @@ pub mod source;
 pub mod transcode;
 
 pub use error::{Error, Result};
-pub use package::{HlsOptions, PackageReport, package_hls};
+pub use package::{Manifests, PackageOptions, PackageReport, package};
 pub use probe::probe;
 
 /// The README's Rust examples, compiled by `cargo test --doc`.

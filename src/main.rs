@@ -13,7 +13,7 @@ use stream_pack::error::exit;
 use stream_pack::ladder::{Bitrate, Reps};
 use stream_pack::progress::{Control, Monitor, Progress, Stage};
 use stream_pack::segment::SegmentFormat;
-use stream_pack::{HlsOptions, PackageReport};
+use stream_pack::{PackageOptions, PackageReport};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,8 @@ struct Cli {
 enum Command {
     /// Transcode a file into an HLS ladder: master.m3u8, one folder per rung, audio/.
     Hls(HlsArgs),
+    /// Transcode a file into a DASH ladder of CMAF segments: manifest.mpd, one folder per rung, audio/.
+    Dash(DashArgs),
     /// Show the container and stream facts of a file.
     Probe {
         input: PathBuf,
@@ -41,6 +43,24 @@ enum Command {
 
 #[derive(clap::Args)]
 struct HlsArgs {
+    #[command(flatten)]
+    common: PackageArgs,
+    /// Segment container.
+    #[arg(long, value_enum, default_value_t = FormatArg::Ts)]
+    format: FormatArg,
+}
+
+#[derive(clap::Args)]
+struct DashArgs {
+    #[command(flatten)]
+    common: PackageArgs,
+    /// Also write HLS playlists (master.m3u8) over the same CMAF segments.
+    #[arg(long)]
+    hls: bool,
+}
+
+#[derive(clap::Args)]
+struct PackageArgs {
     input: PathBuf,
     /// Output folder; built beside itself and renamed into place when complete.
     #[arg(short, long)]
@@ -60,9 +80,6 @@ struct HlsArgs {
     /// Allow rungs taller than the source.
     #[arg(long)]
     allow_upscale: bool,
-    /// Segment container.
-    #[arg(long, value_enum, default_value_t = FormatArg::Ts)]
-    format: FormatArg,
     /// AAC bitrate of the shared audio rendition.
     #[arg(long, default_value = "128k", value_parser = parse_bitrate)]
     audio_bitrate: Bitrate,
@@ -110,7 +127,22 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let result = match cli.command {
-        Command::Hls(args) => hls(args),
+        Command::Hls(args) => {
+            let format = match args.format {
+                FormatArg::Ts => SegmentFormat::Ts,
+                FormatArg::Fmp4 => SegmentFormat::Fmp4,
+            };
+            let options = PackageOptions {
+                format,
+                ..args.common.options(PackageOptions::hls)
+            };
+            package(options, &args.common)
+        }
+        Command::Dash(args) => {
+            let mut options = args.common.options(PackageOptions::dash);
+            options.manifests.hls = args.hls;
+            package(options, &args.common)
+        }
         Command::Probe { input, json } => probe(input, json),
     };
     match result {
@@ -148,27 +180,29 @@ fn probe(input: PathBuf, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn hls(args: HlsArgs) -> anyhow::Result<()> {
-    let options = HlsOptions {
-        reps: args.reps,
-        ladder: args.ladder,
-        segment_duration: args.segment_duration,
-        encoder_preset: args.encoder_preset,
-        allow_upscale: args.allow_upscale,
-        format: match args.format {
-            FormatArg::Ts => SegmentFormat::Ts,
-            FormatArg::Fmp4 => SegmentFormat::Fmp4,
-        },
-        audio_bitrate: args.audio_bitrate,
-        force: args.force,
-        ..HlsOptions::new(args.input, args.output)
-    };
+impl PackageArgs {
+    /// The library's options from these arguments, over the defaults `base` gives.
+    fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> PackageOptions {
+        PackageOptions {
+            reps: self.reps.clone(),
+            ladder: self.ladder.clone(),
+            segment_duration: self.segment_duration,
+            encoder_preset: self.encoder_preset.clone(),
+            allow_upscale: self.allow_upscale,
+            audio_bitrate: self.audio_bitrate,
+            force: self.force,
+            ..base(self.input.clone(), self.output.clone())
+        }
+    }
+}
+
+fn package(options: PackageOptions, args: &PackageArgs) -> anyhow::Result<()> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
     let style = if args.quiet { ProgressArg::None } else { args.progress };
     let mut monitor = CliMonitor::new(style, interrupted);
-    let report = stream_pack::package_hls(&options, &mut monitor);
+    let report = stream_pack::package(&options, &mut monitor);
     monitor.close();
     let report = report?;
     if !args.quiet {
@@ -192,7 +226,9 @@ fn print_report(report: &PackageReport) {
             r.average_bitrate / 1000.0
         );
     }
-    println!("package: {}", report.master_playlist.display());
+    for manifest in &report.manifests {
+        println!("package: {}", manifest.display());
+    }
 }
 
 /// Shows progress as the user asked and turns Ctrl-C into a cancel.

@@ -7,18 +7,28 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, Reps, Rung};
-use crate::manifest::hls;
+use crate::manifest::{self, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
 use crate::segment::{SegmentClock, SegmentFormat};
 use crate::sink::Staging;
 use crate::source::Source;
 use crate::transcode::{
-    AudioSettings, AudioTrack, EncodedRendition, RungOutput, VideoLadder, VideoSettings, X264_PRESETS,
+    self, AudioSettings, AudioTrack, EncodedRendition, RungOutput, VideoLadder, VideoSettings, X264_PRESETS,
 };
 
-/// Everything `stream-pack hls` can be asked. `HlsOptions::new` gives the CLI's defaults.
+/// Which manifests describe the package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Manifests {
+    /// `master.m3u8` and a media playlist per rendition.
+    pub hls: bool,
+    /// `manifest.mpd`; needs CMAF (fMP4) segments.
+    pub dash: bool,
+}
+
+/// Everything `stream-pack hls` and `stream-pack dash` can be asked. `PackageOptions::hls` and
+/// `PackageOptions::dash` give the CLI's defaults.
 #[derive(Debug, Clone)]
-pub struct HlsOptions {
+pub struct PackageOptions {
     pub input: PathBuf,
     pub output: PathBuf,
     pub reps: Reps,
@@ -33,11 +43,13 @@ pub struct HlsOptions {
     pub audio_bitrate: Bitrate,
     /// Replace an existing output folder.
     pub force: bool,
+    pub manifests: Manifests,
 }
 
-impl HlsOptions {
-    pub fn new(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> HlsOptions {
-        HlsOptions {
+impl PackageOptions {
+    /// An HLS package of TS segments.
+    pub fn hls(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> PackageOptions {
+        PackageOptions {
             input: input.into(),
             output: output.into(),
             reps: Reps::Auto,
@@ -48,10 +60,30 @@ impl HlsOptions {
             format: SegmentFormat::Ts,
             audio_bitrate: Bitrate(128_000),
             force: false,
+            manifests: Manifests { hls: true, dash: false },
+        }
+    }
+
+    /// A DASH package of CMAF segments.
+    pub fn dash(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> PackageOptions {
+        PackageOptions {
+            format: SegmentFormat::Fmp4,
+            manifests: Manifests { hls: false, dash: true },
+            ..PackageOptions::hls(input, output)
         }
     }
 
     fn validate(&self) -> Result<()> {
+        if self.manifests.dash && self.format != SegmentFormat::Fmp4 {
+            return Err(Error::InvalidOption(
+                "DASH needs CMAF segments: use the fmp4 format".into(),
+            ));
+        }
+        if !(self.manifests.hls || self.manifests.dash) {
+            return Err(Error::InvalidOption(
+                "no manifest asked for: choose HLS, DASH or both".into(),
+            ));
+        }
         let d = self.segment_duration;
         if !(d.is_finite() && (0.1..=3600.0).contains(&d)) {
             return Err(Error::InvalidOption(format!(
@@ -86,14 +118,15 @@ pub struct RenditionReport {
 #[derive(Debug, Clone)]
 pub struct PackageReport {
     pub output: PathBuf,
-    pub master_playlist: PathBuf,
+    /// The manifests written: `master.m3u8` and/or `manifest.mpd` inside `output`.
+    pub manifests: Vec<PathBuf>,
     pub renditions: Vec<RenditionReport>,
     /// Requested rungs left out because they were above the source.
     pub dropped_above_source: Vec<u32>,
 }
 
-/// Packages `options.input` as an HLS ladder at `options.output`.
-pub fn package_hls(options: &HlsOptions, monitor: &mut dyn Monitor) -> Result<PackageReport> {
+/// Packages `options.input` as a ladder at `options.output`.
+pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<PackageReport> {
     crate::source::init()?;
     options.validate()?;
     let ladder = match &options.ladder {
@@ -127,11 +160,18 @@ pub fn package_hls(options: &HlsOptions, monitor: &mut dyn Monitor) -> Result<Pa
         monitor,
     )?;
     check(tracker.stage(Stage::Publish, monitor))?;
-    let renditions = write_playlists(&source, &plan.rungs, &video, audio.as_ref(), staging.path())?;
+    let renditions = write_manifests(&source, &plan.rungs, &video, audio.as_ref(), options, staging.path())?;
     let output = staging.publish()?;
     tracker.stage(Stage::Done, monitor);
     Ok(PackageReport {
-        master_playlist: output.join(hls::MASTER_PLAYLIST),
+        manifests: [
+            (options.manifests.hls, hls::MASTER_PLAYLIST),
+            (options.manifests.dash, dash::MANIFEST),
+        ]
+        .into_iter()
+        .filter(|(wanted, _)| *wanted)
+        .map(|(_, name)| output.join(name))
+        .collect(),
         output,
         renditions,
         dropped_above_source: plan.dropped_above_source,
@@ -152,7 +192,7 @@ fn transcode(
     source: &mut Source,
     rungs: &[Rung],
     root: &Path,
-    options: &HlsOptions,
+    options: &PackageOptions,
     clock: SegmentClock,
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
@@ -267,44 +307,61 @@ fn check_complete(source: &Source, media_end: f64) -> Result<()> {
     Ok(())
 }
 
-fn write_playlists(
+fn write_manifests(
     source: &Source,
     rungs: &[Rung],
     video: &[EncodedRendition],
     audio: Option<&EncodedRendition>,
+    options: &PackageOptions,
     root: &Path,
 ) -> Result<Vec<RenditionReport>> {
-    let frame_rate = source.video.as_ref().map_or(0.0, |v| f64::from(v.frame_rate));
-    let variants: Vec<hls::VideoVariant> = rungs
-        .iter()
-        .zip(video)
-        .map(|(rung, rendition)| hls::VideoVariant {
-            dir: &rung.name,
-            width: rung.width,
-            height: rung.height,
-            frame_rate,
+    let video_tracks: Vec<manifest::VideoTrack> = match &source.video {
+        Some(input) => rungs
+            .iter()
+            .zip(video)
+            .map(|(rung, rendition)| manifest::VideoTrack {
+                name: &rung.name,
+                width: rung.width,
+                height: rung.height,
+                frame_rate: input.frame_rate,
+                rendition,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let audio_track = source.audio.as_ref().zip(audio).map(|(input, rendition)| {
+        let (sample_rate, channels) = transcode::audio_output(input);
+        manifest::AudioTrack {
+            name: AUDIO_DIR,
+            channels,
+            sample_rate,
+            language: input.language.as_deref(),
             rendition,
-        })
-        .collect();
-    let language = source.audio.as_ref().and_then(|a| a.language.as_deref());
-    let audio_rendition = audio.map(|rendition| hls::AudioRendition {
-        dir: AUDIO_DIR,
-        channels: source.audio.as_ref().map_or(2, |a| a.channels.min(2)),
-        language,
-        rendition,
+        }
     });
-    hls::write_package(root, &variants, audio_rendition.as_ref())?;
+    let package = manifest::Package {
+        video: video_tracks,
+        audio: audio_track,
+        display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
+    };
+    if options.manifests.hls {
+        hls::write_package(root, &package)?;
+    }
+    if options.manifests.dash {
+        dash::write_manifest(root, &package)?;
+    }
     let report = |name: &str, resolution, rendition: &EncodedRendition| RenditionReport {
         name: name.to_owned(),
         resolution,
         codecs: rendition.codecs.clone(),
         segments: rendition.media.segments.len(),
-        average_bitrate: hls::average_bitrate(&rendition.media.segments),
+        average_bitrate: manifest::average_bitrate(&rendition.media.segments),
     };
-    let mut reports: Vec<RenditionReport> = variants
+    let mut reports: Vec<RenditionReport> = package
+        .video
         .iter()
-        .map(|v| report(v.dir, Some((v.width, v.height)), v.rendition))
+        .map(|v| report(v.name, Some((v.width, v.height)), v.rendition))
         .collect();
-    reports.extend(audio.map(|a| report(AUDIO_DIR, None, a)));
+    reports.extend(package.audio.as_ref().map(|a| report(a.name, None, a.rendition)));
     Ok(reports)
 }

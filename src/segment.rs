@@ -204,6 +204,8 @@ pub struct SegmentedStream {
     pub init: Option<String>,
     /// Ticks per second of the `*_ticks` fields: the track's timescale in fMP4.
     pub timescale: u32,
+    /// The ticks at which the source starts: its start time + `TIMELINE_OFFSET_MICROS`.
+    pub presentation_offset: i64,
     pub segments: Vec<SegmentFacts>,
 }
 
@@ -410,6 +412,11 @@ impl Segmenter {
             .collect();
         Ok(SegmentedStream {
             init: self.init,
+            presentation_offset: ffmpeg::Rescale::rescale(
+                &(self.clock.origin_micros + TIMELINE_OFFSET_MICROS),
+                Rational::new(1, 1_000_000),
+                tb,
+            ),
             // Muxers state their stream time base as 1/timescale.
             timescale: (tb.denominator() / tb.numerator().max(1)) as u32,
             segments,

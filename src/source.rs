@@ -59,10 +59,28 @@ impl VideoInput {
         }
     }
 
+    /// The display aspect ratio, reduced: 16:9, or 9:16 for a portrait picture.
+    pub fn display_aspect(&self) -> (u32, u32) {
+        let sar = self.sample_aspect;
+        let (sar_num, sar_den) = if sar.numerator() > 0 && sar.denominator() > 0 {
+            (sar.numerator() as u64, sar.denominator() as u64)
+        } else {
+            (1, 1)
+        };
+        let (w, h) = (u64::from(self.width) * sar_num, u64::from(self.height) * sar_den);
+        let divisor = gcd(w, h).max(1);
+        let (w, h) = ((w / divisor) as u32, (h / divisor) as u32);
+        if self.rotation % 180 == 90 { (h, w) } else { (w, h) }
+    }
+
     /// Seconds per frame at the nominal frame rate.
     pub fn frame_duration(&self) -> f64 {
         1.0 / f64::from(self.frame_rate)
     }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// The audio stream stream-pack transcodes.

@@ -614,8 +614,14 @@ fn drain_audio(encoder: &mut encoder::audio::Encoder, segmenter: &mut Segmenter)
     Ok(())
 }
 
-/// AAC-LC at the source's sample rate (at most 48 kHz), mono kept mono and anything wider mixed to
-/// stereo, with the AudioSpecificConfig in extradata so CODECS can be read from it.
+/// The shared audio rendition's sample rate and channel count: the source's rate up to 48 kHz,
+/// mono kept mono and anything wider mixed to stereo.
+pub fn audio_output(input: &AudioInput) -> (u32, u16) {
+    (input.sample_rate.min(48_000), input.channels.min(2))
+}
+
+/// AAC-LC as `audio_output` says, with the AudioSpecificConfig in extradata so CODECS can be read
+/// from it.
 fn open_aac(input: &AudioInput, bitrate: Bitrate) -> Result<encoder::audio::Encoder> {
     let codec = find_encoder("aac")?;
     let mut audio = codec::context::Context::new_with_codec(codec)
