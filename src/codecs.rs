@@ -1,5 +1,7 @@
 //! RFC 6381 codec strings read from the encoded bitstream, for CODECS and @codecs.
 
+use crate::container::bmff::ChildBox;
+
 /// `avc1.PPCCLL` from the first sequence parameter set in an Annex B H.264 access unit:
 /// profile_idc, the constraint flags byte and level_idc, as the SPS states them.
 pub fn avc1_from_annexb(data: &[u8]) -> Option<String> {
@@ -36,6 +38,67 @@ fn annexb_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     starts.into_iter().zip(ends).map(move |(s, e)| &data[s..e.max(s)])
 }
 
+/// The RFC 6381 codec string of an fMP4 track, from its sample entry and the configuration box
+/// inside it, as `container::bmff::sample_entry` reads them from the init segment.
+pub fn from_sample_entry(kind: &[u8; 4], boxes: &[ChildBox]) -> Option<String> {
+    let config = |name: &[u8; 4]| boxes.iter().find(|(k, _)| k == name).map(|(_, payload)| *payload);
+    match kind {
+        b"avc1" | b"avc3" => {
+            let avcc = config(b"avcC")?;
+            let fourcc = std::str::from_utf8(kind).ok()?;
+            Some(format!(
+                "{fourcc}.{:02X}{:02X}{:02X}",
+                avcc.get(1)?,
+                avcc.get(2)?,
+                avcc.get(3)?
+            ))
+        }
+        b"hvc1" | b"hev1" => hevc(std::str::from_utf8(kind).ok()?, config(b"hvcC")?),
+        b"vp09" => vp9(config(b"vpcC")?),
+        b"av01" => av1(config(b"av1C")?),
+        b"Opus" => Some("opus".into()),
+        _ => None,
+    }
+}
+
+/// ISO/IEC 14496-15 Annex E: `hvc1.{space}{profile}.{compatibility, bit-reversed hex}.{tier}{level}`
+/// followed by the constraint bytes, trailing zero bytes left out.
+fn hevc(fourcc: &str, hvcc: &[u8]) -> Option<String> {
+    let ptl = hvcc.get(1)?;
+    let space = ["", "A", "B", "C"][usize::from(ptl >> 6)];
+    let tier = if ptl & 0x20 != 0 { 'H' } else { 'L' };
+    let profile = ptl & 0x1f;
+    let compatibility = u32::from_be_bytes(hvcc.get(2..6)?.try_into().ok()?).reverse_bits();
+    let constraints = hvcc.get(6..12)?;
+    let level = hvcc.get(12)?;
+    let kept = constraints.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let mut text = format!("{fourcc}.{space}{profile}.{compatibility:X}.{tier}{level}");
+    for byte in &constraints[..kept] {
+        text.push_str(&format!(".{byte:X}"));
+    }
+    Some(text)
+}
+
+/// The VP9 ISO-BMFF binding: `vp09.PP.LL.DD` from the vpcC full box.
+fn vp9(vpcc: &[u8]) -> Option<String> {
+    // version and flags, then profile, level, bit depth in the high four bits.
+    let (profile, level, depth) = (vpcc.get(4)?, vpcc.get(5)?, vpcc.get(6)? >> 4);
+    Some(format!("vp09.{profile:02}.{level:02}.{depth:02}"))
+}
+
+/// The AV1 ISO-BMFF binding: `av01.P.LLT.DD` from the av1C box.
+fn av1(av1c: &[u8]) -> Option<String> {
+    let (first, second) = (av1c.get(1)?, av1c.get(2)?);
+    let (profile, level) = (first >> 5, first & 0x1f);
+    let tier = if second & 0x80 != 0 { 'H' } else { 'M' };
+    let depth = match (second & 0x40 != 0, second & 0x20 != 0) {
+        (true, true) => 12,
+        (true, false) => 10,
+        _ => 8,
+    };
+    Some(format!("av01.{profile}.{level:02}{tier}.{depth:02}"))
+}
+
 /// `mp4a.40.N` from an MPEG-4 AudioSpecificConfig, N being its audio object type (2 = AAC-LC).
 pub fn mp4a_from_audio_specific_config(asc: &[u8]) -> Option<String> {
     let first = *asc.first()?;
@@ -67,6 +130,39 @@ mod tests {
         assert_eq!(avc1_from_annexb(&[0, 0, 1, 0x65, 0x88, 0x84]), None);
         assert_eq!(avc1_from_annexb(&[]), None);
         assert_eq!(avc1_from_annexb(&[0, 0, 1, 0x67, 100]), None);
+    }
+
+    #[test]
+    fn hevc_main_profile_string() {
+        // Main profile (1), compatibility flags 0x60000000 (profiles 1 and 2), Main tier, level
+        // 3.0 (90), progressive + frame-only constraint byte 0x90.
+        let hvcc = [1, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 90];
+        assert_eq!(hevc("hvc1", &hvcc).as_deref(), Some("hvc1.1.6.L90.90"));
+        let high_tier = [1, 0x22, 0x20, 0, 0, 0, 0xb0, 0, 0, 0, 0, 0, 120];
+        assert_eq!(hevc("hvc1", &high_tier).as_deref(), Some("hvc1.2.4.H120.B0"));
+    }
+
+    #[test]
+    fn vp9_and_av1_strings() {
+        assert_eq!(
+            vp9(&[1, 0, 0, 0, 0, 21, 0x80, 1, 1, 1]).as_deref(),
+            Some("vp09.00.21.08")
+        );
+        // seq_profile 0, level index 4, Main tier, 8 bit.
+        assert_eq!(av1(&[0x81, 0x04, 0x0c]).as_deref(), Some("av01.0.04M.08"));
+        assert_eq!(av1(&[0x81, 0x28, 0x40]).as_deref(), Some("av01.1.08M.10"));
+    }
+
+    #[test]
+    fn sample_entries_map_to_their_strings() {
+        let avcc: &[u8] = &[1, 0x64, 0x00, 0x1f];
+        assert_eq!(
+            from_sample_entry(b"avc1", &[(*b"avcC", avcc)]).as_deref(),
+            Some("avc1.64001F")
+        );
+        assert_eq!(from_sample_entry(b"Opus", &[]).as_deref(), Some("opus"));
+        assert_eq!(from_sample_entry(b"avc1", &[]), None);
+        assert_eq!(from_sample_entry(b"xyz1", &[]), None);
     }
 
     #[test]

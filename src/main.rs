@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use stream_pack::encoders::{AudioCodec, VideoCodec};
 use stream_pack::error::exit;
 use stream_pack::ladder::{Bitrate, Reps};
 use stream_pack::progress::{Control, Monitor, Progress, Stage};
@@ -80,6 +81,12 @@ struct PackageArgs {
     /// Allow rungs taller than the source.
     #[arg(long)]
     allow_upscale: bool,
+    /// Video codec: h264, h265 (hvc1), vp9 or av1; all but h264 need CMAF (fMP4) segments.
+    #[arg(long, default_value = "h264", value_parser = parse_video_codec)]
+    codec: VideoCodec,
+    /// Audio codec: aac, or opus (CMAF only).
+    #[arg(long, default_value = "aac", value_parser = parse_audio_codec)]
+    audio_codec: AudioCodec,
     /// AAC bitrate of the shared audio rendition.
     #[arg(long, default_value = "128k", value_parser = parse_bitrate)]
     audio_bitrate: Bitrate,
@@ -117,7 +124,20 @@ fn parse_bitrate(text: &str) -> Result<Bitrate, String> {
     text.parse()
 }
 
+fn parse_video_codec(text: &str) -> Result<VideoCodec, String> {
+    text.parse()
+}
+
+fn parse_audio_codec(text: &str) -> Result<AudioCodec, String> {
+    text.parse()
+}
+
 fn main() -> ExitCode {
+    if std::env::var_os("SVT_LOG").is_none() {
+        // SVT-AV1 logs its configuration to stderr unless told otherwise; errors only.
+        // SAFETY: no other thread exists yet to read the environment concurrently.
+        unsafe { std::env::set_var("SVT_LOG", "1") };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
@@ -189,6 +209,8 @@ impl PackageArgs {
             segment_duration: self.segment_duration,
             encoder_preset: self.encoder_preset.clone(),
             allow_upscale: self.allow_upscale,
+            video_codec: self.codec,
+            audio_codec: self.audio_codec,
             audio_bitrate: self.audio_bitrate,
             force: self.force,
             ..base(self.input.clone(), self.output.clone())

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use ffmpeg::Packet;
 use ffmpeg_next as ffmpeg;
 
+use crate::encoders::{self, AudioCodec, VideoCodec};
 use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, Reps, Rung};
 use crate::manifest::{self, dash, hls};
@@ -12,9 +13,7 @@ use crate::progress::{Control, Monitor, Stage, Tracker};
 use crate::segment::{SegmentClock, SegmentFormat};
 use crate::sink::Staging;
 use crate::source::Source;
-use crate::transcode::{
-    self, AudioSettings, AudioTrack, EncodedRendition, RungOutput, VideoLadder, VideoSettings, X264_PRESETS,
-};
+use crate::transcode::{AudioSettings, AudioTrack, EncodedRendition, RungOutput, VideoLadder, VideoSettings};
 
 /// Which manifests describe the package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +39,8 @@ pub struct PackageOptions {
     pub encoder_preset: String,
     pub allow_upscale: bool,
     pub format: SegmentFormat,
+    pub video_codec: VideoCodec,
+    pub audio_codec: AudioCodec,
     pub audio_bitrate: Bitrate,
     /// Replace an existing output folder.
     pub force: bool,
@@ -58,6 +59,8 @@ impl PackageOptions {
             encoder_preset: "medium".into(),
             allow_upscale: false,
             format: SegmentFormat::Ts,
+            video_codec: VideoCodec::H264,
+            audio_codec: AudioCodec::Aac,
             audio_bitrate: Bitrate(128_000),
             force: false,
             manifests: Manifests { hls: true, dash: false },
@@ -90,11 +93,21 @@ impl PackageOptions {
                 "--segment-duration {d}: must be between 0.1 and 3600 seconds"
             )));
         }
-        if !X264_PRESETS.contains(&self.encoder_preset.as_str()) {
+        encoders::preset_index(&self.encoder_preset)?;
+        let segments = match self.format {
+            SegmentFormat::Ts => "MPEG-TS",
+            SegmentFormat::Fmp4 => "fMP4",
+        };
+        if !self.video_codec.fits(self.format) {
             return Err(Error::InvalidOption(format!(
-                "--encoder-preset {}: not an x264 preset (one of {})",
-                self.encoder_preset,
-                X264_PRESETS.join(", ")
+                "--codec {}: {segments} segments cannot carry it (use CMAF: --format fmp4, or dash)",
+                self.video_codec
+            )));
+        }
+        if !self.audio_codec.fits(self.format) {
+            return Err(Error::InvalidOption(format!(
+                "--audio-codec {}: {segments} segments cannot carry it (use CMAF: --format fmp4, or dash)",
+                self.audio_codec
             )));
         }
         Ok(())
@@ -212,7 +225,8 @@ fn transcode(
                 .collect::<Result<Vec<_>>>()?;
             let stream = source.input.stream(input.index).expect("chosen stream exists");
             let settings = VideoSettings {
-                preset: options.encoder_preset.clone(),
+                codec: options.video_codec,
+                preset: encoders::preset_index(&options.encoder_preset)?,
                 format: options.format,
             };
             Some(VideoLadder::new(
@@ -232,6 +246,7 @@ fn transcode(
             std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
             let stream = source.input.stream(input.index).expect("chosen stream exists");
             let settings = AudioSettings {
+                codec: options.audio_codec,
                 bitrate: options.audio_bitrate,
                 format: options.format,
             };
@@ -330,7 +345,7 @@ fn write_manifests(
         None => Vec::new(),
     };
     let audio_track = source.audio.as_ref().zip(audio).map(|(input, rendition)| {
-        let (sample_rate, channels) = transcode::audio_output(input);
+        let (sample_rate, channels) = encoders::audio_output(options.audio_codec, input);
         manifest::AudioTrack {
             name: AUDIO_DIR,
             channels,

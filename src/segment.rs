@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use ffmpeg::{Dictionary, Packet, Rational, codec, format};
 use ffmpeg_next as ffmpeg;
 
+use crate::codecs;
 use crate::container::bmff;
 use crate::error::{Error, Result};
 
@@ -112,6 +113,20 @@ impl SegmentFormat {
 /// 1.4 s is what the ffmpeg CLI's TS output uses.
 pub const TIMELINE_OFFSET_MICROS: i64 = 1_400_000;
 
+/// Where a segmenter starts a new segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cuts {
+    /// At each clock boundary, on any packet: audio, where every packet is a sync sample.
+    Boundary,
+    /// At each clock boundary, where the encoder was told to put a keyframe: a packet there that
+    /// is not one means the encoder ignored the order, and the package would be misaligned.
+    ForcedKeyframe,
+    /// At the first keyframe at or after each clock boundary: the source's own, in a stream copy.
+    NextKeyframe,
+    /// At every keyframe: an encoder that places them itself, once per segment.
+    EveryKeyframe,
+}
+
 /// Facts about one written segment, measured from its packets and bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentFacts {
@@ -176,12 +191,12 @@ pub struct Segmenter {
     stream_time_base: Rational,
     /// Packet duration to assume where the encoder sets none, in the packet time base.
     default_duration: i64,
-    /// Video segments must start with a keyframe; a packet that would start one but is not a
-    /// keyframe means the encoder ignored a forced IDR, and the package would be misaligned.
-    keyframe_starts: bool,
+    cuts: Cuts,
     current: Option<OpenSegment>,
     written: Vec<Written>,
     init: Option<String>,
+    /// The codec string read from the init segment's sample description.
+    init_codecs: Option<String>,
     /// `TIMELINE_OFFSET_MICROS` in the stream time base.
     offset_ticks: i64,
     /// The first packet's PTS − DTS. The fMP4 muxer moves decode times later by this much so that
@@ -220,6 +235,7 @@ impl Segmenter {
         format: SegmentFormat,
         encoder: &codec::Context,
         clock: SegmentClock,
+        cuts: Cuts,
         default_duration: i64,
     ) -> Result<Segmenter> {
         let context = || format!("{name}: starting the {} muxer", format.muxer());
@@ -230,6 +246,11 @@ impl Segmenter {
         {
             let mut stream = muxer.add_stream_with(encoder).map_err(Error::ffmpeg(context()))?;
             stream.set_time_base(packet_time_base);
+            if format == SegmentFormat::Fmp4 && encoder.id() == codec::Id::HEVC {
+                // HLS wants hvc1 (parameter sets in the sample description only), never hev1.
+                // SAFETY: the stream's parameters are allocated and not shared yet.
+                unsafe { (*stream.parameters().as_mut_ptr()).codec_tag = u32::from_le_bytes(*b"hvc1") };
+            }
         }
         let unused: Vec<String> = muxer
             .write_header_with(format.options())
@@ -241,12 +262,16 @@ impl Segmenter {
             return Err(Error::Encoder(format!("{}: the muxer ignored option {key}", context())));
         }
         let stream_time_base = muxer.stream(0).expect("the muxer has its stream").time_base();
-        let init = match format {
-            SegmentFormat::Ts => None,
+        let (init, init_codecs) = match format {
+            SegmentFormat::Ts => (None, None),
             SegmentFormat::Fmp4 => {
+                let bytes = buffer.take();
+                let codecs = bmff::sample_entry(&bytes)
+                    .ok()
+                    .and_then(|(kind, boxes)| codecs::from_sample_entry(&kind, &boxes));
                 let path = dir.join(INIT_SEGMENT);
-                std::fs::write(&path, buffer.take()).map_err(Error::io(path))?;
-                Some(INIT_SEGMENT.to_owned())
+                std::fs::write(&path, bytes).map_err(Error::io(path))?;
+                (Some(INIT_SEGMENT.to_owned()), codecs)
             }
         };
         Ok(Segmenter {
@@ -259,10 +284,11 @@ impl Segmenter {
             packet_time_base,
             stream_time_base,
             default_duration,
-            keyframe_starts: encoder.medium() == ffmpeg::media::Type::Video,
+            cuts,
             current: None,
             written: Vec::new(),
             init,
+            init_codecs,
             offset_ticks: ffmpeg::Rescale::rescale(
                 &TIMELINE_OFFSET_MICROS,
                 Rational::new(1, 1_000_000),
@@ -288,8 +314,14 @@ impl Segmenter {
         packet.rescale_ts(self.packet_time_base, self.stream_time_base);
         let (pts, dts) = (packet.pts().unwrap_or(0), packet.dts().or(packet.pts()).unwrap_or(0));
         let end = pts + packet.duration();
-        if self.current.as_ref().is_none_or(|open| index > open.index) {
-            if self.keyframe_starts && !packet.is_key() {
+        let on_boundary = self.current.as_ref().is_none_or(|open| index > open.index);
+        let starts_segment = match self.cuts {
+            Cuts::Boundary | Cuts::ForcedKeyframe => on_boundary,
+            Cuts::NextKeyframe => on_boundary && packet.is_key(),
+            Cuts::EveryKeyframe => self.current.is_none() || packet.is_key(),
+        };
+        if starts_segment {
+            if self.cuts != Cuts::Boundary && !packet.is_key() {
                 return Err(Error::Encoder(format!(
                     "{}: the frame at {:.3} s starts a segment but was not encoded as a keyframe",
                     self.name,
@@ -377,6 +409,11 @@ impl Segmenter {
             bytes: bytes.len() as u64,
         });
         Ok(())
+    }
+
+    /// The RFC 6381 codec string of the init segment's sample description (fMP4 only).
+    pub fn init_codecs(&self) -> Option<&str> {
+        self.init_codecs.as_deref()
     }
 
     /// Segments written so far.

@@ -4,28 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg::{ChannelLayout, Dictionary, Packet, Rational, codec, decoder, encoder, filter, format, frame, picture};
+use ffmpeg::{ChannelLayout, Packet, Rational, decoder, encoder, filter, format, frame, picture};
 use ffmpeg_next as ffmpeg;
 
 use crate::codecs;
+use crate::encoders::{self, AudioCodec, VideoCodec, VideoEncoding};
 use crate::error::{Error, Result};
 use crate::ladder::{Bitrate, Rung};
-use crate::segment::{SegmentClock, SegmentFormat, SegmentedStream, Segmenter};
+use crate::segment::{Cuts, SegmentClock, SegmentFormat, SegmentedStream, Segmenter};
 use crate::source::{self, AudioInput, VideoInput};
-
-/// x264 presets, fastest first, as x264 names them.
-pub const X264_PRESETS: [&str; 10] = [
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-];
 
 /// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
 #[derive(Debug, Clone)]
@@ -42,7 +29,9 @@ pub struct RungOutput {
 
 /// What every rung's encoder shares.
 pub struct VideoSettings {
-    pub preset: String,
+    pub codec: VideoCodec,
+    /// Index into `encoders::PRESETS`.
+    pub preset: usize,
     pub format: SegmentFormat,
 }
 
@@ -54,44 +43,6 @@ fn received(result: std::result::Result<(), ffmpeg::Error>) -> std::result::Resu
         Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Opens an encoder and fails if it ignored any option: libav drops unknown options silently.
-fn open_checked(
-    context: &mut codec::Context,
-    codec: codec::codec::Codec,
-    options: Dictionary,
-    what: &str,
-) -> Result<()> {
-    // SAFETY: the context was allocated for `codec`; avcodec_open2 takes the dictionary and gives
-    // back the entries it did not use, which `own` frees.
-    let unused = unsafe {
-        let mut raw = options.disown();
-        let status = ffmpeg::ffi::avcodec_open2(context.as_mut_ptr(), codec.as_ptr(), &mut raw);
-        let unused = Dictionary::own(raw);
-        if status < 0 {
-            return Err(Error::Ffmpeg {
-                context: format!("{what}: opening the {} encoder", codec.name()),
-                source: ffmpeg::Error::from(status),
-            });
-        }
-        unused
-    };
-    if let Some((key, value)) = unused.iter().next() {
-        return Err(Error::Encoder(format!(
-            "{what}: the {} encoder does not accept option {key}={value}",
-            codec.name()
-        )));
-    }
-    Ok(())
-}
-
-fn find_encoder(name: &str) -> Result<codec::codec::Codec> {
-    encoder::find_by_name(name).ok_or_else(|| {
-        Error::Encoder(format!(
-            "this FFmpeg has no {name} encoder (install a build with {name})"
-        ))
-    })
 }
 
 /// What a decoding error names: the file, the kind of stream and where in it.
@@ -339,34 +290,21 @@ impl RungEncoder {
         clock: SegmentClock,
     ) -> Result<RungEncoder> {
         let rung = &output.rung;
-        let codec = find_encoder("libx264")?;
-        let mut video = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(Error::ffmpeg("creating the x264 encoder"))?;
-        video.set_width(rung.width);
-        video.set_height(rung.height);
-        video.set_format(ffmpeg::format::Pixel::YUV420P);
-        video.set_aspect_ratio(Rational::new(1, 1));
-        video.set_time_base(time_base);
-        video.set_frame_rate(Some(input.frame_rate));
-        // No keyframe of x264's own inside a segment: a segment holds at most this many frames.
-        let keyint = (clock.duration() * f64::from(input.frame_rate)).ceil() as u32 + 1;
-        video.set_gop(keyint);
-        let mut options = Dictionary::new();
-        options.set("preset", &settings.preset);
-        options.set("forced-idr", "1");
-        options.set("x264-params", &format!("keyint={keyint}:scenecut=0:open-gop=0"));
-        options.set("b", &rung.rate.bitrate.0.to_string());
-        options.set("maxrate", &rung.rate.maxrate.0.to_string());
-        options.set("bufsize", &rung.rate.bufsize.0.to_string());
-        if settings.format.needs_global_header() {
-            video.set_flags(codec::Flags::GLOBAL_HEADER);
-        }
-        open_checked(&mut video, codec, options, &rung.name)?;
-        let encoder = encoder::video::Encoder(video);
-        // With a global header the SPS is in extradata (Annex B from x264); otherwise in the stream.
-        let codecs = codecs::avc1_from_annexb(extradata(&encoder));
+        let encoder = encoders::open_video(
+            &VideoEncoding {
+                codec: settings.codec,
+                preset: settings.preset,
+                width: rung.width,
+                height: rung.height,
+                time_base,
+                frame_rate: input.frame_rate,
+                // No keyframe of the encoder's own inside a segment: one holds at most this many frames.
+                keyint: settings.codec.keyint(clock.duration(), input.frame_rate),
+                rate: rung.rate,
+                global_header: settings.format.needs_global_header(),
+            },
+            &rung.name,
+        )?;
         let default_duration = (1.0 / (f64::from(input.frame_rate) * f64::from(time_base))).round() as i64;
         let segmenter = Segmenter::new(
             &rung.name,
@@ -374,8 +312,11 @@ impl RungEncoder {
             settings.format,
             &encoder,
             clock,
+            settings.codec.cuts(),
             default_duration,
         )?;
+        // fMP4: the sample description in the init segment; TS (H.264 only): the in-band SPS.
+        let codecs = segmenter.init_codecs().map(str::to_owned);
         Ok(RungEncoder {
             name: rung.name.clone(),
             encoder,
@@ -425,7 +366,7 @@ impl RungEncoder {
         self.drain()?;
         let codecs = self
             .codecs
-            .ok_or_else(|| Error::Encoder(format!("{}: found no SPS in the encoded stream", self.name)))?;
+            .ok_or_else(|| Error::Encoder(format!("{}: found no codec configuration in the output", self.name)))?;
         Ok(EncodedRendition {
             media: self.segmenter.finish()?,
             codecs,
@@ -435,6 +376,7 @@ impl RungEncoder {
 
 /// What the shared audio rendition is encoded to.
 pub struct AudioSettings {
+    pub codec: AudioCodec,
     pub bitrate: Bitrate,
     pub format: SegmentFormat,
 }
@@ -463,14 +405,19 @@ impl AudioTrack {
         let mut decoder = source::decoder_context(path, stream)?;
         decoder.set_packet_time_base(input.time_base);
         let decoder = decoder.audio().map_err(Error::ffmpeg("opening the audio decoder"))?;
-        let encoder = open_aac(&input, settings.bitrate)?;
-        let codecs = aac_codecs(&encoder)?;
+        let encoder = encoders::open_audio(settings.codec, &input, settings.bitrate)?;
+        let codecs = match settings.codec {
+            AudioCodec::Aac => codecs::mp4a_from_audio_specific_config(encoders::extradata(&encoder))
+                .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))?,
+            AudioCodec::Opus => "opus".to_owned(),
+        };
         let segmenter = Segmenter::new(
             "audio",
             dir,
             settings.format,
             &encoder,
             clock,
+            Cuts::Boundary,
             i64::from(encoder.frame_size()),
         )?;
         let context = DecodeContext {
@@ -612,56 +559,4 @@ fn drain_audio(encoder: &mut encoder::audio::Encoder, segmenter: &mut Segmenter)
         segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
     }
     Ok(())
-}
-
-/// The shared audio rendition's sample rate and channel count: the source's rate up to 48 kHz,
-/// mono kept mono and anything wider mixed to stereo.
-pub fn audio_output(input: &AudioInput) -> (u32, u16) {
-    (input.sample_rate.min(48_000), input.channels.min(2))
-}
-
-/// AAC-LC as `audio_output` says, with the AudioSpecificConfig in extradata so CODECS can be read
-/// from it.
-fn open_aac(input: &AudioInput, bitrate: Bitrate) -> Result<encoder::audio::Encoder> {
-    let codec = find_encoder("aac")?;
-    let mut audio = codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .audio()
-        .map_err(Error::ffmpeg("creating the AAC encoder"))?;
-    let rate = input.sample_rate.min(48_000);
-    let layout = if input.channels == 1 {
-        ChannelLayout::MONO
-    } else {
-        ChannelLayout::STEREO
-    };
-    audio.set_rate(rate as i32);
-    audio.set_channel_layout(layout);
-    audio.set_channels(layout.channels());
-    audio.set_format(ffmpeg::format::Sample::F32(ffmpeg::format::sample::Type::Planar));
-    audio.set_bit_rate(bitrate.0 as usize);
-    audio.set_time_base(Rational::new(1, rate as i32));
-    audio.set_flags(codec::Flags::GLOBAL_HEADER);
-    let mut options = Dictionary::new();
-    options.set("profile", "aac_low");
-    open_checked(&mut audio, codec, options, "audio")?;
-    Ok(encoder::audio::Encoder(audio))
-}
-
-/// The codec configuration an opened encoder put in extradata (empty if none).
-fn extradata(context: &codec::Context) -> &[u8] {
-    // SAFETY: an opened encoder's extradata is `extradata_size` bytes owned by the context, which
-    // the returned slice borrows.
-    unsafe {
-        let ctx = context.as_ptr();
-        if (*ctx).extradata.is_null() {
-            &[]
-        } else {
-            std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size.max(0) as usize)
-        }
-    }
-}
-
-fn aac_codecs(encoder: &encoder::audio::Encoder) -> Result<String> {
-    codecs::mp4a_from_audio_specific_config(extradata(encoder))
-        .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))
 }

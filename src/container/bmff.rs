@@ -68,6 +68,37 @@ fn children(data: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, BoxError
     Ok(boxes)
 }
 
+/// A box's four-character code and payload.
+pub type ChildBox<'a> = ([u8; 4], &'a [u8]);
+
+/// The first sample entry of an init segment's (first) track: its four-character code (`avc1`,
+/// `hvc1`, `vp09`, `av01`, `mp4a`, `Opus`…) and the payloads of the boxes inside it (`avcC`…).
+pub fn sample_entry(init: &[u8]) -> Result<([u8; 4], Vec<ChildBox<'_>>), BoxError> {
+    let mut parent = (0, init.len());
+    for kind in [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"] {
+        let found = children(init, parent.0, parent.1)?
+            .into_iter()
+            .find(|b| &b.kind == kind)
+            .ok_or(BoxError::Missing(std::str::from_utf8(kind).expect("ASCII")))?;
+        parent = (found.payload, found.end);
+    }
+    // stsd: version and flags, entry count, then the entries.
+    let entry = children(init, parent.0 + 8, parent.1)?
+        .into_iter()
+        .next()
+        .ok_or(BoxError::Missing("sample entry"))?;
+    // The fields every visual (78 bytes) or audio (28 bytes) sample entry has before its boxes.
+    let fields = match &entry.kind {
+        b"mp4a" | b"Opus" | b"ac-3" | b"ec-3" => 28,
+        _ => 78,
+    };
+    let inner = children(init, entry.payload + fields, entry.end)?
+        .into_iter()
+        .map(|b| (b.kind, &init[b.payload..b.end]))
+        .collect();
+    Ok((entry.kind, inner))
+}
+
 /// Sets every track fragment's baseMediaDecodeTime to `base_decode_time`.
 pub fn set_decode_time(data: &mut [u8], base_decode_time: u64) -> Result<(), BoxError> {
     let moof = children(data, 0, data.len())?
