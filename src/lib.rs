@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod package;
 pub mod probe;
 pub mod progress;
+pub mod remux;
 pub mod segment;
 pub mod sink;
 pub mod source;

@@ -81,6 +81,9 @@ struct PackageArgs {
     /// Allow rungs taller than the source.
     #[arg(long)]
     allow_upscale: bool,
+    /// Package the source's own H.264/HEVC and AAC without re-encoding, cut at its keyframes.
+    #[arg(long, conflicts_with_all = ["reps", "ladder", "codec", "audio_codec", "encoder_preset", "allow_upscale"])]
+    copy: bool,
     /// Video codec: h264, h265 (hvc1), vp9 or av1; all but h264 need CMAF (fMP4) segments.
     #[arg(long, default_value = "h264", value_parser = parse_video_codec)]
     codec: VideoCodec,
@@ -211,6 +214,7 @@ impl PackageArgs {
             allow_upscale: self.allow_upscale,
             video_codec: self.codec,
             audio_codec: self.audio_codec,
+            copy: self.copy,
             audio_bitrate: self.audio_bitrate,
             force: self.force,
             ..base(self.input.clone(), self.output.clone())
@@ -234,6 +238,9 @@ fn package(options: PackageOptions, args: &PackageArgs) -> anyhow::Result<()> {
 }
 
 fn print_report(report: &PackageReport) {
+    for note in &report.notes {
+        println!("note: {note}");
+    }
     for dropped in &report.dropped_above_source {
         println!("note: left out the {dropped}p rung: it is above the source (use --allow-upscale to keep it)");
     }

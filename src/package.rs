@@ -2,18 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg::Packet;
+use ffmpeg::{Packet, codec};
 use ffmpeg_next as ffmpeg;
 
 use crate::encoders::{self, AudioCodec, VideoCodec};
 use crate::error::{Error, Result};
-use crate::ladder::{self, Bitrate, Ladder, Reps, Rung};
+use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
 use crate::manifest::{self, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
-use crate::segment::{SegmentClock, SegmentFormat};
+use crate::remux::StreamCopy;
+use crate::segment::{SegmentClock, SegmentFacts, SegmentFormat};
 use crate::sink::Staging;
-use crate::source::Source;
-use crate::transcode::{AudioSettings, AudioTrack, EncodedRendition, RungOutput, VideoLadder, VideoSettings};
+use crate::source::{AudioInput, Source, VideoInput};
+use crate::transcode::{
+    AudioSettings, AudioTrack, EncodedRendition, RungOutput, StreamPipeline, VideoLadder, VideoSettings,
+};
 
 /// Which manifests describe the package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,9 @@ pub struct PackageOptions {
     pub video_codec: VideoCodec,
     pub audio_codec: AudioCodec,
     pub audio_bitrate: Bitrate,
+    /// Package the source's own H.264/HEVC (and AAC) without re-encoding, cut at its keyframes;
+    /// `reps`, `ladder` and the codecs are then unused.
+    pub copy: bool,
     /// Replace an existing output folder.
     pub force: bool,
     pub manifests: Manifests,
@@ -62,6 +68,7 @@ impl PackageOptions {
             video_codec: VideoCodec::H264,
             audio_codec: AudioCodec::Aac,
             audio_bitrate: Bitrate(128_000),
+            copy: false,
             force: false,
             manifests: Manifests { hls: true, dash: false },
         }
@@ -136,6 +143,8 @@ pub struct PackageReport {
     pub renditions: Vec<RenditionReport>,
     /// Requested rungs left out because they were above the source.
     pub dropped_above_source: Vec<u32>,
+    /// Things the user should know about the result, one sentence each.
+    pub notes: Vec<String>,
 }
 
 /// Packages `options.input` as a ladder at `options.output`.
@@ -155,6 +164,7 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     let mut tracker = Tracker::new(source.declared_duration());
     check(tracker.stage(Stage::Probe, monitor))?;
     let plan = match &source.video {
+        Some(video) if options.copy => copy_plan(&source, video, options.format)?,
         Some(video) => ladder::plan(&options.reps, &ladder, video.display_geometry(), options.allow_upscale)?,
         None => ladder::Plan {
             rungs: Vec::new(),
@@ -173,6 +183,12 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         monitor,
     )?;
     check(tracker.stage(Stage::Publish, monitor))?;
+    let notes = video
+        .first()
+        .filter(|_| options.copy)
+        .and_then(|v| keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref()))
+        .into_iter()
+        .collect();
     let renditions = write_manifests(&source, &plan.rungs, &video, audio.as_ref(), options, staging.path())?;
     let output = staging.publish()?;
     tracker.stage(Stage::Done, monitor);
@@ -188,6 +204,60 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         output,
         renditions,
         dropped_above_source: plan.dropped_above_source,
+        notes,
+    })
+}
+
+/// With `copy`, the one rendition is the source's stream, named by its short side.
+fn copy_plan(source: &Source, video: &VideoInput, format: SegmentFormat) -> Result<ladder::Plan> {
+    let copyable = match video.codec {
+        codec::Id::H264 => true,
+        codec::Id::HEVC => format == SegmentFormat::Fmp4,
+        _ => false,
+    };
+    if !copyable {
+        return Err(Error::InvalidOption(format!(
+            "--copy: {} holds {:?} video, which {} segments cannot carry without re-encoding (H.264 goes anywhere, HEVC in fMP4)",
+            source.path.display(),
+            video.codec,
+            if format == SegmentFormat::Ts { "MPEG-TS" } else { "fMP4" },
+        )));
+    }
+    let stream = source.input.stream(video.index).expect("chosen stream exists");
+    let bitrate = Bitrate(stream.parameters().bit_rate().max(1) as u64);
+    let short = video.display_geometry().short_side().round() as u32;
+    Ok(ladder::Plan {
+        rungs: vec![Rung {
+            name: format!("{short}p"),
+            width: video.width,
+            height: video.height,
+            rate: RateControl {
+                bitrate,
+                maxrate: bitrate,
+                bufsize: bitrate,
+            },
+        }],
+        dropped_above_source: Vec::new(),
+    })
+}
+
+/// In a stream copy the source's keyframes decide where segments can start; say so when they
+/// keep segments (all but the last) more than a frame away from the requested duration.
+fn keyframe_note(segments: &[SegmentFacts], requested: f64, video: Option<&VideoInput>) -> Option<String> {
+    let frame = video.map_or(0.0, VideoInput::frame_duration);
+    let body = &segments[..segments.len().saturating_sub(1)];
+    let shortest = body.iter().map(|s| s.duration).fold(f64::INFINITY, f64::min);
+    let longest = body.iter().map(|s| s.duration).fold(0.0, f64::max);
+    (!body.is_empty() && (longest - requested > frame + 1e-6 || requested - shortest > frame + 1e-6)).then(|| {
+        let lasting = if longest - shortest < 1e-3 {
+            format!("{longest:.3} s")
+        } else {
+            format!("{shortest:.3}–{longest:.3} s")
+        };
+        format!(
+            "the source's keyframes cannot honour --segment-duration {requested}: segments start at the nearest \
+             keyframes and last {lasting} (the playlists give the real durations)"
+        )
     })
 }
 
@@ -211,54 +281,11 @@ fn transcode(
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
     let mut video = match &source.video {
-        Some(input) => {
-            let outputs = rungs
-                .iter()
-                .map(|rung| {
-                    let dir = root.join(&rung.name);
-                    std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
-                    Ok(RungOutput {
-                        rung: rung.clone(),
-                        dir,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let stream = source.input.stream(input.index).expect("chosen stream exists");
-            let settings = VideoSettings {
-                codec: options.video_codec,
-                preset: encoders::preset_index(&options.encoder_preset)?,
-                format: options.format,
-            };
-            Some(VideoLadder::new(
-                &source.path,
-                &stream,
-                input.clone(),
-                outputs,
-                settings,
-                clock,
-            )?)
-        }
+        Some(input) => Some(video_pipeline(source, input, rungs, root, options, clock)?),
         None => None,
     };
     let mut audio = match &source.audio {
-        Some(input) => {
-            let dir = root.join(AUDIO_DIR);
-            std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
-            let stream = source.input.stream(input.index).expect("chosen stream exists");
-            let settings = AudioSettings {
-                codec: options.audio_codec,
-                bitrate: options.audio_bitrate,
-                format: options.format,
-            };
-            Some(AudioTrack::new(
-                &source.path,
-                &stream,
-                input.clone(),
-                &dir,
-                &settings,
-                clock,
-            )?)
-        }
+        Some(input) => Some(audio_pipeline(source, input, root, options, clock)?),
         None => None,
     };
     let video_index = source.video.as_ref().map(|v| v.index);
@@ -277,9 +304,11 @@ fn transcode(
             }
         }
         let index = Some(packet.stream());
-        if index != video_index && index != audio_index {
-            continue;
-        }
+        let pipeline = match (&mut video, &mut audio) {
+            (Some(v), _) if index == video_index => v,
+            (_, Some(a)) if index == audio_index => a,
+            _ => continue,
+        };
         let time_base = source
             .input
             .stream(packet.stream())
@@ -290,20 +319,100 @@ fn transcode(
             media_end = media_end.max(end);
             tracker.advance(end);
         }
-        if index == video_index {
-            video.as_mut().expect("video ladder").send(&packet)?;
-        } else {
-            audio.as_mut().expect("audio track").send(&packet)?;
-        }
-        let segments =
-            video.as_ref().map_or(0, VideoLadder::segment_count) + audio.as_ref().map_or(0, AudioTrack::segment_count);
+        pipeline.send(&packet)?;
+        let segments = video
+            .iter()
+            .chain(audio.iter())
+            .map(|p| p.segment_count())
+            .sum::<usize>();
         tracker.set_segments(segments as u64);
         check(tracker.tick(monitor))?;
     }
     check_complete(source, media_end)?;
-    let video = video.map(VideoLadder::finish).transpose()?.unwrap_or_default();
-    let audio = audio.map(AudioTrack::finish).transpose()?;
+    let video = video.map(|v| v.finish()).transpose()?.unwrap_or_default();
+    let audio = audio.map(|a| a.finish()).transpose()?.and_then(|mut a| a.pop());
     Ok((video, audio))
+}
+
+/// The ladder (or, with `copy`, the source's own stream) for the video.
+fn video_pipeline(
+    source: &Source,
+    input: &VideoInput,
+    rungs: &[Rung],
+    root: &Path,
+    options: &PackageOptions,
+    clock: SegmentClock,
+) -> Result<Box<dyn StreamPipeline>> {
+    let stream = source.input.stream(input.index).expect("chosen stream exists");
+    let outputs = rungs
+        .iter()
+        .map(|rung| {
+            let dir = root.join(&rung.name);
+            std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+            Ok(RungOutput {
+                rung: rung.clone(),
+                dir,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if options.copy {
+        let out = &outputs[0];
+        return Ok(Box::new(StreamCopy::new(
+            &out.rung.name,
+            &out.dir,
+            options.format,
+            &stream,
+            clock,
+        )?));
+    }
+    let settings = VideoSettings {
+        codec: options.video_codec,
+        preset: encoders::preset_index(&options.encoder_preset)?,
+        format: options.format,
+    };
+    Ok(Box::new(VideoLadder::new(
+        &source.path,
+        &stream,
+        input.clone(),
+        outputs,
+        settings,
+        clock,
+    )?))
+}
+
+/// The shared audio rendition: encoded once, or copied when `copy` and the source's is AAC.
+fn audio_pipeline(
+    source: &Source,
+    input: &AudioInput,
+    root: &Path,
+    options: &PackageOptions,
+    clock: SegmentClock,
+) -> Result<Box<dyn StreamPipeline>> {
+    let dir = root.join(AUDIO_DIR);
+    std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+    let stream = source.input.stream(input.index).expect("chosen stream exists");
+    if options.copy && input.codec == codec::Id::AAC {
+        return Ok(Box::new(StreamCopy::new(
+            AUDIO_DIR,
+            &dir,
+            options.format,
+            &stream,
+            clock,
+        )?));
+    }
+    let settings = AudioSettings {
+        codec: options.audio_codec,
+        bitrate: options.audio_bitrate,
+        format: options.format,
+    };
+    Ok(Box::new(AudioTrack::new(
+        &source.path,
+        &stream,
+        input.clone(),
+        &dir,
+        &settings,
+        clock,
+    )?))
 }
 
 /// A file cut short still demuxes cleanly up to the cut; compare with what its header declares.

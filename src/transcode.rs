@@ -21,6 +21,16 @@ pub struct EncodedRendition {
     pub codecs: String,
 }
 
+/// One source stream's way to segments: decoded and encoded (a ladder, the audio track) or
+/// copied. The packaging loop feeds each its demuxed packets.
+pub trait StreamPipeline {
+    fn send(&mut self, packet: &Packet) -> Result<()>;
+    /// Segments written so far, all renditions together.
+    fn segment_count(&self) -> usize;
+    /// Flushes everything and returns the renditions written.
+    fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>>;
+}
+
 /// A rung and the folder its segments go to.
 pub struct RungOutput {
     pub rung: Rung,
@@ -113,13 +123,6 @@ impl VideoLadder {
         })
     }
 
-    pub fn send(&mut self, packet: &Packet) -> Result<()> {
-        self.decoder
-            .send_packet(packet)
-            .map_err(|e| self.context.error(packet.pts(), e))?;
-        self.drain_decoder()
-    }
-
     fn drain_decoder(&mut self) -> Result<()> {
         while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.context.error(None, e))? {
             let pts = self.next_pts();
@@ -209,8 +212,23 @@ impl VideoLadder {
         graph.validate().map_err(error("configuring the scaler graph"))?;
         Ok(graph)
     }
+}
 
-    pub fn finish(mut self) -> Result<Vec<EncodedRendition>> {
+impl StreamPipeline for VideoLadder {
+    fn send(&mut self, packet: &Packet) -> Result<()> {
+        self.decoder
+            .send_packet(packet)
+            .map_err(|e| self.context.error(packet.pts(), e))?;
+        self.drain_decoder()
+    }
+
+    fn segment_count(&self) -> usize {
+        self.running
+            .as_ref()
+            .map_or(0, |r| r.encoders.iter().map(|e| e.segmenter.segment_count()).sum())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
         self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
         self.drain_decoder()?;
         let Some(mut running) = self.running.take() else {
@@ -225,13 +243,6 @@ impl VideoLadder {
             .map_err(Error::ffmpeg("flushing the scaler graph"))?;
         running.pull()?;
         running.encoders.into_iter().map(RungEncoder::finish).collect()
-    }
-
-    /// Segments written so far by all rungs.
-    pub fn segment_count(&self) -> usize {
-        self.running
-            .as_ref()
-            .map_or(0, |r| r.encoders.iter().map(|e| e.segmenter.segment_count()).sum())
     }
 }
 
@@ -438,13 +449,6 @@ impl AudioTrack {
         })
     }
 
-    pub fn send(&mut self, packet: &Packet) -> Result<()> {
-        self.decoder
-            .send_packet(packet)
-            .map_err(|e| self.context.error(packet.pts(), e))?;
-        self.drain_decoder()
-    }
-
     fn drain_decoder(&mut self) -> Result<()> {
         while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.context.error(None, e))? {
             let pts = self.frame.timestamp();
@@ -525,8 +529,21 @@ impl AudioTrack {
         }
         Ok(())
     }
+}
 
-    pub fn finish(mut self) -> Result<EncodedRendition> {
+impl StreamPipeline for AudioTrack {
+    fn send(&mut self, packet: &Packet) -> Result<()> {
+        self.decoder
+            .send_packet(packet)
+            .map_err(|e| self.context.error(packet.pts(), e))?;
+        self.drain_decoder()
+    }
+
+    fn segment_count(&self) -> usize {
+        self.segmenter.segment_count()
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
         self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
         self.drain_decoder()?;
         if let Some(graph) = self.graph.as_mut() {
@@ -542,14 +559,10 @@ impl AudioTrack {
             .send_eof()
             .map_err(Error::ffmpeg("audio: finishing the encoder"))?;
         drain_audio(&mut self.encoder, &mut self.segmenter)?;
-        Ok(EncodedRendition {
+        Ok(vec![EncodedRendition {
             media: self.segmenter.finish()?,
             codecs: self.codecs,
-        })
-    }
-
-    pub fn segment_count(&self) -> usize {
-        self.segmenter.segment_count()
+        }])
     }
 }
 

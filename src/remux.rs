@@ -1,0 +1,93 @@
+//! Stream copy: the source's own packets, cut at its keyframes, with no decoding or encoding.
+
+use std::path::Path;
+
+use ffmpeg::{Packet, codec, format};
+use ffmpeg_next as ffmpeg;
+
+use crate::codecs;
+use crate::error::{Error, Result};
+use crate::segment::{Cuts, SegmentClock, SegmentFormat, Segmenter};
+use crate::transcode::{EncodedRendition, StreamPipeline};
+
+/// One source stream segmented as it is.
+pub struct StreamCopy {
+    name: String,
+    segmenter: Segmenter,
+    /// Video waits for its first keyframe: a segment must be decodable alone.
+    waiting_for_keyframe: bool,
+    codecs: Option<String>,
+}
+
+impl StreamCopy {
+    pub fn new(
+        name: &str,
+        dir: &Path,
+        format: SegmentFormat,
+        stream: &format::stream::Stream,
+        clock: SegmentClock,
+    ) -> Result<StreamCopy> {
+        let params = stream.parameters();
+        let video = params.medium() == ffmpeg::media::Type::Video;
+        let mut context = codec::context::Context::from_parameters(params.clone())
+            .map_err(Error::ffmpeg(format!("{name}: reading the stream's parameters")))?;
+        context.set_time_base(stream.time_base());
+        // SAFETY: the context is ours; a container tag (avc1, hev1, mp4a) means nothing to the
+        // output muxer, which picks its own (and hvc1 for HEVC in fMP4).
+        unsafe { (*context.as_mut_ptr()).codec_tag = 0 };
+        let cuts = if video { Cuts::NextKeyframe } else { Cuts::Boundary };
+        let default_duration = 0;
+        let segmenter = Segmenter::new(name, dir, format, &context, clock, cuts, default_duration)?;
+        let codecs = segmenter
+            .init_codecs()
+            .map(str::to_owned)
+            .or_else(|| parameter_codecs(params.id(), crate::encoders::extradata(&context)));
+        Ok(StreamCopy {
+            name: name.to_owned(),
+            segmenter,
+            waiting_for_keyframe: video,
+            codecs,
+        })
+    }
+}
+
+/// The codec string from the stream's own configuration: an H.264 avcC or Annex B SPS, an AAC
+/// AudioSpecificConfig.
+fn parameter_codecs(id: codec::Id, extradata: &[u8]) -> Option<String> {
+    match id {
+        codec::Id::H264 if extradata.first() == Some(&1) && extradata.len() >= 4 => Some(format!(
+            "avc1.{:02X}{:02X}{:02X}",
+            extradata[1], extradata[2], extradata[3]
+        )),
+        codec::Id::H264 => codecs::avc1_from_annexb(extradata),
+        codec::Id::AAC => codecs::mp4a_from_audio_specific_config(extradata),
+        _ => None,
+    }
+}
+
+impl StreamPipeline for StreamCopy {
+    fn send(&mut self, packet: &Packet) -> Result<()> {
+        if self.waiting_for_keyframe && !packet.is_key() {
+            return Ok(());
+        }
+        self.waiting_for_keyframe = false;
+        if self.codecs.is_none() {
+            self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
+        }
+        self.segmenter.write(packet.clone())
+    }
+
+    fn segment_count(&self) -> usize {
+        self.segmenter.segment_count()
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
+        let codecs = self
+            .codecs
+            .ok_or_else(|| Error::Encoder(format!("{}: found no codec configuration in the source", self.name)))?;
+        Ok(vec![EncodedRendition {
+            media: self.segmenter.finish()?,
+            codecs,
+        }])
+    }
+}
