@@ -64,7 +64,7 @@ impl VideoCodec {
     pub fn cuts(self) -> Cuts {
         match self {
             VideoCodec::Av1 => Cuts::EveryKeyframe,
-            _ => Cuts::ForcedKeyframe,
+            _ => Cuts::Keyframe,
         }
     }
 

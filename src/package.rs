@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
 use crate::manifest::{self, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
-use crate::remux::StreamCopy;
+use crate::remux::{self, StreamCopy};
 use crate::segment::{SegmentClock, SegmentFacts, SegmentFormat};
 use crate::sink::Staging;
 use crate::source::{AudioInput, Source, VideoInput};
@@ -172,7 +172,15 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         },
     };
     let staging = Staging::new(&options.output, options.force)?;
-    let clock = SegmentClock::new(source.start_micros(), options.segment_duration);
+    let mut clock = SegmentClock::new(source.start_micros(), options.segment_duration);
+    if let Some(declared) = source.declared_duration() {
+        clock = clock.ending_at(declared);
+    }
+    if let (true, Some(video)) = (options.copy, &source.video) {
+        clock = clock
+            .clone()
+            .scheduled(remux::keyframe_schedule(&source.path, video.index, &clock)?);
+    }
     let (video, audio) = transcode(
         &mut source,
         &plan.rungs,
@@ -281,11 +289,11 @@ fn transcode(
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
     let mut video = match &source.video {
-        Some(input) => Some(video_pipeline(source, input, rungs, root, options, clock)?),
+        Some(input) => Some(video_pipeline(source, input, rungs, root, options, clock.clone())?),
         None => None,
     };
     let mut audio = match &source.audio {
-        Some(input) => Some(audio_pipeline(source, input, root, options, clock)?),
+        Some(input) => Some(audio_pipeline(source, input, root, options, clock.clone())?),
         None => None,
     };
     let video_index = source.video.as_ref().map(|v| v.index);

@@ -8,6 +8,7 @@ use ffmpeg_next as ffmpeg;
 use crate::codecs;
 use crate::error::{Error, Result};
 use crate::segment::{Cuts, SegmentClock, SegmentFormat, Segmenter};
+use crate::source;
 use crate::transcode::{EncodedRendition, StreamPipeline};
 
 /// One source stream segmented as it is.
@@ -35,7 +36,8 @@ impl StreamCopy {
         // SAFETY: the context is ours; a container tag (avc1, hev1, mp4a) means nothing to the
         // output muxer, which picks its own (and hvc1 for HEVC in fMP4).
         unsafe { (*context.as_mut_ptr()).codec_tag = 0 };
-        let cuts = if video { Cuts::NextKeyframe } else { Cuts::Boundary };
+        // The clock of a stream copy is scheduled on the video's keyframes (`keyframe_schedule`).
+        let cuts = if video { Cuts::Keyframe } else { Cuts::Boundary };
         let default_duration = 0;
         let segmenter = Segmenter::new(name, dir, format, &context, clock, cuts, default_duration)?;
         let codecs = segmenter
@@ -49,6 +51,47 @@ impl StreamCopy {
             codecs,
         })
     }
+}
+
+/// Segment boundaries for a stream copy, in microseconds from the clock's origin: the video's
+/// keyframes, each the first at least one segment duration after the previous boundary, so no
+/// segment but the last is shorter than asked. Found by demuxing the file once before packaging,
+/// so that the audio can be cut at the same instants as the video.
+pub fn keyframe_schedule(path: &Path, stream_index: usize, clock: &SegmentClock) -> Result<Vec<i64>> {
+    let mut input = source::open_input(path)?;
+    let time_base = input.stream(stream_index).expect("chosen stream exists").time_base();
+    let duration = (clock.duration() * 1e6).round() as i64;
+    let mut boundaries = Vec::new();
+    let mut last: Option<i64> = None;
+    loop {
+        let mut packet = Packet::empty();
+        match packet.read(&mut input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => {
+                return Err(Error::InputCorrupt {
+                    path: path.to_owned(),
+                    reason: format!("reading keyframes: {e}"),
+                });
+            }
+        }
+        let Some(pts) = packet
+            .pts()
+            .filter(|_| packet.stream() == stream_index && packet.is_key())
+        else {
+            continue;
+        };
+        let at = clock.micros(pts, time_base);
+        match last {
+            Some(previous) if at - previous < duration => {}
+            Some(_) => {
+                boundaries.push(at);
+                last = Some(at);
+            }
+            None => last = Some(at),
+        }
+    }
+    Ok(boundaries)
 }
 
 /// The codec string from the stream's own configuration: an H.264 avcC or Annex B SPS, an AAC

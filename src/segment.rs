@@ -16,12 +16,18 @@ use crate::codecs;
 use crate::container::bmff;
 use crate::error::{Error, Result};
 
-/// Where segment boundaries fall: every `duration` from the source's start. Every rendition uses
-/// the same clock, so a frame or packet at the same time falls in the same segment everywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where segment boundaries fall: every `duration` from the source's start, or at the times of a
+/// schedule (a stream copy's keyframes). Every rendition uses the same clock, so a frame or packet
+/// at the same time falls in the same segment everywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentClock {
     origin_micros: i64,
     duration_micros: i64,
+    /// The last segment's index: no boundary at or after the media's end, so the encoders' tails
+    /// (padding past the last frame) stay in the last segment instead of making a sliver.
+    last_index: Option<u64>,
+    /// Boundaries in microseconds from the origin, ascending, replacing the regular ones.
+    schedule: Option<Arc<[i64]>>,
 }
 
 impl SegmentClock {
@@ -30,17 +36,45 @@ impl SegmentClock {
         SegmentClock {
             origin_micros,
             duration_micros: ((duration_seconds * 1e6).round() as i64).max(1),
+            last_index: None,
+            schedule: None,
         }
+    }
+
+    /// The same clock for media lasting `seconds` from the origin.
+    pub fn ending_at(self, seconds: f64) -> SegmentClock {
+        let end = (seconds * 1e6).round() as i64;
+        SegmentClock {
+            last_index: Some(((end + self.duration_micros - 1) / self.duration_micros - 1).max(0) as u64),
+            ..self
+        }
+    }
+
+    /// A clock whose boundaries are these times, in microseconds from the origin.
+    pub fn scheduled(self, boundaries: Vec<i64>) -> SegmentClock {
+        SegmentClock {
+            schedule: Some(boundaries.into()),
+            ..self
+        }
+    }
+
+    /// Microseconds from the origin to a timestamp, rounded down.
+    pub fn micros(&self, ts: i64, time_base: Rational) -> i64 {
+        let num = i128::from(time_base.numerator());
+        let den = i128::from(time_base.denominator());
+        let micros_times_den = i128::from(ts) * num * 1_000_000 - i128::from(self.origin_micros) * den;
+        micros_times_den.div_euclid(den) as i64
     }
 
     /// The segment a timestamp falls in: the one whose start is the last boundary at or before it.
     /// Times before the origin (an encoder's priming samples) belong to the first segment.
     pub fn index_of(&self, ts: i64, time_base: Rational) -> u64 {
-        let num = i128::from(time_base.numerator());
-        let den = i128::from(time_base.denominator());
-        let micros_times_den = i128::from(ts) * num * 1_000_000 - i128::from(self.origin_micros) * den;
-        let index = micros_times_den.div_euclid(den * i128::from(self.duration_micros));
-        index.max(0) as u64
+        let micros = self.micros(ts, time_base);
+        let index = match &self.schedule {
+            Some(boundaries) => boundaries.partition_point(|b| *b <= micros) as u64,
+            None => micros.div_euclid(self.duration_micros).max(0) as u64,
+        };
+        self.last_index.map_or(index, |last| index.min(last))
     }
 
     /// The segment duration in seconds.
@@ -118,11 +152,10 @@ pub const TIMELINE_OFFSET_MICROS: i64 = 1_400_000;
 pub enum Cuts {
     /// At each clock boundary, on any packet: audio, where every packet is a sync sample.
     Boundary,
-    /// At each clock boundary, where the encoder was told to put a keyframe: a packet there that
-    /// is not one means the encoder ignored the order, and the package would be misaligned.
-    ForcedKeyframe,
-    /// At the first keyframe at or after each clock boundary: the source's own, in a stream copy.
-    NextKeyframe,
+    /// At each clock boundary, which must fall on a keyframe: one the encoder was told to put
+    /// there, or a source keyframe the schedule of a stream copy was made of. A packet there that
+    /// is not one means the package would be misaligned.
+    Keyframe,
     /// At every keyframe: an encoder that places them itself, once per segment.
     EveryKeyframe,
 }
@@ -316,8 +349,7 @@ impl Segmenter {
         let end = pts + packet.duration();
         let on_boundary = self.current.as_ref().is_none_or(|open| index > open.index);
         let starts_segment = match self.cuts {
-            Cuts::Boundary | Cuts::ForcedKeyframe => on_boundary,
-            Cuts::NextKeyframe => on_boundary && packet.is_key(),
+            Cuts::Boundary | Cuts::Keyframe => on_boundary,
             Cuts::EveryKeyframe => self.current.is_none() || packet.is_key(),
         };
         if starts_segment {
@@ -484,6 +516,27 @@ mod tests {
         assert_eq!(clock.index_of(60, tb), 1);
         assert_eq!(clock.index_of(120, tb), 2);
         assert_eq!(clock.index_of(119, tb), 1);
+    }
+
+    #[test]
+    fn no_boundary_at_or_after_the_end() {
+        let clock = SegmentClock::new(0, 1.0).ending_at(2.0);
+        let tb = Rational::new(1, 48_000);
+        assert_eq!(clock.index_of(47_999, tb), 0);
+        assert_eq!(clock.index_of(48_000, tb), 1);
+        // An encoder's padding past the end stays in the last segment.
+        assert_eq!(clock.index_of(96_000, tb), 1);
+        assert_eq!(SegmentClock::new(0, 2.0).ending_at(5.005).index_of(5 * 48_000, tb), 2);
+    }
+
+    #[test]
+    fn a_schedule_replaces_the_regular_boundaries() {
+        let clock = SegmentClock::new(0, 2.0).scheduled(vec![2_960_000, 5_920_000]);
+        let tb = Rational::new(1, 25);
+        assert_eq!(clock.index_of(73, tb), 0);
+        assert_eq!(clock.index_of(74, tb), 1);
+        assert_eq!(clock.index_of(147, tb), 1);
+        assert_eq!(clock.index_of(148, tb), 2);
     }
 
     #[test]

@@ -165,7 +165,7 @@ impl VideoLadder {
         let encoders = self
             .outputs
             .iter()
-            .map(|out| RungEncoder::new(out, time_base, &self.input, &self.settings, self.context.clock))
+            .map(|out| RungEncoder::new(out, time_base, &self.input, &self.settings, self.context.clock.clone()))
             .collect::<Result<Vec<_>>>()?;
         Ok(RunningLadder { graph, encoders })
     }
@@ -322,7 +322,7 @@ impl RungEncoder {
             &output.dir,
             settings.format,
             &encoder,
-            clock,
+            clock.clone(),
             settings.codec.cuts(),
             default_duration,
         )?;
@@ -427,7 +427,7 @@ impl AudioTrack {
             dir,
             settings.format,
             &encoder,
-            clock,
+            clock.clone(),
             Cuts::Boundary,
             i64::from(encoder.frame_size()),
         )?;

@@ -9,8 +9,13 @@ use tempfile::TempDir;
 /// Runs `stream-pack hls INPUT -o FRESH/out ARGS`, asserts it failed with `code` and left
 /// FRESH empty; returns the `error:` line.
 fn refused(input: &Path, args: &[&str], code: i32) -> String {
+    refused_by("hls", input, args, code)
+}
+
+/// [`refused`] for any packaging command (`hls`, `dash`).
+fn refused_by(command: &str, input: &Path, args: &[&str], code: i32) -> String {
     let parent = tempfile::tempdir().expect("create a temporary folder");
-    let output = cli::hls(input, &parent.path().join("out"), args);
+    let output = cli::package(command, input, &parent.path().join("out"), args);
     let error = cli::assert_failure(&output, code);
     let left = file_names(parent.path());
     assert!(left.is_empty(), "a failed run left {left:?} in OUT's parent");
@@ -51,6 +56,48 @@ fn negative_segment_duration_is_a_usage_error() {
 #[test]
 fn zero_segment_duration_is_a_usage_error() {
     usage_error(&["--segment-duration", "0"]);
+}
+
+/// A usage error whose message names each of `names`: refused for what the options mean
+/// together, not as unknown flags.
+fn usage_error_naming(command: &str, args: &[&str], names: &[&str]) {
+    let error = refused_by(command, &media("tiny"), args, 2).to_lowercase();
+    for name in names {
+        assert!(error.contains(name), "the error does not name {name}: {error}");
+    }
+}
+
+#[test]
+fn h265_in_ts_segments_is_a_usage_error() {
+    usage_error_naming("hls", &["--format", "ts", "--codec", "h265"], &["h265"]);
+}
+
+#[test]
+fn vp9_in_ts_segments_is_a_usage_error() {
+    usage_error_naming("hls", &["--codec", "vp9"], &["vp9"]);
+}
+
+#[test]
+fn av1_in_ts_segments_is_a_usage_error() {
+    usage_error_naming("hls", &["--codec", "av1"], &["av1"]);
+}
+
+#[test]
+fn opus_in_ts_segments_is_a_usage_error() {
+    usage_error_naming("hls", &["--audio-codec", "opus"], &["opus"]);
+}
+
+#[test]
+fn copy_with_reps_is_a_usage_error() {
+    for command in ["hls", "dash"] {
+        usage_error_naming(command, &["--copy", "--reps", "90"], &["--copy", "--reps"]);
+    }
+}
+
+#[test]
+fn copy_with_codec_is_a_usage_error() {
+    usage_error_naming("hls", &["--copy", "--codec", "h264"], &["--copy", "--codec"]);
+    usage_error_naming("dash", &["--copy", "--codec", "h265"], &["--copy", "--codec"]);
 }
 
 fn input_error(input: &Path) {

@@ -5,6 +5,9 @@
 //! code or the crates it uses to write its output.
 
 mod bad_input;
+mod codec;
+mod copy;
+mod dash;
 mod hls;
 mod probe;
 mod util;

@@ -1,11 +1,15 @@
 //! Verifies a whole HLS package against the rules of DESIGN.md §3 and the CLI contract,
-//! measuring everything independently: playlists with `util::m3u8`, segments with
-//! ffprobe, codec strings from the SPS, bit rates from file sizes.
+//! measuring everything independently: playlists with `util::m3u8`, segments with ffprobe
+//! (and fMP4 boxes with `util::bmff`), codec strings from the SPS or the sample entry, bit
+//! rates from file sizes.
 
+use crate::util::bmff;
+use crate::util::codecs::codec_string;
 use crate::util::ffprobe::{self, Track};
 use crate::util::file_names;
 use crate::util::h264::avc1_codec;
 use crate::util::m3u8::{self, MasterPlaylist, MediaPlaylist, Variant};
+use crate::util::source::{Source, SourceVideo};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,8 +20,8 @@ const TICKS: f64 = 90_000.0;
 const EXTINF_SLACK: f64 = 0.001;
 /// How far BANDWIDTH and AVERAGE-BANDWIDTH may be from the measured rates, relatively.
 const RATE_SLACK: f64 = 0.01;
-/// AAC frames hold 1024 samples.
-const AAC_FRAME: f64 = 1024.0;
+/// The init segment of every fMP4 rendition.
+pub const INIT: &str = "init.mp4";
 
 /// What a package made from `source` must contain.
 pub struct Expect<'a> {
@@ -26,6 +30,128 @@ pub struct Expect<'a> {
     /// The (width, height) of every video rendition, in any order; empty for audio only.
     pub rungs: &'a [(u32, u32)],
     pub audio: bool,
+    pub segments: Segments,
+}
+
+/// What the segments hold.
+#[derive(Clone, Copy)]
+pub struct Segments {
+    pub format: Format,
+    pub video: Video,
+    pub audio: Audio,
+}
+
+impl Segments {
+    /// H.264 and AAC in MPEG-TS, the default of `hls`.
+    pub const TS: Segments = Segments {
+        format: Format::Ts,
+        video: Video::H264,
+        audio: Audio::Aac,
+    };
+    /// H.264 and AAC in CMAF fragments: `hls --format fmp4`, and `dash`.
+    pub const FMP4: Segments = Segments {
+        format: Format::Fmp4,
+        ..Segments::TS
+    };
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Format {
+    Ts,
+    Fmp4,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Ts => "ts",
+            Format::Fmp4 => "m4s",
+        }
+    }
+
+    /// EXT-X-VERSION: EXT-X-MAP without EXT-X-I-FRAMES-ONLY needs version 6 (RFC 8216 §7).
+    fn version(self) -> u32 {
+        match self {
+            Format::Ts => 3,
+            Format::Fmp4 => 6,
+        }
+    }
+
+    /// The init segment EXT-X-MAP names.
+    fn init(self) -> Option<&'static str> {
+        (self == Format::Fmp4).then_some(INIT)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Video {
+    H264,
+    H265,
+    Vp9,
+    Av1,
+    /// `--copy`: the source's H.264 packets, cut at the source's keyframes.
+    Copy,
+}
+
+impl Video {
+    /// ffprobe's codec_name.
+    pub fn codec_name(self) -> &'static str {
+        match self {
+            Video::H264 | Video::Copy => "h264",
+            Video::H265 => "hevc",
+            Video::Vp9 => "vp9",
+            Video::Av1 => "av1",
+        }
+    }
+
+    /// The sample entry type, the first field of the codec string.
+    pub fn sample_entry(self) -> &'static str {
+        match self {
+            Video::H264 | Video::Copy => "avc1",
+            Video::H265 => "hvc1",
+            Video::Vp9 => "vp09",
+            Video::Av1 => "av01",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Audio {
+    Aac,
+    Opus,
+}
+
+impl Audio {
+    /// ffprobe's codec_name.
+    pub fn codec_name(self) -> &'static str {
+        match self {
+            Audio::Aac => "aac",
+            Audio::Opus => "opus",
+        }
+    }
+
+    pub fn codec_string(self) -> &'static str {
+        match self {
+            Audio::Aac => "mp4a.40.2",
+            Audio::Opus => "opus",
+        }
+    }
+
+    /// The sample rate of the encoded audio: Opus always runs at 48 kHz.
+    pub fn sample_rate(self, source: &Source) -> u64 {
+        match self {
+            Audio::Aac => source.audio().sample_rate,
+            Audio::Opus => 48_000,
+        }
+    }
+
+    /// The duration of one encoded frame (AAC-LC: 1024 samples, Opus: 20 ms), in seconds.
+    pub fn frame_duration(self, source: &Source) -> f64 {
+        match self {
+            Audio::Aac => 1024.0 / self.sample_rate(source) as f64,
+            Audio::Opus => 0.020,
+        }
+    }
 }
 
 /// A checked package, for tests that look further (bit rates, sample rates).
@@ -38,19 +164,24 @@ pub struct Package {
 pub struct Rendition {
     /// The folder's name, e.g. `360p` or `audio`.
     pub dir: String,
-    folder: PathBuf,
+    pub folder: PathBuf,
     pub playlist: MediaPlaylist,
+    /// Ticks per second of the segments' `start`: 90 kHz in TS, the track's timescale in fMP4.
+    timescale: f64,
+    /// The codec string read from the bitstream: the SPS of TS video, the sample entry in
+    /// fMP4; `mp4a.40.2` for TS audio, whose AAC-LC ffprobe checks in every segment.
+    codec: String,
     pub segments: Vec<Segment>,
 }
 
 pub struct Segment {
     pub file_bytes: u64,
-    /// Bytes of the elementary stream (the segment's packets), without TS overhead.
+    /// Bytes of the elementary stream (the segment's packets), without container overhead.
     pub payload_bytes: u64,
     pub extinf: f64,
-    /// First presentation timestamp, in 90 kHz ticks.
+    /// First presentation time (TS) or tfdt (fMP4), in the rendition's timescale.
     pub start: i64,
-    /// Duration measured by ffprobe, in seconds.
+    /// Duration measured from the timestamps, in seconds.
     pub measured: f64,
     /// ffprobe's description of the segment's only stream.
     pub stream: Value,
@@ -70,73 +201,43 @@ impl Rendition {
     fn extinfs(&self) -> Vec<f64> {
         self.segments.iter().map(|s| s.extinf).collect()
     }
-}
 
-/// Facts of the source, from ffprobe.
-struct Source {
-    video: Option<SourceVideo>,
-    sample_rate: Option<u64>,
-}
-
-struct SourceVideo {
-    frame_rate: f64,
-    frames: usize,
-    /// Last frame's presentation time + one frame − first frame's presentation time.
-    duration: f64,
-}
-
-impl SourceVideo {
-    fn frame_duration(&self) -> f64 {
-        1.0 / self.frame_rate
-    }
-}
-
-impl Source {
-    fn probe(path: &Path) -> Self {
-        let json = ffprobe::streams_and_format(path);
-        let streams = json["streams"].as_array().expect("streams");
-        let of_kind = |kind: &str| streams.iter().find(|s| s["codec_type"] == kind);
-        let video = of_kind("video").map(|stream| {
-            let frame_rate = ffprobe::rational(stream["avg_frame_rate"].as_str().expect("rate"));
-            let frames = ffprobe::video_frames(path);
-            SourceVideo {
-                frame_rate,
-                frames: frames.count,
-                duration: frames.span + 1.0 / frame_rate,
-            }
-        });
-        let sample_rate = of_kind("audio").map(|s| ffprobe::number(&s["sample_rate"]) as u64);
-        Source { video, sample_rate }
+    /// `dir/segment00003.ts`, for messages.
+    fn name(&self, index: usize) -> String {
+        format!("{}/{}", self.dir, self.playlist.segments[index].uri)
     }
 
-    fn video(&self) -> &SourceVideo {
-        self.video.as_ref().expect("the source has video")
-    }
-
-    fn audio_frame_duration(&self) -> f64 {
-        AAC_FRAME / self.sample_rate.expect("the source has audio") as f64
+    /// When segment `index` starts, in seconds.
+    fn start(&self, index: usize) -> f64 {
+        self.segments[index].start as f64 / self.timescale
     }
 }
 
 /// Checks everything the contract says about an HLS package in `out`; panics on the first
 /// violation with a message naming it.
 pub fn check_package(out: &Path, expect: &Expect) -> Package {
+    check_layout(out, &video_dirs(expect), expect.audio, &["master.m3u8"]);
+    check_playlists(out, expect)
+}
+
+/// Checks the HLS playlists of a package and the renditions they describe: everything
+/// [`check_package`] checks but the list of entries of `out`.
+pub fn check_playlists(out: &Path, expect: &Expect) -> Package {
     let source = Source::probe(expect.source);
-    let video_dirs: Vec<String> = expect.rungs.iter().map(|&size| rung_dir(size)).collect();
-    check_layout(out, &video_dirs, expect.audio);
-    let video: Vec<Rendition> = video_dirs
+    let format = expect.segments.format;
+    let video: Vec<Rendition> = video_dirs(expect)
         .iter()
-        .map(|dir| read_rendition(out, dir, Some(source.video().frame_duration())))
+        .map(|dir| read_rendition(out, dir, Some(source.video().frame_duration()), format))
         .collect();
-    let audio = expect.audio.then(|| read_rendition(out, "audio", None));
+    let audio = expect.audio.then(|| read_rendition(out, "audio", None, format));
     let all: Vec<&Rendition> = video.iter().chain(&audio).collect();
-    check_media_playlists(&all);
+    check_media_playlists(&all, format);
     for (rendition, &size) in video.iter().zip(expect.rungs) {
-        check_video_rendition(rendition, size, source.video(), expect.segment_duration);
+        check_video_rendition(rendition, size, source.video(), expect);
     }
     check_alignment(&video);
     if let Some(audio) = &audio {
-        check_audio_rendition(audio, &video, &source, expect.segment_duration);
+        check_audio_rendition(audio, &video, &source, expect);
     }
     let master = m3u8::read_master(&out.join("master.m3u8"));
     check_master(&master, &video, audio.as_ref(), &source);
@@ -144,47 +245,68 @@ pub fn check_package(out: &Path, expect: &Expect) -> Package {
     Package { video, audio }
 }
 
+fn video_dirs(expect: &Expect) -> Vec<String> {
+    expect.rungs.iter().map(|&size| rung_dir(size)).collect()
+}
+
 /// A rung's folder is named after its short side: 640x360 and 360x640 are both `360p`.
-fn rung_dir((width, height): (u32, u32)) -> String {
+pub fn rung_dir((width, height): (u32, u32)) -> String {
     format!("{}p", width.min(height))
 }
 
-fn check_layout(out: &Path, video_dirs: &[String], audio: bool) {
+/// `out` holds the manifests, a folder per rung and `audio/` (if `audio`), and nothing else.
+pub fn check_layout(out: &Path, video_dirs: &[String], audio: bool, manifests: &[&str]) {
     let mut expected: BTreeSet<String> = video_dirs.iter().cloned().collect();
     assert_eq!(expected.len(), video_dirs.len(), "two rungs share a folder");
-    expected.insert("master.m3u8".into());
+    expected.extend(manifests.iter().map(|name| name.to_string()));
     if audio {
         expected.insert("audio".into());
     }
     assert_eq!(file_names(out), expected, "entries of {}", out.display());
 }
 
-/// Parses `out/dir/index.m3u8`, checks the folder holds exactly it and its segments named
-/// `segment00000.ts`, `segment00001.ts`, … in order, and measures every segment.
-/// `frame_duration` is given for video (whose last frame ends one frame after its pts).
-fn read_rendition(out: &Path, dir: &str, frame_duration: Option<f64>) -> Rendition {
+/// Parses `out/dir/index.m3u8`, checks the folder holds exactly it, its init segment (fMP4)
+/// and its segments named `segment00000.ts` (`.m4s`), `segment00001.ts`, … in order, and
+/// measures every segment. `frame_duration` is given for video (whose last frame ends one
+/// frame after its pts).
+fn read_rendition(out: &Path, dir: &str, frame_duration: Option<f64>, format: Format) -> Rendition {
     let folder = out.join(dir);
     let playlist = m3u8::read_media(&folder.join("index.m3u8"));
     let uris: Vec<&str> = playlist.segments.iter().map(|s| s.uri.as_str()).collect();
-    let names: Vec<String> = (0..uris.len()).map(|i| format!("segment{i:05}.ts")).collect();
+    let extension = format.extension();
+    let names: Vec<String> = (0..uris.len()).map(|i| format!("segment{i:05}.{extension}")).collect();
     assert!(!uris.is_empty(), "{dir}/index.m3u8 lists no segment");
     assert_eq!(uris, names, "segment URIs of {dir}/index.m3u8");
+    assert_eq!(playlist.map.as_deref(), format.init(), "EXT-X-MAP of {dir}/index.m3u8");
     let mut files = file_names(&folder);
     assert!(files.remove("index.m3u8"));
-    assert_eq!(files, names.iter().cloned().collect(), "files in {dir}/");
+    let mut expected: BTreeSet<String> = names.iter().cloned().collect();
+    expected.extend(format.init().map(str::to_owned));
+    assert_eq!(files, expected, "files in {dir}/");
     let paths: Vec<PathBuf> = names.iter().map(|name| folder.join(name)).collect();
     let extinfs: Vec<f64> = playlist.segments.iter().map(|s| s.duration).collect();
-    let segments = measure_segments(&paths, &extinfs, frame_duration);
+    let (timescale, codec, segments) = match format {
+        Format::Ts => {
+            let codec = match frame_duration {
+                Some(_) => avc1_codec(&paths[0]),
+                None => "mp4a.40.2".to_string(),
+            };
+            (TICKS, codec, measure_ts_segments(&paths, &extinfs, frame_duration))
+        }
+        Format::Fmp4 => measure_fmp4_segments(&folder.join(INIT), &paths, &extinfs),
+    };
     Rendition {
         dir: dir.to_string(),
         folder,
         playlist,
+        timescale,
+        codec,
         segments,
     }
 }
 
-fn measure_segments(paths: &[PathBuf], extinfs: &[f64], frame: Option<f64>) -> Vec<Segment> {
-    let probed: Vec<(Track, i64, f64)> = paths.iter().map(|path| probe_segment(path, frame)).collect();
+fn measure_ts_segments(paths: &[PathBuf], extinfs: &[f64], frame: Option<f64>) -> Vec<Segment> {
+    let probed: Vec<(Track, i64, f64)> = paths.iter().map(|path| probe_ts_segment(path, frame)).collect();
     let starts: Vec<i64> = probed.iter().map(|(_, start, _)| *start).collect();
     probed
         .into_iter()
@@ -203,22 +325,40 @@ fn measure_segments(paths: &[PathBuf], extinfs: &[f64], frame: Option<f64>) -> V
         .collect()
 }
 
+/// The timescale, the codec string of the sample entry, and the segments: their start (tfdt)
+/// and duration (the sum of their sample durations) from the boxes, read with every CMAF rule
+/// of `bmff::read_track` checked; their stream and packets from ffprobe reading the init
+/// segment and the segment as one file.
+fn measure_fmp4_segments(init: &Path, paths: &[PathBuf], extinfs: &[f64]) -> (f64, String, Vec<Segment>) {
+    let track = bmff::read_track(init, paths);
+    let timescale = f64::from(track.init.timescale);
+    let segments = track
+        .fragments
+        .iter()
+        .zip(paths)
+        .zip(extinfs)
+        .map(|((fragment, path), &extinf)| {
+            let probed = probe_segment(&ffprobe::concat(&[init.to_path_buf(), path.clone()]));
+            Segment {
+                file_bytes: std::fs::metadata(path).expect("segment size").len(),
+                payload_bytes: probed.packets.iter().map(|p| p.size).sum(),
+                extinf,
+                start: fragment.decode_time as i64,
+                measured: fragment.duration() as f64 / timescale,
+                stream: probed.stream,
+            }
+        })
+        .collect();
+    (timescale, codec_string(&track.init.codec), segments)
+}
+
 /// The segment's only track, its first presentation timestamp and the end of its last
-/// frame (90 kHz ticks). A segment's first packet must be a keyframe that is also the
-/// first frame presented.
-fn probe_segment(path: &Path, frame: Option<f64>) -> (Track, i64, f64) {
+/// frame (90 kHz ticks).
+fn probe_ts_segment(path: &Path, frame: Option<f64>) -> (Track, i64, f64) {
     let name = path.display();
-    let mut tracks = ffprobe::tracks(path);
-    assert_eq!(tracks.len(), 1, "{name} must hold exactly one stream");
-    let track = tracks.remove(0);
+    let track = probe_segment(path);
     assert_eq!(track.stream["time_base"], "1/90000", "{name}: time base");
-    let first = track.packets.first().unwrap_or_else(|| panic!("{name} has no packet"));
-    assert!(first.keyframe, "{name} does not start with a keyframe");
     let start = track.packets.iter().map(|p| p.pts).min().expect("packets");
-    assert_eq!(
-        first.pts, start,
-        "{name}: a frame is presented before its first keyframe"
-    );
     let last = track.packets.iter().max_by_key(|p| p.pts).expect("packets");
     let last_duration = match frame {
         Some(seconds) => seconds * TICKS,
@@ -228,10 +368,27 @@ fn probe_segment(path: &Path, frame: Option<f64>) -> (Track, i64, f64) {
     (track, start, end)
 }
 
-fn check_media_playlists(renditions: &[&Rendition]) {
+/// The segment's only track. Its first packet must be a keyframe that is also the first
+/// frame presented.
+fn probe_segment(path: &Path) -> Track {
+    let name = path.display();
+    let mut tracks = ffprobe::tracks(path);
+    assert_eq!(tracks.len(), 1, "{name} must hold exactly one stream");
+    let track = tracks.remove(0);
+    let first = track.packets.first().unwrap_or_else(|| panic!("{name} has no packet"));
+    assert!(first.keyframe, "{name} does not start with a keyframe");
+    let start = track.packets.iter().map(|p| p.pts).min().expect("packets");
+    assert_eq!(
+        first.pts, start,
+        "{name}: a frame is presented before its first keyframe"
+    );
+    track
+}
+
+fn check_media_playlists(renditions: &[&Rendition], format: Format) {
     for rendition in renditions {
         let (dir, playlist) = (&rendition.dir, &rendition.playlist);
-        assert_eq!(playlist.version, Some(3), "{dir}: EXT-X-VERSION");
+        assert_eq!(playlist.version, Some(format.version()), "{dir}: EXT-X-VERSION");
         assert_eq!(
             playlist.playlist_type.as_deref(),
             Some("VOD"),
@@ -257,11 +414,19 @@ fn check_media_playlists(renditions: &[&Rendition]) {
     }
 }
 
-fn check_video_rendition(rendition: &Rendition, (width, height): (u32, u32), source: &SourceVideo, requested: f64) {
+fn check_video_rendition(rendition: &Rendition, (width, height): (u32, u32), source: &SourceVideo, expect: &Expect) {
+    let video = expect.segments.video;
+    let sample_entry = format!("{}.", video.sample_entry());
+    assert!(
+        rendition.codec.starts_with(&sample_entry),
+        "{}: codec {}, expected {sample_entry}…",
+        rendition.dir,
+        rendition.codec
+    );
     for (index, segment) in rendition.segments.iter().enumerate() {
         let stream = &segment.stream;
-        let name = format!("{}/segment{index:05}.ts", rendition.dir);
-        assert_eq!(stream["codec_name"], "h264", "{name}: codec");
+        let name = rendition.name(index);
+        assert_eq!(stream["codec_name"], video.codec_name(), "{name}: codec");
         assert_eq!(stream["pix_fmt"], "yuv420p", "{name}: pixel format");
         assert_eq!(
             (stream["width"].as_u64(), stream["height"].as_u64()),
@@ -275,7 +440,11 @@ fn check_video_rendition(rendition: &Rendition, (width, height): (u32, u32), sou
         );
     }
     check_extinf_is_measured(rendition, 0.0);
-    check_requested_durations(rendition, requested, source.frame_duration(), 0.0);
+    let requested = expect.segment_duration;
+    match video {
+        Video::Copy => check_cuts_at_source_keyframes(rendition, source, requested),
+        _ => check_requested_durations(rendition, requested, source.frame_duration(), 0.0),
+    }
 }
 
 /// EXTINF is the duration ffprobe measures, within 1 ms; the last segment's EXTINF may be
@@ -292,8 +461,8 @@ fn check_extinf_is_measured(rendition: &Rendition, last_shorter: f64) {
         };
         assert!(
             (lowest - EXTINF_SLACK - 1e-9..=measured + EXTINF_SLACK + 1e-9).contains(&extinf),
-            "{}/segment{index:05}.ts: EXTINF {extinf} but it lasts {measured}",
-            rendition.dir
+            "{}: EXTINF {extinf} but it lasts {measured}",
+            rendition.name(index)
         );
     }
 }
@@ -303,7 +472,7 @@ fn check_extinf_is_measured(rendition: &Rendition, last_shorter: f64) {
 fn check_requested_durations(rendition: &Rendition, requested: f64, tolerance: f64, first_longer: f64) {
     let (last, others) = rendition.segments.split_last().expect("segments");
     for (index, segment) in others.iter().enumerate() {
-        let name = format!("{}/segment{index:05}.ts", rendition.dir);
+        let name = rendition.name(index);
         let (extinf, measured) = (segment.extinf, segment.measured);
         let longer = if index == 0 { first_longer } else { 0.0 };
         let range = |slack: f64| requested - tolerance - slack..=requested + tolerance + longer + slack;
@@ -324,15 +493,35 @@ fn check_requested_durations(rendition: &Rendition, requested: f64, tolerance: f
     );
 }
 
+/// `--copy` keeps the source's keyframes: every segment starts at one, and ends at the first
+/// source keyframe at least `requested` after its start (the source's end if there is none).
+fn check_cuts_at_source_keyframes(rendition: &Rendition, source: &SourceVideo, requested: f64) {
+    for (index, segment) in rendition.segments.iter().enumerate() {
+        let name = rendition.name(index);
+        let start = rendition.start(index) - rendition.start(0);
+        assert!(
+            source.is_keyframe(start),
+            "{name} starts at {start} s, not at a source keyframe: {:?}",
+            source.keyframes
+        );
+        let end = source.keyframe_cut(start, requested);
+        assert!(
+            (start + segment.measured - end).abs() <= EXTINF_SLACK,
+            "{name} lasts {} s from {start} s; cut at source keyframes it ends at {end} s",
+            segment.measured
+        );
+    }
+}
+
 /// Segment i of every rung starts at the same presentation time.
 fn check_alignment(video: &[Rendition]) {
-    let starts = |r: &Rendition| r.segments.iter().map(|s| s.start).collect::<Vec<_>>();
+    let starts = |r: &Rendition| (r.timescale, r.segments.iter().map(|s| s.start).collect::<Vec<_>>());
     if let Some((first, others)) = video.split_first() {
         for other in others {
             assert_eq!(
                 starts(other),
                 starts(first),
-                "segment start times (90 kHz) of {} and {} differ",
+                "(timescale, segment start times) of {} and {} differ",
                 other.dir,
                 first.dir
             );
@@ -340,28 +529,32 @@ fn check_alignment(video: &[Rendition]) {
     }
 }
 
-fn check_audio_rendition(audio: &Rendition, video: &[Rendition], source: &Source, requested: f64) {
-    let frame = source.audio_frame_duration();
+fn check_audio_rendition(audio: &Rendition, video: &[Rendition], source: &Source, expect: &Expect) {
+    let codec = expect.segments.audio;
+    assert_eq!(audio.codec, codec.codec_string(), "audio: codec string");
+    let frame = codec.frame_duration(source);
     for (index, segment) in audio.segments.iter().enumerate() {
-        let (name, stream) = (format!("audio/segment{index:05}.ts"), &segment.stream);
-        assert_eq!(stream["codec_name"], "aac", "{name}: codec");
-        assert_eq!(stream["profile"], "LC", "{name}: AAC profile");
+        let (name, stream) = (audio.name(index), &segment.stream);
+        assert_eq!(stream["codec_name"], codec.codec_name(), "{name}: codec");
+        if codec == Audio::Aac {
+            assert_eq!(stream["profile"], "LC", "{name}: AAC profile");
+        }
         assert_eq!(stream["channels"], 2, "{name}: channels");
         let rate = ffprobe::number(&stream["sample_rate"]) as u64;
-        assert_eq!(Some(rate), source.sample_rate, "{name}: sample rate");
+        assert_eq!(rate, codec.sample_rate(source), "{name}: sample rate");
     }
     check_extinf_is_measured(audio, frame);
     match video.first() {
         // The first segment may also hold the encoder's priming frame.
-        None => check_requested_durations(audio, requested, frame, frame),
+        None => check_requested_durations(audio, expect.segment_duration, frame, frame),
         Some(reference) => check_audio_follows_video(audio, reference, frame),
     }
 }
 
-/// Audio segment i starts within one AAC frame (+ 1 ms) of video segment i: the audio is
-/// cut at the video's cuts, and the first audio segment may hold the AAC encoder's priming
+/// Audio segment i starts within one audio frame (+ 1 ms) of video segment i: the audio is
+/// cut at the video's cuts, and the first audio segment may hold the encoder's priming
 /// frame before the video starts. Every audio EXTINF but the first (which holds that frame)
-/// and the last is within one AAC frame (+ 1 ms) of its video segment's.
+/// and the last is within one audio frame (+ 1 ms) of its video segment's.
 fn check_audio_follows_video(audio: &Rendition, video: &Rendition, frame: f64) {
     let (audio_extinfs, video_extinfs) = (audio.extinfs(), video.extinfs());
     assert_eq!(
@@ -369,19 +562,21 @@ fn check_audio_follows_video(audio: &Rendition, video: &Rendition, frame: f64) {
         video_extinfs.len(),
         "audio and video segment counts differ: {audio_extinfs:?} vs {video_extinfs:?}"
     );
-    for (index, (a, v)) in audio.segments.iter().zip(&video.segments).enumerate() {
-        let offset = (a.start - v.start) as f64 / TICKS;
+    for index in 0..video.segments.len() {
+        let offset = audio.start(index) - video.start(index);
         assert!(
             offset.abs() <= frame + EXTINF_SLACK,
-            "audio/segment{index:05}.ts starts {offset} s away from {}/segment{index:05}.ts",
-            video.dir
+            "{} starts {offset} s away from {}",
+            audio.name(index),
+            video.name(index)
         );
     }
     let pairs = audio_extinfs.iter().zip(&video_extinfs).enumerate();
     for (index, (a, v)) in pairs.take(video_extinfs.len() - 1).skip(1) {
         assert!(
             (a - v).abs() <= frame + EXTINF_SLACK + 1e-9,
-            "audio/segment{index:05}.ts: EXTINF {a}, its video segment's {v} (± {frame})"
+            "{}: EXTINF {a}, its video segment's {v} (± {frame})",
+            audio.name(index)
         );
     }
 }
@@ -392,7 +587,7 @@ fn check_master(master: &MasterPlaylist, video: &[Rendition], audio: Option<&Ren
         assert_eq!(master.variants.len(), 1, "an audio-only master has one variant");
         let variant = &master.variants[0];
         assert_eq!(variant.uri, "audio/index.m3u8");
-        assert_eq!(variant.attributes.quoted("CODECS"), Some("mp4a.40.2"));
+        assert_eq!(variant.attributes.quoted("CODECS"), Some(audio.codec.as_str()));
         assert_eq!(variant.attributes.plain("RESOLUTION"), None);
         assert_eq!(variant.attributes.quoted("AUDIO"), None);
         return check_bandwidths(variant, &[audio]);
@@ -432,27 +627,25 @@ fn check_video_variant(master: &MasterPlaylist, rendition: &Rendition, audio: Op
     assert_eq!(attributes.plain("RESOLUTION"), Some(resolution.as_str()), "{uri}");
     assert_eq!(attributes.plain("FRAME-RATE"), Some(frame_rate), "{uri}");
     assert_eq!(attributes.quoted("AUDIO"), audio.map(|_| "audio"), "{uri}: AUDIO");
-    check_codecs(variant, rendition, audio.is_some());
+    check_codecs(variant, rendition, audio);
     let renditions: Vec<&Rendition> = std::iter::once(rendition).chain(audio).collect();
     check_bandwidths(variant, &renditions);
 }
 
-/// CODECS lists `avc1.PPCCLL` as read from the rung's SPS (and `mp4a.40.2` with audio).
-fn check_codecs(variant: &Variant, rendition: &Rendition, audio: bool) {
+/// CODECS lists the rung's codec string as read from its bitstream (and the audio's).
+fn check_codecs(variant: &Variant, rendition: &Rendition, audio: Option<&Rendition>) {
     let codecs = variant.attributes.quoted("CODECS").expect("CODECS");
     let listed: BTreeSet<&str> = codecs.split(',').collect();
-    let avc1 = avc1_codec(&rendition.folder.join("segment00000.ts"));
-    let dir = &rendition.dir;
-    let written = listed.iter().find(|c| c.starts_with("avc1.")).copied().unwrap_or("");
+    let (dir, read) = (&rendition.dir, &rendition.codec);
+    let entry = read.split('.').next().unwrap_or_default();
+    let written = listed.iter().find(|c| c.starts_with(entry)).copied().unwrap_or("");
     assert!(
-        written.eq_ignore_ascii_case(&avc1),
-        "CODECS {codecs:?}: the SPS of {dir} says {avc1}"
+        written.eq_ignore_ascii_case(read),
+        "CODECS {codecs:?}: the bitstream of {dir} says {read}"
     );
-    assert_eq!(written, avc1, "CODECS {codecs:?}: write the hex digits as {avc1}");
-    let mut expected: BTreeSet<&str> = BTreeSet::from([avc1.as_str()]);
-    if audio {
-        expected.insert("mp4a.40.2");
-    }
+    assert_eq!(written, read, "CODECS {codecs:?}: write the hex digits as {read}");
+    let mut expected: BTreeSet<&str> = BTreeSet::from([read.as_str()]);
+    expected.extend(audio.map(|audio| audio.codec.as_str()));
     assert_eq!(listed, expected, "CODECS of {dir}");
 }
 
@@ -491,7 +684,7 @@ fn check_bandwidths(variant: &Variant, renditions: &[&Rendition]) {
     }
 }
 
-fn assert_close(written: f64, expected: f64, what: &str) {
+pub fn assert_close(written: f64, expected: f64, what: &str) {
     assert!(
         (written - expected).abs() <= expected * RATE_SLACK + 1.0,
         "{what}: written {written}, measured {expected:.0}"
@@ -501,7 +694,7 @@ fn assert_close(written: f64, expected: f64, what: &str) {
 /// RFC 8216 §4.3.4.2: the largest bit rate of any run of consecutive segments lasting
 /// between 0.5 and 1.5 target durations; the whole rendition's rate if no run does.
 /// `segments` are (bytes, seconds).
-fn peak_rate(segments: &[(u64, f64)], target_duration: f64) -> f64 {
+pub fn peak_rate(segments: &[(u64, f64)], target_duration: f64) -> f64 {
     let window = 0.5 * target_duration..=1.5 * target_duration;
     let mut peak: Option<f64> = None;
     for first in 0..segments.len() {

@@ -1,24 +1,18 @@
 //! `stream-pack hls`: every package made here is checked whole by [`check_package`].
 
-mod check;
+pub mod check;
 
-use crate::util::{cli, file_names, m3u8, media};
-use check::{Expect, Rendition, check_package};
+use crate::util::cli::{self, FAST};
+use crate::util::{file_names, m3u8, media};
+use check::{Expect, Rendition, Segments, check_package};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-/// The x264 preset of tests that are not about encoding quality (the default is medium).
-const FAST: [&str; 2] = ["--encoder-preset", "veryfast"];
-
-/// Runs `stream-pack hls SOURCE -o TMP/out ARGS` and asserts it succeeded. The TempDir
-/// keeps the package alive.
+/// `stream-pack hls SOURCE -o TMP/out ARGS`, which must succeed.
 fn package(source: &Path, args: &[&str]) -> (TempDir, PathBuf) {
-    let parent = tempfile::tempdir().expect("create a temporary folder");
-    let out = parent.path().join("out");
-    cli::assert_success(&cli::hls(source, &out, args));
-    (parent, out)
+    cli::package_in_temp("hls", source, args)
 }
 
 fn args<'a>(specific: &[&'a str]) -> Vec<&'a str> {
@@ -56,6 +50,7 @@ fn two_rung_ladder_with_two_second_segments() {
             segment_duration: 2.0,
             rungs: &[(640, 360), (426, 240)],
             audio: true,
+            segments: Segments::TS,
         },
     );
     assert_eq!(package.video[0].segments.len(), 4, "8 s cut into 2 s segments");
@@ -72,6 +67,7 @@ fn ntsc_frame_rate_and_44_1_khz_audio() {
             segment_duration: 2.0,
             rungs: &[(640, 360)],
             audio: true,
+            segments: Segments::TS,
         },
     );
     let audio = package.audio.expect("an audio rendition");
@@ -93,6 +89,7 @@ fn odd_source_size_gives_even_widths_with_the_source_aspect() {
             // 638/358 × 240 = 427.7 → 428; × 180 = 320.8 → 320 (nearest even).
             rungs: &[(428, 240), (320, 180)],
             audio: true,
+            segments: Segments::TS,
         },
     );
 }
@@ -108,6 +105,7 @@ fn non_square_pixels_are_scaled_to_the_display_aspect() {
             segment_duration: 2.0,
             rungs: &[(640, 360), widescreen(240)],
             audio: true,
+            segments: Segments::TS,
         },
     );
 }
@@ -123,6 +121,7 @@ fn source_without_audio_gives_video_only_variants() {
             segment_duration: 2.0,
             rungs: &[(640, 360)],
             audio: false,
+            segments: Segments::TS,
         },
     );
 }
@@ -138,6 +137,7 @@ fn audio_only_source_gives_an_audio_only_package() {
             segment_duration: 3.0,
             rungs: &[],
             audio: true,
+            segments: Segments::TS,
         },
     );
     let audio = package.audio.expect("an audio rendition");
@@ -155,6 +155,58 @@ fn rotated_source_gives_portrait_rungs() {
             segment_duration: 2.0,
             rungs: &[(360, 640), (240, 426)],
             audio: true,
+            segments: Segments::TS,
+        },
+    );
+}
+
+#[test]
+fn fmp4_segments_with_an_init_segment_per_rendition() {
+    let source = media("main");
+    let reps = ["--format", "fmp4", "--reps", "360,240", "--segment-duration", "2"];
+    let (_dir, out) = package(&source, &args(&reps));
+    let package = check_package(
+        &out,
+        &Expect {
+            source: &source,
+            segment_duration: 2.0,
+            rungs: &[(640, 360), (426, 240)],
+            audio: true,
+            segments: Segments::FMP4,
+        },
+    );
+    assert_eq!(package.video[0].segments.len(), 4, "8 s cut into 2 s segments");
+}
+
+#[test]
+fn fmp4_ntsc_frame_rate_and_44_1_khz_audio() {
+    let source = media("ntsc");
+    let reps = ["--format", "fmp4", "--reps", "360", "--segment-duration", "2"];
+    let (_dir, out) = package(&source, &args(&reps));
+    check_package(
+        &out,
+        &Expect {
+            source: &source,
+            segment_duration: 2.0,
+            rungs: &[(640, 360)],
+            audio: true,
+            segments: Segments::FMP4,
+        },
+    );
+}
+
+#[test]
+fn fmp4_audio_only_package() {
+    let source = media("audio_only");
+    let (_dir, out) = package(&source, &args(&["--format", "fmp4", "--segment-duration", "3"]));
+    check_package(
+        &out,
+        &Expect {
+            source: &source,
+            segment_duration: 3.0,
+            rungs: &[],
+            audio: true,
+            segments: Segments::FMP4,
         },
     );
 }
@@ -198,6 +250,7 @@ fn defaults_are_the_auto_ladder_and_six_second_segments() {
             segment_duration: 6.0,
             rungs: &rungs,
             audio: true,
+            segments: Segments::TS,
         },
     );
     assert_eq!(package.video[0].segments.len(), 2, "8 s cut into 6 s segments");
@@ -217,6 +270,7 @@ fn upscaling_is_allowed_on_request() {
             segment_duration: 1.0,
             rungs: &[(854, 480)],
             audio: true,
+            segments: Segments::TS,
         },
     );
 }
@@ -233,6 +287,7 @@ fn explicit_rung_sets_size_and_bitrate() {
             segment_duration: 2.0,
             rungs: &[(640, 360)],
             audio: true,
+            segments: Segments::TS,
         },
     );
     assert_bitrate_near(&package.video[0], 500_000.0);
@@ -266,6 +321,7 @@ fn ladder_file_sets_and_interpolates_bitrates() {
             segment_duration: 2.0,
             rungs: &[(640, 360), (480, 270)],
             audio: true,
+            segments: Segments::TS,
         },
     );
     assert_bitrate_near(&package.video[0], 2_000_000.0);
@@ -316,6 +372,7 @@ fn force_replaces_existing_output() {
             segment_duration: 1.0,
             rungs: &[(160, 90)],
             audio: true,
+            segments: Segments::TS,
         },
     );
 }

@@ -2,12 +2,16 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stream-pack");
+
+/// The x264 preset of tests that are not about encoding quality (the default is medium).
+pub const FAST: [&str; 2] = ["--encoder-preset", "veryfast"];
 
 /// A run longer than this is a hang: the binary is killed and the test fails.
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -58,8 +62,22 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
 
 /// `stream-pack hls INPUT -o OUT --progress none EXTRA...`
 pub fn hls(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    package("hls", input, out, extra)
+}
+
+/// Runs `stream-pack COMMAND SOURCE -o TMP/out ARGS` (`hls` or `dash`) and asserts it
+/// succeeded. The TempDir keeps the package alive.
+pub fn package_in_temp(command: &str, source: &Path, args: &[&str]) -> (TempDir, PathBuf) {
+    let parent = tempfile::tempdir().expect("create a temporary folder");
+    let out = parent.path().join("out");
+    assert_success(&package(command, source, &out, args));
+    (parent, out)
+}
+
+/// `stream-pack COMMAND INPUT -o OUT --progress none EXTRA...`
+pub fn package(command: &str, input: &Path, out: &Path, extra: &[&str]) -> Output {
     let fixed = [
-        OsStr::new("hls"),
+        OsStr::new(command),
         input.as_os_str(),
         OsStr::new("-o"),
         out.as_os_str(),

@@ -1,7 +1,7 @@
 //! FFmpeg's CLI tools as independent judges: stream facts, packets, decoding.
 
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `ffprobe -v error -of json ARGS FILE`, parsed.
@@ -19,6 +19,13 @@ pub fn probe(args: &[&str], file: &Path) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("ffprobe prints JSON")
+}
+
+/// A URL under which libav reads `files` one after another as one file (its `concat:`
+/// protocol): an init segment followed by media segments is a fragmented MP4.
+pub fn concat(files: &[PathBuf]) -> PathBuf {
+    let paths: Vec<String> = files.iter().map(|file| file.display().to_string()).collect();
+    PathBuf::from(format!("concat:{}", paths.join("|")))
 }
 
 /// ffprobe's `streams` and `format` of a file.
@@ -126,4 +133,57 @@ pub fn assert_decodes_cleanly(file: &Path) {
         file.display(),
         output.status
     );
+}
+
+/// Asserts the first video stream of `copy` holds the packets of `original`'s, not a new
+/// encoding of them: the same presentation times (from the first, to the millisecond) and
+/// the same decoded pictures; with `same_sizes` (a container that keeps samples as MP4 holds
+/// them, unlike MPEG-TS, which adds access unit delimiters and parameter sets) the same sizes.
+pub fn assert_same_video_packets(original: &Path, copy: &Path, same_sizes: bool) {
+    let (theirs, ours) = (first_video(original), first_video(copy));
+    let what = format!("the video packets of {} and {}", copy.display(), original.display());
+    assert_eq!(
+        presentation_millis(&ours),
+        presentation_millis(&theirs),
+        "{what}: times (ms)"
+    );
+    if same_sizes {
+        let sizes = |track: &Track| track.packets.iter().map(|p| p.size).collect::<Vec<_>>();
+        assert_eq!(sizes(&ours), sizes(&theirs), "{what}: sizes");
+    }
+    assert!(
+        picture_hashes(copy) == picture_hashes(original),
+        "{what}: decoded pictures differ"
+    );
+}
+
+fn first_video(file: &Path) -> Track {
+    tracks(file)
+        .into_iter()
+        .find(|track| track.stream["codec_type"] == "video")
+        .unwrap_or_else(|| panic!("no video stream in {}", file.display()))
+}
+
+/// Each packet's presentation time after the first's, in decode order, in milliseconds.
+fn presentation_millis(track: &Track) -> Vec<i64> {
+    let time_base = rational(track.stream["time_base"].as_str().expect("time_base"));
+    let first = track.packets.iter().map(|p| p.pts).min().expect("packets");
+    let millis = |pts: i64| ((pts - first) as f64 * time_base * 1000.0).round() as i64;
+    track.packets.iter().map(|p| millis(p.pts)).collect()
+}
+
+/// The MD5 of every decoded picture of the first video stream, in presentation order.
+fn picture_hashes(file: &Path) -> Vec<String> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(file)
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(output.status.success(), "ffmpeg cannot decode {}", file.display());
+    let text = String::from_utf8(output.stdout).expect("framemd5 is text");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| line.rsplit(',').next().unwrap_or_default().trim().to_string())
+        .collect()
 }

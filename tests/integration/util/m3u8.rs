@@ -107,6 +107,8 @@ pub struct MediaPlaylist {
     pub target_duration: u64,
     pub media_sequence: u64,
     pub playlist_type: Option<String>,
+    /// The URI of the EXT-X-MAP (the init segment of fMP4 segments).
+    pub map: Option<String>,
     pub segments: Vec<MediaSegment>,
     pub endlist: bool,
 }
@@ -205,6 +207,7 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
     let mut media_sequence = None;
     let mut playlist_type = None;
     let mut independent = None;
+    let mut map = None;
     let mut endlist = None;
     let mut segments = Vec::new();
     let mut pending_duration: Option<f64> = None;
@@ -235,6 +238,11 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
                 let parsed = parse_number(value, tag).map_err(located)?;
                 set_once(&mut media_sequence, parsed, tag).map_err(located)?;
             }
+            // One init segment for every segment: the tag comes before the first one.
+            (Line::Tag(tag @ "EXT-X-MAP", Some(list)), None) if segments.is_empty() => {
+                let uri = map_uri(list).map_err(located)?;
+                set_once(&mut map, uri, tag).map_err(located)?;
+            }
             (Line::Tag(tag @ "EXT-X-PLAYLIST-TYPE", Some(kind @ ("VOD" | "EVENT"))), None) => {
                 set_once(&mut playlist_type, kind.to_string(), tag).map_err(located)?;
             }
@@ -257,9 +265,19 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
         target_duration: target_duration.ok_or("EXT-X-TARGETDURATION is missing")?,
         media_sequence: media_sequence.unwrap_or(0),
         playlist_type,
+        map,
         segments,
         endlist: endlist.is_some(),
     })
+}
+
+/// The URI of `#EXT-X-MAP:URI="<uri>"`; a BYTERANGE or any other attribute is refused.
+fn map_uri(list: &str) -> Result<String, String> {
+    let attributes = Attributes::parse(list)?;
+    match attributes.0.iter().collect::<Vec<_>>()[..] {
+        [(name, AttributeValue::Quoted(uri))] if name == "URI" => Ok(uri.clone()),
+        _ => Err(format!("EXT-X-MAP:{list} must have a quoted URI and nothing else")),
+    }
 }
 
 /// The duration of `#EXTINF:<duration>,[<title>]`.

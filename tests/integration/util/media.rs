@@ -12,7 +12,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const NAMES: [&str; 8] = ["main", "ntsc", "odd", "sar", "silent", "audio_only", "portrait", "tiny"];
+const NAMES: [&str; 9] = [
+    "main",
+    "ntsc",
+    "odd",
+    "sar",
+    "silent",
+    "audio_only",
+    "portrait",
+    "tiny",
+    "short",
+];
 
 static READY: [OnceLock<PathBuf>; NAMES.len()] = [const { OnceLock::new() }; NAMES.len()];
 
@@ -26,6 +36,7 @@ static READY: [OnceLock<PathBuf>; NAMES.len()] = [const { OnceLock::new() }; NAM
 /// - `audio_only`: AAC 44.1 kHz stereo 5 s in .m4a
 /// - `portrait`: 640x360 frames with a 90° display rotation (shown 360x640) 25 fps 4 s, AAC 48 kHz
 /// - `tiny`: 160x90 25 fps 3 s, AAC 48 kHz
+/// - `short`: 640x360 25 fps 2 s, AAC 44.1 kHz with the language tag `eng`
 pub fn media(name: &str) -> PathBuf {
     let index = NAMES
         .iter()
@@ -51,6 +62,10 @@ fn recipe(name: &str) -> Recipe {
         "audio_only" => ("m4a", audio(44100, 5)),
         "portrait" => ("mp4", av("640x360", "25", "", 48000, 4)),
         "tiny" => ("mp4", av("160x90", "25", "", 48000, 3)),
+        "short" => {
+            let english = strings(&["-metadata:s:a:0", "language=eng"]);
+            ("mp4", [av("640x360", "25", "", 44100, 2), english].concat())
+        }
         _ => unreachable!("{name} is in NAMES but has no recipe"),
     };
     let mut steps = vec![first];

@@ -1,11 +1,15 @@
 //! Helpers shared by the tests: test media, running the binary, and independent judges.
 
+pub mod bmff;
 pub mod cli;
+pub mod codecs;
 pub mod ffprobe;
 pub mod h264;
 pub mod m3u8;
 mod media;
+pub mod mpd;
 mod selftest;
+pub mod source;
 
 pub use media::media;
 

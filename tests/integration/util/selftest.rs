@@ -1,10 +1,13 @@
 //! The judges judged: the helpers checked on input whose answer is known, so a failing
 //! product test can be trusted to be about the product.
 
+use super::bmff;
+use super::codecs::codec_string;
 use super::ffprobe::{self, number};
 use super::h264::avc1_codec;
 use super::m3u8::{Attributes, parse_master, parse_media, read_media};
 use super::media;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[test]
@@ -92,6 +95,33 @@ fn media_playlist_parser_is_strict() {
     }
 }
 
+const FMP4_MEDIA: &str = r#"#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-TARGETDURATION:2
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXT-X-MAP:URI="init.mp4"
+#EXTINF:2.000,
+segment00000.m4s
+#EXT-X-ENDLIST
+"#;
+
+#[test]
+fn init_segment_of_a_media_playlist_is_parsed() {
+    let playlist = parse_media(FMP4_MEDIA).expect("a valid media playlist");
+    assert_eq!(playlist.map.as_deref(), Some("init.mp4"));
+    assert_eq!(parse_media(MEDIA).expect("a valid media playlist").map, None);
+    let map = "#EXT-X-MAP:URI=\"init.mp4\"\n";
+    let cases = [
+        FMP4_MEDIA.replace("segment00000.m4s\n", &format!("segment00000.m4s\n{map}")),
+        FMP4_MEDIA.replace(map, &format!("{map}{map}")),
+        FMP4_MEDIA.replace(r#"URI="init.mp4""#, "URI=init.mp4"),
+        FMP4_MEDIA.replace(r#"URI="init.mp4""#, r#"URI="init.mp4",BYTERANGE="100@0""#),
+    ];
+    for bad in cases {
+        assert!(parse_media(&bad).is_err(), "accepted:\n{bad}");
+    }
+}
+
 #[test]
 fn generated_sources_are_what_they_claim() {
     let json = ffprobe::streams_and_format(&media("portrait"));
@@ -163,4 +193,108 @@ fn ffmpeg_hls_output_is_parsed_and_measured() {
     let frames = ffprobe::video_frames(&dir.path().join("index.m3u8"));
     assert_eq!(frames.count, 200, "8 s at 25 fps");
     assert!((frames.span - 7.96).abs() < 1e-6, "frames span {} s", frames.span);
+}
+
+/// `out/name.m3u8` made by ffmpeg's HLS muxer from `source` with `args` (segments in `out`,
+/// named `name0.extension`…).
+fn ffmpeg_hls(source: &Path, out: &Path, name: &str, extension: &str, args: &[&str]) -> PathBuf {
+    let playlist = out.join(format!("{name}.m3u8"));
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(source)
+        .args(["-map", "0:v"])
+        .args(args)
+        .args(["-f", "hls", "-hls_playlist_type", "vod", "-hls_segment_filename"])
+        .arg(out.join(format!("{name}%d.{extension}")))
+        .arg(&playlist)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg made no {name} package");
+    playlist
+}
+
+/// ffmpeg's own stream copies keep the source's packets, in TS (as decoded pictures and
+/// times) and in fMP4 (sizes too); a new encoding of the same pictures does not.
+#[test]
+fn stream_copies_are_told_from_encodings() {
+    let source = media("tiny");
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let ts = ffmpeg_hls(&source, dir.path(), "ts", "ts", &["-c", "copy"]);
+    ffprobe::assert_same_video_packets(&source, &ts, false);
+    let fmp4 = [
+        "-c",
+        "copy",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_fmp4_init_filename",
+        "init.mp4",
+    ];
+    let fmp4 = ffmpeg_hls(&source, dir.path(), "fmp4", "m4s", &fmp4);
+    ffprobe::assert_same_video_packets(&source, &fmp4, true);
+    let encoded = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "37"];
+    let encoded = ffmpeg_hls(&source, dir.path(), "encoded", "ts", &encoded);
+    let judged = std::panic::catch_unwind(|| ffprobe::assert_same_video_packets(&source, &encoded, false)).err();
+    let message = judged.and_then(|panic| panic.downcast::<String>().ok());
+    assert!(
+        message.is_some_and(|message| message.contains("the video packets of")),
+        "a new encoding must be told from a copy"
+    );
+}
+
+/// A copy of a media segment from its moof on: ffmpeg writes styp and sidx boxes before it
+/// (trun data offsets count from the moof, so the copy stays valid).
+fn from_moof(segment: &Path) -> PathBuf {
+    let bytes = std::fs::read(segment).expect("read a segment");
+    let mut at = 0;
+    while &bytes[at + 4..at + 8] != b"moof" {
+        at += u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+    }
+    let copy = segment.with_extension("moof.m4s");
+    std::fs::write(&copy, &bytes[at..]).expect("write a segment");
+    copy
+}
+
+/// ffmpeg's DASH muxer copying `tiny` into 1 s fragments: per stream `id` (0 video, 1 audio),
+/// `init-<id>.mp4` and `seg-<id>-00001.m4s`… (cut down to moof + mdat).
+fn ffmpeg_dash(out: &Path) -> impl Fn(u32) -> (PathBuf, Vec<PathBuf>) + '_ {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(media("tiny"))
+        .args(["-map", "0", "-c", "copy", "-f", "dash", "-seg_duration", "1"])
+        .args(["-init_seg_name", "init-$RepresentationID$.mp4"])
+        .args(["-media_seg_name", "seg-$RepresentationID$-$Number%05d$.m4s"])
+        .arg(out.join("manifest.mpd"))
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg made no DASH package");
+    move |id| {
+        let segments: Vec<PathBuf> = (1..)
+            .map(|number| out.join(format!("seg-{id}-{number:05}.m4s")))
+            .take_while(|path| path.exists())
+            .map(|path| from_moof(&path))
+            .collect();
+        (out.join(format!("init-{id}.mp4")), segments)
+    }
+}
+
+/// ffmpeg's audio fragments meet every rule of the box reader; its video fragments, which
+/// delay presentation with positive composition offsets and an edit list, are refused
+/// (their tfdt is not their earliest presentation time); the avcC gives the SPS's codec string.
+#[test]
+fn box_reader_judges_ffmpeg_dash_fragments() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let files = ffmpeg_dash(dir.path());
+    let (init, segments) = files(1);
+    let audio = bmff::read_track(&init, &segments);
+    assert_eq!(audio.fragments.len(), 4, "3 s of audio in 1 s fragments (and a tail)");
+    assert_eq!(codec_string(&audio.init.codec), "mp4a.40.2");
+    let (init, segments) = files(0);
+    let video = bmff::read_init(&init);
+    assert_eq!(codec_string(&video.codec), avc1_codec(&media("tiny")));
+    let judged = std::panic::catch_unwind(|| bmff::read_track(&init, &segments)).err();
+    let message = judged.and_then(|panic| panic.downcast::<String>().ok());
+    assert!(
+        message.is_some_and(|message| message.contains("composition offset")),
+        "a video fragment presented late must be refused for it"
+    );
 }
