@@ -18,6 +18,7 @@
 
 pub mod codecs;
 pub mod container;
+pub mod crypto;
 pub mod encoders;
 pub mod error;
 pub mod ladder;

@@ -1,7 +1,7 @@
 //! The `stream-pack` command: argument parsing and presentation over the library.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use stream_pack::crypto::KeySource;
 use stream_pack::encoders::{AudioCodec, VideoCodec};
 use stream_pack::error::exit;
 use stream_pack::ladder::{Bitrate, Reps};
@@ -84,6 +85,24 @@ struct PackageArgs {
     /// Package the source's own H.264/HEVC and AAC without re-encoding, cut at its keyframes.
     #[arg(long, conflicts_with_all = ["reps", "ladder", "codec", "audio_codec", "encoder_preset", "allow_upscale"])]
     copy: bool,
+    /// Encrypt every media segment with AES-128 (HLS only; keys generated unless --key-file/--key-info).
+    #[arg(long)]
+    encrypt: bool,
+    /// A new key every N segments, at the same segment in every rendition (0: one key).
+    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
+    key_rotation: Option<u32>,
+    /// Prefix of the key URIs in the playlists (key file names are appended); default: relative paths.
+    #[arg(long, requires = "encrypt", conflicts_with = "key_info")]
+    key_url: Option<String>,
+    /// Folder for generated keys (created 0700, keys 0600); default: OUTPUT.keys beside the package.
+    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
+    key_dir: Option<PathBuf>,
+    /// One key of your own: 16 raw bytes or 32 hex digits.
+    #[arg(long, requires = "encrypt", conflicts_with = "key_info")]
+    key_file: Option<PathBuf>,
+    /// FFmpeg's key-info file: key URI, key file path, optional IV.
+    #[arg(long, requires = "encrypt")]
+    key_info: Option<PathBuf>,
     /// Video codec: h264, h265 (hvc1), vp9 or av1; all but h264 need CMAF (fMP4) segments.
     #[arg(long, default_value = "h264", value_parser = parse_video_codec)]
     codec: VideoCodec,
@@ -204,6 +223,26 @@ fn probe(input: PathBuf, json: bool) -> anyhow::Result<()> {
 }
 
 impl PackageArgs {
+    fn encryption(&self) -> Option<KeySource> {
+        if !self.encrypt {
+            return None;
+        }
+        Some(if let Some(path) = &self.key_info {
+            KeySource::Info { path: path.clone() }
+        } else if let Some(path) = &self.key_file {
+            KeySource::File {
+                path: path.clone(),
+                key_url: self.key_url.clone(),
+            }
+        } else {
+            KeySource::Generate {
+                rotation: self.key_rotation.unwrap_or(0),
+                key_dir: self.key_dir.clone().unwrap_or_else(|| default_key_dir(&self.output)),
+                key_url: self.key_url.clone(),
+            }
+        })
+    }
+
     /// The library's options from these arguments, over the defaults `base` gives.
     fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> PackageOptions {
         PackageOptions {
@@ -215,11 +254,20 @@ impl PackageArgs {
             video_codec: self.codec,
             audio_codec: self.audio_codec,
             copy: self.copy,
+            encryption: self.encryption(),
             audio_bitrate: self.audio_bitrate,
             force: self.force,
             ..base(self.input.clone(), self.output.clone())
         }
     }
+}
+
+/// `OUTPUT.keys` beside the package: outside it, so keys are not served with the content.
+fn default_key_dir(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map_or_else(|| "package".into(), |n| n.to_string_lossy().into_owned());
+    output.with_file_name(format!("{name}.keys"))
 }
 
 fn package(options: PackageOptions, args: &PackageArgs) -> anyhow::Result<()> {
@@ -238,6 +286,9 @@ fn package(options: PackageOptions, args: &PackageArgs) -> anyhow::Result<()> {
 }
 
 fn print_report(report: &PackageReport) {
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
     for note in &report.notes {
         println!("note: {note}");
     }

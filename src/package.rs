@@ -1,10 +1,12 @@
 //! The packaging job: source → one-pass ladder transcode → segments → playlists → published package.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ffmpeg::{Packet, codec};
 use ffmpeg_next as ffmpeg;
 
+use crate::crypto::{KeyPeriod, KeySchedule, KeySource, SharedKeys};
 use crate::encoders::{self, AudioCodec, VideoCodec};
 use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
@@ -51,6 +53,8 @@ pub struct PackageOptions {
     /// Replace an existing output folder.
     pub force: bool,
     pub manifests: Manifests,
+    /// AES-128 segment encryption (HLS only), with the keys from here.
+    pub encryption: Option<KeySource>,
 }
 
 impl PackageOptions {
@@ -71,6 +75,7 @@ impl PackageOptions {
             copy: false,
             force: false,
             manifests: Manifests { hls: true, dash: false },
+            encryption: None,
         }
     }
 
@@ -101,6 +106,15 @@ impl PackageOptions {
             )));
         }
         encoders::preset_index(&self.encoder_preset)?;
+        if self.encryption.is_some() && self.manifests.dash {
+            return Err(Error::InvalidOption(if self.manifests.hls {
+                "--encrypt with dash --hls: only the HLS playlists (master.m3u8) would describe the segments as \
+                 AES-128 encrypted, and DASH needs CENC, which stream-pack does not support yet"
+                    .into()
+            } else {
+                "--encrypt: DASH encryption needs CENC, which stream-pack does not support yet".into()
+            }));
+        }
         let segments = match self.format {
             SegmentFormat::Ts => "MPEG-TS",
             SegmentFormat::Fmp4 => "fMP4",
@@ -145,6 +159,8 @@ pub struct PackageReport {
     pub dropped_above_source: Vec<u32>,
     /// Things the user should know about the result, one sentence each.
     pub notes: Vec<String>,
+    /// Things about the result that may be a mistake.
+    pub warnings: Vec<String>,
 }
 
 /// Packages `options.input` as a ladder at `options.output`.
@@ -181,24 +197,61 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
             .clone()
             .scheduled(remux::keyframe_schedule(&source.path, video.index, &clock)?);
     }
-    let (video, audio) = transcode(
-        &mut source,
-        &plan.rungs,
-        staging.path(),
+    let output = std::path::absolute(&options.output).map_err(Error::io(&options.output))?;
+    let keys = match &options.encryption {
+        Some(source) => Some(Arc::new(Mutex::new(KeySchedule::new(
+            source.clone(),
+            &package_name(&output),
+        )?))),
+        None => None,
+    };
+    let job = Job {
         options,
+        root: staging.path(),
         clock,
-        &mut tracker,
-        monitor,
-    )?;
+        keys: keys.clone(),
+    };
+    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut tracker, monitor)?;
     check(tracker.stage(Stage::Publish, monitor))?;
-    let notes = video
+    let mut notes: Vec<String> = video
         .first()
         .filter(|_| options.copy)
         .and_then(|v| keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref()))
         .into_iter()
         .collect();
-    let renditions = write_manifests(&source, &plan.rungs, &video, audio.as_ref(), options, staging.path())?;
+    let mut warnings = Vec::new();
+    let renditions = match &keys {
+        Some(keys) => {
+            let mut keys = keys.lock().expect("key schedule lock");
+            let renditions = write_manifests(&source, &plan.rungs, &video, audio.as_ref(), &job, Some(&keys), &output)?;
+            let segments = video
+                .iter()
+                .chain(audio.as_ref())
+                .map(|r| r.media.segments.len())
+                .max()
+                .unwrap_or(0);
+            let uri = |period: &KeyPeriod| hls::key_uri(period, &output);
+            if let Some(info) = keys.write_key_info(segments, uri)? {
+                notes.push(format!("key info for operators: {}", info.display()));
+            }
+            if let Some(dir) = keys
+                .key_dir()
+                .and_then(|d| std::path::absolute(d).ok())
+                .filter(|d| d.starts_with(&output))
+            {
+                warnings.push(format!(
+                    "the key dir {} lies inside the package: the keys will be served with the content",
+                    dir.display()
+                ));
+            }
+            renditions
+        }
+        None => write_manifests(&source, &plan.rungs, &video, audio.as_ref(), &job, None, &output)?,
+    };
     let output = staging.publish()?;
+    if let Some(keys) = &keys {
+        keys.lock().expect("key schedule lock").keep();
+    }
     tracker.stage(Stage::Done, monitor);
     Ok(PackageReport {
         manifests: [
@@ -213,7 +266,15 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         renditions,
         dropped_above_source: plan.dropped_above_source,
         notes,
+        warnings,
     })
+}
+
+/// The package folder's name, which prefixes generated key files.
+fn package_name(output: &Path) -> String {
+    output
+        .file_name()
+        .map_or_else(|| "package".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 /// With `copy`, the one rendition is the source's stream, named by its short side.
@@ -278,22 +339,30 @@ fn check(control: Control) -> Result<()> {
 
 const AUDIO_DIR: &str = "audio";
 
+/// What every stage of one job shares.
+struct Job<'a> {
+    options: &'a PackageOptions,
+    /// The staging folder the package is built in.
+    root: &'a Path,
+    clock: SegmentClock,
+    keys: Option<SharedKeys>,
+}
+
 /// Reads the source once, feeding its video to the ladder and its audio to the shared track.
 fn transcode(
     source: &mut Source,
     rungs: &[Rung],
-    root: &Path,
-    options: &PackageOptions,
-    clock: SegmentClock,
+    job: &Job,
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
+    let clock = &job.clock;
     let mut video = match &source.video {
-        Some(input) => Some(video_pipeline(source, input, rungs, root, options, clock.clone())?),
+        Some(input) => Some(video_pipeline(source, input, rungs, job)?),
         None => None,
     };
     let mut audio = match &source.audio {
-        Some(input) => Some(audio_pipeline(source, input, root, options, clock.clone())?),
+        Some(input) => Some(audio_pipeline(source, input, job)?),
         None => None,
     };
     let video_index = source.video.as_ref().map(|v| v.index);
@@ -343,14 +412,8 @@ fn transcode(
 }
 
 /// The ladder (or, with `copy`, the source's own stream) for the video.
-fn video_pipeline(
-    source: &Source,
-    input: &VideoInput,
-    rungs: &[Rung],
-    root: &Path,
-    options: &PackageOptions,
-    clock: SegmentClock,
-) -> Result<Box<dyn StreamPipeline>> {
+fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job) -> Result<Box<dyn StreamPipeline>> {
+    let (options, root, clock) = (job.options, job.root, job.clock.clone());
     let stream = source.input.stream(input.index).expect("chosen stream exists");
     let outputs = rungs
         .iter()
@@ -371,12 +434,14 @@ fn video_pipeline(
             options.format,
             &stream,
             clock,
+            job.keys.clone(),
         )?));
     }
     let settings = VideoSettings {
         codec: options.video_codec,
         preset: encoders::preset_index(&options.encoder_preset)?,
         format: options.format,
+        keys: job.keys.clone(),
     };
     Ok(Box::new(VideoLadder::new(
         &source.path,
@@ -389,14 +454,9 @@ fn video_pipeline(
 }
 
 /// The shared audio rendition: encoded once, or copied when `copy` and the source's is AAC.
-fn audio_pipeline(
-    source: &Source,
-    input: &AudioInput,
-    root: &Path,
-    options: &PackageOptions,
-    clock: SegmentClock,
-) -> Result<Box<dyn StreamPipeline>> {
-    let dir = root.join(AUDIO_DIR);
+fn audio_pipeline(source: &Source, input: &AudioInput, job: &Job) -> Result<Box<dyn StreamPipeline>> {
+    let (options, clock) = (job.options, job.clock.clone());
+    let dir = job.root.join(AUDIO_DIR);
     std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
     let stream = source.input.stream(input.index).expect("chosen stream exists");
     if options.copy && input.codec == codec::Id::AAC {
@@ -406,12 +466,14 @@ fn audio_pipeline(
             options.format,
             &stream,
             clock,
+            job.keys.clone(),
         )?));
     }
     let settings = AudioSettings {
         codec: options.audio_codec,
         bitrate: options.audio_bitrate,
         format: options.format,
+        keys: job.keys.clone(),
     };
     Ok(Box::new(AudioTrack::new(
         &source.path,
@@ -444,9 +506,11 @@ fn write_manifests(
     rungs: &[Rung],
     video: &[EncodedRendition],
     audio: Option<&EncodedRendition>,
-    options: &PackageOptions,
-    root: &Path,
+    job: &Job,
+    keys: Option<&KeySchedule>,
+    output: &Path,
 ) -> Result<Vec<RenditionReport>> {
+    let (options, root) = (job.options, job.root);
     let video_tracks: Vec<manifest::VideoTrack> = match &source.video {
         Some(input) => rungs
             .iter()
@@ -475,6 +539,8 @@ fn write_manifests(
         video: video_tracks,
         audio: audio_track,
         display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
+        keys: keys.map(KeySchedule::periods),
+        output,
     };
     if options.manifests.hls {
         hls::write_package(root, &package)?;

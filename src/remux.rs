@@ -6,6 +6,7 @@ use ffmpeg::{Packet, codec, format};
 use ffmpeg_next as ffmpeg;
 
 use crate::codecs;
+use crate::crypto::SharedKeys;
 use crate::error::{Error, Result};
 use crate::segment::{Cuts, SegmentClock, SegmentFormat, Segmenter};
 use crate::source;
@@ -27,6 +28,7 @@ impl StreamCopy {
         format: SegmentFormat,
         stream: &format::stream::Stream,
         clock: SegmentClock,
+        keys: Option<SharedKeys>,
     ) -> Result<StreamCopy> {
         let params = stream.parameters();
         let video = params.medium() == ffmpeg::media::Type::Video;
@@ -39,7 +41,7 @@ impl StreamCopy {
         // The clock of a stream copy is scheduled on the video's keyframes (`keyframe_schedule`).
         let cuts = if video { Cuts::Keyframe } else { Cuts::Boundary };
         let default_duration = 0;
-        let segmenter = Segmenter::new(name, dir, format, &context, clock, cuts, default_duration)?;
+        let segmenter = Segmenter::new(name, dir, format, &context, clock, cuts, default_duration)?.encrypted(keys);
         let codecs = segmenter
             .init_codecs()
             .map(str::to_owned)

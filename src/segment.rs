@@ -14,6 +14,7 @@ use ffmpeg_next as ffmpeg;
 
 use crate::codecs;
 use crate::container::bmff;
+use crate::crypto::{self, SharedKeys};
 use crate::error::{Error, Result};
 
 /// Where segment boundaries fall: every `duration` from the source's start, or at the times of a
@@ -161,7 +162,7 @@ pub enum Cuts {
 }
 
 /// Facts about one written segment, measured from its packets and bytes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SegmentFacts {
     /// File name, relative to the rendition's folder.
     pub uri: String,
@@ -169,6 +170,8 @@ pub struct SegmentFacts {
     pub start: f64,
     /// Seconds: to the next segment's start, or for the last one to the end of its last frame.
     pub duration: f64,
+    /// The key period (`crypto::KeySchedule`) that encrypts the segment, if encrypted.
+    pub key: Option<usize>,
     /// `start` and `duration` in the stream's timescale, as written: the first presentation time
     /// in the segment (the PTS in TS, the tfdt in fMP4), source time + `TIMELINE_OFFSET_MICROS`.
     pub start_ticks: i64,
@@ -230,6 +233,8 @@ pub struct Segmenter {
     init: Option<String>,
     /// The codec string read from the init segment's sample description.
     init_codecs: Option<String>,
+    /// Segments are encrypted with these keys when set.
+    keys: Option<SharedKeys>,
     /// `TIMELINE_OFFSET_MICROS` in the stream time base.
     offset_ticks: i64,
     /// The first packet's PTS − DTS. The fMP4 muxer moves decode times later by this much so that
@@ -240,6 +245,7 @@ pub struct Segmenter {
 /// A stored segment: its name, start and end in the stream time base as written, and size.
 struct Written {
     uri: String,
+    key: Option<usize>,
     start: i64,
     end: i64,
     bytes: u64,
@@ -322,6 +328,7 @@ impl Segmenter {
             written: Vec::new(),
             init,
             init_codecs,
+            keys: None,
             offset_ticks: ffmpeg::Rescale::rescale(
                 &TIMELINE_OFFSET_MICROS,
                 Rational::new(1, 1_000_000),
@@ -431,16 +438,36 @@ impl Segmenter {
                 decode_start
             }
         };
-        let uri = format!("segment{:05}.{}", self.written.len(), self.format.extension());
+        let index = self.written.len();
+        let uri = format!("segment{index:05}.{}", self.format.extension());
         let path = self.dir.join(&uri);
-        std::fs::write(&path, &bytes).map_err(Error::io(path))?;
+        let (size, key) = match &self.keys {
+            Some(keys) => {
+                let mut keys = keys.lock().expect("key schedule lock");
+                let period = keys.for_segment(index)?;
+                (
+                    crypto::write_encrypted(&path, &bytes, period)?,
+                    Some(keys.period_of(index)),
+                )
+            }
+            None => {
+                std::fs::write(&path, &bytes).map_err(Error::io(path))?;
+                (bytes.len() as u64, None)
+            }
+        };
         self.written.push(Written {
             uri,
+            key,
             start,
             end: open.end_pts + self.offset_ticks,
-            bytes: bytes.len() as u64,
+            bytes: size,
         });
         Ok(())
+    }
+
+    /// Encrypts every media segment (not the init segment) with the shared key schedule.
+    pub fn encrypted(self, keys: Option<SharedKeys>) -> Segmenter {
+        Segmenter { keys, ..self }
     }
 
     /// The RFC 6381 codec string of the init segment's sample description (fMP4 only).
@@ -475,6 +502,7 @@ impl Segmenter {
                     duration: (next_start - w.start) as f64 * f64::from(tb),
                     start_ticks: w.start,
                     duration_ticks: next_start - w.start,
+                    key: w.key,
                     bytes: w.bytes,
                 }
             })

@@ -8,6 +8,7 @@ use ffmpeg::{ChannelLayout, Packet, Rational, decoder, encoder, filter, format, 
 use ffmpeg_next as ffmpeg;
 
 use crate::codecs;
+use crate::crypto::SharedKeys;
 use crate::encoders::{self, AudioCodec, VideoCodec, VideoEncoding};
 use crate::error::{Error, Result};
 use crate::ladder::{Bitrate, Rung};
@@ -43,6 +44,7 @@ pub struct VideoSettings {
     /// Index into `encoders::PRESETS`.
     pub preset: usize,
     pub format: SegmentFormat,
+    pub keys: Option<SharedKeys>,
 }
 
 /// Turns libav's "try again" and "end of stream" answers into `None` and keeps real errors.
@@ -325,7 +327,8 @@ impl RungEncoder {
             clock.clone(),
             settings.codec.cuts(),
             default_duration,
-        )?;
+        )?
+        .encrypted(settings.keys.clone());
         // fMP4: the sample description in the init segment; TS (H.264 only): the in-band SPS.
         let codecs = segmenter.init_codecs().map(str::to_owned);
         Ok(RungEncoder {
@@ -390,6 +393,7 @@ pub struct AudioSettings {
     pub codec: AudioCodec,
     pub bitrate: Bitrate,
     pub format: SegmentFormat,
+    pub keys: Option<SharedKeys>,
 }
 
 /// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
@@ -430,7 +434,8 @@ impl AudioTrack {
             clock.clone(),
             Cuts::Boundary,
             i64::from(encoder.frame_size()),
-        )?;
+        )?
+        .encrypted(settings.keys.clone());
         let context = DecodeContext {
             path: path.to_owned(),
             kind: "audio",

@@ -161,12 +161,9 @@ mod tests {
 
     fn segment(start_ticks: i64, duration_ticks: i64) -> SegmentFacts {
         SegmentFacts {
-            uri: String::new(),
-            start: 0.0,
-            duration: 0.0,
             start_ticks,
             duration_ticks,
-            bytes: 0,
+            ..SegmentFacts::default()
         }
     }
 

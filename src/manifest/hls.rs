@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment,
-    QuotedOrUnquoted, Resolution, VariantStream,
+    AlternativeMedia, AlternativeMediaType, Key, KeyMethod, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType,
+    MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
 use super::{AudioTrack, Package, average_bitrate, millis, peak_bitrate, write};
+use crate::crypto::KeyPeriod;
 use crate::error::Result;
 use crate::segment::SegmentedStream;
 
@@ -23,14 +24,39 @@ pub const MASTER_PLAYLIST: &str = "master.m3u8";
 pub fn write_package(root: &Path, package: &Package) -> Result<()> {
     let target = package.target_duration();
     for (name, rendition) in package.renditions() {
-        let playlist = media_playlist(&rendition.media, target);
+        let keys = package.keys.map(|periods| (periods, package.output));
+        let playlist = media_playlist(&rendition.media, target, keys);
         write(&root.join(name).join(MEDIA_PLAYLIST), |w| playlist.write_to(w))?;
     }
     let master = master_playlist(package, target);
     write(&root.join(MASTER_PLAYLIST), |w| master.write_to(w))
 }
 
-pub fn media_playlist(media: &SegmentedStream, target: u64) -> MediaPlaylist {
+/// The URI of a key file in the media playlists of a package published at `output`: the fixed
+/// one (`--key-url`, a key-info file), or the relative path from a rendition's folder, one level
+/// below the package root, to the key file.
+pub fn key_uri(period: &KeyPeriod, output: &Path) -> String {
+    period
+        .uri
+        .clone()
+        .unwrap_or_else(|| relative_path(&output.join("rendition"), &period.file))
+}
+
+/// The path from folder `from` to `to`, both absolute, with `/` separators.
+fn relative_path(from: &Path, to: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let up = std::iter::repeat_n("..".to_owned(), from.len() - common);
+    let down = to[common..]
+        .iter()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    up.chain(down).collect::<Vec<_>>().join("/")
+}
+
+/// A media playlist; with `keys` (the package's key periods and its published location) an
+/// EXT-X-KEY with an explicit IV opens every run of segments under one key, and nowhere else.
+pub fn media_playlist(media: &SegmentedStream, target: u64, keys: Option<(&[KeyPeriod], &Path)>) -> MediaPlaylist {
     let map = media.init.as_ref().map(|uri| Map {
         uri: uri.clone(),
         ..Map::default()
@@ -51,8 +77,18 @@ pub fn media_playlist(media: &SegmentedStream, target: u64) -> MediaPlaylist {
             .map(|(i, s)| MediaSegment {
                 uri: s.uri.clone(),
                 duration: millis(s.duration) as f32,
-                // m3u8-rs writes EXT-X-MAP on every segment that carries it; one map applies to all.
+                // m3u8-rs writes EXT-X-MAP (before EXT-X-KEY, so the init segment is clear) and
+                // EXT-X-KEY on every segment that carries them: set each only where it changes.
                 map: if i == 0 { map.clone() } else { None },
+                key: keys
+                    .zip(s.key)
+                    .filter(|_| i == 0 || media.segments[i - 1].key != s.key)
+                    .map(|((periods, output), p)| Key {
+                        method: KeyMethod::AES128,
+                        uri: Some(key_uri(&periods[p], output)),
+                        iv: Some(periods[p].iv.to_string()),
+                        ..Key::default()
+                    }),
                 ..MediaSegment::empty()
             })
             .collect(),

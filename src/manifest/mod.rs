@@ -8,6 +8,7 @@ use std::path::Path;
 
 use ffmpeg_next::Rational;
 
+use crate::crypto::KeyPeriod;
 use crate::error::{Error, Result};
 use crate::segment::SegmentFacts;
 use crate::transcode::EncodedRendition;
@@ -37,6 +38,10 @@ pub struct Package<'a> {
     pub audio: Option<AudioTrack<'a>>,
     /// The picture aspect ratio as shown, reduced (16:9; 9:16 for portrait).
     pub display_aspect: (u32, u32),
+    /// The AES-128 keys of an encrypted package, indexed by `SegmentFacts::key`.
+    pub keys: Option<&'a [KeyPeriod]>,
+    /// Where the package will be published (absolute): relative key URIs start there.
+    pub output: &'a Path,
 }
 
 impl Package<'_> {
@@ -108,12 +113,9 @@ mod tests {
 
     fn segment(duration: f64, bytes: u64) -> SegmentFacts {
         SegmentFacts {
-            uri: String::new(),
-            start: 0.0,
             duration,
-            start_ticks: 0,
-            duration_ticks: 0,
             bytes,
+            ..SegmentFacts::default()
         }
     }
 
