@@ -185,11 +185,26 @@ pub struct KeyPeriod {
     pub uri: Option<String>,
 }
 
+/// Where a schedule's generated keys are written and where they end up.
+#[derive(Debug, Clone)]
+struct KeyFolders {
+    /// Where key files are written during the job.
+    write: PathBuf,
+    /// Where they are once the package is published (absolute): the playlists point there.
+    published: PathBuf,
+    /// Where the operators' key info goes: beside the keys, or beside the package when the keys
+    /// are inside it.
+    info: PathBuf,
+    /// A folder this job created, removed again if the job fails.
+    created: Option<PathBuf>,
+}
+
 /// The keys of a package, made as segments need them and shared by every rendition.
 #[derive(Debug)]
 pub struct KeySchedule {
     source: KeySource,
     name: String,
+    folders: Option<KeyFolders>,
     periods: Vec<KeyPeriod>,
     /// Key files this job wrote, removed again unless the package is published.
     written: Vec<PathBuf>,
@@ -200,17 +215,41 @@ pub struct KeySchedule {
 pub type SharedKeys = Arc<Mutex<KeySchedule>>;
 
 impl KeySchedule {
-    /// `name` (the package folder's name) prefixes generated key files.
-    pub fn new(source: KeySource, name: &str) -> Result<KeySchedule> {
+    /// Keys for a package to be published at `output` (absolute) and built in `staging`; the
+    /// package folder's name prefixes generated key files. A key dir inside the package is
+    /// written inside the staging folder, so the keys appear with the package.
+    pub fn new(source: KeySource, output: &Path, staging: &Path) -> Result<KeySchedule> {
+        let name = output
+            .file_name()
+            .map_or_else(|| "package".to_owned(), |n| n.to_string_lossy().into_owned());
         let mut schedule = KeySchedule {
             source,
-            name: name.to_owned(),
+            name,
+            folders: None,
             periods: Vec::new(),
             written: Vec::new(),
             kept: false,
         };
         match schedule.source.clone() {
-            KeySource::Generate { key_dir, .. } => create_private_dir(&key_dir)?,
+            KeySource::Generate { key_dir, .. } => {
+                let published = std::path::absolute(&key_dir).map_err(Error::io(&key_dir))?;
+                let folders = match published.strip_prefix(output) {
+                    Ok(inside) => KeyFolders {
+                        write: staging.join(inside),
+                        info: output.parent().unwrap_or(Path::new("/")).to_owned(),
+                        published,
+                        created: None,
+                    },
+                    Err(_) => KeyFolders {
+                        write: published.clone(),
+                        info: published.clone(),
+                        created: (!published.exists()).then(|| published.clone()),
+                        published,
+                    },
+                };
+                create_private_dir(&folders.write)?;
+                schedule.folders = Some(folders);
+            }
             KeySource::File { path, key_url } => {
                 let file = std::path::absolute(&path).map_err(Error::io(&path))?;
                 let name = file
@@ -255,21 +294,21 @@ impl KeySchedule {
     }
 
     fn generate_next(&mut self) -> Result<()> {
-        let KeySource::Generate { key_dir, key_url, .. } = &self.source else {
+        let (KeySource::Generate { key_url, .. }, Some(folders)) = (&self.source, &self.folders) else {
             unreachable!("supplied keys make one period, which `new` created");
         };
         let id = format!("{}-{:05}", self.name, self.periods.len());
         let file_name = format!("{id}.key");
         let key = Key::generate();
-        let file = std::path::absolute(key_dir.join(&file_name)).map_err(Error::io(key_dir))?;
-        write_private(&file, key.bytes())?;
-        self.written.push(file.clone());
+        let written = folders.write.join(&file_name);
+        write_private(&written, key.bytes())?;
+        self.written.push(written);
         self.periods.push(KeyPeriod {
             id,
             key,
             iv: Iv::generate(),
             uri: key_url.as_ref().map(|url| format!("{url}{file_name}")),
-            file,
+            file: folders.published.join(&file_name),
         });
         Ok(())
     }
@@ -283,12 +322,9 @@ impl KeySchedule {
         self.kept = true;
     }
 
-    /// The folder generated keys go to.
+    /// Where generated keys are published (absolute).
     pub fn key_dir(&self) -> Option<&Path> {
-        match &self.source {
-            KeySource::Generate { key_dir, .. } => Some(key_dir),
-            _ => None,
-        }
+        self.folders.as_ref().map(|f| f.published.as_path())
     }
 
     /// Writes the operators' record of the keys beside them (generated keys only): id, file, URI,
@@ -298,7 +334,7 @@ impl KeySchedule {
         segments: usize,
         playlist_uri: impl Fn(&KeyPeriod) -> String,
     ) -> Result<Option<PathBuf>> {
-        let KeySource::Generate { key_dir, .. } = &self.source else {
+        let Some(folders) = &self.folders else {
             return Ok(None);
         };
         let records: Vec<KeyRecord> = self
@@ -318,7 +354,7 @@ impl KeySchedule {
                 }
             })
             .collect();
-        let path = key_dir.join(format!("{}.keyinfo.json", self.name));
+        let path = folders.info.join(format!("{}.keyinfo.json", self.name));
         let json = serde_json::to_vec_pretty(&KeyInfoFile { keys: records }).expect("plain data serialises");
         write_private(&path, &json)?;
         self.written.push(path.clone());
@@ -332,6 +368,9 @@ impl Drop for KeySchedule {
         if !self.kept {
             for file in &self.written {
                 let _ = std::fs::remove_file(file);
+            }
+            if let Some(dir) = self.folders.as_ref().and_then(|f| f.created.as_ref()) {
+                let _ = std::fs::remove_dir(dir);
             }
         }
     }
@@ -490,7 +529,8 @@ mod tests {
             key_dir: key_dir.clone(),
             key_url: None,
         };
-        let mut schedule = KeySchedule::new(source, "out").unwrap();
+        let out = dir.path().join("out");
+        let mut schedule = KeySchedule::new(source, &out, &dir.path().join(".staging")).unwrap();
         let first = schedule.for_segment(1).unwrap().id.clone();
         assert_eq!(first, "out-00000");
         assert_eq!(schedule.for_segment(2).unwrap().id, "out-00001");
@@ -500,6 +540,6 @@ mod tests {
         assert_eq!(mode(&key_dir), 0o700);
         assert_eq!(mode(&key_dir.join("out-00000.key")), 0o600);
         drop(schedule);
-        assert_eq!(std::fs::read_dir(&key_dir).unwrap().count(), 0);
+        assert!(!key_dir.exists(), "the key dir this job created goes with its keys");
     }
 }

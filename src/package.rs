@@ -201,7 +201,8 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     let keys = match &options.encryption {
         Some(source) => Some(Arc::new(Mutex::new(KeySchedule::new(
             source.clone(),
-            &package_name(&output),
+            &output,
+            staging.path(),
         )?))),
         None => None,
     };
@@ -268,13 +269,6 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         notes,
         warnings,
     })
-}
-
-/// The package folder's name, which prefixes generated key files.
-fn package_name(output: &Path) -> String {
-    output
-        .file_name()
-        .map_or_else(|| "package".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 /// With `copy`, the one rendition is the source's stream, named by its short side.

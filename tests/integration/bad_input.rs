@@ -164,17 +164,30 @@ fn random_bytes_are_an_input_error() {
     input_error(&path);
 }
 
-#[test]
-fn truncated_mp4_is_an_input_error() {
+/// The first half of the `main` source: its moov whole, its media data cut short.
+fn truncated_mp4() -> (TempDir, PathBuf) {
     let whole = std::fs::read(media("main")).expect("read the main source");
     assert_eq!(&whole[4..8], b"ftyp");
     let ftyp_size = u32::from_be_bytes(whole[..4].try_into().expect("4 bytes")) as usize;
     let second_box = &whole[ftyp_size + 4..ftyp_size + 8];
     assert_eq!(second_box, b"moov", "the source is not faststart");
-    let (_dir, path) = input_file("truncated.mp4");
+    let (dir, path) = input_file("truncated.mp4");
     std::fs::write(&path, &whole[..whole.len() / 2]).expect("write the input");
     assert!(ffprobe_opens(&path), "the cut must hit media data, not the moov box");
+    (dir, path)
+}
+
+#[test]
+fn truncated_mp4_is_an_input_error() {
+    let (_dir, path) = truncated_mp4();
     input_error(&path);
+}
+
+/// Keys are generated as segments are made: a run failing midway leaves no key folder.
+#[test]
+fn truncated_mp4_is_an_input_error_when_encrypting_too() {
+    let (_dir, path) = truncated_mp4();
+    refused(&path, &["--reps", "90", "--encrypt", "--key-rotation", "1"], 3);
 }
 
 #[test]
@@ -235,4 +248,58 @@ fn empty_auto_ladder_is_refused() {
     std::fs::write(&ladder, TALL_LADDER).expect("write the ladder");
     let ladder = ladder.to_str().expect("UTF-8 path");
     refused(&media("tiny"), &["--ladder", ladder, "--reps", "auto"], 5);
+}
+
+#[test]
+fn encrypting_dash_is_refused_naming_cenc() {
+    usage_error_naming("dash", &["--encrypt"], &["cenc"]);
+}
+
+#[test]
+fn encrypting_dash_with_hls_playlists_is_refused_naming_master_m3u8() {
+    usage_error_naming("dash", &["--hls", "--encrypt"], &["master.m3u8"]);
+}
+
+/// A key file of `length` bytes, in a folder of its own.
+fn key_file(length: usize) -> (TempDir, PathBuf) {
+    let (dir, path) = input_file("secret.key");
+    std::fs::write(&path, vec![0x5a; length]).expect("write the key file");
+    (dir, path)
+}
+
+#[test]
+fn encryption_key_rotation_with_a_given_key_is_a_usage_error() {
+    let (dir, key) = key_file(16);
+    let key = key.to_str().expect("UTF-8 path");
+    let rotation = ["--encrypt", "--key-rotation", "2"];
+    usage_error_naming(
+        "hls",
+        &[&rotation[..], &["--key-file", key]].concat(),
+        &["--key-rotation", "--key-file"],
+    );
+    let info = dir.path().join("key.info");
+    std::fs::write(&info, format!("secret.key\n{key}\n")).expect("write the key info");
+    let info = info.to_str().expect("UTF-8 path");
+    usage_error_naming(
+        "hls",
+        &[&rotation[..], &["--key-info", info]].concat(),
+        &["--key-rotation", "--key-info"],
+    );
+}
+
+#[test]
+fn encryption_key_file_of_15_bytes_is_refused_naming_it() {
+    let (_dir, key) = key_file(15);
+    let args = [
+        "--reps",
+        "90",
+        "--encrypt",
+        "--key-file",
+        key.to_str().expect("UTF-8 path"),
+    ];
+    let error = refused(&media("tiny"), &args, 2);
+    assert!(
+        error.contains("secret.key"),
+        "the error does not name the key file: {error}"
+    );
 }

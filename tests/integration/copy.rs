@@ -24,13 +24,7 @@ fn expect(source: &Path, segments: Segments) -> Expect<'_> {
 
 /// The run says that the source's keyframes could not honour the requested duration.
 fn assert_notes_the_keyframe_spacing(output: &Output) {
-    let said = [&output.stdout, &output.stderr].map(|text| String::from_utf8_lossy(text).to_lowercase());
-    assert!(
-        said.iter().any(|text| text.contains("keyframe")),
-        "no note about the source's keyframe spacing; stdout:\n{}\nstderr:\n{}",
-        said[0],
-        said[1]
-    );
+    cli::assert_says(output, &["keyframe"], "the source's keyframe spacing");
 }
 
 /// Runs `stream-pack COMMAND main -o TMP/out --copy --segment-duration 2 EXTRA`.

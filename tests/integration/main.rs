@@ -8,6 +8,7 @@ mod bad_input;
 mod codec;
 mod copy;
 mod dash;
+mod encrypt;
 mod hls;
 mod probe;
 mod util;

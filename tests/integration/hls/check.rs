@@ -3,12 +3,13 @@
 //! (and fMP4 boxes with `util::bmff`), codec strings from the SPS or the sample entry, bit
 //! rates from file sizes.
 
+use crate::util::aes;
 use crate::util::bmff;
 use crate::util::codecs::codec_string;
 use crate::util::ffprobe::{self, Track};
 use crate::util::file_names;
 use crate::util::h264::avc1_codec;
-use crate::util::m3u8::{self, MasterPlaylist, MediaPlaylist, Variant};
+use crate::util::m3u8::{self, Key, MasterPlaylist, MediaPlaylist, Variant};
 use crate::util::source::{Source, SourceVideo};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -16,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 /// MPEG-TS timestamps tick at 90 kHz.
 const TICKS: f64 = 90_000.0;
+/// MPEG-TS packets are 188 bytes, each starting with the sync byte 0x47.
+const TS_PACKET: usize = 188;
 /// How far EXTINF may be from the measured duration, in seconds.
 const EXTINF_SLACK: f64 = 0.001;
 /// How far BANDWIDTH and AVERAGE-BANDWIDTH may be from the measured rates, relatively.
@@ -39,6 +42,9 @@ pub struct Segments {
     pub format: Format,
     pub video: Video,
     pub audio: Audio,
+    /// Every media segment (not the init segment) is under an AES-128 EXT-X-KEY with an
+    /// explicit IV, and decrypts with the key file its URI names; else no segment is.
+    pub encrypted: bool,
 }
 
 impl Segments {
@@ -47,6 +53,7 @@ impl Segments {
         format: Format::Ts,
         video: Video::H264,
         audio: Audio::Aac,
+        encrypted: false,
     };
     /// H.264 and AAC in CMAF fragments: `hls --format fmp4`, and `dash`.
     pub const FMP4: Segments = Segments {
@@ -175,6 +182,7 @@ pub struct Rendition {
 }
 
 pub struct Segment {
+    /// The size of the file as served (encrypted, if it is).
     pub file_bytes: u64,
     /// Bytes of the elementary stream (the segment's packets), without container overhead.
     pub payload_bytes: u64,
@@ -224,14 +232,14 @@ pub fn check_package(out: &Path, expect: &Expect) -> Package {
 /// [`check_package`] checks but the list of entries of `out`.
 pub fn check_playlists(out: &Path, expect: &Expect) -> Package {
     let source = Source::probe(expect.source);
-    let format = expect.segments.format;
+    let segments = expect.segments;
     let video: Vec<Rendition> = video_dirs(expect)
         .iter()
-        .map(|dir| read_rendition(out, dir, Some(source.video().frame_duration()), format))
+        .map(|dir| read_rendition(out, dir, Some(source.video().frame_duration()), segments))
         .collect();
-    let audio = expect.audio.then(|| read_rendition(out, "audio", None, format));
+    let audio = expect.audio.then(|| read_rendition(out, "audio", None, segments));
     let all: Vec<&Rendition> = video.iter().chain(&audio).collect();
-    check_media_playlists(&all, format);
+    check_media_playlists(&all, segments.format);
     for (rendition, &size) in video.iter().zip(expect.rungs) {
         check_video_rendition(rendition, size, source.video(), expect);
     }
@@ -267,10 +275,10 @@ pub fn check_layout(out: &Path, video_dirs: &[String], audio: bool, manifests: &
 
 /// Parses `out/dir/index.m3u8`, checks the folder holds exactly it, its init segment (fMP4)
 /// and its segments named `segment00000.ts` (`.m4s`), `segment00001.ts`, … in order, and
-/// measures every segment. `frame_duration` is given for video (whose last frame ends one
-/// frame after its pts).
-fn read_rendition(out: &Path, dir: &str, frame_duration: Option<f64>, format: Format) -> Rendition {
-    let folder = out.join(dir);
+/// measures every segment, decrypted first if encrypted. `frame_duration` is given for video
+/// (whose last frame ends one frame after its pts).
+fn read_rendition(out: &Path, dir: &str, frame_duration: Option<f64>, segments: Segments) -> Rendition {
+    let (folder, format) = (out.join(dir), segments.format);
     let playlist = m3u8::read_media(&folder.join("index.m3u8"));
     let uris: Vec<&str> = playlist.segments.iter().map(|s| s.uri.as_str()).collect();
     let extension = format.extension();
@@ -284,17 +292,31 @@ fn read_rendition(out: &Path, dir: &str, frame_duration: Option<f64>, format: Fo
     expected.extend(format.init().map(str::to_owned));
     assert_eq!(files, expected, "files in {dir}/");
     let paths: Vec<PathBuf> = names.iter().map(|name| folder.join(name)).collect();
-    let extinfs: Vec<f64> = playlist.segments.iter().map(|s| s.duration).collect();
-    let (timescale, codec, segments) = match format {
+    let scratch = tempfile::tempdir().expect("create a temporary folder");
+    let clear = clear_segments(&folder, dir, &playlist, segments.encrypted, scratch.path());
+    let (timescale, codec, measured) = match format {
         Format::Ts => {
             let codec = match frame_duration {
-                Some(_) => avc1_codec(&paths[0]),
+                Some(_) => avc1_codec(&clear[0]),
                 None => "mp4a.40.2".to_string(),
             };
-            (TICKS, codec, measure_ts_segments(&paths, &extinfs, frame_duration))
+            (TICKS, codec, measure_ts_segments(&clear, frame_duration))
         }
-        Format::Fmp4 => measure_fmp4_segments(&folder.join(INIT), &paths, &extinfs),
+        Format::Fmp4 => measure_fmp4_segments(&folder.join(INIT), &clear),
     };
+    let segments = measured
+        .into_iter()
+        .zip(&playlist.segments)
+        .zip(&paths)
+        .map(|((measured, listed), path)| Segment {
+            file_bytes: std::fs::metadata(path).expect("segment size").len(),
+            payload_bytes: measured.payload_bytes,
+            extinf: listed.duration,
+            start: measured.start,
+            measured: measured.duration,
+            stream: measured.stream,
+        })
+        .collect();
     Rendition {
         dir: dir.to_string(),
         folder,
@@ -305,7 +327,61 @@ fn read_rendition(out: &Path, dir: &str, frame_duration: Option<f64>, format: Fo
     }
 }
 
-fn measure_ts_segments(paths: &[PathBuf], extinfs: &[f64], frame: Option<f64>) -> Vec<Segment> {
+/// The file a key's URI names, relative to the media playlist's folder (the checks read
+/// keys from disk; they cannot fetch a URL).
+pub fn key_file(folder: &Path, key: &Key) -> PathBuf {
+    assert!(
+        !key.uri.contains("://"),
+        "key URI {} is not a relative path: the checks read keys from disk",
+        key.uri
+    );
+    folder.join(&key.uri)
+}
+
+/// The media segments in the clear. Encrypted, each is decrypted by openssl into `scratch/dir`
+/// with the key in force for it (the file its URI names) and the IV its EXT-X-KEY gives; the
+/// init segment must be clear: its EXT-X-MAP comes before any EXT-X-KEY.
+pub fn clear_segments(
+    folder: &Path,
+    dir: &str,
+    playlist: &MediaPlaylist,
+    encrypted: bool,
+    scratch: &Path,
+) -> Vec<PathBuf> {
+    assert_eq!(playlist.map_key, None, "{dir}: the init segment is under an EXT-X-KEY");
+    let decrypted = scratch.join(dir);
+    std::fs::create_dir_all(&decrypted).expect("create a temporary folder");
+    playlist
+        .segments
+        .iter()
+        .map(|segment| {
+            let (name, path) = (format!("{dir}/{}", segment.uri), folder.join(&segment.uri));
+            match (&segment.key, encrypted) {
+                (None, false) => path,
+                (Some(key), true) => {
+                    let iv = key.iv.unwrap_or_else(|| panic!("{name}: its EXT-X-KEY gives no IV"));
+                    let clear = decrypted.join(&segment.uri);
+                    let secret = aes::read_key(&key_file(folder, key));
+                    aes::decrypt(&secret, iv, &path, &clear)
+                        .unwrap_or_else(|error| panic!("{name} does not decrypt with {}: {error}", key.uri));
+                    clear
+                }
+                (None, true) => panic!("{name} is under no AES-128 EXT-X-KEY"),
+                (Some(key), false) => panic!("{name} is under an EXT-X-KEY ({}) in a clear package", key.uri),
+            }
+        })
+        .collect()
+}
+
+/// What ffprobe (and, in fMP4, the box reader) measure of a segment's clear content.
+struct Measured {
+    payload_bytes: u64,
+    start: i64,
+    duration: f64,
+    stream: Value,
+}
+
+fn measure_ts_segments(paths: &[PathBuf], frame: Option<f64>) -> Vec<Measured> {
     let probed: Vec<(Track, i64, f64)> = paths.iter().map(|path| probe_ts_segment(path, frame)).collect();
     let starts: Vec<i64> = probed.iter().map(|(_, start, _)| *start).collect();
     probed
@@ -313,12 +389,10 @@ fn measure_ts_segments(paths: &[PathBuf], extinfs: &[f64], frame: Option<f64>) -
         .enumerate()
         .map(|(index, (track, start, end))| {
             let stop = starts.get(index + 1).map_or(end, |&next| next as f64);
-            Segment {
-                file_bytes: std::fs::metadata(&paths[index]).expect("segment size").len(),
+            Measured {
                 payload_bytes: track.packets.iter().map(|p| p.size).sum(),
-                extinf: extinfs[index],
                 start,
-                measured: (stop - start as f64) / TICKS,
+                duration: (stop - start as f64) / TICKS,
                 stream: track.stream,
             }
         })
@@ -329,22 +403,19 @@ fn measure_ts_segments(paths: &[PathBuf], extinfs: &[f64], frame: Option<f64>) -
 /// and duration (the sum of their sample durations) from the boxes, read with every CMAF rule
 /// of `bmff::read_track` checked; their stream and packets from ffprobe reading the init
 /// segment and the segment as one file.
-fn measure_fmp4_segments(init: &Path, paths: &[PathBuf], extinfs: &[f64]) -> (f64, String, Vec<Segment>) {
+fn measure_fmp4_segments(init: &Path, paths: &[PathBuf]) -> (f64, String, Vec<Measured>) {
     let track = bmff::read_track(init, paths);
     let timescale = f64::from(track.init.timescale);
     let segments = track
         .fragments
         .iter()
         .zip(paths)
-        .zip(extinfs)
-        .map(|((fragment, path), &extinf)| {
+        .map(|(fragment, path)| {
             let probed = probe_segment(&ffprobe::concat(&[init.to_path_buf(), path.clone()]));
-            Segment {
-                file_bytes: std::fs::metadata(path).expect("segment size").len(),
+            Measured {
                 payload_bytes: probed.packets.iter().map(|p| p.size).sum(),
-                extinf,
                 start: fragment.decode_time as i64,
-                measured: fragment.duration() as f64 / timescale,
+                duration: fragment.duration() as f64 / timescale,
                 stream: probed.stream,
             }
         })
@@ -353,9 +424,16 @@ fn measure_fmp4_segments(init: &Path, paths: &[PathBuf], extinfs: &[f64]) -> (f6
 }
 
 /// The segment's only track, its first presentation timestamp and the end of its last
-/// frame (90 kHz ticks).
+/// frame (90 kHz ticks). The file must be whole MPEG-TS packets (which a segment decrypted
+/// with the wrong IV is not: its first 16 bytes are garbled).
 fn probe_ts_segment(path: &Path, frame: Option<f64>) -> (Track, i64, f64) {
     let name = path.display();
+    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{name}: {error}"));
+    let synced = bytes.iter().step_by(TS_PACKET).all(|&byte| byte == 0x47);
+    assert!(
+        bytes.len().is_multiple_of(TS_PACKET) && synced,
+        "{name}: not whole {TS_PACKET}-byte MPEG-TS packets, each starting with 0x47"
+    );
     let track = probe_segment(path);
     assert_eq!(track.stream["time_base"], "1/90000", "{name}: time base");
     let start = track.packets.iter().map(|p| p.pts).min().expect("packets");

@@ -398,11 +398,8 @@ fn progress_events(stderr: &str) -> Vec<Value> {
 fn json_progress_rises_to_100_percent() {
     let parent = tempfile::tempdir().expect("create a temporary folder");
     let out = parent.path().join("out");
-    let source = media("main");
-    let mut arguments = vec!["hls", source.to_str().expect("UTF-8 path")];
-    arguments.extend(["-o", out.to_str().expect("UTF-8 path"), "--progress", "json"]);
-    arguments.extend(args(&["--reps", "240", "--segment-duration", "2"]));
-    let output = cli::run(&arguments);
+    let reps = args(&["--reps", "240", "--segment-duration", "2"]);
+    let output = cli::package_showing("json", "hls", &media("main"), &out, &reps);
     cli::assert_success(&output);
     let events = progress_events(&String::from_utf8_lossy(&output.stderr));
     let percents: Vec<f64> = events

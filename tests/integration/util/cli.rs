@@ -76,13 +76,18 @@ pub fn package_in_temp(command: &str, source: &Path, args: &[&str]) -> (TempDir,
 
 /// `stream-pack COMMAND INPUT -o OUT --progress none EXTRA...`
 pub fn package(command: &str, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    package_showing("none", command, input, out, extra)
+}
+
+/// `stream-pack COMMAND INPUT -o OUT --progress PROGRESS EXTRA...`
+pub fn package_showing(progress: &str, command: &str, input: &Path, out: &Path, extra: &[&str]) -> Output {
     let fixed = [
         OsStr::new(command),
         input.as_os_str(),
         OsStr::new("-o"),
         out.as_os_str(),
         OsStr::new("--progress"),
-        OsStr::new("none"),
+        OsStr::new(progress),
     ];
     run(fixed.into_iter().chain(extra.iter().map(OsStr::new)))
 }
@@ -111,4 +116,18 @@ pub fn assert_failure(output: &Output, code: i32) -> String {
         "stderr must be one line beginning with `error:`:\n{stderr}"
     );
     lines[0].to_string()
+}
+
+/// Asserts one line of the run's stdout or stderr contains every one of `words` (in any
+/// case): the run told the user `what`.
+pub fn assert_says(output: &Output, words: &[&str], what: &str) {
+    let [stdout, stderr] = [&output.stdout, &output.stderr].map(|text| String::from_utf8_lossy(text).to_lowercase());
+    let said = stdout
+        .lines()
+        .chain(stderr.lines())
+        .any(|line| words.iter().all(|word| line.contains(&word.to_lowercase())));
+    assert!(
+        said,
+        "no line says {what} ({words:?}); stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
 }

@@ -5,6 +5,7 @@
 //! error (so a misspelt tag fails instead of being ignored), a tag that may appear once
 //! must not appear twice, and attribute lists must be well formed.
 
+use super::aes;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -95,10 +96,22 @@ pub struct MasterPlaylist {
     pub media: Vec<Attributes>,
 }
 
+/// The key of `#EXT-X-KEY:METHOD=AES-128` (RFC 8216 §4.3.2.4): each segment it applies to
+/// is encrypted whole with AES-128-CBC and PKCS#7 padding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Key {
+    /// Where the key's 16 bytes are, relative to the playlist.
+    pub uri: String,
+    /// The IV attribute; without it, a segment's IV is its media sequence number.
+    pub iv: Option<u128>,
+}
+
 #[derive(Debug)]
 pub struct MediaSegment {
     pub duration: f64,
     pub uri: String,
+    /// The key in force: that of the last EXT-X-KEY before the segment, unless METHOD=NONE.
+    pub key: Option<Key>,
 }
 
 #[derive(Debug)]
@@ -109,6 +122,10 @@ pub struct MediaPlaylist {
     pub playlist_type: Option<String>,
     /// The URI of the EXT-X-MAP (the init segment of fMP4 segments).
     pub map: Option<String>,
+    /// The key in force at EXT-X-MAP, with which the init segment is encrypted.
+    pub map_key: Option<Key>,
+    /// For every EXT-X-KEY, the index of the segment it comes before.
+    pub key_tags: Vec<usize>,
     pub segments: Vec<MediaSegment>,
     pub endlist: bool,
 }
@@ -208,6 +225,9 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
     let mut playlist_type = None;
     let mut independent = None;
     let mut map = None;
+    let mut map_key = None;
+    let mut key = None;
+    let mut key_tags = Vec::new();
     let mut endlist = None;
     let mut segments = Vec::new();
     let mut pending_duration: Option<f64> = None;
@@ -220,6 +240,7 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
             (Line::Uri(uri), Some(duration)) => segments.push(MediaSegment {
                 duration,
                 uri: uri.to_string(),
+                key: key.clone(),
             }),
             (_, Some(_)) => return Err(located("EXTINF is not followed by a URI".into())),
             (Line::Uri(uri), None) => return Err(located(format!("URI {uri:?} without EXTINF"))),
@@ -242,6 +263,14 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
             (Line::Tag(tag @ "EXT-X-MAP", Some(list)), None) if segments.is_empty() => {
                 let uri = map_uri(list).map_err(located)?;
                 set_once(&mut map, uri, tag).map_err(located)?;
+                map_key = key.clone();
+            }
+            (Line::Tag("EXT-X-KEY", Some(list)), None) => {
+                if key_tags.last() == Some(&segments.len()) {
+                    return Err(located("two EXT-X-KEY tags before one segment".into()));
+                }
+                key = parse_key(list).map_err(located)?;
+                key_tags.push(segments.len());
             }
             (Line::Tag(tag @ "EXT-X-PLAYLIST-TYPE", Some(kind @ ("VOD" | "EVENT"))), None) => {
                 set_once(&mut playlist_type, kind.to_string(), tag).map_err(located)?;
@@ -260,12 +289,17 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
     if pending_duration.is_some() {
         return Err("the last EXTINF has no URI".into());
     }
+    if key_tags.last() == Some(&segments.len()) {
+        return Err("an EXT-X-KEY after the last segment applies to none".into());
+    }
     Ok(MediaPlaylist {
         version,
         target_duration: target_duration.ok_or("EXT-X-TARGETDURATION is missing")?,
         media_sequence: media_sequence.unwrap_or(0),
         playlist_type,
         map,
+        map_key,
+        key_tags,
         segments,
         endlist: endlist.is_some(),
     })
@@ -278,6 +312,44 @@ fn map_uri(list: &str) -> Result<String, String> {
         [(name, AttributeValue::Quoted(uri))] if name == "URI" => Ok(uri.clone()),
         _ => Err(format!("EXT-X-MAP:{list} must have a quoted URI and nothing else")),
     }
+}
+
+/// The key of `#EXT-X-KEY:<attributes>`: METHOD=NONE alone (no key), or METHOD=AES-128 with
+/// a quoted URI and an optional IV of 0x and 32 hex digits. Any other method or attribute
+/// (KEYFORMAT…) is refused.
+fn parse_key(list: &str) -> Result<Option<Key>, String> {
+    use AttributeValue::{Plain, Quoted};
+    let attributes = Attributes::parse(list)?;
+    let get = |name: &str| attributes.0.get(name);
+    let unknown = attributes
+        .0
+        .keys()
+        .find(|name| !["METHOD", "URI", "IV"].contains(&name.as_str()));
+    if let Some(name) = unknown {
+        return Err(format!("EXT-X-KEY:{list}: unexpected attribute {name}"));
+    }
+    match (get("METHOD"), get("URI"), get("IV")) {
+        (Some(Plain(method)), None, None) if method == "NONE" => Ok(None),
+        (Some(Plain(method)), Some(Quoted(uri)), iv) if method == "AES-128" => {
+            let iv = match iv {
+                None => None,
+                Some(Plain(text)) => Some(parse_iv(text)?),
+                Some(Quoted(text)) => return Err(format!("IV=\"{text}\" must not be quoted")),
+            };
+            Ok(Some(Key { uri: uri.clone(), iv }))
+        }
+        _ => Err(format!(
+            "EXT-X-KEY:{list} must be METHOD=NONE alone or METHOD=AES-128 with a quoted URI"
+        )),
+    }
+}
+
+/// An IV attribute: `0x` (or `0X`) and 32 hex digits.
+fn parse_iv(text: &str) -> Result<u128, String> {
+    let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
+    digits
+        .and_then(aes::from_hex)
+        .ok_or_else(|| format!("IV={text} is not 0x and 32 hex digits"))
 }
 
 /// The duration of `#EXTINF:<duration>,[<title>]`.

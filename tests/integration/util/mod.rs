@@ -1,5 +1,6 @@
 //! Helpers shared by the tests: test media, running the binary, and independent judges.
 
+pub mod aes;
 pub mod bmff;
 pub mod cli;
 pub mod codecs;

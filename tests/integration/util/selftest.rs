@@ -1,11 +1,12 @@
 //! The judges judged: the helpers checked on input whose answer is known, so a failing
 //! product test can be trusted to be about the product.
 
+use super::aes;
 use super::bmff;
 use super::codecs::codec_string;
 use super::ffprobe::{self, number};
 use super::h264::avc1_codec;
-use super::m3u8::{Attributes, parse_master, parse_media, read_media};
+use super::m3u8::{Attributes, Key, parse_master, parse_media, read_media};
 use super::media;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -122,6 +123,71 @@ fn init_segment_of_a_media_playlist_is_parsed() {
     }
 }
 
+const ENCRYPTED_MEDIA: &str = r#"#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-TARGETDURATION:2
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXT-X-MAP:URI="init.mp4"
+#EXT-X-KEY:METHOD=AES-128,URI="../keys/k0.key",IV=0x000102030405060708090A0B0C0D0E0F
+#EXTINF:2.000,
+segment00000.m4s
+#EXTINF:2.000,
+segment00001.m4s
+#EXT-X-KEY:METHOD=AES-128,URI="https://keys.example.com/k1.key"
+#EXTINF:2.000,
+segment00002.m4s
+#EXT-X-KEY:METHOD=NONE
+#EXTINF:2.000,
+segment00003.m4s
+#EXT-X-ENDLIST
+"#;
+
+#[test]
+fn keys_of_a_media_playlist_are_parsed() {
+    let playlist = parse_media(ENCRYPTED_MEDIA).expect("a valid media playlist");
+    assert_eq!(playlist.key_tags, [0, 2, 3]);
+    assert_eq!(playlist.map_key, None, "EXT-X-MAP comes before the first EXT-X-KEY");
+    let first = Key {
+        uri: "../keys/k0.key".into(),
+        iv: Some(0x0001_0203_0405_0607_0809_0a0b_0c0d_0e0f),
+    };
+    let second = Key {
+        uri: "https://keys.example.com/k1.key".into(),
+        iv: None,
+    };
+    let keys: Vec<Option<&Key>> = playlist.segments.iter().map(|s| s.key.as_ref()).collect();
+    assert_eq!(keys, [Some(&first), Some(&first), Some(&second), None]);
+    let map = "#EXT-X-MAP:URI=\"init.mp4\"\n";
+    let map_under_key = ENCRYPTED_MEDIA.replace(map, "").replace(
+        "#EXTINF:2.000,\nsegment00000",
+        &format!("{map}#EXTINF:2.000,\nsegment00000"),
+    );
+    let playlist = parse_media(&map_under_key).expect("a valid media playlist");
+    assert_eq!(playlist.map_key, Some(first));
+}
+
+#[test]
+fn key_tags_are_parsed_strictly() {
+    let key = r#"#EXT-X-KEY:METHOD=AES-128,URI="../keys/k0.key",IV=0x000102030405060708090A0B0C0D0E0F"#;
+    let with = |replacement: &str| ENCRYPTED_MEDIA.replace(key, replacement);
+    let cases = [
+        with(r#"#EXT-X-KEY:METHOD=AES-128,URI="k.key",IV=0x000102030405060708090A0B0C0D0E"#),
+        with(r#"#EXT-X-KEY:METHOD=AES-128,URI="k.key",IV="0x000102030405060708090A0B0C0D0E0F""#),
+        with(r#"#EXT-X-KEY:METHOD=AES-128,URI="k.key",IV=000102030405060708090A0B0C0D0E0F"#),
+        with(r#"#EXT-X-KEY:METHOD=AES-128,URI="k.key",IV=0x0001020304050607-8090A0B0C0D0E0F"#),
+        with(r#"#EXT-X-KEY:METHOD=AES-128,URI=k.key"#),
+        with("#EXT-X-KEY:METHOD=AES-128"),
+        with(r#"#EXT-X-KEY:METHOD=SAMPLE-AES,URI="k.key""#),
+        with(r#"#EXT-X-KEY:METHOD=NONE,URI="k.key""#),
+        with(r#"#EXT-X-KEY:METHOD=AES-128,URI="k.key",KEYFORMAT="identity""#),
+        with(&format!("{key}\n#EXT-X-KEY:METHOD=NONE")),
+        ENCRYPTED_MEDIA.replace("#EXT-X-ENDLIST", "#EXT-X-KEY:METHOD=NONE\n#EXT-X-ENDLIST"),
+    ];
+    for bad in cases {
+        assert!(parse_media(&bad).is_err(), "accepted:\n{bad}");
+    }
+}
+
 #[test]
 fn generated_sources_are_what_they_claim() {
     let json = ffprobe::streams_and_format(&media("portrait"));
@@ -211,6 +277,49 @@ fn ffmpeg_hls(source: &Path, out: &Path, name: &str, extension: &str, args: &[&s
         .expect("run ffmpeg");
     assert!(status.success(), "ffmpeg made no {name} package");
     playlist
+}
+
+/// ffmpeg's HLS muxer encrypting with a key-info file: the parser reads its EXT-X-KEY; openssl
+/// decrypts every segment with that key and IV into MPEG-TS that starts with a keyframe, and
+/// not with another key; libav plays the playlist through the key file.
+#[test]
+fn ffmpeg_encrypted_hls_output_is_parsed_and_decrypted() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let key: aes::Key = *b"0123456789abcdef";
+    let iv = 0x0011_2233_4455_6677_8899_aabb_ccdd_eeff;
+    let key_file = dir.path().join("secret.key");
+    std::fs::write(&key_file, key).expect("write the key");
+    let key_info = dir.path().join("key.info");
+    let lines = format!("secret.key\n{}\n{}\n", key_file.display(), aes::hex(iv));
+    std::fs::write(&key_info, lines).expect("write the key info");
+    let key_info = key_info.to_str().expect("UTF-8 path");
+    let args = ["-c", "copy", "-hls_time", "1", "-hls_key_info_file", key_info];
+    let playlist_path = ffmpeg_hls(&media("tiny"), dir.path(), "encrypted", "ts", &args);
+    let playlist = read_media(&playlist_path);
+    assert_eq!(playlist.key_tags, [0]);
+    let wrong = key.map(|byte| byte ^ 0x80);
+    for segment in &playlist.segments {
+        let expected = Key {
+            uri: "secret.key".into(),
+            iv: Some(iv),
+        };
+        assert_eq!(segment.key.as_ref(), Some(&expected), "{}", segment.uri);
+        let (encrypted, clear) = (dir.path().join(&segment.uri), dir.path().join("clear.ts"));
+        aes::decrypt(&key, iv, &encrypted, &clear).expect("openssl decrypts ffmpeg's segment");
+        assert!(
+            ffprobe::tracks(&clear)[0].packets[0].keyframe,
+            "{} starts with a keyframe",
+            segment.uri
+        );
+        assert!(aes::decrypts_to_ts(&key, iv, &encrypted));
+        assert!(
+            !aes::decrypts_to_ts(&wrong, iv, &encrypted),
+            "{} decrypts with another key",
+            segment.uri
+        );
+    }
+    ffprobe::assert_decodes_cleanly(&playlist_path);
+    assert_eq!(ffprobe::video_frames(&playlist_path).count, 75, "3 s at 25 fps");
 }
 
 /// ffmpeg's own stream copies keep the source's packets, in TS (as decoded pictures and

@@ -1,0 +1,467 @@
+//! `hls --encrypt`: AES-128 segments under EXT-X-KEY, with keys generated (and rotated) or
+//! given. `check_package` checks each package whole, decrypting every segment with openssl
+//! and the key file its EXT-X-KEY names, and has libav play it; the tests here check the
+//! keys: where EXT-X-KEY is written, the key files and their modes, the operator's key-info
+//! file, and that no key is printed.
+
+use crate::hls::check::{self, Expect, INIT, Package, Rendition, Segments, check_package, key_file};
+use crate::util::aes::{self, Key};
+use crate::util::cli::{self, FAST};
+use crate::util::source::Source;
+use crate::util::{ffprobe, file_names, m3u8, media};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use tempfile::TempDir;
+
+const ENCRYPTED_TS: Segments = Segments {
+    encrypted: true,
+    ..Segments::TS
+};
+const ENCRYPTED_FMP4: Segments = Segments {
+    encrypted: true,
+    ..Segments::FMP4
+};
+
+/// A key and an IV for the tests that bring their own.
+const KEY: Key = *b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff";
+const IV: u128 = 0x0f0e_0d0c_0b0a_0908_0706_0504_0302_0100;
+
+/// One 90p rung of the 3 s `tiny` source in 1 s segments: three segments per rendition.
+const TINY: [&str; 4] = ["--reps", "90", "--segment-duration", "1"];
+
+/// Runs `stream-pack hls SOURCE -o PARENT/out --progress json --encrypt ARGS`, which must
+/// succeed; returns OUT and the run's output.
+fn encrypt(parent: &Path, source: &Path, args: &[&str]) -> (PathBuf, Output) {
+    let out = parent.join("out");
+    let args = [&["--encrypt"], args, &FAST].concat();
+    let output = cli::package_showing("json", "hls", source, &out, &args);
+    cli::assert_success(&output);
+    (out, output)
+}
+
+fn temporary_folder() -> TempDir {
+    tempfile::tempdir().expect("create a temporary folder")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// What a package of the 90p rung of `tiny` (in 1 s segments) must contain.
+fn tiny_expect(source: &Path) -> Expect<'_> {
+    Expect {
+        source,
+        segment_duration: 1.0,
+        rungs: &[(160, 90)],
+        audio: true,
+        segments: ENCRYPTED_TS,
+    }
+}
+
+/// One key period: segments `first..=last` of every rendition, under one EXT-X-KEY.
+struct Period {
+    first: usize,
+    last: usize,
+    uri: String,
+    iv: u128,
+    /// The key file the URI names, and its key.
+    file: PathBuf,
+    key: Key,
+}
+
+fn renditions(package: &Package) -> Vec<&Rendition> {
+    package.video.iter().chain(&package.audio).collect()
+}
+
+/// The key periods of a package whose key changes every `rotation` segments (0: never): in
+/// every rendition an EXT-X-KEY comes before segments 0, N, 2N… and nowhere else, with the
+/// same URI and IV at each in every rendition; no two periods share a key.
+fn key_periods(package: &Package, rotation: usize) -> Vec<Period> {
+    let renditions = renditions(package);
+    let reference = renditions[0];
+    let count = reference.segments.len();
+    let starts: Vec<usize> = (0..count)
+        .step_by(if rotation == 0 { count } else { rotation })
+        .collect();
+    let periods: Vec<Period> = starts
+        .iter()
+        .enumerate()
+        .map(|(number, &first)| {
+            let key = reference.playlist.segments[first].key.clone().expect("encrypted");
+            let file = key_file(&reference.folder, &key);
+            Period {
+                first,
+                last: starts.get(number + 1).map_or(count, |next| *next) - 1,
+                iv: key.iv.expect("check_package requires an IV"),
+                uri: key.uri,
+                key: aes::read_key(&file),
+                file,
+            }
+        })
+        .collect();
+    for rendition in renditions {
+        let dir = &rendition.dir;
+        assert_eq!(
+            rendition.playlist.key_tags, starts,
+            "{dir}: the segments after an EXT-X-KEY"
+        );
+        for period in &periods {
+            let key = rendition.playlist.segments[period.first].key.as_ref();
+            assert_eq!(
+                key.map(|key| (key.uri.as_str(), key.iv)),
+                Some((period.uri.as_str(), Some(period.iv))),
+                "{dir}: the EXT-X-KEY before segment {} differs from {}'s",
+                period.first,
+                reference.dir
+            );
+        }
+    }
+    let keys: BTreeSet<Key> = periods.iter().map(|period| period.key).collect();
+    assert_eq!(keys.len(), periods.len(), "two key periods share a key");
+    periods
+}
+
+/// `out-00003`: the name of OUT (`out`) and a key's index.
+fn key_id(index: usize) -> String {
+    format!("out-{index:05}")
+}
+
+/// The default key folder: OUT's path with `.keys` appended.
+fn default_key_dir(out: &Path) -> PathBuf {
+    let mut dir = OsString::from(out.as_os_str());
+    dir.push(".keys");
+    PathBuf::from(dir)
+}
+
+fn mode(path: &Path) -> u32 {
+    let metadata = std::fs::metadata(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    metadata.permissions().mode() & 0o777
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    let canonical =
+        |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    canonical(a) == canonical(b)
+}
+
+/// Generated keys rotated every `rotation` segments, in the default key folder beside OUT:
+/// the periods' URIs are `../../out.keys/out-0000N.key`; the folder (mode 0700) holds those
+/// key files (mode 0600) and `out.keyinfo.json`, which describes the periods; the run printed
+/// no key.
+fn check_generated_keys(out: &Path, package: &Package, rotation: usize, output: &Output) -> Vec<Period> {
+    let periods = key_periods(package, rotation);
+    let dir = default_key_dir(out);
+    assert_eq!(mode(&dir), 0o700, "{}: mode", dir.display());
+    let mut expected: BTreeSet<String> = (0..periods.len()).map(|i| format!("{}.key", key_id(i))).collect();
+    expected.insert("out.keyinfo.json".into());
+    assert_eq!(file_names(&dir), expected, "entries of {}", dir.display());
+    for (index, period) in periods.iter().enumerate() {
+        let name = format!("{}.key", key_id(index));
+        assert_eq!(period.uri, format!("../../out.keys/{name}"), "the URI of key {index}");
+        let path = dir.join(&name);
+        assert!(
+            same_file(&period.file, &path),
+            "{} is not {}",
+            period.uri,
+            path.display()
+        );
+        assert_eq!(mode(&path), 0o600, "{}: mode", path.display());
+    }
+    check_key_info(&dir.join("out.keyinfo.json"), &periods);
+    assert_no_key(&output.stdout, &periods, "stdout");
+    assert_no_key(&output.stderr, &periods, "stderr");
+    periods
+}
+
+/// The operator's key-info file: `{"keys": […]}` with, for each period, exactly its id, the
+/// absolute path of its key file, its URI and IV, and its first and last segment; no key.
+fn check_key_info(path: &Path, periods: &[Period]) {
+    let name = path.display();
+    let text = std::fs::read(path).unwrap_or_else(|error| panic!("{name}: {error}"));
+    assert_no_key(&text, periods, &name.to_string());
+    let json: Value = serde_json::from_slice(&text).unwrap_or_else(|error| panic!("{name}: {error}"));
+    let fields = |value: &Value| -> BTreeSet<String> {
+        let object = value
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: {value} is not an object"));
+        object.keys().cloned().collect()
+    };
+    assert_eq!(fields(&json), BTreeSet::from(["keys".to_string()]), "{name}: fields");
+    let entries = json["keys"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: keys is not an array"));
+    assert_eq!(entries.len(), periods.len(), "{name}: one entry per key");
+    let expected_fields = ["id", "file", "uri", "iv", "first_segment", "last_segment"];
+    for (index, (entry, period)) in entries.iter().zip(periods).enumerate() {
+        assert_eq!(
+            fields(entry),
+            expected_fields.map(String::from).into(),
+            "{name}: entry {index}"
+        );
+        assert_eq!(entry["id"], key_id(index), "{name}: entry {index}: id");
+        let file = Path::new(entry["file"].as_str().expect("file is a string"));
+        assert!(
+            file.is_absolute(),
+            "{name}: entry {index}: {} is not absolute",
+            file.display()
+        );
+        assert!(same_file(file, &period.file), "{name}: entry {index}: file");
+        assert_eq!(entry["uri"], period.uri.as_str(), "{name}: entry {index}: uri");
+        let iv = entry["iv"].as_str().and_then(|iv| iv.strip_prefix("0x"));
+        assert_eq!(iv.and_then(aes::from_hex), Some(period.iv), "{name}: entry {index}: iv");
+        assert_eq!(
+            entry["first_segment"], period.first,
+            "{name}: entry {index}: first_segment"
+        );
+        assert_eq!(
+            entry["last_segment"], period.last,
+            "{name}: entry {index}: last_segment"
+        );
+    }
+}
+
+/// Neither the hex digits (in any case) nor the raw bytes of any key occur in `bytes`.
+fn assert_no_key(bytes: &[u8], periods: &[Period], what: &str) {
+    let contains = |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|window| window == needle);
+    let lower = bytes.to_ascii_lowercase();
+    for period in periods {
+        let hex = aes::hex(u128::from_be_bytes(period.key));
+        assert!(
+            !contains(&lower, hex.as_bytes()),
+            "{what} shows the key of {} in hex",
+            period.uri
+        );
+        assert!(!contains(bytes, &period.key), "{what} holds the key of {}", period.uri);
+    }
+}
+
+#[test]
+fn ts_ladder_rotates_keys_every_two_segments() {
+    let (parent, source) = (temporary_folder(), media("main"));
+    let args = ["--reps", "360,240", "--segment-duration", "1", "--key-rotation", "2"];
+    let (out, output) = encrypt(parent.path(), &source, &args);
+    let package = check_package(
+        &out,
+        &Expect {
+            source: &source,
+            segment_duration: 1.0,
+            rungs: &[(640, 360), (426, 240)],
+            audio: true,
+            segments: ENCRYPTED_TS,
+        },
+    );
+    let periods = check_generated_keys(&out, &package, 2, &output);
+    assert_eq!(periods.len(), 4, "8 one-second segments, a new key every two");
+}
+
+/// Without `--key-rotation`, one key encrypts the whole package, and libav plays it through
+/// the key file: `check_package` decodes the master playlist with `ffmpeg -v error
+/// -allowed_extensions ALL` (no error allowed), and each rung to the source's frame count.
+#[test]
+fn one_key_for_the_whole_package_and_libav_plays_it() {
+    let (parent, source) = (temporary_folder(), media("short"));
+    let (out, output) = encrypt(
+        parent.path(),
+        &source,
+        &["--reps", "240,180", "--segment-duration", "1"],
+    );
+    let package = check_package(
+        &out,
+        &Expect {
+            source: &source,
+            segment_duration: 1.0,
+            rungs: &[(426, 240), (320, 180)],
+            audio: true,
+            segments: ENCRYPTED_TS,
+        },
+    );
+    assert_eq!(check_generated_keys(&out, &package, 0, &output).len(), 1);
+}
+
+/// The init segments stay clear: `check_package` reads each with the box reader, and each
+/// `.m4s` decrypted with openssl as a moof and an mdat after it. Here each rendition's init
+/// segment followed by all its decrypted fragments decodes whole.
+#[test]
+fn fmp4_init_segments_stay_clear_and_fragments_rotate_keys() {
+    let (parent, source) = (temporary_folder(), media("main"));
+    let args = [
+        "--format",
+        "fmp4",
+        "--reps",
+        "240",
+        "--segment-duration",
+        "2",
+        "--key-rotation",
+        "2",
+    ];
+    let (out, output) = encrypt(parent.path(), &source, &args);
+    let package = check_package(
+        &out,
+        &Expect {
+            source: &source,
+            segment_duration: 2.0,
+            rungs: &[(426, 240)],
+            audio: true,
+            segments: ENCRYPTED_FMP4,
+        },
+    );
+    assert_eq!(check_generated_keys(&out, &package, 2, &output).len(), 2);
+    let frames = Source::probe(&source).video().frames;
+    for rendition in renditions(&package) {
+        let scratch = temporary_folder();
+        let clear = check::clear_segments(
+            &rendition.folder,
+            &rendition.dir,
+            &rendition.playlist,
+            true,
+            scratch.path(),
+        );
+        let whole = ffprobe::concat(&[vec![rendition.folder.join(INIT)], clear].concat());
+        ffprobe::assert_decodes_cleanly(&whole);
+        if rendition.dir != "audio" {
+            assert_eq!(ffprobe::video_frames(&whole).count, frames, "{}: frames", rendition.dir);
+        }
+    }
+}
+
+/// A segment decrypted with another key fails openssl's padding check or is not MPEG-TS.
+#[test]
+fn segments_do_not_decrypt_with_another_key() {
+    let (parent, source) = (temporary_folder(), media("tiny"));
+    let (out, output) = encrypt(parent.path(), &source, &[&TINY[..], &["--key-rotation", "0"]].concat());
+    let package = check_package(&out, &tiny_expect(&source));
+    let periods = check_generated_keys(&out, &package, 0, &output);
+    let (key, iv) = (periods[0].key, periods[0].iv);
+    let wrong = key.map(|byte| byte ^ 0x01);
+    for rendition in renditions(&package) {
+        for segment in &rendition.playlist.segments {
+            let path = rendition.folder.join(&segment.uri);
+            assert!(aes::decrypts_to_ts(&key, iv, &path), "{}", path.display());
+            assert!(
+                !aes::decrypts_to_ts(&wrong, iv, &path),
+                "{} decrypts with another key",
+                path.display()
+            );
+        }
+    }
+}
+
+/// `--key-file` holding 32 hex digits and a newline, with `--key-url`: every playlist has one
+/// EXT-X-KEY, its URI the prefix and the file's name, and every segment decrypts with that
+/// key into MPEG-TS.
+#[test]
+fn key_file_in_hex_with_a_key_url() {
+    let (parent, keys) = (temporary_folder(), temporary_folder());
+    let file = keys.path().join("secret.key");
+    std::fs::write(&file, format!("{}\n", aes::hex(u128::from_be_bytes(KEY)))).expect("write the key");
+    let prefix = "https://keys.example.com/v1/";
+    let args = [&TINY[..], &["--key-file", path_str(&file), "--key-url", prefix]].concat();
+    let (out, _) = encrypt(parent.path(), &media("tiny"), &args);
+    for dir in ["90p", "audio"] {
+        let folder = out.join(dir);
+        let playlist = m3u8::read_media(&folder.join("index.m3u8"));
+        assert_eq!(playlist.key_tags, [0], "{dir}: one EXT-X-KEY, before the first segment");
+        for segment in &playlist.segments {
+            let key = segment.key.as_ref().expect("under the EXT-X-KEY");
+            assert_eq!(key.uri, format!("{prefix}secret.key"), "{dir}: URI");
+            let iv = key.iv.unwrap_or_else(|| panic!("{dir}: EXT-X-KEY without an IV"));
+            let path = folder.join(&segment.uri);
+            assert!(aes::decrypts_to_ts(&KEY, iv, &path), "{}", path.display());
+        }
+    }
+}
+
+/// `--key-file` holding 16 raw bytes, without `--key-url`: the URI is the relative path from
+/// each media playlist's folder to the file, through which the package plays.
+#[test]
+fn key_file_of_raw_bytes_is_named_by_a_relative_path() {
+    let (parent, source) = (temporary_folder(), media("tiny"));
+    let file = parent.path().join("secret.key");
+    std::fs::write(&file, KEY).expect("write the key");
+    let (out, _) = encrypt(
+        parent.path(),
+        &source,
+        &[&TINY[..], &["--key-file", path_str(&file)]].concat(),
+    );
+    let package = check_package(&out, &tiny_expect(&source));
+    let periods = key_periods(&package, 0);
+    assert_eq!(periods[0].uri, "../../secret.key");
+    assert_eq!(periods[0].key, KEY);
+}
+
+/// `--key-info` in FFmpeg's format: the URI of line 1 written as it is, the key from the file
+/// on line 2 (a copy of the one served at the URI, so that a URI made from line 2 shows), the
+/// IV of line 3 if there is one. Returns the package's one key period.
+fn key_info_package(iv: Option<u128>) -> Period {
+    let (parent, source) = (temporary_folder(), media("tiny"));
+    let operator = parent.path().join("operator.bin");
+    std::fs::write(&operator, KEY).expect("write the key");
+    std::fs::write(parent.path().join("served.key"), KEY).expect("write the key");
+    let info = parent.path().join("key.info");
+    let line_3 = iv.map(aes::hex).unwrap_or_default();
+    let lines = format!("../../served.key\n{}\n{line_3}\n", operator.display());
+    std::fs::write(&info, lines).expect("write the key info");
+    let (out, _) = encrypt(
+        parent.path(),
+        &source,
+        &[&TINY[..], &["--key-info", path_str(&info)]].concat(),
+    );
+    let package = check_package(&out, &tiny_expect(&source));
+    let period = key_periods(&package, 0).remove(0);
+    assert_eq!(period.uri, "../../served.key", "line 1 of the key info is the URI");
+    assert_eq!(period.key, KEY);
+    period
+}
+
+#[test]
+fn key_info_file_with_an_iv() {
+    assert_eq!(key_info_package(Some(IV)).iv, IV, "line 3 of the key info is the IV");
+}
+
+/// Without line 3, the IV is random, but still written (`check_package` requires it).
+#[test]
+fn key_info_file_without_an_iv() {
+    key_info_package(None);
+}
+
+/// Every file under `dir`, in its subfolders too.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
+    entries
+        .map(|entry| entry.expect("folder entry").path())
+        .flat_map(|path| if path.is_dir() { files_under(&path) } else { vec![path] })
+        .collect()
+}
+
+/// Keys inside OUT would be served with the content: the run warns, and still makes a
+/// package that plays, its URIs naming the keys there; the key-info file stays out of OUT.
+#[test]
+fn key_folder_inside_the_package_is_warned_about() {
+    let parent = temporary_folder();
+    let keys = parent.path().join("out").join("keys");
+    let (out, output) = encrypt(
+        parent.path(),
+        &media("tiny"),
+        &[&TINY[..], &["--key-dir", path_str(&keys)]].concat(),
+    );
+    cli::assert_says(
+        &output,
+        &["warning", "served with the content"],
+        "that the keys are served",
+    );
+    for dir in ["90p", "audio"] {
+        let playlist = m3u8::read_media(&out.join(dir).join("index.m3u8"));
+        assert_eq!(playlist.key_tags, [0], "{dir}: one EXT-X-KEY");
+        let uri = playlist.segments[0].key.as_ref().map(|key| key.uri.as_str());
+        assert_eq!(uri, Some("../keys/out-00000.key"), "{dir}: URI");
+    }
+    ffprobe::assert_decodes_cleanly(&out.join("master.m3u8"));
+    let key_info = files_under(&out)
+        .into_iter()
+        .find(|path| path.to_string_lossy().ends_with(".keyinfo.json"));
+    assert_eq!(key_info, None, "the key-info file is inside OUT");
+}
