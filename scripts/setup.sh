@@ -5,8 +5,8 @@ set -euo pipefail
 packages=(
   ca-certificates build-essential pkg-config clang libclang-dev
   libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libswscale-dev libswresample-dev libavdevice-dev
-  # The tests' independent judges and media generator.
-  ffmpeg
+  # The tests' independent judges and media generator (openssl decrypts AES-128 segments).
+  ffmpeg openssl
 )
 
 missing=()
