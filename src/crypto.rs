@@ -43,13 +43,18 @@ impl Key {
 
     /// A key file: 16 raw bytes, or 32 hex digits with optional surrounding whitespace.
     pub fn from_file(path: &Path) -> Result<Key> {
+        Key::read(path).map(|(key, _)| key)
+    }
+
+    /// The key in a key file, and whether the file holds the raw bytes players can fetch.
+    fn read(path: &Path) -> Result<(Key, bool)> {
         let data =
             std::fs::read(path).map_err(|e| Error::InvalidOption(format!("key file {}: {e}", path.display())))?;
         if let Ok(raw) = <[u8; BLOCK]>::try_from(data.as_slice()) {
-            return Ok(Key(raw));
+            return Ok((Key(raw), true));
         }
         let text = String::from_utf8_lossy(&data);
-        parse_hex(text.trim()).map(Key).ok_or_else(|| {
+        parse_hex(text.trim()).map(|bytes| (Key(bytes), false)).ok_or_else(|| {
             Error::InvalidOption(format!(
                 "key file {}: holds {} bytes; a key is 16 raw bytes or 32 hex digits",
                 path.display(),
@@ -215,10 +220,9 @@ pub struct KeySchedule {
 pub type SharedKeys = Arc<Mutex<KeySchedule>>;
 
 impl KeySchedule {
-    /// Keys for a package to be published at `output` (absolute) and built in `staging`; the
-    /// package folder's name prefixes generated key files. A key dir inside the package is
-    /// written inside the staging folder, so the keys appear with the package.
-    pub fn new(source: KeySource, output: &Path, staging: &Path) -> Result<KeySchedule> {
+    /// Keys for a package to be published at `output` (absolute); the package folder's name
+    /// prefixes generated key files. Supplied keys are read and checked here, before any work.
+    pub fn new(source: KeySource, output: &Path) -> Result<KeySchedule> {
         let name = output
             .file_name()
             .map_or_else(|| "package".to_owned(), |n| n.to_string_lossy().into_owned());
@@ -231,26 +235,16 @@ impl KeySchedule {
             kept: false,
         };
         match schedule.source.clone() {
-            KeySource::Generate { key_dir, .. } => {
-                let published = std::path::absolute(&key_dir).map_err(Error::io(&key_dir))?;
-                let folders = match published.strip_prefix(output) {
-                    Ok(inside) => KeyFolders {
-                        write: staging.join(inside),
-                        info: output.parent().unwrap_or(Path::new("/")).to_owned(),
-                        published,
-                        created: None,
-                    },
-                    Err(_) => KeyFolders {
-                        write: published.clone(),
-                        info: published.clone(),
-                        created: (!published.exists()).then(|| published.clone()),
-                        published,
-                    },
-                };
-                create_private_dir(&folders.write)?;
-                schedule.folders = Some(folders);
-            }
+            KeySource::Generate { .. } => {}
             KeySource::File { path, key_url } => {
+                let (key, raw) = Key::read(&path)?;
+                if !raw && key_url.is_none() {
+                    return Err(Error::InvalidOption(format!(
+                        "key file {} holds hex digits, but players fetch 16 raw bytes from the key URI: give \
+                         --key-url for where the raw key is served, or a key file of 16 raw bytes",
+                        path.display()
+                    )));
+                }
                 let file = std::path::absolute(&path).map_err(Error::io(&path))?;
                 let name = file
                     .file_name()
@@ -258,7 +252,7 @@ impl KeySchedule {
                     .unwrap_or_default();
                 schedule.periods.push(KeyPeriod {
                     id: name.clone(),
-                    key: Key::from_file(&path)?,
+                    key,
                     iv: Iv::generate(),
                     uri: key_url.map(|url| format!("{url}{name}")),
                     file,
@@ -267,6 +261,33 @@ impl KeySchedule {
             KeySource::Info { path } => schedule.periods.push(read_key_info(&path)?),
         }
         Ok(schedule)
+    }
+
+    /// Creates the folder generated keys are written to while the package is built in
+    /// `staging`. A key dir inside the package is written inside the staging folder, so the keys
+    /// appear with the package.
+    pub fn stage(&mut self, output: &Path, staging: &Path) -> Result<()> {
+        let KeySource::Generate { key_dir, .. } = &self.source else {
+            return Ok(());
+        };
+        let published = std::path::absolute(key_dir).map_err(Error::io(key_dir))?;
+        let folders = match published.strip_prefix(output) {
+            Ok(inside) => KeyFolders {
+                write: staging.join(inside),
+                info: output.parent().unwrap_or(Path::new("/")).to_owned(),
+                published,
+                created: None,
+            },
+            Err(_) => KeyFolders {
+                write: published.clone(),
+                info: published.clone(),
+                created: (!published.exists()).then(|| published.clone()),
+                published,
+            },
+        };
+        create_private_dir(&folders.write)?;
+        self.folders = Some(folders);
+        Ok(())
     }
 
     fn rotation(&self) -> u32 {
@@ -530,7 +551,8 @@ mod tests {
             key_url: None,
         };
         let out = dir.path().join("out");
-        let mut schedule = KeySchedule::new(source, &out, &dir.path().join(".staging")).unwrap();
+        let mut schedule = KeySchedule::new(source, &out).unwrap();
+        schedule.stage(&out, &dir.path().join(".staging")).unwrap();
         let first = schedule.for_segment(1).unwrap().id.clone();
         assert_eq!(first, "out-00000");
         assert_eq!(schedule.for_segment(2).unwrap().id, "out-00001");

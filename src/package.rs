@@ -176,6 +176,11 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
             path: options.output.clone(),
         });
     }
+    let output = std::path::absolute(&options.output).map_err(Error::io(&options.output))?;
+    let keys = match &options.encryption {
+        Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
+        None => None,
+    };
     let mut source = Source::open(&options.input)?;
     let mut tracker = Tracker::new(source.declared_duration());
     check(tracker.stage(Stage::Probe, monitor))?;
@@ -197,13 +202,11 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
             .clone()
             .scheduled(remux::keyframe_schedule(&source.path, video.index, &clock)?);
     }
-    let output = std::path::absolute(&options.output).map_err(Error::io(&options.output))?;
-    let keys = match &options.encryption {
-        Some(source) => Some(Arc::new(Mutex::new(KeySchedule::new(
-            source.clone(),
-            &output,
-            staging.path(),
-        )?))),
+    let keys = match keys {
+        Some(mut keys) => {
+            keys.stage(&output, staging.path())?;
+            Some(Arc::new(Mutex::new(keys)))
+        }
         None => None,
     };
     let job = Job {

@@ -303,3 +303,14 @@ fn encryption_key_file_of_15_bytes_is_refused_naming_it() {
         "the error does not name the key file: {error}"
     );
 }
+
+/// Players fetch 16 raw bytes from the key URI: a hex key file cannot be that URI.
+#[test]
+fn encryption_hex_key_file_without_a_key_url_is_refused_before_any_work() {
+    let (_dir, key) = input_file("secret.key");
+    std::fs::write(&key, "000102030405060708090a0b0c0d0e0f\n").expect("write the key file");
+    // No --reps: the key is checked before the ladder, so the tiny source's empty ladder is not reached.
+    let args = ["--encrypt", "--key-file", key.to_str().expect("UTF-8 path")];
+    let error = refused(&media("tiny"), &args, 2);
+    assert!(error.contains("secret.key") && error.contains("--key-url"), "{error}");
+}

@@ -7,8 +7,9 @@
 use crate::hls::check::{self, Expect, INIT, Package, Rendition, Segments, check_package, key_file};
 use crate::util::aes::{self, Key};
 use crate::util::cli::{self, FAST};
+use crate::util::m3u8::{self, MediaPlaylist};
 use crate::util::source::Source;
-use crate::util::{ffprobe, file_names, m3u8, media};
+use crate::util::{ffprobe, file_names, media};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -77,13 +78,45 @@ fn renditions(package: &Package) -> Vec<&Rendition> {
     package.video.iter().chain(&package.audio).collect()
 }
 
+/// A media playlist and the folder it is in, where its URIs start from.
+struct Listed {
+    dir: String,
+    folder: PathBuf,
+    playlist: MediaPlaylist,
+}
+
+/// The media playlists of the folders `dirs` of the package in `out`.
+fn read_playlists<'a>(out: &Path, dirs: impl IntoIterator<Item = &'a str>) -> Vec<Listed> {
+    dirs.into_iter()
+        .map(|dir| {
+            let folder = out.join(dir);
+            let playlist = m3u8::read_media(&folder.join("index.m3u8"));
+            Listed {
+                dir: dir.to_string(),
+                folder,
+                playlist,
+            }
+        })
+        .collect()
+}
+
+/// The media playlists of a checked package.
+fn playlists_of(out: &Path, package: &Package) -> Vec<Listed> {
+    read_playlists(out, renditions(package).into_iter().map(|r| r.dir.as_str()))
+}
+
+/// The file a relative key URI names: that of a package the checks have decrypted.
+fn relative(listed: &Listed, key: &m3u8::Key) -> PathBuf {
+    key_file(&listed.folder, key)
+}
+
 /// The key periods of a package whose key changes every `rotation` segments (0: never): in
-/// every rendition an EXT-X-KEY comes before segments 0, N, 2N… and nowhere else, with the
-/// same URI and IV at each in every rendition; no two periods share a key.
-fn key_periods(package: &Package, rotation: usize) -> Vec<Period> {
-    let renditions = renditions(package);
-    let reference = renditions[0];
-    let count = reference.segments.len();
+/// every playlist an EXT-X-KEY comes before segments 0, N, 2N… and nowhere else, with the
+/// same URI and IV at each in every playlist; no two periods share a key. `key_file` finds
+/// the file of a key.
+fn key_periods(listed: &[Listed], rotation: usize, key_file: impl Fn(&Listed, &m3u8::Key) -> PathBuf) -> Vec<Period> {
+    let reference = &listed[0];
+    let count = reference.playlist.segments.len();
     let starts: Vec<usize> = (0..count)
         .step_by(if rotation == 0 { count } else { rotation })
         .collect();
@@ -91,20 +124,31 @@ fn key_periods(package: &Package, rotation: usize) -> Vec<Period> {
         .iter()
         .enumerate()
         .map(|(number, &first)| {
-            let key = reference.playlist.segments[first].key.clone().expect("encrypted");
-            let file = key_file(&reference.folder, &key);
+            let segment = &reference.playlist.segments[first];
+            let dir = &reference.dir;
+            let key = segment
+                .key
+                .clone()
+                .unwrap_or_else(|| panic!("{dir}/{} is under no key", segment.uri));
+            let file = key_file(reference, &key);
             Period {
                 first,
                 last: starts.get(number + 1).map_or(count, |next| *next) - 1,
-                iv: key.iv.expect("check_package requires an IV"),
+                iv: key.iv.unwrap_or_else(|| panic!("{dir}: EXT-X-KEY without an IV")),
                 uri: key.uri,
                 key: aes::read_key(&file),
                 file,
             }
         })
         .collect();
-    for rendition in renditions {
+    for rendition in listed {
         let dir = &rendition.dir;
+        assert_eq!(
+            rendition.playlist.segments.len(),
+            count,
+            "{dir}: segment count vs {}'s",
+            reference.dir
+        );
         assert_eq!(
             rendition.playlist.key_tags, starts,
             "{dir}: the segments after an EXT-X-KEY"
@@ -130,11 +174,30 @@ fn key_id(index: usize) -> String {
     format!("out-{index:05}")
 }
 
-/// The default key folder: OUT's path with `.keys` appended.
-fn default_key_dir(out: &Path) -> PathBuf {
-    let mut dir = OsString::from(out.as_os_str());
-    dir.push(".keys");
-    PathBuf::from(dir)
+/// Where generated keys go: their folder, and what their URIs start with.
+struct Store<'a> {
+    dir: PathBuf,
+    uri_prefix: &'a str,
+}
+
+impl Store<'_> {
+    /// The default: `OUT.keys` beside OUT (OUT's path with `.keys` appended), named from
+    /// `OUT/<rendition>/`.
+    fn default_for(out: &Path) -> Store<'static> {
+        let mut dir = OsString::from(out.as_os_str());
+        dir.push(".keys");
+        Store {
+            dir: PathBuf::from(dir),
+            uri_prefix: "../../out.keys/",
+        }
+    }
+
+    /// The key file a URI (the prefix and a file name) names.
+    fn file(&self, key: &m3u8::Key) -> PathBuf {
+        let name = key.uri.strip_prefix(self.uri_prefix);
+        self.dir
+            .join(name.unwrap_or_else(|| panic!("{} does not start with {}", key.uri, self.uri_prefix)))
+    }
 }
 
 fn mode(path: &Path) -> u32 {
@@ -148,20 +211,22 @@ fn same_file(a: &Path, b: &Path) -> bool {
     canonical(a) == canonical(b)
 }
 
-/// Generated keys rotated every `rotation` segments, in the default key folder beside OUT:
-/// the periods' URIs are `../../out.keys/out-0000N.key`; the folder (mode 0700) holds those
-/// key files (mode 0600) and `out.keyinfo.json`, which describes the periods; the run printed
-/// no key.
-fn check_generated_keys(out: &Path, package: &Package, rotation: usize, output: &Output) -> Vec<Period> {
-    let periods = key_periods(package, rotation);
-    let dir = default_key_dir(out);
-    assert_eq!(mode(&dir), 0o700, "{}: mode", dir.display());
+/// Generated keys, one per period, in `store`: the URIs are the store's prefix and
+/// `out-0000N.key`; its folder (mode 0700) holds those key files (mode 0600) and
+/// `out.keyinfo.json`, which describes the periods; the run printed no key.
+fn check_generated_keys(periods: &[Period], store: &Store, output: &Output) {
+    let dir = &store.dir;
+    assert_eq!(mode(dir), 0o700, "{}: mode", dir.display());
     let mut expected: BTreeSet<String> = (0..periods.len()).map(|i| format!("{}.key", key_id(i))).collect();
     expected.insert("out.keyinfo.json".into());
-    assert_eq!(file_names(&dir), expected, "entries of {}", dir.display());
+    assert_eq!(file_names(dir), expected, "entries of {}", dir.display());
     for (index, period) in periods.iter().enumerate() {
         let name = format!("{}.key", key_id(index));
-        assert_eq!(period.uri, format!("../../out.keys/{name}"), "the URI of key {index}");
+        assert_eq!(
+            period.uri,
+            format!("{}{name}", store.uri_prefix),
+            "the URI of key {index}"
+        );
         let path = dir.join(&name);
         assert!(
             same_file(&period.file, &path),
@@ -171,10 +236,31 @@ fn check_generated_keys(out: &Path, package: &Package, rotation: usize, output: 
         );
         assert_eq!(mode(&path), 0o600, "{}: mode", path.display());
     }
-    check_key_info(&dir.join("out.keyinfo.json"), &periods);
-    assert_no_key(&output.stdout, &periods, "stdout");
-    assert_no_key(&output.stderr, &periods, "stderr");
+    check_key_info(&dir.join("out.keyinfo.json"), periods);
+    assert_no_key(&output.stdout, periods, "stdout");
+    assert_no_key(&output.stderr, periods, "stderr");
+}
+
+/// Generated keys in the default store, rotated every `rotation` segments, of a checked
+/// package; returns the key periods.
+fn check_default_keys(out: &Path, package: &Package, rotation: usize, output: &Output) -> Vec<Period> {
+    let periods = key_periods(&playlists_of(out, package), rotation, relative);
+    check_generated_keys(&periods, &Store::default_for(out), output);
     periods
+}
+
+/// Every segment decrypts into MPEG-TS with the IV its EXT-X-KEY gives and the key
+/// `key_of` finds for that EXT-X-KEY.
+fn assert_segments_decrypt(listed: &[Listed], key_of: impl Fn(&m3u8::Key) -> Key) {
+    for rendition in listed {
+        for segment in &rendition.playlist.segments {
+            let name = format!("{}/{}", rendition.dir, segment.uri);
+            let key = segment.key.as_ref().unwrap_or_else(|| panic!("{name} is under no key"));
+            let iv = key.iv.unwrap_or_else(|| panic!("{name}: EXT-X-KEY without an IV"));
+            let path = rendition.folder.join(&segment.uri);
+            assert!(aes::decrypts_to_ts(&key_of(key), iv, &path), "{name} does not decrypt");
+        }
+    }
 }
 
 /// The operator's key-info file: `{"keys": […]}` with, for each period, exactly its id, the
@@ -254,7 +340,7 @@ fn ts_ladder_rotates_keys_every_two_segments() {
             segments: ENCRYPTED_TS,
         },
     );
-    let periods = check_generated_keys(&out, &package, 2, &output);
+    let periods = check_default_keys(&out, &package, 2, &output);
     assert_eq!(periods.len(), 4, "8 one-second segments, a new key every two");
 }
 
@@ -279,7 +365,7 @@ fn one_key_for_the_whole_package_and_libav_plays_it() {
             segments: ENCRYPTED_TS,
         },
     );
-    assert_eq!(check_generated_keys(&out, &package, 0, &output).len(), 1);
+    assert_eq!(check_default_keys(&out, &package, 0, &output).len(), 1);
 }
 
 /// The init segments stay clear: `check_package` reads each with the box reader, and each
@@ -288,17 +374,8 @@ fn one_key_for_the_whole_package_and_libav_plays_it() {
 #[test]
 fn fmp4_init_segments_stay_clear_and_fragments_rotate_keys() {
     let (parent, source) = (temporary_folder(), media("main"));
-    let args = [
-        "--format",
-        "fmp4",
-        "--reps",
-        "240",
-        "--segment-duration",
-        "2",
-        "--key-rotation",
-        "2",
-    ];
-    let (out, output) = encrypt(parent.path(), &source, &args);
+    let args = ["--format", "fmp4", "--reps", "240", "--segment-duration", "2"];
+    let (out, output) = encrypt(parent.path(), &source, &[&args[..], &["--key-rotation", "2"]].concat());
     let package = check_package(
         &out,
         &Expect {
@@ -309,7 +386,7 @@ fn fmp4_init_segments_stay_clear_and_fragments_rotate_keys() {
             segments: ENCRYPTED_FMP4,
         },
     );
-    assert_eq!(check_generated_keys(&out, &package, 2, &output).len(), 2);
+    assert_eq!(check_default_keys(&out, &package, 2, &output).len(), 2);
     let frames = Source::probe(&source).video().frames;
     for rendition in renditions(&package) {
         let scratch = temporary_folder();
@@ -322,7 +399,7 @@ fn fmp4_init_segments_stay_clear_and_fragments_rotate_keys() {
         );
         let whole = ffprobe::concat(&[vec![rendition.folder.join(INIT)], clear].concat());
         ffprobe::assert_decodes_cleanly(&whole);
-        if rendition.dir != "audio" {
+        if rendition.segments[0].stream["codec_type"] == "video" {
             assert_eq!(ffprobe::video_frames(&whole).count, frames, "{}: frames", rendition.dir);
         }
     }
@@ -334,7 +411,7 @@ fn segments_do_not_decrypt_with_another_key() {
     let (parent, source) = (temporary_folder(), media("tiny"));
     let (out, output) = encrypt(parent.path(), &source, &[&TINY[..], &["--key-rotation", "0"]].concat());
     let package = check_package(&out, &tiny_expect(&source));
-    let periods = check_generated_keys(&out, &package, 0, &output);
+    let periods = check_default_keys(&out, &package, 0, &output);
     let (key, iv) = (periods[0].key, periods[0].iv);
     let wrong = key.map(|byte| byte ^ 0x01);
     for rendition in renditions(&package) {
@@ -361,18 +438,44 @@ fn key_file_in_hex_with_a_key_url() {
     let prefix = "https://keys.example.com/v1/";
     let args = [&TINY[..], &["--key-file", path_str(&file), "--key-url", prefix]].concat();
     let (out, _) = encrypt(parent.path(), &media("tiny"), &args);
-    for dir in ["90p", "audio"] {
-        let folder = out.join(dir);
-        let playlist = m3u8::read_media(&folder.join("index.m3u8"));
-        assert_eq!(playlist.key_tags, [0], "{dir}: one EXT-X-KEY, before the first segment");
-        for segment in &playlist.segments {
-            let key = segment.key.as_ref().expect("under the EXT-X-KEY");
-            assert_eq!(key.uri, format!("{prefix}secret.key"), "{dir}: URI");
-            let iv = key.iv.unwrap_or_else(|| panic!("{dir}: EXT-X-KEY without an IV"));
-            let path = folder.join(&segment.uri);
-            assert!(aes::decrypts_to_ts(&KEY, iv, &path), "{}", path.display());
-        }
+    let listed = read_playlists(&out, ["90p", "audio"]);
+    for rendition in &listed {
+        let dir = &rendition.dir;
+        assert_eq!(
+            rendition.playlist.key_tags,
+            [0],
+            "{dir}: one EXT-X-KEY, before the first segment"
+        );
+        let uri = rendition.playlist.segments[0].key.as_ref().map(|key| key.uri.as_str());
+        assert_eq!(uri, Some(format!("{prefix}secret.key").as_str()), "{dir}: URI");
     }
+    assert_segments_decrypt(&listed, |_| KEY);
+}
+
+/// Generated keys in a folder of one's own, named by `--key-url`: URIs are the prefix and the
+/// key file's name, every segment decrypts with the key in that folder so named, and the
+/// key-info file there gives the URIs.
+#[test]
+fn generated_keys_in_a_key_dir_with_a_key_url() {
+    let parent = temporary_folder();
+    let store = Store {
+        dir: parent.path().join("vault"),
+        uri_prefix: "https://keys.example.com/v1/",
+    };
+    let keys = [
+        "--key-rotation",
+        "1",
+        "--key-dir",
+        path_str(&store.dir),
+        "--key-url",
+        store.uri_prefix,
+    ];
+    let (out, output) = encrypt(parent.path(), &media("tiny"), &[&TINY[..], &keys].concat());
+    let listed = read_playlists(&out, ["90p", "audio"]);
+    let periods = key_periods(&listed, 1, |_, key| store.file(key));
+    assert_eq!(periods.len(), 3, "three segments, a key for each");
+    check_generated_keys(&periods, &store, &output);
+    assert_segments_decrypt(&listed, |key| aes::read_key(&store.file(key)));
 }
 
 /// `--key-file` holding 16 raw bytes, without `--key-url`: the URI is the relative path from
@@ -388,7 +491,7 @@ fn key_file_of_raw_bytes_is_named_by_a_relative_path() {
         &[&TINY[..], &["--key-file", path_str(&file)]].concat(),
     );
     let package = check_package(&out, &tiny_expect(&source));
-    let periods = key_periods(&package, 0);
+    let periods = key_periods(&playlists_of(&out, &package), 0, relative);
     assert_eq!(periods[0].uri, "../../secret.key");
     assert_eq!(periods[0].key, KEY);
 }
@@ -411,7 +514,7 @@ fn key_info_package(iv: Option<u128>) -> Period {
         &[&TINY[..], &["--key-info", path_str(&info)]].concat(),
     );
     let package = check_package(&out, &tiny_expect(&source));
-    let period = key_periods(&package, 0).remove(0);
+    let period = key_periods(&playlists_of(&out, &package), 0, relative).remove(0);
     assert_eq!(period.uri, "../../served.key", "line 1 of the key info is the URI");
     assert_eq!(period.key, KEY);
     period
@@ -453,12 +556,14 @@ fn key_folder_inside_the_package_is_warned_about() {
         &["warning", "served with the content"],
         "that the keys are served",
     );
-    for dir in ["90p", "audio"] {
-        let playlist = m3u8::read_media(&out.join(dir).join("index.m3u8"));
-        assert_eq!(playlist.key_tags, [0], "{dir}: one EXT-X-KEY");
-        let uri = playlist.segments[0].key.as_ref().map(|key| key.uri.as_str());
+    for rendition in read_playlists(&out, ["90p", "audio"]) {
+        let dir = &rendition.dir;
+        assert_eq!(rendition.playlist.key_tags, [0], "{dir}: one EXT-X-KEY");
+        let uri = rendition.playlist.segments[0].key.as_ref().map(|key| key.uri.as_str());
         assert_eq!(uri, Some("../keys/out-00000.key"), "{dir}: URI");
     }
+    assert_eq!(mode(&keys), 0o700, "{}: mode", keys.display());
+    assert_eq!(mode(&keys.join("out-00000.key")), 0o600, "out/keys/out-00000.key: mode");
     ffprobe::assert_decodes_cleanly(&out.join("master.m3u8"));
     let key_info = files_under(&out)
         .into_iter()

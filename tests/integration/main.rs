@@ -1,8 +1,8 @@
 //! Integration tests of the `stream-pack` binary.
 //!
 //! The binary is run as a user would run it; its output is judged with FFmpeg's own CLI
-//! tools (`ffmpeg`, `ffprobe`) and with parsers written here, never with stream-pack's
-//! code or the crates it uses to write its output.
+//! tools (`ffmpeg`, `ffprobe`), the `openssl` CLI (encrypted segments) and parsers written
+//! here, never with stream-pack's code or the crates it uses to write its output.
 
 mod bad_input;
 mod codec;

@@ -1,7 +1,7 @@
 //! Verifies a whole HLS package against the rules of DESIGN.md §3 and the CLI contract,
 //! measuring everything independently: playlists with `util::m3u8`, segments with ffprobe
-//! (and fMP4 boxes with `util::bmff`), codec strings from the SPS or the sample entry, bit
-//! rates from file sizes.
+//! (and fMP4 boxes with `util::bmff`), encrypted ones once decrypted by openssl
+//! (`util::aes`), codec strings from the SPS or the sample entry, bit rates from file sizes.
 
 use crate::util::aes;
 use crate::util::bmff;
