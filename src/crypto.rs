@@ -37,10 +37,6 @@ impl Key {
         Key(bytes)
     }
 
-    pub fn from_bytes(bytes: [u8; BLOCK]) -> Key {
-        Key(bytes)
-    }
-
     /// A key file: 16 raw bytes, or 32 hex digits with optional surrounding whitespace.
     pub fn from_file(path: &Path) -> Result<Key> {
         Key::read(path).map(|(key, _)| key)

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use ffmpeg::{Packet, codec};
 use ffmpeg_next as ffmpeg;
 
-use crate::crypto::{KeyPeriod, KeySchedule, KeySource, SharedKeys};
+use crate::crypto::{KeySchedule, KeySource, SharedKeys};
 use crate::encoders::{self, AudioCodec, VideoCodec};
 use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
@@ -171,11 +171,7 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         Some(path) => Ladder::from_file(path)?,
         None => Ladder::default_ladder(),
     };
-    if options.output.exists() && !options.force {
-        return Err(Error::OutputExists {
-            path: options.output.clone(),
-        });
-    }
+    let staging = Staging::new(&options.output, options.force)?;
     let output = std::path::absolute(&options.output).map_err(Error::io(&options.output))?;
     let keys = match &options.encryption {
         Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
@@ -192,7 +188,6 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
             dropped_above_source: Vec::new(),
         },
     };
-    let staging = Staging::new(&options.output, options.force)?;
     let mut clock = SegmentClock::new(source.start_micros(), options.segment_duration);
     if let Some(declared) = source.declared_duration() {
         clock = clock.ending_at(declared);
@@ -224,34 +219,34 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         .into_iter()
         .collect();
     let mut warnings = Vec::new();
-    let renditions = match &keys {
-        Some(keys) => {
-            let mut keys = keys.lock().expect("key schedule lock");
-            let renditions = write_manifests(&source, &plan.rungs, &video, audio.as_ref(), &job, Some(&keys), &output)?;
-            let segments = video
-                .iter()
-                .chain(audio.as_ref())
-                .map(|r| r.media.segments.len())
-                .max()
-                .unwrap_or(0);
-            let uri = |period: &KeyPeriod| hls::key_uri(period, &output);
-            if let Some(info) = keys.write_key_info(segments, uri)? {
-                notes.push(format!("key info for operators: {}", info.display()));
-            }
-            if let Some(dir) = keys
-                .key_dir()
-                .and_then(|d| std::path::absolute(d).ok())
-                .filter(|d| d.starts_with(&output))
-            {
-                warnings.push(format!(
-                    "the key dir {} lies inside the package: the keys will be served with the content",
-                    dir.display()
-                ));
-            }
-            renditions
+    let mut keys_in_force = keys.as_ref().map(|k| k.lock().expect("key schedule lock"));
+    let renditions = write_manifests(
+        &source,
+        &plan.rungs,
+        &video,
+        audio.as_ref(),
+        &job,
+        keys_in_force.as_deref(),
+        &output,
+    )?;
+    if let Some(keys) = keys_in_force.as_deref_mut() {
+        let segments = video
+            .iter()
+            .chain(audio.as_ref())
+            .map(|r| r.media.segments.len())
+            .max()
+            .unwrap_or(0);
+        if let Some(info) = keys.write_key_info(segments, |period| hls::key_uri(period, &output))? {
+            notes.push(format!("key info for operators: {}", info.display()));
         }
-        None => write_manifests(&source, &plan.rungs, &video, audio.as_ref(), &job, None, &output)?,
-    };
+        if let Some(dir) = keys.key_dir().filter(|d| d.starts_with(&output)) {
+            warnings.push(format!(
+                "the key dir {} lies inside the package: the keys will be served with the content",
+                dir.display()
+            ));
+        }
+    }
+    drop(keys_in_force);
     let output = staging.publish()?;
     if let Some(keys) = &keys {
         keys.lock().expect("key schedule lock").keep();

@@ -166,8 +166,6 @@ pub enum Cuts {
 pub struct SegmentFacts {
     /// File name, relative to the rendition's folder.
     pub uri: String,
-    /// Seconds from the source's start to the segment's first presentation time.
-    pub start: f64,
     /// Seconds: to the next segment's start, or for the last one to the end of its last frame.
     pub duration: f64,
     /// The key period (`crypto::KeySchedule`) that encrypts the segment, if encrypted.
@@ -489,7 +487,6 @@ impl Segmenter {
             self.store()?;
         }
         let tb = self.stream_time_base;
-        let offset = self.offset_ticks;
         let segments = self
             .written
             .iter()
@@ -498,7 +495,6 @@ impl Segmenter {
                 let next_start = self.written.get(i + 1).map_or(w.end, |next| next.start);
                 SegmentFacts {
                     uri: w.uri.clone(),
-                    start: self.clock.seconds(w.start - offset, tb),
                     duration: (next_start - w.start) as f64 * f64::from(tb),
                     start_ticks: w.start,
                     duration_ticks: next_start - w.start,
