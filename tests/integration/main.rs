@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod codec;
+mod concat_flv;
 mod copy;
 mod dash;
 mod encrypt;

@@ -2,15 +2,19 @@
 
 pub mod aes;
 pub mod bmff;
+pub mod capture;
 pub mod cli;
 pub mod codecs;
 pub mod ffprobe;
+pub mod flv;
 pub mod h264;
+pub mod http;
 pub mod m3u8;
 mod media;
 pub mod mpd;
 mod selftest;
 pub mod source;
+pub mod ws;
 
 pub use media::media;
 
