@@ -12,4 +12,6 @@ mod dash;
 mod encrypt;
 mod hls;
 mod probe;
+mod remux;
+mod unframe;
 mod util;

@@ -3,11 +3,42 @@
 //! becomes 249 (begin), 252 (the mdat payload), the moof in three 251 pieces, 254 (the mdat
 //! header) and 255 (end), every one with a 4-byte header whose first byte is the tag.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 use mp4_atom::FourCC;
 
-use super::bmff;
+use super::{bmff, media};
+
+/// `main` as a fragmented MP4 with a fragment per keyframe (37 frames), made by libav.
+pub fn fragmented_source() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-media");
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = media("main");
+        let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
+        let path = dir.join(format!("{stem}-fragmented.mp4"));
+        if path.exists() {
+            return path;
+        }
+        // Made under a temporary name and renamed, so a concurrent test never sees half of it.
+        let part = dir.join(format!(".{stem}-fragmented.{}.part", std::process::id()));
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-y", "-i"])
+            .arg(&source)
+            .args(["-map", "0", "-c", "copy", "-movflags"])
+            .args(["+frag_keyframe+empty_moov+default_base_moof+skip_trailer", "-f", "mp4"])
+            .arg(&part)
+            .status()
+            .expect("run ffmpeg");
+        assert!(status.success(), "ffmpeg could not make the fragmented MP4");
+        std::fs::rename(&part, &path).unwrap();
+        path
+    })
+    .clone()
+}
 
 /// The messages of a capture of `fmp4`, in the server's order.
 pub fn messages(fmp4: &Path) -> Vec<Vec<u8>> {
