@@ -7,6 +7,7 @@
 mod bad_input;
 mod codec;
 mod concat_flv;
+mod convert;
 mod copy;
 mod dash;
 mod encrypt;

@@ -103,7 +103,10 @@ fn a_capture_cut_off_mid_fragment_keeps_every_complete_fragment() {
         .take(2 + 4)
         .flat_map(|(_, bytes)| bytes)
         .collect();
-    assert!(std::fs::read(&out).unwrap() == kept, "the first two fragments as they were");
+    assert!(
+        std::fs::read(&out).unwrap() == kept,
+        "the first two fragments as they were"
+    );
     ffprobe::assert_decodes_cleanly(&out);
 }
 
@@ -117,9 +120,16 @@ fn refused(messages: &[Vec<u8>]) -> String {
 
 fn refused_file(capture: &Path) -> String {
     let out_dir = tempfile::tempdir().unwrap();
-    let output = unframe(&[capture.as_os_str(), "-o".as_ref(), out_dir.path().join("out.mp4").as_os_str()]);
+    let output = unframe(&[
+        capture.as_os_str(),
+        "-o".as_ref(),
+        out_dir.path().join("out.mp4").as_os_str(),
+    ]);
     let error = cli::assert_failure(&output, 3);
-    assert!(error.contains(&capture.display().to_string()), "names the capture: {error}");
+    assert!(
+        error.contains(&capture.display().to_string()),
+        "names the capture: {error}"
+    );
     assert!(file_names(out_dir.path()).is_empty(), "a failed unframe leaves nothing");
     error
 }
@@ -130,7 +140,10 @@ fn corrupt_captures_are_refused_naming_the_message() {
     let mut unknown = good.clone();
     unknown[9][0] = 0x13;
     let error = refused(&unknown);
-    assert!(error.contains("message 10") && error.contains("unknown tag 19"), "{error}");
+    assert!(
+        error.contains("message 10") && error.contains("unknown tag 19"),
+        "{error}"
+    );
     let mut lost = good.clone();
     lost.remove(4);
     let error = refused(&lost);
@@ -216,9 +229,18 @@ fn a_live_capture_stops_after_the_duration_asked() {
 fn a_websocket_that_cannot_be_reached_is_an_input_error() {
     let dir = tempfile::tempdir().unwrap();
     // A port just released: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("ws://127.0.0.1:{port}/live");
-    let output = unframe(&["--ws".as_ref(), url.as_ref(), "-o".as_ref(), dir.path().join("o.mp4").as_os_str()]);
+    let output = unframe(&[
+        "--ws".as_ref(),
+        url.as_ref(),
+        "-o".as_ref(),
+        dir.path().join("o.mp4").as_os_str(),
+    ]);
     let error = cli::assert_failure(&output, 3);
     assert!(error.contains(&url), "{error}");
     assert!(file_names(dir.path()).is_empty());
