@@ -12,6 +12,7 @@ mod copy;
 mod dash;
 mod encrypt;
 mod hls;
+mod inspect;
 mod probe;
 mod remux;
 mod unframe;
