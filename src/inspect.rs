@@ -41,11 +41,15 @@ pub struct Entry {
 /// Inspects an MP4, fMP4 or FLV file.
 pub fn inspect(path: &Path) -> Result<Inspection> {
     crate::source::check_file(path)?;
-    let mut file = File::open(path).map_err(Error::io(path))?;
+    let file = File::open(path).map_err(Error::io(path))?;
+    inspect_reader(path, BufReader::new(file))
+}
+
+/// Inspects what `reader` holds; `path` names it in the report and in errors.
+pub fn inspect_reader<R: Read + Seek>(path: &Path, mut reader: R) -> Result<Inspection> {
     let mut start = Vec::new();
-    (&mut file).take(8).read_to_end(&mut start).map_err(Error::io(path))?;
-    file.seek(SeekFrom::Start(0)).map_err(Error::io(path))?;
-    let reader = BufReader::new(file);
+    (&mut reader).take(8).read_to_end(&mut start).map_err(Error::io(path))?;
+    reader.seek(SeekFrom::Start(0)).map_err(Error::io(path))?;
     if start.starts_with(b"FLV") {
         Ok(inspect_flv(path, reader))
     } else if start.len() == 8 && TOP_LEVEL.contains(&&start[4..8]) {
@@ -98,6 +102,9 @@ fn container(kind: &[u8; 4]) -> Option<usize> {
     }
 }
 
+/// The deepest nesting of boxes walked; real files nest about ten levels.
+const MAX_DEPTH: usize = 32;
+
 /// The largest box (other than mdat) read into memory to walk; a moov of hours of samples is tens of MiB.
 const MAX_BOX_IN_MEMORY: u64 = 256 << 20;
 
@@ -116,8 +123,9 @@ struct Fragments {
     count: u64,
 }
 
-fn inspect_mp4(path: &Path, mut reader: BufReader<File>) -> Result<Inspection> {
-    let file_len = reader.get_ref().metadata().map_err(Error::io(path))?.len();
+fn inspect_mp4<R: Read + Seek>(path: &Path, mut reader: R) -> Result<Inspection> {
+    let file_len = reader.seek(SeekFrom::End(0)).map_err(Error::io(path))?;
+    reader.seek(SeekFrom::Start(0)).map_err(Error::io(path))?;
     let mut entries = Vec::new();
     let mut problems = Vec::new();
     let mut fragments = Fragments::default();
@@ -193,6 +201,13 @@ fn walk_box(bytes: &[u8], b: &BoxRef, offset: u64, depth: usize, entries: &mut V
         detail(&b.kind, &bytes[b.payload..b.end]),
     ));
     let Some(skip) = container(&b.kind) else { return };
+    if depth >= MAX_DEPTH {
+        problems.push(format!(
+            "{} at byte {at}: boxes nest deeper than {MAX_DEPTH} levels",
+            fourcc(&b.kind)
+        ));
+        return;
+    }
     if b.payload + skip > b.end {
         problems.push(format!("{} at byte {at}: too short for its fields", fourcc(&b.kind)));
         return;
@@ -412,7 +427,7 @@ fn track_timescales(moov: &[u8]) -> HashMap<u32, u32> {
 /// A step in one stream's timestamps this many times its usual step (and at least a second) is a jump.
 const JUMP_FACTOR: i64 = 10;
 
-fn inspect_flv(path: &Path, reader: BufReader<File>) -> Inspection {
+fn inspect_flv<R: Read>(path: &Path, reader: R) -> Inspection {
     let mut inspection = Inspection {
         path: path.to_owned(),
         format: "flv",
@@ -550,5 +565,46 @@ fn check_metadata(metadata: &[(u64, f64)], last: &[Option<(u32, i64)>; 2], end_m
         problems.push(format!(
             "onMetaData at byte {offset} says the duration is {declared:.3} s; the tags last {end:.3} s"
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(payload);
+        b
+    }
+
+    #[test]
+    fn deep_nesting_is_a_problem_not_a_stack_overflow() {
+        let mut nested = boxed(b"free", &[]);
+        for _ in 0..10_000 {
+            nested = boxed(b"moov", &nested);
+        }
+        let report = inspect_reader(Path::new("deep"), std::io::Cursor::new(nested)).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains("nest deeper")),
+            "{:?}",
+            report.problems
+        );
+        assert_eq!(report.entries.len(), MAX_DEPTH + 1);
+    }
+
+    #[test]
+    fn any_bytes_give_a_report_or_an_error() {
+        let mut sample = boxed(b"ftyp", b"iso5\0\0\0\0iso6");
+        sample.extend(boxed(b"moov", &boxed(b"mvex", &boxed(b"trex", &[0; 24]))));
+        sample.extend(boxed(
+            b"moof",
+            &boxed(b"traf", &boxed(b"tfhd", &[0, 0, 0, 0, 0, 0, 0, 1])),
+        ));
+        sample.extend(boxed(b"mdat", &[0; 16]));
+        crate::container::fuzz_bytes(&sample, 5_000, |bytes| {
+            let _ = inspect_reader(Path::new("fuzz"), std::io::Cursor::new(bytes));
+        });
     }
 }

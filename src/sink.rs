@@ -125,10 +125,14 @@ impl StagedFile {
 /// A hidden temporary file beside `target` (whose folder must exist), named after it and ending
 /// in `suffix`; it is deleted when dropped.
 pub fn scratch_file(target: &Path, suffix: &str) -> Result<tempfile::TempPath> {
+    use std::os::unix::fs::PermissionsExt;
     let (name, parent) = placement(target)?;
     Ok(tempfile::Builder::new()
         .prefix(&format!(".{name}.stream-pack-"))
         .suffix(suffix)
+        // The mode any new file gets (less the umask), not tempfile's owner-only 0600: the
+        // file becomes the user's output.
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(&parent)
         .map_err(Error::io(&parent))?
         .into_temp_path())

@@ -349,6 +349,16 @@ fn track_run(
     if u64::from(samples) * per_sample as u64 * 4 > fields.remaining() as u64 {
         return Err(BoxError::Truncated(trun.start));
     }
+    if per_sample == 0 {
+        // Every sample takes the defaults: no loop over a count that nothing bounds.
+        let count = u64::from(samples);
+        return Ok(TrackRun {
+            samples,
+            duration: default_duration.map(|d| u64::from(d) * count),
+            bytes: u64::from(default_size.unwrap_or(0)) * count,
+            data_offset,
+        });
+    }
     let (mut duration, mut bytes) = (Some(0u64), 0u64);
     for _ in 0..samples {
         let sample_duration = fields.optional(flags & TRUN_DURATION != 0)?.or(default_duration);
@@ -491,6 +501,17 @@ mod tests {
             }]
         );
         assert_eq!(movie_fragment(&data[..moof_len], &[]).unwrap().tracks[0].duration, None);
+        // A trun of 2^32 − 1 samples that all take the defaults is counted, not walked.
+        let mut trun = vec![0, 0, 0, 0];
+        trun.extend_from_slice(&u32::MAX.to_be_bytes());
+        let traf = [
+            boxed(b"tfhd", &[0, 0, 0, 0x18, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]),
+            boxed(b"trun", &trun),
+        ]
+        .concat();
+        let huge = movie_fragment(&boxed(b"moof", &boxed(b"traf", &traf)), &[]).unwrap();
+        assert_eq!(huge.tracks[0].duration, Some(2 * u64::from(u32::MAX)));
+        assert_eq!(huge.tracks[0].data, [(None, 3 * u64::from(u32::MAX))]);
         // The trun's 40 bytes at offset 100 fit an mdat whose payload starts at 100 only after a
         // 92-byte moof and with 40 bytes of payload; this 124-byte moof points inside itself.
         assert!(moof.check_data(moof_len as u64, 8, 40).is_err());
