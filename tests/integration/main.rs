@@ -10,5 +10,6 @@ mod copy;
 mod dash;
 mod encrypt;
 mod hls;
+mod passthrough;
 mod probe;
 mod util;
