@@ -189,12 +189,15 @@ impl VideoLadder {
     fn start(&mut self) -> Result<RunningLadder> {
         let mut graph = self.build_graph()?;
         let time_base = graph.get("out0").expect("graph output").sink().time_base();
+        let sizes: Vec<(u32, u32)> = self.outputs.iter().map(|o| (o.rung.width, o.rung.height)).collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let workers = self
             .outputs
             .iter()
-            .map(|out| {
-                RungEncoder::new(out, time_base, &self.input, &self.settings, self.context.clock.clone())
-                    .map(RungWorker::start)
+            .zip(encoder_threads(&sizes, cores))
+            .map(|(out, threads)| {
+                let clock = self.context.clock.clone();
+                RungEncoder::new(out, time_base, &self.input, &self.settings, clock, threads).map(RungWorker::start)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(RunningLadder { graph, workers })
@@ -345,6 +348,20 @@ fn scaling_parents(source: (u32, u32), rungs: &[(u32, u32)]) -> Vec<Option<usize
         .collect()
 }
 
+/// Threads for each rung's encoder, in proportion to its share of the ladder's pixels. A single
+/// x264 thread per rung spends the least CPU time (no waits between frame threads, fewer frames
+/// buffered), and the rungs' threads already run side by side; but the largest rung alone would
+/// then hold the job back, so each rung gets 1.5 threads per core of its share of the work, as
+/// x264 takes for a whole machine by default.
+fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
+    let pixels = |&(w, h): &(u32, u32)| f64::from(w) * f64::from(h);
+    let total: f64 = sizes.iter().map(pixels).sum();
+    sizes
+        .iter()
+        .map(|size| ((1.5 * cores as f64 * pixels(size) / total).ceil() as usize).max(1))
+        .collect()
+}
+
 /// Depth of each rung's frame queue: enough to keep its encoder fed while the next frames are
 /// decoded and scaled, small enough that memory stays a few frames per rung.
 const FRAME_QUEUE: usize = 4;
@@ -430,6 +447,7 @@ impl RungEncoder {
         input: &VideoInput,
         settings: &VideoSettings,
         clock: SegmentClock,
+        threads: usize,
     ) -> Result<RungEncoder> {
         let rung = &output.rung;
         let encoder = encoders::open_video(
@@ -444,6 +462,7 @@ impl RungEncoder {
                 keyint: settings.codec.keyint(clock.longest(), input.frame_rate),
                 rate: rung.rate,
                 global_header: settings.format.needs_global_header(),
+                threads,
             },
             &rung.name,
         )?;
@@ -720,4 +739,44 @@ fn drain_audio(encoder: &mut encoder::audio::Encoder, segmenter: &mut Segmenter)
         segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LADDER_B: [(u32, u32); 6] = [
+        (1920, 1080),
+        (1280, 720),
+        (854, 480),
+        (640, 360),
+        (426, 240),
+        (256, 144),
+    ];
+
+    #[test]
+    fn each_rung_is_scaled_from_the_next_larger_one() {
+        let parents = scaling_parents((1920, 1080), &LADDER_B);
+        assert_eq!(parents, [None, Some(0), Some(1), Some(2), Some(3), Some(4)]);
+    }
+
+    #[test]
+    fn no_rung_is_scaled_from_an_upscaled_one() {
+        // A 720p source with an upscaled 1080p rung: 720p and below come from the source.
+        let parents = scaling_parents((1280, 720), &LADDER_B[..3]);
+        assert_eq!(parents, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn no_rung_is_scaled_from_a_narrower_one() {
+        let parents = scaling_parents((1920, 1080), &[(1280, 720), (1080, 1080), (640, 360)]);
+        assert_eq!(parents, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn encoder_threads_follow_each_rungs_share_of_the_pixels() {
+        assert_eq!(encoder_threads(&LADDER_B, 2), [2, 1, 1, 1, 1, 1]);
+        assert_eq!(encoder_threads(&LADDER_B[1..3], 2), [3, 1]);
+        assert_eq!(encoder_threads(&[(640, 360)], 4), [6]);
+    }
 }
