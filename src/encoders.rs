@@ -179,6 +179,8 @@ pub struct VideoEncoding {
     pub rate: RateControl,
     /// Parameter sets in extradata (fMP4 sample descriptions) rather than in the stream (TS).
     pub global_header: bool,
+    /// Threads of the encoder's own; 0 lets the encoder choose.
+    pub threads: usize,
 }
 
 pub fn open_video(spec: &VideoEncoding, name: &str) -> Result<encoder::video::Encoder> {
@@ -194,6 +196,13 @@ pub fn open_video(spec: &VideoEncoding, name: &str) -> Result<encoder::video::En
     video.set_time_base(spec.time_base);
     video.set_frame_rate(Some(spec.frame_rate));
     video.set_gop(spec.keyint);
+    if spec.threads > 0 {
+        video.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: spec.threads,
+            ..Default::default()
+        });
+    }
     if spec.global_header {
         video.set_flags(codec::Flags::GLOBAL_HEADER);
     }

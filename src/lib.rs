@@ -38,7 +38,7 @@ pub mod source;
 pub mod transcode;
 
 pub use error::{Error, Result};
-pub use package::{Manifests, PackageOptions, PackageReport, package};
+pub use package::{Manifests, PackageOptions, PackageReport, Passthrough, package};
 pub use probe::probe;
 
 /// The README's Rust examples, compiled by `cargo test --doc`.

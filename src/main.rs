@@ -19,7 +19,7 @@ use stream_pack::progress::{Control, Monitor, Progress, Stage};
 use stream_pack::progressive::{self, Location, RemuxReport};
 use stream_pack::reassemble::{self, DownloadOptions};
 use stream_pack::segment::SegmentFormat;
-use stream_pack::{PackageOptions, PackageReport};
+use stream_pack::{PackageOptions, PackageReport, Passthrough};
 
 #[derive(Parser)]
 #[command(
@@ -205,6 +205,13 @@ struct PackageArgs {
     /// Package the source's own H.264/HEVC and AAC without re-encoding, cut at its keyframes.
     #[arg(long, conflicts_with_all = ["reps", "ladder", "codec", "audio_codec", "encoder_preset", "allow_upscale"])]
     copy: bool,
+    /// The top rung is the source's own H.264/HEVC stream when it fits (codec, size, bit rate within
+    /// the rung's maxrate); every rung is then cut at the source's keyframes. Default with --reps auto.
+    #[arg(long, conflicts_with = "copy", overrides_with = "no_passthrough_top")]
+    passthrough_top: bool,
+    /// Encode every rung, the top one included, even with --reps auto.
+    #[arg(long, overrides_with = "passthrough_top")]
+    no_passthrough_top: bool,
     /// Encrypt every media segment with AES-128 (HLS only; keys generated unless --key-file/--key-info).
     #[arg(long)]
     encrypt: bool,
@@ -557,6 +564,11 @@ impl PackageArgs {
             video_codec: self.codec,
             audio_codec: self.audio_codec,
             copy: self.copy,
+            passthrough_top: match (self.passthrough_top, self.no_passthrough_top) {
+                (true, _) => Passthrough::Always,
+                (_, true) => Passthrough::Never,
+                _ => Passthrough::Auto,
+            },
             encryption: self.encryption(),
             audio_bitrate: self.audio_bitrate,
             force: self.force,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ffmpeg::{Packet, codec};
+use ffmpeg::{Packet, codec, format::Pixel};
 use ffmpeg_next as ffmpeg;
 
 use crate::crypto::{KeySchedule, KeySource, SharedKeys};
@@ -17,7 +17,7 @@ use crate::segment::{SegmentClock, SegmentFacts, SegmentFormat};
 use crate::sink::Staging;
 use crate::source::{AudioInput, Source, VideoInput};
 use crate::transcode::{
-    AudioSettings, AudioTrack, EncodedRendition, RungOutput, StreamPipeline, VideoLadder, VideoSettings,
+    AudioSettings, AudioTrack, EncodedRendition, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings,
 };
 
 /// Which manifests describe the package.
@@ -27,6 +27,18 @@ pub struct Manifests {
     pub hls: bool,
     /// `manifest.mpd`; needs CMAF (fMP4) segments.
     pub dash: bool,
+}
+
+/// Whether the top rung may be the source's own video stream instead of an encode of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Passthrough {
+    /// With `Reps::Auto`, when the source fits the top rung; never with an explicit ladder.
+    #[default]
+    Auto,
+    /// Always: a source that does not fit the top rung is refused.
+    Always,
+    /// Never: every rung is encoded.
+    Never,
 }
 
 /// Everything `stream-pack hls` and `stream-pack dash` can be asked. `PackageOptions::hls` and
@@ -50,6 +62,9 @@ pub struct PackageOptions {
     /// Package the source's own H.264/HEVC (and AAC) without re-encoding, cut at its keyframes;
     /// `reps`, `ladder` and the codecs are then unused.
     pub copy: bool,
+    /// The top rung as the source's own H.264/HEVC stream (when it fits: same codec and size,
+    /// 8-bit 4:2:0, bit rate within the rung's maxrate), with every rung cut at its keyframes.
+    pub passthrough_top: Passthrough,
     /// Replace an existing output folder.
     pub force: bool,
     pub manifests: Manifests,
@@ -73,6 +88,7 @@ impl PackageOptions {
             audio_codec: AudioCodec::Aac,
             audio_bitrate: Bitrate(128_000),
             copy: false,
+            passthrough_top: Passthrough::Auto,
             force: false,
             manifests: Manifests { hls: true, dash: false },
             encryption: None,
@@ -106,6 +122,11 @@ impl PackageOptions {
             )));
         }
         encoders::preset_index(&self.encoder_preset)?;
+        if self.copy && self.passthrough_top == Passthrough::Always {
+            return Err(Error::InvalidOption(
+                "--passthrough-top is for ladders; --copy already packages the source's own stream".into(),
+            ));
+        }
         if self.encryption.is_some() && self.manifests.dash {
             return Err(Error::InvalidOption(if self.manifests.hls {
                 "--encrypt with dash --hls: only the HLS playlists (master.m3u8) would describe the segments as \
@@ -188,15 +209,8 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
             dropped_above_source: Vec::new(),
         },
     };
-    let mut clock = SegmentClock::new(source.start_micros(), options.segment_duration);
-    if let Some(declared) = source.declared_duration() {
-        clock = clock.ending_at(declared);
-    }
-    if let (true, Some(video)) = (options.copy, &source.video) {
-        clock = clock
-            .clone()
-            .scheduled(remux::keyframe_schedule(&source.path, video.index, &clock)?);
-    }
+    let mut notes = Vec::new();
+    let (clock, passthrough) = segment_clock(&source, &plan, options, &mut notes)?;
     let keys = match keys {
         Some(mut keys) => {
             keys.stage(&output, staging.path())?;
@@ -209,15 +223,16 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         root: staging.path(),
         clock,
         keys: keys.clone(),
+        passthrough,
     };
     let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut tracker, monitor)?;
     check(tracker.stage(Stage::Publish, monitor))?;
-    let mut notes: Vec<String> = video
-        .first()
-        .filter(|_| options.copy)
-        .and_then(|v| keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref()))
-        .into_iter()
-        .collect();
+    notes.extend(
+        video
+            .first()
+            .filter(|_| options.copy || passthrough)
+            .and_then(|v| keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
+    );
     let mut warnings = Vec::new();
     let mut keys_in_force = keys.as_ref().map(|k| k.lock().expect("key schedule lock"));
     let renditions = write_manifests(
@@ -297,6 +312,108 @@ fn copy_plan(source: &Source, video: &VideoInput, format: SegmentFormat) -> Resu
     })
 }
 
+/// The clock every rendition is cut by, and whether the top rung is the source's own stream. A
+/// stream copy and a passed-through top rung are cut at the source's keyframes, so then the clock
+/// follows them and the encoded rungs place their IDRs there too.
+fn segment_clock(
+    source: &Source,
+    plan: &ladder::Plan,
+    options: &PackageOptions,
+    notes: &mut Vec<String>,
+) -> Result<(SegmentClock, bool)> {
+    let mut clock = SegmentClock::new(source.start_micros(), options.segment_duration);
+    if let Some(declared) = source.declared_duration() {
+        clock = clock.ending_at(declared);
+    }
+    let (Some(video), Some(top)) = (&source.video, plan.rungs.first()) else {
+        return Ok((clock, false));
+    };
+    let passthrough = match options.passthrough_top {
+        _ if options.copy => false,
+        Passthrough::Always => true,
+        Passthrough::Auto => matches!(options.reps, Reps::Auto),
+        Passthrough::Never => false,
+    };
+    if !(options.copy || passthrough) {
+        return Ok((clock, false));
+    }
+    let refuse = |reason: String, notes: &mut Vec<String>| match options.passthrough_top {
+        Passthrough::Always => Err(Error::InvalidOption(format!("--passthrough-top: {reason}"))),
+        _ => {
+            notes.push(format!(
+                "the top rung {} is encoded, not passed through: {reason}",
+                top.name
+            ));
+            Ok((clock.clone(), false))
+        }
+    };
+    if let Some(reason) = passthrough_unfit(video, top, options).filter(|_| passthrough) {
+        return refuse(reason, notes);
+    }
+    let scan = remux::keyframe_scan(&source.path, video.index, &clock)?;
+    let scheduled = clock.clone().scheduled(scan.boundaries);
+    if !passthrough {
+        return Ok((scheduled, false));
+    }
+    let maxrate = top.rate.maxrate.0 as f64;
+    if scan.bitrate > maxrate {
+        return refuse(
+            format!(
+                "the source's video averages {:.0} kb/s, above the top rung's maxrate of {:.0} kb/s",
+                scan.bitrate / 1e3,
+                maxrate / 1e3
+            ),
+            notes,
+        );
+    }
+    let spread = scheduled.longest();
+    if options.passthrough_top == Passthrough::Auto && spread > 1.5 * options.segment_duration {
+        return refuse(
+            format!(
+                "the source's keyframes make segments of up to {spread:.2} s, against --segment-duration {}",
+                options.segment_duration
+            ),
+            notes,
+        );
+    }
+    notes.push(format!(
+        "the top rung {} is the source's own {:?} stream; every rung is cut at its keyframes",
+        top.name, video.codec
+    ));
+    Ok((scheduled, true))
+}
+
+/// Why the source's stream cannot stand as the top rung as it is, if it cannot.
+fn passthrough_unfit(video: &VideoInput, top: &Rung, options: &PackageOptions) -> Option<String> {
+    let same_codec = matches!(
+        (video.codec, options.video_codec),
+        (codec::Id::H264, VideoCodec::H264) | (codec::Id::HEVC, VideoCodec::H265)
+    );
+    let sar = video.sample_aspect;
+    if !same_codec {
+        Some(format!(
+            "the source's {:?} video is not the ladder's codec ({})",
+            video.codec, options.video_codec
+        ))
+    } else if !matches!(video.pixel_format, Pixel::YUV420P | Pixel::YUVJ420P) {
+        Some(format!(
+            "the source's pictures are {:?}, not 8-bit 4:2:0",
+            video.pixel_format
+        ))
+    } else if video.rotation != 0 {
+        Some(format!("the source is shown rotated by {}°", video.rotation))
+    } else if sar.numerator() > 0 && sar.numerator() != sar.denominator() {
+        Some("the source's pixels are not square".into())
+    } else if (video.width, video.height) != (top.width, top.height) {
+        Some(format!(
+            "the source is {}x{} and the top rung {}x{}",
+            video.width, video.height, top.width, top.height
+        ))
+    } else {
+        None
+    }
+}
+
 /// In a stream copy the source's keyframes decide where segments can start; say so when they
 /// keep segments (all but the last) more than a frame away from the requested duration.
 fn keyframe_note(segments: &[SegmentFacts], requested: f64, video: Option<&VideoInput>) -> Option<String> {
@@ -333,6 +450,8 @@ struct Job<'a> {
     root: &'a Path,
     clock: SegmentClock,
     keys: Option<SharedKeys>,
+    /// The top rung is the source's own stream, copied.
+    passthrough: bool,
 }
 
 /// Reads the source once, feeding its video to the ladder and its audio to the shared track.
@@ -402,7 +521,7 @@ fn transcode(
 fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job) -> Result<Box<dyn StreamPipeline>> {
     let (options, root, clock) = (job.options, job.root, job.clock.clone());
     let stream = source.input.stream(input.index).expect("chosen stream exists");
-    let outputs = rungs
+    let mut outputs = rungs
         .iter()
         .map(|rung| {
             let dir = root.join(&rung.name);
@@ -413,16 +532,24 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    if options.copy {
+    let copy = if options.copy || job.passthrough {
+        let encoded = outputs.split_off(1);
         let out = &outputs[0];
-        return Ok(Box::new(StreamCopy::new(
+        let copy = StreamCopy::new(
             &out.rung.name,
             &out.dir,
             options.format,
             &stream,
-            clock,
+            clock.clone(),
             job.keys.clone(),
-        )?));
+        )?;
+        outputs = encoded;
+        Some(Box::new(copy) as Box<dyn StreamPipeline>)
+    } else {
+        None
+    };
+    if outputs.is_empty() {
+        return Ok(copy.expect("a rendition per rung"));
     }
     let settings = VideoSettings {
         codec: options.video_codec,
@@ -430,14 +557,18 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
         format: options.format,
         keys: job.keys.clone(),
     };
-    Ok(Box::new(VideoLadder::new(
+    let ladder: Box<dyn StreamPipeline> = Box::new(VideoLadder::new(
         &source.path,
         &stream,
         input.clone(),
         outputs,
         settings,
         clock,
-    )?))
+    )?);
+    Ok(match copy {
+        Some(copy) => Box::new(Fanout(vec![copy, ladder])),
+        None => ladder,
+    })
 }
 
 /// The shared audio rendition: encoded once, or copied when `copy` and the source's is AAC.

@@ -77,7 +77,7 @@ impl StreamCopy {
     fn open(&mut self) -> Result<&mut Segmenter> {
         if let Err(pending) = &self.segmenter {
             let video = pending.context.medium() == ffmpeg::media::Type::Video;
-            // The clock of a stream copy is scheduled on the video's keyframes (`keyframe_schedule`).
+            // The clock of a stream copy is scheduled on the video's keyframes (`keyframe_scan`).
             let cuts = if video { Cuts::Keyframe } else { Cuts::Boundary };
             let segmenter = Segmenter::new(
                 &self.name,
@@ -132,16 +132,26 @@ pub fn copyable(codec: codec::Id, format: SegmentFormat) -> bool {
     }
 }
 
-/// Segment boundaries for a stream copy, in microseconds from the clock's origin: the video's
-/// keyframes, each the first at least one segment duration after the previous boundary, so no
-/// segment but the last is shorter than asked. Found by demuxing the file once before packaging,
-/// so that the audio can be cut at the same instants as the video.
-pub fn keyframe_schedule(path: &Path, stream_index: usize, clock: &SegmentClock) -> Result<Vec<i64>> {
+/// What one quick demux pass finds about the video stream before packaging.
+#[derive(Debug, Clone)]
+pub struct KeyframeScan {
+    /// Segment boundaries in microseconds from the clock's origin: the video's keyframes, each the
+    /// first at least one segment duration after the previous boundary, so no segment but the
+    /// last is shorter than asked. Known before packaging, so the audio (and, with a passed-through
+    /// top rung, every encoded rung) is cut at the same instants.
+    pub boundaries: Vec<i64>,
+    /// The video's average bit rate over its span, in bits per second.
+    pub bitrate: f64,
+}
+
+/// Demuxes the file once to find where a copy of its video stream can be cut.
+pub fn keyframe_scan(path: &Path, stream_index: usize, clock: &SegmentClock) -> Result<KeyframeScan> {
     let mut input = source::open_input(path)?;
     let time_base = input.stream(stream_index).expect("chosen stream exists").time_base();
     let duration = (clock.duration() * 1e6).round() as i64;
     let mut boundaries = Vec::new();
     let mut last: Option<i64> = None;
+    let (mut bytes, mut start, mut end) = (0_u64, i64::MAX, i64::MIN);
     loop {
         let mut packet = Packet::empty();
         match packet.read(&mut input) {
@@ -154,12 +164,15 @@ pub fn keyframe_schedule(path: &Path, stream_index: usize, clock: &SegmentClock)
                 });
             }
         }
-        let Some(pts) = packet
-            .pts()
-            .filter(|_| packet.stream() == stream_index && packet.is_key())
-        else {
+        let Some(pts) = packet.pts().filter(|_| packet.stream() == stream_index) else {
             continue;
         };
+        bytes += packet.size() as u64;
+        start = start.min(pts);
+        end = end.max(pts + packet.duration().max(0));
+        if !packet.is_key() {
+            continue;
+        }
         let at = clock.micros(pts, time_base);
         match last {
             Some(previous) if at - previous < duration => {}
@@ -170,7 +183,11 @@ pub fn keyframe_schedule(path: &Path, stream_index: usize, clock: &SegmentClock)
             None => last = Some(at),
         }
     }
-    Ok(boundaries)
+    let span = (end - start) as f64 * f64::from(time_base);
+    Ok(KeyframeScan {
+        boundaries,
+        bitrate: if span > 0.0 { bytes as f64 * 8.0 / span } else { 0.0 },
+    })
 }
 
 /// The codec string from the stream's own configuration: an H.264 avcC or Annex B SPS, an AAC

@@ -83,6 +83,20 @@ impl SegmentClock {
         self.duration_micros as f64 / 1e6
     }
 
+    /// The longest segment, in seconds, that the boundaries make: the duration, or a schedule's
+    /// widest gap between boundaries if wider.
+    pub fn longest(&self) -> f64 {
+        let widest = self.schedule.as_ref().map_or(0, |boundaries| {
+            std::iter::once(&0)
+                .chain(boundaries.iter())
+                .zip(boundaries.iter())
+                .map(|(a, b)| b - a)
+                .max()
+                .unwrap_or(0)
+        });
+        widest.max(self.duration_micros) as f64 / 1e6
+    }
+
     /// Seconds from the origin to a timestamp.
     pub fn seconds(&self, ts: i64, time_base: Rational) -> f64 {
         ts as f64 * f64::from(time_base) - self.origin_micros as f64 / 1e6
@@ -561,6 +575,13 @@ mod tests {
         assert_eq!(clock.index_of(74, tb), 1);
         assert_eq!(clock.index_of(147, tb), 1);
         assert_eq!(clock.index_of(148, tb), 2);
+    }
+
+    #[test]
+    fn the_longest_segment_is_the_widest_scheduled_gap() {
+        assert_eq!(SegmentClock::new(0, 2.0).longest(), 2.0);
+        let clock = SegmentClock::new(0, 2.0).scheduled(vec![2_960_000, 5_000_000, 9_500_000]);
+        assert_eq!(clock.longest(), 4.5);
     }
 
     #[test]

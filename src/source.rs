@@ -37,6 +37,7 @@ pub struct VideoInput {
     pub rotation: u32,
     pub frame_rate: Rational,
     pub time_base: Rational,
+    pub pixel_format: format::Pixel,
 }
 
 impl VideoInput {
@@ -216,6 +217,7 @@ fn video_input(path: &Path, stream: &format::stream::Stream) -> Result<VideoInpu
         rotation: clockwise_rotation(stream),
         frame_rate,
         time_base: stream.time_base(),
+        pixel_format: decoder.format(),
     })
 }
 

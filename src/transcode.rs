@@ -3,6 +3,10 @@
 //! which is what makes every rung's segments start at the same instant.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use ffmpeg::{ChannelLayout, Packet, Rational, decoder, encoder, filter, format, frame, picture};
 use ffmpeg_next as ffmpeg;
@@ -30,6 +34,27 @@ pub trait StreamPipeline {
     fn segment_count(&self) -> usize;
     /// Flushes everything and returns the renditions written.
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>>;
+}
+
+/// Several pipelines fed the same packets: a passed-through top rung and the encoded rungs below.
+pub struct Fanout(pub Vec<Box<dyn StreamPipeline>>);
+
+impl StreamPipeline for Fanout {
+    fn send(&mut self, packet: &Packet) -> Result<()> {
+        self.0.iter_mut().try_for_each(|pipeline| pipeline.send(packet))
+    }
+
+    fn segment_count(&self) -> usize {
+        self.0.iter().map(|pipeline| pipeline.segment_count()).sum()
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
+        let mut renditions = Vec::new();
+        for pipeline in self.0 {
+            renditions.extend(pipeline.finish()?);
+        }
+        Ok(renditions)
+    }
 }
 
 /// A rung and the folder its segments go to.
@@ -92,7 +117,7 @@ pub struct VideoLadder {
 
 struct RunningLadder {
     graph: filter::Graph,
-    encoders: Vec<RungEncoder>,
+    workers: Vec<RungWorker>,
 }
 
 impl VideoLadder {
@@ -164,12 +189,18 @@ impl VideoLadder {
     fn start(&mut self) -> Result<RunningLadder> {
         let mut graph = self.build_graph()?;
         let time_base = graph.get("out0").expect("graph output").sink().time_base();
-        let encoders = self
+        let sizes: Vec<(u32, u32)> = self.outputs.iter().map(|o| (o.rung.width, o.rung.height)).collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = self
             .outputs
             .iter()
-            .map(|out| RungEncoder::new(out, time_base, &self.input, &self.settings, self.context.clock.clone()))
+            .zip(encoder_threads(&sizes, cores))
+            .map(|(out, threads)| {
+                let clock = self.context.clock.clone();
+                RungEncoder::new(out, time_base, &self.input, &self.settings, clock, threads).map(RungWorker::start)
+            })
             .collect::<Result<Vec<_>>>()?;
-        Ok(RunningLadder { graph, encoders })
+        Ok(RunningLadder { graph, workers })
     }
 
     /// `buffer → [rotate] → split → scale per rung → buffersink per rung`, all in one graph.
@@ -203,7 +234,12 @@ impl VideoLadder {
                 )
                 .map_err(error("creating the scaler graph outputs"))?;
         }
-        let spec = ladder_graph_spec(self.input.rotation, self.outputs.iter().map(|o| &o.rung));
+        let upright = match self.input.rotation {
+            90 | 270 => (frame.height(), frame.width()),
+            _ => (frame.width(), frame.height()),
+        };
+        let rungs: Vec<&Rung> = self.outputs.iter().map(|o| &o.rung).collect();
+        let spec = ladder_graph_spec(self.input.rotation, upright, &rungs);
         let mut parser = graph.output("in", 0).map_err(error("linking the scaler graph"))?;
         for i in 0..self.outputs.len() {
             parser = parser
@@ -227,7 +263,7 @@ impl StreamPipeline for VideoLadder {
     fn segment_count(&self) -> usize {
         self.running
             .as_ref()
-            .map_or(0, |r| r.encoders.iter().map(|e| e.segmenter.segment_count()).sum())
+            .map_or(0, |r| r.workers.iter().map(RungWorker::segment_count).sum())
     }
 
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
@@ -244,44 +280,154 @@ impl StreamPipeline for VideoLadder {
             .flush()
             .map_err(Error::ffmpeg("flushing the scaler graph"))?;
         running.pull()?;
-        running.encoders.into_iter().map(RungEncoder::finish).collect()
+        running.workers.into_iter().map(RungWorker::finish).collect()
     }
 }
 
 impl RunningLadder {
-    /// Moves every frame the graph has ready to its rung's encoder.
+    /// Hands every frame the graph has ready to its rung's encoder thread.
     fn pull(&mut self) -> Result<()> {
-        let mut scaled = frame::Video::empty();
-        for (i, encoder) in self.encoders.iter_mut().enumerate() {
+        for (i, worker) in self.workers.iter_mut().enumerate() {
             let mut sink = self.graph.get(&format!("out{i}")).expect("graph output");
-            while received(sink.sink().frame(&mut scaled)).map_err(Error::ffmpeg("scaling"))? {
-                encoder.encode(&mut scaled)?;
+            loop {
+                let mut scaled = frame::Video::empty();
+                if !received(sink.sink().frame(&mut scaled)).map_err(Error::ffmpeg("scaling"))? {
+                    break;
+                }
+                worker.send(scaled)?;
             }
         }
         Ok(())
     }
 }
 
-/// The filter graph text: rotation as the display matrix asks, then one scaler per rung.
-fn ladder_graph_spec<'a>(rotation: u32, rungs: impl ExactSizeIterator<Item = &'a Rung>) -> String {
+/// The filter graph text: rotation as the display matrix asks, then a cascade of scalers, each
+/// rung scaled from the closest larger rung (see `scaling_parents`); `upright` is the rotated
+/// source's size.
+fn ladder_graph_spec(rotation: u32, upright: (u32, u32), rungs: &[&Rung]) -> String {
     let rotate = match rotation {
         90 => "transpose=clock,",
         180 => "hflip,vflip,",
         270 => "transpose=cclock,",
         _ => "",
     };
-    let count = rungs.len();
-    let mut spec = format!("[in]{rotate}split={count}");
-    for i in 0..count {
-        spec.push_str(&format!("[s{i}]"));
-    }
-    for (i, rung) in rungs.enumerate() {
+    let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();
+    let parents = scaling_parents(upright, &sizes);
+    let feeds = |node: Option<usize>| -> String {
+        (0..rungs.len())
+            .filter(|&i| parents[i] == node)
+            .map(|i| format!("[to{i}]"))
+            .collect()
+    };
+    let split = |outputs: String| format!("split={}{outputs}", outputs.matches('[').count());
+    let mut spec = format!("[in]{rotate}{}", split(feeds(None)));
+    for (i, rung) in rungs.iter().enumerate() {
         spec.push_str(&format!(
-            ";[s{i}]scale={}:{},setsar=1,format=yuv420p[out{i}]",
-            rung.width, rung.height
+            ";[to{i}]scale={}:{},setsar=1,format=yuv420p,{}",
+            rung.width,
+            rung.height,
+            split(format!("[out{i}]{}", feeds(Some(i))))
         ));
     }
     spec
+}
+
+/// Which picture each rung is scaled from: the smallest rung above it that is at least as large
+/// in both dimensions and not itself upscaled, or the source (`None`). Scaling 720p to 480p costs
+/// far less than scaling 1080p to 480p, and the rungs come largest first.
+fn scaling_parents(source: (u32, u32), rungs: &[(u32, u32)]) -> Vec<Option<usize>> {
+    rungs
+        .iter()
+        .enumerate()
+        .map(|(i, &(width, height))| {
+            (0..i).rev().find(|&j| {
+                let (w, h) = rungs[j];
+                w >= width && h >= height && w <= source.0 && h <= source.1
+            })
+        })
+        .collect()
+}
+
+/// Threads for each rung's encoder, in proportion to its share of the ladder's pixels. A single
+/// x264 thread per rung spends the least CPU time (no waits between frame threads, fewer frames
+/// buffered), and the rungs' threads already run side by side; but the largest rung alone would
+/// then hold the job back, so each rung gets 1.5 threads per core of its share of the work, as
+/// x264 takes for a whole machine by default.
+fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
+    let pixels = |&(w, h): &(u32, u32)| f64::from(w) * f64::from(h);
+    let total: f64 = sizes.iter().map(pixels).sum();
+    sizes
+        .iter()
+        .map(|size| ((1.5 * cores as f64 * pixels(size) / total).ceil() as usize).max(1))
+        .collect()
+}
+
+/// Depth of each rung's frame queue: enough to keep its encoder fed while the next frames are
+/// decoded and scaled, small enough that memory stays a few frames per rung.
+const FRAME_QUEUE: usize = 4;
+
+/// What an encoder thread is sent.
+enum Work {
+    Frame(frame::Video),
+    Finish,
+}
+
+/// A rung's encoder and segmenter on a thread of their own, fed through a bounded queue, so that
+/// every rung encodes (and muxes and writes) while the next frames are decoded and scaled.
+struct RungWorker {
+    work: Option<SyncSender<Work>>,
+    thread: Option<JoinHandle<Result<EncodedRendition>>>,
+    segments: Arc<AtomicUsize>,
+}
+
+impl RungWorker {
+    fn start(encoder: RungEncoder) -> RungWorker {
+        let (work, queue) = mpsc::sync_channel(FRAME_QUEUE);
+        let segments = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&segments);
+        let thread = std::thread::spawn(move || encoder.run(&queue, &counter));
+        RungWorker {
+            work: Some(work),
+            thread: Some(thread),
+            segments,
+        }
+    }
+
+    fn send(&mut self, frame: frame::Video) -> Result<()> {
+        let work = self.work.as_ref().expect("the queue is open until finish");
+        if work.send(Work::Frame(frame)).is_err() {
+            // The thread stopped on an error; it is the one to report.
+            return Err(self.join().err().unwrap_or(Error::Cancelled));
+        }
+        Ok(())
+    }
+
+    fn segment_count(&self) -> usize {
+        self.segments.load(Ordering::Relaxed)
+    }
+
+    fn finish(mut self) -> Result<EncodedRendition> {
+        // A failed send means the thread already stopped with an error, which join returns.
+        let _ = self.work.take().expect("finished once").send(Work::Finish);
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<EncodedRendition> {
+        self.work = None;
+        let thread = self.thread.take().expect("joined once");
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Drop for RungWorker {
+    /// A job that stops early closes the queue without `Finish`: the thread drops its encoder
+    /// without flushing, and nothing is written after the job has returned.
+    fn drop(&mut self) {
+        self.work = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 struct RungEncoder {
@@ -301,6 +447,7 @@ impl RungEncoder {
         input: &VideoInput,
         settings: &VideoSettings,
         clock: SegmentClock,
+        threads: usize,
     ) -> Result<RungEncoder> {
         let rung = &output.rung;
         let encoder = encoders::open_video(
@@ -312,9 +459,10 @@ impl RungEncoder {
                 time_base,
                 frame_rate: input.frame_rate,
                 // No keyframe of the encoder's own inside a segment: one holds at most this many frames.
-                keyint: settings.codec.keyint(clock.duration(), input.frame_rate),
+                keyint: settings.codec.keyint(clock.longest(), input.frame_rate),
                 rate: rung.rate,
                 global_header: settings.format.needs_global_header(),
+                threads,
             },
             &rung.name,
         )?;
@@ -358,6 +506,20 @@ impl RungEncoder {
             .send_frame(frame)
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?;
         self.drain()
+    }
+
+    /// The encoder thread: frames until `Finish`; a queue closed without it abandons the work.
+    fn run(mut self, queue: &Receiver<Work>, segments: &AtomicUsize) -> Result<EncodedRendition> {
+        loop {
+            match queue.recv() {
+                Ok(Work::Frame(mut frame)) => {
+                    self.encode(&mut frame)?;
+                    segments.store(self.segmenter.segment_count(), Ordering::Relaxed);
+                }
+                Ok(Work::Finish) => return self.finish(),
+                Err(mpsc::RecvError) => return Err(Error::Cancelled),
+            }
+        }
     }
 
     fn drain(&mut self) -> Result<()> {
@@ -577,4 +739,44 @@ fn drain_audio(encoder: &mut encoder::audio::Encoder, segmenter: &mut Segmenter)
         segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LADDER_B: [(u32, u32); 6] = [
+        (1920, 1080),
+        (1280, 720),
+        (854, 480),
+        (640, 360),
+        (426, 240),
+        (256, 144),
+    ];
+
+    #[test]
+    fn each_rung_is_scaled_from_the_next_larger_one() {
+        let parents = scaling_parents((1920, 1080), &LADDER_B);
+        assert_eq!(parents, [None, Some(0), Some(1), Some(2), Some(3), Some(4)]);
+    }
+
+    #[test]
+    fn no_rung_is_scaled_from_an_upscaled_one() {
+        // A 720p source with an upscaled 1080p rung: 720p and below come from the source.
+        let parents = scaling_parents((1280, 720), &LADDER_B[..3]);
+        assert_eq!(parents, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn no_rung_is_scaled_from_a_narrower_one() {
+        let parents = scaling_parents((1920, 1080), &[(1280, 720), (1080, 1080), (640, 360)]);
+        assert_eq!(parents, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn encoder_threads_follow_each_rungs_share_of_the_pixels() {
+        assert_eq!(encoder_threads(&LADDER_B, 2), [2, 1, 1, 1, 1, 1]);
+        assert_eq!(encoder_threads(&LADDER_B[1..3], 2), [3, 1]);
+        assert_eq!(encoder_threads(&[(640, 360)], 4), [6]);
+    }
 }

@@ -315,8 +315,8 @@ fn read_representation(out: &Path, representation: &Representation, target: f64,
     }
 }
 
-/// Every segment but the last lasts the requested duration within one frame; with `--copy`,
-/// segments are cut at the source's keyframes instead.
+/// Every segment but the last lasts the requested duration within one frame; with `--copy` and
+/// `--passthrough-top`, segments are cut at the source's keyframes instead.
 fn check_video_durations(represented: &Represented, source: &SourceVideo, expect: &Expect) {
     let (requested, frame) = (expect.segment_duration, source.frame_duration());
     let last = represented.segments.len() - 1;
@@ -327,7 +327,7 @@ fn check_video_durations(represented: &Represented, source: &SourceVideo, expect
             represented.duration(index),
         );
         match expect.segments.video {
-            Video::Copy => {
+            Video::Copy | Video::Passthrough => {
                 assert!(
                     source.is_keyframe(start),
                     "{name} starts at {start} s, not at a source keyframe"

@@ -98,13 +98,16 @@ pub enum Video {
     Av1,
     /// `--copy`: the source's H.264 packets, cut at the source's keyframes.
     Copy,
+    /// `--passthrough-top`: the first rung is the source's H.264 packets, the others are encoded
+    /// with H.264, and every rung is cut at the source's keyframes.
+    Passthrough,
 }
 
 impl Video {
     /// ffprobe's codec_name.
     pub fn codec_name(self) -> &'static str {
         match self {
-            Video::H264 | Video::Copy => "h264",
+            Video::H264 | Video::Copy | Video::Passthrough => "h264",
             Video::H265 => "hevc",
             Video::Vp9 => "vp9",
             Video::Av1 => "av1",
@@ -114,7 +117,7 @@ impl Video {
     /// The sample entry type, the first field of the codec string.
     pub fn sample_entry(self) -> &'static str {
         match self {
-            Video::H264 | Video::Copy => "avc1",
+            Video::H264 | Video::Copy | Video::Passthrough => "avc1",
             Video::H265 => "hvc1",
             Video::Vp9 => "vp09",
             Video::Av1 => "av01",
@@ -520,7 +523,7 @@ fn check_video_rendition(rendition: &Rendition, (width, height): (u32, u32), sou
     check_extinf_is_measured(rendition, 0.0);
     let requested = expect.segment_duration;
     match video {
-        Video::Copy => check_cuts_at_source_keyframes(rendition, source, requested),
+        Video::Copy | Video::Passthrough => check_cuts_at_source_keyframes(rendition, source, requested),
         _ => check_requested_durations(rendition, requested, source.frame_duration(), 0.0),
     }
 }
