@@ -571,13 +571,7 @@ fn check_metadata(metadata: &[(u64, f64)], last: &[Option<(u32, i64)>; 2], end_m
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(kind);
-        b.extend_from_slice(payload);
-        b
-    }
+    use crate::container::boxed;
 
     #[test]
     fn deep_nesting_is_a_problem_not_a_stack_overflow() {

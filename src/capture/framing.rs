@@ -343,13 +343,7 @@ impl<W: Write> Assembler<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(kind);
-        b.extend_from_slice(payload);
-        b
-    }
+    use crate::container::boxed;
 
     /// ftyp + moov(mvex(trex: track 1, 512 ticks per sample)).
     fn init() -> Vec<u8> {

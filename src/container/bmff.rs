@@ -429,13 +429,7 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(kind);
-        b.extend_from_slice(payload);
-        b
-    }
+    use crate::container::boxed;
 
     /// moof(mfhd, traf(tfhd, tfdt v1, trun v0 with data offset, first-sample flags, size, cts)) + mdat.
     fn fragment(tfdt: u64, cts: &[u32]) -> Vec<u8> {

@@ -50,14 +50,6 @@ fn decode_times(file: &Path) -> Vec<Vec<i64>> {
     streams
 }
 
-fn audio_packets(file: &Path) -> usize {
-    ffprobe::tracks(file)
-        .iter()
-        .filter(|t| t.stream["codec_type"] == "audio")
-        .map(|t| t.packets.len())
-        .sum()
-}
-
 /// Everything a join of the chunks of `main` must be: the source's every video packet at the
 /// source's times and its pictures; every audio packet of the chunks; decode times that only
 /// grow; one header, one onMetaData with the real duration, file size and keyframe index; one
@@ -65,8 +57,12 @@ fn audio_packets(file: &Path) -> usize {
 fn assert_joined(out: &Path, parts: &[PathBuf]) {
     let source = media("main");
     ffprobe::assert_same_video_packets(&source, out, true);
-    let chunk_audio: usize = parts.iter().map(|p| audio_packets(p)).sum();
-    assert_eq!(audio_packets(out), chunk_audio, "every audio packet of the chunks");
+    let chunk_audio: usize = parts.iter().map(|p| ffprobe::audio_packets(p)).sum();
+    assert_eq!(
+        ffprobe::audio_packets(out),
+        chunk_audio,
+        "every audio packet of the chunks"
+    );
     for (index, times) in decode_times(out).iter().enumerate() {
         assert!(
             times.windows(2).all(|w| w[0] < w[1]),
@@ -121,31 +117,38 @@ fn assert_joined(out: &Path, parts: &[PathBuf]) {
     }
 }
 
-#[test]
-fn chunks_restarting_at_zero_join_into_one_monotonic_file_with_every_frame() {
+/// Joins `main`'s chunks (`restart`: with timestamps restarting at 0) into one FLV and judges
+/// it; the run must say how many chunks restarted.
+fn join_and_judge(restart: bool, restarted: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let parts = chunks(dir.path(), true);
+    let parts = chunks(dir.path(), restart);
     let starts: Vec<i64> = parts.iter().map(|p| decode_times(p)[0][0]).collect();
-    assert!(
-        starts.iter().all(|s| *s < 100),
-        "every chunk restarts near 0: {starts:?}"
-    );
+    if restart {
+        assert!(
+            starts.iter().all(|s| *s < 100),
+            "every chunk restarts near 0: {starts:?}"
+        );
+    } else {
+        assert!(
+            starts.windows(2).all(|w| w[0] < w[1]),
+            "the chunks continue: {starts:?}"
+        );
+    }
     let out = dir.path().join("whole.flv");
     let output = concat(&parts, &out, &[]);
     cli::assert_success(&output);
-    cli::assert_says(&output, &["3 restarted"], "that three chunks restarted");
+    cli::assert_says(&output, &[restarted], "how many chunks restarted");
     assert_joined(&out, &parts);
 }
 
 #[test]
+fn chunks_restarting_at_zero_join_into_one_monotonic_file_with_every_frame() {
+    join_and_judge(true, "3 restarted");
+}
+
+#[test]
 fn chunks_whose_timestamps_continue_join_the_same_way() {
-    let dir = tempfile::tempdir().unwrap();
-    let parts = chunks(dir.path(), false);
-    let out = dir.path().join("whole.flv");
-    let output = concat(&parts, &out, &[]);
-    cli::assert_success(&output);
-    cli::assert_says(&output, &["0 restarted"], "that no chunk restarted");
-    assert_joined(&out, &parts);
+    join_and_judge(false, "0 restarted");
 }
 
 #[test]
@@ -157,8 +160,8 @@ fn mp4_output_is_a_remux_with_the_index_in_front() {
     let source = media("main");
     ffprobe::assert_same_video_packets(&source, &out, true);
     assert_eq!(
-        audio_packets(&out),
-        parts.iter().map(|p| audio_packets(p)).sum::<usize>()
+        ffprobe::audio_packets(&out),
+        parts.iter().map(|p| ffprobe::audio_packets(p)).sum::<usize>()
     );
     ffprobe::assert_decodes_cleanly(&out);
     let kinds: Vec<String> = crate::util::bmff::top_level_kinds(&out)
@@ -252,60 +255,64 @@ fn routes(parts: &[PathBuf], special: (usize, Route)) -> HashMap<String, Route> 
     routes
 }
 
-#[test]
-fn a_list_of_urls_is_downloaded_with_retries_and_joined() {
-    let dir = tempfile::tempdir().unwrap();
-    let parts = chunks(dir.path(), true);
-    let flaky = Route::FailFirst(2, std::fs::read(&parts[1]).unwrap());
-    let server = http::serve(routes(&parts, (1, flaky)));
-    let list = url_list(dir.path(), &server.base, parts.len());
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("whole.flv");
-    let output = cli::run([
-        "concat-flv".as_ref(),
-        "--list".as_ref(),
-        list.as_os_str(),
-        "--jobs".as_ref(),
-        "2".as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-    ]);
-    cli::assert_success(&output);
-    assert_eq!(server.hits("/chunk1.flv"), 3, "failed twice, then succeeded");
-    let local = dir.path().join("local.flv");
-    cli::assert_success(&concat(&parts, &local, &[]));
-    assert!(
-        std::fs::read(&out).unwrap() == std::fs::read(&local).unwrap(),
-        "the downloaded chunks join into what the local ones do"
-    );
-    assert_eq!(file_names(out_dir.path()).len(), 1, "no downloaded chunk is left");
+/// A local server for `main`'s chunks where chunk 1 answers `route`, and `concat-flv --list`
+/// run against it into a fresh folder with `extra` options.
+struct Download {
+    dir: tempfile::TempDir,
+    parts: Vec<PathBuf>,
+    server: http::Server,
+    out_dir: tempfile::TempDir,
+    out: PathBuf,
+    output: std::process::Output,
 }
 
-/// Runs `concat-flv --list` against a server where chunk 1 answers `route`; asserts it failed
-/// with an error naming chunk 1's URL and left nothing beside the output. Returns the server.
-fn failing_download(route: Route, retries: &str) -> http::Server {
+fn download(route: Route, extra: &[&str]) -> Download {
     let dir = tempfile::tempdir().unwrap();
     let parts = chunks(dir.path(), true);
     let server = http::serve(routes(&parts, (1, route)));
     let list = url_list(dir.path(), &server.base, parts.len());
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("whole.flv");
-    let output = cli::run([
-        "concat-flv".as_ref(),
-        "--list".as_ref(),
-        list.as_os_str(),
-        "--retries".as_ref(),
-        retries.as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-    ]);
-    let error = cli::assert_failure(&output, 3);
+    let (list, out_text) = (list.display().to_string(), out.display().to_string());
+    let args = [&["concat-flv", "--list", list.as_str(), "-o", out_text.as_str()], extra].concat();
+    let output = cli::run(args);
+    Download {
+        dir,
+        parts,
+        server,
+        out_dir,
+        out,
+        output,
+    }
+}
+
+#[test]
+fn a_list_of_urls_is_downloaded_with_retries_and_joined() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Route::FailFirst(2, std::fs::read(&chunks(dir.path(), true)[1]).unwrap());
+    let run = download(flaky, &["--jobs", "2"]);
+    cli::assert_success(&run.output);
+    assert_eq!(run.server.hits("/chunk1.flv"), 3, "failed twice, then succeeded");
+    let local = run.dir.path().join("local.flv");
+    cli::assert_success(&concat(&run.parts, &local, &[]));
+    assert!(
+        std::fs::read(&run.out).unwrap() == std::fs::read(&local).unwrap(),
+        "the downloaded chunks join into what the local ones do"
+    );
+    assert_eq!(file_names(run.out_dir.path()).len(), 1, "no downloaded chunk is left");
+}
+
+/// Runs `concat-flv --list` against a server where chunk 1 answers `route`; asserts it failed
+/// with an error naming chunk 1's URL and left nothing beside the output. Returns the server.
+fn failing_download(route: Route, retries: &str) -> http::Server {
+    let run = download(route, &["--retries", retries]);
+    let error = cli::assert_failure(&run.output, 3);
     assert!(error.contains("/chunk1.flv"), "the error names the URL: {error}");
     assert!(
-        file_names(out_dir.path()).is_empty(),
+        file_names(run.out_dir.path()).is_empty(),
         "a failed download leaves nothing"
     );
-    server
+    run.server
 }
 
 #[test]

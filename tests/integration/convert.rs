@@ -2,44 +2,16 @@
 //! (H.264 + AAC, keyframes every 1.48 s) repackaged as the other without re-encoding, and a VP9
 //! one transcoded; judged with the packagers' checks, mp4-atom and ffprobe.
 
-use crate::hls::check::{Expect, Segments, Video, check_package as check_hls};
-use crate::util::{bmff, cli, ffprobe, file_names, media};
+use crate::copy::expect;
+use crate::hls::check::{Segments, check_package as check_hls};
+use crate::util::{bmff, cli, ffprobe, file_names, made_by_libav, media};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// Runs ffmpeg on `source` with `args`, writing `output` in `dir`; returns its path.
-fn made_by_libav(source: &Path, dir: &Path, args: &[&str], output: &str) -> PathBuf {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y", "-i"])
-        .arg(source)
-        .args(["-map", "0"])
-        .args(args)
-        .arg(dir.join(output))
-        .status()
-        .expect("run ffmpeg");
-    assert!(status.success(), "ffmpeg could not make {output}");
-    dir.join(output)
-}
+use std::process::Output;
 
 fn convert(input: &Path, to: &str, out: &Path, extra: &[&str]) -> Output {
     let (input, out) = (input.display().to_string(), out.display().to_string());
     let fixed = ["convert", &input, "--to", to, "-o", &out, "--progress", "none"];
     cli::run([&fixed[..], extra].concat())
-}
-
-/// What a copy of `source` (640x360, keyframes every 1.48 s) in 2 s segments must be: cut at
-/// its keyframes, 2.96 s.
-fn copy_of(source: &Path, segments: Segments) -> Expect<'_> {
-    Expect {
-        source,
-        segment_duration: 2.0,
-        rungs: &[(640, 360)],
-        audio: true,
-        segments: Segments {
-            video: Video::Copy,
-            ..segments
-        },
-    }
 }
 
 /// The files of a representation folder of a DASH package: `init.mp4` and the segments.
@@ -90,14 +62,8 @@ fn dash_becomes_hls_without_reencoding() {
     let output = convert(&manifest, "hls", &out, &["--segment-duration", "2", "--format", "ts"]);
     cli::assert_success(&output);
     cli::assert_says(&output, &["without re-encoding"], "that the media was copied");
-    let package = check_hls(&out, &copy_of(&source, Segments::TS));
-    let video = &package.video[0];
-    let segments: Vec<PathBuf> = video
-        .playlist
-        .segments
-        .iter()
-        .map(|s| video.folder.join(&s.uri))
-        .collect();
+    let package = check_hls(&out, &expect(&source, Segments::TS));
+    let segments = package.video[0].segment_files();
     ffprobe::assert_same_video_packets(&source, &ffprobe::concat(&segments), false);
 }
 

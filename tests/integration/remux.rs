@@ -2,36 +2,14 @@
 //! made by libav from the `main` source, copied into a progressive MP4 and judged against the
 //! source with ffprobe, ffmpeg and mp4-atom.
 
-use crate::util::{bmff, capture, cli, ffprobe, file_names, http, media};
+use crate::util::{bmff, capture, cli, ffprobe, file_names, http, made_by_libav, media};
 use mp4_atom::FourCC;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn remux(input: &str, out: &Path, extra: &[&str]) -> Output {
     let out = out.display().to_string();
     cli::run([&["remux", input, "-o", out.as_str()], extra].concat())
-}
-
-/// Runs ffmpeg on `main` with `args`, writing `output` in `dir`; returns its path.
-fn made_by_libav(dir: &Path, args: &[&str], output: &str) -> PathBuf {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y", "-i"])
-        .arg(media("main"))
-        .args(["-map", "0", "-c", "copy"])
-        .args(args)
-        .arg(dir.join(output))
-        .status()
-        .expect("run ffmpeg");
-    assert!(status.success(), "ffmpeg could not make {output}");
-    dir.join(output)
-}
-
-fn audio_packets(file: &Path) -> usize {
-    ffprobe::tracks(file)
-        .iter()
-        .filter(|t| t.stream["codec_type"] == "audio")
-        .map(|t| t.packets.len())
-        .sum()
 }
 
 /// `out` is a progressive MP4 (moov before mdat, no fragments) holding `main`'s video packets
@@ -44,7 +22,11 @@ fn assert_main_remuxed(out: &Path, same_sizes: bool) {
     assert_eq!(at(b"moof"), None, "no fragments: {kinds:?}");
     let source = media("main");
     ffprobe::assert_same_video_packets(&source, out, same_sizes);
-    assert_eq!(audio_packets(out), audio_packets(&source), "every audio packet");
+    assert_eq!(
+        ffprobe::audio_packets(out),
+        ffprobe::audio_packets(&source),
+        "every audio packet"
+    );
     ffprobe::assert_decodes_cleanly(out);
     let start = ffprobe::number(&ffprobe::streams_and_format(out)["format"]["start_time"]);
     assert!(start.abs() < 0.1, "starts at 0, not {start} s");
@@ -62,7 +44,7 @@ fn fragmented_mp4_becomes_progressive() {
 #[test]
 fn mpeg_ts_becomes_mp4() {
     let dir = tempfile::tempdir().unwrap();
-    let ts = made_by_libav(dir.path(), &["-f", "mpegts"], "main.ts");
+    let ts = made_by_libav(&media("main"), dir.path(), &["-c", "copy", "-f", "mpegts"], "main.ts");
     let out = dir.path().join("out.mp4");
     cli::assert_success(&remux(&ts.display().to_string(), &out, &[]));
     assert_main_remuxed(&out, false);
@@ -71,8 +53,9 @@ fn mpeg_ts_becomes_mp4() {
 /// `main` as an HLS presentation of 2 s TS segments, in its own folder.
 fn hls(dir: &Path) -> PathBuf {
     made_by_libav(
+        &media("main"),
         dir,
-        &["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"],
+        &["-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"],
         "index.m3u8",
     )
 }
@@ -101,7 +84,12 @@ fn an_hls_playlist_over_http_becomes_one_mp4() {
 #[test]
 fn a_dash_manifest_becomes_one_mp4() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = made_by_libav(dir.path(), &["-f", "dash", "-seg_duration", "2"], "manifest.mpd");
+    let manifest = made_by_libav(
+        &media("main"),
+        dir.path(),
+        &["-c", "copy", "-f", "dash", "-seg_duration", "2"],
+        "manifest.mpd",
+    );
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("out.mp4");
     cli::assert_success(&remux(&manifest.display().to_string(), &out, &[]));

@@ -66,18 +66,23 @@ pub fn read(path: &Path) -> Flv {
 }
 
 impl Flv {
-    /// The numbers of the strict array that follows `name` in the onMetaData tag (AMF0: the
-    /// key, marker 0x0a, a 32-bit count, then a 0x00 marker and a big-endian double per item).
-    pub fn metadata_array(&self, name: &str) -> Vec<f64> {
+    /// The onMetaData payload and where the value of `name` starts in it, after its type
+    /// `marker` (AMF0: a 16-bit key length, the key, a type marker, the value).
+    fn metadata_value(&self, name: &str, marker: u8) -> (&[u8], usize) {
         let metadata = self.tags.iter().find(|t| t.is_metadata()).expect("an onMetaData tag");
-        let key = [&(name.len() as u16).to_be_bytes()[..], name.as_bytes(), &[0x0a]].concat();
+        let key = [&(name.len() as u16).to_be_bytes()[..], name.as_bytes(), &[marker]].concat();
         let at = metadata
             .payload
             .windows(key.len())
             .position(|w| w == key)
-            .unwrap_or_else(|| panic!("onMetaData has no {name} array"))
-            + key.len();
-        let p = &metadata.payload;
+            .unwrap_or_else(|| panic!("onMetaData has no {name} of type {marker}"));
+        (&metadata.payload, at + key.len())
+    }
+
+    /// The numbers of the strict array (0x0a: a 32-bit count, then a 0x00 marker and a
+    /// big-endian double per item) that is the value of `name` in the onMetaData tag.
+    pub fn metadata_array(&self, name: &str) -> Vec<f64> {
+        let (p, at) = self.metadata_value(name, 0x0a);
         let count = u32::from_be_bytes(p[at..at + 4].try_into().unwrap()) as usize;
         (0..count)
             .map(|i| {
@@ -88,16 +93,9 @@ impl Flv {
             .collect()
     }
 
-    /// The number that follows `name` in the onMetaData tag.
+    /// The number (0x00: a big-endian double) that is the value of `name` in the onMetaData tag.
     pub fn metadata_number(&self, name: &str) -> f64 {
-        let metadata = self.tags.iter().find(|t| t.is_metadata()).expect("an onMetaData tag");
-        let key = [&(name.len() as u16).to_be_bytes()[..], name.as_bytes(), &[0x00]].concat();
-        let at = metadata
-            .payload
-            .windows(key.len())
-            .position(|w| w == key)
-            .unwrap_or_else(|| panic!("onMetaData has no number {name}"))
-            + key.len();
-        f64::from_be_bytes(metadata.payload[at..at + 8].try_into().unwrap())
+        let (p, at) = self.metadata_value(name, 0x00);
+        f64::from_be_bytes(p[at..at + 8].try_into().unwrap())
     }
 }
