@@ -109,9 +109,55 @@ pub fn mp4a_from_audio_specific_config(asc: &[u8]) -> Option<String> {
     (object_type > 0).then(|| format!("mp4a.40.{object_type}"))
 }
 
+/// An ADTS frame header (ISO/IEC 13818-7 §6.2), as AAC arrives in MPEG-TS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adts {
+    /// 7 bytes, or 9 with a CRC.
+    pub header_len: usize,
+    /// The AudioSpecificConfig the header amounts to, as an MP4 sample entry needs it.
+    pub audio_specific_config: [u8; 2],
+}
+
+/// Reads the ADTS header at the start of `frame`, if there is one holding one raw data block.
+pub fn adts(frame: &[u8]) -> Option<Adts> {
+    let header: [u8; 7] = frame.get(..7)?.try_into().ok()?;
+    if header[0] != 0xff || header[1] & 0xf6 != 0xf0 || header[6] & 0x03 != 0 {
+        return None;
+    }
+    let header_len = if header[1] & 0x01 == 1 { 7 } else { 9 };
+    let object_type = (header[2] >> 6) + 1;
+    let frequency = (header[2] >> 2) & 0x0f;
+    let channels = ((header[2] & 0x01) << 2) | (header[3] >> 6);
+    (frequency < 13 && frame.len() >= header_len).then_some(Adts {
+        header_len,
+        audio_specific_config: [
+            (object_type << 3) | (frequency >> 1),
+            ((frequency & 1) << 7) | (channels << 3),
+        ],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adts_header_gives_the_audio_specific_config() {
+        // AAC-LC, 44.1 kHz (index 4), stereo, no CRC: the ASC libav writes is 0x12 0x10.
+        let frame = [0xff, 0xf1, 0x50, 0x80, 0x2e, 0x7f, 0xfc, 0x21];
+        let header = adts(&frame).unwrap();
+        assert_eq!(header.header_len, 7);
+        assert_eq!(header.audio_specific_config, [0x12, 0x10]);
+        assert_eq!(
+            mp4a_from_audio_specific_config(&header.audio_specific_config).as_deref(),
+            Some("mp4a.40.2")
+        );
+        assert_eq!(adts(&frame[..6]), None);
+        assert_eq!(adts(&[0x21, 0x10, 0, 0, 0, 0, 0, 0]), None);
+        for byte in 0..=255u8 {
+            let _ = adts(&[0xff, 0xf0, byte, byte, 0, 0, byte]);
+        }
+    }
 
     #[test]
     fn reads_profile_constraints_and_level_from_the_sps() {

@@ -33,6 +33,9 @@ pub enum Error {
     #[error("{}: corrupt media: {reason}", path.display())]
     InputCorrupt { path: PathBuf, reason: String },
 
+    #[error("{url}: {reason}")]
+    Remote { url: String, reason: String },
+
     #[error("{0}")]
     InvalidOption(String),
 
@@ -75,7 +78,8 @@ impl Error {
             | Error::InputUnreadable { .. }
             | Error::NoMediaStreams { .. }
             | Error::InputTruncated { .. }
-            | Error::InputCorrupt { .. } => exit::INPUT,
+            | Error::InputCorrupt { .. }
+            | Error::Remote { .. } => exit::INPUT,
             Error::InvalidOption(_) => exit::USAGE,
             Error::LadderFile { .. } | Error::Ladder(_) => exit::LADDER,
             Error::OutputExists { .. } | Error::Io { .. } => exit::OUTPUT,

@@ -16,16 +16,21 @@
 //! # Ok::<(), stream_pack::Error>(())
 //! ```
 
+pub mod capture;
 pub mod codecs;
 pub mod container;
+pub mod convert;
 pub mod crypto;
 pub mod encoders;
 pub mod error;
+pub mod inspect;
 pub mod ladder;
 pub mod manifest;
 pub mod package;
 pub mod probe;
 pub mod progress;
+pub mod progressive;
+pub mod reassemble;
 pub mod remux;
 pub mod segment;
 pub mod sink;

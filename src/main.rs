@@ -9,11 +9,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use stream_pack::capture::{self, UnframeOptions, WebSocketSource};
+use stream_pack::convert::{ConvertOptions, Target};
 use stream_pack::crypto::KeySource;
 use stream_pack::encoders::{AudioCodec, VideoCodec};
 use stream_pack::error::exit;
 use stream_pack::ladder::{Bitrate, Reps};
 use stream_pack::progress::{Control, Monitor, Progress, Stage};
+use stream_pack::progressive::{self, Location, RemuxReport};
+use stream_pack::reassemble::{self, DownloadOptions};
 use stream_pack::segment::SegmentFormat;
 use stream_pack::{PackageOptions, PackageReport, Passthrough};
 
@@ -21,7 +25,7 @@ use stream_pack::{PackageOptions, PackageReport, Passthrough};
 #[command(
     name = "stream-pack",
     version,
-    about = "Package media into HLS ladders in one pass, with FFmpeg's libraries in-process"
+    about = "Package media into HLS and DASH ladders in one pass, and reassemble captured streams, with FFmpeg's libraries in-process"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,6 +45,122 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Join FLV chunks of one stream into one .flv, or an .mp4 without re-encoding.
+    ConcatFlv(ConcatArgs),
+    /// Turn a tagged websocket capture of fragmented MP4 (a file, or live with --ws) into an MP4.
+    Unframe(UnframeArgs),
+    /// Copy anything libav reads (fMP4, TS, FLV, an HLS or DASH manifest or URL) into a progressive MP4.
+    Remux {
+        /// A file, a manifest, or a URL.
+        input: String,
+        /// The MP4 to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace an existing output.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Repackage an HLS or DASH presentation as HLS or DASH, copying the media when the codecs allow.
+    Convert(ConvertArgs),
+    /// Show the box tree of an MP4/fMP4 or the tags of an FLV, and the problems found in it.
+    Inspect {
+        input: PathBuf,
+        /// Print JSON instead of a listing.
+        #[arg(long)]
+        json: bool,
+        /// Print only the problems.
+        #[arg(long, conflicts_with = "json")]
+        problems: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConcatArgs {
+    /// Chunk files in order, or a quoted pattern (`'chunk*.flv'`, taken in natural order).
+    #[arg(required_unless_present = "list", conflicts_with = "list")]
+    chunks: Vec<String>,
+    /// A file of chunk URLs, one per line, downloaded and joined in that order.
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// The joined file: .flv, or .mp4 (remuxed, no re-encoding).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Downloads at once (with --list).
+    #[arg(long, default_value_t = 4, requires = "list", value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
+    /// Further attempts after a failed download (with --list).
+    #[arg(long, default_value_t = 3, requires = "list")]
+    retries: u32,
+    /// Replace an existing output.
+    #[arg(long)]
+    force: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct UnframeArgs {
+    /// A capture file: each websocket message as a 4-byte big-endian length and the message.
+    #[arg(required_unless_present = "ws", conflicts_with = "ws")]
+    capture: Option<PathBuf>,
+    /// Capture live from this ws:// or wss:// URL instead.
+    #[arg(long)]
+    ws: Option<String>,
+    /// How long to capture (90s, 10m, 1h); default: until the server closes or Ctrl-C.
+    #[arg(long = "for", requires = "ws", value_parser = parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// An extra request header for --ws, as `Name: value` (repeatable).
+    #[arg(long, requires = "ws", value_parser = parse_header)]
+    header: Vec<(String, String)>,
+    /// A text message to send once connected (repeatable).
+    #[arg(long, requires = "ws")]
+    send: Vec<String>,
+    /// The MP4 to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Keep the fragmented MP4 as assembled instead of defragmenting it.
+    #[arg(long)]
+    keep_fragmented: bool,
+    /// Replace an existing output.
+    #[arg(long)]
+    force: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// An HLS playlist (.m3u8) or DASH manifest (.mpd).
+    input: PathBuf,
+    /// What to make.
+    #[arg(long, value_enum)]
+    to: TargetArg,
+    /// Output folder.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Segment container for --to hls (dash is always CMAF).
+    #[arg(long, value_enum, default_value_t = FormatArg::Fmp4)]
+    format: FormatArg,
+    /// Seconds per segment (a stream copy cuts at the nearest keyframes).
+    #[arg(long, default_value_t = 6.0, allow_negative_numbers = true)]
+    segment_duration: f64,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    /// How to show progress: a bar on a terminal, JSON lines on stderr, or nothing.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Bar)]
+    progress: ProgressArg,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TargetArg {
+    Hls,
+    Dash,
 }
 
 #[derive(clap::Args)]
@@ -161,6 +281,27 @@ fn parse_audio_codec(text: &str) -> Result<AudioCodec, String> {
     text.parse()
 }
 
+/// `90s`, `10m`, `1h30m`, or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => std::time::Duration::from_secs_f64(seconds),
+        Ok(_) => return Err(format!("`{text}`: the duration must be positive")),
+        Err(_) => humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?,
+    };
+    if duration.is_zero() {
+        return Err(format!("`{text}`: the duration must be positive"));
+    }
+    Ok(duration)
+}
+
+/// `Name: value`.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}`: expected `Name: value`"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
+}
+
 fn main() -> ExitCode {
     if std::env::var_os("SVT_LOG").is_none() {
         // SVT-AV1 logs its configuration to stderr unless told otherwise; errors only.
@@ -193,6 +334,11 @@ fn main() -> ExitCode {
             package(options, &args.common)
         }
         Command::Probe { input, json } => probe(input, json),
+        Command::ConcatFlv(args) => concat_flv(&args),
+        Command::Unframe(args) => unframe(&args),
+        Command::Remux { input, output, force } => remux(&input, &output, force),
+        Command::Convert(args) => convert(&args),
+        Command::Inspect { input, json, problems } => inspect(&input, json, problems),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -227,6 +373,163 @@ fn probe(input: PathBuf, json: bool) -> anyhow::Result<()> {
         print!("{info}");
     }
     Ok(())
+}
+
+fn concat_flv(args: &ConcatArgs) -> anyhow::Result<()> {
+    let report = match &args.list {
+        Some(list) => {
+            let options = DownloadOptions {
+                jobs: args.jobs as usize,
+                retries: args.retries,
+                ..DownloadOptions::default()
+            };
+            reassemble::concat_list(list, &args.output, args.force, options)?
+        }
+        None => reassemble::concat_flv(&reassemble::chunk_paths(&args.chunks)?, &args.output, args.force)?,
+    };
+    if args.quiet {
+        return Ok(());
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    println!(
+        "joined {} chunks ({} restarted their timestamps): {} video frames, {} audio frames, {:.3} s",
+        report.chunks, report.restarts, report.video_frames, report.audio_frames, report.duration
+    );
+    println!(
+        "dropped {} repeated onMetaData and {} repeated sequence headers; kept {} changed sequence headers",
+        report.dropped_metadata, report.dropped_sequence_headers, report.changed_sequence_headers
+    );
+    if let Some(remux) = &report.remux {
+        print_remux(remux);
+    }
+    println!("output: {}", report.output.display());
+    Ok(())
+}
+
+fn unframe(args: &UnframeArgs) -> anyhow::Result<()> {
+    let options = UnframeOptions {
+        output: args.output.clone(),
+        keep_fragmented: args.keep_fragmented,
+        replace: args.force,
+    };
+    let report = match (&args.capture, &args.ws) {
+        (Some(capture), _) => capture::unframe_file(capture, &options)?,
+        (None, Some(url)) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+            let source = WebSocketSource {
+                url: url.clone(),
+                duration: args.duration,
+                headers: args.header.clone(),
+                send: args.send.clone(),
+            };
+            capture::unframe_websocket(&source, &options, &stop)?
+        }
+        (None, None) => unreachable!("clap requires a capture file or --ws"),
+    };
+    if args.quiet {
+        return Ok(());
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    let assembled = &report.assembled;
+    println!(
+        "{} messages, {} fragments, {} bytes of fragmented MP4",
+        assembled.messages, assembled.fragments, assembled.bytes
+    );
+    if let Some(remux) = &report.remux {
+        print_remux(remux);
+    }
+    println!("output: {}", report.output.display());
+    Ok(())
+}
+
+fn remux(input: &str, output: &Path, force: bool) -> anyhow::Result<()> {
+    let report = progressive::remux(&Location::parse(input), output, force)?;
+    print_remux(&report);
+    println!("output: {}", report.output.display());
+    Ok(())
+}
+
+fn print_remux(report: &RemuxReport) {
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    println!(
+        "copied {} ({} packets, {:.3} s) into a progressive MP4, index at the front",
+        report.streams.join(", "),
+        report.packets,
+        report.duration
+    );
+}
+
+fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
+    let target = match args.to {
+        TargetArg::Dash => Target::Dash,
+        TargetArg::Hls => Target::Hls(match args.format {
+            FormatArg::Ts => SegmentFormat::Ts,
+            FormatArg::Fmp4 => SegmentFormat::Fmp4,
+        }),
+    };
+    let options = ConvertOptions {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        target,
+        segment_duration: args.segment_duration,
+        force: args.force,
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    let style = if args.quiet { ProgressArg::None } else { args.progress };
+    let mut monitor = CliMonitor::new(style, interrupted);
+    let report = stream_pack::convert::convert(&options, &mut monitor);
+    monitor.close();
+    let report = report?;
+    if !args.quiet {
+        match &report.transcoded_because {
+            Some(reason) => println!("note: transcoded: {reason}"),
+            None => println!("note: repackaged without re-encoding"),
+        }
+        print_report(&report.package);
+    }
+    Ok(())
+}
+
+fn inspect(input: &Path, json: bool, problems_only: bool) -> anyhow::Result<()> {
+    let inspection = stream_pack::inspect::inspect(input)?;
+    let text = if json {
+        serde_json::to_string_pretty(&inspection).context("serialising the inspection")? + "\n"
+    } else if problems_only {
+        inspection.problems.iter().map(|p| format!("{p}\n")).collect()
+    } else {
+        inspection.to_string()
+    };
+    // A reader that stops early (`| head`) is no failure of the inspection.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e).context("writing to stdout"),
+        _ => {}
+    }
+    match inspection.problems.as_slice() {
+        [] => Ok(()),
+        [only] => Err(problems_error(input, format!("a problem found: {only}"))),
+        [first, ..] => Err(problems_error(
+            input,
+            format!("{} problems found; the first: {first}", inspection.problems.len()),
+        )),
+    }
+}
+
+fn problems_error(input: &Path, reason: String) -> anyhow::Error {
+    stream_pack::Error::InputCorrupt {
+        path: input.to_owned(),
+        reason,
+    }
+    .into()
 }
 
 impl PackageArgs {

@@ -286,12 +286,7 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
 
 /// With `copy`, the one rendition is the source's stream, named by its short side.
 fn copy_plan(source: &Source, video: &VideoInput, format: SegmentFormat) -> Result<ladder::Plan> {
-    let copyable = match video.codec {
-        codec::Id::H264 => true,
-        codec::Id::HEVC => format == SegmentFormat::Fmp4,
-        _ => false,
-    };
-    if !copyable {
+    if !remux::copyable(video.codec, format) {
         return Err(Error::InvalidOption(format!(
             "--copy: {} holds {:?} video, which {} segments cannot carry without re-encoding (H.264 goes anywhere, HEVC in fMP4)",
             source.path.display(),

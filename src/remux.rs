@@ -1,11 +1,11 @@
 //! Stream copy: the source's own packets, cut at its keyframes, with no decoding or encoding.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ffmpeg::{Packet, codec, format};
 use ffmpeg_next as ffmpeg;
 
-use crate::codecs;
+use crate::codecs::{self, Adts};
 use crate::crypto::SharedKeys;
 use crate::error::{Error, Result};
 use crate::segment::{Cuts, SegmentClock, SegmentFormat, Segmenter};
@@ -15,10 +15,24 @@ use crate::transcode::{EncodedRendition, StreamPipeline};
 /// One source stream segmented as it is.
 pub struct StreamCopy {
     name: String,
-    segmenter: Segmenter,
+    /// Made at the first packet when the stream's configuration is only in-band (see `Pending`).
+    segmenter: Result<Segmenter, Pending>,
     /// Video waits for its first keyframe: a segment must be decodable alone.
     waiting_for_keyframe: bool,
     codecs: Option<String>,
+    /// AAC from MPEG-TS comes in ADTS frames: their headers go, the AudioSpecificConfig they
+    /// amount to becomes the stream's configuration.
+    strip_adts: bool,
+}
+
+/// What a segmenter is made of, kept until the first packet: AAC from MPEG-TS has no
+/// AudioSpecificConfig in its parameters, and only the first ADTS header tells it.
+struct Pending {
+    dir: PathBuf,
+    format: SegmentFormat,
+    context: codec::Context,
+    clock: SegmentClock,
+    keys: Option<SharedKeys>,
 }
 
 impl StreamCopy {
@@ -38,20 +52,83 @@ impl StreamCopy {
         // SAFETY: the context is ours; a container tag (avc1, hev1, mp4a) means nothing to the
         // output muxer, which picks its own (and hvc1 for HEVC in fMP4).
         unsafe { (*context.as_mut_ptr()).codec_tag = 0 };
-        // The clock of a stream copy is scheduled on the video's keyframes (`keyframe_scan`).
-        let cuts = if video { Cuts::Keyframe } else { Cuts::Boundary };
-        let default_duration = 0;
-        let segmenter = Segmenter::new(name, dir, format, &context, clock, cuts, default_duration)?.encrypted(keys);
-        let codecs = segmenter
-            .init_codecs()
-            .map(str::to_owned)
-            .or_else(|| parameter_codecs(params.id(), crate::encoders::extradata(&context)));
-        Ok(StreamCopy {
+        let pending = Pending {
+            dir: dir.to_owned(),
+            format,
+            context,
+            clock,
+            keys,
+        };
+        let in_band = params.id() == codec::Id::AAC && crate::encoders::extradata(&pending.context).is_empty();
+        let mut copy = StreamCopy {
             name: name.to_owned(),
-            segmenter,
+            segmenter: Err(pending),
             waiting_for_keyframe: video,
-            codecs,
-        })
+            codecs: None,
+            strip_adts: in_band,
+        };
+        if !in_band {
+            copy.open()?;
+        }
+        Ok(copy)
+    }
+
+    /// Makes the segmenter from what was pending.
+    fn open(&mut self) -> Result<&mut Segmenter> {
+        if let Err(pending) = &self.segmenter {
+            let video = pending.context.medium() == ffmpeg::media::Type::Video;
+            // The clock of a stream copy is scheduled on the video's keyframes (`keyframe_scan`).
+            let cuts = if video { Cuts::Keyframe } else { Cuts::Boundary };
+            let segmenter = Segmenter::new(
+                &self.name,
+                &pending.dir,
+                pending.format,
+                &pending.context,
+                pending.clock.clone(),
+                cuts,
+                0,
+            )?
+            .encrypted(pending.keys.clone());
+            self.codecs = segmenter
+                .init_codecs()
+                .map(str::to_owned)
+                .or_else(|| parameter_codecs(pending.context.id(), crate::encoders::extradata(&pending.context)));
+            self.segmenter = Ok(segmenter);
+        }
+        Ok(self.segmenter.as_mut().ok().expect("the segmenter was just made"))
+    }
+
+    /// Takes the AudioSpecificConfig from the first ADTS header and makes the segmenter.
+    fn open_from_adts(&mut self, header: Adts) -> Result<()> {
+        if let Err(pending) = &mut self.segmenter {
+            set_extradata(&mut pending.context, &header.audio_specific_config);
+        }
+        self.open().map(|_| ())
+    }
+}
+
+/// Replaces the context's extradata with a copy of `data`, allocated as libav requires.
+fn set_extradata(context: &mut codec::Context, data: &[u8]) {
+    // SAFETY: the context is ours; extradata is allocated with av_mallocz and its padding, as
+    // libav frees and reads it, and the old buffer is freed first.
+    unsafe {
+        let ctx = context.as_mut_ptr();
+        ffmpeg::ffi::av_freep(std::ptr::addr_of_mut!((*ctx).extradata).cast());
+        let padded = data.len() + ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
+        let buffer = ffmpeg::ffi::av_mallocz(padded).cast::<u8>();
+        std::ptr::copy_nonoverlapping(data.as_ptr(), buffer, data.len());
+        (*ctx).extradata = buffer;
+        (*ctx).extradata_size = data.len() as i32;
+    }
+}
+
+/// Whether video in `codec` can be stream-copied into `format` segments: H.264 anywhere, HEVC in
+/// fMP4 only.
+pub fn copyable(codec: codec::Id, format: SegmentFormat) -> bool {
+    match codec {
+        codec::Id::H264 => true,
+        codec::Id::HEVC => format == SegmentFormat::Fmp4,
+        _ => false,
     }
 }
 
@@ -133,22 +210,44 @@ impl StreamPipeline for StreamCopy {
             return Ok(());
         }
         self.waiting_for_keyframe = false;
+        let mut packet = packet.clone();
+        if self.strip_adts {
+            let header = packet
+                .data()
+                .and_then(codecs::adts)
+                .ok_or_else(|| Error::Encoder(format!("{}: an AAC packet without its ADTS header", self.name)))?;
+            self.open_from_adts(header)?;
+            let payload = packet
+                .data()
+                .map(|d| d[header.header_len..].to_vec())
+                .unwrap_or_default();
+            let mut stripped = Packet::copy(&payload);
+            stripped.set_pts(packet.pts());
+            stripped.set_dts(packet.dts());
+            stripped.set_duration(packet.duration());
+            stripped.set_flags(packet.flags());
+            stripped.set_stream(packet.stream());
+            packet = stripped;
+        }
         if self.codecs.is_none() {
             self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
         }
-        self.segmenter.write(packet.clone())
+        self.open()?.write(packet)
     }
 
     fn segment_count(&self) -> usize {
-        self.segmenter.segment_count()
+        self.segmenter.as_ref().map_or(0, Segmenter::segment_count)
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
-        let codecs = self
-            .codecs
-            .ok_or_else(|| Error::Encoder(format!("{}: found no codec configuration in the source", self.name)))?;
+        let (Some(codecs), Ok(segmenter)) = (self.codecs, self.segmenter) else {
+            return Err(Error::Encoder(format!(
+                "{}: found no codec configuration in the source",
+                self.name
+            )));
+        };
         Ok(vec![EncodedRendition {
-            media: self.segmenter.finish()?,
+            media: segmenter.finish()?,
             codecs,
         }])
     }

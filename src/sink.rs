@@ -1,5 +1,6 @@
-//! The local destination: a package is built in a staging folder beside its target and renamed into
-//! place when complete, so the target holds a whole package or nothing.
+//! The local destination: a package is built in a staging folder beside its target, and a single
+//! output file under a hidden name beside it, then renamed into place when complete, so the
+//! target holds a whole package or file, or nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -20,16 +21,10 @@ impl Staging {
                 path: target.to_owned(),
             });
         }
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::InvalidOption(format!("{}: not a usable output folder name", target.display())))?;
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
+        let (name, parent) = placement(target)?;
         std::fs::create_dir_all(&parent).map_err(Error::io(&parent))?;
         let dir = tempfile::Builder::new()
-            .prefix(&format!(".{}.stream-pack-", name.to_string_lossy()))
+            .prefix(&format!(".{name}.stream-pack-"))
             .tempdir_in(&parent)
             .map_err(Error::io(&parent))?;
         Ok(Staging {
@@ -73,6 +68,88 @@ impl Staging {
     }
 }
 
+/// A single output file built under a hidden temporary name beside its target and renamed into
+/// place when complete: a failure or a cancel leaves neither the file nor the temporary one.
+pub struct StagedFile {
+    temp: tempfile::TempPath,
+    target: PathBuf,
+    replace: bool,
+}
+
+impl StagedFile {
+    /// Refuses an existing `target` unless `replace`; creates the target's parent folders.
+    pub fn new(target: &Path, replace: bool) -> Result<StagedFile> {
+        let (_, parent) = placement(target)?;
+        if target.exists() && !replace {
+            return Err(Error::OutputExists {
+                path: target.to_owned(),
+            });
+        }
+        if target.is_dir() {
+            return Err(Error::InvalidOption(format!(
+                "{}: is a folder; give a file name",
+                target.display()
+            )));
+        }
+        std::fs::create_dir_all(&parent).map_err(Error::io(&parent))?;
+        // The target's extension is kept, so anything that guesses a format from it still can.
+        let suffix = target
+            .extension()
+            .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
+        Ok(StagedFile {
+            temp: scratch_file(target, &suffix)?,
+            target: target.to_owned(),
+            replace,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Renames the staged file to the target.
+    pub fn publish(self) -> Result<PathBuf> {
+        let result = if self.replace {
+            self.temp.persist(&self.target)
+        } else {
+            self.temp.persist_noclobber(&self.target)
+        };
+        result.map_err(|e| Error::Io {
+            path: self.target.clone(),
+            source: e.error,
+        })?;
+        Ok(self.target)
+    }
+}
+
+/// A hidden temporary file beside `target` (whose folder must exist), named after it and ending
+/// in `suffix`; it is deleted when dropped.
+pub fn scratch_file(target: &Path, suffix: &str) -> Result<tempfile::TempPath> {
+    use std::os::unix::fs::PermissionsExt;
+    let (name, parent) = placement(target)?;
+    Ok(tempfile::Builder::new()
+        .prefix(&format!(".{name}.stream-pack-"))
+        .suffix(suffix)
+        // The mode any new file gets (less the umask), not tempfile's owner-only 0600: the
+        // file becomes the user's output.
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(&parent)
+        .map_err(Error::io(&parent))?
+        .into_temp_path())
+}
+
+/// The target's file name and its parent folder (`.` for a bare name).
+fn placement(target: &Path) -> Result<(String, PathBuf)> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| Error::InvalidOption(format!("{}: not a usable output name", target.display())))?;
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    Ok((name.to_string_lossy().into_owned(), parent))
+}
+
 fn remove_any(path: &Path) -> std::io::Result<()> {
     if path.is_dir() {
         std::fs::remove_dir_all(path)
@@ -94,6 +171,30 @@ mod tests {
             std::fs::write(staging.path().join("a"), b"x").unwrap();
         }
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_staged_file_appears_whole_or_not_at_all() {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("out.mp4");
+        {
+            let staged = StagedFile::new(&target, false).unwrap();
+            std::fs::write(staged.path(), b"half").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+        let staged = StagedFile::new(&target, false).unwrap();
+        std::fs::write(staged.path(), b"whole").unwrap();
+        staged.publish().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"whole");
+        assert!(matches!(
+            StagedFile::new(&target, false),
+            Err(Error::OutputExists { .. })
+        ));
+        let staged = StagedFile::new(&target, true).unwrap();
+        std::fs::write(staged.path(), b"new").unwrap();
+        staged.publish().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -150,6 +150,23 @@ pub(crate) fn declared_duration(input: &format::context::Input) -> Option<f64> {
 
 /// Opens a file with libav after the checks libav would report less clearly.
 pub(crate) fn open_input(path: &Path) -> Result<format::context::Input> {
+    check_file(path)?;
+    let input = format::input(path).map_err(|e| Error::InputUnreadable {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    // libav's `tty` demuxer renders any text file as ANSI art video: a text file is not media.
+    if input.format().name() == "tty" {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: "it is a text file".into(),
+        });
+    }
+    Ok(input)
+}
+
+/// Refuses a missing file, a folder or an empty file with an error that says so.
+pub(crate) fn check_file(path: &Path) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::InputMissing { path: path.to_owned() },
         _ => Error::Io {
@@ -166,18 +183,7 @@ pub(crate) fn open_input(path: &Path) -> Result<format::context::Input> {
     if meta.len() == 0 {
         return Err(Error::InputEmpty { path: path.to_owned() });
     }
-    let input = format::input(path).map_err(|e| Error::InputUnreadable {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    // libav's `tty` demuxer renders any text file as ANSI art video: a text file is not media.
-    if input.format().name() == "tty" {
-        return Err(Error::InputUnreadable {
-            path: path.to_owned(),
-            reason: "it is a text file".into(),
-        });
-    }
-    Ok(input)
+    Ok(())
 }
 
 /// An attached picture (album art) is a video stream of one frame, not video to package.

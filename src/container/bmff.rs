@@ -19,53 +19,74 @@ pub enum BoxError {
     TfdtOverflow(u64),
 }
 
-/// A box inside `data`: its type and the byte range of its payload (after the header).
-struct BoxRef {
-    kind: [u8; 4],
-    start: usize,
-    payload: usize,
-    end: usize,
+/// A box inside `data`: its type, where it starts, and the byte range of its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoxRef {
+    pub kind: [u8; 4],
+    pub start: usize,
+    pub payload: usize,
+    pub end: usize,
+}
+
+/// A box header: type, header length (8, or 16 with a 64-bit size), and the whole box's size,
+/// `None` for a box that runs to the end of the file (size 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub kind: [u8; 4],
+    pub len: usize,
+    pub size: Option<u64>,
+}
+
+/// Reads the header at the start of `bytes` (which may hold more); `at` names its place in errors.
+pub fn header(bytes: &[u8], at: usize) -> Result<Header, BoxError> {
+    let short = bytes.get(..8).ok_or(BoxError::Truncated(at))?;
+    let size32 = u32::from_be_bytes(short[0..4].try_into().expect("4 bytes"));
+    let kind: [u8; 4] = short[4..8].try_into().expect("4 bytes");
+    let (size, len) = match size32 {
+        0 => (None, 8),
+        1 => {
+            let large = bytes.get(8..16).ok_or(BoxError::Truncated(at))?;
+            (Some(u64::from_be_bytes(large.try_into().expect("8 bytes"))), 16)
+        }
+        n => (Some(u64::from(n)), 8),
+    };
+    if size.is_some_and(|size| size < len as u64) {
+        return Err(BoxError::BadSize(at));
+    }
+    Ok(Header { kind, len, size })
 }
 
 /// The boxes directly inside `data[from..to]`, every size checked against the bounds.
-fn children(data: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, BoxError> {
+pub fn children(data: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, BoxError> {
+    let to = to.min(data.len());
     let mut boxes = Vec::new();
     let mut at = from;
     while at < to {
-        let header = data
-            .get(at..at + 8)
-            .filter(|_| at + 8 <= to)
-            .ok_or(BoxError::Truncated(at))?;
-        let size32 = u32::from_be_bytes(header[0..4].try_into().expect("4 bytes"));
-        let kind: [u8; 4] = header[4..8].try_into().expect("4 bytes");
-        let (size, payload) = match size32 {
-            0 => (to - at, at + 8),
-            1 => {
-                let large = data
-                    .get(at + 8..at + 16)
-                    .filter(|_| at + 16 <= to)
-                    .ok_or(BoxError::Truncated(at))?;
-                let size = u64::from_be_bytes(large.try_into().expect("8 bytes"));
-                (usize::try_from(size).map_err(|_| BoxError::BadSize(at))?, at + 16)
-            }
-            n => (n as usize, at + 8),
+        let head = header(&data[at..to], at)?;
+        let end = match head.size {
+            None => to,
+            Some(size) => usize::try_from(size)
+                .ok()
+                .and_then(|size| at.checked_add(size))
+                .ok_or(BoxError::BadSize(at))?,
         };
-        let end = at.checked_add(size).ok_or(BoxError::BadSize(at))?;
-        if size < payload - at {
-            return Err(BoxError::BadSize(at));
-        }
         if end > to {
             return Err(BoxError::Truncated(at));
         }
         boxes.push(BoxRef {
-            kind,
+            kind: head.kind,
             start: at,
-            payload,
+            payload: at + head.len,
             end,
         });
         at = end;
     }
     Ok(boxes)
+}
+
+/// The first box of `kind` directly inside `data[from..to]`.
+pub fn child(data: &[u8], from: usize, to: usize, kind: &[u8; 4]) -> Result<Option<BoxRef>, BoxError> {
+    Ok(children(data, from, to)?.into_iter().find(|b| &b.kind == kind))
 }
 
 /// A box's four-character code and payload.
@@ -138,16 +159,277 @@ fn set_tfdt(data: &mut [u8], tfdt: &BoxRef, value: u64) -> Result<(), BoxError> 
     Ok(())
 }
 
+/// A track's sample defaults from its trex (ISO/IEC 14496-12 §8.8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackDefaults {
+    pub track_id: u32,
+    pub duration: u32,
+    pub size: u32,
+}
+
+/// The trex of every track in a moov box (`moov` is the whole box, header included).
+pub fn track_defaults(moov: &[u8]) -> Result<Vec<TrackDefaults>, BoxError> {
+    let head = header(moov, 0)?;
+    let Some(mvex) = child(moov, head.len, moov.len(), b"mvex")? else {
+        return Ok(Vec::new());
+    };
+    children(moov, mvex.payload, mvex.end)?
+        .into_iter()
+        .filter(|b| &b.kind == b"trex")
+        .map(|trex| {
+            let mut fields = Fields::new(moov, trex);
+            fields.skip(4)?;
+            let track_id = fields.u32()?;
+            fields.skip(4)?;
+            Ok(TrackDefaults {
+                track_id,
+                duration: fields.u32()?,
+                size: fields.u32()?,
+            })
+        })
+        .collect()
+}
+
+/// What a movie fragment (moof) says about its samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovieFragment {
+    /// The mfhd sequence number; `None` when the moof has no mfhd.
+    pub sequence: Option<u32>,
+    pub tracks: Vec<TrackFragment>,
+}
+
+/// One traf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackFragment {
+    pub track_id: u32,
+    /// The tfdt's baseMediaDecodeTime; `None` when the traf has no tfdt.
+    pub decode_time: Option<u64>,
+    pub samples: u64,
+    /// The sum of the sample durations; `None` when a duration comes from nowhere.
+    pub duration: Option<u64>,
+    /// Each trun's sample data: its start relative to the moof's first byte (`None`: right after
+    /// the previous trun's data, or at the mdat's payload for the first) and its length. Empty
+    /// when the tfhd gives an explicit base data offset, which makes them file positions.
+    pub data: Vec<(Option<i64>, u64)>,
+}
+
+const TFHD_BASE_DATA_OFFSET: u32 = 0x01;
+const TFHD_SAMPLE_DESCRIPTION: u32 = 0x02;
+const TFHD_DURATION: u32 = 0x08;
+const TFHD_SIZE: u32 = 0x10;
+const TFHD_FLAGS: u32 = 0x20;
+const TRUN_DATA_OFFSET: u32 = 0x01;
+const TRUN_FIRST_FLAGS: u32 = 0x04;
+const TRUN_DURATION: u32 = 0x100;
+const TRUN_SIZE: u32 = 0x200;
+const TRUN_FLAGS: u32 = 0x400;
+const TRUN_COMPOSITION: u32 = 0x800;
+
+/// Reads a moof box (`moof` is the whole box, header included); `defaults` are the tracks' trex.
+pub fn movie_fragment(moof: &[u8], defaults: &[TrackDefaults]) -> Result<MovieFragment, BoxError> {
+    let head = header(moof, 0)?;
+    if &head.kind != b"moof" {
+        return Err(BoxError::Missing("moof"));
+    }
+    let boxes = children(moof, head.len, moof.len())?;
+    let sequence = match boxes.iter().find(|b| &b.kind == b"mfhd") {
+        Some(mfhd) => {
+            let mut fields = Fields::new(moof, *mfhd);
+            fields.skip(4)?;
+            Some(fields.u32()?)
+        }
+        None => None,
+    };
+    let tracks = boxes
+        .iter()
+        .filter(|b| &b.kind == b"traf")
+        .map(|traf| track_fragment(moof, traf, defaults))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MovieFragment { sequence, tracks })
+}
+
+impl MovieFragment {
+    /// Checks that every trun's samples lie inside the mdat that follows the moof: `moof_len`
+    /// bytes of moof, then an mdat header of `mdat_header` bytes and `mdat_payload` bytes.
+    pub fn check_data(&self, moof_len: u64, mdat_header: u64, mdat_payload: u64) -> Result<(), String> {
+        let (first, end) = (moof_len + mdat_header, moof_len + mdat_header + mdat_payload);
+        let mut next = first as i64;
+        for track in &self.tracks {
+            for (offset, len) in &track.data {
+                let start = offset.unwrap_or(next);
+                let stop = start.saturating_add(*len as i64);
+                if start < first as i64 || stop > end as i64 {
+                    return Err(format!(
+                        "track {}: samples at bytes {start}..{stop} of the fragment lie outside its mdat ({first}..{end})",
+                        track.track_id
+                    ));
+                }
+                next = stop;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn track_fragment(data: &[u8], traf: &BoxRef, defaults: &[TrackDefaults]) -> Result<TrackFragment, BoxError> {
+    let boxes = children(data, traf.payload, traf.end)?;
+    let tfhd = boxes
+        .iter()
+        .find(|b| &b.kind == b"tfhd")
+        .ok_or(BoxError::Missing("tfhd"))?;
+    let mut fields = Fields::new(data, *tfhd);
+    let flags = fields.u32()? & 0x00ff_ffff;
+    let track_id = fields.u32()?;
+    let explicit_base = flags & TFHD_BASE_DATA_OFFSET != 0;
+    if explicit_base {
+        fields.skip(8)?;
+    }
+    if flags & TFHD_SAMPLE_DESCRIPTION != 0 {
+        fields.skip(4)?;
+    }
+    let trex = defaults.iter().find(|d| d.track_id == track_id);
+    let default_duration = fields
+        .optional(flags & TFHD_DURATION != 0)?
+        .or(trex.map(|t| t.duration));
+    let default_size = fields.optional(flags & TFHD_SIZE != 0)?.or(trex.map(|t| t.size));
+    fields.optional(flags & TFHD_FLAGS != 0)?;
+    let decode_time = match boxes.iter().find(|b| &b.kind == b"tfdt") {
+        Some(tfdt) => {
+            let mut fields = Fields::new(data, *tfdt);
+            let version = fields.u32()? >> 24;
+            Some(if version == 1 {
+                fields.u64()?
+            } else {
+                u64::from(fields.u32()?)
+            })
+        }
+        None => None,
+    };
+    let mut fragment = TrackFragment {
+        track_id,
+        decode_time,
+        samples: 0,
+        duration: Some(0),
+        data: Vec::new(),
+    };
+    for trun in boxes.iter().filter(|b| &b.kind == b"trun") {
+        let run = track_run(data, trun, default_duration, default_size)?;
+        fragment.samples += u64::from(run.samples);
+        fragment.duration = fragment.duration.zip(run.duration).map(|(a, b)| a + b);
+        if !explicit_base {
+            fragment.data.push((run.data_offset.map(i64::from), run.bytes));
+        }
+    }
+    Ok(fragment)
+}
+
+struct TrackRun {
+    samples: u32,
+    duration: Option<u64>,
+    bytes: u64,
+    data_offset: Option<i32>,
+}
+
+fn track_run(
+    data: &[u8],
+    trun: &BoxRef,
+    default_duration: Option<u32>,
+    default_size: Option<u32>,
+) -> Result<TrackRun, BoxError> {
+    let mut fields = Fields::new(data, *trun);
+    let flags = fields.u32()? & 0x00ff_ffff;
+    let samples = fields.u32()?;
+    let data_offset = fields.optional(flags & TRUN_DATA_OFFSET != 0)?.map(|o| o as i32);
+    fields.optional(flags & TRUN_FIRST_FLAGS != 0)?;
+    let per_sample = [TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_COMPOSITION]
+        .iter()
+        .filter(|f| flags & **f != 0)
+        .count();
+    // The count is checked against the bytes there before any sample is read.
+    if u64::from(samples) * per_sample as u64 * 4 > fields.remaining() as u64 {
+        return Err(BoxError::Truncated(trun.start));
+    }
+    if per_sample == 0 {
+        // Every sample takes the defaults: no loop over a count that nothing bounds.
+        let count = u64::from(samples);
+        return Ok(TrackRun {
+            samples,
+            duration: default_duration.map(|d| u64::from(d) * count),
+            bytes: u64::from(default_size.unwrap_or(0)) * count,
+            data_offset,
+        });
+    }
+    let (mut duration, mut bytes) = (Some(0u64), 0u64);
+    for _ in 0..samples {
+        let sample_duration = fields.optional(flags & TRUN_DURATION != 0)?.or(default_duration);
+        duration = duration.zip(sample_duration).map(|(a, b)| a + u64::from(b));
+        let size = fields.optional(flags & TRUN_SIZE != 0)?.or(default_size).unwrap_or(0);
+        bytes += u64::from(size);
+        fields.optional(flags & TRUN_FLAGS != 0)?;
+        fields.optional(flags & TRUN_COMPOSITION != 0)?;
+    }
+    Ok(TrackRun {
+        samples,
+        duration,
+        bytes,
+        data_offset,
+    })
+}
+
+/// Big-endian fields read in order from a box's payload, each checked against the box's end.
+struct Fields<'a> {
+    data: &'a [u8],
+    at: usize,
+    end: usize,
+    start: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn new(data: &'a [u8], of: BoxRef) -> Fields<'a> {
+        Fields {
+            data,
+            at: of.payload,
+            end: of.end,
+            start: of.start,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BoxError> {
+        let stop = self.at + n;
+        if stop > self.end {
+            return Err(BoxError::Truncated(self.start));
+        }
+        let bytes = &self.data[self.at..stop];
+        self.at = stop;
+        Ok(bytes)
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), BoxError> {
+        self.take(n).map(|_| ())
+    }
+
+    fn u32(&mut self) -> Result<u32, BoxError> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+
+    fn u64(&mut self) -> Result<u64, BoxError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
+    /// A u32 field that is there only when `present`.
+    fn optional(&mut self, present: bool) -> Result<Option<u32>, BoxError> {
+        if present { self.u32().map(Some) } else { Ok(None) }
+    }
+
+    fn remaining(&self) -> usize {
+        self.end - self.at
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(kind);
-        b.extend_from_slice(payload);
-        b
-    }
+    use crate::container::boxed;
 
     /// moof(mfhd, traf(tfhd, tfdt v1, trun v0 with data offset, first-sample flags, size, cts)) + mdat.
     fn fragment(tfdt: u64, cts: &[u32]) -> Vec<u8> {
@@ -192,6 +474,47 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_movie_fragment() {
+        let data = fragment(126_000, &[0, 2560, 1536, 512]);
+        let moof_len = children(&data, 0, data.len()).unwrap()[0].end;
+        let defaults = [TrackDefaults {
+            track_id: 1,
+            duration: 512,
+            size: 0,
+        }];
+        let moof = movie_fragment(&data[..moof_len], &defaults).unwrap();
+        assert_eq!(moof.sequence, Some(7));
+        assert_eq!(
+            moof.tracks,
+            [TrackFragment {
+                track_id: 1,
+                decode_time: Some(126_000),
+                samples: 4,
+                duration: Some(2048),
+                data: vec![(Some(100), 40)],
+            }]
+        );
+        assert_eq!(movie_fragment(&data[..moof_len], &[]).unwrap().tracks[0].duration, None);
+        // A trun of 2^32 − 1 samples that all take the defaults is counted, not walked.
+        let mut trun = vec![0, 0, 0, 0];
+        trun.extend_from_slice(&u32::MAX.to_be_bytes());
+        let traf = [
+            boxed(b"tfhd", &[0, 0, 0, 0x18, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]),
+            boxed(b"trun", &trun),
+        ]
+        .concat();
+        let huge = movie_fragment(&boxed(b"moof", &boxed(b"traf", &traf)), &[]).unwrap();
+        assert_eq!(huge.tracks[0].duration, Some(2 * u64::from(u32::MAX)));
+        assert_eq!(huge.tracks[0].data, [(None, 3 * u64::from(u32::MAX))]);
+        // The trun's 40 bytes at offset 100 fit an mdat whose payload starts at 100 only after a
+        // 92-byte moof and with 40 bytes of payload; this 124-byte moof points inside itself.
+        assert!(moof.check_data(moof_len as u64, 8, 40).is_err());
+        assert!(moof.check_data(92, 8, 40).is_ok());
+        assert!(moof.check_data(92, 8, 39).is_err());
+        assert!(moof.check_data(96, 8, 40).is_err());
+    }
+
+    #[test]
     fn version_0_tfdt_refuses_what_it_cannot_hold() {
         let mut tfdt_box = vec![0, 0, 0, 0];
         tfdt_box.extend_from_slice(&7u32.to_be_bytes());
@@ -212,17 +535,17 @@ mod tests {
             let mut cut = whole[..len].to_vec();
             let _ = set_decode_time(&mut cut, 1);
         }
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        for _ in 0..20_000 {
-            let mut bad = whole.clone();
-            for _ in 0..3 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let at = (state % bad.len() as u64) as usize;
-                bad[at] = (state >> 32) as u8;
-            }
-            let _ = set_decode_time(&mut bad, 1);
+        let defaults = [TrackDefaults {
+            track_id: 1,
+            duration: 512,
+            size: 0,
+        }];
+        crate::container::fuzz_bytes(&whole, 20_000, |bytes| {
+            let _ = set_decode_time(&mut bytes.to_vec(), 1);
+            let _ = movie_fragment(bytes, &defaults);
+        });
+        for len in 0..whole.len() {
+            let _ = movie_fragment(&whole[..len], &defaults);
         }
         assert_eq!(
             set_decode_time(&mut whole[..20].to_vec(), 1),

@@ -1,3 +1,34 @@
-//! Readers and writers of container structures that libav does not expose.
+//! Readers and writers of container structures that libav does not expose. Each reader bounds
+//! every length it reads by the bytes that are there, so hostile input is an error, never a
+//! panic or a huge allocation; each has a fuzz target under `fuzz/`.
 
+pub mod amf0;
 pub mod bmff;
+pub mod flv;
+
+/// Calls `f` on `iterations` mutations of `sample` (a few random bytes changed each time), for the
+/// cheap "corrupt input is an error, not a panic" tests that run with the normal suite.
+#[cfg(test)]
+pub(crate) fn fuzz_bytes(sample: &[u8], iterations: usize, mut f: impl FnMut(&[u8])) {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..iterations {
+        let mut bad = sample.to_vec();
+        for _ in 0..3 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = (state % bad.len() as u64) as usize;
+            bad[at] = (state >> 32) as u8;
+        }
+        f(&bad);
+    }
+}
+
+/// A box of `kind` around `payload`, for tests that build ISO-BMFF by hand.
+#[cfg(test)]
+pub(crate) fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(kind);
+    b.extend_from_slice(payload);
+    b
+}

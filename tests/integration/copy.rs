@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// What a `--copy` package of `source` in 2 s segments must contain.
-fn expect(source: &Path, segments: Segments) -> Expect<'_> {
+pub fn expect(source: &Path, segments: Segments) -> Expect<'_> {
     Expect {
         source,
         segment_duration: 2.0,
@@ -49,13 +49,7 @@ fn hls_copy_keeps_the_source_packets_and_keyframes() {
         3,
         "8 s cut at keyframes into 2.96 + 2.96 + 2.08 s"
     );
-    let segments: Vec<PathBuf> = video
-        .playlist
-        .segments
-        .iter()
-        .map(|s| video.folder.join(&s.uri))
-        .collect();
-    ffprobe::assert_same_video_packets(&source, &ffprobe::concat(&segments), false);
+    ffprobe::assert_same_video_packets(&source, &ffprobe::concat(&video.segment_files()), false);
 }
 
 #[test]

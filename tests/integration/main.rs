@@ -6,10 +6,15 @@
 
 mod bad_input;
 mod codec;
+mod concat_flv;
+mod convert;
 mod copy;
 mod dash;
 mod encrypt;
 mod hls;
+mod inspect;
 mod passthrough;
 mod probe;
+mod remux;
+mod unframe;
 mod util;

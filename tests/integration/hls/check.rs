@@ -199,6 +199,15 @@ pub struct Segment {
 }
 
 impl Rendition {
+    /// The segment files, in playlist order.
+    pub fn segment_files(&self) -> Vec<PathBuf> {
+        self.playlist
+            .segments
+            .iter()
+            .map(|s| self.folder.join(&s.uri))
+            .collect()
+    }
+
     /// Bit rate of the elementary stream over the whole rendition, in bit/s.
     pub fn payload_bitrate(&self) -> f64 {
         let bytes: u64 = self.segments.iter().map(|s| s.payload_bytes).sum();

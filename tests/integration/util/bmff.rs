@@ -65,17 +65,38 @@ pub struct Track {
 
 /// The top-level boxes of a file, each with its size in bytes.
 fn top_level(path: &Path) -> Vec<(Any, usize)> {
+    decode_top_level(path)
+        .into_iter()
+        .map(|(atom, bytes)| (atom, bytes.len()))
+        .collect()
+}
+
+/// The top-level boxes of a file, each with its bytes.
+fn decode_top_level(path: &Path) -> Vec<(Any, Vec<u8>)> {
     let name = path.display();
     let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{name}: {error}"));
     let mut rest = bytes.as_slice();
     let mut boxes = Vec::new();
     while !rest.is_empty() {
         let before = rest.len();
-        let atom = Any::decode(&mut rest)
-            .unwrap_or_else(|error| panic!("{name}: box at byte {}: {error}", bytes.len() - before));
-        boxes.push((atom, before - rest.len()));
+        let at = bytes.len() - before;
+        let atom = Any::decode(&mut rest).unwrap_or_else(|error| panic!("{name}: box at byte {at}: {error}"));
+        boxes.push((atom, bytes[at..bytes.len() - rest.len()].to_vec()));
     }
     boxes
+}
+
+/// The top-level boxes of a file (each decoded strictly): type and bytes.
+pub fn split(path: &Path) -> Vec<(FourCC, Vec<u8>)> {
+    decode_top_level(path)
+        .into_iter()
+        .map(|(atom, bytes)| (atom.kind(), bytes))
+        .collect()
+}
+
+/// The types of a file's top-level boxes, in order.
+pub fn top_level_kinds(path: &Path) -> Vec<FourCC> {
+    kinds(&top_level(path))
 }
 
 fn kinds(boxes: &[(Any, usize)]) -> Vec<FourCC> {

@@ -102,6 +102,15 @@ pub fn tracks(file: &Path) -> Vec<Track> {
     tracks
 }
 
+/// The number of audio packets in a file, all audio streams together.
+pub fn audio_packets(file: &Path) -> usize {
+    tracks(file)
+        .iter()
+        .filter(|t| t.stream["codec_type"] == "audio")
+        .map(|t| t.packets.len())
+        .sum()
+}
+
 fn array(value: &Value) -> &[Value] {
     value.as_array().map_or(&[], Vec::as_slice)
 }

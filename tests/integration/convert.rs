@@ -1,0 +1,117 @@
+//! `convert`: HLS and DASH presentations made by libav from the `main` source
+//! (H.264 + AAC, keyframes every 1.48 s) repackaged as the other without re-encoding, and a VP9
+//! one transcoded; judged with the packagers' checks, mp4-atom and ffprobe.
+
+use crate::copy::expect;
+use crate::hls::check::{Segments, check_package as check_hls};
+use crate::util::{bmff, cli, ffprobe, file_names, made_by_libav, media};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn convert(input: &Path, to: &str, out: &Path, extra: &[&str]) -> Output {
+    let (input, out) = (input.display().to_string(), out.display().to_string());
+    let fixed = ["convert", &input, "--to", to, "-o", &out, "--progress", "none"];
+    cli::run([&fixed[..], extra].concat())
+}
+
+/// The files of a representation folder of a DASH package: `init.mp4` and the segments.
+fn representation(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
+    let segments: Vec<PathBuf> = file_names(dir)
+        .into_iter()
+        .filter(|name| name.ends_with(".m4s"))
+        .map(|name| dir.join(name))
+        .collect();
+    (dir.join("init.mp4"), segments)
+}
+
+/// In MPEG-TS the AAC encoder's priming frame is a packet of its own, so in this input the
+/// audio starts 21 ms before the video; the package keeps that, which the DASH check (made for
+/// sources whose video starts first) does not allow. What the conversion owns is judged here:
+/// the media copied and cut at its keyframes, every fragment well formed and continuous.
+#[test]
+fn hls_with_ts_segments_becomes_dash_without_reencoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = media("main");
+    let playlist = made_by_libav(
+        &source,
+        dir.path(),
+        &["-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"],
+        "index.m3u8",
+    );
+    let out = dir.path().join("dash");
+    let output = convert(&playlist, "dash", &out, &["--segment-duration", "2"]);
+    cli::assert_success(&output);
+    cli::assert_says(&output, &["without re-encoding"], "that the media was copied");
+    let (init, segments) = representation(&out.join("360p"));
+    assert_eq!(segments.len(), 3, "8 s cut at keyframes into 2.96 + 2.96 + 2.08 s");
+    bmff::read_track(&init, &segments);
+    let (audio_init, audio_segments) = representation(&out.join("audio"));
+    bmff::read_track(&audio_init, &audio_segments);
+    let video = ffprobe::concat(&[vec![init], segments].concat());
+    ffprobe::assert_same_video_packets(&source, &video, false);
+    let manifest = std::path::absolute(out.join("manifest.mpd")).unwrap();
+    ffprobe::assert_decodes_cleanly(&manifest);
+}
+
+#[test]
+fn dash_becomes_hls_without_reencoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = media("main");
+    let manifest = made_by_libav(&source, dir.path(), &["-c", "copy", "-f", "dash"], "manifest.mpd");
+    let out = dir.path().join("hls");
+    let output = convert(&manifest, "hls", &out, &["--segment-duration", "2", "--format", "ts"]);
+    cli::assert_success(&output);
+    cli::assert_says(&output, &["without re-encoding"], "that the media was copied");
+    let package = check_hls(&out, &expect(&source, Segments::TS));
+    let segments = package.video[0].segment_files();
+    ffprobe::assert_same_video_packets(&source, &ffprobe::concat(&segments), false);
+}
+
+#[test]
+fn vp9_that_ts_cannot_carry_is_transcoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = media("tiny");
+    let manifest = made_by_libav(
+        &source,
+        dir.path(),
+        &[
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-c:a",
+            "copy",
+            "-f",
+            "dash",
+        ],
+        "manifest.mpd",
+    );
+    let out = dir.path().join("hls");
+    let output = convert(&manifest, "hls", &out, &["--segment-duration", "1", "--format", "ts"]);
+    cli::assert_success(&output);
+    cli::assert_says(&output, &["transcoded", "vp9"], "why the video was transcoded");
+    let master = out.join("master.m3u8");
+    let streams = ffprobe::streams_and_format(&master);
+    let codecs: Vec<&str> = streams["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap())
+        .collect();
+    assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "{codecs:?}");
+    assert_eq!(
+        ffprobe::video_frames(&master).count,
+        ffprobe::video_frames(&manifest).count,
+        "every frame, transcoded"
+    );
+    ffprobe::assert_decodes_cleanly(&master);
+}
+
+#[test]
+fn a_missing_manifest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = convert(&dir.path().join("gone.m3u8"), "dash", &dir.path().join("out"), &[]);
+    let error = cli::assert_failure(&output, 3);
+    assert!(error.contains("gone.m3u8"), "{error}");
+    assert!(file_names(dir.path()).is_empty());
+}
