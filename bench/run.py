@@ -257,39 +257,52 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_rss(root: int) -> tuple[int, int]:
-    """Resident bytes summed over `root` and all its descendants, and how many processes that is.
-    Shared library pages count once per process, as `ps` would show them."""
-    parent, rss = {}, {}
+def descendants(root: int) -> set[int]:
+    """`root` and every process below it, from the parent ids in /proc/*/stat."""
+    children = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            data = Path(f"/proc/{entry.name}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2:].split()
-        pid = int(entry.name)
-        parent[pid], rss[pid] = int(fields[1]), int(fields[21]) * PAGE
+        if entry.name.isdigit():
+            try:
+                data = Path(f"/proc/{entry.name}/stat").read_bytes()
+            except OSError:
+                continue
+            children.setdefault(int(data[data.rfind(b")") + 2:].split()[1]), []).append(int(entry.name))
     tree, frontier = set(), [root]
     while frontier:
         pid = frontier.pop()
-        if pid in rss and pid not in tree:
+        if pid not in tree:
             tree.add(pid)
-            frontier += [child for child, ppid in parent.items() if ppid == pid]
-    return sum(rss[pid] for pid in tree), len(tree)
+            frontier += children.get(pid, [])
+    return tree
+
+
+def resident(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (OSError, IndexError):
+        return 0
 
 
 class RssSampler(threading.Thread):
+    """Samples the resident bytes summed over a process tree (shared library pages count once per
+    process, as `ps` shows them). Walking all of /proc is the costly part, so the tree is found
+    again only every RESCAN samples; in between only its members' statm is read."""
+
+    RESCAN = 10
+
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.peak, self.processes = pid, 0, 0
         self.done = threading.Event()
 
     def run(self) -> None:
+        tree, sample = set(), 0
         while not self.done.is_set():
-            total, count = tree_rss(self.pid)
-            self.peak, self.processes = max(self.peak, total), max(self.processes, count)
+            if sample % self.RESCAN == 0:
+                tree = descendants(self.pid)
+            sample += 1
+            self.peak = max(self.peak, sum(resident(pid) for pid in tree))
+            self.processes = max(self.processes, len(tree))
             self.done.wait(SAMPLE_SECONDS)
 
 
@@ -656,6 +669,14 @@ def aligned(rungs: list[dict]) -> str:
     return "yes" if len(times) == 1 else "no"
 
 
+def decimals(text: str | None, places: int) -> str:
+    """A PSNR or SSIM as ffmpeg printed it, rounded ("inf" for identical pictures stays)."""
+    try:
+        return f"{float(text):.{places}f}"
+    except (TypeError, ValueError):
+        return text or "–"
+
+
 def quality_table(experiment: dict) -> str:
     lines = ["| contender | rung | size | frames | video kb/s | PSNR dB | SSIM | keyframes at (s) | x264 settings |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -666,7 +687,8 @@ def quality_table(experiment: dict) -> str:
                              if k in x) or "–"
             keys = ", ".join(f"{t:g}" for t in rung["keyframes"][:6]) + (" …" if len(rung["keyframes"]) > 6 else "")
             lines.append(f"| {name} | {rung['asked']} | {rung['width']}x{rung['height']} | {rung['frames']} "
-                         f"| {rung['video_kbps']:.0f} | {rung.get('psnr', '–')} | {rung.get('ssim', '–')} | {keys} | {x264} |")
+                         f"| {rung['video_kbps']:.0f} | {decimals(rung.get('psnr'), 2)} | {decimals(rung.get('ssim'), 4)} "
+                         f"| {keys} | {x264} |")
         if facts.get("rungs"):
             lines.append(f"| {name} | keyframes aligned across rungs: {aligned(facts['rungs'])} | | | | | | | |")
     return "\n".join(lines)
