@@ -8,3 +8,5 @@ cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets
 cargo test --doc
+# The benchmark script on a tiny clip: every contender makes a playable package of the same ladder.
+python3 bench/run.py --smoke --stream-pack target/debug/stream-pack
