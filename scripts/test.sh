@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing and runs the whole test suite: style, lints, unit and integration tests.
+# Installs what is missing and runs the whole test suite: style, lints, unit and integration tests,
+# then playback of generated packages in real players (tests/e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -8,3 +9,4 @@ cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets
 cargo test --doc
+node tests/e2e/run.mjs
