@@ -7,6 +7,8 @@ packages=(
   libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libswscale-dev libswresample-dev libavdevice-dev
   # The tests' independent judges and media generator (openssl decrypts AES-128 segments).
   ffmpeg openssl
+  # The browser that plays the packages in tests/e2e.
+  chromium
 )
 
 missing=()
@@ -17,6 +19,8 @@ done
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
 # Debian's plain rustc is too old for edition 2024; rustc-web tracks current Rust.
 command -v cargo >/dev/null || missing+=(rustc-web cargo-web)
+# Node drives the browser tests; Debian's nodejs (18) is enough.
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
@@ -24,4 +28,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The browser tests' players and driver, pinned by tests/e2e/package-lock.json; npm writes
+# node_modules/.package-lock.json on install, so a lock file newer than it means a stale install.
+e2e="$(dirname "${BASH_SOURCE[0]}")/../tests/e2e"
+if [ ! "$e2e/node_modules/.package-lock.json" -nt "$e2e/package-lock.json" ]; then
+  echo "setup: installing the browser tests' packages (npm ci)" >&2
+  (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing and runs the whole test suite: style, lints, unit and integration tests.
+# Installs what is missing and runs the whole test suite: style, lints, unit and integration tests,
+# then playback of generated packages in real players (tests/e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -10,3 +11,4 @@ cargo test --all-targets
 cargo test --doc
 # The benchmark script on a tiny clip: every contender makes a playable package of the same ladder.
 python3 bench/run.py --smoke --stream-pack target/debug/stream-pack
+node tests/e2e/run.mjs

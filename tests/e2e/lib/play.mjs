@@ -1,0 +1,36 @@
+// play(browser, origin, url, player, expected): plays one package URL in one player in a fresh
+// page and returns the page's result plus the page's console, independent of how the package
+// was produced (a VOD folder today, a live window later).
+
+// The player builds served from node_modules under /lib/.
+const LIBRARIES = {
+  'hls.js': '/lib/hls.js/dist/hls.min.js',
+  'dash.js': '/lib/dashjs/dist/modern/umd/dash.all.min.js',
+  shaka: '/lib/shaka-player/dist/shaka-player.compiled.js',
+};
+
+// A whole check plays every rendition at 8× in well under a minute; far beyond that is a hung page.
+const PAGE_TIMEOUT_MS = 120_000;
+
+export async function play(browser, origin, url, player, expected) {
+  const page = await browser.newPage();
+  const consoleLines = [];
+  page.on('console', (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
+  page.on('pageerror', (error) => consoleLines.push(`page error: ${error.message}`));
+  try {
+    await page.goto(`${origin}/page/player.html`);
+    await page.addScriptTag({ url: LIBRARIES[player] });
+    let timer;
+    const result = await Promise.race([
+      page.evaluate(([name, src, want]) => window.check(name, src, want), [player, url, expected]),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the page did not answer')), PAGE_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    return { ...result, console: consoleLines };
+  } catch (error) {
+    return { failures: [], playerErrors: [], tolerated: [], harnessError: String(error), console: consoleLines };
+  } finally {
+    await page.close();
+  }
+}

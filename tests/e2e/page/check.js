@@ -1,0 +1,357 @@
+// Runs in Chromium. window.check(player, url, expected) plays one package in one player and
+// returns what it measured; it knows nothing of how the package was made.
+//
+// expected: { heights: [360, 240], duration: seconds, fps, segment: seconds, audio: bool,
+//            codecs: ['avc1.64001E', …] }
+// result:   { failures: [text], playerErrors: [text], tolerated: [text], harnessError, measures }
+'use strict';
+
+// Fast enough to keep the run short. Chromium mutes audio above 4× but still decodes it.
+const RATE = 8;
+// Allowed slack in seconds at the start and end of the presentation: a few frames, and the
+// composition delay of a first B-frame GOP.
+const EDGE = 0.25;
+// hls.js errors that say nothing against the package:
+// - stall nudges are how hls.js recovers from a short underrun;
+// - with MPEG-TS, hls.js puts the timeline's 0 at the first video decode time, so a first frame
+//   with B-frames is shown a composition delay (0.08 s here) later and hls.js reports skipping
+//   that start hole (FFmpeg's own `-f hls` output gets the same);
+// - hls.js 1.7's new append-progress check fires on the first TS fragment of a freshly created
+//   SourceBuffer although the fragment is buffered whole (FFmpeg's own TS output again; false
+//   positives of that check are fixed upstream piecemeal). The frame counts and played ranges
+//   below still judge what was really buffered and played.
+function toleratedByHls(data) {
+  if (data.fatal) return false;
+  switch (data.details) {
+    case 'bufferStalledError':
+    case 'bufferNudgeOnStall':
+      return true;
+    case 'bufferSeekOverHole':
+      return data.bufferInfo?.nextStart < EDGE;
+    case 'bufferAppendNoProgress':
+      return data.frag?.sn === 0 && data.frag?.url.endsWith('.ts');
+    default:
+      return false;
+  }
+}
+
+class PlaybackFailure extends Error {}
+
+const adapters = {
+  'hls.js'(video, report) {
+    const hls = new Hls();
+    let audioCodec = null;
+    hls.on(Hls.Events.ERROR, (_, data) => report(describeHls(data), toleratedByHls(data)));
+    hls.on(Hls.Events.BUFFER_CODECS, (_, data) => {
+      audioCodec = data.audio?.codec ?? audioCodec;
+    });
+    return {
+      async load(url) {
+        const parsed = new Promise((resolve) => hls.once(Hls.Events.MANIFEST_PARSED, resolve));
+        hls.loadSource(url);
+        hls.attachMedia(video);
+        await parsed;
+      },
+      renditions: () => hls.levels.map((level, index) => ({ height: level.height, index })),
+      // Setting currentLevel switches at once, even to the level playing: the buffer is flushed
+      // and refilled from the level.
+      force: (rendition) => {
+        hls.currentLevel = rendition.index;
+        return true;
+      },
+      audioCodec: () => audioCodec,
+    };
+  },
+
+  'dash.js'(video, report) {
+    const player = dashjs.MediaPlayer().create();
+    const events = dashjs.MediaPlayer.events;
+    player.updateSettings({
+      debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE },
+      streaming: { abr: { autoSwitchBitrate: { video: false } } },
+    });
+    player.on(events.ERROR, (event) => report(`dash.js error ${event.error?.code}: ${event.error?.message}`));
+    player.on(events.PLAYBACK_ERROR, (event) => report(`dash.js playback error: ${event.error?.message ?? event.error}`));
+    return {
+      async load(url) {
+        const initialized = new Promise((resolve) => player.on(events.STREAM_INITIALIZED, resolve));
+        player.initialize(video, url, false);
+        await initialized;
+      },
+      renditions: () => player.getRepresentationsByType('video').map((rep) => ({ height: rep.height, id: rep.id })),
+      // forceReplace: drop what is buffered of the old representation.
+      force: (rendition) => {
+        const switches = player.getCurrentRepresentationForType('video')?.id !== rendition.id;
+        player.setRepresentationForTypeById('video', rendition.id, true);
+        return switches;
+      },
+      audioCodec: () => player.getCurrentTrackFor('audio')?.codec ?? null,
+    };
+  },
+
+  shaka(video, report) {
+    shaka.polyfill.installAll();
+    const player = new shaka.Player();
+    player.configure({ abr: { enabled: false } });
+    player.addEventListener('error', (event) => report(describeShaka(event.detail)));
+    return {
+      async load(url) {
+        await player.attach(video);
+        await player.load(url).catch((error) => {
+          throw new PlaybackFailure(`Shaka load failed: ${describeShaka(error)}`);
+        });
+      },
+      renditions: () => player.getVariantTracks().map((track) => ({ height: track.height, track })),
+      // clearBuffer: drop what is buffered of the old variant.
+      force: (rendition) => {
+        const switches = !player.getVariantTracks().find((track) => track.id === rendition.track.id)?.active;
+        player.selectVariantTrack(rendition.track, true);
+        return switches;
+      },
+      audioCodec: () => player.getVariantTracks().find((track) => track.active)?.audioCodec ?? null,
+    };
+  },
+};
+
+function describeHls(data) {
+  // The loader's URL (a key's for a key error), else the fragment's.
+  const url = data.context?.url ?? data.frag?.url ?? data.url;
+  return [
+    `hls.js ${data.fatal ? 'fatal' : 'non-fatal'} ${data.type} ${data.details}`,
+    data.error?.message && `: ${data.error.message}`,
+    data.response?.code !== undefined && ` (HTTP ${data.response.code})`,
+    url && ` at ${url}`,
+  ]
+    .filter(Boolean)
+    .join('');
+}
+
+function describeShaka(error) {
+  const name = Object.keys(shaka.util.Error.Code).find((key) => shaka.util.Error.Code[key] === error.code);
+  const severity = error.severity === shaka.util.Error.Severity.CRITICAL ? 'critical' : 'recoverable';
+  // The data are the error's arguments (URL, HTTP status…); response headers and bodies are noise.
+  const data = error.data.filter((item) => typeof item !== 'object').map((item) => String(item).trim().slice(0, 200));
+  return `Shaka ${severity} error ${error.code} ${name ?? ''}: ${data.join(', ')}`;
+}
+
+window.check = async function check(playerName, url, expected) {
+  const result = { failures: [], playerErrors: [], tolerated: [], measures: { renditions: [] } };
+  const mse = watchMediaSource();
+  let abort;
+  const failed = new Promise((_, reject) => {
+    abort = reject;
+  });
+  failed.catch(() => {});
+  const report = (text, tolerated = false) => {
+    (tolerated ? result.tolerated : result.playerErrors).push(text);
+    if (!tolerated) abort(new PlaybackFailure(text));
+  };
+  const step = (promise) => Promise.race([promise, failed]);
+  try {
+    checkCodecs(expected.codecs);
+    const video = document.querySelector('video');
+    video.addEventListener('error', () => report(`HTMLMediaElement error ${video.error.code}: ${video.error.message}`));
+    const player = adapters[playerName](video, report);
+    const metadata = waitFor(video, 'loadedmetadata', 'the first media data', 20);
+    await step(player.load(url));
+    await step(metadata);
+    const renditions = player.renditions().sort((a, b) => b.height - a.height);
+    const heights = renditions.map((rendition) => rendition.height);
+    if (JSON.stringify(heights) !== JSON.stringify([...expected.heights].sort((a, b) => b - a))) {
+      throw new PlaybackFailure(`the player lists renditions of heights ${heights}, expected ${expected.heights}`);
+    }
+    for (const rendition of renditions) {
+      const measured = await step(playThrough(video, player, mse, rendition, expected));
+      result.measures.renditions.push(measured);
+      result.failures.push(...renditionFailures(measured, rendition.height, video.duration, expected));
+    }
+    Object.assign(result.measures, overall(video, player, mse.types));
+    result.failures.push(...overallFailures(result.measures, expected));
+  } catch (error) {
+    if (error instanceof PlaybackFailure) {
+      result.failures.push(error.message);
+      // A player reacts to the media element's error, or to its own, with an error of its own:
+      // give it a moment to say it.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } else {
+      result.harnessError = String(error?.stack ?? error);
+    }
+  }
+  // What the player said after the failure that stopped the check.
+  result.failures.push(...result.playerErrors.filter((text) => !result.failures.includes(text)));
+  return result;
+};
+
+function checkCodecs(codecs) {
+  const unsupported = codecs
+    .map((codec) => `${/^(mp4a|opus|ac-3|ec-3)/.test(codec) ? 'audio' : 'video'}/mp4; codecs="${codec}"`)
+    .filter((type) => !MediaSource.isTypeSupported(type));
+  if (unsupported.length) {
+    throw new PlaybackFailure(
+      `this Chromium (${navigator.userAgent}) cannot play the package: MediaSource.isTypeSupported is false for ${unsupported.join(', ')}`,
+    );
+  }
+}
+
+// What the player asks of Media Source Extensions, seen by MSE itself rather than by the player:
+// the SourceBuffer types it creates, and how many buffer removals it has started.
+function watchMediaSource() {
+  const mse = { types: [], buffers: [], removals: 0 };
+  const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
+  MediaSource.prototype.addSourceBuffer = function watchedAddSourceBuffer(type) {
+    const buffer = addSourceBuffer.call(this, type);
+    mse.types.push(type);
+    mse.buffers.push(buffer);
+    return buffer;
+  };
+  const remove = SourceBuffer.prototype.remove;
+  SourceBuffer.prototype.remove = function watchedRemove(start, end) {
+    mse.removals += 1;
+    return remove.call(this, start, end);
+  };
+  return mse;
+}
+
+// Forces one rendition, plays from 0 to the end and records every presented frame.
+//
+// Chromium resumes at the next keyframe when the media under a paused position is removed and
+// appended again, which would skip up to a segment whatever the package; and players report
+// loads aborted by a switch as errors. So the switch is made with nothing loading (buffered to
+// the end), and the seek to 0 comes after the player's flush, when the buffer holds only the new
+// rendition.
+async function playThrough(video, player, mse, rendition, expected) {
+  const started = performance.now();
+  video.pause();
+  await bufferedToEnd(video);
+  const removals = mse.removals;
+  if (player.force(rendition)) {
+    await until(() => mse.removals > removals && !mse.buffers.some((buffer) => buffer.updating), `the player's flush for the ${rendition.height}p rendition`);
+  }
+  const decodedBefore = video.getVideoPlaybackQuality().totalVideoFrames;
+  const seeked = waitFor(video, 'seeked', 'the seek to 0', 10);
+  video.currentTime = 0;
+  await seeked;
+  const frames = [];
+  let watching = true;
+  const onFrame = (_, metadata) => {
+    frames.push({ time: metadata.mediaTime, height: metadata.height });
+    if (watching) video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+  video.playbackRate = RATE;
+  // Shaka sets the rate to 0 while it buffers and then restores its own, missing a change made
+  // meanwhile: set it again once playback runs.
+  video.addEventListener('playing', () => {
+    if (video.playbackRate !== RATE) video.playbackRate = RATE;
+  }, { once: true });
+  const ended = waitFor(video, 'ended', `the end of the ${rendition.height}p rendition`, expected.duration / RATE + 20);
+  const playing = performance.now();
+  await video.play();
+  await ended;
+  watching = false;
+  const times = frames.map((frame) => frame.time);
+  return {
+    height: rendition.height,
+    seconds: (performance.now() - started) / 1000,
+    playSeconds: (performance.now() - playing) / 1000,
+    presented: frames.length,
+    decoded: video.getVideoPlaybackQuality().totalVideoFrames - decodedBefore,
+    frameHeights: [...new Set(frames.map((frame) => frame.height))],
+    videoHeight: video.videoHeight,
+    first: Math.min(...times),
+    last: Math.max(...times),
+    maxGap: Math.max(0, ...times.slice(1).map((time, index) => time - times[index])),
+  };
+}
+
+function renditionFailures(measured, height, duration, expected) {
+  const name = `${height}p rendition`;
+  const failures = [];
+  if (measured.frameHeights.length !== 1 || measured.frameHeights[0] !== height || measured.videoHeight !== height) {
+    failures.push(`${name}: frames shown at heights ${measured.frameHeights} (videoHeight ${measured.videoHeight})`);
+  }
+  // At 8× a 60 Hz compositor shows about one frame in three, and the first one a few hundred ms
+  // of media late when the pipeline starts; the decoded count below is the exact check.
+  const slack = expected.segment / 2;
+  if (measured.first > slack || measured.last < duration - slack) {
+    failures.push(`${name}: frames shown from ${measured.first} s to ${measured.last} s of ${duration} s`);
+  }
+  // A busy compositor can skip a few frames in a row (0.84 s of media seen at 4×) while every
+  // frame is still decoded; a jump over a whole segment is a skip even if its frames were decoded.
+  if (measured.maxGap >= expected.segment) {
+    failures.push(`${name}: ${measured.maxGap.toFixed(3)} s of media skipped between two shown frames`);
+  }
+  const frames = Math.round(expected.duration * expected.fps);
+  if (measured.decoded < frames) {
+    failures.push(`${name}: ${measured.decoded} frames decoded, the presentation has ${frames}`);
+  }
+  return failures;
+}
+
+function overall(video, player, sourceBuffers) {
+  const played = [];
+  for (let index = 0; index < video.played.length; index += 1) {
+    played.push([video.played.start(index), video.played.end(index)]);
+  }
+  return {
+    duration: video.duration,
+    played,
+    audioBytesDecoded: video.webkitAudioDecodedByteCount,
+    audioCodec: player.audioCodec(),
+    sourceBuffers,
+  };
+}
+
+function overallFailures(measures, expected) {
+  const failures = [];
+  if (Math.abs(measures.duration - expected.duration) > EDGE) {
+    failures.push(`duration ${measures.duration} s, the source lasts ${expected.duration} s`);
+  }
+  const [range] = measures.played;
+  if (measures.played.length !== 1 || range[0] > EDGE || range[1] < measures.duration - EDGE) {
+    failures.push(`played ranges ${JSON.stringify(measures.played)} do not cover 0–${measures.duration} s`);
+  }
+  const audioBuffers = measures.sourceBuffers.filter((type) => type.startsWith('audio/') || /mp4a|opus/.test(type));
+  const audio = measures.audioBytesDecoded > 0 && Boolean(measures.audioCodec) && audioBuffers.length > 0;
+  if (audio !== expected.audio) {
+    failures.push(
+      `audio ${expected.audio ? 'missing' : 'unexpected'}: ${measures.audioBytesDecoded} bytes decoded, ` +
+        `player's audio codec ${measures.audioCodec}, SourceBuffers ${measures.sourceBuffers}`,
+    );
+  }
+  return failures;
+}
+
+function bufferedToEnd(video) {
+  const toEnd = () => video.buffered.length > 0 && video.buffered.end(video.buffered.length - 1) >= video.duration - EDGE;
+  return until(toEnd, () => `the player to buffer to the end (buffered: ${ranges(video.buffered)})`);
+}
+
+// Polls a condition the media element has no event for; `what` says what was awaited.
+async function until(condition, what, seconds = 20) {
+  const deadline = performance.now() + seconds * 1000;
+  while (!condition()) {
+    if (performance.now() > deadline) {
+      throw new PlaybackFailure(`timed out after ${seconds} s waiting for ${typeof what === 'function' ? what() : what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function ranges(timeRanges) {
+  return JSON.stringify(Array.from({ length: timeRanges.length }, (_, index) => [timeRanges.start(index), timeRanges.end(index)]));
+}
+
+function waitFor(target, event, what, seconds) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new PlaybackFailure(`timed out after ${seconds} s waiting for ${what}`)), seconds * 1000);
+    target.addEventListener(
+      event,
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
