@@ -216,16 +216,18 @@ function watchMediaSource() {
 //
 // Chromium resumes at the next keyframe when the media under a paused position is removed and
 // appended again, which would skip up to a segment whatever the package; and players report
-// loads aborted by a switch as errors. So the switch is made with nothing loading (buffered to
-// the end), and the seek to 0 comes after the player's flush, when the buffer holds only the new
-// rendition.
+// loads cut short by a switch or a seek as errors. So the switch is made with nothing loading
+// (buffered to the end), the player's flush and refill at the playhead are awaited, and only
+// then the seek to 0 makes the player load the new rendition from the start.
 async function playThrough(video, player, mse, rendition, expected) {
   const started = performance.now();
   video.pause();
   await bufferedToEnd(video);
   const removals = mse.removals;
   if (player.force(rendition)) {
-    await until(() => mse.removals > removals && !mse.buffers.some((buffer) => buffer.updating), `the player's flush for the ${rendition.height}p rendition`);
+    const flushed = () => mse.removals > removals && !mse.buffers.some((buffer) => buffer.updating);
+    await until(flushed, `the player's flush for the ${rendition.height}p rendition`);
+    await bufferedToEnd(video);
   }
   const decodedBefore = video.getVideoPlaybackQuality().totalVideoFrames;
   const seeked = waitFor(video, 'seeked', 'the seek to 0', 10);
