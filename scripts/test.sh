@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs the whole test suite: style, lints, unit and integration tests,
-# and the benchmark script's smoke run. The browser playback harness (node tests/e2e/run.mjs) is run
-# by hand until its timing flakes are fixed (see README).
+# the benchmark script's smoke run, then playback of generated packages in real players (tests/e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -12,3 +11,4 @@ cargo test --all-targets
 cargo test --doc
 # The benchmark script on a tiny clip: every contender makes a playable package of the same ladder.
 python3 bench/run.py --smoke --stream-pack target/debug/stream-pack
+node tests/e2e/run.mjs
