@@ -130,6 +130,31 @@ struct UnframeArgs {
     quiet: bool,
 }
 
+/// What every command that writes a package shares: replacing, progress, quiet.
+#[derive(clap::Args)]
+struct JobArgs {
+    /// Replace an existing output folder.
+    #[arg(long)]
+    force: bool,
+    /// How to show progress: a bar on a terminal, JSON lines on stderr, or nothing.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Bar)]
+    progress: ProgressArg,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+impl JobArgs {
+    /// The progress monitor these arguments ask for, stopping the job on Ctrl-C.
+    fn monitor(&self) -> anyhow::Result<CliMonitor> {
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&interrupted);
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+        let style = if self.quiet { ProgressArg::None } else { self.progress };
+        Ok(CliMonitor::new(style, interrupted))
+    }
+}
+
 #[derive(clap::Args)]
 struct ConvertArgs {
     /// An HLS playlist (.m3u8) or DASH manifest (.mpd).
@@ -146,15 +171,8 @@ struct ConvertArgs {
     /// Seconds per segment (a stream copy cuts at the nearest keyframes).
     #[arg(long, default_value_t = 6.0, allow_negative_numbers = true)]
     segment_duration: f64,
-    /// Replace an existing output folder.
-    #[arg(long)]
-    force: bool,
-    /// How to show progress: a bar on a terminal, JSON lines on stderr, or nothing.
-    #[arg(long, value_enum, default_value_t = ProgressArg::Bar)]
-    progress: ProgressArg,
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    job: JobArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -239,15 +257,8 @@ struct PackageArgs {
     /// AAC bitrate of the shared audio rendition.
     #[arg(long, default_value = "128k", value_parser = parse_bitrate)]
     audio_bitrate: Bitrate,
-    /// Replace an existing output folder.
-    #[arg(long)]
-    force: bool,
-    /// How to show progress: a bar on a terminal, JSON lines on stderr, or nothing.
-    #[arg(long, value_enum, default_value_t = ProgressArg::Bar)]
-    progress: ProgressArg,
-    /// Print nothing but errors.
-    #[arg(short, long)]
-    quiet: bool,
+    #[command(flatten)]
+    job: JobArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -480,17 +491,13 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
         output: args.output.clone(),
         target,
         segment_duration: args.segment_duration,
-        force: args.force,
+        force: args.job.force,
     };
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    let style = if args.quiet { ProgressArg::None } else { args.progress };
-    let mut monitor = CliMonitor::new(style, interrupted);
+    let mut monitor = args.job.monitor()?;
     let report = stream_pack::convert::convert(&options, &mut monitor);
     monitor.close();
     let report = report?;
-    if !args.quiet {
+    if !args.job.quiet {
         match &report.transcoded_because {
             Some(reason) => println!("note: transcoded: {reason}"),
             None => println!("note: repackaged without re-encoding"),
@@ -571,7 +578,7 @@ impl PackageArgs {
             },
             encryption: self.encryption(),
             audio_bitrate: self.audio_bitrate,
-            force: self.force,
+            force: self.job.force,
             ..base(self.input.clone(), self.output.clone())
         }
     }
@@ -586,15 +593,11 @@ fn default_key_dir(output: &Path) -> PathBuf {
 }
 
 fn package(options: PackageOptions, args: &PackageArgs) -> anyhow::Result<()> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    let style = if args.quiet { ProgressArg::None } else { args.progress };
-    let mut monitor = CliMonitor::new(style, interrupted);
+    let mut monitor = args.job.monitor()?;
     let report = stream_pack::package(&options, &mut monitor);
     monitor.close();
     let report = report?;
-    if !args.quiet {
+    if !args.job.quiet {
         print_report(&report);
     }
     Ok(())
