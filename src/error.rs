@@ -36,6 +36,10 @@ pub enum Error {
     #[error("{url}: {reason}")]
     Remote { url: String, reason: String },
 
+    /// Publishing to a remote destination failed for good (retries could not fix it).
+    #[error("{url}: {reason}")]
+    Publish { url: String, reason: String },
+
     #[error("{0}")]
     InvalidOption(String),
 
@@ -82,7 +86,7 @@ impl Error {
             | Error::Remote { .. } => exit::INPUT,
             Error::InvalidOption(_) => exit::USAGE,
             Error::LadderFile { .. } | Error::Ladder(_) => exit::LADDER,
-            Error::OutputExists { .. } | Error::Io { .. } => exit::OUTPUT,
+            Error::OutputExists { .. } | Error::Io { .. } | Error::Publish { .. } => exit::OUTPUT,
             Error::Cancelled => exit::CANCELLED,
             Error::Ffmpeg { .. } | Error::Encoder(_) => exit::FAILURE,
         }

@@ -313,12 +313,26 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
     Ok((name.trim().to_owned(), value.trim().to_owned()))
 }
 
+/// stream-pack's own log (retries of uploads and downloads, at `info`) goes to stderr when
+/// `STREAM_PACK_LOG` asks for it (`info`, `debug`, or any tracing filter such as
+/// `stream_pack=info,object_store=info`); otherwise stderr keeps to errors and progress.
+fn log_if_asked() {
+    if let Ok(filter) = std::env::var("STREAM_PACK_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
+    }
+}
+
 fn main() -> ExitCode {
     if std::env::var_os("SVT_LOG").is_none() {
         // SVT-AV1 logs its configuration to stderr unless told otherwise; errors only.
         // SAFETY: no other thread exists yet to read the environment concurrently.
         unsafe { std::env::set_var("SVT_LOG", "1") };
     }
+    log_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {

@@ -1,5 +1,6 @@
 //! Chunk downloads for `concat-flv --list`: N at a time, each retried with exponential backoff
-//! when the failure may pass (a connection error, a 5xx, 408 or 429), streamed to disk.
+//! when the failure may pass (a connection error, a 5xx, 408 or 429; see [`crate::retry`]),
+//! streamed to disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -7,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::retry::{Failure, RetryPolicy, retry};
 
 /// How downloads run.
 #[derive(Debug, Clone, Copy)]
@@ -15,7 +17,7 @@ pub struct DownloadOptions {
     pub jobs: usize,
     /// Further attempts after a failure that may pass.
     pub retries: u32,
-    /// The wait before the first retry; each later one waits twice as long as the one before.
+    /// The wait before the first retry; each later one waits about twice as long (with jitter).
     pub backoff: Duration,
     /// The most a single attempt may take.
     pub timeout: Duration,
@@ -103,57 +105,34 @@ pub fn download_all(urls: &[String], dir: &Path, options: DownloadOptions) -> Re
     }
 }
 
-/// Why one attempt failed, and whether another may succeed.
-struct Failure {
-    reason: String,
-    transient: bool,
-}
-
 fn fetch(agent: &ureq::Agent, url: &str, path: &Path, options: DownloadOptions, stop: &AtomicBool) -> Result<()> {
-    let mut wait = options.backoff;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let failure = match attempt_once(agent, url, path) {
-            Ok(()) => return Ok(()),
-            Err(failure) => failure,
-        };
-        if !failure.transient || attempt > options.retries || stop.load(Ordering::SeqCst) {
-            let tries = if attempt > 1 {
-                format!(" (after {attempt} attempts)")
-            } else {
-                String::new()
-            };
-            return Err(Error::Remote {
-                url: url.to_owned(),
-                reason: format!("{}{tries}", failure.reason),
-            });
-        }
-        std::thread::sleep(wait);
-        wait *= 2;
-    }
+    let policy = RetryPolicy {
+        attempts: options.retries + 1,
+        first_wait: options.backoff,
+    };
+    retry(
+        policy,
+        stop,
+        || attempt_once(agent, url, path),
+        |failure, wait| {
+            tracing::info!("{url}: {}; trying again in {wait:.2?}", failure.reason);
+        },
+    )
+    .map_err(|failure| Error::Remote {
+        url: url.to_owned(),
+        reason: failure.reason,
+    })
 }
 
 fn attempt_once(agent: &ureq::Agent, url: &str, path: &Path) -> Result<(), Failure> {
-    let transient = |reason: String| Failure {
-        reason,
-        transient: true,
-    };
-    let mut response = agent.get(url).call().map_err(|e| transient(e.to_string()))?;
+    let mut response = agent.get(url).call().map_err(|e| Failure::transient(e.to_string()))?;
     let status = response.status();
     if !status.is_success() {
-        let code = status.as_u16();
-        return Err(Failure {
-            reason: format!("HTTP {status}"),
-            transient: status.is_server_error() || code == 408 || code == 429,
-        });
+        return Err(Failure::status(status));
     }
-    let mut file = std::fs::File::create(path).map_err(|e| Failure {
-        reason: format!("{}: {e}", path.display()),
-        transient: false,
-    })?;
+    let mut file = std::fs::File::create(path).map_err(|e| Failure::permanent(format!("{}: {e}", path.display())))?;
     // Streamed to disk; the reader fails if the body ends before its Content-Length.
     std::io::copy(&mut response.body_mut().as_reader(), &mut file)
-        .map_err(|e| transient(format!("the download broke off: {e}")))?;
+        .map_err(|e| Failure::transient(format!("the download broke off: {e}")))?;
     Ok(())
 }

@@ -5,6 +5,8 @@ pub mod bmff;
 pub mod capture;
 pub mod cli;
 pub mod codecs;
+pub mod daemon;
+pub mod dav;
 pub mod ffprobe;
 pub mod flv;
 pub mod h264;

@@ -1,0 +1,302 @@
+//! The publisher against real servers started here: nginx's WebDAV module (and Garage, S3).
+//! What was published is read back from the server's own document root or over S3.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use stream_pack::Error;
+use stream_pack::publish::{Destination, PublishOptions, Publisher, Remote};
+use stream_pack::retry::RetryPolicy;
+
+use crate::util::daemon::free_port;
+use crate::util::dav::{Dav, Request};
+
+fn remote(url: &str) -> Remote {
+    match url.parse::<Destination>().expect("a destination") {
+        Destination::Remote(remote) => remote,
+        Destination::Local(path) => panic!("{url} parsed as the local {}", path.display()),
+    }
+}
+
+/// `count` files of `size` pseudo-random bytes each (no two alike), in a temporary folder.
+fn files(count: usize, size: usize) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = (0..count)
+        .map(|i| {
+            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
+            let bytes: Vec<u8> = (0..size)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let path = dir.path().join(format!("segment{i:05}.ts"));
+            std::fs::write(&path, bytes).unwrap();
+            path
+        })
+        .collect();
+    (dir, paths)
+}
+
+fn quick() -> PublishOptions {
+    PublishOptions {
+        retry: RetryPolicy {
+            attempts: 3,
+            first_wait: Duration::from_millis(20),
+        },
+        ..PublishOptions::default()
+    }
+}
+
+fn same_file(a: &Path, b: &Path) {
+    assert!(
+        std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+        "{} differs from {}",
+        a.display(),
+        b.display()
+    );
+}
+
+fn puts_of<'a>(requests: &'a [Request], path: &str) -> Vec<&'a Request> {
+    requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path == path)
+        .collect()
+}
+
+#[test]
+fn manifests_wait_for_the_files_given_before_them() {
+    let dav = Dav::start();
+    let (_dir, paths) = files(12, 3 << 20);
+    let publisher = Publisher::start(&[remote(&dav.url("pkg/"))], &PublishOptions::default()).unwrap();
+    for (i, path) in paths.iter().enumerate() {
+        publisher.file(&format!("720p/segment{i:05}.ts"), path).unwrap();
+        if i % 4 == 3 {
+            publisher
+                .manifest("720p/index.m3u8", format!("#EXTM3U\n# up to {i}\n").into_bytes())
+                .unwrap();
+        }
+    }
+    let counts = publisher.finish().unwrap();
+    assert_eq!(counts.uploads, 15);
+    assert_eq!(
+        counts.bytes,
+        12 * (3 << 20) + 3 * "#EXTM3U\n# up to 11\n".len() as u64 - 2
+    );
+    for (i, path) in paths.iter().enumerate() {
+        same_file(path, &dav.root.join(format!("pkg/720p/segment{i:05}.ts")));
+    }
+    assert_eq!(
+        std::fs::read_to_string(dav.root.join("pkg/720p/index.m3u8")).unwrap(),
+        "#EXTM3U\n# up to 11\n",
+        "the last manifest given is the one published"
+    );
+    // nginx's access log: every manifest PUT began after every file PUT given before it ended,
+    // and ended before any file given after it began (to the log's millisecond).
+    let requests = dav.requests();
+    let manifests = puts_of(&requests, "/pkg/720p/index.m3u8");
+    assert_eq!(manifests.len(), 3);
+    for (round, manifest) in manifests.iter().enumerate() {
+        for i in 0..paths.len() {
+            let file = puts_of(&requests, &format!("/pkg/720p/segment{i:05}.ts"));
+            let [file] = file[..] else {
+                panic!("segment {i} was put {} times", file.len())
+            };
+            if i < 4 * (round + 1) {
+                assert!(
+                    file.end <= manifest.start + 0.001,
+                    "manifest {round} began before segment {i} ended"
+                );
+            } else {
+                assert!(
+                    file.start + 0.001 >= manifest.end,
+                    "segment {i} began before manifest {round} ended"
+                );
+            }
+        }
+    }
+    // Files between two manifests went up concurrently: some PUTs overlapped.
+    let files: Vec<&Request> = requests.iter().filter(|r| r.path.ends_with(".ts")).collect();
+    assert!(
+        files
+            .iter()
+            .any(|a| files.iter().any(|b| a.start < b.start && b.start < a.end - 0.001)),
+        "no two uploads overlapped: {files:?}"
+    );
+}
+
+#[test]
+fn a_server_that_comes_up_late_is_retried() {
+    let port = free_port();
+    let (_dir, paths) = files(2, 1000);
+    let destination = remote(&format!("http://127.0.0.1:{port}/late/"));
+    let publisher = Publisher::start(&[destination], &PublishOptions::default()).unwrap();
+    publisher.file("a.ts", &paths[0]).unwrap();
+    publisher.manifest("index.m3u8", b"#EXTM3U\n".to_vec()).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let dav = Dav::start_on(port, true);
+    let counts = publisher.finish().unwrap();
+    assert!(counts.retries >= 1, "{counts:?}");
+    assert_eq!(counts.uploads, 2);
+    same_file(&paths[0], &dav.root.join("late/a.ts"));
+    assert!(dav.root.join("late/index.m3u8").exists());
+}
+
+#[test]
+fn a_refusing_destination_fails_after_its_retries() {
+    let port = free_port();
+    let (_dir, paths) = files(1, 1000);
+    let destination = remote(&format!("http://127.0.0.1:{port}/pkg/"));
+    let publisher = Publisher::start(&[destination], &quick()).unwrap();
+    publisher.file("720p/a.ts", &paths[0]).unwrap();
+    let error = publisher.finish().unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::Publish { .. }), "{error:?}");
+    assert_eq!(error.exit_code(), 4);
+    assert!(
+        message.starts_with(&format!("http://127.0.0.1:{port}/pkg/720p/a.ts: upload failed: "))
+            && message.contains("after 3 attempts")
+            && !message.contains('\n'),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_rejected_upload_stops_publishing_and_no_manifest_follows() {
+    let dav = Dav::start();
+    let (_dir, paths) = files(3, 1000);
+    let publisher = Publisher::start(&[remote(&dav.url(""))], &quick()).unwrap();
+    publisher.file("ok/a.ts", &paths[0]).unwrap();
+    publisher.file("readonly/b.ts", &paths[1]).unwrap();
+    publisher.manifest("ok/index.m3u8", b"#EXTM3U\n".to_vec()).unwrap();
+    // Once the failure is known, the publisher refuses more work.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while publisher.file("ok/c.ts", &paths[2]).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the failure was never reported");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let message = publisher.finish().unwrap_err().to_string();
+    assert_eq!(
+        message,
+        format!(
+            "{}: upload failed: HTTP 405 Method Not Allowed",
+            dav.url("readonly/b.ts")
+        )
+    );
+    assert!(
+        !dav.root.join("ok/index.m3u8").exists(),
+        "a manifest was published after a failure"
+    );
+    let requests = dav.requests();
+    assert_eq!(
+        puts_of(&requests, "/readonly/b.ts").len(),
+        1,
+        "a 405 must not be retried"
+    );
+}
+
+#[test]
+fn deletes_follow_what_was_given_before() {
+    let dav = Dav::start();
+    let (_dir, paths) = files(3, 50_000);
+    let publisher = Publisher::start(&[remote(&dav.url("live/"))], &quick()).unwrap();
+    for (i, path) in paths.iter().enumerate() {
+        publisher.file(&format!("s{i}.ts"), path).unwrap();
+    }
+    publisher
+        .manifest("index.m3u8", b"#EXTM3U\ns1.ts\ns2.ts\n".to_vec())
+        .unwrap();
+    publisher.delete("s0.ts").unwrap();
+    publisher.delete("never-published.ts").unwrap();
+    let counts = publisher.finish().unwrap();
+    assert_eq!(counts.deletes, 2);
+    assert!(!dav.root.join("live/s0.ts").exists());
+    same_file(&paths[1], &dav.root.join("live/s1.ts"));
+    let requests = dav.requests();
+    let manifest = puts_of(&requests, "/live/index.m3u8")[0];
+    let delete = requests
+        .iter()
+        .find(|r| r.method == "DELETE" && r.path == "/live/s0.ts")
+        .unwrap();
+    assert!(
+        delete.start + 0.001 >= manifest.end,
+        "the segment was deleted before the playlist left it"
+    );
+}
+
+#[test]
+fn missing_folders_are_made_with_mkcol() {
+    let dav = Dav::start_on(free_port(), false);
+    let (_dir, paths) = files(2, 1000);
+    let publisher = Publisher::start(&[remote(&dav.url("deep/pkg/"))], &quick()).unwrap();
+    publisher.file("720p/a.ts", &paths[0]).unwrap();
+    publisher.file("720p/b.ts", &paths[1]).unwrap();
+    publisher.finish().unwrap();
+    same_file(&paths[0], &dav.root.join("deep/pkg/720p/a.ts"));
+    same_file(&paths[1], &dav.root.join("deep/pkg/720p/b.ts"));
+    let requests = dav.requests();
+    for folder in ["/deep/", "/deep/pkg/", "/deep/pkg/720p/"] {
+        let made = requests.iter().filter(|r| r.method == "MKCOL" && r.path == folder);
+        assert_eq!(made.filter(|r| r.status == 201).count(), 1, "{folder}: {requests:?}");
+    }
+}
+
+#[test]
+fn several_destinations_get_everything() {
+    let (first, second) = (Dav::start(), Dav::start());
+    let (_dir, paths) = files(4, 100_000);
+    let destinations = [remote(&first.url("a/")), remote(&second.url("b/"))];
+    let publisher = Publisher::start(&destinations, &quick()).unwrap();
+    for (i, path) in paths.iter().enumerate() {
+        publisher.file(&format!("s{i}.ts"), path).unwrap();
+    }
+    publisher.manifest("index.m3u8", b"#EXTM3U\n".to_vec()).unwrap();
+    let counts = publisher.finish().unwrap();
+    assert_eq!(counts.uploads, 10);
+    for (root, folder) in [(&first.root, "a"), (&second.root, "b")] {
+        for (i, path) in paths.iter().enumerate() {
+            same_file(path, &root.join(format!("{folder}/s{i}.ts")));
+        }
+        assert!(root.join(folder).join("index.m3u8").exists());
+    }
+}
+
+#[test]
+fn a_missing_local_file_is_an_error() {
+    let dav = Dav::start();
+    let publisher = Publisher::start(&[remote(&dav.url(""))], &quick()).unwrap();
+    let error = publisher.file("a.ts", Path::new("/nonexistent/a.ts")).unwrap_err();
+    assert!(matches!(error, Error::Io { .. }), "{error:?}");
+}
+
+#[test]
+fn a_server_that_dies_mid_job_gets_no_manifest() {
+    let dav = Dav::start();
+    let (_dir, paths) = files(16, 1 << 20);
+    let publisher = Publisher::start(&[remote(&dav.url("pkg/"))], &quick()).unwrap();
+    let stopped = std::thread::scope(|scope| {
+        let killer = scope.spawn(|| {
+            dav.wait_for(&dav.root.join("pkg/s00000.ts"));
+            dav.stop();
+        });
+        for (i, path) in paths.iter().enumerate() {
+            if publisher.file(&format!("s{i:05}.ts"), path).is_err() {
+                break;
+            }
+        }
+        let _ = publisher.manifest("index.m3u8", b"#EXTM3U\n".to_vec());
+        killer.join().unwrap();
+        publisher.finish()
+    });
+    let message = stopped.unwrap_err().to_string();
+    assert!(
+        message.starts_with(&dav.url("pkg/s")) && message.contains("upload failed"),
+        "{message}"
+    );
+    assert!(
+        !dav.root.join("pkg/index.m3u8").exists(),
+        "a manifest was published after the server died"
+    );
+}
