@@ -6,9 +6,8 @@ use ffmpeg::{Packet, codec, format};
 use ffmpeg_next as ffmpeg;
 
 use crate::codecs::{self, Adts};
-use crate::crypto::SharedKeys;
 use crate::error::{Error, Result};
-use crate::segment::{Cuts, SegmentClock, SegmentFormat, Segmenter};
+use crate::segment::{Cuts, Delivery, SegmentClock, SegmentFormat, Segmenter};
 use crate::source;
 use crate::transcode::{EncodedRendition, StreamPipeline};
 
@@ -32,7 +31,7 @@ struct Pending {
     format: SegmentFormat,
     context: codec::Context,
     clock: SegmentClock,
-    keys: Option<SharedKeys>,
+    delivery: Delivery,
 }
 
 impl StreamCopy {
@@ -42,7 +41,7 @@ impl StreamCopy {
         format: SegmentFormat,
         stream: &format::stream::Stream,
         clock: SegmentClock,
-        keys: Option<SharedKeys>,
+        delivery: Delivery,
     ) -> Result<StreamCopy> {
         let params = stream.parameters();
         let video = params.medium() == ffmpeg::media::Type::Video;
@@ -57,7 +56,7 @@ impl StreamCopy {
             format,
             context,
             clock,
-            keys,
+            delivery,
         };
         let in_band = params.id() == codec::Id::AAC && crate::encoders::extradata(&pending.context).is_empty();
         let mut copy = StreamCopy {
@@ -88,7 +87,7 @@ impl StreamCopy {
                 cuts,
                 0,
             )?
-            .encrypted(pending.keys.clone());
+            .delivering(pending.delivery.clone());
             self.codecs = segmenter
                 .init_codecs()
                 .map(str::to_owned)
@@ -233,10 +232,6 @@ impl StreamPipeline for StreamCopy {
             self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
         }
         self.open()?.write(packet)
-    }
-
-    fn segment_count(&self) -> usize {
-        self.segmenter.as_ref().map_or(0, Segmenter::segment_count)
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {

@@ -3,8 +3,6 @@
 //! which is what makes every rung's segments start at the same instant.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -12,11 +10,10 @@ use ffmpeg::{ChannelLayout, Packet, Rational, decoder, encoder, filter, format, 
 use ffmpeg_next as ffmpeg;
 
 use crate::codecs;
-use crate::crypto::SharedKeys;
 use crate::encoders::{self, AudioCodec, VideoCodec, VideoEncoding};
 use crate::error::{Error, Result};
 use crate::ladder::{Bitrate, Rung};
-use crate::segment::{Cuts, SegmentClock, SegmentFormat, SegmentedStream, Segmenter};
+use crate::segment::{Cuts, Delivery, SegmentClock, SegmentFormat, SegmentedStream, Segmenter};
 use crate::source::{self, AudioInput, VideoInput};
 
 /// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
@@ -30,8 +27,6 @@ pub struct EncodedRendition {
 /// copied. The packaging loop feeds each its demuxed packets.
 pub trait StreamPipeline {
     fn send(&mut self, packet: &Packet) -> Result<()>;
-    /// Segments written so far, all renditions together.
-    fn segment_count(&self) -> usize;
     /// Flushes everything and returns the renditions written.
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>>;
 }
@@ -42,10 +37,6 @@ pub struct Fanout(pub Vec<Box<dyn StreamPipeline>>);
 impl StreamPipeline for Fanout {
     fn send(&mut self, packet: &Packet) -> Result<()> {
         self.0.iter_mut().try_for_each(|pipeline| pipeline.send(packet))
-    }
-
-    fn segment_count(&self) -> usize {
-        self.0.iter().map(|pipeline| pipeline.segment_count()).sum()
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
@@ -69,7 +60,7 @@ pub struct VideoSettings {
     /// Index into `encoders::PRESETS`.
     pub preset: usize,
     pub format: SegmentFormat,
-    pub keys: Option<SharedKeys>,
+    pub delivery: Delivery,
 }
 
 /// Turns libav's "try again" and "end of stream" answers into `None` and keeps real errors.
@@ -260,12 +251,6 @@ impl StreamPipeline for VideoLadder {
         self.drain_decoder()
     }
 
-    fn segment_count(&self) -> usize {
-        self.running
-            .as_ref()
-            .map_or(0, |r| r.workers.iter().map(RungWorker::segment_count).sum())
-    }
-
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
         self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
         self.drain_decoder()?;
@@ -377,19 +362,15 @@ enum Work {
 struct RungWorker {
     work: Option<SyncSender<Work>>,
     thread: Option<JoinHandle<Result<EncodedRendition>>>,
-    segments: Arc<AtomicUsize>,
 }
 
 impl RungWorker {
     fn start(encoder: RungEncoder) -> RungWorker {
         let (work, queue) = mpsc::sync_channel(FRAME_QUEUE);
-        let segments = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&segments);
-        let thread = std::thread::spawn(move || encoder.run(&queue, &counter));
+        let thread = std::thread::spawn(move || encoder.run(&queue));
         RungWorker {
             work: Some(work),
             thread: Some(thread),
-            segments,
         }
     }
 
@@ -400,10 +381,6 @@ impl RungWorker {
             return Err(self.join().err().unwrap_or(Error::Cancelled));
         }
         Ok(())
-    }
-
-    fn segment_count(&self) -> usize {
-        self.segments.load(Ordering::Relaxed)
     }
 
     fn finish(mut self) -> Result<EncodedRendition> {
@@ -476,7 +453,7 @@ impl RungEncoder {
             settings.codec.cuts(),
             default_duration,
         )?
-        .encrypted(settings.keys.clone());
+        .delivering(settings.delivery.clone());
         // fMP4: the sample description in the init segment; TS (H.264 only): the in-band SPS.
         let codecs = segmenter.init_codecs().map(str::to_owned);
         Ok(RungEncoder {
@@ -509,13 +486,10 @@ impl RungEncoder {
     }
 
     /// The encoder thread: frames until `Finish`; a queue closed without it abandons the work.
-    fn run(mut self, queue: &Receiver<Work>, segments: &AtomicUsize) -> Result<EncodedRendition> {
+    fn run(mut self, queue: &Receiver<Work>) -> Result<EncodedRendition> {
         loop {
             match queue.recv() {
-                Ok(Work::Frame(mut frame)) => {
-                    self.encode(&mut frame)?;
-                    segments.store(self.segmenter.segment_count(), Ordering::Relaxed);
-                }
+                Ok(Work::Frame(mut frame)) => self.encode(&mut frame)?,
                 Ok(Work::Finish) => return self.finish(),
                 Err(mpsc::RecvError) => return Err(Error::Cancelled),
             }
@@ -555,7 +529,7 @@ pub struct AudioSettings {
     pub codec: AudioCodec,
     pub bitrate: Bitrate,
     pub format: SegmentFormat,
-    pub keys: Option<SharedKeys>,
+    pub delivery: Delivery,
 }
 
 /// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
@@ -597,7 +571,7 @@ impl AudioTrack {
             Cuts::Boundary,
             i64::from(encoder.frame_size()),
         )?
-        .encrypted(settings.keys.clone());
+        .delivering(settings.delivery.clone());
         let context = DecodeContext {
             path: path.to_owned(),
             kind: "audio",
@@ -704,10 +678,6 @@ impl StreamPipeline for AudioTrack {
             .send_packet(packet)
             .map_err(|e| self.context.error(packet.pts(), e))?;
         self.drain_decoder()
-    }
-
-    fn segment_count(&self) -> usize {
-        self.segmenter.segment_count()
     }
 
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
