@@ -14,12 +14,10 @@ use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
 use crate::manifest::{self, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
 use crate::remux::{self, StreamCopy};
-use crate::segment::{Completed, Delivery, SegmentClock, SegmentFacts, SegmentFormat};
+use crate::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFacts, SegmentFormat};
 use crate::sink::Staging;
 use crate::source::{AudioInput, Source, VideoInput};
-use crate::transcode::{
-    AudioSettings, AudioTrack, EncodedRendition, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings,
-};
+use crate::transcode::{AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings};
 
 /// Which manifests describe the package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,10 @@ use ffmpeg_next as ffmpeg;
 
 use crate::codecs::{self, Adts};
 use crate::error::{Error, Result};
+use crate::segment::EncodedRendition;
 use crate::segment::{Cuts, Delivery, SegmentClock, SegmentFormat, Segmenter};
 use crate::source;
-use crate::transcode::{EncodedRendition, StreamPipeline};
+use crate::transcode::StreamPipeline;
 
 /// One source stream segmented as it is.
 pub struct StreamCopy {
@@ -18,7 +19,6 @@ pub struct StreamCopy {
     segmenter: Result<Segmenter, Pending>,
     /// Video waits for its first keyframe: a segment must be decodable alone.
     waiting_for_keyframe: bool,
-    codecs: Option<String>,
     /// AAC from MPEG-TS comes in ADTS frames: their headers go, the AudioSpecificConfig they
     /// amount to becomes the stream's configuration.
     strip_adts: bool,
@@ -63,7 +63,6 @@ impl StreamCopy {
             name: name.to_owned(),
             segmenter: Err(pending),
             waiting_for_keyframe: video,
-            codecs: None,
             strip_adts: in_band,
         };
         if !in_band {
@@ -78,7 +77,7 @@ impl StreamCopy {
             let video = pending.context.medium() == ffmpeg::media::Type::Video;
             // The clock of a stream copy is scheduled on the video's keyframes (`keyframe_scan`).
             let cuts = if video { Cuts::Keyframe } else { Cuts::Boundary };
-            let segmenter = Segmenter::new(
+            let mut segmenter = Segmenter::new(
                 &self.name,
                 &pending.dir,
                 pending.format,
@@ -88,10 +87,10 @@ impl StreamCopy {
                 0,
             )?
             .delivering(pending.delivery.clone());
-            self.codecs = segmenter
-                .init_codecs()
-                .map(str::to_owned)
-                .or_else(|| parameter_codecs(pending.context.id(), crate::encoders::extradata(&pending.context)));
+            segmenter.describe(parameter_codecs(
+                pending.context.id(),
+                crate::encoders::extradata(&pending.context),
+            ));
             self.segmenter = Ok(segmenter);
         }
         Ok(self.segmenter.as_mut().ok().expect("the segmenter was just made"))
@@ -228,22 +227,16 @@ impl StreamPipeline for StreamCopy {
             stripped.set_stream(packet.stream());
             packet = stripped;
         }
-        if self.codecs.is_none() {
-            self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
-        }
         self.open()?.write(packet)
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
-        let (Some(codecs), Ok(segmenter)) = (self.codecs, self.segmenter) else {
+        let Ok(segmenter) = self.segmenter else {
             return Err(Error::Encoder(format!(
                 "{}: found no codec configuration in the source",
                 self.name
             )));
         };
-        Ok(vec![EncodedRendition {
-            media: segmenter.finish()?,
-            codecs,
-        }])
+        Ok(vec![segmenter.finish()?])
     }
 }

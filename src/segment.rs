@@ -244,6 +244,10 @@ pub struct Completed {
     pub path: PathBuf,
     /// The media segment's facts; `None` for an fMP4 init segment.
     pub segment: Option<SegmentFacts>,
+    /// The rendition's codec string, once known (always by its first media segment).
+    pub codecs: Option<String>,
+    /// The rendition's facts, without its segments.
+    pub stream: SegmentedStream,
 }
 
 impl Completed {
@@ -274,14 +278,24 @@ pub struct Segmenter {
     current: Option<OpenSegment>,
     written: Vec<SegmentFacts>,
     init: Option<String>,
-    /// The codec string read from the init segment's sample description.
-    init_codecs: Option<String>,
+    /// The RFC 6381 codec string: from the init segment's sample description, the stream's
+    /// parameters (`describe`), or an in-band H.264 SPS.
+    codecs: Option<String>,
+    /// H.264 in TS carries its SPS in the stream, where the codec string is read from.
+    annexb_h264: bool,
     delivery: Delivery,
     /// `TIMELINE_OFFSET_MICROS` in the stream time base.
     offset_ticks: i64,
     /// The first packet's PTS − DTS. The fMP4 muxer moves decode times later by this much so that
     /// each fragment's first sample (an IDR) decodes at its presentation time, as DASH needs.
     decode_shift: Option<i64>,
+}
+
+/// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
+#[derive(Debug, Clone)]
+pub struct EncodedRendition {
+    pub media: SegmentedStream,
+    pub codecs: String,
 }
 
 /// Everything a segmenter wrote for one rendition.
@@ -360,7 +374,8 @@ impl Segmenter {
             current: None,
             written: Vec::new(),
             init,
-            init_codecs,
+            codecs: init_codecs,
+            annexb_h264: format == SegmentFormat::Ts && encoder.id() == codec::Id::H264,
             delivery: Delivery::default(),
             offset_ticks: ffmpeg::Rescale::rescale(
                 &TIMELINE_OFFSET_MICROS,
@@ -379,6 +394,9 @@ impl Segmenter {
                 self.name
             ))
         })?;
+        if self.codecs.is_none() && self.annexb_h264 {
+            self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
+        }
         let index = self.clock.index_of(pts, self.packet_time_base);
         if packet.duration() <= 0 {
             packet.set_duration(self.default_duration);
@@ -521,6 +539,8 @@ impl Segmenter {
                 rendition: self.name.clone(),
                 path,
                 segment,
+                codecs: self.codecs.clone(),
+                stream: self.stream(Vec::new()),
             });
         }
     }
@@ -535,22 +555,36 @@ impl Segmenter {
         segmenter
     }
 
-    /// The RFC 6381 codec string of the init segment's sample description (fMP4 only).
-    pub fn init_codecs(&self) -> Option<&str> {
-        self.init_codecs.as_deref()
+    /// Gives the codec string where the init segment and the bitstream cannot tell it (audio in TS).
+    pub fn describe(&mut self, codecs: Option<String>) {
+        if self.codecs.is_none() {
+            self.codecs = codecs;
+        }
     }
 
     /// Writes the last segment and returns the facts of all of them.
-    pub fn finish(mut self) -> Result<SegmentedStream> {
+    pub fn finish(mut self) -> Result<EncodedRendition> {
         self.muxer
             .write_trailer()
             .map_err(Error::ffmpeg(format!("{}: finishing the muxer", self.name)))?;
         if self.current.is_some() {
             self.store(None)?;
         }
+        let codecs = self
+            .codecs
+            .take()
+            .ok_or_else(|| Error::Encoder(format!("{}: found no codec configuration in the stream", self.name)))?;
+        let segments = std::mem::take(&mut self.written);
+        Ok(EncodedRendition {
+            media: self.stream(segments),
+            codecs,
+        })
+    }
+
+    fn stream(&self, segments: Vec<SegmentFacts>) -> SegmentedStream {
         let tb = self.stream_time_base;
-        Ok(SegmentedStream {
-            init: self.init,
+        SegmentedStream {
+            init: self.init.clone(),
             presentation_offset: ffmpeg::Rescale::rescale(
                 &(self.clock.origin_micros + TIMELINE_OFFSET_MICROS),
                 Rational::new(1, 1_000_000),
@@ -558,8 +592,8 @@ impl Segmenter {
             ),
             // Muxers state their stream time base as 1/timescale.
             timescale: (tb.denominator() / tb.numerator().max(1)) as u32,
-            segments: self.written,
-        })
+            segments,
+        }
     }
 }
 

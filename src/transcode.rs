@@ -13,15 +13,8 @@ use crate::codecs;
 use crate::encoders::{self, AudioCodec, VideoCodec, VideoEncoding};
 use crate::error::{Error, Result};
 use crate::ladder::{Bitrate, Rung};
-use crate::segment::{Cuts, Delivery, SegmentClock, SegmentFormat, SegmentedStream, Segmenter};
+use crate::segment::{Cuts, Delivery, EncodedRendition, SegmentClock, SegmentFormat, Segmenter};
 use crate::source::{self, AudioInput, VideoInput};
-
-/// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
-#[derive(Debug, Clone)]
-pub struct EncodedRendition {
-    pub media: SegmentedStream,
-    pub codecs: String,
-}
 
 /// One source stream's way to segments: decoded and encoded (a ladder, the audio track) or
 /// copied. The packaging loop feeds each its demuxed packets.
@@ -414,7 +407,6 @@ struct RungEncoder {
     clock: SegmentClock,
     time_base: Rational,
     segment: Option<u64>,
-    codecs: Option<String>,
 }
 
 impl RungEncoder {
@@ -454,8 +446,6 @@ impl RungEncoder {
             default_duration,
         )?
         .delivering(settings.delivery.clone());
-        // fMP4: the sample description in the init segment; TS (H.264 only): the in-band SPS.
-        let codecs = segmenter.init_codecs().map(str::to_owned);
         Ok(RungEncoder {
             name: rung.name.clone(),
             encoder,
@@ -463,7 +453,6 @@ impl RungEncoder {
             clock,
             time_base,
             segment: None,
-            codecs,
         })
     }
 
@@ -501,9 +490,6 @@ impl RungEncoder {
         while received(self.encoder.receive_packet(&mut packet))
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
         {
-            if self.codecs.is_none() {
-                self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
-            }
             self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
         }
         Ok(())
@@ -514,13 +500,7 @@ impl RungEncoder {
             .send_eof()
             .map_err(Error::ffmpeg(format!("{}: finishing the encoder", self.name)))?;
         self.drain()?;
-        let codecs = self
-            .codecs
-            .ok_or_else(|| Error::Encoder(format!("{}: found no codec configuration in the output", self.name)))?;
-        Ok(EncodedRendition {
-            media: self.segmenter.finish()?,
-            codecs,
-        })
+        self.segmenter.finish()
     }
 }
 
@@ -541,7 +521,6 @@ pub struct AudioTrack {
     segmenter: Segmenter,
     graph: Option<filter::Graph>,
     frame: frame::Audio,
-    codecs: String,
 }
 
 impl AudioTrack {
@@ -562,7 +541,7 @@ impl AudioTrack {
                 .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))?,
             AudioCodec::Opus => "opus".to_owned(),
         };
-        let segmenter = Segmenter::new(
+        let mut segmenter = Segmenter::new(
             "audio",
             dir,
             settings.format,
@@ -572,6 +551,7 @@ impl AudioTrack {
             i64::from(encoder.frame_size()),
         )?
         .delivering(settings.delivery.clone());
+        segmenter.describe(Some(codecs));
         let context = DecodeContext {
             path: path.to_owned(),
             kind: "audio",
@@ -586,7 +566,6 @@ impl AudioTrack {
             segmenter,
             graph: None,
             frame: frame::Audio::empty(),
-            codecs,
         })
     }
 
@@ -696,10 +675,7 @@ impl StreamPipeline for AudioTrack {
             .send_eof()
             .map_err(Error::ffmpeg("audio: finishing the encoder"))?;
         drain_audio(&mut self.encoder, &mut self.segmenter)?;
-        Ok(vec![EncodedRendition {
-            media: self.segmenter.finish()?,
-            codecs: self.codecs,
-        }])
+        Ok(vec![self.segmenter.finish()?])
     }
 }
 
