@@ -40,6 +40,12 @@ pub enum Error {
     #[error("{url}: {reason}")]
     Publish { url: String, reason: String },
 
+    #[error("{url}: sent nothing within {} s", waited.as_secs_f64())]
+    LiveNeverStarted { url: String, waited: std::time::Duration },
+
+    #[error("{url}: the source dropped: {reason}")]
+    LiveDropped { url: String, reason: String },
+
     #[error("{0}")]
     InvalidOption(String),
 
@@ -83,7 +89,9 @@ impl Error {
             | Error::NoMediaStreams { .. }
             | Error::InputTruncated { .. }
             | Error::InputCorrupt { .. }
-            | Error::Remote { .. } => exit::INPUT,
+            | Error::Remote { .. }
+            | Error::LiveNeverStarted { .. }
+            | Error::LiveDropped { .. } => exit::INPUT,
             Error::InvalidOption(_) => exit::USAGE,
             Error::LadderFile { .. } | Error::Ladder(_) => exit::LADDER,
             Error::OutputExists { .. } | Error::Io { .. } | Error::Publish { .. } => exit::OUTPUT,

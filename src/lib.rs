@@ -25,6 +25,7 @@ pub mod encoders;
 pub mod error;
 pub mod inspect;
 pub mod ladder;
+pub mod live;
 pub mod manifest;
 pub mod package;
 pub mod probe;

@@ -1,24 +1,23 @@
 //! The packaging job: source → one-pass ladder transcode → segments → playlists → published package.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 
 use ffmpeg::{Packet, codec, format::Pixel};
 use ffmpeg_next as ffmpeg;
 
-use crate::crypto::{KeySchedule, KeySource, SharedKeys};
+use crate::crypto::{KeySchedule, KeySource};
 use crate::encoders::{self, AudioCodec, VideoCodec};
 use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
 use crate::manifest::{self, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
 use crate::remux::{self, StreamCopy};
-use crate::segment::{SegmentClock, SegmentFacts, SegmentFormat};
+use crate::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFacts, SegmentFormat};
 use crate::sink::Staging;
 use crate::source::{AudioInput, Source, VideoInput};
-use crate::transcode::{
-    AudioSettings, AudioTrack, EncodedRendition, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings,
-};
+use crate::transcode::{AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings};
 
 /// Which manifests describe the package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,14 +217,18 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         }
         None => None,
     };
+    let (events, completed) = mpsc::channel();
     let job = Job {
         options,
         root: staging.path(),
         clock,
-        keys: keys.clone(),
+        delivery: Delivery {
+            keys: keys.clone(),
+            events: Some(events),
+        },
         passthrough,
     };
-    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut tracker, monitor)?;
+    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &completed, &mut tracker, monitor)?;
     check(tracker.stage(Stage::Publish, monitor))?;
     notes.extend(
         video
@@ -449,7 +452,8 @@ struct Job<'a> {
     /// The staging folder the package is built in.
     root: &'a Path,
     clock: SegmentClock,
-    keys: Option<SharedKeys>,
+    /// The keys, and where the segmenters tell of the files they complete.
+    delivery: Delivery,
     /// The top rung is the source's own stream, copied.
     passthrough: bool,
 }
@@ -459,6 +463,7 @@ fn transcode(
     source: &mut Source,
     rungs: &[Rung],
     job: &Job,
+    completed: &Receiver<Completed>,
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
@@ -474,6 +479,7 @@ fn transcode(
     let video_index = source.video.as_ref().map(|v| v.index);
     let audio_index = source.audio.as_ref().map(|a| a.index);
     let mut media_end = 0.0_f64;
+    let mut segments = 0;
     loop {
         let mut packet = Packet::empty();
         match packet.read(&mut source.input) {
@@ -503,11 +509,7 @@ fn transcode(
             tracker.advance(end);
         }
         pipeline.send(&packet)?;
-        let segments = video
-            .iter()
-            .chain(audio.iter())
-            .map(|p| p.segment_count())
-            .sum::<usize>();
+        segments += completed.try_iter().filter(|file| file.segment.is_some()).count();
         tracker.set_segments(segments as u64);
         check(tracker.tick(monitor))?;
     }
@@ -541,7 +543,7 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
             options.format,
             &stream,
             clock.clone(),
-            job.keys.clone(),
+            job.delivery.clone(),
         )?;
         outputs = encoded;
         Some(Box::new(copy) as Box<dyn StreamPipeline>)
@@ -555,7 +557,7 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
         codec: options.video_codec,
         preset: encoders::preset_index(&options.encoder_preset)?,
         format: options.format,
-        keys: job.keys.clone(),
+        delivery: job.delivery.clone(),
     };
     let ladder: Box<dyn StreamPipeline> = Box::new(VideoLadder::new(
         &source.path,
@@ -584,14 +586,14 @@ fn audio_pipeline(source: &Source, input: &AudioInput, job: &Job) -> Result<Box<
             options.format,
             &stream,
             clock,
-            job.keys.clone(),
+            job.delivery.clone(),
         )?));
     }
     let settings = AudioSettings {
         codec: options.audio_codec,
         bitrate: options.audio_bitrate,
         format: options.format,
-        keys: job.keys.clone(),
+        delivery: job.delivery.clone(),
     };
     Ok(Box::new(AudioTrack::new(
         &source.path,

@@ -22,11 +22,10 @@ pub enum Location {
 impl Location {
     /// A URL when the text has a scheme (`http://…`), a file otherwise.
     pub fn parse(text: &str) -> Location {
-        match text.split_once("://") {
-            Some((scheme, _)) if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
-                Location::Url(text.to_owned())
-            }
-            _ => Location::File(PathBuf::from(text)),
+        if is_url(text) {
+            Location::Url(text.to_owned())
+        } else {
+            Location::File(PathBuf::from(text))
         }
     }
 
@@ -69,6 +68,12 @@ impl Location {
             },
         }
     }
+}
+
+/// Whether the text starts with a URL scheme (`rtmp://…`) rather than naming a file.
+pub(crate) fn is_url(text: &str) -> bool {
+    text.split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 impl std::fmt::Display for Location {

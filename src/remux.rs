@@ -6,11 +6,11 @@ use ffmpeg::{Packet, codec, format};
 use ffmpeg_next as ffmpeg;
 
 use crate::codecs::{self, Adts};
-use crate::crypto::SharedKeys;
 use crate::error::{Error, Result};
-use crate::segment::{Cuts, SegmentClock, SegmentFormat, Segmenter};
+use crate::segment::EncodedRendition;
+use crate::segment::{Cuts, Delivery, SegmentClock, SegmentFormat, Segmenter};
 use crate::source;
-use crate::transcode::{EncodedRendition, StreamPipeline};
+use crate::transcode::StreamPipeline;
 
 /// One source stream segmented as it is.
 pub struct StreamCopy {
@@ -19,7 +19,6 @@ pub struct StreamCopy {
     segmenter: Result<Segmenter, Pending>,
     /// Video waits for its first keyframe: a segment must be decodable alone.
     waiting_for_keyframe: bool,
-    codecs: Option<String>,
     /// AAC from MPEG-TS comes in ADTS frames: their headers go, the AudioSpecificConfig they
     /// amount to becomes the stream's configuration.
     strip_adts: bool,
@@ -32,7 +31,7 @@ struct Pending {
     format: SegmentFormat,
     context: codec::Context,
     clock: SegmentClock,
-    keys: Option<SharedKeys>,
+    delivery: Delivery,
 }
 
 impl StreamCopy {
@@ -42,7 +41,7 @@ impl StreamCopy {
         format: SegmentFormat,
         stream: &format::stream::Stream,
         clock: SegmentClock,
-        keys: Option<SharedKeys>,
+        delivery: Delivery,
     ) -> Result<StreamCopy> {
         let params = stream.parameters();
         let video = params.medium() == ffmpeg::media::Type::Video;
@@ -57,14 +56,13 @@ impl StreamCopy {
             format,
             context,
             clock,
-            keys,
+            delivery,
         };
         let in_band = params.id() == codec::Id::AAC && crate::encoders::extradata(&pending.context).is_empty();
         let mut copy = StreamCopy {
             name: name.to_owned(),
             segmenter: Err(pending),
             waiting_for_keyframe: video,
-            codecs: None,
             strip_adts: in_band,
         };
         if !in_band {
@@ -79,7 +77,7 @@ impl StreamCopy {
             let video = pending.context.medium() == ffmpeg::media::Type::Video;
             // The clock of a stream copy is scheduled on the video's keyframes (`keyframe_scan`).
             let cuts = if video { Cuts::Keyframe } else { Cuts::Boundary };
-            let segmenter = Segmenter::new(
+            let mut segmenter = Segmenter::new(
                 &self.name,
                 &pending.dir,
                 pending.format,
@@ -88,11 +86,11 @@ impl StreamCopy {
                 cuts,
                 0,
             )?
-            .encrypted(pending.keys.clone());
-            self.codecs = segmenter
-                .init_codecs()
-                .map(str::to_owned)
-                .or_else(|| parameter_codecs(pending.context.id(), crate::encoders::extradata(&pending.context)));
+            .delivering(pending.delivery.clone());
+            segmenter.describe(parameter_codecs(
+                pending.context.id(),
+                crate::encoders::extradata(&pending.context),
+            ));
             self.segmenter = Ok(segmenter);
         }
         Ok(self.segmenter.as_mut().ok().expect("the segmenter was just made"))
@@ -229,26 +227,16 @@ impl StreamPipeline for StreamCopy {
             stripped.set_stream(packet.stream());
             packet = stripped;
         }
-        if self.codecs.is_none() {
-            self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
-        }
         self.open()?.write(packet)
     }
 
-    fn segment_count(&self) -> usize {
-        self.segmenter.as_ref().map_or(0, Segmenter::segment_count)
-    }
-
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
-        let (Some(codecs), Ok(segmenter)) = (self.codecs, self.segmenter) else {
+        let Ok(segmenter) = self.segmenter else {
             return Err(Error::Encoder(format!(
                 "{}: found no codec configuration in the source",
                 self.name
             )));
         };
-        Ok(vec![EncodedRendition {
-            media: segmenter.finish()?,
-            codecs,
-        }])
+        Ok(vec![segmenter.finish()?])
     }
 }

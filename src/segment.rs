@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use ffmpeg::{Dictionary, Packet, Rational, codec, format};
@@ -226,6 +227,40 @@ struct OpenSegment {
     first_dts: i64,
 }
 
+/// What the segmenters of one job share beyond the clock: the keys that encrypt their segments, and
+/// the job thread to tell of every file they complete.
+#[derive(Clone, Default)]
+pub struct Delivery {
+    pub keys: Option<SharedKeys>,
+    pub events: Option<Sender<Completed>>,
+}
+
+/// A file a segmenter has finished writing: from then on it never changes.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    /// The rendition's folder name inside the package.
+    pub rendition: String,
+    /// Where the file is on disk.
+    pub path: PathBuf,
+    /// The media segment's facts; `None` for an fMP4 init segment.
+    pub segment: Option<SegmentFacts>,
+    /// The rendition's codec string, once known (always by its first media segment).
+    pub codecs: Option<String>,
+    /// The rendition's facts, without its segments.
+    pub stream: SegmentedStream,
+}
+
+impl Completed {
+    /// The file's path inside the package, with `/` separators.
+    pub fn relative(&self) -> String {
+        let file = self
+            .path
+            .file_name()
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+        format!("{}/{file}", self.rendition)
+    }
+}
+
 /// Writes one rendition's packets, in decode order, as `segment00000.ts`, `segment00001.ts`…
 /// (`.m4s` after an `init.mp4` for fMP4).
 pub struct Segmenter {
@@ -241,12 +276,14 @@ pub struct Segmenter {
     default_duration: i64,
     cuts: Cuts,
     current: Option<OpenSegment>,
-    written: Vec<Written>,
+    written: Vec<SegmentFacts>,
     init: Option<String>,
-    /// The codec string read from the init segment's sample description.
-    init_codecs: Option<String>,
-    /// Segments are encrypted with these keys when set.
-    keys: Option<SharedKeys>,
+    /// The RFC 6381 codec string: from the init segment's sample description, the stream's
+    /// parameters (`describe`), or an in-band H.264 SPS.
+    codecs: Option<String>,
+    /// H.264 in TS carries its SPS in the stream, where the codec string is read from.
+    annexb_h264: bool,
+    delivery: Delivery,
     /// `TIMELINE_OFFSET_MICROS` in the stream time base.
     offset_ticks: i64,
     /// The first packet's PTS − DTS. The fMP4 muxer moves decode times later by this much so that
@@ -254,13 +291,11 @@ pub struct Segmenter {
     decode_shift: Option<i64>,
 }
 
-/// A stored segment: its name, start and end in the stream time base as written, and size.
-struct Written {
-    uri: String,
-    key: Option<usize>,
-    start: i64,
-    end: i64,
-    bytes: u64,
+/// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
+#[derive(Debug, Clone)]
+pub struct EncodedRendition {
+    pub media: SegmentedStream,
+    pub codecs: String,
 }
 
 /// Everything a segmenter wrote for one rendition.
@@ -339,8 +374,9 @@ impl Segmenter {
             current: None,
             written: Vec::new(),
             init,
-            init_codecs,
-            keys: None,
+            codecs: init_codecs,
+            annexb_h264: format == SegmentFormat::Ts && encoder.id() == codec::Id::H264,
+            delivery: Delivery::default(),
             offset_ticks: ffmpeg::Rescale::rescale(
                 &TIMELINE_OFFSET_MICROS,
                 Rational::new(1, 1_000_000),
@@ -358,6 +394,9 @@ impl Segmenter {
                 self.name
             ))
         })?;
+        if self.codecs.is_none() && self.annexb_h264 {
+            self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
+        }
         let index = self.clock.index_of(pts, self.packet_time_base);
         if packet.duration() <= 0 {
             packet.set_duration(self.default_duration);
@@ -379,10 +418,10 @@ impl Segmenter {
                     self.clock.seconds(pts, self.stream_time_base)
                 )));
             }
+            let shift = *self.decode_shift.get_or_insert(pts - dts);
             if self.current.is_some() {
-                self.cut()?;
+                self.cut(self.start_of(pts, dts, shift))?;
             }
-            self.decode_shift.get_or_insert(pts - dts);
             self.current = Some(OpenSegment {
                 index,
                 first_pts: pts,
@@ -399,8 +438,18 @@ impl Segmenter {
         Ok(())
     }
 
-    /// Flushes the muxer and stores what it wrote since the last cut as the open segment.
-    fn cut(&mut self) -> Result<()> {
+    /// Where a segment whose first packet (in decode order) has these times starts, as written:
+    /// its presentation time in TS, in fMP4 the decode time the fragment's tfdt gets.
+    fn start_of(&self, pts: i64, dts: i64, decode_shift: i64) -> i64 {
+        match self.format {
+            SegmentFormat::Ts => pts + self.offset_ticks,
+            SegmentFormat::Fmp4 => dts + decode_shift + self.offset_ticks,
+        }
+    }
+
+    /// Flushes the muxer and stores what it wrote since the last cut as the open segment, which
+    /// lasts until `next_start`.
+    fn cut(&mut self, next_start: i64) -> Result<()> {
         // SAFETY: the muxer is open; a null packet asks it to flush its queued data (the TS muxer
         // holds audio PES back), and avio_flush hands the I/O buffer to our writer.
         unsafe {
@@ -410,7 +459,7 @@ impl Segmenter {
             }
             ffmpeg::ffi::avio_flush((*ctx).pb);
         }
-        self.store()?;
+        self.store(Some(next_start))?;
         self.request_headers_in_next_segment();
         Ok(())
     }
@@ -435,14 +484,15 @@ impl Segmenter {
         }
     }
 
-    fn store(&mut self) -> Result<()> {
+    /// Writes the open segment, lasting until `next_start` or, for the last one, to the end of
+    /// its last frame, and tells the job.
+    fn store(&mut self, next_start: Option<i64>) -> Result<()> {
         let open = self.current.take().expect("a segment is open");
         let mut bytes = self.buffer.take();
         let start = match self.format {
             SegmentFormat::Ts => open.first_pts + self.offset_ticks,
             SegmentFormat::Fmp4 => {
-                let shift = self.decode_shift.unwrap_or(0);
-                let decode_start = open.first_dts + shift + self.offset_ticks;
+                let decode_start = self.start_of(open.first_pts, open.first_dts, self.decode_shift.unwrap_or(0));
                 let base = u64::try_from(decode_start)
                     .map_err(|_| Error::Encoder(format!("{}: a fragment would start before time zero", self.name)))?;
                 bmff::set_decode_time(&mut bytes, base)
@@ -453,7 +503,7 @@ impl Segmenter {
         let index = self.written.len();
         let uri = format!("segment{index:05}.{}", self.format.extension());
         let path = self.dir.join(&uri);
-        let (size, key) = match &self.keys {
+        let (size, key) = match &self.delivery.keys {
             Some(keys) => {
                 let mut keys = keys.lock().expect("key schedule lock");
                 let period = keys.for_segment(index)?;
@@ -463,62 +513,78 @@ impl Segmenter {
                 )
             }
             None => {
-                std::fs::write(&path, &bytes).map_err(Error::io(path))?;
+                std::fs::write(&path, &bytes).map_err(Error::io(&path))?;
                 (bytes.len() as u64, None)
             }
         };
-        self.written.push(Written {
+        let end = next_start.unwrap_or(open.end_pts + self.offset_ticks);
+        let facts = SegmentFacts {
             uri,
+            duration: (end - start) as f64 * f64::from(self.stream_time_base),
             key,
-            start,
-            end: open.end_pts + self.offset_ticks,
+            start_ticks: start,
+            duration_ticks: end - start,
             bytes: size,
-        });
+        };
+        self.tell(path, Some(facts.clone()));
+        self.written.push(facts);
         Ok(())
     }
 
-    /// Encrypts every media segment (not the init segment) with the shared key schedule.
-    pub fn encrypted(self, keys: Option<SharedKeys>) -> Segmenter {
-        Segmenter { keys, ..self }
+    /// Tells the job of a completed file. A job that stopped listening is ending anyway, and its
+    /// own error says why.
+    fn tell(&self, path: PathBuf, segment: Option<SegmentFacts>) {
+        if let Some(events) = &self.delivery.events {
+            let _ = events.send(Completed {
+                rendition: self.name.clone(),
+                path,
+                segment,
+                codecs: self.codecs.clone(),
+                stream: self.stream(Vec::new()),
+            });
+        }
     }
 
-    /// The RFC 6381 codec string of the init segment's sample description (fMP4 only).
-    pub fn init_codecs(&self) -> Option<&str> {
-        self.init_codecs.as_deref()
+    /// Encrypts every media segment (not the init segment) with the delivery's keys, and tells its
+    /// listener of every file from the init segment on.
+    pub fn delivering(self, delivery: Delivery) -> Segmenter {
+        let segmenter = Segmenter { delivery, ..self };
+        if let Some(init) = &segmenter.init {
+            segmenter.tell(segmenter.dir.join(init), None);
+        }
+        segmenter
     }
 
-    /// Segments written so far.
-    pub fn segment_count(&self) -> usize {
-        self.written.len()
+    /// Gives the codec string where the init segment and the bitstream cannot tell it (audio in TS).
+    pub fn describe(&mut self, codecs: Option<String>) {
+        if self.codecs.is_none() {
+            self.codecs = codecs;
+        }
     }
 
     /// Writes the last segment and returns the facts of all of them.
-    pub fn finish(mut self) -> Result<SegmentedStream> {
+    pub fn finish(mut self) -> Result<EncodedRendition> {
         self.muxer
             .write_trailer()
             .map_err(Error::ffmpeg(format!("{}: finishing the muxer", self.name)))?;
         if self.current.is_some() {
-            self.store()?;
+            self.store(None)?;
         }
+        let codecs = self
+            .codecs
+            .take()
+            .ok_or_else(|| Error::Encoder(format!("{}: found no codec configuration in the stream", self.name)))?;
+        let segments = std::mem::take(&mut self.written);
+        Ok(EncodedRendition {
+            media: self.stream(segments),
+            codecs,
+        })
+    }
+
+    fn stream(&self, segments: Vec<SegmentFacts>) -> SegmentedStream {
         let tb = self.stream_time_base;
-        let segments = self
-            .written
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let next_start = self.written.get(i + 1).map_or(w.end, |next| next.start);
-                SegmentFacts {
-                    uri: w.uri.clone(),
-                    duration: (next_start - w.start) as f64 * f64::from(tb),
-                    start_ticks: w.start,
-                    duration_ticks: next_start - w.start,
-                    key: w.key,
-                    bytes: w.bytes,
-                }
-            })
-            .collect();
-        Ok(SegmentedStream {
-            init: self.init,
+        SegmentedStream {
+            init: self.init.clone(),
             presentation_offset: ffmpeg::Rescale::rescale(
                 &(self.clock.origin_micros + TIMELINE_OFFSET_MICROS),
                 Rational::new(1, 1_000_000),
@@ -527,7 +593,7 @@ impl Segmenter {
             // Muxers state their stream time base as 1/timescale.
             timescale: (tb.denominator() / tb.numerator().max(1)) as u32,
             segments,
-        })
+        }
     }
 }
 

@@ -3,8 +3,6 @@
 //! which is what makes every rung's segments start at the same instant.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -12,26 +10,16 @@ use ffmpeg::{ChannelLayout, Packet, Rational, decoder, encoder, filter, format, 
 use ffmpeg_next as ffmpeg;
 
 use crate::codecs;
-use crate::crypto::SharedKeys;
 use crate::encoders::{self, AudioCodec, VideoCodec, VideoEncoding};
 use crate::error::{Error, Result};
 use crate::ladder::{Bitrate, Rung};
-use crate::segment::{Cuts, SegmentClock, SegmentFormat, SegmentedStream, Segmenter};
+use crate::segment::{Cuts, Delivery, EncodedRendition, SegmentClock, SegmentFormat, Segmenter};
 use crate::source::{self, AudioInput, VideoInput};
-
-/// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
-#[derive(Debug, Clone)]
-pub struct EncodedRendition {
-    pub media: SegmentedStream,
-    pub codecs: String,
-}
 
 /// One source stream's way to segments: decoded and encoded (a ladder, the audio track) or
 /// copied. The packaging loop feeds each its demuxed packets.
 pub trait StreamPipeline {
     fn send(&mut self, packet: &Packet) -> Result<()>;
-    /// Segments written so far, all renditions together.
-    fn segment_count(&self) -> usize;
     /// Flushes everything and returns the renditions written.
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>>;
 }
@@ -42,10 +30,6 @@ pub struct Fanout(pub Vec<Box<dyn StreamPipeline>>);
 impl StreamPipeline for Fanout {
     fn send(&mut self, packet: &Packet) -> Result<()> {
         self.0.iter_mut().try_for_each(|pipeline| pipeline.send(packet))
-    }
-
-    fn segment_count(&self) -> usize {
-        self.0.iter().map(|pipeline| pipeline.segment_count()).sum()
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
@@ -69,7 +53,7 @@ pub struct VideoSettings {
     /// Index into `encoders::PRESETS`.
     pub preset: usize,
     pub format: SegmentFormat,
-    pub keys: Option<SharedKeys>,
+    pub delivery: Delivery,
 }
 
 /// Turns libav's "try again" and "end of stream" answers into `None` and keeps real errors.
@@ -260,12 +244,6 @@ impl StreamPipeline for VideoLadder {
         self.drain_decoder()
     }
 
-    fn segment_count(&self) -> usize {
-        self.running
-            .as_ref()
-            .map_or(0, |r| r.workers.iter().map(RungWorker::segment_count).sum())
-    }
-
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
         self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
         self.drain_decoder()?;
@@ -377,19 +355,15 @@ enum Work {
 struct RungWorker {
     work: Option<SyncSender<Work>>,
     thread: Option<JoinHandle<Result<EncodedRendition>>>,
-    segments: Arc<AtomicUsize>,
 }
 
 impl RungWorker {
     fn start(encoder: RungEncoder) -> RungWorker {
         let (work, queue) = mpsc::sync_channel(FRAME_QUEUE);
-        let segments = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&segments);
-        let thread = std::thread::spawn(move || encoder.run(&queue, &counter));
+        let thread = std::thread::spawn(move || encoder.run(&queue));
         RungWorker {
             work: Some(work),
             thread: Some(thread),
-            segments,
         }
     }
 
@@ -400,10 +374,6 @@ impl RungWorker {
             return Err(self.join().err().unwrap_or(Error::Cancelled));
         }
         Ok(())
-    }
-
-    fn segment_count(&self) -> usize {
-        self.segments.load(Ordering::Relaxed)
     }
 
     fn finish(mut self) -> Result<EncodedRendition> {
@@ -437,7 +407,6 @@ struct RungEncoder {
     clock: SegmentClock,
     time_base: Rational,
     segment: Option<u64>,
-    codecs: Option<String>,
 }
 
 impl RungEncoder {
@@ -476,9 +445,7 @@ impl RungEncoder {
             settings.codec.cuts(),
             default_duration,
         )?
-        .encrypted(settings.keys.clone());
-        // fMP4: the sample description in the init segment; TS (H.264 only): the in-band SPS.
-        let codecs = segmenter.init_codecs().map(str::to_owned);
+        .delivering(settings.delivery.clone());
         Ok(RungEncoder {
             name: rung.name.clone(),
             encoder,
@@ -486,7 +453,6 @@ impl RungEncoder {
             clock,
             time_base,
             segment: None,
-            codecs,
         })
     }
 
@@ -509,13 +475,10 @@ impl RungEncoder {
     }
 
     /// The encoder thread: frames until `Finish`; a queue closed without it abandons the work.
-    fn run(mut self, queue: &Receiver<Work>, segments: &AtomicUsize) -> Result<EncodedRendition> {
+    fn run(mut self, queue: &Receiver<Work>) -> Result<EncodedRendition> {
         loop {
             match queue.recv() {
-                Ok(Work::Frame(mut frame)) => {
-                    self.encode(&mut frame)?;
-                    segments.store(self.segmenter.segment_count(), Ordering::Relaxed);
-                }
+                Ok(Work::Frame(mut frame)) => self.encode(&mut frame)?,
                 Ok(Work::Finish) => return self.finish(),
                 Err(mpsc::RecvError) => return Err(Error::Cancelled),
             }
@@ -527,9 +490,6 @@ impl RungEncoder {
         while received(self.encoder.receive_packet(&mut packet))
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
         {
-            if self.codecs.is_none() {
-                self.codecs = packet.data().and_then(codecs::avc1_from_annexb);
-            }
             self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
         }
         Ok(())
@@ -540,13 +500,7 @@ impl RungEncoder {
             .send_eof()
             .map_err(Error::ffmpeg(format!("{}: finishing the encoder", self.name)))?;
         self.drain()?;
-        let codecs = self
-            .codecs
-            .ok_or_else(|| Error::Encoder(format!("{}: found no codec configuration in the output", self.name)))?;
-        Ok(EncodedRendition {
-            media: self.segmenter.finish()?,
-            codecs,
-        })
+        self.segmenter.finish()
     }
 }
 
@@ -555,7 +509,7 @@ pub struct AudioSettings {
     pub codec: AudioCodec,
     pub bitrate: Bitrate,
     pub format: SegmentFormat,
-    pub keys: Option<SharedKeys>,
+    pub delivery: Delivery,
 }
 
 /// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
@@ -567,7 +521,6 @@ pub struct AudioTrack {
     segmenter: Segmenter,
     graph: Option<filter::Graph>,
     frame: frame::Audio,
-    codecs: String,
 }
 
 impl AudioTrack {
@@ -588,7 +541,7 @@ impl AudioTrack {
                 .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))?,
             AudioCodec::Opus => "opus".to_owned(),
         };
-        let segmenter = Segmenter::new(
+        let mut segmenter = Segmenter::new(
             "audio",
             dir,
             settings.format,
@@ -597,7 +550,8 @@ impl AudioTrack {
             Cuts::Boundary,
             i64::from(encoder.frame_size()),
         )?
-        .encrypted(settings.keys.clone());
+        .delivering(settings.delivery.clone());
+        segmenter.describe(Some(codecs));
         let context = DecodeContext {
             path: path.to_owned(),
             kind: "audio",
@@ -612,7 +566,6 @@ impl AudioTrack {
             segmenter,
             graph: None,
             frame: frame::Audio::empty(),
-            codecs,
         })
     }
 
@@ -706,10 +659,6 @@ impl StreamPipeline for AudioTrack {
         self.drain_decoder()
     }
 
-    fn segment_count(&self) -> usize {
-        self.segmenter.segment_count()
-    }
-
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
         self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
         self.drain_decoder()?;
@@ -726,10 +675,7 @@ impl StreamPipeline for AudioTrack {
             .send_eof()
             .map_err(Error::ffmpeg("audio: finishing the encoder"))?;
         drain_audio(&mut self.encoder, &mut self.segmenter)?;
-        Ok(vec![EncodedRendition {
-            media: self.segmenter.finish()?,
-            codecs: self.codecs,
-        }])
+        Ok(vec![self.segmenter.finish()?])
     }
 }
 

@@ -10,8 +10,8 @@ use ffmpeg_next::Rational;
 
 use crate::crypto::KeyPeriod;
 use crate::error::{Error, Result};
+use crate::segment::EncodedRendition;
 use crate::segment::SegmentFacts;
-use crate::transcode::EncodedRendition;
 
 /// A video rendition of the package.
 pub struct VideoTrack<'a> {
