@@ -17,6 +17,7 @@ use stream_pack::error::exit;
 use stream_pack::ladder::{Bitrate, Reps};
 use stream_pack::progress::{Control, Monitor, Progress, Stage};
 use stream_pack::progressive::{self, Location, RemuxReport};
+use stream_pack::publish::{self, Destination, PublishCounts, PublishOptions, Publishing};
 use stream_pack::reassemble::{self, DownloadOptions};
 use stream_pack::segment::SegmentFormat;
 use stream_pack::{PackageOptions, PackageReport, Passthrough};
@@ -199,12 +200,49 @@ struct DashArgs {
     hls: bool,
 }
 
+/// Where a package goes, and how remote destinations are reached.
+#[derive(clap::Args)]
+struct DestinationArgs {
+    /// Where the package goes: a folder (built beside itself and renamed into place when
+    /// complete), http(s)://host/path/ (HTTP PUT) or s3://bucket/prefix/. Repeat it to publish to
+    /// several at once (one folder at most).
+    #[arg(short, long, required = true)]
+    output: Vec<Destination>,
+    /// The S3-compatible server for s3:// destinations and inputs (default: AWS, or AWS_ENDPOINT).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// Uploads in flight at once, per remote destination.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    upload_concurrency: u32,
+}
+
+impl DestinationArgs {
+    fn publish_options(&self) -> PublishOptions {
+        PublishOptions {
+            concurrency: self.upload_concurrency as usize,
+            s3_endpoint: self.s3_endpoint.clone(),
+            ..PublishOptions::default()
+        }
+    }
+
+    /// The local folder (empty when there is none) and the remote destinations.
+    fn publishing(&self) -> stream_pack::Result<(PathBuf, Publishing)> {
+        let (local, remotes) = publish::split(self.output.clone())?;
+        let publishing = Publishing {
+            remote_only: local.is_none(),
+            remotes,
+            options: self.publish_options(),
+        };
+        Ok((local.unwrap_or_default(), publishing))
+    }
+}
+
 #[derive(clap::Args)]
 struct PackageArgs {
+    /// A media file, an http(s):// URL, or s3://bucket/key (downloaded first).
     input: PathBuf,
-    /// Output folder; built beside itself and renamed into place when complete.
-    #[arg(short, long)]
-    output: PathBuf,
+    #[command(flatten)]
+    destination: DestinationArgs,
     /// Rungs: heights (720,480), explicit rungs (1280x720@3000k), or auto.
     #[arg(long, default_value = "auto", value_parser = parse_reps)]
     reps: Reps,
@@ -347,17 +385,11 @@ fn main() -> ExitCode {
                 FormatArg::Ts => SegmentFormat::Ts,
                 FormatArg::Fmp4 => SegmentFormat::Fmp4,
             };
-            let options = PackageOptions {
-                format,
-                ..args.common.options(PackageOptions::hls)
-            };
-            package(options, &args.common)
+            package(&args.common, PackageOptions::hls, |options| options.format = format)
         }
-        Command::Dash(args) => {
-            let mut options = args.common.options(PackageOptions::dash);
+        Command::Dash(args) => package(&args.common, PackageOptions::dash, |options| {
             options.manifests.hls = args.hls;
-            package(options, &args.common)
-        }
+        }),
         Command::Probe { input, json } => probe(input, json),
         Command::ConcatFlv(args) => concat_flv(&args),
         Command::Unframe(args) => unframe(&args),
@@ -554,7 +586,7 @@ fn problems_error(input: &Path, reason: String) -> anyhow::Error {
 }
 
 impl PackageArgs {
-    fn encryption(&self) -> Option<KeySource> {
+    fn encryption(&self, output: &Path) -> Option<KeySource> {
         if !self.encrypt {
             return None;
         }
@@ -568,15 +600,16 @@ impl PackageArgs {
         } else {
             KeySource::Generate {
                 rotation: self.key_rotation.unwrap_or(0),
-                key_dir: self.key_dir.clone().unwrap_or_else(|| default_key_dir(&self.output)),
+                key_dir: self.key_dir.clone().unwrap_or_else(|| default_key_dir(output)),
                 key_url: self.key_url.clone(),
             }
         })
     }
 
     /// The library's options from these arguments, over the defaults `base` gives.
-    fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> PackageOptions {
-        PackageOptions {
+    fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> stream_pack::Result<PackageOptions> {
+        let (output, publishing) = self.destination.publishing()?;
+        Ok(PackageOptions {
             reps: self.reps.clone(),
             ladder: self.ladder.clone(),
             segment_duration: self.segment_duration,
@@ -590,11 +623,12 @@ impl PackageArgs {
                 (_, true) => Passthrough::Never,
                 _ => Passthrough::Auto,
             },
-            encryption: self.encryption(),
+            encryption: self.encryption(&output),
             audio_bitrate: self.audio_bitrate,
             force: self.job.force,
-            ..base(self.input.clone(), self.output.clone())
-        }
+            publishing,
+            ..base(self.input.clone(), output)
+        })
     }
 }
 
@@ -606,8 +640,20 @@ fn default_key_dir(output: &Path) -> PathBuf {
     output.with_file_name(format!("{name}.keys"))
 }
 
-fn package(options: PackageOptions, args: &PackageArgs) -> anyhow::Result<()> {
+/// Runs `hls` or `dash`: the options from `args` over the defaults `base` gives, adjusted by
+/// `command` for what only that command has.
+fn package(
+    args: &PackageArgs,
+    base: fn(PathBuf, PathBuf) -> PackageOptions,
+    command: impl FnOnce(&mut PackageOptions),
+) -> anyhow::Result<()> {
+    let mut options = args.options(base)?;
+    command(&mut options);
     let mut monitor = args.job.monitor()?;
+    let fetched = fetch_input(&args.input, &args.destination, &monitor)?;
+    if let Some(file) = &fetched {
+        options.input = file.path().to_owned();
+    }
     let report = stream_pack::package(&options, &mut monitor);
     monitor.close();
     let report = report?;
@@ -641,6 +687,60 @@ fn print_report(report: &PackageReport) {
     for manifest in &report.manifests {
         println!("package: {}", manifest.display());
     }
+    for manifest in &report.remote_manifests {
+        println!("package: {manifest}");
+    }
+    if let Some(published) = &report.published {
+        println!("published: {}", uploads(published));
+    }
+}
+
+/// `12 files, 3.4 MB uploaded, 1 retry, 2 removed`
+fn uploads(counts: &PublishCounts) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut text = format!(
+        "{}, {:.1} MB uploaded",
+        plural(counts.uploads, "file", "files"),
+        counts.bytes as f64 / 1e6
+    );
+    if counts.retries > 0 {
+        text += &format!(", {}", plural(counts.retries, "retry", "retries"));
+    }
+    if counts.deletes > 0 {
+        text += &format!(", {} removed", counts.deletes);
+    }
+    text
+}
+
+/// Downloads an s3:// input to a temporary file (libav cannot read S3), showing the progress on
+/// the bar; the file is deleted when the returned handle is dropped. Other inputs stay as they are.
+fn fetch_input(
+    input: &Path,
+    destination: &DestinationArgs,
+    monitor: &CliMonitor,
+) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
+    let Some(url) = input.to_str().filter(|text| text.starts_with("s3://")) else {
+        return Ok(None);
+    };
+    // The key's extension is kept: libav guesses some formats from it.
+    let suffix = Path::new(url)
+        .extension()
+        .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
+    let file = tempfile::Builder::new()
+        .prefix(".stream-pack-input-")
+        .suffix(&suffix)
+        .tempfile()
+        .context("making a temporary file for the input")?;
+    if let Some(bar) = &monitor.bar {
+        bar.set_message("fetch");
+    }
+    stream_pack::publish::fetch_s3(url, file.path(), &destination.publish_options(), |done, total| {
+        if let Some(bar) = &monitor.bar {
+            bar.set_position(done * 1000 / total.max(1));
+            bar.set_prefix(format!("{:.1} of {:.1} MB", done as f64 / 1e6, total as f64 / 1e6));
+        }
+    })?;
+    Ok(Some(file))
 }
 
 /// Shows progress as the user asked and turns Ctrl-C into a cancel.
@@ -681,7 +781,13 @@ impl Monitor for CliMonitor {
             bar.set_message(format!("{:?}", progress.stage).to_lowercase());
             bar.set_position(progress.percent.map_or(0, |p| (p * 10.0) as u64));
             let eta = progress.eta.map_or(String::new(), |e| format!("  ETA {e:.0} s"));
-            bar.set_prefix(format!("{:.1}x  {} segments{eta}", progress.speed, progress.segments));
+            let published = progress
+                .published
+                .map_or(String::new(), |counts| format!("  {}", uploads(&counts)));
+            bar.set_prefix(format!(
+                "{:.1}x  {} segments{eta}{published}",
+                progress.speed, progress.segments
+            ));
         }
         if self.json {
             let mut err = std::io::stderr().lock();

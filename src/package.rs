@@ -13,9 +13,10 @@ use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
 use crate::manifest::{self, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
+use crate::publish::{PublishCounts, Publisher, Publishing};
 use crate::remux::{self, StreamCopy};
 use crate::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFacts, SegmentFormat};
-use crate::sink::Staging;
+use crate::sink::{Staging, Workspace};
 use crate::source::{AudioInput, Source, VideoInput};
 use crate::transcode::{AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings};
 
@@ -69,6 +70,8 @@ pub struct PackageOptions {
     pub manifests: Manifests,
     /// AES-128 segment encryption (HLS only), with the keys from here.
     pub encryption: Option<KeySource>,
+    /// HTTP and S3 destinations the package is published to as it is made.
+    pub publishing: Publishing,
 }
 
 impl PackageOptions {
@@ -91,6 +94,7 @@ impl PackageOptions {
             force: false,
             manifests: Manifests { hls: true, dash: false },
             encryption: None,
+            publishing: Publishing::default(),
         }
     }
 
@@ -121,6 +125,11 @@ impl PackageOptions {
             )));
         }
         encoders::preset_index(&self.encoder_preset)?;
+        if self.encryption.is_some() && !self.publishing.remotes.is_empty() {
+            return Err(Error::InvalidOption(
+                "--encrypt with a remote destination: publishing encrypted packages is not supported yet".into(),
+            ));
+        }
         if self.copy && self.passthrough_top == Passthrough::Always {
             return Err(Error::InvalidOption(
                 "--passthrough-top is for ladders; --copy already packages the source's own stream".into(),
@@ -181,6 +190,10 @@ pub struct PackageReport {
     pub notes: Vec<String>,
     /// Things about the result that may be a mistake.
     pub warnings: Vec<String>,
+    /// The manifests' URLs at every remote destination.
+    pub remote_manifests: Vec<String>,
+    /// What went to the remote destinations, if there were any.
+    pub published: Option<PublishCounts>,
 }
 
 /// Packages `options.input` as a ladder at `options.output`.
@@ -191,8 +204,19 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         Some(path) => Ladder::from_file(path)?,
         None => Ladder::default_ladder(),
     };
-    let staging = Staging::new(&options.output, options.force)?;
-    let output = std::path::absolute(&options.output).map_err(Error::io(&options.output))?;
+    let workspace = if options.publishing.remote_only {
+        Workspace::scratch()?
+    } else {
+        Workspace::Staged(Staging::new(&options.output, options.force)?)
+    };
+    let publisher = options.publishing.start()?;
+    // Where the package will be, for key paths relative to it (keys never go to remote
+    // destinations, so a remote-only package has only its workspace).
+    let output = if options.publishing.remote_only {
+        workspace.path().to_owned()
+    } else {
+        std::path::absolute(&options.output).map_err(Error::io(&options.output))?
+    };
     let keys = match &options.encryption {
         Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
         None => None,
@@ -212,7 +236,7 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     let (clock, passthrough) = segment_clock(&source, &plan, options, &mut notes)?;
     let keys = match keys {
         Some(mut keys) => {
-            keys.stage(&output, staging.path())?;
+            keys.stage(&output, workspace.path())?;
             Some(Arc::new(Mutex::new(keys)))
         }
         None => None,
@@ -220,15 +244,18 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     let (events, completed) = mpsc::channel();
     let job = Job {
         options,
-        root: staging.path(),
+        root: workspace.path(),
         clock,
         delivery: Delivery {
             keys: keys.clone(),
             events: Some(events),
         },
         passthrough,
+        publisher: publisher.as_ref(),
     };
     let (video, audio) = transcode(&mut source, &plan.rungs, &job, &completed, &mut tracker, monitor)?;
+    // The files the segmenters completed while flushing.
+    deliver(&completed, job.publisher)?;
     check(tracker.stage(Stage::Publish, monitor))?;
     notes.extend(
         video
@@ -265,7 +292,13 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         }
     }
     drop(keys_in_force);
-    let output = staging.publish()?;
+    let remote_manifests = match &publisher {
+        Some(publisher) => publish_manifests(publisher, &job, &renditions)?,
+        None => Vec::new(),
+    };
+    let published = publisher.map(Publisher::finish).transpose()?;
+    tracker.set_published(published);
+    let output = workspace.finish()?.unwrap_or_else(|| options.output.clone());
     if let Some(keys) = &keys {
         keys.lock().expect("key schedule lock").keep();
     }
@@ -276,7 +309,7 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
             (options.manifests.dash, dash::MANIFEST),
         ]
         .into_iter()
-        .filter(|(wanted, _)| *wanted)
+        .filter(|(wanted, _)| *wanted && !options.publishing.remote_only)
         .map(|(_, name)| output.join(name))
         .collect(),
         output,
@@ -284,7 +317,44 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         dropped_above_source: plan.dropped_above_source,
         notes,
         warnings,
+        remote_manifests,
+        published,
     })
+}
+
+/// Hands every file the segmenters have completed so far to the publisher (if any); returns how
+/// many were media segments.
+fn deliver(completed: &Receiver<Completed>, publisher: Option<&Publisher>) -> Result<usize> {
+    let mut segments = 0;
+    for file in completed.try_iter() {
+        segments += usize::from(file.segment.is_some());
+        if let Some(publisher) = publisher {
+            publisher.file(&file.relative(), &file.path)?;
+        }
+    }
+    Ok(segments)
+}
+
+/// Gives the publisher the manifests written in the workspace, the media playlists before the
+/// master that names them; returns their URLs at every destination.
+fn publish_manifests(publisher: &Publisher, job: &Job, renditions: &[RenditionReport]) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    if job.options.manifests.hls {
+        names.extend(renditions.iter().map(|r| format!("{}/{}", r.name, hls::MEDIA_PLAYLIST)));
+        names.push(hls::MASTER_PLAYLIST.into());
+    }
+    if job.options.manifests.dash {
+        names.push(dash::MANIFEST.into());
+    }
+    for name in &names {
+        let path = job.root.join(name);
+        publisher.manifest(name, std::fs::read(&path).map_err(Error::io(&path))?)?;
+    }
+    Ok(names
+        .iter()
+        .filter(|name| !name.ends_with(hls::MEDIA_PLAYLIST))
+        .flat_map(|name| publisher.urls(name))
+        .collect())
 }
 
 /// With `copy`, the one rendition is the source's stream, named by its short side.
@@ -456,6 +526,8 @@ struct Job<'a> {
     delivery: Delivery,
     /// The top rung is the source's own stream, copied.
     passthrough: bool,
+    /// Where the files go as they are completed, besides the workspace.
+    publisher: Option<&'a Publisher>,
 }
 
 /// Reads the source once, feeding its video to the ladder and its audio to the shared track.
@@ -509,8 +581,9 @@ fn transcode(
             tracker.advance(end);
         }
         pipeline.send(&packet)?;
-        segments += completed.try_iter().filter(|file| file.segment.is_some()).count();
+        segments += deliver(completed, job.publisher)?;
         tracker.set_segments(segments as u64);
+        tracker.set_published(job.publisher.map(Publisher::counts));
         check(tracker.tick(monitor))?;
     }
     check_complete(source, media_end)?;

@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::publish::PublishCounts;
+
 /// What the job is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,6 +35,9 @@ pub struct Progress {
     pub eta: Option<f64>,
     /// Media segments written so far, all renditions together.
     pub segments: u64,
+    /// What has gone to remote destinations so far, when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<PublishCounts>,
 }
 
 /// What a monitor tells the job after a report.
@@ -69,6 +74,7 @@ pub(crate) struct Tracker {
     duration: Option<f64>,
     media_time: f64,
     segments: u64,
+    published: Option<PublishCounts>,
 }
 
 const REPORT_INTERVAL: Duration = Duration::from_millis(250);
@@ -81,6 +87,7 @@ impl Tracker {
             duration: duration.filter(|d| *d > 0.0),
             media_time: 0.0,
             segments: 0,
+            published: None,
         }
     }
 
@@ -90,6 +97,10 @@ impl Tracker {
 
     pub fn set_segments(&mut self, segments: u64) {
         self.segments = segments;
+    }
+
+    pub fn set_published(&mut self, published: Option<PublishCounts>) {
+        self.published = published;
     }
 
     /// Reports the transcode's position if the last report is old enough.
@@ -133,6 +144,7 @@ impl Tracker {
             speed,
             eta,
             segments: self.segments,
+            published: self.published,
         }
     }
 }

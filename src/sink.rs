@@ -68,6 +68,44 @@ impl Staging {
     }
 }
 
+/// Where a package is built: staged beside its local target, or, when it goes only to remote
+/// destinations, in a scratch folder that is deleted at the end either way.
+pub enum Workspace {
+    Staged(Staging),
+    Scratch(tempfile::TempDir),
+}
+
+impl Workspace {
+    /// A scratch folder in the system's temporary folder.
+    pub fn scratch() -> Result<Workspace> {
+        let parent = std::env::temp_dir();
+        tempfile::Builder::new()
+            .prefix(".stream-pack-")
+            .tempdir_in(&parent)
+            .map(Workspace::Scratch)
+            .map_err(Error::io(parent))
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Workspace::Staged(staging) => staging.path(),
+            Workspace::Scratch(dir) => dir.path(),
+        }
+    }
+
+    /// Moves a staged package into place and returns where it is; deletes a scratch folder.
+    pub fn finish(self) -> Result<Option<PathBuf>> {
+        match self {
+            Workspace::Staged(staging) => staging.publish().map(Some),
+            Workspace::Scratch(dir) => {
+                let path = dir.path().to_owned();
+                dir.close().map_err(Error::io(path))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// A single output file built under a hidden temporary name beside its target and renamed into
 /// place when complete: a failure or a cancel leaves neither the file nor the temporary one.
 pub struct StagedFile {

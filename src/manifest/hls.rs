@@ -17,7 +17,7 @@ use crate::segment::SegmentedStream;
 const PLAYLIST_VERSION: usize = 3;
 const PLAYLIST_VERSION_WITH_MAP: usize = 6;
 const AUDIO_GROUP: &str = "audio";
-const MEDIA_PLAYLIST: &str = "index.m3u8";
+pub const MEDIA_PLAYLIST: &str = "index.m3u8";
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
 
 /// Writes `master.m3u8` and every media playlist into `root`.

@@ -136,6 +136,8 @@ impl Shared {
 
 /// A destination's queue and its dispatcher thread.
 pub(super) struct Lane {
+    /// The destination's URL, ending in `/`.
+    base: String,
     ops: Option<SyncSender<Op>>,
     dispatcher: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
@@ -146,7 +148,8 @@ impl Lane {
     pub fn start(store: Box<dyn Store>, shared: Arc<Shared>, concurrency: usize) -> Result<Lane> {
         let (ops, queue) = mpsc::sync_channel(concurrency);
         let for_thread = Arc::clone(&shared);
-        let url = store.url("");
+        let base = store.url("");
+        let url = base.clone();
         let dispatcher = std::thread::Builder::new()
             .name("publish".into())
             .spawn(move || dispatch(queue, &*store, &for_thread, concurrency))
@@ -155,10 +158,15 @@ impl Lane {
                 reason: format!("starting a publishing thread: {e}"),
             })?;
         Ok(Lane {
+            base,
             ops: Some(ops),
             dispatcher: Some(dispatcher),
             shared,
         })
+    }
+
+    pub fn url(&self, relative: &str) -> String {
+        format!("{}{relative}", self.base)
     }
 
     /// Queues `op`, waiting while the queue is full.

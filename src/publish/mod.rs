@@ -166,6 +166,25 @@ impl Default for PublishOptions {
     }
 }
 
+/// Where a job's package goes besides, or instead of, its local folder.
+#[derive(Debug, Clone, Default)]
+pub struct Publishing {
+    pub remotes: Vec<Remote>,
+    pub options: PublishOptions,
+    /// No local copy: the package is built in a temporary folder, deleted at the end.
+    pub remote_only: bool,
+}
+
+impl Publishing {
+    /// A publisher for the remote destinations, if there are any.
+    pub fn start(&self) -> Result<Option<Publisher>> {
+        match self.remotes.as_slice() {
+            [] => Ok(None),
+            remotes => Publisher::start(remotes, &self.options).map(Some),
+        }
+    }
+}
+
 /// What has been published so far, every destination together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PublishCounts {
@@ -245,6 +264,11 @@ impl Publisher {
         self.send(|| Op::Delete {
             relative: relative.to_owned(),
         })
+    }
+
+    /// The URLs `relative` is published at.
+    pub fn urls(&self, relative: &str) -> Vec<String> {
+        self.lanes.iter().map(|lane| lane.url(relative)).collect()
     }
 
     /// What has been published so far.

@@ -1,6 +1,7 @@
 //! The publisher against real servers started here: nginx's WebDAV module (and Garage, S3).
 //! What was published is read back from the server's own document root or over S3.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,8 +9,11 @@ use stream_pack::Error;
 use stream_pack::publish::{Destination, PublishOptions, Publisher, Remote};
 use stream_pack::retry::RetryPolicy;
 
+use crate::hls::check::{Expect, Segments, check_package};
+use crate::util::cli::{self, FAST};
 use crate::util::daemon::free_port;
 use crate::util::dav::{Dav, Request};
+use crate::util::{download, media};
 
 fn remote(url: &str) -> Remote {
     match url.parse::<Destination>().expect("a destination") {
@@ -298,5 +302,140 @@ fn a_server_that_dies_mid_job_gets_no_manifest() {
     assert!(
         !dav.root.join("pkg/index.m3u8").exists(),
         "a manifest was published after the server died"
+    );
+}
+
+// The CLI: `-o` given several times publishes while packaging.
+
+/// `hls` of the 8 s test source at 360p in 2 s TS segments, as `check::Expect` describes it.
+fn expect_360p(source: &Path) -> Expect<'_> {
+    Expect {
+        source,
+        segment_duration: 2.0,
+        rungs: &[(640, 360)],
+        audio: true,
+        segments: Segments::TS,
+    }
+}
+
+/// The same in CMAF segments (`dash`).
+fn expect_360p_fmp4(source: &Path) -> Expect<'_> {
+    Expect {
+        segments: Segments::FMP4,
+        ..expect_360p(source)
+    }
+}
+
+const LADDER_360P: [&str; 6] = ["--reps", "360", "--segment-duration", "2", FAST[0], FAST[1]];
+
+#[test]
+fn hls_goes_to_nginx_and_a_local_folder_at_once() {
+    let dav = Dav::start();
+    let source = media("main");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    let remote = dav.url("shows/pkg/");
+    let mut args = vec!["-o", &remote];
+    args.extend(LADDER_360P);
+    let output = cli::package_showing("json", "hls", &source, &local, &args);
+    cli::assert_success(&output);
+    check_package(&local, &expect_360p(&source));
+    let downloaded = dir.path().join("downloaded");
+    download::hls_package(&remote, &downloaded, &[]);
+    check_package(&downloaded, &expect_360p(&source));
+    for file in [
+        "master.m3u8",
+        "360p/index.m3u8",
+        "360p/segment00003.ts",
+        "audio/segment00000.ts",
+    ] {
+        same_file(&local.join(file), &downloaded.join(file));
+    }
+    cli::assert_says(
+        &output,
+        &[&format!("package: {remote}master.m3u8")],
+        "where the package was published",
+    );
+    cli::assert_says(
+        &output,
+        &["published: 11 files"],
+        "the uploads: 8 segments and 3 playlists",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains(r#""published""#))
+        .expect("progress with upload counts");
+    let progress: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(progress["stage"], "done");
+    assert_eq!(progress["published"]["uploads"], 11, "{last}");
+}
+
+#[test]
+fn a_remote_only_dash_package_is_whole_and_leaves_nothing_local() {
+    let dav = Dav::start();
+    let source = media("main");
+    let remote = dav.url("pkg/");
+    let scratch_before = scratch_folders();
+    let mut args = vec!["dash".as_ref(), source.as_os_str()];
+    args.extend(["-o", &remote, "--progress", "none"].map(OsStr::new));
+    args.extend(LADDER_360P.map(OsStr::new));
+    cli::assert_success(&cli::run(args));
+    let downloaded = tempfile::tempdir().unwrap();
+    download::dash_package(&remote, downloaded.path(), &[]);
+    let dash = crate::dash::check::check_package(downloaded.path(), &expect_360p_fmp4(&source), false);
+    assert_eq!(dash.video[0].segments.len(), 4);
+    assert_eq!(scratch_folders(), scratch_before, "the scratch folder was left behind");
+}
+
+/// The scratch folders of remote-only jobs in the system's temporary folder.
+fn scratch_folders() -> std::collections::BTreeSet<String> {
+    let mut names = crate::util::file_names(&std::env::temp_dir());
+    names.retain(|name| name.starts_with(".stream-pack-"));
+    names
+}
+
+#[test]
+fn nginx_stopped_mid_job_fails_the_job_and_leaves_no_playlist() {
+    let dav = Dav::start();
+    let source = media("main");
+    let remote = dav.url("pkg/");
+    let args = [
+        "--reps",
+        "360",
+        "--segment-duration",
+        "1",
+        FAST[0],
+        FAST[1],
+        "--upload-concurrency",
+        "1",
+        "-o",
+        &remote,
+    ];
+    let output = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            dav.wait_for(&dav.root.join("pkg/360p/segment00000.ts"));
+            dav.stop();
+        });
+        let mut command = vec![
+            "hls".as_ref(),
+            source.as_os_str(),
+            "--progress".as_ref(),
+            "none".as_ref(),
+        ];
+        command.extend(args.map(OsStr::new));
+        cli::run(command)
+    });
+    let line = cli::assert_failure(&output, 4);
+    assert!(
+        line.starts_with(&format!("error: {remote}")) && line.contains("upload failed"),
+        "{line}"
+    );
+    let published = crate::util::file_names(&dav.root.join("pkg/360p"));
+    assert!(!published.is_empty());
+    assert!(
+        published.iter().all(|name| name.ends_with(".ts")) && !dav.root.join("pkg/master.m3u8").exists(),
+        "a playlist was published: {published:?}"
     );
 }

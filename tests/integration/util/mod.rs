@@ -7,6 +7,7 @@ pub mod cli;
 pub mod codecs;
 pub mod daemon;
 pub mod dav;
+pub mod download;
 pub mod ffprobe;
 pub mod flv;
 pub mod h264;
