@@ -48,10 +48,7 @@ impl Location {
                     source::open_input(path)
                 }
             }
-            Location::Url(url) => format::input(url).map_err(|e| Error::Remote {
-                url: url.clone(),
-                reason: e.to_string(),
-            }),
+            Location::Url(url) => source::open_url(url),
         }
     }
 

@@ -150,6 +150,9 @@ pub(crate) fn declared_duration(input: &format::context::Input) -> Option<f64> {
 
 /// Opens a file with libav after the checks libav would report less clearly.
 pub(crate) fn open_input(path: &Path) -> Result<format::context::Input> {
+    if let Some(url) = path.to_str().filter(|text| crate::progressive::is_url(text)) {
+        return open_url(url);
+    }
     check_file(path)?;
     let input = format::input(path).map_err(|e| Error::InputUnreadable {
         path: path.to_owned(),
@@ -163,6 +166,14 @@ pub(crate) fn open_input(path: &Path) -> Result<format::context::Input> {
         });
     }
     Ok(input)
+}
+
+/// Opens a URL libav reads itself (`http(s)://…`); a failure names the URL.
+pub(crate) fn open_url(url: &str) -> Result<format::context::Input> {
+    format::input(url).map_err(|e| Error::Remote {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// Refuses a missing file, a folder or an empty file with an error that says so.

@@ -439,3 +439,27 @@ fn nginx_stopped_mid_job_fails_the_job_and_leaves_no_playlist() {
         "a playlist was published: {published:?}"
     );
 }
+
+#[test]
+fn an_http_input_is_read_over_http() {
+    let dav = Dav::start();
+    let source = media("main");
+    std::fs::copy(&source, dav.root.join("main.mp4")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let url = dav.url("main.mp4");
+    cli::assert_success(&cli::package("hls", Path::new(&url), &out, &LADDER_360P));
+    check_package(&out, &expect_360p(&source));
+    let missing = dav.url("missing.mp4");
+    let elsewhere = dir.path().join("never");
+    let line = cli::assert_failure(&cli::package("hls", Path::new(&missing), &elsewhere, &LADDER_360P), 3);
+    assert!(
+        line.starts_with(&format!("error: {missing}: ")) && line.contains("404"),
+        "{line}"
+    );
+    assert_eq!(
+        crate::util::file_names(dir.path()),
+        ["out".to_owned()].into(),
+        "a failed job left something"
+    );
+}
