@@ -5,6 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
+# The publishing tests' servers: nginx-light (its dav module takes PUT/DELETE/MKCOL) and Garage
+# (S3-compatible, built from crates.io once and reused: it takes about 13 minutes on 2 cores).
+dpkg-query -W -f='${Status}' nginx-light 2>/dev/null | grep -q "install ok installed" || {
+  echo "test: installing nginx-light" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
+}
+command -v garage >/dev/null || {
+  echo "test: building Garage for the S3 tests (cargo install garage --locked, about 13 minutes, once)" >&2
+  cargo install garage --locked
+}
+
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets
