@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::ladder::{Reps, RungRequest};
 use crate::package::{self, PackageOptions, PackageReport};
 use crate::progress::Monitor;
+use crate::publish::Publishing;
 use crate::remux;
 use crate::segment::SegmentFormat;
 use crate::source::{self, Source};
@@ -29,6 +30,8 @@ pub struct ConvertOptions {
     pub target: Target,
     pub segment_duration: f64,
     pub force: bool,
+    /// HTTP and S3 destinations, as for the packagers.
+    pub publishing: Publishing,
 }
 
 /// What a conversion did.
@@ -67,6 +70,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         allow_upscale: true,
         segment_duration: options.segment_duration,
         force: options.force,
+        publishing: options.publishing.clone(),
         ..base(input, options.output.clone())
     };
     let package = package::package(&package_options, monitor)?;

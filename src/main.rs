@@ -163,9 +163,8 @@ struct ConvertArgs {
     /// What to make.
     #[arg(long, value_enum)]
     to: TargetArg,
-    /// Output folder.
-    #[arg(short, long)]
-    output: PathBuf,
+    #[command(flatten)]
+    destination: DestinationArgs,
     /// Segment container for --to hls (dash is always CMAF).
     #[arg(long, value_enum, default_value_t = FormatArg::Fmp4)]
     format: FormatArg,
@@ -532,12 +531,14 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
             FormatArg::Fmp4 => SegmentFormat::Fmp4,
         }),
     };
+    let (output, publishing) = args.destination.publishing()?;
     let options = ConvertOptions {
         input: args.input.clone(),
-        output: args.output.clone(),
+        output,
         target,
         segment_duration: args.segment_duration,
         force: args.job.force,
+        publishing,
     };
     let mut monitor = args.job.monitor()?;
     let report = stream_pack::convert::convert(&options, &mut monitor);

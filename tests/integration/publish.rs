@@ -463,3 +463,29 @@ fn an_http_input_is_read_over_http() {
         "a failed job left something"
     );
 }
+
+#[test]
+fn convert_publishes_what_it_writes_locally() {
+    let dav = Dav::start();
+    let dir = tempfile::tempdir().unwrap();
+    let playlist = crate::util::made_by_libav(
+        &media("main"),
+        dir.path(),
+        &["-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"],
+        "index.m3u8",
+    );
+    let local = dir.path().join("dash");
+    let remote = dav.url("converted/");
+    let mut args = vec!["convert".as_ref(), playlist.as_os_str()];
+    args.extend(["--to", "dash", "-o", &remote, "--progress", "none", "-o"].map(OsStr::new));
+    args.push(local.as_os_str());
+    cli::assert_success(&cli::run(args));
+    let published = dav.root.join("converted");
+    for folder in ["", "360p", "audio"] {
+        let names = crate::util::file_names(&local.join(folder));
+        assert_eq!(crate::util::file_names(&published.join(folder)), names, "{folder}");
+        for name in names.iter().filter(|name| name.contains('.')) {
+            same_file(&local.join(folder).join(name), &published.join(folder).join(name));
+        }
+    }
+}
