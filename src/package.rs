@@ -180,6 +180,7 @@ pub struct RenditionReport {
 /// What a finished job made.
 #[derive(Debug, Clone)]
 pub struct PackageReport {
+    /// The local package folder (as given when the package went only to remote destinations).
     pub output: PathBuf,
     /// The manifests written: `master.m3u8` and/or `manifest.mpd` inside `output`.
     pub manifests: Vec<PathBuf>,

@@ -47,9 +47,9 @@ impl HttpStore {
         status(response)
     }
 
-    /// Makes every folder on the way to `url` that is not known to exist, from the top down. The
-    /// answers are not failures: 405 means the folder exists, and a server that refuses `MKCOL`
-    /// may still take the `PUT`.
+    /// Makes every folder on the way to `url` not tried yet, from the top down. No answer is a
+    /// failure: 201 made it, 405 means it exists, and a server that refuses `MKCOL` may still take
+    /// the `PUT`.
     fn make_folders(&self, url: &str) {
         let path_start = url.find("://").map_or(0, |i| i + 3);
         let path_start = url[path_start..].find('/').map_or(url.len(), |i| path_start + i);
@@ -65,12 +65,12 @@ impl HttpStore {
             else {
                 return;
             };
-            match status(self.agent.run(request)) {
-                Ok(s) if s.is_success() || s == StatusCode::METHOD_NOT_ALLOWED => {
-                    self.folders.lock().expect("folder set lock").insert(folder.to_owned());
-                }
-                _ => return,
+            // Any answer settles the folder (made, there already, or left to the PUT); no answer
+            // leaves it to be tried again with the next file.
+            if status(self.agent.run(request)).is_err() {
+                return;
             }
+            self.folders.lock().expect("folder set lock").insert(folder.to_owned());
         }
     }
 }

@@ -73,6 +73,15 @@ impl Store for S3Store {
 /// `AWS_ENDPOINT`), `options.s3_endpoint` overriding the endpoint; requests name the bucket in
 /// the path, which every S3-compatible server understands.
 fn client(bucket: &str, options: &PublishOptions) -> Result<AmazonS3> {
+    // Without a key, object_store asks AWS's instance metadata service, which no other server
+    // has: say what is missing instead of failing on the metadata service's address.
+    if let Some(endpoint) = &options.s3_endpoint
+        && std::env::var_os("AWS_ACCESS_KEY_ID").is_none_or(|key| key.is_empty())
+    {
+        return Err(Error::InvalidOption(format!(
+            "s3://{bucket}/ at {endpoint}: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )));
+    }
     let policy = options.retry;
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)

@@ -13,6 +13,7 @@ use crate::hls::check::{Expect, Segments, check_package};
 use crate::util::cli::{self, FAST};
 use crate::util::daemon::free_port;
 use crate::util::dav::{Dav, Request};
+use crate::util::garage::Garage;
 use crate::util::{download, media};
 
 fn remote(url: &str) -> Remote {
@@ -488,4 +489,123 @@ fn convert_publishes_what_it_writes_locally() {
             same_file(&local.join(folder).join(name), &published.join(folder).join(name));
         }
     }
+}
+
+// S3: Garage, judged with curl's own request signing.
+
+#[test]
+fn hls_goes_to_nginx_garage_and_a_local_folder_at_once() {
+    let (dav, garage) = (Dav::start(), Garage::start());
+    let source = media("main");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    let (http, s3) = (dav.url("pkg/"), garage.s3_url("shows/pkg/"));
+    let mut args = vec![
+        "hls".as_ref(),
+        source.as_os_str(),
+        "--progress".as_ref(),
+        "none".as_ref(),
+    ];
+    args.extend(["-o", &http, "-o", &s3, "--s3-endpoint", &garage.endpoint].map(OsStr::new));
+    args.extend(["-o".as_ref(), local.as_os_str()]);
+    args.extend(LADDER_360P.map(OsStr::new));
+    let output = cli::run_with_env(args, &garage.env());
+    cli::assert_success(&output);
+    cli::assert_says(
+        &output,
+        &["published: 22 files"],
+        "11 files to each of two destinations",
+    );
+    check_package(&local, &expect_360p(&source));
+    for (base, extra) in [
+        (http.clone(), Vec::new()),
+        (garage.http_url("shows/pkg/"), garage.curl_args()),
+    ] {
+        let downloaded = tempfile::tempdir().unwrap();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        download::hls_package(&base, downloaded.path(), &extra);
+        check_package(downloaded.path(), &expect_360p(&source));
+        for file in [
+            "master.m3u8",
+            "360p/index.m3u8",
+            "360p/segment00002.ts",
+            "audio/segment00001.ts",
+        ] {
+            same_file(&local.join(file), &downloaded.path().join(file));
+        }
+    }
+}
+
+#[test]
+fn an_s3_input_is_downloaded_first() {
+    let garage = Garage::start();
+    let source = media("main");
+    garage.put(&source, "sources/main.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut args = vec![
+        "hls",
+        "s3://media/sources/main.mp4",
+        "--progress",
+        "none",
+        "--s3-endpoint",
+        &garage.endpoint,
+    ];
+    let out_arg = out.display().to_string();
+    args.extend(["-o", &out_arg]);
+    args.extend(LADDER_360P);
+    cli::assert_success(&cli::run_with_env(args.clone(), &garage.env()));
+    check_package(&out, &expect_360p(&source));
+    let never = dir.path().join("never").display().to_string();
+    args[1] = "s3://media/sources/missing.mp4";
+    args[7] = &never;
+    let line = cli::assert_failure(&cli::run_with_env(args, &garage.env()), 3);
+    assert!(line.starts_with("error: s3://media/sources/missing.mp4: "), "{line}");
+}
+
+#[test]
+fn an_s3_destination_that_refuses_the_key_fails_with_one_line() {
+    let garage = Garage::start();
+    let mut env = garage.env();
+    env[1].1 = "0".repeat(64);
+    let s3 = garage.s3_url("pkg/");
+    let source = media("short");
+    let args = [
+        "hls",
+        &source.display().to_string(),
+        "-o",
+        &s3,
+        "--s3-endpoint",
+        &garage.endpoint,
+        "--progress",
+        "none",
+    ]
+    .map(str::to_owned);
+    let line = cli::assert_failure(
+        &cli::run_with_env(args.iter().chain(&LADDER_360P.map(str::to_owned)), &env),
+        4,
+    );
+    assert!(
+        line.starts_with(&format!("error: {s3}")) && line.contains("upload failed") && line.contains("403"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_s3_destination_without_credentials_is_refused_before_any_work() {
+    let source = media("short");
+    let args = [
+        "hls",
+        &source.display().to_string(),
+        "-o",
+        "s3://media/pkg/",
+        "--s3-endpoint",
+        "http://127.0.0.1:1",
+    ]
+    .map(str::to_owned);
+    let line = cli::assert_failure(&cli::run(args), 2);
+    assert!(
+        line.contains("s3://media/") && line.contains("AWS_ACCESS_KEY_ID"),
+        "{line}"
+    );
 }

@@ -23,8 +23,18 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    run_with_env(args, &[])
+}
+
+/// [`run`] with these variables added to the environment.
+pub fn run_with_env<I, S>(args: I, env: &[(&str, String)]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

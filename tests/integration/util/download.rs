@@ -1,6 +1,7 @@
 //! Downloading a published HLS package with curl, as a player finds it: the master playlist,
 //! the media playlists it names, and the init and media segments they name.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -10,10 +11,19 @@ use super::m3u8::{parse_master, parse_media};
 /// test on any HTTP error.
 pub fn curl(url: &str, file: &Path, extra: &[&str]) {
     std::fs::create_dir_all(file.parent().expect("a file in a folder")).unwrap();
+    run_curl(
+        [OsStr::new("--output"), file.as_os_str()]
+            .into_iter()
+            .chain(extra.iter().map(OsStr::new)),
+        url,
+    );
+}
+
+/// Runs `curl ARGS URL` quietly, failing the test on any error, an HTTP error status included.
+pub fn run_curl<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>, url: &str) {
     let output = Command::new("curl")
-        .args(["--silent", "--show-error", "--fail", "--output"])
-        .arg(file)
-        .args(extra)
+        .args(["--silent", "--show-error", "--fail"])
+        .args(args)
         .arg(url)
         .output()
         .expect("run curl");

@@ -10,6 +10,7 @@ pub mod dav;
 pub mod download;
 pub mod ffprobe;
 pub mod flv;
+pub mod garage;
 pub mod h264;
 pub mod http;
 pub mod m3u8;
