@@ -15,11 +15,12 @@ use stream_pack::crypto::KeySource;
 use stream_pack::encoders::{AudioCodec, VideoCodec};
 use stream_pack::error::exit;
 use stream_pack::ladder::{Bitrate, Reps};
+use stream_pack::live::{LiveOptions, LiveSource, WindowOptions};
 use stream_pack::progress::{Control, Monitor, Progress, Stage};
 use stream_pack::progressive::{self, Location, RemuxReport};
 use stream_pack::reassemble::{self, DownloadOptions};
 use stream_pack::segment::SegmentFormat;
-use stream_pack::{PackageOptions, PackageReport, Passthrough};
+use stream_pack::{LiveJob, PackageOptions, PackageReport, Passthrough};
 
 #[derive(Parser)]
 #[command(
@@ -201,10 +202,15 @@ struct DashArgs {
 
 #[derive(clap::Args)]
 struct PackageArgs {
-    input: PathBuf,
-    /// Output folder; built beside itself and renamed into place when complete.
+    /// A media file; with --live also rtmp://, srt:// or a live HLS/DASH URL.
+    #[arg(required_unless_present = "capture")]
+    input: Option<PathBuf>,
+    /// Output folder; built beside itself and renamed into place when complete (with --live,
+    /// written in place as the presentation runs).
     #[arg(short, long)]
     output: PathBuf,
+    #[command(flatten)]
+    live: LiveArgs,
     /// Rungs: heights (720,480), explicit rungs (1280x720@3000k), or auto.
     #[arg(long, default_value = "auto", value_parser = parse_reps)]
     reps: Reps,
@@ -259,6 +265,55 @@ struct PackageArgs {
     audio_bitrate: Bitrate,
     #[command(flatten)]
     job: JobArgs,
+}
+
+/// Live packaging: manifests rewritten after every segment while the source runs.
+#[derive(clap::Args)]
+struct LiveArgs {
+    /// Package the input as a live presentation as it arrives (a file or lavfi source is read at its
+    /// own pace); Ctrl-C or the source's end closes it.
+    #[arg(long)]
+    live: bool,
+    /// Keep only the newest N segments in the manifests; default: keep all (an EVENT playlist).
+    #[arg(long, requires = "live")]
+    window: Option<usize>,
+    /// Delete segments once they have left the window for one target duration.
+    #[arg(long, requires = "window")]
+    delete_segments: bool,
+    /// A capture device instead of INPUT: lavfi:GRAPH, v4l2:/dev/video0, x11grab::0.0.
+    #[arg(long, requires = "live", conflicts_with = "input")]
+    capture: Option<String>,
+    /// How long a live source may take to start sending (90s, 1m).
+    #[arg(long, default_value = "10s", requires = "live", value_parser = parse_duration)]
+    open_timeout: std::time::Duration,
+    /// How long a live source may send nothing before it counts as lost.
+    #[arg(long, default_value = "10s", requires = "live", value_parser = parse_duration)]
+    stall_timeout: std::time::Duration,
+}
+
+impl LiveArgs {
+    fn job(&self, input: Option<&Path>) -> anyhow::Result<Option<LiveJob>> {
+        if !self.live {
+            return Ok(None);
+        }
+        let source = match (&self.capture, input) {
+            (Some(spec), _) => LiveSource::capture(spec)?,
+            (None, Some(input)) => LiveSource::parse(&input.to_string_lossy()),
+            (None, None) => unreachable!("clap requires INPUT or --capture"),
+        };
+        Ok(Some(LiveJob {
+            source,
+            input: LiveOptions {
+                open_timeout: self.open_timeout,
+                stall_timeout: self.stall_timeout,
+                ..LiveOptions::default()
+            },
+            window: WindowOptions {
+                size: self.window,
+                delete_segments: self.delete_segments,
+            },
+        }))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -333,17 +388,14 @@ fn main() -> ExitCode {
                 FormatArg::Ts => SegmentFormat::Ts,
                 FormatArg::Fmp4 => SegmentFormat::Fmp4,
             };
-            let options = PackageOptions {
-                format,
-                ..args.common.options(PackageOptions::hls)
-            };
-            package(options, &args.common)
+            args.common
+                .options(PackageOptions::hls)
+                .and_then(|options| package(PackageOptions { format, ..options }, &args.common))
         }
-        Command::Dash(args) => {
-            let mut options = args.common.options(PackageOptions::dash);
+        Command::Dash(args) => args.common.options(PackageOptions::dash).and_then(|mut options| {
             options.manifests.hls = args.hls;
             package(options, &args.common)
-        }
+        }),
         Command::Probe { input, json } => probe(input, json),
         Command::ConcatFlv(args) => concat_flv(&args),
         Command::Unframe(args) => unframe(&args),
@@ -561,8 +613,8 @@ impl PackageArgs {
     }
 
     /// The library's options from these arguments, over the defaults `base` gives.
-    fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> PackageOptions {
-        PackageOptions {
+    fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> anyhow::Result<PackageOptions> {
+        Ok(PackageOptions {
             reps: self.reps.clone(),
             ladder: self.ladder.clone(),
             segment_duration: self.segment_duration,
@@ -579,8 +631,9 @@ impl PackageArgs {
             encryption: self.encryption(),
             audio_bitrate: self.audio_bitrate,
             force: self.job.force,
-            ..base(self.input.clone(), self.output.clone())
-        }
+            live: self.live.job(self.input.as_deref())?,
+            ..base(self.input.clone().unwrap_or_default(), self.output.clone())
+        })
     }
 }
 
@@ -592,8 +645,12 @@ fn default_key_dir(output: &Path) -> PathBuf {
     output.with_file_name(format!("{name}.keys"))
 }
 
-fn package(options: PackageOptions, args: &PackageArgs) -> anyhow::Result<()> {
+fn package(mut options: PackageOptions, args: &PackageArgs) -> anyhow::Result<()> {
     let mut monitor = args.job.monitor()?;
+    if let Some(live) = &mut options.live {
+        // Ctrl-C also stops a read that waits on the source.
+        live.input.cancel = Arc::clone(&monitor.interrupted);
+    }
     let report = stream_pack::package(&options, &mut monitor);
     monitor.close();
     let report = report?;

@@ -4,18 +4,19 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 
-use ffmpeg::{Packet, codec, format::Pixel};
+use ffmpeg::{codec, format::Pixel};
 use ffmpeg_next as ffmpeg;
 
 use crate::crypto::{KeySchedule, KeySource};
 use crate::encoders::{self, AudioCodec, VideoCodec};
 use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
-use crate::manifest::{self, dash, hls};
+use crate::live::{CaptureDevice, LiveOptions, LiveSource, Window, WindowOptions};
+use crate::manifest::{self, LiveState, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
 use crate::remux::{self, StreamCopy};
 use crate::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFacts, SegmentFormat};
-use crate::sink::Staging;
+use crate::sink::{self, Staging};
 use crate::source::{AudioInput, Source, VideoInput};
 use crate::transcode::{AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings};
 
@@ -69,6 +70,32 @@ pub struct PackageOptions {
     pub manifests: Manifests,
     /// AES-128 segment encryption (HLS only), with the keys from here.
     pub encryption: Option<KeySource>,
+    /// Package a live source as it arrives; `input` is then unused.
+    pub live: Option<LiveJob>,
+}
+
+/// A live presentation: where it comes from and how much of it the manifests keep.
+#[derive(Debug, Clone)]
+pub struct LiveJob {
+    pub source: LiveSource,
+    /// Timeouts and the flag that ends the presentation (Ctrl-C).
+    pub input: LiveOptions,
+    pub window: WindowOptions,
+}
+
+impl LiveJob {
+    /// A source that does not arrive at its own pace (a file, a filter graph) is read at its
+    /// presentation rate, as a live source would send it.
+    fn paced(&self) -> bool {
+        matches!(
+            self.source,
+            LiveSource::File(_)
+                | LiveSource::Capture {
+                    device: CaptureDevice::Lavfi,
+                    ..
+                }
+        )
+    }
 }
 
 impl PackageOptions {
@@ -91,6 +118,7 @@ impl PackageOptions {
             force: false,
             manifests: Manifests { hls: true, dash: false },
             encryption: None,
+            live: None,
         }
     }
 
@@ -121,6 +149,9 @@ impl PackageOptions {
             )));
         }
         encoders::preset_index(&self.encoder_preset)?;
+        if let Some(live) = &self.live {
+            validate_live(self, live)?;
+        }
         if self.copy && self.passthrough_top == Passthrough::Always {
             return Err(Error::InvalidOption(
                 "--passthrough-top is for ladders; --copy already packages the source's own stream".into(),
@@ -152,6 +183,27 @@ impl PackageOptions {
             )));
         }
         Ok(())
+    }
+}
+
+fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
+    let refuse = |what: &str| Err(Error::InvalidOption(format!("--live: {what}")));
+    if options.copy || options.passthrough_top == Passthrough::Always {
+        return refuse(
+            "--copy and --passthrough-top cut at the source's keyframes, which a live source does not show in \
+             advance; leave them out to encode every rung",
+        );
+    }
+    if options.encryption.is_some() {
+        return refuse("--encrypt is not supported for live presentations yet");
+    }
+    match live.window {
+        WindowOptions { size: Some(0), .. } => refuse("--window must keep at least 1 segment"),
+        WindowOptions {
+            size: None,
+            delete_segments: true,
+        } => refuse("--delete-segments needs --window: an event playlist keeps every segment"),
+        _ => Ok(()),
     }
 }
 
@@ -191,13 +243,24 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         Some(path) => Ladder::from_file(path)?,
         None => Ladder::default_ladder(),
     };
-    let staging = Staging::new(&options.output, options.force)?;
+    // A live presentation is visible while it runs: it is written in place.
+    let staging = match options.live {
+        None => Some(Staging::new(&options.output, options.force)?),
+        Some(_) => None,
+    };
     let output = std::path::absolute(&options.output).map_err(Error::io(&options.output))?;
     let keys = match &options.encryption {
         Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
         None => None,
     };
-    let mut source = Source::open(&options.input)?;
+    let mut source = match &options.live {
+        Some(live) => Source::open_live(&live.source, &live.input)?,
+        None => Source::open(&options.input)?,
+    };
+    let root = match &staging {
+        Some(staging) => staging.path().to_owned(),
+        None => sink::live_folder(&output, options.force)?,
+    };
     let mut tracker = Tracker::new(source.declared_duration());
     check(tracker.stage(Stage::Probe, monitor))?;
     let plan = match &source.video {
@@ -212,7 +275,7 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     let (clock, passthrough) = segment_clock(&source, &plan, options, &mut notes)?;
     let keys = match keys {
         Some(mut keys) => {
-            keys.stage(&output, staging.path())?;
+            keys.stage(&output, &root)?;
             Some(Arc::new(Mutex::new(keys)))
         }
         None => None,
@@ -220,7 +283,8 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     let (events, completed) = mpsc::channel();
     let job = Job {
         options,
-        root: staging.path(),
+        root: &root,
+        output: &output,
         clock,
         delivery: Delivery {
             keys: keys.clone(),
@@ -228,8 +292,30 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         },
         passthrough,
     };
-    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &completed, &mut tracker, monitor)?;
-    check(tracker.stage(Stage::Publish, monitor))?;
+    let mut window = options
+        .live
+        .as_ref()
+        .map(|live| live_window(&source, &plan.rungs, options, live));
+    let (video, audio) = transcode(
+        &mut source,
+        &plan.rungs,
+        &job,
+        (&completed, window.as_mut()),
+        &mut tracker,
+        monitor,
+    )?;
+    let publishing = tracker.stage(Stage::Publish, monitor);
+    // Ctrl-C is how a live presentation is ended: it goes on to close its manifests.
+    if window.is_none() {
+        check(publishing)?;
+    }
+    if let Some(window) = &mut window {
+        for file in completed.try_iter() {
+            window.add(file);
+        }
+        publish_live(&source, &plan.rungs, &job, window, true)?;
+        window.delete_due(true)?;
+    }
     notes.extend(
         video
             .first()
@@ -238,15 +324,19 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     );
     let mut warnings = Vec::new();
     let mut keys_in_force = keys.as_ref().map(|k| k.lock().expect("key schedule lock"));
-    let renditions = write_manifests(
+    let package = package_of(
         &source,
         &plan.rungs,
         &video,
         audio.as_ref(),
         &job,
         keys_in_force.as_deref(),
-        &output,
-    )?;
+        None,
+    );
+    if window.is_none() {
+        write_manifests(&job, &package)?;
+    }
+    let renditions = reports(&package);
     if let Some(keys) = keys_in_force.as_deref_mut() {
         let segments = video
             .iter()
@@ -265,7 +355,10 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         }
     }
     drop(keys_in_force);
-    let output = staging.publish()?;
+    let output = match staging {
+        Some(staging) => staging.publish()?,
+        None => output,
+    };
     if let Some(keys) = &keys {
         keys.lock().expect("key schedule lock").keep();
     }
@@ -332,7 +425,7 @@ fn segment_clock(
         return Ok((clock, false));
     };
     let passthrough = match options.passthrough_top {
-        _ if options.copy => false,
+        _ if options.copy || options.live.is_some() => false,
         Passthrough::Always => true,
         Passthrough::Auto => matches!(options.reps, Reps::Auto),
         Passthrough::Never => false,
@@ -449,8 +542,10 @@ const AUDIO_DIR: &str = "audio";
 /// What every stage of one job shares.
 struct Job<'a> {
     options: &'a PackageOptions,
-    /// The staging folder the package is built in.
+    /// The folder the package is built in: a staging folder, or for a live one the output.
     root: &'a Path,
+    /// Where the package will be published (absolute).
+    output: &'a Path,
     clock: SegmentClock,
     /// The keys, and where the segmenters tell of the files they complete.
     delivery: Delivery,
@@ -463,7 +558,7 @@ fn transcode(
     source: &mut Source,
     rungs: &[Rung],
     job: &Job,
-    completed: &Receiver<Completed>,
+    (completed, mut window): (&Receiver<Completed>, Option<&mut Window>),
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
@@ -480,18 +575,9 @@ fn transcode(
     let audio_index = source.audio.as_ref().map(|a| a.index);
     let mut media_end = 0.0_f64;
     let mut segments = 0;
-    loop {
-        let mut packet = Packet::empty();
-        match packet.read(&mut source.input) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => {
-                return Err(Error::InputCorrupt {
-                    path: source.path.clone(),
-                    reason: format!("reading after {media_end:.2} s: {e}"),
-                });
-            }
-        }
+    let live = job.options.live.as_ref();
+    let pace = live.filter(|l| l.paced()).map(|_| std::time::Instant::now());
+    while let Some(packet) = next_packet(source, media_end, live.is_some())? {
         let index = Some(packet.stream());
         let pipeline = match (&mut video, &mut audio) {
             (Some(v), _) if index == video_index => v,
@@ -504,19 +590,86 @@ fn transcode(
             .expect("packet's stream exists")
             .time_base();
         if let Some(pts) = packet.pts().or(packet.dts()) {
+            let start = clock.seconds(pts, time_base);
+            if let Some(started) = pace {
+                wait_for(started, start);
+            }
+            if let Some(window) = window.as_deref_mut() {
+                window.start_clock(start);
+            }
             let end = clock.seconds(pts + packet.duration().max(0), time_base);
             media_end = media_end.max(end);
             tracker.advance(end);
         }
         pipeline.send(&packet)?;
-        segments += completed.try_iter().filter(|file| file.segment.is_some()).count();
+        for file in completed.try_iter() {
+            segments += usize::from(file.segment.is_some());
+            if let Some(window) = window.as_deref_mut()
+                && window.add(file)
+            {
+                publish_live(source, rungs, job, window, false)?;
+            }
+        }
+        if let Some(window) = window.as_deref_mut() {
+            window.delete_due(false)?;
+        }
         tracker.set_segments(segments as u64);
-        check(tracker.tick(monitor))?;
+        if tracker.tick(monitor) == Control::Cancel {
+            // Stopping a live presentation is how it ends: what was sent is finished and kept.
+            if live.is_none() {
+                return Err(Error::Cancelled);
+            }
+            break;
+        }
     }
-    check_complete(source, media_end)?;
+    if live.is_none() {
+        check_complete(source, media_end)?;
+    }
     let video = video.map(|v| v.finish()).transpose()?.unwrap_or_default();
     let audio = audio.map(|a| a.finish()).transpose()?.and_then(|mut a| a.pop());
     Ok((video, audio))
+}
+
+/// The next packet; `None` at the end of the source, which for a live one is also where it was
+/// told to stop.
+fn next_packet(source: &mut Source, read_so_far: f64, live: bool) -> Result<Option<ffmpeg::Packet>> {
+    match source.read(read_so_far) {
+        Err(Error::Cancelled) if live => Ok(None),
+        other => other,
+    }
+}
+
+/// Sleeps until `media_seconds` after `started`, to read a file at its presentation rate.
+fn wait_for(started: std::time::Instant, media_seconds: f64) {
+    let due = started + std::time::Duration::from_secs_f64(media_seconds.max(0.0));
+    if let Some(ahead) = due.checked_duration_since(std::time::Instant::now()) {
+        std::thread::sleep(ahead);
+    }
+}
+
+/// The window of a live presentation over its renditions, in manifest order. Its target duration
+/// is the segment duration rounded up: RFC 8216 does not let it change while the playlist lives,
+/// and clock-cut segments overrun the duration by less than an audio frame.
+fn live_window(source: &Source, rungs: &[Rung], options: &PackageOptions, live: &LiveJob) -> Window {
+    let mut names: Vec<String> = match source.video {
+        Some(_) => rungs.iter().map(|r| r.name.clone()).collect(),
+        None => Vec::new(),
+    };
+    names.extend(source.audio.as_ref().map(|_| AUDIO_DIR.to_owned()));
+    let target = (options.segment_duration.ceil() as u64).max(1);
+    Window::new(names, live.window, target)
+}
+
+/// Writes the manifests of a live presentation as its window stands, then lets go of the
+/// segments that left it.
+fn publish_live(source: &Source, rungs: &[Rung], job: &Job, window: &mut Window, ended: bool) -> Result<()> {
+    let (listed, state) = window.listing(ended);
+    let video_count = if source.video.is_some() { rungs.len() } else { 0 };
+    let (video, audio) = listed.split_at(video_count.min(listed.len()));
+    let package = package_of(source, rungs, video, audio.first(), job, None, Some(&state));
+    write_manifests(job, &package)?;
+    window.published(&state);
+    Ok(())
 }
 
 /// The ladder (or, with `copy`, the source's own stream) for the video.
@@ -621,16 +774,16 @@ fn check_complete(source: &Source, media_end: f64) -> Result<()> {
     Ok(())
 }
 
-fn write_manifests(
-    source: &Source,
-    rungs: &[Rung],
-    video: &[EncodedRendition],
-    audio: Option<&EncodedRendition>,
-    job: &Job,
-    keys: Option<&KeySchedule>,
-    output: &Path,
-) -> Result<Vec<RenditionReport>> {
-    let (options, root) = (job.options, job.root);
+/// What the manifests describe: the renditions as given, with their tracks' facts.
+fn package_of<'a>(
+    source: &'a Source,
+    rungs: &'a [Rung],
+    video: &'a [EncodedRendition],
+    audio: Option<&'a EncodedRendition>,
+    job: &'a Job,
+    keys: Option<&'a KeySchedule>,
+    live: Option<&'a LiveState>,
+) -> manifest::Package<'a> {
     let video_tracks: Vec<manifest::VideoTrack> = match &source.video {
         Some(input) => rungs
             .iter()
@@ -646,7 +799,7 @@ fn write_manifests(
         None => Vec::new(),
     };
     let audio_track = source.audio.as_ref().zip(audio).map(|(input, rendition)| {
-        let (sample_rate, channels) = encoders::audio_output(options.audio_codec, input);
+        let (sample_rate, channels) = encoders::audio_output(job.options.audio_codec, input);
         manifest::AudioTrack {
             name: AUDIO_DIR,
             channels,
@@ -655,19 +808,27 @@ fn write_manifests(
             rendition,
         }
     });
-    let package = manifest::Package {
+    manifest::Package {
         video: video_tracks,
         audio: audio_track,
         display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
         keys: keys.map(KeySchedule::periods),
-        output,
-    };
-    if options.manifests.hls {
-        hls::write_package(root, &package)?;
+        output: job.output,
+        live,
     }
-    if options.manifests.dash {
-        dash::write_manifest(root, &package)?;
+}
+
+fn write_manifests(job: &Job, package: &manifest::Package) -> Result<()> {
+    if job.options.manifests.hls {
+        hls::write_package(job.root, package)?;
     }
+    if job.options.manifests.dash {
+        dash::write_manifest(job.root, package)?;
+    }
+    Ok(())
+}
+
+fn reports(package: &manifest::Package) -> Vec<RenditionReport> {
     let report = |name: &str, resolution, rendition: &EncodedRendition| RenditionReport {
         name: name.to_owned(),
         resolution,
@@ -681,5 +842,5 @@ fn write_manifests(
         .map(|v| report(v.name, Some((v.width, v.height)), v.rendition))
         .collect();
     reports.extend(package.audio.as_ref().map(|a| report(a.name, None, a.rendition)));
-    Ok(reports)
+    reports
 }

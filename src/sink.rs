@@ -1,6 +1,7 @@
 //! The local destination: a package is built in a staging folder beside its target, and a single
 //! output file under a hidden name beside it, then renamed into place when complete, so the
-//! target holds a whole package or file, or nothing.
+//! target holds a whole package or file, or nothing. A live presentation is written in place,
+//! its manifests replaced by rename.
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,32 @@ impl Staging {
         }
         Ok(self.target)
     }
+}
+
+/// The folder a live presentation is written into as it runs, created empty. An existing one is
+/// refused unless `replace`, which empties it first.
+pub fn live_folder(target: &Path, replace: bool) -> Result<PathBuf> {
+    if target.exists() {
+        if !replace {
+            return Err(Error::OutputExists {
+                path: target.to_owned(),
+            });
+        }
+        remove_any(target).map_err(Error::io(target))?;
+    }
+    std::fs::create_dir_all(target).map_err(Error::io(target))?;
+    Ok(target.to_owned())
+}
+
+/// Writes `bytes` to `path` under a hidden temporary name first, then renames it over `path`: a
+/// reader sees the old file or the new one, never part of one.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temp = scratch_file(path, "")?;
+    std::fs::write(&temp, bytes).map_err(Error::io(&temp))?;
+    temp.persist(path).map_err(|e| Error::Io {
+        path: path.to_owned(),
+        source: e.error,
+    })
 }
 
 /// A single output file built under a hidden temporary name beside its target and renamed into

@@ -13,6 +13,7 @@ mod dash;
 mod encrypt;
 mod hls;
 mod inspect;
+mod live;
 mod passthrough;
 mod probe;
 mod remux;
