@@ -296,11 +296,12 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         .live
         .as_ref()
         .map(|live| live_window(&source, &plan.rungs, options, live));
+    let mut lost = None;
     let (video, audio) = transcode(
         &mut source,
         &plan.rungs,
         &job,
-        (&completed, window.as_mut()),
+        (&completed, window.as_mut(), &mut lost),
         &mut tracker,
         monitor,
     )?;
@@ -322,7 +323,7 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
             .filter(|_| options.copy || passthrough)
             .and_then(|v| keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
     );
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = lost.into_iter().collect();
     let mut keys_in_force = keys.as_ref().map(|k| k.lock().expect("key schedule lock"));
     let package = package_of(
         &source,
@@ -558,7 +559,7 @@ fn transcode(
     source: &mut Source,
     rungs: &[Rung],
     job: &Job,
-    (completed, mut window): (&Receiver<Completed>, Option<&mut Window>),
+    (completed, mut window, lost): (&Receiver<Completed>, Option<&mut Window>, &mut Option<String>),
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
@@ -577,7 +578,7 @@ fn transcode(
     let mut segments = 0;
     let live = job.options.live.as_ref();
     let pace = live.filter(|l| l.paced()).map(|_| std::time::Instant::now());
-    while let Some(packet) = next_packet(source, media_end, live.is_some())? {
+    while let Some(packet) = next_packet(source, media_end, live.is_some(), lost)? {
         let index = Some(packet.stream());
         let pipeline = match (&mut video, &mut audio) {
             (Some(v), _) if index == video_index => v,
@@ -631,10 +632,19 @@ fn transcode(
 }
 
 /// The next packet; `None` at the end of the source, which for a live one is also where it was
-/// told to stop.
-fn next_packet(source: &mut Source, read_so_far: f64, live: bool) -> Result<Option<ffmpeg::Packet>> {
+/// told to stop or where it was lost (said in `lost`).
+fn next_packet(
+    source: &mut Source,
+    read_so_far: f64,
+    live: bool,
+    lost: &mut Option<String>,
+) -> Result<Option<ffmpeg::Packet>> {
     match source.read(read_so_far) {
         Err(Error::Cancelled) if live => Ok(None),
+        Err(error @ Error::LiveDropped { .. }) if live => {
+            *lost = Some(format!("{error}; the presentation was closed after {read_so_far:.1} s"));
+            Ok(None)
+        }
         other => other,
     }
 }
