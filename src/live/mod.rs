@@ -2,5 +2,9 @@
 //! reading never blocks forever ([`input`]).
 
 pub mod input;
+pub mod record;
+pub mod schedule;
+pub mod time;
 
 pub use input::{CaptureDevice, LiveInput, LiveOptions, LiveSource};
+pub use record::{Ended, Phase, RecordOptions, RecordProgress, RecordReport, record};

@@ -15,6 +15,7 @@ mod hls;
 mod inspect;
 mod passthrough;
 mod probe;
+mod record;
 mod remux;
 mod unframe;
 mod util;
