@@ -114,7 +114,7 @@ fn overlapping_scheduled_recordings_are_independent() {
     std::thread::sleep(Duration::from_millis(2500));
     let (a, b, c) = (
         dir.path().join("a.mp4"),
-        dir.path().join("b.mkv"),
+        dir.path().join("b.flv"),
         dir.path().join("c.mp4"),
     );
     let schedule = dir.path().join("jobs.toml");
@@ -158,7 +158,7 @@ fn overlapping_scheduled_recordings_are_independent() {
     assert_eq!(
         crate::util::file_names(dir.path()).len(),
         3,
-        "only a.mp4, b.mkv and jobs.toml"
+        "only a.mp4, b.flv and jobs.toml"
     );
 }
 
