@@ -22,6 +22,8 @@ use stream_pack::reassemble::{self, DownloadOptions};
 use stream_pack::segment::SegmentFormat;
 use stream_pack::{LiveJob, PackageOptions, PackageReport, Passthrough};
 
+mod record_cli;
+
 #[derive(Parser)]
 #[command(
     name = "stream-pack",
@@ -73,6 +75,9 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         problems: bool,
     },
+    /// Record a live source (RTMP, SRT, live HLS/DASH, a capture device) without re-encoding,
+    /// at a given time, for a given duration, reconnecting when it drops; or a schedule of them.
+    Record(record_cli::RecordArgs),
 }
 
 #[derive(clap::Args)]
@@ -349,15 +354,7 @@ fn parse_audio_codec(text: &str) -> Result<AudioCodec, String> {
 
 /// `90s`, `10m`, `1h30m`, or plain seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let duration = match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => std::time::Duration::from_secs_f64(seconds),
-        Ok(_) => return Err(format!("`{text}`: the duration must be positive")),
-        Err(_) => humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?,
-    };
-    if duration.is_zero() {
-        return Err(format!("`{text}`: the duration must be positive"));
-    }
-    Ok(duration)
+    stream_pack::live::time::parse_duration(text)
 }
 
 /// `Name: value`.
@@ -402,6 +399,7 @@ fn main() -> ExitCode {
         Command::Remux { input, output, force } => remux(&input, &output, force),
         Command::Convert(args) => convert(&args),
         Command::Inspect { input, json, problems } => inspect(&input, json, problems),
+        Command::Record(args) => record_cli::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

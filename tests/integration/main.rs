@@ -16,6 +16,7 @@ mod inspect;
 mod live;
 mod passthrough;
 mod probe;
+mod record;
 mod remux;
 mod unframe;
 mod util;
