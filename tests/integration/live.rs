@@ -10,6 +10,7 @@ use crate::util::cli::{self, FAST};
 use crate::util::ffprobe::assert_decodes_cleanly;
 use crate::util::m3u8::{MediaPlaylist, parse_media, read_master};
 use crate::util::mpd::parse_mpd;
+use crate::util::rtmp::{Publisher, RtmpServer};
 use crate::util::{file_names, media};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stream-pack");
@@ -197,6 +198,57 @@ fn a_live_hls_window_slides_numbers_on_and_deletes_what_left() {
     }
     let master = read_master(&out.join("master.m3u8"));
     assert_eq!(master.variants.len(), 2);
+}
+
+#[test]
+fn a_live_ladder_from_rtmp_slides_while_the_broadcast_runs_and_closes_when_it_stops() {
+    let server = RtmpServer::start();
+    let url = server.url("ladder");
+    let mut publisher = Publisher::start(&url);
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("rtmp");
+    let mut run = LiveRun::start(
+        "hls",
+        &[&url],
+        &out,
+        &["--window", "3", "--delete-segments", "--stall-timeout", "3s"],
+    );
+    let mut seen: BTreeMap<&str, Seen> = RENDITIONS.iter().map(|r| (*r, Seen::default())).collect();
+    let mut stopped_at = None;
+    let status = run.watch(Duration::from_secs(90), |out, now| {
+        for (name, seen) in &mut seen {
+            seen.look(&out.join(name), 3, now);
+        }
+        // Six segments in, the broadcaster goes away.
+        if stopped_at.is_none() && seen["180p"].sequences.last().is_some_and(|s| *s >= 3) {
+            publisher.stop();
+            stopped_at = Some(now);
+        }
+    });
+    let stderr = run.stderr();
+    assert!(status.success(), "{stderr}\nnginx: {}", server.log());
+    assert!(stopped_at.is_some(), "the window never reached segment 3");
+    for (name, seen) in &seen {
+        assert!(
+            seen.sequences.windows(2).any(|w| w[1] > w[0]),
+            "{name}: the window never moved"
+        );
+        assert_eq!(
+            seen.targets,
+            BTreeSet::from([1]),
+            "{name}: EXT-X-TARGETDURATION changed"
+        );
+        let last = read_live(&out.join(name).join("index.m3u8")).unwrap();
+        assert!(
+            last.endlist,
+            "{name}: the presentation was not closed when the source stopped"
+        );
+        assert_eq!(last.segments.len(), 3);
+        let mut expected: BTreeSet<String> = last.segments.iter().map(|s| s.uri.clone()).collect();
+        expected.insert("index.m3u8".into());
+        assert_eq!(file_names(&out.join(name)), expected, "{name}: files left on disk");
+        assert_decodes_cleanly(&out.join(name).join("index.m3u8"));
+    }
 }
 
 #[test]
