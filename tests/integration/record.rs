@@ -61,6 +61,7 @@ fn a_recording_continues_across_a_publisher_that_drops_and_comes_back() {
         .iter()
         .map(|(key, _)| Publisher::start(&server.url(key)))
         .collect();
+    publishers.iter().for_each(Publisher::wait_live);
     let recorders: Vec<_> = cases
         .iter()
         .map(|(key, timeout)| {
@@ -108,10 +109,8 @@ fn a_recording_continues_across_a_publisher_that_drops_and_comes_back() {
 fn overlapping_scheduled_recordings_are_independent() {
     let server = RtmpServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let _a = Publisher::start(&server.url("a"));
-    let _b = Publisher::start(&server.url("b"));
-    // The publishers' encoders need a moment before their streams are live.
-    std::thread::sleep(Duration::from_millis(2500));
+    let publishers = [Publisher::start(&server.url("a")), Publisher::start(&server.url("b"))];
+    publishers.iter().for_each(Publisher::wait_live);
     let (a, b, c) = (
         dir.path().join("a.mp4"),
         dir.path().join("b.flv"),
@@ -155,11 +154,8 @@ fn overlapping_scheduled_recordings_are_independent() {
         );
     }
     assert!(!c.exists());
-    assert_eq!(
-        crate::util::file_names(dir.path()).len(),
-        3,
-        "only a.mp4, b.flv and jobs.toml"
-    );
+    let names = crate::util::file_names(dir.path());
+    assert_eq!(names.len(), 3, "only a.mp4, b.flv and jobs.toml: {names:?}");
 }
 
 #[test]

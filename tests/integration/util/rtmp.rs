@@ -128,6 +128,33 @@ impl Publisher {
         self.child = Some(child);
     }
 
+    /// Waits until the stream can be played: ffprobe, an independent client, sees its video.
+    /// A loaded machine can take seconds to start the publisher's encoder.
+    pub fn wait_live(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let probe = Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-rw_timeout",
+                    "3000000",
+                    "-show_entries",
+                    "stream=codec_type",
+                ])
+                .args(["-of", "csv=p=0", &self.url])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .expect("run ffprobe");
+            if String::from_utf8_lossy(&probe.stdout).contains("video") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("{} was not live within 20 s", self.url);
+    }
+
     /// Stops publishing at once (the connection is dropped, as when a broadcaster's link fails).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
