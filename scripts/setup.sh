@@ -9,6 +9,8 @@ packages=(
   ffmpeg openssl
   # The browser that plays the packages in tests/e2e.
   chromium
+  # The RTMP server of the live recording tests (tests/integration/util/rtmp.rs).
+  nginx-light libnginx-mod-rtmp
 )
 
 missing=()

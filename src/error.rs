@@ -40,7 +40,7 @@ pub enum Error {
     #[error("{url}: {reason}")]
     Publish { url: String, reason: String },
 
-    #[error("{url}: sent nothing within {} s", waited.as_secs_f64())]
+    #[error("{url}: sent nothing within {} s", waited.as_millis() as f64 / 1000.0)]
     LiveNeverStarted { url: String, waited: std::time::Duration },
 
     #[error("{url}: the source dropped: {reason}")]
@@ -48,6 +48,9 @@ pub enum Error {
 
     #[error("{0}")]
     InvalidOption(String),
+
+    #[error("schedule file {}: {reason}", path.display())]
+    Schedule { path: PathBuf, reason: String },
 
     #[error("ladder file {}: {reason}", path.display())]
     LadderFile { path: PathBuf, reason: String },
@@ -92,7 +95,7 @@ impl Error {
             | Error::Remote { .. }
             | Error::LiveNeverStarted { .. }
             | Error::LiveDropped { .. } => exit::INPUT,
-            Error::InvalidOption(_) => exit::USAGE,
+            Error::InvalidOption(_) | Error::Schedule { .. } => exit::USAGE,
             Error::LadderFile { .. } | Error::Ladder(_) => exit::LADDER,
             Error::OutputExists { .. } | Error::Io { .. } | Error::Publish { .. } => exit::OUTPUT,
             Error::Cancelled => exit::CANCELLED,

@@ -42,7 +42,7 @@ pub mod source;
 pub mod transcode;
 
 pub use error::{Error, Result};
-pub use package::{Manifests, PackageOptions, PackageReport, Passthrough, package};
+pub use package::{LiveJob, Manifests, PackageOptions, PackageReport, Passthrough, package};
 pub use probe::probe;
 
 /// The README's Rust examples, compiled by `cargo test --doc`.

@@ -15,12 +15,15 @@ use stream_pack::crypto::KeySource;
 use stream_pack::encoders::{AudioCodec, VideoCodec};
 use stream_pack::error::exit;
 use stream_pack::ladder::{Bitrate, Reps};
+use stream_pack::live::{LiveOptions, LiveSource, WindowOptions};
 use stream_pack::progress::{Control, Monitor, Progress, Stage};
 use stream_pack::progressive::{self, Location, RemuxReport};
 use stream_pack::publish::{self, Destination, PublishCounts, PublishOptions, Publishing};
 use stream_pack::reassemble::{self, DownloadOptions};
 use stream_pack::segment::SegmentFormat;
-use stream_pack::{PackageOptions, PackageReport, Passthrough};
+use stream_pack::{LiveJob, PackageOptions, PackageReport, Passthrough};
+
+mod record_cli;
 
 #[derive(Parser)]
 #[command(
@@ -73,6 +76,9 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         problems: bool,
     },
+    /// Record a live source (RTMP, SRT, live HLS/DASH, a capture device) without re-encoding,
+    /// at a given time, for a given duration, reconnecting when it drops; or a schedule of them.
+    Record(record_cli::RecordArgs),
 }
 
 #[derive(clap::Args)]
@@ -203,8 +209,9 @@ struct DashArgs {
 #[derive(clap::Args)]
 struct DestinationArgs {
     /// Where the package goes: a folder (built beside itself and renamed into place when
-    /// complete), http(s)://host/path/ (HTTP PUT) or s3://bucket/prefix/. Repeat it to publish to
-    /// several at once (one folder at most).
+    /// complete; with --live, written in place as the presentation runs), http(s)://host/path/
+    /// (HTTP PUT) or s3://bucket/prefix/. Repeat it to publish to several at once (one folder at
+    /// most).
     #[arg(short, long, required = true)]
     output: Vec<Destination>,
     /// The S3-compatible server for s3:// destinations and inputs (default: AWS, or AWS_ENDPOINT).
@@ -238,10 +245,14 @@ impl DestinationArgs {
 
 #[derive(clap::Args)]
 struct PackageArgs {
-    /// A media file, an http(s):// URL, or s3://bucket/key (downloaded first).
-    input: PathBuf,
+    /// A media file, an http(s):// URL, or s3://bucket/key (downloaded first); with --live also
+    /// rtmp://, srt:// or a live HLS/DASH URL.
+    #[arg(required_unless_present = "capture")]
+    input: Option<PathBuf>,
     #[command(flatten)]
     destination: DestinationArgs,
+    #[command(flatten)]
+    live: LiveArgs,
     /// Rungs: heights (720,480), explicit rungs (1280x720@3000k), or auto.
     #[arg(long, default_value = "auto", value_parser = parse_reps)]
     reps: Reps,
@@ -298,6 +309,55 @@ struct PackageArgs {
     job: JobArgs,
 }
 
+/// Live packaging: manifests rewritten after every segment while the source runs.
+#[derive(clap::Args)]
+struct LiveArgs {
+    /// Package the input as a live presentation as it arrives (a file or lavfi source is read at its
+    /// own pace); Ctrl-C or the source's end closes it.
+    #[arg(long)]
+    live: bool,
+    /// Keep only the newest N segments in the manifests; default: keep all (an EVENT playlist).
+    #[arg(long, requires = "live")]
+    window: Option<usize>,
+    /// Delete segments once they have left the window for one target duration.
+    #[arg(long, requires = "window")]
+    delete_segments: bool,
+    /// A capture device instead of INPUT: lavfi:GRAPH, v4l2:/dev/video0, x11grab::0.0.
+    #[arg(long, requires = "live", conflicts_with = "input")]
+    capture: Option<String>,
+    /// How long a live source may take to start sending (90s, 1m).
+    #[arg(long, default_value = "10s", requires = "live", value_parser = parse_duration)]
+    open_timeout: std::time::Duration,
+    /// How long a live source may send nothing before it counts as lost.
+    #[arg(long, default_value = "10s", requires = "live", value_parser = parse_duration)]
+    stall_timeout: std::time::Duration,
+}
+
+impl LiveArgs {
+    fn job(&self, input: Option<&Path>) -> anyhow::Result<Option<LiveJob>> {
+        if !self.live {
+            return Ok(None);
+        }
+        let source = match (&self.capture, input) {
+            (Some(spec), _) => LiveSource::capture(spec)?,
+            (None, Some(input)) => LiveSource::parse(&input.to_string_lossy()),
+            (None, None) => unreachable!("clap requires INPUT or --capture"),
+        };
+        Ok(Some(LiveJob {
+            source,
+            input: LiveOptions {
+                open_timeout: self.open_timeout,
+                stall_timeout: self.stall_timeout,
+                ..LiveOptions::default()
+            },
+            window: WindowOptions {
+                size: self.window,
+                delete_segments: self.delete_segments,
+            },
+        }))
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
     /// MPEG-TS segments.
@@ -331,15 +391,7 @@ fn parse_audio_codec(text: &str) -> Result<AudioCodec, String> {
 
 /// `90s`, `10m`, `1h30m`, or plain seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let duration = match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds > 0.0 => std::time::Duration::from_secs_f64(seconds),
-        Ok(_) => return Err(format!("`{text}`: the duration must be positive")),
-        Err(_) => humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?,
-    };
-    if duration.is_zero() {
-        return Err(format!("`{text}`: the duration must be positive"));
-    }
-    Ok(duration)
+    stream_pack::live::time::parse_duration(text)
 }
 
 /// `Name: value`.
@@ -395,6 +447,7 @@ fn main() -> ExitCode {
         Command::Remux { input, output, force } => remux(&input, &output, force),
         Command::Convert(args) => convert(&args),
         Command::Inspect { input, json, problems } => inspect(&input, json, problems),
+        Command::Record(args) => record_cli::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -608,7 +661,7 @@ impl PackageArgs {
     }
 
     /// The library's options from these arguments, over the defaults `base` gives.
-    fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> stream_pack::Result<PackageOptions> {
+    fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> anyhow::Result<PackageOptions> {
         let (output, publishing) = self.destination.publishing()?;
         Ok(PackageOptions {
             reps: self.reps.clone(),
@@ -628,7 +681,8 @@ impl PackageArgs {
             audio_bitrate: self.audio_bitrate,
             force: self.job.force,
             publishing,
-            ..base(self.input.clone(), output)
+            live: self.live.job(self.input.as_deref())?,
+            ..base(self.input.clone().unwrap_or_default(), output)
         })
     }
 }
@@ -651,7 +705,14 @@ fn package(
     let mut options = args.options(base)?;
     command(&mut options);
     let mut monitor = args.job.monitor()?;
-    let fetched = fetch_input(&args.input, &args.destination, &monitor)?;
+    if let Some(live) = &mut options.live {
+        // Ctrl-C also stops a read that waits on the source.
+        live.input.cancel = Arc::clone(&monitor.interrupted);
+    }
+    let fetched = match &args.input {
+        Some(input) => fetch_input(input, &args.destination, &monitor)?,
+        None => None,
+    };
     if let Some(file) = &fetched {
         options.input = file.path().to_owned();
     }

@@ -4,19 +4,20 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 
-use ffmpeg::{Packet, codec, format::Pixel};
+use ffmpeg::{codec, format::Pixel};
 use ffmpeg_next as ffmpeg;
 
 use crate::crypto::{KeySchedule, KeySource};
 use crate::encoders::{self, AudioCodec, VideoCodec};
 use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
-use crate::manifest::{self, dash, hls};
+use crate::live::{CaptureDevice, LiveOptions, LiveSource, Window, WindowOptions};
+use crate::manifest::{self, LiveState, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
 use crate::publish::{PublishCounts, Publisher, Publishing};
 use crate::remux::{self, StreamCopy};
 use crate::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFacts, SegmentFormat};
-use crate::sink::{Staging, Workspace};
+use crate::sink::{self, Staging, Workspace};
 use crate::source::{AudioInput, Source, VideoInput};
 use crate::transcode::{AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings};
 
@@ -70,8 +71,34 @@ pub struct PackageOptions {
     pub manifests: Manifests,
     /// AES-128 segment encryption (HLS only), with the keys from here.
     pub encryption: Option<KeySource>,
+    /// Package a live source as it arrives; `input` is then unused.
+    pub live: Option<LiveJob>,
     /// HTTP and S3 destinations the package is published to as it is made.
     pub publishing: Publishing,
+}
+
+/// A live presentation: where it comes from and how much of it the manifests keep.
+#[derive(Debug, Clone)]
+pub struct LiveJob {
+    pub source: LiveSource,
+    /// Timeouts and the flag that ends the presentation (Ctrl-C).
+    pub input: LiveOptions,
+    pub window: WindowOptions,
+}
+
+impl LiveJob {
+    /// A source that does not arrive at its own pace (a file, a filter graph) is read at its
+    /// presentation rate, as a live source would send it.
+    fn paced(&self) -> bool {
+        matches!(
+            self.source,
+            LiveSource::File(_)
+                | LiveSource::Capture {
+                    device: CaptureDevice::Lavfi,
+                    ..
+                }
+        )
+    }
 }
 
 impl PackageOptions {
@@ -94,6 +121,7 @@ impl PackageOptions {
             force: false,
             manifests: Manifests { hls: true, dash: false },
             encryption: None,
+            live: None,
             publishing: Publishing::default(),
         }
     }
@@ -125,6 +153,9 @@ impl PackageOptions {
             )));
         }
         encoders::preset_index(&self.encoder_preset)?;
+        if let Some(live) = &self.live {
+            validate_live(self, live)?;
+        }
         if self.encryption.is_some() && !self.publishing.remotes.is_empty() {
             return Err(Error::InvalidOption(
                 "--encrypt with a remote destination: publishing encrypted packages is not supported yet".into(),
@@ -161,6 +192,27 @@ impl PackageOptions {
             )));
         }
         Ok(())
+    }
+}
+
+fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
+    let refuse = |what: &str| Err(Error::InvalidOption(format!("--live: {what}")));
+    if options.copy || options.passthrough_top == Passthrough::Always {
+        return refuse(
+            "--copy and --passthrough-top cut at the source's keyframes, which a live source does not show in \
+             advance; leave them out to encode every rung",
+        );
+    }
+    if options.encryption.is_some() {
+        return refuse("--encrypt is not supported for live presentations yet");
+    }
+    match live.window {
+        WindowOptions { size: Some(0), .. } => refuse("--window must keep at least 1 segment"),
+        WindowOptions {
+            size: None,
+            delete_segments: true,
+        } => refuse("--delete-segments needs --window: an event playlist keeps every segment"),
+        _ => Ok(()),
     }
 }
 
@@ -205,24 +257,33 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         Some(path) => Ladder::from_file(path)?,
         None => Ladder::default_ladder(),
     };
-    let workspace = if options.publishing.remote_only {
-        Workspace::scratch()?
-    } else {
-        Workspace::Staged(Staging::new(&options.output, options.force)?)
+    // A live presentation is visible while it runs: it is written in place (made once the source
+    // is open). A package published only to remote destinations is built in a scratch folder.
+    let staging = match (&options.live, options.publishing.remote_only) {
+        (_, true) => Some(Workspace::scratch()?),
+        (None, false) => Some(Workspace::Staged(Staging::new(&options.output, options.force)?)),
+        (Some(_), false) => None,
     };
     let publisher = options.publishing.start()?;
     // Where the package will be, for key paths relative to it (keys never go to remote
-    // destinations, so a remote-only package has only its workspace).
-    let output = if options.publishing.remote_only {
-        workspace.path().to_owned()
-    } else {
-        std::path::absolute(&options.output).map_err(Error::io(&options.output))?
+    // destinations, so a remote-only package has only its scratch folder).
+    let output = match &staging {
+        Some(scratch) if options.publishing.remote_only => scratch.path().to_owned(),
+        _ => std::path::absolute(&options.output).map_err(Error::io(&options.output))?,
     };
     let keys = match &options.encryption {
         Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
         None => None,
     };
-    let mut source = Source::open(&options.input)?;
+    let mut source = match &options.live {
+        Some(live) => Source::open_live(&live.source, &live.input)?,
+        None => Source::open(&options.input)?,
+    };
+    let workspace = match staging {
+        Some(workspace) => workspace,
+        None => Workspace::InPlace(sink::live_folder(&output, options.force)?),
+    };
+    let root = workspace.path().to_owned();
     let mut tracker = Tracker::new(source.declared_duration());
     check(tracker.stage(Stage::Probe, monitor))?;
     let plan = match &source.video {
@@ -237,7 +298,7 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     let (clock, passthrough) = segment_clock(&source, &plan, options, &mut notes)?;
     let keys = match keys {
         Some(mut keys) => {
-            keys.stage(&output, workspace.path())?;
+            keys.stage(&output, &root)?;
             Some(Arc::new(Mutex::new(keys)))
         }
         None => None,
@@ -245,7 +306,8 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     let (events, completed) = mpsc::channel();
     let job = Job {
         options,
-        root: workspace.path(),
+        root: &root,
+        output: &output,
         clock,
         delivery: Delivery {
             keys: keys.clone(),
@@ -254,27 +316,64 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         passthrough,
         publisher: publisher.as_ref(),
     };
-    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &completed, &mut tracker, monitor)?;
+    let mut window = options
+        .live
+        .as_ref()
+        .map(|live| live_window(&source, &plan.rungs, options, live));
+    let mut lost = None;
+    let (video, audio) = transcode(
+        &mut source,
+        &plan.rungs,
+        &job,
+        (&completed, window.as_mut(), &mut lost),
+        &mut tracker,
+        monitor,
+    )?;
+    let publishing = tracker.stage(Stage::Publish, monitor);
+    // Ctrl-C is how a live presentation is ended: it goes on to close its manifests.
+    if window.is_none() {
+        check(publishing)?;
+    }
     // The files the segmenters completed while flushing.
-    deliver(&completed, job.publisher)?;
-    check(tracker.stage(Stage::Publish, monitor))?;
+    for file in completed.try_iter() {
+        publish_file(&job, &file)?;
+        if let Some(window) = &mut window {
+            window.add(file);
+        }
+    }
+    if let Some(window) = &mut window {
+        publish_live(&source, &plan.rungs, &job, window, true)?;
+        delete_due(window, &job, true)?;
+    }
     notes.extend(
         video
             .first()
             .filter(|_| options.copy || passthrough)
             .and_then(|v| keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
     );
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = lost.into_iter().collect();
     let mut keys_in_force = keys.as_ref().map(|k| k.lock().expect("key schedule lock"));
-    let renditions = write_manifests(
+    let package = package_of(
         &source,
         &plan.rungs,
         &video,
         audio.as_ref(),
         &job,
         keys_in_force.as_deref(),
-        &output,
-    )?;
+        None,
+    );
+    if window.is_none() {
+        write_manifests(&job, &package)?;
+    }
+    let renditions = reports(&package);
+    let remote_manifests = match &publisher {
+        Some(publisher) => manifest_names(&job, &package)
+            .iter()
+            .filter(|name| !name.ends_with(hls::MEDIA_PLAYLIST))
+            .flat_map(|name| publisher.urls(name))
+            .collect(),
+        None => Vec::new(),
+    };
     if let Some(keys) = keys_in_force.as_deref_mut() {
         let segments = video
             .iter()
@@ -293,10 +392,6 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         }
     }
     drop(keys_in_force);
-    let remote_manifests = match &publisher {
-        Some(publisher) => publish_manifests(publisher, &job, &renditions)?,
-        None => Vec::new(),
-    };
     let published = publisher.map(Publisher::finish).transpose()?;
     tracker.set_published(published);
     let output = workspace.finish()?.unwrap_or_else(|| options.output.clone());
@@ -323,39 +418,39 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     })
 }
 
-/// Hands every file the segmenters have completed so far to the publisher (if any); returns how
-/// many were media segments.
-fn deliver(completed: &Receiver<Completed>, publisher: Option<&Publisher>) -> Result<usize> {
-    let mut segments = 0;
-    for file in completed.try_iter() {
-        segments += usize::from(file.segment.is_some());
-        if let Some(publisher) = publisher {
-            publisher.file(&file.relative(), &file.path)?;
-        }
+/// Gives a completed file to the publisher, if there is one.
+fn publish_file(job: &Job, file: &Completed) -> Result<()> {
+    match job.publisher {
+        Some(publisher) => publisher.file(&file.relative(), &file.path),
+        None => Ok(()),
     }
-    Ok(segments)
 }
 
-/// Gives the publisher the manifests written in the workspace, the media playlists before the
-/// master that names them; returns their URLs at every destination.
-fn publish_manifests(publisher: &Publisher, job: &Job, renditions: &[RenditionReport]) -> Result<Vec<String>> {
+/// Deletes the live segments whose time has come, here and at every remote destination.
+fn delete_due(window: &mut Window, job: &Job, wait: bool) -> Result<()> {
+    for path in window.delete_due(wait)? {
+        if let (Some(publisher), Ok(relative)) = (job.publisher, path.strip_prefix(job.root)) {
+            publisher.delete(&relative.to_string_lossy())?;
+        }
+    }
+    Ok(())
+}
+
+/// The manifests of a package, inside it: the media playlists before the master that names them.
+fn manifest_names(job: &Job, package: &manifest::Package) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     if job.options.manifests.hls {
-        names.extend(renditions.iter().map(|r| format!("{}/{}", r.name, hls::MEDIA_PLAYLIST)));
+        names.extend(
+            package
+                .renditions()
+                .map(|(name, _)| format!("{name}/{}", hls::MEDIA_PLAYLIST)),
+        );
         names.push(hls::MASTER_PLAYLIST.into());
     }
     if job.options.manifests.dash {
         names.push(dash::MANIFEST.into());
     }
-    for name in &names {
-        let path = job.root.join(name);
-        publisher.manifest(name, std::fs::read(&path).map_err(Error::io(&path))?)?;
-    }
-    Ok(names
-        .iter()
-        .filter(|name| !name.ends_with(hls::MEDIA_PLAYLIST))
-        .flat_map(|name| publisher.urls(name))
-        .collect())
+    names
 }
 
 /// With `copy`, the one rendition is the source's stream, named by its short side.
@@ -403,7 +498,7 @@ fn segment_clock(
         return Ok((clock, false));
     };
     let passthrough = match options.passthrough_top {
-        _ if options.copy => false,
+        _ if options.copy || options.live.is_some() => false,
         Passthrough::Always => true,
         Passthrough::Auto => matches!(options.reps, Reps::Auto),
         Passthrough::Never => false,
@@ -520,14 +615,16 @@ const AUDIO_DIR: &str = "audio";
 /// What every stage of one job shares.
 struct Job<'a> {
     options: &'a PackageOptions,
-    /// The staging folder the package is built in.
+    /// The folder the package is built in: a staging folder, or for a live one the output.
     root: &'a Path,
+    /// Where the package will be published (absolute).
+    output: &'a Path,
     clock: SegmentClock,
     /// The keys, and where the segmenters tell of the files they complete.
     delivery: Delivery,
     /// The top rung is the source's own stream, copied.
     passthrough: bool,
-    /// Where the files go as they are completed, besides the workspace.
+    /// Where the files go as they are completed, besides `root`.
     publisher: Option<&'a Publisher>,
 }
 
@@ -536,7 +633,7 @@ fn transcode(
     source: &mut Source,
     rungs: &[Rung],
     job: &Job,
-    completed: &Receiver<Completed>,
+    (completed, mut window, lost): (&Receiver<Completed>, Option<&mut Window>, &mut Option<String>),
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
@@ -553,18 +650,9 @@ fn transcode(
     let audio_index = source.audio.as_ref().map(|a| a.index);
     let mut media_end = 0.0_f64;
     let mut segments = 0;
-    loop {
-        let mut packet = Packet::empty();
-        match packet.read(&mut source.input) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => {
-                return Err(Error::InputCorrupt {
-                    path: source.path.clone(),
-                    reason: format!("reading after {media_end:.2} s: {e}"),
-                });
-            }
-        }
+    let live = job.options.live.as_ref();
+    let pace = live.filter(|l| l.paced()).map(|_| std::time::Instant::now());
+    while let Some(packet) = next_packet(source, media_end, live.is_some(), lost)? {
         let index = Some(packet.stream());
         let pipeline = match (&mut video, &mut audio) {
             (Some(v), _) if index == video_index => v,
@@ -577,20 +665,98 @@ fn transcode(
             .expect("packet's stream exists")
             .time_base();
         if let Some(pts) = packet.pts().or(packet.dts()) {
+            let start = clock.seconds(pts, time_base);
+            if let Some(started) = pace {
+                wait_for(started, start);
+            }
+            if let Some(window) = window.as_deref_mut() {
+                window.start_clock(start);
+            }
             let end = clock.seconds(pts + packet.duration().max(0), time_base);
             media_end = media_end.max(end);
             tracker.advance(end);
         }
         pipeline.send(&packet)?;
-        segments += deliver(completed, job.publisher)?;
+        for file in completed.try_iter() {
+            segments += usize::from(file.segment.is_some());
+            // Given to the publisher before any manifest that lists it.
+            publish_file(job, &file)?;
+            if let Some(window) = window.as_deref_mut()
+                && window.add(file)
+            {
+                publish_live(source, rungs, job, window, false)?;
+            }
+        }
+        if let Some(window) = window.as_deref_mut() {
+            delete_due(window, job, false)?;
+        }
         tracker.set_segments(segments as u64);
         tracker.set_published(job.publisher.map(Publisher::counts));
-        check(tracker.tick(monitor))?;
+        if tracker.tick(monitor) == Control::Cancel {
+            // Stopping a live presentation is how it ends: what was sent is finished and kept.
+            if live.is_none() {
+                return Err(Error::Cancelled);
+            }
+            break;
+        }
     }
-    check_complete(source, media_end)?;
+    if live.is_none() {
+        check_complete(source, media_end)?;
+    }
     let video = video.map(|v| v.finish()).transpose()?.unwrap_or_default();
     let audio = audio.map(|a| a.finish()).transpose()?.and_then(|mut a| a.pop());
     Ok((video, audio))
+}
+
+/// The next packet; `None` at the end of the source, which for a live one is also where it was
+/// told to stop or where it was lost (said in `lost`).
+fn next_packet(
+    source: &mut Source,
+    read_so_far: f64,
+    live: bool,
+    lost: &mut Option<String>,
+) -> Result<Option<ffmpeg::Packet>> {
+    match source.read(read_so_far) {
+        Err(Error::Cancelled) if live => Ok(None),
+        Err(error @ Error::LiveDropped { .. }) if live => {
+            *lost = Some(format!("{error}; the presentation was closed after {read_so_far:.1} s"));
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
+/// Sleeps until `media_seconds` after `started`, to read a file at its presentation rate.
+fn wait_for(started: std::time::Instant, media_seconds: f64) {
+    let due = started + std::time::Duration::from_secs_f64(media_seconds.max(0.0));
+    if let Some(ahead) = due.checked_duration_since(std::time::Instant::now()) {
+        std::thread::sleep(ahead);
+    }
+}
+
+/// The window of a live presentation over its renditions, in manifest order. Its target duration
+/// is the segment duration rounded up: RFC 8216 does not let it change while the playlist lives,
+/// and clock-cut segments overrun the duration by less than an audio frame.
+fn live_window(source: &Source, rungs: &[Rung], options: &PackageOptions, live: &LiveJob) -> Window {
+    let mut names: Vec<String> = match source.video {
+        Some(_) => rungs.iter().map(|r| r.name.clone()).collect(),
+        None => Vec::new(),
+    };
+    names.extend(source.audio.as_ref().map(|_| AUDIO_DIR.to_owned()));
+    let target = (options.segment_duration.ceil() as u64).max(1);
+    Window::new(names, live.window, target)
+}
+
+/// Writes the manifests of a live presentation as its window stands, then lets go of the
+/// segments that left it.
+fn publish_live(source: &Source, rungs: &[Rung], job: &Job, window: &mut Window, ended: bool) -> Result<()> {
+    let (listed, state) = window.listing(ended);
+    let video_count = if source.video.is_some() { rungs.len() } else { 0 };
+    let (video, audio) = listed.split_at(video_count.min(listed.len()));
+    let package = package_of(source, rungs, video, audio.first(), job, None, Some(&state));
+    write_manifests(job, &package)?;
+    window.published(&state);
+    Ok(())
 }
 
 /// The ladder (or, with `copy`, the source's own stream) for the video.
@@ -695,16 +861,16 @@ fn check_complete(source: &Source, media_end: f64) -> Result<()> {
     Ok(())
 }
 
-fn write_manifests(
-    source: &Source,
-    rungs: &[Rung],
-    video: &[EncodedRendition],
-    audio: Option<&EncodedRendition>,
-    job: &Job,
-    keys: Option<&KeySchedule>,
-    output: &Path,
-) -> Result<Vec<RenditionReport>> {
-    let (options, root) = (job.options, job.root);
+/// What the manifests describe: the renditions as given, with their tracks' facts.
+fn package_of<'a>(
+    source: &'a Source,
+    rungs: &'a [Rung],
+    video: &'a [EncodedRendition],
+    audio: Option<&'a EncodedRendition>,
+    job: &'a Job,
+    keys: Option<&'a KeySchedule>,
+    live: Option<&'a LiveState>,
+) -> manifest::Package<'a> {
     let video_tracks: Vec<manifest::VideoTrack> = match &source.video {
         Some(input) => rungs
             .iter()
@@ -720,7 +886,7 @@ fn write_manifests(
         None => Vec::new(),
     };
     let audio_track = source.audio.as_ref().zip(audio).map(|(input, rendition)| {
-        let (sample_rate, channels) = encoders::audio_output(options.audio_codec, input);
+        let (sample_rate, channels) = encoders::audio_output(job.options.audio_codec, input);
         manifest::AudioTrack {
             name: AUDIO_DIR,
             channels,
@@ -729,19 +895,34 @@ fn write_manifests(
             rendition,
         }
     });
-    let package = manifest::Package {
+    manifest::Package {
         video: video_tracks,
         audio: audio_track,
         display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
         keys: keys.map(KeySchedule::periods),
-        output,
-    };
-    if options.manifests.hls {
-        hls::write_package(root, &package)?;
+        output: job.output,
+        live,
     }
-    if options.manifests.dash {
-        dash::write_manifest(root, &package)?;
+}
+
+fn write_manifests(job: &Job, package: &manifest::Package) -> Result<()> {
+    if job.options.manifests.hls {
+        hls::write_package(job.root, package)?;
     }
+    if job.options.manifests.dash {
+        dash::write_manifest(job.root, package)?;
+    }
+    // What was just written goes to the remote destinations, once the files before it are there.
+    if let Some(publisher) = job.publisher {
+        for name in manifest_names(job, package) {
+            let path = job.root.join(&name);
+            publisher.manifest(&name, std::fs::read(&path).map_err(Error::io(&path))?)?;
+        }
+    }
+    Ok(())
+}
+
+fn reports(package: &manifest::Package) -> Vec<RenditionReport> {
     let report = |name: &str, resolution, rendition: &EncodedRendition| RenditionReport {
         name: name.to_owned(),
         resolution,
@@ -755,5 +936,5 @@ fn write_manifests(
         .map(|v| report(v.name, Some((v.width, v.height)), v.rendition))
         .collect();
     reports.extend(package.audio.as_ref().map(|a| report(a.name, None, a.rendition)));
-    Ok(reports)
+    reports
 }

@@ -112,31 +112,39 @@ struct Mapping {
 
 /// Remuxes `input` into the file at `path` (a staged temporary file).
 pub(crate) fn remux_into(input: &Location, path: &Path) -> Result<RemuxReport> {
+    remux_as(input, path, "mp4")
+}
+
+/// Remuxes `input` into the file at `path` in libav's `container` (`mp4`, `matroska`, `flv`…);
+/// an MP4 or MOV gets its index at the front.
+pub(crate) fn remux_as(input: &Location, path: &Path, container: &str) -> Result<RemuxReport> {
     source::init()?;
     let mut demuxer = input.open()?;
     let (chosen, notes) = choose_streams(&demuxer);
     if chosen.is_empty() {
         return Err(Error::NoMediaStreams { path: input.name() });
     }
-    let context = || format!("{}: writing the MP4", path.display());
-    let mut muxer = format::output_as(path, "mp4").map_err(Error::ffmpeg(context()))?;
+    let context = || format!("{}: writing the {container} file", path.display());
+    let mut muxer = format::output_as(path, container).map_err(Error::ffmpeg(context()))?;
     let mut streams = Vec::new();
     for &index in &chosen {
         let stream = demuxer.stream(index).expect("chosen stream exists");
         let params = stream.parameters();
-        check_fits_mp4(&muxer, input, index, params.id())?;
+        check_fits(&muxer, input, index, params.id())?;
         streams.push(describe(&stream));
         let mut out = muxer.add_stream(None).map_err(Error::ffmpeg(context()))?;
         out.set_parameters(params);
         out.set_time_base(stream.time_base());
         out.set_metadata(stream.metadata().to_owned());
         // SAFETY: the new stream's parameters are ours; a container's tag (FLV's, TS's) means
-        // nothing to the mp4 muxer, which picks its own (avc1, hvc1, mp4a).
+        // nothing to another muxer, which picks its own (avc1, hvc1, mp4a).
         unsafe { (*out.parameters().as_mut_ptr()).codec_tag = 0 };
     }
     muxer.set_metadata(demuxer.metadata().to_owned());
     let mut options = Dictionary::new();
-    options.set("movflags", "+faststart");
+    if matches!(container, "mp4" | "mov") {
+        options.set("movflags", "+faststart");
+    }
     let unused: Option<String> = muxer
         .write_header_with(options)
         .map_err(Error::ffmpeg(context()))?
@@ -145,7 +153,7 @@ pub(crate) fn remux_into(input: &Location, path: &Path) -> Result<RemuxReport> {
         .map(|(key, _)| key.to_owned());
     if let Some(key) = unused {
         return Err(Error::Encoder(format!(
-            "{}: the mp4 muxer ignored option {key}",
+            "{}: the {container} muxer ignored option {key}",
             context()
         )));
     }
@@ -209,7 +217,8 @@ fn copy_packets(
         packet.write_interleaved(muxer).map_err(|e| Error::InputCorrupt {
             path: input.name(),
             reason: format!(
-                "the mp4 muxer refused a packet at {end:.2} s ({e}); are its timestamps out of order? ({})",
+                "the {} muxer refused a packet at {end:.2} s ({e}); are its timestamps out of order? ({})",
+                muxer.format().name(),
                 path.display()
             ),
         })?;
@@ -275,20 +284,16 @@ fn source_start(demuxer: &format::context::Input) -> i64 {
     if start == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start }
 }
 
-/// Refuses a codec the mp4 muxer has no sample entry for.
-fn check_fits_mp4(
-    muxer: &format::context::Output,
-    input: &Location,
-    index: usize,
-    id: ffmpeg::codec::Id,
-) -> Result<()> {
+/// Refuses a codec the muxer has no sample entry or tag for.
+fn check_fits(muxer: &format::context::Output, input: &Location, index: usize, id: ffmpeg::codec::Id) -> Result<()> {
     // SAFETY: the output format pointer is valid while the muxer lives.
     let fits = unsafe {
         ffmpeg::ffi::avformat_query_codec(muxer.format().as_ptr(), id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL)
     };
     if fits == 0 {
         return Err(Error::InvalidOption(format!(
-            "{input}: stream #{index} holds {id:?}, which MP4 cannot carry without re-encoding"
+            "{input}: stream #{index} holds {id:?}, which {} cannot carry without re-encoding",
+            muxer.format().name()
         )));
     }
     Ok(())

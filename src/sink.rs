@@ -1,6 +1,7 @@
 //! The local destination: a package is built in a staging folder beside its target, and a single
 //! output file under a hidden name beside it, then renamed into place when complete, so the
-//! target holds a whole package or file, or nothing.
+//! target holds a whole package or file, or nothing. A live presentation is written in place,
+//! its manifests replaced by rename.
 
 use std::path::{Path, PathBuf};
 
@@ -68,10 +69,12 @@ impl Staging {
     }
 }
 
-/// Where a package is built: staged beside its local target, or, when it goes only to remote
-/// destinations, in a scratch folder that is deleted at the end either way.
+/// Where a package is built: staged beside its local target, in the target itself, or, when it
+/// goes only to remote destinations, in a scratch folder that is deleted at the end either way.
 pub enum Workspace {
     Staged(Staging),
+    /// The target itself (a live presentation, visible while it runs).
+    InPlace(PathBuf),
     Scratch(tempfile::TempDir),
 }
 
@@ -89,6 +92,7 @@ impl Workspace {
     pub fn path(&self) -> &Path {
         match self {
             Workspace::Staged(staging) => staging.path(),
+            Workspace::InPlace(target) => target,
             Workspace::Scratch(dir) => dir.path(),
         }
     }
@@ -97,6 +101,7 @@ impl Workspace {
     pub fn finish(self) -> Result<Option<PathBuf>> {
         match self {
             Workspace::Staged(staging) => staging.publish().map(Some),
+            Workspace::InPlace(target) => Ok(Some(target)),
             Workspace::Scratch(dir) => {
                 let path = dir.path().to_owned();
                 dir.close().map_err(Error::io(path))?;
@@ -104,6 +109,32 @@ impl Workspace {
             }
         }
     }
+}
+
+/// The folder a live presentation is written into as it runs, created empty. An existing one is
+/// refused unless `replace`, which empties it first.
+pub fn live_folder(target: &Path, replace: bool) -> Result<PathBuf> {
+    if target.exists() {
+        if !replace {
+            return Err(Error::OutputExists {
+                path: target.to_owned(),
+            });
+        }
+        remove_any(target).map_err(Error::io(target))?;
+    }
+    std::fs::create_dir_all(target).map_err(Error::io(target))?;
+    Ok(target.to_owned())
+}
+
+/// Writes `bytes` to `path` under a hidden temporary name first, then renames it over `path`: a
+/// reader sees the old file or the new one, never part of one.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temp = scratch_file(path, "")?;
+    std::fs::write(&temp, bytes).map_err(Error::io(&temp))?;
+    temp.persist(path).map_err(|e| Error::Io {
+        path: path.to_owned(),
+        source: e.error,
+    })
 }
 
 /// A single output file built under a hidden temporary name beside its target and renamed into

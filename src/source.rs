@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg::{Rational, codec, format, media};
+use ffmpeg::{Packet, Rational, codec, format, media};
 use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::ladder::DisplayGeometry;
+use crate::live::{LiveInput, LiveOptions, LiveSource};
 
 /// Libav prints its own diagnostics on stderr; stream-pack reports errors itself in one line, so
 /// libav stays quiet unless `STREAM_PACK_LIBAV_LOG` asks for its log (e.g. `=warning`).
@@ -97,16 +98,62 @@ pub struct AudioInput {
 
 /// An opened input with its chosen streams.
 pub struct Source {
+    /// The file, or the live source as text, for messages.
     pub path: PathBuf,
-    pub input: format::context::Input,
+    pub input: Reader,
     pub video: Option<VideoInput>,
     pub audio: Option<AudioInput>,
+}
+
+/// Where packets come from: a file read as fast as it can be, or a live source read under its
+/// timeouts.
+pub enum Reader {
+    File(format::context::Input),
+    Live(LiveInput),
+}
+
+impl std::ops::Deref for Reader {
+    type Target = format::context::Input;
+
+    fn deref(&self) -> &format::context::Input {
+        match self {
+            Reader::File(input) => input,
+            Reader::Live(input) => input,
+        }
+    }
 }
 
 impl Source {
     /// Opens `path` and picks the best video and audio streams.
     pub fn open(path: &Path) -> Result<Source> {
-        let input = open_input(path)?;
+        Source::choose(path, Reader::File(open_input(path)?))
+    }
+
+    /// Opens a live source under `options`' timeouts and picks its streams.
+    pub fn open_live(source: &LiveSource, options: &LiveOptions) -> Result<Source> {
+        let input = LiveInput::open(source, options)?;
+        Source::choose(Path::new(&source.to_string()), Reader::Live(input))
+    }
+
+    /// The next packet, `None` at the end; `read_so_far` (seconds) places a read error.
+    pub fn read(&mut self, read_so_far: f64) -> Result<Option<Packet>> {
+        match &mut self.input {
+            Reader::Live(input) => input.read(),
+            Reader::File(input) => {
+                let mut packet = Packet::empty();
+                match packet.read(input) {
+                    Ok(()) => Ok(Some(packet)),
+                    Err(ffmpeg::Error::Eof) => Ok(None),
+                    Err(e) => Err(Error::InputCorrupt {
+                        path: self.path.clone(),
+                        reason: format!("reading after {read_so_far:.2} s: {e}"),
+                    }),
+                }
+            }
+        }
+    }
+
+    fn choose(path: &Path, input: Reader) -> Result<Source> {
         let video = input
             .streams()
             .best(media::Type::Video)

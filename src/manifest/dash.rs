@@ -1,4 +1,4 @@
-//! The DASH MPD (ISO/IEC 23009-1, DASH-IF IOP): static, isoff-live profile, a SegmentTemplate with
+//! The DASH MPD (ISO/IEC 23009-1, DASH-IF IOP): static (dynamic while live), isoff-live profile, a SegmentTemplate with
 //! a SegmentTimeline per Representation whose times are the fragments' own tfdt.
 
 use std::path::Path;
@@ -8,7 +8,7 @@ use dash_mpd_core::{
     AdaptationSet, AudioChannelConfiguration, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
 };
 
-use super::{Package, millis, peak_bitrate, write};
+use super::{LiveState, Package, millis, peak_bitrate, write};
 use crate::error::Result;
 use crate::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
 
@@ -50,7 +50,7 @@ pub fn mpd(package: &Package) -> MPD {
                     value: Some(audio.channels.to_string()),
                     ..Default::default()
                 }],
-                SegmentTemplate: Some(template(&audio.rendition.media)),
+                SegmentTemplate: Some(template(&audio.rendition.media, package.live)),
                 ..Default::default()
             }],
             ..Default::default()
@@ -58,13 +58,22 @@ pub fn mpd(package: &Package) -> MPD {
     }
     let duration = package
         .renditions()
-        .map(|(_, r)| presentation_end(&r.media))
+        .map(|(_, r)| presentation_end(&r.media, package.live))
         .fold(0.0, f64::max);
+    let running = package.live.filter(|l| !l.ended);
+    let seconds = |segments: u64| Duration::from_secs(segments * target);
     MPD {
         xmlns: Some(NAMESPACE.into()),
         profiles: Some(PROFILE.into()),
-        mpdtype: Some("static".into()),
-        mediaPresentationDuration: Some(Duration::from_secs_f64(millis(duration))),
+        mpdtype: Some(if running.is_some() { "dynamic" } else { "static" }.into()),
+        mediaPresentationDuration: running.is_none().then(|| Duration::from_secs_f64(millis(duration))),
+        availabilityStartTime: running.map(|l| l.epoch),
+        publishTime: package.live.map(|l| l.published),
+        // Reloaded once per segment; a client may go back as far as the window reaches and starts
+        // three segments behind the newest, as DASH-IF IOP suggests for low update rates.
+        minimumUpdatePeriod: running.map(|_| seconds(1)),
+        timeShiftBufferDepth: running.and_then(|l| l.window).map(|w| seconds(w as u64)),
+        suggestedPresentationDelay: running.map(|_| seconds(3)),
         // A client holding one target duration of media can play on at the advertised bandwidth.
         minBufferTime: Some(Duration::from_secs(target)),
         periods: vec![Period {
@@ -94,7 +103,7 @@ fn video_adaptation(package: &Package, target: u64) -> AdaptationSet {
             width: Some(u64::from(v.width)),
             height: Some(u64::from(v.height)),
             sar: Some("1:1".into()),
-            SegmentTemplate: Some(template(&v.rendition.media)),
+            SegmentTemplate: Some(template(&v.rendition.media, package.live)),
             ..Default::default()
         })
         .collect();
@@ -116,20 +125,27 @@ fn video_adaptation(package: &Package, target: u64) -> AdaptationSet {
 }
 
 /// Seconds from the start of the period to the end of the rendition's last segment.
-fn presentation_end(media: &SegmentedStream) -> f64 {
+fn presentation_end(media: &SegmentedStream, live: Option<&LiveState>) -> f64 {
     media.segments.last().map_or(0.0, |last| {
-        (last.start_ticks + last.duration_ticks - media.presentation_offset) as f64 / f64::from(media.timescale)
+        (last.start_ticks + last.duration_ticks - period_start(media, live)) as f64 / f64::from(media.timescale)
     })
 }
 
-fn template(media: &SegmentedStream) -> SegmentTemplate {
+/// The media time at which the period starts: the source's start on our timeline, or once a
+/// live window has ended, where the first segment still listed starts (the ones before it are
+/// gone). That instant is the live state's, so every representation starts the period together.
+fn period_start(media: &SegmentedStream, live: Option<&LiveState>) -> i64 {
+    let skipped = live.filter(|l| l.ended).map_or(0.0, |l| l.listed_from);
+    media.presentation_offset + (skipped * f64::from(media.timescale)).round() as i64
+}
+
+fn template(media: &SegmentedStream, live: Option<&LiveState>) -> SegmentTemplate {
     SegmentTemplate {
         timescale: Some(u64::from(media.timescale)),
-        // Media time that is presentation time zero: the source's start on our timeline.
-        presentationTimeOffset: Some(media.presentation_offset.max(0) as u64),
+        presentationTimeOffset: Some(period_start(media, live).max(0) as u64),
         initialization: Some(format!("$RepresentationID$/{INIT_SEGMENT}")),
         media: Some("$RepresentationID$/segment$Number%05d$.m4s".into()),
-        startNumber: Some(0),
+        startNumber: Some(live.map_or(0, |l| l.first as u64)),
         SegmentTimeline: Some(timeline(&media.segments)),
         ..Default::default()
     }

@@ -8,7 +8,7 @@ use m3u8_rs::{
     MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
-use super::{AudioTrack, Package, average_bitrate, millis, peak_bitrate, write};
+use super::{AudioTrack, LiveState, Package, average_bitrate, millis, peak_bitrate, write};
 use crate::crypto::KeyPeriod;
 use crate::error::Result;
 use crate::segment::SegmentedStream;
@@ -25,7 +25,7 @@ pub fn write_package(root: &Path, package: &Package) -> Result<()> {
     let target = package.target_duration();
     for (name, rendition) in package.renditions() {
         let keys = package.keys.map(|periods| (periods, package.output));
-        let playlist = media_playlist(&rendition.media, target, keys);
+        let playlist = media_playlist(&rendition.media, target, keys, package.live);
         write(&root.join(name).join(MEDIA_PLAYLIST), |w| playlist.write_to(w))?;
     }
     let master = master_playlist(package, target);
@@ -56,7 +56,13 @@ fn relative_path(from: &Path, to: &Path) -> String {
 
 /// A media playlist; with `keys` (the package's key periods and its published location) an
 /// EXT-X-KEY with an explicit IV opens every run of segments under one key, and nowhere else.
-pub fn media_playlist(media: &SegmentedStream, target: u64, keys: Option<(&[KeyPeriod], &Path)>) -> MediaPlaylist {
+/// A live one numbers its first segment, dates every segment, and ends only with the source.
+pub fn media_playlist(
+    media: &SegmentedStream,
+    target: u64,
+    keys: Option<(&[KeyPeriod], &Path)>,
+    live: Option<&LiveState>,
+) -> MediaPlaylist {
     let map = media.init.as_ref().map(|uri| Map {
         uri: uri.clone(),
         ..Map::default()
@@ -69,7 +75,7 @@ pub fn media_playlist(media: &SegmentedStream, target: u64, keys: Option<(&[KeyP
     MediaPlaylist {
         version: Some(version),
         target_duration: target,
-        media_sequence: 0,
+        media_sequence: live.map_or(0, |l| l.first as u64),
         segments: media
             .segments
             .iter()
@@ -89,11 +95,16 @@ pub fn media_playlist(media: &SegmentedStream, target: u64, keys: Option<(&[KeyP
                         iv: Some(periods[p].iv.to_string()),
                         ..Key::default()
                     }),
+                program_date_time: live.map(|l| l.time_of(media, s).fixed_offset()),
                 ..MediaSegment::empty()
             })
             .collect(),
-        end_list: true,
-        playlist_type: Some(MediaPlaylistType::Vod),
+        end_list: live.is_none_or(|l| l.ended),
+        playlist_type: match live {
+            None => Some(MediaPlaylistType::Vod),
+            Some(LiveState { window: None, .. }) => Some(MediaPlaylistType::Event),
+            Some(_) => None,
+        },
         ..MediaPlaylist::default()
     }
 }

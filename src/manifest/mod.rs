@@ -6,12 +6,13 @@ pub mod hls;
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use ffmpeg_next::Rational;
 
 use crate::crypto::KeyPeriod;
 use crate::error::{Error, Result};
 use crate::segment::EncodedRendition;
-use crate::segment::SegmentFacts;
+use crate::segment::{SegmentFacts, SegmentedStream};
 
 /// A video rendition of the package.
 pub struct VideoTrack<'a> {
@@ -42,6 +43,38 @@ pub struct Package<'a> {
     pub keys: Option<&'a [KeyPeriod]>,
     /// Where the package will be published (absolute): relative key URIs start there.
     pub output: &'a Path,
+    /// How a live presentation stands; `None` for video on demand.
+    pub live: Option<&'a LiveState>,
+}
+
+/// A live presentation at the moment its manifests are written. Every rendition lists the
+/// segments from `first` on.
+#[derive(Debug, Clone)]
+pub struct LiveState {
+    /// The number of the first segment listed: EXT-X-MEDIA-SEQUENCE, the MPD's startNumber.
+    pub first: usize,
+    /// Seconds from the source's start to where the first listed video segment starts (the
+    /// audio's otherwise); 0 while nothing has left the window.
+    pub listed_from: f64,
+    /// The wall-clock time of the source's start (presentation time zero).
+    pub epoch: DateTime<Utc>,
+    /// How many segments a sliding window keeps; `None` keeps every segment (an event).
+    pub window: Option<usize>,
+    /// EXT-X-TARGETDURATION, fixed for the whole presentation as RFC 8216 §6.2.1 requires.
+    pub target: u64,
+    /// The source has ended: ENDLIST, a static MPD.
+    pub ended: bool,
+    /// When these manifests are published.
+    pub published: DateTime<Utc>,
+}
+
+impl LiveState {
+    /// The wall-clock time of a segment's start.
+    pub fn time_of(&self, media: &SegmentedStream, segment: &SegmentFacts) -> DateTime<Utc> {
+        let ticks = segment.start_ticks - media.presentation_offset;
+        let micros = i128::from(ticks) * 1_000_000 / i128::from(media.timescale.max(1));
+        self.epoch + chrono::TimeDelta::microseconds(micros as i64)
+    }
 }
 
 impl Package<'_> {
@@ -54,6 +87,9 @@ impl Package<'_> {
     /// The longest segment rounded to the nearest second (EXT-X-TARGETDURATION's rule, RFC 8216
     /// §4.3.3.1), at least 1: one value for the whole package, so every rendition switches alike.
     pub fn target_duration(&self) -> u64 {
+        if let Some(live) = self.live {
+            return live.target;
+        }
         self.renditions()
             .flat_map(|(_, r)| &r.media.segments)
             .map(|s| millis(s.duration).round() as u64)
@@ -100,11 +136,12 @@ pub fn average_bitrate(segments: &[SegmentFacts]) -> f64 {
     }
 }
 
-/// Writes a manifest from the bytes `body` produces.
+/// Writes a manifest from the bytes `body` produces, replacing any earlier one atomically (a live
+/// manifest is read while it is rewritten).
 fn write(path: &Path, body: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<()> {
     let mut bytes = Vec::new();
     body(&mut bytes).map_err(Error::io(path))?;
-    std::fs::write(path, bytes).map_err(Error::io(path))
+    crate::sink::replace_file(path, &bytes)
 }
 
 #[cfg(test)]

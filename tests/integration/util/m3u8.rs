@@ -112,6 +112,8 @@ pub struct MediaSegment {
     pub uri: String,
     /// The key in force: that of the last EXT-X-KEY before the segment, unless METHOD=NONE.
     pub key: Option<Key>,
+    /// The EXT-X-PROGRAM-DATE-TIME just before the segment, in seconds since the Unix epoch.
+    pub date: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -231,6 +233,7 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
     let mut endlist = None;
     let mut segments = Vec::new();
     let mut pending_duration: Option<f64> = None;
+    let mut pending_date: Option<f64> = None;
     for (number, line) in body(text)? {
         let located = |message: String| format!("line {number}: {message}");
         if endlist.is_some() {
@@ -241,11 +244,18 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
                 duration,
                 uri: uri.to_string(),
                 key: key.clone(),
+                date: pending_date.take(),
             }),
             (_, Some(_)) => return Err(located("EXTINF is not followed by a URI".into())),
             (Line::Uri(uri), None) => return Err(located(format!("URI {uri:?} without EXTINF"))),
             (Line::Tag("EXTINF", Some(value)), None) => {
                 pending_duration = Some(extinf_duration(value).map_err(located)?);
+            }
+            (Line::Tag(tag @ "EXT-X-PROGRAM-DATE-TIME", value), None) => {
+                let date = value
+                    .and_then(unix_seconds)
+                    .ok_or_else(|| located(format!("{tag} {value:?}")))?;
+                set_once(&mut pending_date, date, tag).map_err(located)?;
             }
             (Line::Tag(tag @ "EXT-X-VERSION", value), None) => {
                 let parsed = parse_number(value, tag).map_err(located)?;
@@ -373,4 +383,45 @@ pub fn read_media(path: &Path) -> MediaPlaylist {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 date-time (`2026-11-21T09:12:24.956Z`, or with a
+/// `+hh:mm` offset), as EXT-X-PROGRAM-DATE-TIME carries (RFC 8216 §4.3.2.6).
+pub fn unix_seconds(text: &str) -> Option<f64> {
+    let (date, time) = text.split_once('T')?;
+    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let (clock, offset) = match time.strip_suffix('Z') {
+        Some(clock) => (clock, 0.0),
+        None => {
+            let at = time.rfind(['+', '-'])?;
+            let (h, m) = time[at + 1..].split_once(':')?;
+            let sign = if time.as_bytes()[at] == b'-' { -1.0 } else { 1.0 };
+            (
+                &time[..at],
+                sign * (h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0),
+            )
+        }
+    };
+    let mut hms = clock.splitn(3, ':');
+    let (hour, minute, second) = (
+        hms.next()?.parse::<f64>().ok()?,
+        hms.next()?.parse::<f64>().ok()?,
+        hms.next()?.parse::<f64>().ok()?,
+    );
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + hour * 3600.0 + minute * 60.0 + second - offset)
+}
+
+#[test]
+fn unix_seconds_reads_rfc3339() {
+    assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0.0));
+    assert_eq!(unix_seconds("2000-03-01T00:00:01.5Z"), Some(951_868_801.5));
+    assert_eq!(unix_seconds("2000-03-01T09:00:01.5+09:00"), Some(951_868_801.5));
 }

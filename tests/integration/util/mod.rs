@@ -16,6 +16,7 @@ pub mod http;
 pub mod m3u8;
 mod media;
 pub mod mpd;
+pub mod rtmp;
 mod selftest;
 pub mod source;
 pub mod ws;
