@@ -14,17 +14,17 @@ use crate::util::rtmp::{Publisher, RtmpServer};
 use crate::util::{file_names, media};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stream-pack");
-const RENDITIONS: [&str; 3] = ["180p", "144p", "audio"];
+pub(crate) const RENDITIONS: [&str; 3] = ["180p", "144p", "audio"];
 
 /// stream-pack running a live job, with every manifest state seen while it ran.
-struct LiveRun {
+pub(crate) struct LiveRun {
     out: PathBuf,
     child: Child,
     started: Instant,
 }
 
 impl LiveRun {
-    fn start(command: &str, input: &[&str], out: &Path, extra: &[&str]) -> LiveRun {
+    pub(crate) fn start(command: &str, input: &[&str], out: &Path, extra: &[&str]) -> LiveRun {
         let child = Command::new(BIN)
             .arg(command)
             .args(input)
@@ -45,7 +45,7 @@ impl LiveRun {
     }
 
     /// Calls `look` every 100 ms until the process ends (at most `limit`); its exit status.
-    fn watch(&mut self, limit: Duration, mut look: impl FnMut(&Path, Duration)) -> ExitStatus {
+    pub(crate) fn watch(&mut self, limit: Duration, mut look: impl FnMut(&Path, Duration)) -> ExitStatus {
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for stream-pack") {
                 return status;
@@ -56,7 +56,7 @@ impl LiveRun {
         }
     }
 
-    fn stderr(&mut self) -> String {
+    pub(crate) fn stderr(&mut self) -> String {
         let mut text = String::new();
         std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut text).unwrap();
         text
@@ -65,7 +65,7 @@ impl LiveRun {
 
 /// A media playlist read while it may be replaced: `None` until it first exists. A half-written
 /// playlist would fail to parse, which is what the atomic replacement must prevent.
-fn read_live(path: &Path) -> Option<MediaPlaylist> {
+pub(crate) fn read_live(path: &Path) -> Option<MediaPlaylist> {
     let text = std::fs::read_to_string(path).ok()?;
     Some(parse_media(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display())))
 }
@@ -81,9 +81,9 @@ fn number(uri: &str) -> u64 {
 
 /// What the reads of one rendition's playlist saw.
 #[derive(Default)]
-struct Seen {
-    states: usize,
-    sequences: Vec<u64>,
+pub(crate) struct Seen {
+    pub(crate) states: usize,
+    pub(crate) sequences: Vec<u64>,
     targets: BTreeSet<u64>,
     /// For every segment, when it was last seen listed.
     listed_at: BTreeMap<String, Duration>,
@@ -91,7 +91,7 @@ struct Seen {
 
 impl Seen {
     /// Checks one read of a sliding window of `window` segments lasting `target` seconds each.
-    fn look(&mut self, dir: &Path, window: usize, now: Duration) {
+    pub(crate) fn look(&mut self, dir: &Path, window: usize, now: Duration) {
         let Some(playlist) = read_live(&dir.join("index.m3u8")) else {
             return;
         };

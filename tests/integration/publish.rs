@@ -1,6 +1,7 @@
 //! The publisher against real servers started here: nginx's WebDAV module (and Garage, S3).
 //! What was published is read back from the server's own document root or over S3.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use stream_pack::publish::{Destination, PublishOptions, Publisher, Remote};
 use stream_pack::retry::RetryPolicy;
 
 use crate::hls::check::{Expect, Segments, check_package};
+use crate::live::{LiveRun, RENDITIONS, Seen, read_live};
 use crate::util::cli::{self, FAST};
 use crate::util::daemon::free_port;
 use crate::util::dav::{Dav, Request};
@@ -608,4 +610,49 @@ fn an_s3_destination_without_credentials_is_refused_before_any_work() {
         line.contains("s3://media/") && line.contains("AWS_ACCESS_KEY_ID"),
         "{line}"
     );
+}
+
+#[test]
+fn a_live_window_on_nginx_slides_and_what_left_is_deleted_there() {
+    let dav = Dav::start();
+    let remote = dav.url("live/");
+    let source = media("main");
+    let mut run = LiveRun::start(
+        "hls",
+        &[source.to_str().unwrap()],
+        Path::new(&remote),
+        &["--window", "3", "--delete-segments"],
+    );
+    let published = dav.root.join("live");
+    let mut seen: BTreeMap<&str, Seen> = RENDITIONS.iter().map(|r| (*r, Seen::default())).collect();
+    // Every playlist state on the server names only segments that are there, and none goes
+    // before it has been out of the playlist for a target duration.
+    let status = run.watch(Duration::from_secs(60), |_, now| {
+        for (name, seen) in &mut seen {
+            seen.look(&published.join(name), 3, now);
+        }
+    });
+    assert!(status.success(), "{}", run.stderr());
+    for (name, seen) in &seen {
+        assert!(
+            seen.sequences.windows(2).any(|w| w[1] > w[0]),
+            "{name}: the window never moved on the server"
+        );
+        let last = read_live(&published.join(name).join("index.m3u8")).unwrap();
+        assert!(last.endlist, "{name}: no ENDLIST at the end");
+        assert_eq!(last.media_sequence, 5, "{name}: 8 segments, the last 3 kept");
+        let mut expected: BTreeSet<String> = last.segments.iter().map(|s| s.uri.clone()).collect();
+        expected.insert("index.m3u8".into());
+        assert_eq!(
+            crate::util::file_names(&published.join(name)),
+            expected,
+            "{name}: files left on the server"
+        );
+    }
+    let deletes = dav
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.status == 204)
+        .count();
+    assert_eq!(deletes, 3 * 5, "segments 0 to 4 of each rendition deleted once");
 }
