@@ -354,6 +354,13 @@ impl PartWriter {
         theirs == self.streams
     }
 
+    /// Whether the connection shows fewer streams than the recording has: libav's FLV demuxer
+    /// adds a stream at its first packet, so a probe made as a broadcast comes back can miss
+    /// the audio. Such a connection is retried, not taken for a change of streams.
+    fn misses_streams(&self, chosen: &[usize]) -> bool {
+        chosen.len() < self.streams.len()
+    }
+
     fn has_video(&self) -> bool {
         self.streams.first().is_some_and(|s| s.medium == media::Type::Video)
     }
@@ -610,6 +617,9 @@ impl<'a> Recorder<'a> {
             });
         }
         check_compressed(input, &chosen)?;
+        if self.writer.as_ref().is_some_and(|w| w.misses_streams(&chosen)) {
+            return Ok(Dropped::Lost);
+        }
         if self.writer.as_ref().is_some_and(|w| !w.accepts(input, &chosen)) {
             // New codec parameters cannot follow the old ones in one file: start the next.
             self.rotate(None, scope)?;
