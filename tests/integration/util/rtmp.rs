@@ -2,16 +2,17 @@
 //! port, with its own configuration and logs in a temporary folder, stopped when dropped; and an
 //! `ffmpeg` test-pattern publisher that can be stopped and started again.
 
-use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::daemon::{Daemon, free_port};
+
 const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
 pub struct RtmpServer {
-    child: Child,
+    daemon: Daemon,
     port: u16,
     /// Holds the configuration, pid file and logs.
     dir: TempDir,
@@ -20,13 +21,30 @@ pub struct RtmpServer {
 impl RtmpServer {
     /// Starts nginx with one `live` application and waits until its port accepts connections.
     pub fn start() -> RtmpServer {
-        // A free port can be taken by someone else before nginx binds it: try a few.
-        for _ in 0..5 {
-            if let Some(server) = try_start() {
-                return server;
-            }
-        }
-        panic!("nginx with the RTMP module did not start; is libnginx-mod-rtmp installed (scripts/setup.sh)?");
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("create a temporary folder");
+        let root = dir.path().display();
+        let config = format!(
+            "load_module {RTMP_MODULE};\n\
+             daemon off;\n\
+             master_process off;\n\
+             user root;\n\
+             pid {root}/nginx.pid;\n\
+             error_log {root}/error.log info;\n\
+             events {{ worker_connections 128; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), config).expect("write nginx.conf");
+        let mut command = Command::new("nginx");
+        command
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"));
+        let daemon = Daemon::start("nginx-rtmp", &mut command, &dir.path().join("nginx.out"), port);
+        RtmpServer { daemon, port, dir }
     }
 
     /// `rtmp://127.0.0.1:PORT/live/KEY`
@@ -34,58 +52,10 @@ impl RtmpServer {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
     }
 
-    /// nginx's error log, for a failing test's message.
+    /// nginx's error log and output, for a failing test's message.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-}
-
-fn try_start() -> Option<RtmpServer> {
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-    let dir = tempfile::tempdir().expect("create a temporary folder");
-    let root = dir.path().display();
-    let config = format!(
-        "load_module {RTMP_MODULE};\n\
-         daemon off;\n\
-         master_process off;\n\
-         user root;\n\
-         pid {root}/nginx.pid;\n\
-         error_log {root}/error.log info;\n\
-         events {{ worker_connections 128; }}\n\
-         rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n"
-    );
-    std::fs::write(dir.path().join("nginx.conf"), config).expect("write nginx.conf");
-    let mut child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run nginx");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if child.try_wait().expect("wait for nginx").is_some() {
-            return None;
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(RtmpServer { child, port, dir });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
-impl Drop for RtmpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let errors = std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
+        format!("{errors}{}", self.daemon.log_text())
     }
 }
 
