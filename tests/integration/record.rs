@@ -95,9 +95,10 @@ fn a_recording_continues_across_a_publisher_that_drops_and_comes_back() {
         // Same streams on both sides of the gap: one file, not a new one per reconnect.
         assert!(said.contains("in 1 file(s)"), "{key}: {said}");
         assert_plays(&output);
-        // The first side of the gap lasts 3 s (75 frames at most): more is both sides.
+        // The recorder joined the live stream at most 3 s before it stopped (75 frames at most):
+        // 80 or more is both sides, whatever a loaded machine costs the reconnection.
         let frames = video_frames(&output);
-        assert!(frames.count > 90, "{key}: {} frames; it said: {said}", frames.count);
+        assert!(frames.count >= 80, "{key}: {} frames; it said: {said}", frames.count);
         // The gap is left out: the media is the two sides, one after the other.
         assert!(
             (3.6..11.0).contains(&frames.span),
