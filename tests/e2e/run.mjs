@@ -90,10 +90,10 @@ const LIVE = [
   { name: 'dash-live', make: () => ['dash'], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'] },
 ];
 
-// A copy of a live cell frozen when the players join it: a live presentation whose source
-// stalls, with at most a window (8 s) to play. Its check must fail saying `symptom`: playback
-// stops, or never starts when the wall clock has moved the DASH time-shift window past what
-// the frozen MPD lists before the player is ready.
+// A copy of a live cell taken when the players join it and never updated: a live presentation
+// whose source stalled, with at most a window (8 s) to play. Its check must fail saying
+// `symptom`: playback stops, or never starts when the wall clock has moved the DASH time-shift
+// window past what the frozen MPD lists.
 const STALLED = /no frame shown for|waiting for the first frames/;
 const BROKEN_LIVE = [
   { name: 'hls-live-frozen', from: 'hls-live', symptom: STALLED, players: ['hls.js', 'shaka'] },
@@ -150,10 +150,14 @@ async function main() {
       }
     }
     const live = cells.filter((cell) => LIVE.includes(cell));
+    const frozen = cells.filter((cell) => BROKEN_LIVE.includes(cell));
     const runs = live.map((cell) =>
-      runLive(browser, server, work, binary, cell, cells.filter((other) => other.from === cell.name)),
+      runLive(browser, server, work, binary, cell, frozen.filter((other) => other.from === cell.name)),
     );
     outcomes.push(...(await Promise.all(runs)).flat());
+    // Played once the live presentations are over, so as not to take the CPU from their players.
+    const plays = frozen.flatMap((cell) => cell.players.map((player) => playCell(browser, server, work, cell, player)));
+    outcomes.push(...(await Promise.all(plays)));
   } finally {
     await browser.close();
     await server.close();
@@ -196,8 +200,8 @@ function manifestOf(cell) {
 }
 
 // Runs a live cell: stream-pack on CAPTURE in the background and, once it lists JOIN_AT segments,
-// every player of the cell and of its broken cells at the same time, each in its own page. Then
-// SIGINT, after which stream-pack must exit 0 and leave closed manifests.
+// the frozen copies of its broken cells and every player of the cell at the same time, each in
+// its own page. Then SIGINT, after which stream-pack must exit 0 and leave closed manifests.
 async function runLive(browser, server, work, binary, cell, brokenCells) {
   const started = Date.now();
   const output = path.join(work, cell.name);
@@ -210,8 +214,7 @@ async function runLive(browser, server, work, binary, cell, brokenCells) {
     await until(() => listed() >= JOIN_AT, () => `${JOIN_AT} segments in ${cell.name} (${listed()} listed)`, presentation);
     console.log(`${cell.name}: ${JOIN_AT} segments listed ${seconds(Date.now() - started)} after stream-pack started`);
     for (const broken of brokenCells) frozenCopy(output, path.join(work, broken.name));
-    const players = [cell, ...brokenCells].flatMap((played) => played.players.map((player) => [played, player]));
-    outcomes = await Promise.all(players.map(([played, player]) => playCell(browser, server, work, played, player)));
+    outcomes = await Promise.all(cell.players.map((player) => playCell(browser, server, work, cell, player)));
   } finally {
     const exit = await presentation.stop();
     const failures = exit.code === 0 && exit.signal === null ? [] : [`exit ${exit.code ?? exit.signal}: ${exit.stderr}`];
@@ -261,7 +264,10 @@ function judge(cell, result) {
   if (!failures) return { ok: false, verdict: `the broken package (${sign}) played without any failure: ${measured}` };
   return result.failures.some((failure) => (cell.symptom ? cell.symptom.test(failure) : failure.includes(cell.file)))
     ? { ok: true, verdict: `the broken package failed as it must: ${failures}` }
-    : { ok: false, verdict: `the broken package (${sign}) failed, but not because of it: ${failures}\n      measured: ${measured}` };
+    : {
+        ok: false,
+        verdict: `the broken package (${sign}) failed, but not because of it: ${failures}\n      measured: ${measured}`,
+      };
 }
 
 // What the server saw: every request answered, and for an encrypted cell every key fetched.
@@ -302,7 +308,9 @@ function liveSummary(result) {
       `(latency ${m.latency.map((latency) => latency?.toFixed(2)).join('→')} s)`,
     `currentTime +${m.advanced.toFixed(2)} s in ${m.observed.toFixed(2)} s`,
     `${m.decoded} frames decoded (${m.dropped} dropped), ${m.presented} shown at heights ${m.frameHeights}`,
-    `longest without a frame ${m.longestWithoutFrame.toFixed(3)} s, media steps ${m.smallestStep.toFixed(3)}…${m.largestStep.toFixed(3)} s`,
+    `longest without a frame ${m.longestWithoutFrame.toFixed(3)} s`,
+    `media steps ${m.smallestStep.toFixed(3)}…${m.largestStep.toFixed(3)} s`,
+    `buffered ahead ≥ ${m.leastAhead.toFixed(2)} s`,
     `audio ${m.audioCodec}, ${m.audioBytesDecoded} bytes decoded`,
   ];
   if (result.tolerated.length) parts.push(`tolerated: ${result.tolerated.join('; ')}`);

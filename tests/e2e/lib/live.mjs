@@ -70,9 +70,12 @@ export function listedSegments(folder, manifest) {
   if (!existsSync(file)) return 0;
   const text = readFileSync(file, 'utf8');
   if (manifest.endsWith('.mpd')) {
-    const timelines = [...text.matchAll(/<SegmentTimeline>(.*?)<\/SegmentTimeline>/gs)].map(([, timeline]) =>
-      [...timeline.matchAll(/<S\b([^>]*)\/>/g)].reduce((sum, [, attributes]) => sum + 1 + Number(/\sr="(\d+)"/.exec(attributes)?.[1] ?? 0), 0),
-    );
+    // Each <S> is 1 + @r segments.
+    const count = (timeline) =>
+      [...timeline.matchAll(/<S\b([^>]*)\/>/g)]
+        .map(([, attributes]) => 1 + Number(/\sr="(\d+)"/.exec(attributes)?.[1] ?? 0))
+        .reduce((sum, segments) => sum + segments, 0);
+    const timelines = [...text.matchAll(/<SegmentTimeline>(.*?)<\/SegmentTimeline>/gs)].map(([, timeline]) => count(timeline));
     return timelines.length ? Math.min(...timelines) : 0;
   }
   return Math.min(

@@ -359,7 +359,9 @@ async function playLive({ video, player, mse, step, report, result }, expected) 
   const frames = [];
   let watching = true;
   const onFrame = (now, metadata) => {
-    frames.push({ now, time: metadata.mediaTime, height: metadata.height });
+    const { buffered } = video;
+    const ahead = buffered.length > 0 ? buffered.end(buffered.length - 1) - metadata.mediaTime : 0;
+    frames.push({ now, time: metadata.mediaTime, height: metadata.height, ahead });
     if (watching) video.requestVideoFrameCallback(onFrame);
   };
   video.requestVideoFrameCallback(onFrame);
@@ -387,6 +389,8 @@ async function playLive({ video, player, mse, step, report, result }, expected) 
     presented: shown.length,
     longestWithoutFrame: Math.max(...instants.slice(1).map((instant, index) => instant - instants[index])) / 1000,
     largestStep: Math.max(0, ...steps),
+    // How close the player came to running out of media: what it had buffered past a shown frame.
+    leastAhead: Math.min(...shown.map((frame) => frame.ahead)),
     smallestStep: Math.min(0, ...steps),
     frameHeights: [...new Set(shown.map((frame) => frame.height))],
     videoHeight: video.videoHeight,
