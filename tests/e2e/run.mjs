@@ -3,14 +3,16 @@
 // Every cell of the matrix is made by stream-pack in this run from a generated source, served
 // from 127.0.0.1 and played by each player its format allows (page/check.js says what is
 // checked). Broken cells are good packages with a segment deleted or a playlist pointing past
-// the end: the run passes only if every good cell plays and every broken cell fails.
+// the end: the run passes only if every good cell plays and every broken cell fails. Live cells
+// are played while stream-pack makes them from an endless capture, all players of a cell at once.
 //
 // Usage: node run.mjs [CELL…]   (all cells when none is named)
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { play } from './lib/play.mjs';
+import { CAPTURE, frozenCopy, listedSegments, startLive, unclosedManifests, until } from './lib/live.mjs';
+import { PAGE_HEADER, play } from './lib/play.mjs';
 import { serve } from './lib/server.mjs';
 import {
   SOURCE,
@@ -29,6 +31,13 @@ const LADDER = [360, 240, 144];
 const SEGMENT = 2;
 const LADDER_ARGS = ['--reps', LADDER.join(','), '--segment-duration', String(SEGMENT)];
 const KEYS = 'hls-aes-rotation.keys';
+const LIVE_ARGS = ['--live', '--window', '4', '--delete-segments'];
+// How long a live cell is watched at 1×, once playing.
+const OBSERVE = 12;
+// The players join once every rendition lists this many segments, as viewers of a running
+// presentation would: at the first segment a player has no live edge to choose but the start,
+// and underruns at once.
+const JOIN_AT = 3;
 
 // make(origin, work): stream-pack's arguments after the input, before -o.
 const GOOD = [
@@ -75,6 +84,22 @@ const BROKEN = [
   },
 ];
 
+// Played while stream-pack makes them from CAPTURE; make() gives its arguments before the input.
+const LIVE = [
+  { name: 'hls-live', make: () => ['hls', '--format', 'ts'], manifest: 'master.m3u8', players: ['hls.js', 'shaka'] },
+  { name: 'dash-live', make: () => ['dash'], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'] },
+];
+
+// A copy of a live cell taken when the players join it and never updated: a live presentation
+// whose source stalled, with at most a window (8 s) to play. Its check must fail saying
+// `symptom`: playback stops, or never starts when the wall clock has moved the DASH time-shift
+// window past what the frozen MPD lists.
+const STALLED = /no frame shown for|waiting for the first frames/;
+const BROKEN_LIVE = [
+  { name: 'hls-live-frozen', from: 'hls-live', symptom: STALLED, players: ['hls.js', 'shaka'] },
+  { name: 'dash-live-frozen', from: 'dash-live', symptom: STALLED, players: ['dash.js', 'shaka'] },
+];
+
 const CHROMIUM = {
   executablePath: '/usr/bin/chromium',
   headless: true,
@@ -100,24 +125,39 @@ async function main() {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
 
-  const server = await serve({
-    '/pkg/': work,
-    '/lib/': path.join(HERE, 'node_modules'),
-    '/page/': path.join(HERE, 'page'),
-  });
+  const server = await serve(
+    {
+      '/pkg/': work,
+      '/lib/': path.join(HERE, 'node_modules'),
+      '/page/': path.join(HERE, 'page'),
+    },
+    PAGE_HEADER,
+  );
   const browser = await chromium.launch(CHROMIUM);
   const outcomes = [];
   try {
     const binary = timed('build stream-pack', () => buildStreamPack(REPOSITORY));
-    const source = timed('generate the source', () => makeSource(work));
-    for (const cell of cells) {
-      timed(`make ${cell.name}`, () => makePackage(cell, binary, source, server.origin, work));
+    const vod = cells.filter((cell) => !isLive(cell));
+    if (vod.length) {
+      const source = timed('generate the source', () => makeSource(work));
+      for (const cell of vod) {
+        timed(`make ${cell.name}`, () => makePackage(cell, binary, source, server.origin, work));
+      }
     }
-    for (const cell of cells) {
+    for (const cell of vod) {
       for (const player of cell.players) {
         outcomes.push(await playCell(browser, server, work, cell, player));
       }
     }
+    const live = cells.filter((cell) => LIVE.includes(cell));
+    const frozen = cells.filter((cell) => BROKEN_LIVE.includes(cell));
+    const runs = live.map((cell) =>
+      runLive(browser, server, work, binary, cell, frozen.filter((other) => other.from === cell.name)),
+    );
+    outcomes.push(...(await Promise.all(runs)).flat());
+    // Played once the live presentations are over, so as not to take the CPU from their players.
+    const plays = frozen.flatMap((cell) => cell.players.map((player) => playCell(browser, server, work, cell, player)));
+    outcomes.push(...(await Promise.all(plays)));
   } finally {
     await browser.close();
     await server.close();
@@ -132,7 +172,7 @@ async function main() {
 }
 
 function selectCells(wanted) {
-  const all = [...GOOD, ...BROKEN];
+  const all = [...GOOD, ...BROKEN, ...LIVE, ...BROKEN_LIVE];
   const unknown = wanted.filter((name) => !all.some((cell) => cell.name === name));
   if (unknown.length) throw new Error(`unknown cell ${unknown}; cells: ${all.map((cell) => cell.name).join(', ')}`);
   const named = wanted.length ? all.filter((cell) => wanted.includes(cell.name)) : all;
@@ -151,24 +191,58 @@ function makePackage(cell, binary, source, origin, work) {
   }
 }
 
+function isLive(cell) {
+  return LIVE.includes(cell) || BROKEN_LIVE.includes(cell);
+}
+
 function manifestOf(cell) {
-  return cell.manifest ?? GOOD.find((good) => good.name === cell.from).manifest;
+  return cell.manifest ?? [...GOOD, ...LIVE].find((good) => good.name === cell.from).manifest;
+}
+
+// Runs a live cell: stream-pack on CAPTURE in the background and, once it lists JOIN_AT segments,
+// the frozen copies of its broken cells and every player of the cell at the same time, each in
+// its own page. Then SIGINT, after which stream-pack must exit 0 and leave closed manifests.
+async function runLive(browser, server, work, binary, cell, brokenCells) {
+  const started = Date.now();
+  const output = path.join(work, cell.name);
+  const presentation = startLive(binary, [
+    ...cell.make(), '--capture', CAPTURE, ...LADDER_ARGS, ...LIVE_ARGS, '-o', output,
+  ]);
+  let outcomes;
+  try {
+    const listed = () => listedSegments(output, cell.manifest);
+    await until(() => listed() >= JOIN_AT, () => `${JOIN_AT} segments in ${cell.name} (${listed()} listed)`, presentation);
+    console.log(`${cell.name}: ${JOIN_AT} segments listed ${seconds(Date.now() - started)} after stream-pack started`);
+    for (const broken of brokenCells) frozenCopy(output, path.join(work, broken.name));
+    outcomes = await Promise.all(cell.players.map((player) => playCell(browser, server, work, cell, player)));
+  } finally {
+    const exit = await presentation.stop();
+    const failures = exit.code === 0 && exit.signal === null ? [] : [`exit ${exit.code ?? exit.signal}: ${exit.stderr}`];
+    failures.push(...unclosedManifests(output, cell.manifest));
+    const ok = failures.length === 0;
+    const verdict = ok ? 'exit 0 after SIGINT, manifests closed' : failures.join('; ');
+    console.log(`${ok ? 'ok  ' : 'FAIL'}  ${cell.name}, stream-pack (${seconds(Date.now() - started)} in all): ${verdict}`);
+    outcomes?.push({ cell: cell.name, player: 'stream-pack', ok });
+  }
+  return outcomes;
+}
+
+function expectedOf(cell, manifest) {
+  const expected = { heights: LADDER, fps: SOURCE.fps, segment: SEGMENT, audio: true, codecs: declaredCodecs(manifest) };
+  return isLive(cell) ? { ...expected, observe: OBSERVE } : { ...expected, duration: SOURCE.seconds };
 }
 
 async function playCell(browser, server, work, cell, player) {
   const manifest = manifestOf(cell);
-  const expected = {
-    heights: LADDER,
-    duration: SOURCE.seconds,
-    fps: SOURCE.fps,
-    segment: SEGMENT,
-    audio: true,
-    codecs: declaredCodecs(path.join(work, cell.name, manifest)),
-  };
+  const expected = expectedOf(cell, path.join(work, cell.name, manifest));
+  const label = `${cell.name} in ${player}`;
   const firstRequest = server.requests.length;
   const started = Date.now();
-  const result = await play(browser, server.origin, `${server.origin}/pkg/${cell.name}/${manifest}`, player, expected);
-  const requests = server.requests.slice(firstRequest);
+  const url = `${server.origin}/pkg/${cell.name}/${manifest}`;
+  const check = isLive(cell) ? 'checkLive' : 'check';
+  const result = await play(browser, server.origin, url, player, expected, { check, label });
+  // Other pages may be playing meanwhile: only this page's requests are its.
+  const requests = server.requests.slice(firstRequest).filter((request) => request.by === label);
   result.failures.push(...serverFailures(requests, cell, work));
   const took = seconds(Date.now() - started);
   const { ok, verdict } = judge(cell, result);
@@ -177,19 +251,23 @@ async function playCell(browser, server, work, cell, player) {
   return { cell: cell.name, player, ok };
 }
 
-// A good cell passes with no failure; a broken one passes when it fails naming the broken file.
+// A good cell passes with no failure; a broken one passes when it fails naming the broken file
+// (or saying its symptom).
 function judge(cell, result) {
-  const failures = result.failures.join('; ');
   if (result.harnessError) return { ok: false, verdict: `the harness itself failed: ${result.harnessError}` };
-  if (!cell.breakage) {
-    return failures
-      ? { ok: false, verdict: `${failures}\n      measured: ${summary(result)}` }
-      : { ok: true, verdict: summary(result) };
+  const failures = result.failures.join('; ');
+  const measured = isLive(cell) ? liveSummary(result) : summary(result);
+  if (!cell.from) {
+    return failures ? { ok: false, verdict: `${failures}\n      measured: ${measured}` } : { ok: true, verdict: measured };
   }
-  if (!failures) return { ok: false, verdict: `the broken package (${cell.file}) played without any failure` };
-  return result.failures.some((failure) => failure.includes(cell.file))
+  const sign = cell.symptom ?? cell.file;
+  if (!failures) return { ok: false, verdict: `the broken package (${sign}) played without any failure: ${measured}` };
+  return result.failures.some((failure) => (cell.symptom ? cell.symptom.test(failure) : failure.includes(cell.file)))
     ? { ok: true, verdict: `the broken package failed as it must: ${failures}` }
-    : { ok: false, verdict: `the broken package (${cell.file}) failed, but not because of it: ${failures}` };
+    : {
+        ok: false,
+        verdict: `the broken package (${sign}) failed, but not because of it: ${failures}\n      measured: ${measured}`,
+      };
 }
 
 // What the server saw: every request answered, and for an encrypted cell every key fetched.
@@ -210,7 +288,7 @@ function serverFailures(requests, cell, work) {
 }
 
 function summary(result) {
-  const { renditions, duration, played, audioBytesDecoded, audioCodec } = result.measures;
+  const { renditions = [], duration, played, audioBytesDecoded, audioCodec } = result.measures;
   const parts = renditions.map(
     (r) => `${r.height}p ${r.decoded} frames decoded in ${r.playSeconds.toFixed(1)} s, shown ${r.first.toFixed(2)}–${r.last.toFixed(2)} s`,
   );
@@ -219,6 +297,24 @@ function summary(result) {
   }
   if (result.tolerated.length) parts.push(`tolerated: ${result.tolerated.join('; ')}`);
   return parts.join('; ') || 'nothing';
+}
+
+function liveSummary(result) {
+  const m = result.measures ?? {};
+  if (m.observed === undefined) return 'nothing';
+  const parts = [
+    `live ${m.live}`,
+    `joined at ${m.joinedAt.toFixed(2)} s, ${m.behindEdge.toFixed(2)} s behind the seekable end ` +
+      `(latency ${m.latency.map((latency) => latency?.toFixed(2)).join('→')} s)`,
+    `currentTime +${m.advanced.toFixed(2)} s in ${m.observed.toFixed(2)} s`,
+    `${m.decoded} frames decoded (${m.dropped} dropped), ${m.presented} shown at heights ${m.frameHeights}`,
+    `longest without a frame ${m.longestWithoutFrame.toFixed(3)} s`,
+    `media steps ${m.smallestStep.toFixed(3)}…${m.largestStep.toFixed(3)} s`,
+    `buffered ahead ≥ ${m.leastAhead.toFixed(2)} s`,
+    `audio ${m.audioCodec}, ${m.audioBytesDecoded} bytes decoded`,
+  ];
+  if (result.tolerated.length) parts.push(`tolerated: ${result.tolerated.join('; ')}`);
+  return parts.join('; ');
 }
 
 function timed(what, work) {

@@ -1,6 +1,7 @@
-// play(browser, origin, url, player, expected): plays one package URL in one player in a fresh
-// page and returns the page's result plus the page's console, independent of how the package
-// was produced (a VOD folder today, a live window later).
+// play(browser, origin, url, player, expected, { check, label }): plays one package URL in one
+// player in a fresh page with page/check.js's `check` (window.check for VOD, window.checkLive for
+// live) and returns the page's result plus the page's console, independent of how the package was
+// produced. Every request of the page carries `label` in PAGE_HEADER, for the server's log.
 
 // The player builds served from node_modules under /lib/.
 const LIBRARIES = {
@@ -9,11 +10,13 @@ const LIBRARIES = {
   shaka: '/lib/shaka-player/dist/shaka-player.compiled.js',
 };
 
+export const PAGE_HEADER = 'x-e2e-page';
+
 // A whole check plays every rendition at 8× in well under a minute; far beyond that is a hung page.
 const PAGE_TIMEOUT_MS = 120_000;
 
-export async function play(browser, origin, url, player, expected) {
-  const page = await browser.newPage();
+export async function play(browser, origin, url, player, expected, { check, label }) {
+  const page = await browser.newPage({ extraHTTPHeaders: { [PAGE_HEADER]: label } });
   const consoleLines = [];
   page.on('console', (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
   page.on('pageerror', (error) => consoleLines.push(`page error: ${error.message}`));
@@ -22,7 +25,7 @@ export async function play(browser, origin, url, player, expected) {
     await page.addScriptTag({ url: LIBRARIES[player] });
     let timer;
     const result = await Promise.race([
-      page.evaluate(([name, src, want]) => window.check(name, src, want), [player, url, expected]),
+      page.evaluate(([name, src, want, how]) => window[how](name, src, want), [player, url, expected, check]),
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error('the page did not answer')), PAGE_TIMEOUT_MS);
       }),

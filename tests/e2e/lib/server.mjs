@@ -16,13 +16,14 @@ const TYPES = {
   '.key': 'application/octet-stream',
 };
 
-// Serves `routes` ({ '/prefix/': '/folder' }) and resolves to { origin, requests, close }.
-export async function serve(routes) {
+// Serves `routes` ({ '/prefix/': '/folder' }) and resolves to { origin, requests, close }; a
+// request's `by` is its `byHeader` header (who asked).
+export async function serve(routes, byHeader) {
   const requests = [];
   const server = createServer(async (request, response) => {
     const urlPath = decodedPath(request.url);
     const status = await answer(resolve(routes, urlPath), request, response);
-    requests.push({ method: request.method, path: urlPath, status });
+    requests.push({ method: request.method, path: urlPath, status, by: request.headers[byHeader] });
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {

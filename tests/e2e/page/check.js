@@ -1,8 +1,9 @@
 // Runs in Chromium. window.check(player, url, expected) plays one package in one player and
-// returns what it measured; it knows nothing of how the package was made.
+// returns what it measured; window.checkLive does the same for a live presentation. Neither
+// knows how the package was made.
 //
 // expected: { heights: [360, 240], duration: seconds, fps, segment: seconds, audio: bool,
-//            codecs: ['avc1.64001E', …] }
+//            codecs: ['avc1.64001E', …] }; checkLive needs no duration but observe: seconds.
 // result:   { failures: [text], playerErrors: [text], tolerated: [text], harnessError, measures }
 'use strict';
 
@@ -16,15 +17,23 @@ const EDGE = 0.25;
 // - hls.js 1.7's new append-progress check fires on the first TS fragment of a freshly created
 //   SourceBuffer although the fragment is buffered whole; FFmpeg's own `-f hls` output gets the
 //   same, and false positives of that check are being fixed upstream one by one. The frame
-//   counts and played ranges below still judge what was really buffered and played.
-function toleratedByHls(data) {
+//   counts and played ranges below still judge what was really buffered and played. That first
+//   fragment is the first hls.js loads of its type (main, audio): sn 0 in VOD, wherever it
+//   joins a live presentation.
+// - joining a live presentation mid-window, hls.js puts the playhead at the first fragment's
+//   start as the playlist gives it, then skips to where its media is buffered from, a rounding
+//   error (1 µs seen) or a composition delay later. A hole anywhere else is not tolerated, and
+//   the frame timeline judges what was skipped.
+function toleratedByHls(data, firstLoaded) {
   if (data.fatal) return false;
   switch (data.details) {
     case 'bufferStalledError':
     case 'bufferNudgeOnStall':
       return true;
     case 'bufferAppendNoProgress':
-      return data.frag?.sn === 0 && data.frag?.url.endsWith('.ts');
+      return data.frag?.sn === firstLoaded[data.frag?.type] && data.frag?.url.endsWith('.ts');
+    case 'bufferSeekOverHole':
+      return data.frag?.sn === firstLoaded[data.frag?.type];
     default:
       return false;
   }
@@ -36,7 +45,11 @@ const adapters = {
   'hls.js'(video, report) {
     const hls = new Hls();
     let audioCodec = null;
-    hls.on(Hls.Events.ERROR, (_, data) => report(describeHls(data), toleratedByHls(data)));
+    const firstLoaded = {};
+    hls.on(Hls.Events.FRAG_LOADING, (_, { frag }) => {
+      firstLoaded[frag.type] ??= frag.sn;
+    });
+    hls.on(Hls.Events.ERROR, (_, data) => report(describeHls(data), toleratedByHls(data, firstLoaded)));
     hls.on(Hls.Events.BUFFER_CODECS, (_, data) => {
       audioCodec = data.audio?.codec ?? audioCodec;
     });
@@ -55,6 +68,8 @@ const adapters = {
         return true;
       },
       audioCodec: () => audioCodec,
+      isLive: () => Boolean(hls.levels[hls.currentLevel]?.details?.live),
+      latency: () => hls.latency,
     };
   },
 
@@ -81,6 +96,8 @@ const adapters = {
         return switches;
       },
       audioCodec: () => player.getCurrentTrackFor('audio')?.codec ?? null,
+      isLive: () => player.isDynamic(),
+      latency: () => player.getCurrentLiveLatency(),
     };
   },
 
@@ -104,6 +121,8 @@ const adapters = {
         return switches;
       },
       audioCodec: () => player.getVariantTracks().find((track) => track.active)?.audioCodec ?? null,
+      isLive: () => player.isLive(),
+      latency: () => player.getStats().liveLatency,
     };
   },
 };
@@ -129,8 +148,13 @@ function describeShaka(error) {
   return `Shaka ${severity} error ${error.code} ${name ?? ''}: ${data.join(', ')}`;
 }
 
-window.check = async function check(playerName, url, expected) {
-  const result = { failures: [], playerErrors: [], tolerated: [], measures: { renditions: [] } };
+window.check = (playerName, url, expected) => checkWith(playerName, url, expected, playEveryRendition);
+window.checkLive = (playerName, url, expected) => checkWith(playerName, url, expected, playLive);
+
+// Loads `url` in the player and hands it to `body`, which measures and says what failed. Any
+// player error, fatal or not (but the tolerated ones), stops the check and fails it.
+async function checkWith(playerName, url, expected, body) {
+  const result = { failures: [], playerErrors: [], tolerated: [], measures: {} };
   const mse = watchMediaSource();
   let abort;
   const failed = new Promise((_, reject) => {
@@ -148,20 +172,10 @@ window.check = async function check(playerName, url, expected) {
     video.addEventListener('error', () => report(`HTMLMediaElement error ${video.error.code}: ${video.error.message}`));
     const player = adapters[playerName](video, report);
     const metadata = waitFor(video, 'loadedmetadata', 'the first media data', 20);
-    await step(player.load(url));
-    await step(metadata);
-    const renditions = player.renditions().sort((a, b) => b.height - a.height);
-    const heights = renditions.map((rendition) => rendition.height);
-    if (JSON.stringify(heights) !== JSON.stringify([...expected.heights].sort((a, b) => b - a))) {
-      throw new PlaybackFailure(`the player lists renditions of heights ${heights}, expected ${expected.heights}`);
-    }
-    for (const rendition of renditions) {
-      const measured = await step(playThrough(video, player, mse, rendition, expected));
-      result.measures.renditions.push(measured);
-      result.failures.push(...renditionFailures(measured, rendition.height, video.duration, expected));
-    }
-    Object.assign(result.measures, overall(video, player, mse.types));
-    result.failures.push(...overallFailures(result.measures, expected));
+    // Bounded by the wait for metadata: a player can wait for ever for a presentation that does
+    // not come.
+    await step(Promise.all([player.load(url), metadata]));
+    await body({ video, player, mse, step, report, result }, expected);
   } catch (error) {
     if (error instanceof PlaybackFailure) {
       result.failures.push(error.message);
@@ -175,7 +189,23 @@ window.check = async function check(playerName, url, expected) {
   // What the player said after the failure that stopped the check.
   result.failures.push(...result.playerErrors.filter((text) => !result.failures.includes(text)));
   return result;
-};
+}
+
+async function playEveryRendition({ video, player, mse, step, result }, expected) {
+  const renditions = player.renditions().sort((a, b) => b.height - a.height);
+  const heights = renditions.map((rendition) => rendition.height);
+  if (JSON.stringify(heights) !== JSON.stringify([...expected.heights].sort((a, b) => b - a))) {
+    throw new PlaybackFailure(`the player lists renditions of heights ${heights}, expected ${expected.heights}`);
+  }
+  result.measures.renditions = [];
+  for (const rendition of renditions) {
+    const measured = await step(playThrough(video, player, mse, rendition, expected));
+    result.measures.renditions.push(measured);
+    result.failures.push(...renditionFailures(measured, rendition.height, video.duration, expected));
+  }
+  Object.assign(result.measures, overall(video, player, mse.types));
+  result.failures.push(...overallFailures(result.measures, expected));
+}
 
 function checkCodecs(codecs) {
   const unsupported = codecs
@@ -309,14 +339,110 @@ function overallFailures(measures, expected) {
   if (unplayed > EDGE) {
     failures.push(`played ranges ${JSON.stringify(measures.played)} leave ${unplayed.toFixed(3)} s of 0–${measures.duration} s unplayed`);
   }
+  failures.push(...audioFailures(measures, expected));
+  return failures;
+}
+
+function audioFailures(measures, expected) {
   const audioBuffers = measures.sourceBuffers.filter((type) => type.startsWith('audio/') || /mp4a|opus/.test(type));
   const audio = measures.audioBytesDecoded > 0 && Boolean(measures.audioCodec) && audioBuffers.length > 0;
-  if (audio !== expected.audio) {
+  if (audio === expected.audio) return [];
+  return [
+    `audio ${expected.audio ? 'missing' : 'unexpected'}: ${measures.audioBytesDecoded} bytes decoded, ` +
+      `player's audio codec ${measures.audioCodec}, SourceBuffers ${measures.sourceBuffers}`,
+  ];
+}
+
+// Joins a live presentation where the player chooses to, plays it at 1× for expected.observe
+// seconds and records every frame shown meanwhile.
+async function playLive({ video, player, mse, step, report, result }, expected) {
+  const frames = [];
+  let watching = true;
+  const onFrame = (now, metadata) => {
+    const { buffered } = video;
+    const ahead = buffered.length > 0 ? buffered.end(buffered.length - 1) - metadata.mediaTime : 0;
+    frames.push({ now, time: metadata.mediaTime, height: metadata.height, ahead });
+    if (watching) video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+  // play() stays pending while the player has nothing to play: the wait for frames bounds it.
+  video.play().catch((error) => report(`play() failed: ${error}`));
+  // Playback runs once frames follow each other: Shaka holds the rate at 0 while it buffers.
+  // Loaded and with metadata, a player shows its first frames within a second or two.
+  await step(until(() => frames.length >= 2, 'the first frames of the live presentation', 10));
+  const start = liveState(video, player);
+  await step(new Promise((resolve) => setTimeout(resolve, expected.observe * 1000)));
+  const end = liveState(video, player);
+  watching = false;
+  const shown = frames.filter((frame) => frame.now >= start.wall && frame.now <= end.wall);
+  const steps = shown.slice(1).map((frame, index) => frame.time - shown[index].time);
+  const instants = [start.wall, ...shown.map((frame) => frame.now), end.wall];
+  result.measures = {
+    live: [start.live, end.live],
+    observed: (end.wall - start.wall) / 1000,
+    joinedAt: start.time,
+    behindEdge: start.edge - start.time,
+    latency: [start.latency, end.latency],
+    advanced: end.time - start.time,
+    decoded: end.decoded - start.decoded,
+    dropped: end.dropped - start.dropped,
+    presented: shown.length,
+    longestWithoutFrame: Math.max(...instants.slice(1).map((instant, index) => instant - instants[index])) / 1000,
+    largestStep: Math.max(0, ...steps),
+    // How close the player came to running out of media: what it had buffered past a shown frame.
+    leastAhead: Math.min(...shown.map((frame) => frame.ahead)),
+    smallestStep: Math.min(0, ...steps),
+    frameHeights: [...new Set(shown.map((frame) => frame.height))],
+    videoHeight: video.videoHeight,
+    audioBytesDecoded: end.audioBytes - start.audioBytes,
+    audioCodec: player.audioCodec(),
+    sourceBuffers: mse.types,
+  };
+  result.failures.push(...liveFailures(result.measures, expected));
+}
+
+function liveState(video, player) {
+  const quality = video.getVideoPlaybackQuality();
+  const { seekable } = video;
+  return {
+    wall: performance.now(),
+    time: video.currentTime,
+    edge: seekable.length > 0 ? seekable.end(seekable.length - 1) : NaN,
+    live: player.isLive(),
+    latency: player.latency(),
+    decoded: quality.totalVideoFrames,
+    dropped: quality.droppedVideoFrames,
+    audioBytes: video.webkitAudioDecodedByteCount,
+  };
+}
+
+function liveFailures(measures, expected) {
+  const failures = [];
+  if (!measures.live.every(Boolean)) {
+    failures.push(`the player does not take the presentation for live (at the start, at the end: ${measures.live})`);
+  }
+  // At 1× the playhead follows the wall clock; a stall or a player waiting for segments that do
+  // not come holds it back.
+  if (measures.advanced < 0.8 * measures.observed) {
+    failures.push(`currentTime advanced ${measures.advanced.toFixed(3)} s in ${measures.observed.toFixed(1)} s of playback at 1×`);
+  }
+  if (measures.longestWithoutFrame >= expected.segment) {
+    failures.push(`no frame shown for ${measures.longestWithoutFrame.toFixed(3)} s`);
+  }
+  if (measures.largestStep >= expected.segment || measures.smallestStep < 0) {
     failures.push(
-      `audio ${expected.audio ? 'missing' : 'unexpected'}: ${measures.audioBytesDecoded} bytes decoded, ` +
-        `player's audio codec ${measures.audioCodec}, SourceBuffers ${measures.sourceBuffers}`,
+      `shown frames jump ${measures.largestStep.toFixed(3)} s forward and ${(-measures.smallestStep).toFixed(3)} s back in media time`,
     );
   }
+  const frames = Math.round(0.8 * measures.observed * expected.fps);
+  if (measures.decoded < frames) {
+    failures.push(`${measures.decoded} frames decoded in ${measures.observed.toFixed(1)} s, fewer than ${frames}`);
+  }
+  const heights = [...measures.frameHeights, measures.videoHeight];
+  if (!heights.every((height) => expected.heights.includes(height))) {
+    failures.push(`frames shown at heights ${measures.frameHeights} (videoHeight ${measures.videoHeight}), the ladder has ${expected.heights}`);
+  }
+  failures.push(...audioFailures(measures, expected));
   return failures;
 }
 
