@@ -41,6 +41,9 @@ pub struct Window {
     /// The first number listed by the manifests last published.
     first_listed: usize,
     epoch: Option<DateTime<Utc>>,
+    /// availabilityStartTime: the epoch moved later by the time the first segments took to be
+    /// encoded and written, so that a segment is on disk when the MPD says it is available.
+    availability_start: Option<DateTime<Utc>>,
     /// Files that have left the manifests, and when they may go.
     leaving: VecDeque<(Instant, PathBuf)>,
 }
@@ -63,6 +66,7 @@ impl Window {
             complete: 0,
             first_listed: 0,
             epoch: None,
+            availability_start: None,
             leaving: VecDeque::new(),
         }
     }
@@ -70,8 +74,7 @@ impl Window {
     /// Notes that presentation time `media_seconds` is happening now, once: the wall clock of the
     /// program date-times and the MPD's availabilityStartTime.
     pub fn start_clock(&mut self, media_seconds: f64) {
-        self.epoch
-            .get_or_insert_with(|| Utc::now() - chrono::TimeDelta::microseconds((media_seconds * 1e6) as i64));
+        self.epoch.get_or_insert_with(|| Utc::now() - micros(media_seconds));
     }
 
     /// Records a completed file; true when it completes a new segment number in every rendition,
@@ -92,7 +95,23 @@ impl Window {
         let complete = self.counts().min().unwrap_or(0);
         let grew = complete > self.complete;
         self.complete = complete;
+        if grew && self.availability_start.is_none() {
+            self.availability_start = Some(Utc::now() - micros(self.first_row_end()));
+        }
         grew
+    }
+
+    /// Seconds from the source's start to the end of the first segment of every rendition.
+    fn first_row_end(&self) -> f64 {
+        self.renditions
+            .iter()
+            .filter_map(|r| r.rendition.as_ref())
+            .filter_map(|r| {
+                let first = r.media.segments.first()?;
+                let end = first.start_ticks + first.duration_ticks - r.media.presentation_offset;
+                Some(end as f64 / f64::from(r.media.timescale.max(1)))
+            })
+            .fold(0.0, f64::max)
     }
 
     /// Segments completed, per rendition.
@@ -101,14 +120,15 @@ impl Window {
     }
 
     /// Every rendition as the manifests should list it now, video rungs first, and the state of
-    /// the presentation. The last listing (`ended`) takes each rendition to its own end.
+    /// the presentation. The last listing (`ended`) takes each rendition to its own end, so one
+    /// that wrote a segment more than the others (audio's last frames) lists it too.
     pub fn listing(&self, ended: bool) -> (Vec<EncodedRendition>, LiveState) {
         let end = if ended {
             self.counts().max().unwrap_or(0)
         } else {
             self.complete
         };
-        let first = self.first_for(end);
+        let first = self.first_for(self.complete);
         let renditions: Vec<EncodedRendition> = self
             .renditions
             .iter()
@@ -128,10 +148,12 @@ impl Window {
                 (s.start_ticks - r.media.presentation_offset) as f64 / f64::from(r.media.timescale.max(1))
             })
         });
+        let epoch = self.epoch.unwrap_or_else(Utc::now);
         let state = LiveState {
             first,
             listed_from: if first > 0 { listed_from } else { 0.0 },
-            epoch: self.epoch.unwrap_or_else(Utc::now),
+            epoch,
+            availability_start: self.availability_start.unwrap_or(epoch),
             window: self.options.size,
             target: self.target,
             ended,
@@ -183,6 +205,10 @@ impl Window {
         }
         Ok(deleted)
     }
+}
+
+fn micros(seconds: f64) -> chrono::TimeDelta {
+    chrono::TimeDelta::microseconds((seconds * 1e6) as i64)
 }
 
 fn slice<T>(items: &[T], from: usize, to: usize) -> &[T] {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dash_mpd_core::{
     AdaptationSet, AudioChannelConfiguration, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
+    UTCTiming,
 };
 
 use super::{LiveState, Package, millis, peak_bitrate, write};
@@ -67,7 +68,16 @@ pub fn mpd(package: &Package) -> MPD {
         profiles: Some(PROFILE.into()),
         mpdtype: Some(if running.is_some() { "dynamic" } else { "static" }.into()),
         mediaPresentationDuration: running.is_none().then(|| Duration::from_secs_f64(millis(duration))),
-        availabilityStartTime: running.map(|l| l.epoch),
+        availabilityStartTime: running.map(|l| l.availability_start),
+        // The packager's clock, so a client needs no time server to place the live edge.
+        UTCTiming: running
+            .map(|l| UTCTiming {
+                schemeIdUri: "urn:mpeg:dash:utc:direct:2014".into(),
+                value: Some(l.published.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
         publishTime: package.live.map(|l| l.published),
         // Reloaded once per segment; a client may go back as far as the window reaches and starts
         // three segments behind the newest, as DASH-IF IOP suggests for low update rates.

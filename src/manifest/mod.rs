@@ -56,8 +56,12 @@ pub struct LiveState {
     /// Seconds from the source's start to where the first listed video segment starts (the
     /// audio's otherwise); 0 while nothing has left the window.
     pub listed_from: f64,
-    /// The wall-clock time of the source's start (presentation time zero).
+    /// The wall-clock time of the source's start (presentation time zero): the program
+    /// date-times count from it.
     pub epoch: DateTime<Utc>,
+    /// The MPD's availabilityStartTime: the epoch plus the time the first segments took to be
+    /// written, so that every segment is whole when the MPD says it is available.
+    pub availability_start: DateTime<Utc>,
     /// How many segments a sliding window keeps; `None` keeps every segment (an event).
     pub window: Option<usize>,
     /// EXT-X-TARGETDURATION, fixed for the whole presentation as RFC 8216 §6.2.1 requires.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::cli::{self, FAST};
 use crate::util::ffprobe::assert_decodes_cleanly;
-use crate::util::m3u8::{MediaPlaylist, parse_media, read_master};
+use crate::util::m3u8::{MediaPlaylist, parse_media, read_master, unix_seconds};
 use crate::util::mpd::parse_mpd;
 use crate::util::rtmp::{Publisher, RtmpServer};
 use crate::util::{file_names, media};
@@ -296,6 +296,21 @@ fn a_live_dash_manifest_is_dynamic_while_it_runs_and_static_at_the_end() {
             assert!(mpd.attributes.get(name).is_some(), "a dynamic MPD needs @{name}");
         }
         assert_eq!(mpd.attributes.seconds("timeShiftBufferDepth"), 4.0);
+        // The packager's clock is given directly: it is the publish time.
+        let [timing] = &mpd.utc_timing[..] else {
+            panic!("one UTCTiming in a dynamic MPD: {text}");
+        };
+        assert_eq!(timing.get("schemeIdUri"), Some("urn:mpeg:dash:utc:direct:2014"));
+        let clock = unix_seconds(timing.get("value").unwrap()).unwrap();
+        let published = unix_seconds(mpd.attributes.get("publishTime").unwrap()).unwrap();
+        assert!(
+            (clock - published).abs() < 0.002,
+            "UTCTiming {clock} against publishTime {published}"
+        );
+        // The newest segment was written just before this MPD was published: the time the MPD
+        // says it became available (availabilityStartTime + its end) must be that time, not
+        // seconds earlier (a client would ask for segments not yet written) or later.
+        let available_from = unix_seconds(mpd.attributes.get("availabilityStartTime").unwrap()).unwrap();
         assert!(mpd.attributes.get("mediaPresentationDuration").is_none());
         for set in &mpd.adaptation_sets {
             for representation in &set.representations {
@@ -310,6 +325,15 @@ fn a_live_dash_manifest_is_dynamic_while_it_runs_and_static_at_the_end() {
                 }
                 // Each S follows on from the one before (no gaps inside the window).
                 assert!(segments.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
+                let pto: u64 = template.attributes.parse("presentationTimeOffset");
+                let timescale: f64 = template.attributes.parse("timescale");
+                let (start, duration) = *segments.last().unwrap();
+                let end = (start + duration).saturating_sub(pto) as f64 / timescale;
+                let early = published - (available_from + end);
+                assert!(
+                    early.abs() < 0.4,
+                    "{id}: its newest segment is said available {early:.2} s before it was"
+                );
             }
         }
     });

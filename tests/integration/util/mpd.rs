@@ -40,6 +40,8 @@ pub struct Mpd {
     pub attributes: Attributes,
     /// The AdaptationSets of the one Period.
     pub adaptation_sets: Vec<AdaptationSet>,
+    /// The attributes of each UTCTiming element.
+    pub utc_timing: Vec<Attributes>,
 }
 
 #[derive(Debug)]
@@ -90,9 +92,17 @@ pub fn parse_mpd(text: &str) -> Result<Mpd, String> {
     let document = roxmltree::Document::parse(text).map_err(|error| error.to_string())?;
     let root = document.root_element();
     check_name(root, "MPD")?;
-    let [period] = children(root, "Period")?[..] else {
-        return Err("an MPD of this package has exactly one Period".into());
+    // The schema's order: the Periods, then any UTCTiming.
+    let all: Vec<Node> = elements(root).collect();
+    let periods = all.iter().take_while(|n| n.tag_name().name() == "Period").count();
+    let [period] = all[..periods] else {
+        return Err("an MPD of this package has exactly one Period, first".into());
     };
+    let mut utc_timing = Vec::new();
+    for node in &all[periods..] {
+        check_name(*node, "UTCTiming").map_err(|error| format!("after the Period: {error}"))?;
+        utc_timing.push(attributes(*node));
+    }
     let adaptation_sets = children(period, "AdaptationSet")?
         .into_iter()
         .map(adaptation_set)
@@ -100,6 +110,7 @@ pub fn parse_mpd(text: &str) -> Result<Mpd, String> {
     Ok(Mpd {
         attributes: attributes(root),
         adaptation_sets,
+        utc_timing,
     })
 }
 
