@@ -60,16 +60,19 @@ class Source:
     width: int
     height: int
     seconds: float
+    # The video's average bitrate; None: 8 Mb/s at 1080p, scaled by pixel count.
+    kbps: int | None = None
 
     @property
     def path(self) -> Path:
-        return CACHE / "src" / f"src-{self.width}x{self.height}-{self.seconds:g}s.mp4"
+        rate = f"-{self.kbps}k" if self.kbps else ""
+        return CACHE / "src" / f"src-{self.width}x{self.height}-{self.seconds:g}s{rate}.mp4"
 
 
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    group: str  # main, duration, rungs or memory
+    group: str  # main, passthrough, duration, rungs or memory
     source: Source
     ladder: list
     rounds: int
@@ -89,7 +92,10 @@ def plan(mode: str) -> list[Experiment]:
     hd = lambda seconds: Source(1920, 1080, seconds)  # noqa: E731
     experiments = [
         Experiment("ladder-a", "main", hd(a_seconds), LADDER_A, rounds, True, False),
-        Experiment("ladder-b", "main", hd(b_seconds), LADDER_B, rounds, True, True),
+        Experiment("ladder-b", "main", hd(b_seconds), LADDER_B, rounds, True, False),
+        # Passthrough needs a source that fits the top rung: at 4 Mb/s (peak 6 Mb/s) it is within
+        # the 1080p rung's maxrate of 6144k, as a delivery-grade mezzanine would be.
+        Experiment("ladder-b-fit", "passthrough", Source(1920, 1080, b_seconds, 4000), LADDER_B, rounds, False, True),
     ]
     experiments += [Experiment(f"duration-{d}s", "duration", hd(d), LADDER_A, 1, False, False) for d in durations]
     experiments += [
@@ -172,7 +178,7 @@ def make_source(source: Source) -> Path:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    kbps = max(300, round(8000 * source.width * source.height / (1920 * 1080)))
+    kbps = source.kbps or max(300, round(8000 * source.width * source.height / (1920 * 1080)))
     video = f"testsrc2=size={source.width}x{source.height}:rate=30,noise=alls=10:allf=t+u:all_seed=42"
     part = path.with_suffix(".part.mp4")
     print(f"bench: generating {path.name}", flush=True)
@@ -712,7 +718,7 @@ def sweep(data: dict, group: str) -> dict:
     rung_seconds = {e["source"]["seconds"] for e in data["experiments"] if e["group"] == "rungs"}
     points = {}
     for e in data["experiments"]:
-        hd = e["source"]["height"] == 1080
+        hd = e["source"]["height"] == 1080 and e["group"] != "passthrough"
         if group == "duration" and hd and e["ladder"] == ladder_a:
             x = e["source"]["seconds"]
         elif group == "rungs" and hd and e["ladder"] == ladder_b[: len(e["ladder"])] and e["source"]["seconds"] in rung_seconds:
@@ -738,7 +744,7 @@ def report(data: dict) -> str:
     parts = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB, {m['ffmpeg']}, kernel {m['kernel']}; "
              f"stream-pack {m['commit']}; {data['mode']} run of {m['date']}."]
     for e in data["experiments"]:
-        if e["group"] in ("main", "memory"):
+        if e["group"] in ("main", "passthrough", "memory"):
             s = e["source"]
             parts.append(f"#### {e['name']}: {', '.join(e['ladder'])}; source {s['width']}x{s['height']}, "
                          f"{s['seconds']:g} s ({s['frames']} frames); median of {e['rounds']} round(s)\n\n{timing_table(e)}")
