@@ -154,6 +154,27 @@ impl Seen {
     }
 }
 
+/// After a presentation with a window of `window` segments has ended: the reads saw the window
+/// move under one EXT-X-TARGETDURATION, and the last playlist is closed, lists `window` segments,
+/// decodes cleanly, and they are all that is left in the folder (what left the window is gone).
+fn assert_closed_window(dir: &Path, seen: &Seen, window: usize) -> MediaPlaylist {
+    let name = dir.display();
+    assert!(
+        seen.sequences.windows(2).any(|w| w[1] > w[0]),
+        "{name}: the window never moved"
+    );
+    // LiveRun cuts 1 s segments: the target is 1 in every read.
+    assert_eq!(seen.targets, BTreeSet::from([1]), "{name}: EXT-X-TARGETDURATION");
+    let last = read_live(&dir.join("index.m3u8")).unwrap();
+    assert!(last.endlist, "{name}: the presentation was not closed with ENDLIST");
+    assert_eq!(last.segments.len(), window, "{name}: segments listed at the end");
+    let mut expected: BTreeSet<String> = last.segments.iter().map(|s| s.uri.clone()).collect();
+    expected.insert("index.m3u8".into());
+    assert_eq!(file_names(dir), expected, "{name}: files left on disk");
+    assert_decodes_cleanly(&dir.join("index.m3u8"));
+    last
+}
+
 #[test]
 fn a_live_hls_window_slides_numbers_on_and_deletes_what_left() {
     let root = tempfile::tempdir().unwrap();
@@ -176,25 +197,8 @@ fn a_live_hls_window_slides_numbers_on_and_deletes_what_left() {
     assert!(run.started.elapsed() >= Duration::from_secs(8));
     for (name, seen) in &seen {
         assert!(seen.states >= 20, "{name}: read {} times", seen.states);
-        assert!(
-            seen.sequences.windows(2).any(|w| w[1] > w[0]),
-            "{name}: the window never moved"
-        );
-        assert_eq!(
-            seen.targets,
-            BTreeSet::from([1]),
-            "{name}: EXT-X-TARGETDURATION changed"
-        );
-        let last = read_live(&out.join(name).join("index.m3u8")).unwrap();
-        assert!(last.endlist, "{name}: no ENDLIST at the end");
-        assert_eq!(last.segments.len(), 3);
+        let last = assert_closed_window(&out.join(name), seen, 3);
         assert_eq!(last.media_sequence, 5, "{name}: 8 segments, the last 3 kept");
-        // Everything that left the window is gone; what is listed is there.
-        let files = file_names(&out.join(name));
-        let mut expected: BTreeSet<String> = last.segments.iter().map(|s| s.uri.clone()).collect();
-        expected.insert("index.m3u8".into());
-        assert_eq!(files, expected, "{name}: files left on disk");
-        assert_decodes_cleanly(&out.join(name).join("index.m3u8"));
     }
     let master = read_master(&out.join("master.m3u8"));
     assert_eq!(master.variants.len(), 2);
@@ -229,25 +233,7 @@ fn a_live_ladder_from_rtmp_slides_while_the_broadcast_runs_and_closes_when_it_st
     assert!(status.success(), "{stderr}\nnginx: {}", server.log());
     assert!(stopped_at.is_some(), "the window never reached segment 3");
     for (name, seen) in &seen {
-        assert!(
-            seen.sequences.windows(2).any(|w| w[1] > w[0]),
-            "{name}: the window never moved"
-        );
-        assert_eq!(
-            seen.targets,
-            BTreeSet::from([1]),
-            "{name}: EXT-X-TARGETDURATION changed"
-        );
-        let last = read_live(&out.join(name).join("index.m3u8")).unwrap();
-        assert!(
-            last.endlist,
-            "{name}: the presentation was not closed when the source stopped"
-        );
-        assert_eq!(last.segments.len(), 3);
-        let mut expected: BTreeSet<String> = last.segments.iter().map(|s| s.uri.clone()).collect();
-        expected.insert("index.m3u8".into());
-        assert_eq!(file_names(&out.join(name)), expected, "{name}: files left on disk");
-        assert_decodes_cleanly(&out.join(name).join("index.m3u8"));
+        assert_closed_window(&out.join(name), seen, 3);
     }
 }
 
