@@ -36,9 +36,12 @@ pub struct RecordArgs {
     /// A new file every DURATION, cut at a keyframe: NAME-000.EXT, NAME-001.EXT…
     #[arg(long, value_parser = parse_duration, conflicts_with = "schedule")]
     split: Option<Duration>,
-    /// How long a source may take to start, and stay silent before it counts as dropped.
+    /// How long a source may take to start sending (as for hls/dash --live).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    timeout: Duration,
+    open_timeout: Duration,
+    /// How long a source may send nothing before it counts as dropped and is reconnected.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    stall_timeout: Duration,
     /// Without --for: how long to keep reconnecting to a dropped source before finishing.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     reconnect_window: Duration,
@@ -53,8 +56,8 @@ fn parse_start(text: &str) -> Result<StartAt, String> {
 impl RecordArgs {
     /// What the command line sets for every recording.
     fn configure(&self, options: &mut RecordOptions) {
-        options.open_timeout = self.timeout;
-        options.stall_timeout = self.timeout;
+        options.open_timeout = self.open_timeout;
+        options.stall_timeout = self.stall_timeout;
         options.reconnect_window = self.reconnect_window;
         options.force = self.job.force;
     }

@@ -67,7 +67,11 @@ fn a_recording_continues_across_a_publisher_that_drops_and_comes_back() {
         .map(|(key, timeout)| {
             let output = dir.path().join(format!("{key}.mp4"));
             let child = Command::new(BIN)
-                .args(args(&server.url(key), &output, &["--for", "14s", "--timeout", timeout]))
+                .args(args(
+                    &server.url(key),
+                    &output,
+                    &["--for", "14s", "--open-timeout", timeout, "--stall-timeout", timeout],
+                ))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -136,7 +140,13 @@ fn overlapping_scheduled_recordings_are_independent() {
     )
     .unwrap();
     let started = Instant::now();
-    let result = run(["record", "--schedule", schedule.to_str().unwrap(), "--timeout", "2s"]);
+    let result = run([
+        "record",
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--open-timeout",
+        "2s",
+    ]);
     let took = started.elapsed();
     let error = assert_failure(&result, 3);
     assert!(
@@ -192,7 +202,7 @@ fn a_source_that_never_starts_fails_after_the_timeout() {
     let output = dir.path().join("never.mp4");
     let url = server.url("nobody");
     let started = Instant::now();
-    let result = run(args(&url, &output, &["--timeout", "1s"]));
+    let result = run(args(&url, &output, &["--open-timeout", "1s"]));
     let took = started.elapsed();
     let error = assert_failure(&result, 3);
     assert_eq!(error, format!("error: {url}: sent nothing within 1 s"));
