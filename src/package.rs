@@ -367,11 +367,7 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     }
     let renditions = reports(&package);
     let remote_manifests = match &publisher {
-        Some(publisher) => manifest_names(&job, &package)
-            .iter()
-            .filter(|name| !name.ends_with(hls::MEDIA_PLAYLIST))
-            .flat_map(|name| publisher.urls(name))
-            .collect(),
+        Some(publisher) => entry_manifests(options).flat_map(|name| publisher.urls(name)).collect(),
         None => Vec::new(),
     };
     if let Some(keys) = keys_in_force.as_deref_mut() {
@@ -400,14 +396,10 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     }
     tracker.stage(Stage::Done, monitor);
     Ok(PackageReport {
-        manifests: [
-            (options.manifests.hls, hls::MASTER_PLAYLIST),
-            (options.manifests.dash, dash::MANIFEST),
-        ]
-        .into_iter()
-        .filter(|(wanted, _)| *wanted && !options.publishing.remote_only)
-        .map(|(_, name)| output.join(name))
-        .collect(),
+        manifests: entry_manifests(options)
+            .filter(|_| !options.publishing.remote_only)
+            .map(|name| output.join(name))
+            .collect(),
         output,
         renditions,
         dropped_above_source: plan.dropped_above_source,
@@ -436,21 +428,14 @@ fn delete_due(window: &mut Window, job: &Job, wait: bool) -> Result<()> {
     Ok(())
 }
 
-/// The manifests of a package, inside it: the media playlists before the master that names them.
-fn manifest_names(job: &Job, package: &manifest::Package) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    if job.options.manifests.hls {
-        names.extend(
-            package
-                .renditions()
-                .map(|(name, _)| format!("{name}/{}", hls::MEDIA_PLAYLIST)),
-        );
-        names.push(hls::MASTER_PLAYLIST.into());
-    }
-    if job.options.manifests.dash {
-        names.push(dash::MANIFEST.into());
-    }
-    names
+/// The manifests a player is given, inside the package: `master.m3u8` and/or `manifest.mpd`.
+fn entry_manifests(options: &PackageOptions) -> impl Iterator<Item = &'static str> {
+    [
+        (options.manifests.hls, hls::MASTER_PLAYLIST),
+        (options.manifests.dash, dash::MANIFEST),
+    ]
+    .into_iter()
+    .filter_map(|(wanted, name)| wanted.then_some(name))
 }
 
 /// With `copy`, the one rendition is the source's stream, named by its short side.
@@ -906,17 +891,17 @@ fn package_of<'a>(
 }
 
 fn write_manifests(job: &Job, package: &manifest::Package) -> Result<()> {
+    let mut written = Vec::new();
     if job.options.manifests.hls {
-        hls::write_package(job.root, package)?;
+        written.extend(hls::write_package(job.root, package)?);
     }
     if job.options.manifests.dash {
-        dash::write_manifest(job.root, package)?;
+        written.push(dash::write_manifest(job.root, package)?);
     }
     // What was just written goes to the remote destinations, once the files before it are there.
     if let Some(publisher) = job.publisher {
-        for name in manifest_names(job, package) {
-            let path = job.root.join(&name);
-            publisher.manifest(&name, std::fs::read(&path).map_err(Error::io(&path))?)?;
+        for (name, bytes) in written {
+            publisher.manifest(&name, bytes)?;
         }
     }
     Ok(())

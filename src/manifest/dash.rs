@@ -9,7 +9,7 @@ use dash_mpd_core::{
     UTCTiming,
 };
 
-use super::{LiveState, Package, millis, peak_bitrate, write};
+use super::{LiveState, Package, WrittenManifest, millis, peak_bitrate, write};
 use crate::error::Result;
 use crate::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
 
@@ -19,9 +19,9 @@ const NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
 const CHANNEL_CONFIGURATION: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
 
 /// Writes `manifest.mpd` into `root`.
-pub fn write_manifest(root: &Path, package: &Package) -> Result<()> {
+pub fn write_manifest(root: &Path, package: &Package) -> Result<WrittenManifest> {
     let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n", mpd(package));
-    write(&root.join(MANIFEST), |w| {
+    write(root, MANIFEST.into(), |w| {
         w.extend_from_slice(xml.as_bytes());
         Ok(())
     })

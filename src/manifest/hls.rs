@@ -8,7 +8,7 @@ use m3u8_rs::{
     MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
-use super::{AudioTrack, LiveState, Package, average_bitrate, millis, peak_bitrate, write};
+use super::{AudioTrack, LiveState, Package, WrittenManifest, average_bitrate, millis, peak_bitrate, write};
 use crate::crypto::KeyPeriod;
 use crate::error::Result;
 use crate::segment::SegmentedStream;
@@ -17,19 +17,23 @@ use crate::segment::SegmentedStream;
 const PLAYLIST_VERSION: usize = 3;
 const PLAYLIST_VERSION_WITH_MAP: usize = 6;
 const AUDIO_GROUP: &str = "audio";
-pub const MEDIA_PLAYLIST: &str = "index.m3u8";
+const MEDIA_PLAYLIST: &str = "index.m3u8";
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
 
-/// Writes `master.m3u8` and every media playlist into `root`.
-pub fn write_package(root: &Path, package: &Package) -> Result<()> {
+/// Writes every media playlist, then `master.m3u8` that names them, into `root`.
+pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManifest>> {
     let target = package.target_duration();
+    let mut written = Vec::new();
     for (name, rendition) in package.renditions() {
         let keys = package.keys.map(|periods| (periods, package.output));
         let playlist = media_playlist(&rendition.media, target, keys, package.live);
-        write(&root.join(name).join(MEDIA_PLAYLIST), |w| playlist.write_to(w))?;
+        written.push(write(root, format!("{name}/{MEDIA_PLAYLIST}"), |w| {
+            playlist.write_to(w)
+        })?);
     }
     let master = master_playlist(package, target);
-    write(&root.join(MASTER_PLAYLIST), |w| master.write_to(w))
+    written.push(write(root, MASTER_PLAYLIST.into(), |w| master.write_to(w))?);
+    Ok(written)
 }
 
 /// The URI of a key file in the media playlists of a package published at `output`: the fixed

@@ -140,12 +140,17 @@ pub fn average_bitrate(segments: &[SegmentFacts]) -> f64 {
     }
 }
 
-/// Writes a manifest from the bytes `body` produces, replacing any earlier one atomically (a live
-/// manifest is read while it is rewritten).
-fn write(path: &Path, body: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<()> {
+/// A manifest as written: its path inside the package (`/` separators) and its bytes.
+pub type WrittenManifest = (String, Vec<u8>);
+
+/// Writes the manifest `name` (inside `root`) from the bytes `body` produces, replacing any earlier
+/// one atomically (a live manifest is read while it is rewritten), and returns what it wrote.
+fn write(root: &Path, name: String, body: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<WrittenManifest> {
+    let path = root.join(&name);
     let mut bytes = Vec::new();
-    body(&mut bytes).map_err(Error::io(path))?;
-    crate::sink::replace_file(path, &bytes)
+    body(&mut bytes).map_err(Error::io(&path))?;
+    crate::sink::replace_file(&path, &bytes)?;
+    Ok((name, bytes))
 }
 
 #[cfg(test)]
