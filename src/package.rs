@@ -334,12 +334,9 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     if window.is_none() {
         check(publishing)?;
     }
-    // The files the segmenters completed while flushing.
+    // The files the segmenters completed while flushing; the last manifests list them all.
     for file in completed.try_iter() {
-        publish_file(&job, &file)?;
-        if let Some(window) = &mut window {
-            window.add(file);
-        }
+        take_completed(file, &job, window.as_mut())?;
     }
     if let Some(window) = &mut window {
         publish_live(&source, &plan.rungs, &job, window, true)?;
@@ -410,12 +407,13 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     })
 }
 
-/// Gives a completed file to the publisher, if there is one.
-fn publish_file(job: &Job, file: &Completed) -> Result<()> {
-    match job.publisher {
-        Some(publisher) => publisher.file(&file.relative(), &file.path),
-        None => Ok(()),
+/// Gives a completed file to the publisher (before any manifest that lists it) and to the live
+/// window; true when it completes a segment number in every rendition of the window.
+fn take_completed(file: Completed, job: &Job, window: Option<&mut Window>) -> Result<bool> {
+    if let Some(publisher) = job.publisher {
+        publisher.file(&file.relative(), &file.path)?;
     }
+    Ok(window.is_some_and(|window| window.add(file)))
 }
 
 /// Deletes the live segments whose time has come, here and at every remote destination.
@@ -664,11 +662,8 @@ fn transcode(
         pipeline.send(&packet)?;
         for file in completed.try_iter() {
             segments += usize::from(file.segment.is_some());
-            // Given to the publisher before any manifest that lists it.
-            publish_file(job, &file)?;
-            if let Some(window) = window.as_deref_mut()
-                && window.add(file)
-            {
+            let row_complete = take_completed(file, job, window.as_deref_mut())?;
+            if let (true, Some(window)) = (row_complete, window.as_deref_mut()) {
                 publish_live(source, rungs, job, window, false)?;
             }
         }
