@@ -15,6 +15,7 @@ use stream_pack::crypto::KeySource;
 use stream_pack::encoders::{AudioCodec, VideoCodec};
 use stream_pack::error::exit;
 use stream_pack::ladder::{Bitrate, Reps};
+use stream_pack::live::time::parse_duration;
 use stream_pack::live::{LiveOptions, LiveSource, WindowOptions};
 use stream_pack::progress::{Control, Monitor, Progress, Stage};
 use stream_pack::progressive::{self, Location, RemuxReport};
@@ -387,11 +388,6 @@ fn parse_video_codec(text: &str) -> Result<VideoCodec, String> {
 
 fn parse_audio_codec(text: &str) -> Result<AudioCodec, String> {
     text.parse()
-}
-
-/// `90s`, `10m`, `1h30m`, or plain seconds.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    stream_pack::live::time::parse_duration(text)
 }
 
 /// `Name: value`.

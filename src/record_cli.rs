@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use stream_pack::live::schedule::{self, Job};
-use stream_pack::live::time::StartAt;
+use stream_pack::live::time::{StartAt, parse_duration};
 use stream_pack::live::{LiveSource, RecordOptions, RecordProgress, RecordReport, record};
 
-use super::{JobArgs, ProgressArg, parse_duration};
+use super::{JobArgs, ProgressArg};
 
 #[derive(clap::Args)]
 pub struct RecordArgs {
