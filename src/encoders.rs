@@ -177,8 +177,6 @@ pub struct VideoEncoding {
     /// Frames after which the encoder may place a keyframe of its own.
     pub keyint: u32,
     pub rate: RateControl,
-    /// Parameter sets in extradata (fMP4 sample descriptions) rather than in the stream (TS).
-    pub global_header: bool,
     /// Threads of the encoder's own; 0 lets the encoder choose.
     pub threads: usize,
 }
@@ -203,9 +201,10 @@ pub fn open_video(spec: &VideoEncoding, name: &str) -> Result<encoder::video::En
             ..Default::default()
         });
     }
-    if spec.global_header {
-        video.set_flags(codec::Flags::GLOBAL_HEADER);
-    }
+    // Parameter sets in extradata, for TS too (its muxer puts them before every keyframe): x264
+    // counts headers repeated in the stream as the frames' bits, and its rate control then spends
+    // less on the pictures (measured: 144p at 95k lost 0.5 dB in TS against the same rung in fMP4).
+    video.set_flags(codec::Flags::GLOBAL_HEADER);
     open_checked(
         &mut video,
         codec,

@@ -122,12 +122,6 @@ impl SegmentFormat {
         }
     }
 
-    /// Whether encoders must put their parameter sets in extradata (the init segment's sample
-    /// description) rather than in the stream.
-    pub fn needs_global_header(self) -> bool {
-        self == SegmentFormat::Fmp4
-    }
-
     fn muxer(self) -> &'static str {
         match self {
             SegmentFormat::Ts => "mpegts",
@@ -349,7 +343,9 @@ impl Segmenter {
         }
         let stream_time_base = muxer.stream(0).expect("the muxer has its stream").time_base();
         let (init, init_codecs) = match format {
-            SegmentFormat::Ts => (None, None),
+            // An encoder's Annex B parameter sets are in its extradata; a copied stream's come
+            // with its first keyframe (`write`).
+            SegmentFormat::Ts => (None, codecs::avc1_from_annexb(crate::encoders::extradata(encoder))),
             SegmentFormat::Fmp4 => {
                 let bytes = buffer.take();
                 let codecs = bmff::sample_entry(&bytes)

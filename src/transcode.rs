@@ -430,7 +430,6 @@ impl RungEncoder {
                 // No keyframe of the encoder's own inside a segment: one holds at most this many frames.
                 keyint: settings.codec.keyint(clock.longest(), input.frame_rate),
                 rate: rung.rate,
-                global_header: settings.format.needs_global_header(),
                 threads,
             },
             &rung.name,
