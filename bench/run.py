@@ -53,6 +53,9 @@ SAMPLE_SECONDS = 0.03
 LADDER_A = [(1280, 720, 2048), (854, 480, 750)]
 LADDER_B = [(1920, 1080, 4096), (1280, 720, 2048), (854, 480, 750), (640, 360, 276), (426, 240, 150), (256, 144, 95)]
 LADDER_SMOKE = [(320, 180, 300), (256, 144, 150)]
+# stream-pack run again with other flags, as contenders of their own ("stream-pack-NAME"): the
+# source's stream as the top rung, and the scaler cascade that trades quality for CPU.
+VARIANTS = {"passthrough": ["--passthrough-top"], "cascade": ["--scaling", "cascade"]}
 
 
 @dataclass(frozen=True)
@@ -77,31 +80,31 @@ class Experiment:
     ladder: list
     rounds: int
     quality: bool
-    passthrough: bool  # also run stream-pack --passthrough-top, where the flag exists
+    variants: tuple = ()  # stream-pack variants also run (VARIANTS), where the binary has their flags
 
 
 def plan(mode: str) -> list[Experiment]:
     """The experiments of a mode; the sweeps reuse the main runs' points (30 s ladder a, 6 rungs)."""
     if mode == "smoke":
         tiny = Source(320, 180, 2)
-        return [Experiment("smoke", "main", tiny, LADDER_SMOKE, 1, True, True)]
+        return [Experiment("smoke", "main", tiny, LADDER_SMOKE, 1, True, tuple(VARIANTS))]
     quick = mode == "quick"
     rounds = 1 if quick else 3
     a_seconds, b_seconds = (10, 6) if quick else (30, 12)
     durations = (5, 20) if quick else (15, 60)
     hd = lambda seconds: Source(1920, 1080, seconds)  # noqa: E731
     experiments = [
-        Experiment("ladder-a", "main", hd(a_seconds), LADDER_A, rounds, True, False),
-        Experiment("ladder-b", "main", hd(b_seconds), LADDER_B, rounds, True, False),
+        Experiment("ladder-a", "main", hd(a_seconds), LADDER_A, rounds, True, ("cascade",)),
+        Experiment("ladder-b", "main", hd(b_seconds), LADDER_B, rounds, True, ("cascade",)),
         # Passthrough needs a source that fits the top rung: at 4 Mb/s (peak 6 Mb/s) it is within
         # the 1080p rung's maxrate of 6144k, as a delivery-grade mezzanine would be.
-        Experiment("ladder-b-fit", "passthrough", Source(1920, 1080, b_seconds, 4000), LADDER_B, rounds, False, True),
+        Experiment("ladder-b-fit", "passthrough", Source(1920, 1080, b_seconds, 4000), LADDER_B, rounds, False, ("passthrough",)),
     ]
-    experiments += [Experiment(f"duration-{d}s", "duration", hd(d), LADDER_A, 1, False, False) for d in durations]
+    experiments += [Experiment(f"duration-{d}s", "duration", hd(d), LADDER_A, 1, False) for d in durations]
     experiments += [
-        Experiment(f"rungs-{n}", "rungs", hd(b_seconds), LADDER_B[:n], 1, False, False) for n in range(1, 6)
+        Experiment(f"rungs-{n}", "rungs", hd(b_seconds), LADDER_B[:n], 1, False) for n in range(1, 6)
     ]
-    experiments.append(Experiment("memory-4k", "memory", Source(3840, 2160, 3 if quick else 6), LADDER_B, 1, False, False))
+    experiments.append(Experiment("memory-4k", "memory", Source(3840, 2160, 3 if quick else 6), LADDER_B, 1, False, ("cascade",)))
     return experiments
 
 
@@ -242,18 +245,22 @@ def expert_command(src, ladder, out):
     return argv
 
 
-def contenders(binary: Path) -> tuple[list[Contender], Contender | None]:
-    """The three contenders, and stream-pack --passthrough-top once the binary has that flag."""
+def contenders(binary: Path) -> tuple[list[Contender], dict[str, Contender]]:
+    """The three contenders, and the stream-pack variants whose flags this binary has (an older
+    binary, measured for a before/after comparison, may lack some)."""
     main = [
         stream_pack_contender(binary, "stream-pack", []),
         Contender("seed", "index.m3u8", seed_command),
         Contender("expert", "master.m3u8", expert_command),
     ]
     help_text = output_of([binary, "hls", "--help"])
-    if "--passthrough-top" in help_text:
-        return main, stream_pack_contender(binary, "stream-pack-passthrough", ["--passthrough-top"])
-    print("bench: note: this stream-pack has no --passthrough-top; that contender is skipped", flush=True)
-    return main, None
+    variants = {}
+    for variant, flags in VARIANTS.items():
+        if flags[0] in help_text:
+            variants[variant] = stream_pack_contender(binary, f"stream-pack-{variant}", flags)
+        else:
+            print(f"bench: note: this stream-pack has no {flags[0]}; stream-pack-{variant} is skipped", flush=True)
+    return main, variants
 
 
 # --- measuring ---------------------------------------------------------------------------------
@@ -516,9 +523,9 @@ def sane(result: dict, where: str) -> list[str]:
 # --- running -----------------------------------------------------------------------------------
 
 
-def run_experiment(experiment: Experiment, main: list[Contender], passthrough: Contender | None, strict: bool) -> tuple[dict, list[str]]:
+def run_experiment(experiment: Experiment, main: list[Contender], variants: dict[str, Contender], strict: bool) -> tuple[dict, list[str]]:
     src = make_source(experiment.source)
-    field = main + ([passthrough] if passthrough and experiment.passthrough else [])
+    field = main + [variants[v] for v in experiment.variants if v in variants]
     runs, problems, last = [], [], {}
     for round_index in range(experiment.rounds):
         # Alternate who goes first, so no contender always runs right after the same neighbour.
@@ -588,7 +595,7 @@ def main() -> None:
         wanted = set(args.only.split(","))
         experiments = [e for e in experiments if e.name in wanted or e.group in wanted]
     binary = stream_pack_binary(args.stream_pack)
-    main_contenders, passthrough = contenders(binary)
+    main_contenders, variants = contenders(binary)
     problems = check_accounting()
     data = {"mode": mode_name, "machine": machine(), "settings": settings(), "experiments": []}
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -596,7 +603,7 @@ def main() -> None:
     json_path = RESULTS / f"{stamp}-{mode_name}.json"
     started = time.monotonic()
     for experiment in experiments:
-        record, found = run_experiment(experiment, main_contenders, passthrough, strict=mode_name != "smoke")
+        record, found = run_experiment(experiment, main_contenders, variants, strict=mode_name != "smoke")
         data["experiments"].append(record)
         problems += found
         data["problems"], data["duration_s"] = problems, round(time.monotonic() - started)

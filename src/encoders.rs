@@ -1,9 +1,6 @@
 //! Which encoders stream-pack drives and how: codec choice, presets, forced-keyframe and rate
 //! control settings, checked opening. The pipeline in `transcode` only feeds them frames.
 
-use std::fmt;
-use std::str::FromStr;
-
 use ffmpeg::{ChannelLayout, Dictionary, Rational, codec, encoder};
 use ffmpeg_next as ffmpeg;
 
@@ -142,25 +139,6 @@ impl AudioCodec {
             AudioCodec::Opus => "libopus",
         }
     }
-}
-
-macro_rules! named {
-    ($type:ty, $what:literal, $($variant:path => $name:literal),+) => {
-        impl FromStr for $type {
-            type Err = String;
-            fn from_str(text: &str) -> Result<Self, String> {
-                match text {
-                    $($name => Ok($variant),)+
-                    _ => Err(format!(concat!("`{}`: not a ", $what, " (one of {})"), text, [$($name),+].join(", "))),
-                }
-            }
-        }
-        impl fmt::Display for $type {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(match self { $($variant => $name,)+ })
-            }
-        }
-    };
 }
 
 named!(VideoCodec, "video codec", VideoCodec::H264 => "h264", VideoCodec::H265 => "h265", VideoCodec::Vp9 => "vp9", VideoCodec::Av1 => "av1");

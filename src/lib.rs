@@ -17,6 +17,26 @@
 //! # Ok::<(), stream_pack::Error>(())
 //! ```
 
+/// `FromStr` and `Display` for an enum of named choices; a wrong name lists the choices.
+macro_rules! named {
+    ($type:ty, $what:literal, $($variant:path => $name:literal),+) => {
+        impl std::str::FromStr for $type {
+            type Err = String;
+            fn from_str(text: &str) -> std::result::Result<Self, String> {
+                match text {
+                    $($name => Ok($variant),)+
+                    _ => Err(format!(concat!("`{}`: not a ", $what, " (one of {})"), text, [$($name),+].join(", "))),
+                }
+            }
+        }
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self { $($variant => $name,)+ })
+            }
+        }
+    };
+}
+
 pub mod capture;
 pub mod codecs;
 pub mod container;

@@ -19,7 +19,9 @@ use crate::remux::{self, StreamCopy};
 use crate::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFacts, SegmentFormat};
 use crate::sink::{self, Staging, Workspace};
 use crate::source::{AudioInput, Source, VideoInput};
-use crate::transcode::{AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings};
+use crate::transcode::{
+    AudioSettings, AudioTrack, Fanout, RungOutput, Scaling, StreamPipeline, VideoLadder, VideoSettings,
+};
 
 /// Which manifests describe the package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,8 @@ pub struct PackageOptions {
     pub segment_duration: f64,
     /// x264 preset, `medium` by default.
     pub encoder_preset: String,
+    /// Where each rung is scaled from: the source (default) or the rung above.
+    pub scaling: Scaling,
     pub allow_upscale: bool,
     pub format: SegmentFormat,
     pub video_codec: VideoCodec,
@@ -111,6 +115,7 @@ impl PackageOptions {
             ladder: None,
             segment_duration: 6.0,
             encoder_preset: "medium".into(),
+            scaling: Scaling::Direct,
             allow_upscale: false,
             format: SegmentFormat::Ts,
             video_codec: VideoCodec::H264,
@@ -776,6 +781,7 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
     let settings = VideoSettings {
         codec: options.video_codec,
         preset: encoders::preset_index(&options.encoder_preset)?,
+        scaling: options.scaling,
         format: options.format,
         delivery: job.delivery.clone(),
     };

@@ -47,11 +47,26 @@ pub struct RungOutput {
     pub dir: PathBuf,
 }
 
+/// Where each rung's picture is scaled from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scaling {
+    /// Every rung from the source: each rung gets the picture a single scaler makes.
+    #[default]
+    Direct,
+    /// Each rung from the closest larger rung (1080p → 720p → 480p …): the scalers cost half as
+    /// much, but every rung made from another one is scaled twice or more and loses detail
+    /// (measured in bench/RESULTS.md: 0.2–0.7 dB PSNR at the same bit rate on ladder (b)).
+    Cascade,
+}
+
+named!(Scaling, "scaling", Scaling::Direct => "direct", Scaling::Cascade => "cascade");
+
 /// What every rung's encoder shares.
 pub struct VideoSettings {
     pub codec: VideoCodec,
     /// Index into `encoders::PRESETS`.
     pub preset: usize,
+    pub scaling: Scaling,
     pub format: SegmentFormat,
     pub delivery: Delivery,
 }
@@ -222,8 +237,8 @@ impl VideoLadder {
             90 | 270 => (frame.height(), frame.width()),
             _ => (frame.width(), frame.height()),
         };
-        let rungs: Vec<&Rung> = self.outputs.iter().map(|o| &o.rung).collect();
-        let spec = ladder_graph_spec(self.input.rotation, upright, &rungs);
+        let sizes: Vec<(u32, u32)> = self.outputs.iter().map(|o| (o.rung.width, o.rung.height)).collect();
+        let spec = ladder_graph_spec(self.input.rotation, upright, &sizes, self.settings.scaling);
         let mut parser = graph.output("in", 0).map_err(error("linking the scaler graph"))?;
         for i in 0..self.outputs.len() {
             parser = parser
@@ -279,31 +294,30 @@ impl RunningLadder {
     }
 }
 
-/// The filter graph text: rotation as the display matrix asks, then a cascade of scalers, each
-/// rung scaled from the closest larger rung (see `scaling_parents`); `upright` is the rotated
-/// source's size.
-fn ladder_graph_spec(rotation: u32, upright: (u32, u32), rungs: &[&Rung]) -> String {
+/// The filter graph text: rotation as the display matrix asks, then a scaler per rung, fed as
+/// `scaling` says (see `scaling_parents`); `upright` is the rotated source's size.
+fn ladder_graph_spec(rotation: u32, upright: (u32, u32), sizes: &[(u32, u32)], scaling: Scaling) -> String {
     let rotate = match rotation {
         90 => "transpose=clock,",
         180 => "hflip,vflip,",
         270 => "transpose=cclock,",
         _ => "",
     };
-    let sizes: Vec<(u32, u32)> = rungs.iter().map(|r| (r.width, r.height)).collect();
-    let parents = scaling_parents(upright, &sizes);
+    let parents = match scaling {
+        Scaling::Direct => vec![None; sizes.len()],
+        Scaling::Cascade => scaling_parents(upright, sizes),
+    };
     let feeds = |node: Option<usize>| -> String {
-        (0..rungs.len())
+        (0..sizes.len())
             .filter(|&i| parents[i] == node)
             .map(|i| format!("[to{i}]"))
             .collect()
     };
     let split = |outputs: String| format!("split={}{outputs}", outputs.matches('[').count());
     let mut spec = format!("[in]{rotate}{}", split(feeds(None)));
-    for (i, rung) in rungs.iter().enumerate() {
+    for (i, (width, height)) in sizes.iter().enumerate() {
         spec.push_str(&format!(
-            ";[to{i}]scale={}:{},setsar=1,format=yuv420p,{}",
-            rung.width,
-            rung.height,
+            ";[to{i}]scale={width}:{height},setsar=1,format=yuv420p,{}",
             split(format!("[out{i}]{}", feeds(Some(i))))
         ));
     }
@@ -716,6 +730,19 @@ mod tests {
     fn no_rung_is_scaled_from_a_narrower_one() {
         let parents = scaling_parents((1920, 1080), &[(1280, 720), (1080, 1080), (640, 360)]);
         assert_eq!(parents, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn direct_scaling_feeds_every_rung_from_the_source_and_cascade_from_the_rung_above() {
+        let direct = ladder_graph_spec(0, (1920, 1080), &LADDER_B[..3], Scaling::Direct);
+        assert!(direct.starts_with("[in]split=3[to0][to1][to2];"), "{direct}");
+        assert_eq!(direct.matches("[to").count(), 6, "{direct}");
+        let cascade = ladder_graph_spec(90, (1080, 1920), &[(1080, 1920), (720, 1280)], Scaling::Cascade);
+        assert!(cascade.starts_with("[in]transpose=clock,split=1[to0];"), "{cascade}");
+        assert!(
+            cascade.contains("scale=1080:1920,setsar=1,format=yuv420p,split=2[out0][to1];"),
+            "{cascade}"
+        );
     }
 
     #[test]
