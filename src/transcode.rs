@@ -273,7 +273,12 @@ impl StreamPipeline for VideoLadder {
             .flush()
             .map_err(Error::ffmpeg("flushing the scaler graph"))?;
         running.pull()?;
-        running.workers.into_iter().map(RungWorker::finish).collect()
+        // Every encoder is told first and then waited for, so that they drain their lookahead
+        // side by side rather than each only once the one before it is done.
+        for worker in &mut running.workers {
+            worker.request_finish();
+        }
+        running.workers.iter_mut().map(RungWorker::join).collect()
     }
 }
 
@@ -390,10 +395,10 @@ impl RungWorker {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<EncodedRendition> {
+    /// Asks the thread to flush its encoder and segmenter; `join` then gives the rendition.
+    fn request_finish(&mut self) {
         // A failed send means the thread already stopped with an error, which join returns.
         let _ = self.work.take().expect("finished once").send(Work::Finish);
-        self.join()
     }
 
     fn join(&mut self) -> Result<EncodedRendition> {
