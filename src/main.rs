@@ -268,7 +268,7 @@ struct PackageArgs {
     #[arg(long, default_value = "medium")]
     encoder_preset: String,
     /// Scale every rung from the source (direct), or each from the rung above (cascade: the
-    /// scalers cost half as much, rungs made from another rung lose 0.2-0.7 dB PSNR).
+    /// scalers cost half as much, rungs made from another rung lose up to 0.5 dB PSNR).
     #[arg(long, default_value = "direct")]
     scaling: Scaling,
     /// Allow rungs taller than the source.

@@ -55,7 +55,7 @@ pub enum Scaling {
     Direct,
     /// Each rung from the closest larger rung (1080p → 720p → 480p …): the scalers cost half as
     /// much, but every rung made from another one is scaled twice or more and loses detail
-    /// (measured in bench/RESULTS.md: 0.2–0.7 dB PSNR at the same bit rate on ladder (b)).
+    /// (measured in bench/RESULTS.md: 0.1–0.5 dB PSNR at the same bit rate on ladder (b)).
     Cascade,
 }
 
