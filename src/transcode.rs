@@ -349,14 +349,13 @@ fn scaling_parents(source: (u32, u32), rungs: &[(u32, u32)]) -> Vec<Option<usize
 /// x264 thread per rung spends the least CPU time (no waits between frame threads, fewer frames
 /// buffered), and the rungs' threads already run side by side; but the largest rung alone would
 /// then hold the job back, so each rung gets 1.5 threads per core of its share of the work, as
-/// x264 takes for a whole machine by default, to the nearest thread (rounding up gave 720p+480p
-/// on 2 cores 3 + 1 threads: 10 MB more memory than 2 + 1 for the same wall time).
+/// x264 takes for a whole machine by default.
 fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
     let pixels = |&(w, h): &(u32, u32)| f64::from(w) * f64::from(h);
     let total: f64 = sizes.iter().map(pixels).sum();
     sizes
         .iter()
-        .map(|size| ((1.5 * cores as f64 * pixels(size) / total).round() as usize).max(1))
+        .map(|size| ((1.5 * cores as f64 * pixels(size) / total).ceil() as usize).max(1))
         .collect()
 }
 
@@ -754,7 +753,7 @@ mod tests {
     #[test]
     fn encoder_threads_follow_each_rungs_share_of_the_pixels() {
         assert_eq!(encoder_threads(&LADDER_B, 2), [2, 1, 1, 1, 1, 1]);
-        assert_eq!(encoder_threads(&LADDER_B[1..3], 2), [2, 1]);
+        assert_eq!(encoder_threads(&LADDER_B[1..3], 2), [3, 1]);
         assert_eq!(encoder_threads(&[(640, 360)], 4), [6]);
     }
 }
