@@ -185,10 +185,14 @@ impl VideoLadder {
         pts
     }
 
+    fn rung_sizes(&self) -> Vec<(u32, u32)> {
+        self.outputs.iter().map(|o| (o.rung.width, o.rung.height)).collect()
+    }
+
     fn start(&mut self) -> Result<RunningLadder> {
         let mut graph = self.build_graph()?;
         let time_base = graph.get("out0").expect("graph output").sink().time_base();
-        let sizes: Vec<(u32, u32)> = self.outputs.iter().map(|o| (o.rung.width, o.rung.height)).collect();
+        let sizes = self.rung_sizes();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let workers = self
             .outputs
@@ -237,7 +241,7 @@ impl VideoLadder {
             90 | 270 => (frame.height(), frame.width()),
             _ => (frame.width(), frame.height()),
         };
-        let sizes: Vec<(u32, u32)> = self.outputs.iter().map(|o| (o.rung.width, o.rung.height)).collect();
+        let sizes = self.rung_sizes();
         let spec = ladder_graph_spec(self.input.rotation, upright, &sizes, self.settings.scaling);
         let mut parser = graph.output("in", 0).map_err(error("linking the scaler graph"))?;
         for i in 0..self.outputs.len() {
