@@ -161,6 +161,32 @@ fn rotated_source_gives_portrait_rungs() {
 }
 
 #[test]
+fn scaler_cascade_on_a_rotated_source_gives_the_same_ladder() {
+    let source = media("portrait");
+    let (_dir, out) = package(
+        &source,
+        &args(&[
+            "--reps",
+            "360,240,144",
+            "--segment-duration",
+            "2",
+            "--scaling",
+            "cascade",
+        ]),
+    );
+    check_package(
+        &out,
+        &Expect {
+            source: &source,
+            segment_duration: 2.0,
+            rungs: &[(360, 640), (240, 426), (144, 256)],
+            audio: true,
+            segments: Segments::TS,
+        },
+    );
+}
+
+#[test]
 fn fmp4_segments_with_an_init_segment_per_rendition() {
     let source = media("main");
     let reps = ["--format", "fmp4", "--reps", "360,240", "--segment-duration", "2"];
