@@ -9,7 +9,7 @@ use dash_mpd_core::{
     UTCTiming,
 };
 
-use super::{LiveState, Package, WrittenManifest, millis, peak_bitrate, write};
+use super::{Package, WrittenManifest, millis, peak_bitrate, write};
 use crate::error::Result;
 use crate::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
 
@@ -51,7 +51,7 @@ pub fn mpd(package: &Package) -> MPD {
                     value: Some(audio.channels.to_string()),
                     ..Default::default()
                 }],
-                SegmentTemplate: Some(template(&audio.rendition.media, package.live)),
+                SegmentTemplate: Some(template(&audio.rendition.media, package)),
                 ..Default::default()
             }],
             ..Default::default()
@@ -59,7 +59,7 @@ pub fn mpd(package: &Package) -> MPD {
     }
     let duration = package
         .renditions()
-        .map(|(_, r)| presentation_end(&r.media, package.live))
+        .map(|(_, r)| presentation_end(&r.media, package))
         .fold(0.0, f64::max);
     let running = package.live.filter(|l| !l.ended);
     let seconds = |segments: u64| Duration::from_secs(segments * target);
@@ -113,7 +113,7 @@ fn video_adaptation(package: &Package, target: u64) -> AdaptationSet {
             width: Some(u64::from(v.width)),
             height: Some(u64::from(v.height)),
             sar: Some("1:1".into()),
-            SegmentTemplate: Some(template(&v.rendition.media, package.live)),
+            SegmentTemplate: Some(template(&v.rendition.media, package)),
             ..Default::default()
         })
         .collect();
@@ -135,24 +135,43 @@ fn video_adaptation(package: &Package, target: u64) -> AdaptationSet {
 }
 
 /// Seconds from the start of the period to the end of the rendition's last segment.
-fn presentation_end(media: &SegmentedStream, live: Option<&LiveState>) -> f64 {
+fn presentation_end(media: &SegmentedStream, package: &Package) -> f64 {
     media.segments.last().map_or(0.0, |last| {
-        (last.start_ticks + last.duration_ticks - period_start(media, live)) as f64 / f64::from(media.timescale)
+        (last.start_ticks + last.duration_ticks - period_start(media, package)) as f64 / f64::from(media.timescale)
     })
 }
 
-/// The media time at which the period starts: the source's start on our timeline, or once a
-/// live window has ended, where the first segment still listed starts (the ones before it are
-/// gone). That instant is the live state's, so every representation starts the period together.
-fn period_start(media: &SegmentedStream, live: Option<&LiveState>) -> i64 {
-    let skipped = live.filter(|l| l.ended).map_or(0.0, |l| l.listed_from);
-    media.presentation_offset + (skipped * f64::from(media.timescale)).round() as i64
+/// Seconds from the source's start to the period's start, one instant for every representation.
+/// While live, the source's start; once a live window has ended, where the first segment still
+/// listed starts (the ones before it are gone). Otherwise where the stream that starts last
+/// starts: when a copied source's audio begins before its video, the period begins with the
+/// video, so no representation opens with a gap, and the audio's first moments fall before the
+/// period, where players drop them.
+fn period_seconds(package: &Package) -> f64 {
+    match package.live {
+        Some(live) if live.ended => live.listed_from,
+        Some(_) => 0.0,
+        None => package
+            .renditions()
+            .filter_map(|(_, r)| {
+                let media = &r.media;
+                let first = media.segments.first()?;
+                Some((first.start_ticks - media.presentation_offset) as f64 / f64::from(media.timescale))
+            })
+            .fold(0.0, f64::max),
+    }
 }
 
-fn template(media: &SegmentedStream, live: Option<&LiveState>) -> SegmentTemplate {
+/// The media time at which the period starts, in this stream's ticks.
+fn period_start(media: &SegmentedStream, package: &Package) -> i64 {
+    media.presentation_offset + (period_seconds(package) * f64::from(media.timescale)).round() as i64
+}
+
+fn template(media: &SegmentedStream, package: &Package) -> SegmentTemplate {
+    let live = package.live;
     SegmentTemplate {
         timescale: Some(u64::from(media.timescale)),
-        presentationTimeOffset: Some(period_start(media, live).max(0) as u64),
+        presentationTimeOffset: Some(period_start(media, package).max(0) as u64),
         initialization: Some(format!("$RepresentationID$/{INIT_SEGMENT}")),
         media: Some("$RepresentationID$/segment$Number%05d$.m4s".into()),
         startNumber: Some(live.map_or(0, |l| l.first as u64)),

@@ -19,6 +19,7 @@ import {
   buildStreamPack,
   declaredCodecs,
   makeSource,
+  remuxToTs,
   streamPack,
   targetDir,
   withSegmentPastEnd,
@@ -45,6 +46,9 @@ const GOOD = [
   { name: 'hls-fmp4', make: () => ['hls', '--format', 'fmp4'], manifest: 'master.m3u8', players: ['hls.js', 'shaka'] },
   { name: 'dash', make: () => ['dash'], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'] },
   { name: 'dash-hls', make: () => ['dash', '--hls'], manifest: 'master.m3u8', players: ['hls.js', 'shaka'] },
+  // From an MPEG-TS copy of the source, whose audio starts one AAC frame before its video: the
+  // period opens with the video, and the players must drop the audio ahead of it.
+  { name: 'dash-ts-source', make: () => ['dash'], input: 'ts', manifest: 'manifest.mpd', players: ['dash.js', 'shaka'] },
   {
     name: 'hls-aes-rotation',
     // A new key every segment, fetched by the player from this run's server.
@@ -139,9 +143,10 @@ async function main() {
     const binary = timed('build stream-pack', () => buildStreamPack(REPOSITORY));
     const vod = cells.filter((cell) => !isLive(cell));
     if (vod.length) {
-      const source = timed('generate the source', () => makeSource(work));
+      const mp4 = timed('generate the source', () => makeSource(work));
+      const sources = { mp4, ts: timed('remux the source to MPEG-TS', () => remuxToTs(mp4)) };
       for (const cell of vod) {
-        timed(`make ${cell.name}`, () => makePackage(cell, binary, source, server.origin, work));
+        timed(`make ${cell.name}`, () => makePackage(cell, binary, sources[cell.input ?? 'mp4'], server.origin, work));
       }
     }
     for (const cell of vod) {

@@ -23,6 +23,14 @@ export function makeSource(folder) {
   return file;
 }
 
+// The source remuxed to MPEG-TS by libav, which starts its audio (with the AAC priming) one
+// frame before its video, as broadcast captures do.
+export function remuxToTs(source) {
+  const file = source.replace(/\.mp4$/, '.ts');
+  run('ffmpeg', ['-v', 'error', '-nostdin', '-y', '-i', source, '-map', '0', '-c', 'copy', file]);
+  return file;
+}
+
 // Cargo's target folder, where the binary is built and the packages are kept.
 export function targetDir(repository) {
   return path.resolve(repository, process.env.CARGO_TARGET_DIR ?? 'target');

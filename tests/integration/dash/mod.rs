@@ -4,7 +4,8 @@ pub mod check;
 
 use crate::hls::check::{Expect, Segments};
 use crate::util::cli::{self, FAST};
-use crate::util::media;
+use crate::util::mpd::{Representation, read_mpd};
+use crate::util::{ffprobe, made_by_libav, media};
 use check::check_package;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -12,6 +13,64 @@ use tempfile::TempDir;
 /// `stream-pack dash SOURCE -o TMP/out ARGS --encoder-preset veryfast`, which must succeed.
 fn package(source: &Path, args: &[&str]) -> (TempDir, PathBuf) {
     cli::package_in_temp("dash", source, &[args, &FAST].concat())
+}
+
+/// Where a representation's first segment starts relative to the period, in seconds (@t −
+/// @presentationTimeOffset): negative when it starts before the period.
+fn first_start_in_period(representation: &Representation) -> f64 {
+    let template = &representation.segment_template;
+    let timescale: f64 = template.attributes.parse("timescale");
+    let offset: f64 = template.attributes.parse("presentationTimeOffset");
+    (template.segments()[0].0 as f64 - offset) / timescale
+}
+
+#[test]
+fn a_source_whose_audio_starts_first_opens_the_period_with_its_video() {
+    // MPEG-TS made from `main` by libav: the AAC priming puts the audio one frame ahead.
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let source = made_by_libav(&media("main"), dir.path(), &["-c", "copy"], "main.ts");
+    let starts = ffprobe::streams_and_format(&source)["streams"]
+        .as_array()
+        .expect("streams")
+        .clone();
+    let start = |kind: &str| {
+        let stream = starts
+            .iter()
+            .find(|s| s["codec_type"] == kind)
+            .expect("a stream of that kind");
+        ffprobe::number(&stream["start_time"])
+    };
+    let lead = start("video") - start("audio");
+    assert!(
+        lead > 0.01,
+        "the test needs audio ahead of the video; it is {lead} s ahead"
+    );
+    let encoded = [&["--reps", "240"][..], &FAST[..]].concat();
+    for args in [&["--copy"][..], &encoded[..]] {
+        let (_out_dir, out) = cli::package_in_temp("dash", &source, &[args, &["--segment-duration", "2"]].concat());
+        let mpd = read_mpd(&out.join("manifest.mpd"));
+        let first = |kind: &str| {
+            let set = mpd
+                .adaptation_sets
+                .iter()
+                .find(|a| a.attributes.get("contentType") == Some(kind))
+                .expect("an adaptation set of that kind");
+            first_start_in_period(&set.representations[0])
+        };
+        assert_eq!(
+            first("video"),
+            0.0,
+            "{args:?}: the video must start the period, with no gap"
+        );
+        // As far ahead as in the source; an encoder's priming (one AAC frame at most) may add to it.
+        let audio = first("audio");
+        let frame = 1024.0 / 48000.0;
+        assert!(
+            (-(lead + frame) - 0.002..=-lead + 0.002).contains(&audio),
+            "{args:?}: the audio must start {lead} s (+ priming) before the period, as in the source; it starts at {audio} s"
+        );
+        ffprobe::assert_decodes_cleanly(&out.join("manifest.mpd"));
+    }
 }
 
 #[test]
