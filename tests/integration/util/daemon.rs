@@ -1,5 +1,6 @@
 //! Servers the tests start on 127.0.0.1 (nginx, Garage): a free port, a process whose output goes
-//! to a log file, ready once its port accepts connections, and killed when stopped or dropped.
+//! to a log file, ready once its port accepts connections, and killed when stopped or dropped;
+//! and nginx with a configuration of the test's own.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -83,4 +84,31 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// nginx in the foreground, one process, with its configuration, pid file and logs in `dir`:
+/// `main` holds the lines the main context needs first (`load_module`), `blocks` the `http` or
+/// `rtmp` block that listens on `port`. `error.log` in `dir` is nginx's own log.
+pub fn nginx(name: &str, dir: &Path, main: &str, blocks: &str, port: u16) -> Daemon {
+    let root = dir.display();
+    let config = format!(
+        "{main}daemon off;\n\
+         master_process off;\n\
+         worker_processes 1;\n\
+         pid {root}/nginx.pid;\n\
+         error_log {root}/error.log info;\n\
+         events {{ worker_connections 128; }}\n\
+         {blocks}"
+    );
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, config).expect("write nginx.conf");
+    let mut command = Command::new("nginx");
+    command
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&conf);
+    Daemon::start(name, &mut command, &dir.join("nginx.out"), port)
 }

@@ -3,11 +3,10 @@
 //! `/readonly/` takes none (nginx answers 405).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::daemon::{Daemon, free_port};
+use super::daemon::{Daemon, free_port, nginx};
 
 pub struct Dav {
     /// `http://127.0.0.1:PORT`
@@ -39,18 +38,11 @@ impl Dav {
         let dir = tempfile::tempdir().expect("a folder for nginx");
         let root = dir.path().join("www");
         std::fs::create_dir_all(root.join("readonly")).unwrap();
-        let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, config(dir.path(), &root, port, create_full_put_path)).unwrap();
-        let daemon = Daemon::start(
+        let daemon = nginx(
             "nginx",
-            Command::new("nginx")
-                .arg("-p")
-                .arg(dir.path())
-                .arg("-e")
-                .arg(dir.path().join("error.log"))
-                .arg("-c")
-                .arg(&conf),
-            &dir.path().join("nginx.out"),
+            dir.path(),
+            "",
+            &config(dir.path(), &root, port, create_full_put_path),
             port,
         );
         Dav {
@@ -99,18 +91,14 @@ impl Dav {
     }
 }
 
+/// The `http` block: a document root that takes PUT, DELETE and MKCOL, and an access log of
+/// when each request ended and how long it took.
 fn config(dir: &Path, root: &Path, port: u16, create_full_put_path: bool) -> String {
     let dir = dir.display();
     let root = root.display();
     let full_path = if create_full_put_path { "on" } else { "off" };
     format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 128; }}
-http {{
+        r#"http {{
     log_format order '$msec $request_time $request_method $uri $status';
     access_log {dir}/access.log order;
     client_body_temp_path {dir}/body;

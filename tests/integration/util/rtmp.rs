@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::daemon::{Daemon, free_port};
+use super::daemon::{Daemon, free_port, nginx};
 
 const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
@@ -23,27 +23,13 @@ impl RtmpServer {
     pub fn start() -> RtmpServer {
         let port = free_port();
         let dir = tempfile::tempdir().expect("create a temporary folder");
-        let root = dir.path().display();
-        let config = format!(
-            "load_module {RTMP_MODULE};\n\
-             daemon off;\n\
-             master_process off;\n\
-             user root;\n\
-             pid {root}/nginx.pid;\n\
-             error_log {root}/error.log info;\n\
-             events {{ worker_connections 128; }}\n\
-             rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n"
+        let daemon = nginx(
+            "nginx-rtmp",
+            dir.path(),
+            &format!("load_module {RTMP_MODULE};\nuser root;\n"),
+            &format!("rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n"),
+            port,
         );
-        std::fs::write(dir.path().join("nginx.conf"), config).expect("write nginx.conf");
-        let mut command = Command::new("nginx");
-        command
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"));
-        let daemon = Daemon::start("nginx-rtmp", &mut command, &dir.path().join("nginx.out"), port);
         RtmpServer { daemon, port, dir }
     }
 
