@@ -12,6 +12,7 @@ mod copy;
 mod dash;
 mod encrypt;
 mod hls;
+mod hostile_cases;
 mod inspect;
 mod live;
 mod passthrough;
