@@ -204,7 +204,9 @@ struct KeyFolders {
 #[derive(Debug)]
 pub struct KeySchedule {
     source: KeySource,
-    name: String,
+    /// What the names of generated key files and of the key info start with: the package
+    /// folder's name and an id of this job, so packages sharing a key dir never share a name.
+    prefix: String,
     folders: Option<KeyFolders>,
     periods: Vec<KeyPeriod>,
     /// Key files this job wrote, removed again unless the package is published.
@@ -216,15 +218,18 @@ pub struct KeySchedule {
 pub type SharedKeys = Arc<Mutex<KeySchedule>>;
 
 impl KeySchedule {
-    /// Keys for a package to be published at `output` (absolute); the package folder's name
-    /// prefixes generated key files. Supplied keys are read and checked here, before any work.
+    /// Keys for a package to be published at `output` (absolute); the package folder's name and
+    /// a random job id prefix generated key files. Supplied keys are read and checked here, before
+    /// any work.
     pub fn new(source: KeySource, output: &Path) -> Result<KeySchedule> {
         let name = output
             .file_name()
             .map_or_else(|| "package".to_owned(), |n| n.to_string_lossy().into_owned());
+        let mut job = [0u8; 4];
+        rand::fill(&mut job);
         let mut schedule = KeySchedule {
             source,
-            name,
+            prefix: format!("{name}-{:08x}", u32::from_be_bytes(job)),
             folders: None,
             periods: Vec::new(),
             written: Vec::new(),
@@ -314,7 +319,7 @@ impl KeySchedule {
         let (KeySource::Generate { key_url, .. }, Some(folders)) = (&self.source, &self.folders) else {
             unreachable!("supplied keys make one period, which `new` created");
         };
-        let id = format!("{}-{:05}", self.name, self.periods.len());
+        let id = format!("{}-{:05}", self.prefix, self.periods.len());
         let file_name = format!("{id}.key");
         let key = Key::generate();
         let written = folders.write.join(&file_name);
@@ -371,7 +376,7 @@ impl KeySchedule {
                 }
             })
             .collect();
-        let path = folders.info.join(format!("{}.keyinfo.json", self.name));
+        let path = folders.info.join(format!("{}.keyinfo.json", self.prefix));
         let json = serde_json::to_vec_pretty(&KeyInfoFile { keys: records }).expect("plain data serialises");
         write_private(&path, &json)?;
         self.written.push(path.clone());
@@ -460,14 +465,15 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(Error::io(dir))
 }
 
-/// Writes a file readable by its owner only, atomically: a temporary file beside it, renamed.
+/// Writes a new file readable by its owner only, atomically: a temporary file beside it, renamed
+/// into place only if nothing has the name, so another job's key is never replaced.
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     // tempfile creates its files with mode 0600.
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io(dir))?;
     temp.write_all(data).map_err(Error::io(path))?;
     temp.as_file().sync_all().map_err(Error::io(path))?;
-    temp.persist(path).map_err(|e| Error::Io {
+    temp.persist_noclobber(path).map_err(|e| Error::Io {
         path: path.to_owned(),
         source: e.error,
     })?;
@@ -538,6 +544,15 @@ mod tests {
     }
 
     #[test]
+    fn a_key_file_of_another_job_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("show-00000.key");
+        std::fs::write(&path, b"theirs").unwrap();
+        assert!(write_private(&path, b"ours").is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+    }
+
+    #[test]
     fn rotation_shares_periods_and_failed_jobs_remove_their_keys() {
         let dir = tempfile::tempdir().unwrap();
         let key_dir = dir.path().join("keys");
@@ -550,13 +565,18 @@ mod tests {
         let mut schedule = KeySchedule::new(source, &out).unwrap();
         schedule.stage(&out, &dir.path().join(".staging")).unwrap();
         let first = schedule.for_segment(1).unwrap().id.clone();
-        assert_eq!(first, "out-00000");
-        assert_eq!(schedule.for_segment(2).unwrap().id, "out-00001");
+        let prefix = schedule.prefix.clone();
+        assert!(
+            prefix.starts_with("out-") && prefix.len() == "out-".len() + 8,
+            "{prefix}"
+        );
+        assert_eq!(first, format!("{prefix}-00000"));
+        assert_eq!(schedule.for_segment(2).unwrap().id, format!("{prefix}-00001"));
         assert_eq!(schedule.period_of(3), 1);
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&key_dir), 0o700);
-        assert_eq!(mode(&key_dir.join("out-00000.key")), 0o600);
+        assert_eq!(mode(&key_dir.join(format!("{first}.key"))), 0o600);
         drop(schedule);
         assert!(!key_dir.exists(), "the key dir this job created goes with its keys");
     }
