@@ -13,6 +13,7 @@ use cbc::cipher::{BlockModeEncrypt, KeyIvInit, array::Array};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::manifest::attr;
 
 const BLOCK: usize = 16;
 /// Plaintext encrypted per call to the cipher: large enough for AES-NI's parallel blocks, small
@@ -181,8 +182,9 @@ pub struct KeyPeriod {
     pub iv: Iv,
     /// The key file, absolute.
     pub file: PathBuf,
-    /// The URI playlists give, when fixed (`--key-url`, a key-info file); otherwise playlists use
-    /// the relative path from their folder to `file`.
+    /// The URI playlists give, when fixed (`--key-url`, a key-info file), percent-encoded where
+    /// it holds what a URI cannot; otherwise playlists use the relative path from their folder to
+    /// `file`.
     pub uri: Option<String>,
 }
 
@@ -255,7 +257,7 @@ impl KeySchedule {
                     id: name.clone(),
                     key,
                     iv: Iv::generate(),
-                    uri: key_url.map(|url| format!("{url}{name}")),
+                    uri: key_url.map(|url| key_url_of(&url, &name)),
                     file,
                 });
             }
@@ -329,7 +331,7 @@ impl KeySchedule {
             id,
             key,
             iv: Iv::generate(),
-            uri: key_url.as_ref().map(|url| format!("{url}{file_name}")),
+            uri: key_url.as_ref().map(|url| key_url_of(url, &file_name)),
             file: folders.published.join(&file_name),
         });
         Ok(())
@@ -413,6 +415,11 @@ struct KeyRecord {
     last_segment: usize,
 }
 
+/// `--key-url` followed by a key file's name, as one URI.
+fn key_url_of(url: &str, file_name: &str) -> String {
+    format!("{}{}", attr::uri(url), attr::path_segment(file_name))
+}
+
 /// FFmpeg's key-info format: the key URI, the key file's path, and optionally the IV.
 fn read_key_info(path: &Path) -> Result<KeyPeriod> {
     let text = std::fs::read_to_string(path)
@@ -435,7 +442,7 @@ fn read_key_info(path: &Path) -> Result<KeyPeriod> {
         key: Key::from_file(&key_path)?,
         iv,
         file: std::path::absolute(&key_path).map_err(Error::io(&key_path))?,
-        uri: Some(uri),
+        uri: Some(attr::uri(&uri)),
     })
 }
 

@@ -6,6 +6,7 @@ use crate::util::cli::{self, FAST};
 use crate::util::m3u8;
 use crate::util::media;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -158,4 +159,135 @@ fn item01_shared_key_dir_keeps_other_packages_keys() {
         "the cancelled job must remove its own keys and nothing else"
     );
     assert!(!c.exists(), "the cancelled package appeared");
+}
+
+/// A language tag a hostile source or manifest carries: it closes the quoted-string and adds
+/// a variant of its own on the lines after it.
+const HOSTILE_LANGUAGE: &str = "en\"><x\n#EXT-X-STREAM-INF:BANDWIDTH=1\nrogue.m3u8";
+
+/// Whether `tag` has the syntax of a BCP 47 language tag.
+fn is_language_tag(tag: &str) -> bool {
+    let mut subtags = tag.split('-');
+    let primary = subtags.next().unwrap_or_default();
+    (2..=8).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_alphabetic())
+        && subtags.all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The master playlist of `out` is strict HLS with `variants` variants, each a rendition of the
+/// package; every line is a tag or a playlist of the package; any LANGUAGE is a language tag.
+fn assert_master_is_clean(out: &Path, variants: usize) {
+    let path = out.join("master.m3u8");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let master = m3u8::parse_master(&text).unwrap_or_else(|error| panic!("master.m3u8: {error}\n{text}"));
+    assert_eq!(master.variants.len(), variants, "variants of master.m3u8:\n{text}");
+    for line in text.lines().filter(|line| !line.is_empty()) {
+        assert!(
+            line.starts_with("#EXT") || line.ends_with("/index.m3u8"),
+            "a line of master.m3u8 is neither a tag nor a playlist of the package: {line:?}"
+        );
+        assert!(!line.contains("rogue"), "the input's text became a line: {line:?}");
+    }
+    for media in &master.media {
+        if let Some(language) = media.quoted("LANGUAGE") {
+            assert!(is_language_tag(language), "LANGUAGE={language:?}");
+        }
+    }
+}
+
+/// `tiny`'s picture and sound in Matroska, whose audio language tag is `language`.
+fn source_with_language(dir: &Path, language: &str) -> PathBuf {
+    let path = dir.join("hostile.mkv");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(media("tiny"))
+        .args(["-map", "0", "-c", "copy", "-metadata:s:a:0"])
+        .arg(format!("language={language}"))
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {}", path.display());
+    path
+}
+
+/// A DASH presentation made by ffmpeg from `tiny`, its audio AdaptationSet's `lang` set to
+/// `language` (XML-escaped, as a hostile server would write it). Returns the MPD.
+fn mpd_with_language(dir: &Path, language: &str) -> PathBuf {
+    let folder = dir.join("dash");
+    std::fs::create_dir_all(&folder).expect("create the DASH folder");
+    let mpd = folder.join("manifest.mpd");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(media("tiny"))
+        .args([
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-f",
+            "dash",
+        ])
+        .arg(&mpd)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {}", mpd.display());
+    let escaped = language
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\n', "&#10;");
+    let text = std::fs::read_to_string(&mpd).expect("read the MPD");
+    assert!(text.contains("lang=\"eng\""), "ffmpeg wrote no lang:\n{text}");
+    std::fs::write(&mpd, text.replace("lang=\"eng\"", &format!("lang=\"{escaped}\""))).expect("write the MPD");
+    mpd
+}
+
+/// A language tag with a quote and line breaks, from the source's metadata or from a converted
+/// MPD, never reaches master.m3u8 as it is; nor does a `--key-url` with a space and a quote.
+#[test]
+fn item02_input_text_cannot_inject_into_playlists() {
+    let parent = tempfile::tempdir().expect("create a temporary folder");
+    let source = source_with_language(parent.path(), HOSTILE_LANGUAGE);
+    let out = parent.path().join("from-source");
+    cli::assert_success(&cli::hls(&source, &out, &[&TINY[..], &FAST].concat()));
+    assert_master_is_clean(&out, 1);
+    let dash = parent.path().join("dash-from-source");
+    cli::assert_success(&cli::package("dash", &source, &dash, &[&TINY[..], &FAST].concat()));
+    let manifest = crate::util::mpd::read_mpd(&dash.join("manifest.mpd"));
+    for set in &manifest.adaptation_sets {
+        if let Some(lang) = set.attributes.get("lang") {
+            assert!(is_language_tag(lang), "@lang={lang:?}");
+        }
+    }
+
+    let mpd = mpd_with_language(parent.path(), HOSTILE_LANGUAGE);
+    let converted = parent.path().join("converted");
+    let output = cli::run([
+        OsStr::new("convert"),
+        mpd.as_os_str(),
+        OsStr::new("--to"),
+        OsStr::new("hls"),
+        OsStr::new("-o"),
+        converted.as_os_str(),
+        OsStr::new("--progress"),
+        OsStr::new("none"),
+    ]);
+    cli::assert_success(&output);
+    assert_master_is_clean(&converted, 1);
+
+    let keyed = parent.path().join("keyed");
+    let key_url = "https://keys.example/a b\"c/";
+    let args = [&TINY[..], &FAST, &["--encrypt", "--key-url", key_url]].concat();
+    cli::assert_success(&cli::hls(&media("tiny"), &keyed, &args));
+    let playlist = keyed.join("90p/index.m3u8");
+    let text = std::fs::read_to_string(&playlist).expect("read the media playlist");
+    let parsed = m3u8::parse_media(&text).unwrap_or_else(|error| panic!("90p/index.m3u8: {error}\n{text}"));
+    let uri = &parsed.segments[0].key.as_ref().expect("an encrypted segment").uri;
+    assert!(
+        uri.starts_with("https://keys.example/a%20b%22c/"),
+        "the key URI is not the percent-encoded --key-url: {uri:?}"
+    );
 }
