@@ -174,6 +174,18 @@ pub enum KeySource {
     Info { path: PathBuf },
 }
 
+impl KeySource {
+    /// The files and folder outside the package this source reads or writes, each with what it
+    /// is: a job must never replace them with its output.
+    pub fn paths(&self) -> Vec<(&'static str, &Path)> {
+        match self {
+            KeySource::Generate { key_dir, .. } => vec![("the key dir", key_dir.as_path())],
+            KeySource::File { path, .. } => vec![("the key file", path.as_path())],
+            KeySource::Info { path } => vec![("the key-info file", path.as_path())],
+        }
+    }
+}
+
 /// One key and the segments it encrypts.
 #[derive(Debug, Clone)]
 pub struct KeyPeriod {
@@ -339,6 +351,20 @@ impl KeySchedule {
 
     pub fn periods(&self) -> &[KeyPeriod] {
         &self.periods
+    }
+
+    /// What this schedule reads or writes outside the package: the key source's paths, and the
+    /// key file a key-info file names.
+    pub fn paths(&self) -> Vec<(&'static str, &Path)> {
+        let mut paths = self.source.paths();
+        if !matches!(self.source, KeySource::Generate { .. }) {
+            paths.extend(
+                self.periods
+                    .iter()
+                    .map(|period| ("the key file", period.file.as_path())),
+            );
+        }
+        paths
     }
 
     /// The package is published: its key files stay.

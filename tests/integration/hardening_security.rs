@@ -291,3 +291,151 @@ fn item02_input_text_cannot_inject_into_playlists() {
         "the key URI is not the percent-encoded --key-url: {uri:?}"
     );
 }
+
+/// A folder `in/` holding `tiny` as `a.mp4`, its FLV copy `a.flv`, a ladder, a key, a folder of
+/// keys, a DASH presentation and a file that is none of these.
+fn input_folder(parent: &Path) -> PathBuf {
+    let dir = parent.join("in");
+    std::fs::create_dir_all(dir.join("keys")).expect("create in/keys");
+    std::fs::copy(media("tiny"), dir.join("a.mp4")).expect("copy tiny");
+    crate::util::made_by_libav(&media("tiny"), &dir, &["-c", "copy"], "a.flv");
+    std::fs::write(
+        dir.join("ladder.toml"),
+        "[[rung]]\nheight = 90\nvideo_bitrate = \"100k\"\nmaxrate = \"150k\"\nbufsize = \"200k\"\n",
+    )
+    .expect("write");
+    std::fs::write(dir.join("secret.key"), [7u8; 16]).expect("write the key");
+    std::fs::write(dir.join("keys/other.key"), [9u8; 16]).expect("write the key");
+    std::fs::write(dir.join("beside.txt"), "not ours").expect("write");
+    mpd_with_language(&dir, "en");
+    dir
+}
+
+/// Every file under `dir` and its bytes.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display())) {
+        let path = entry.expect("folder entry").path();
+        if path.is_dir() {
+            files.extend(tree(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            files.insert(path, bytes);
+        }
+    }
+    files
+}
+
+/// `-o` equal to, or a folder holding, an input, a key file, a key dir or a ladder file is
+/// refused with `--force` (exit 2, one line naming it), by path as given, through `..` and
+/// through a symbolic link, in every command that writes; nothing of the inputs' folder changes.
+#[test]
+fn item03_force_never_replaces_the_inputs() {
+    let parent = tempfile::tempdir().expect("create a temporary folder");
+    let dir = input_folder(parent.path());
+    let link = parent.path().join("link");
+    std::os::unix::fs::symlink(&dir, &link).expect("make a symbolic link");
+    let info = parent.path().join("key.info");
+    std::fs::write(
+        &info,
+        format!("https://k.example/k.key\n{}\n", dir.join("secret.key").display()),
+    )
+    .expect("write");
+    let before = tree(&dir);
+    let s = |path: &Path| path.to_str().expect("UTF-8 path").to_owned();
+    let (input, flv, mpd) = (
+        s(&dir.join("a.mp4")),
+        s(&dir.join("a.flv")),
+        s(&dir.join("dash/manifest.mpd")),
+    );
+    let (out, tiny) = (s(&dir), s(&media("tiny")));
+    // Packages of a source elsewhere, so only the side file named lies in OUT.
+    let package = |source: &str, extra: &[&str]| -> Vec<String> {
+        let fixed = ["hls", source, "-o", out.as_str(), "--force", "--progress", "none"];
+        fixed
+            .iter()
+            .chain(&TINY)
+            .chain(&FAST)
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (package(&input, &[]), "a.mp4"),
+        (
+            [
+                "hls",
+                &s(&link.join("a.mp4")),
+                "-o",
+                &s(&dir.join("..").join("in")),
+                "--force",
+                "--progress",
+                "none",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "a.mp4",
+        ),
+        (
+            package(&tiny, &["--ladder", &s(&dir.join("ladder.toml"))]),
+            "ladder.toml",
+        ),
+        (
+            package(&tiny, &["--encrypt", "--key-file", &s(&dir.join("secret.key"))]),
+            "secret.key",
+        ),
+        (
+            package(&tiny, &["--encrypt", "--key-dir", &s(&dir.join("keys"))]),
+            "keys",
+        ),
+        (package(&tiny, &["--encrypt", "--key-info", &s(&info)]), "secret.key"),
+        (
+            ["dash", &input, "-o", &out, "--force", "--progress", "none"]
+                .map(String::from)
+                .to_vec(),
+            "a.mp4",
+        ),
+        (
+            [
+                "convert",
+                &mpd,
+                "--to",
+                "hls",
+                "-o",
+                &out,
+                "--force",
+                "--progress",
+                "none",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "manifest.mpd",
+        ),
+        (
+            ["remux", &input, "-o", &input, "--force"].map(String::from).to_vec(),
+            "a.mp4",
+        ),
+        (
+            ["concat-flv", &flv, "-o", &flv, "--force"].map(String::from).to_vec(),
+            "a.flv",
+        ),
+        (
+            ["unframe", &input, "-o", &input, "--force"].map(String::from).to_vec(),
+            "a.mp4",
+        ),
+        (
+            ["record", &flv, "-o", &flv, "--force"].map(String::from).to_vec(),
+            "a.flv",
+        ),
+    ];
+    for (args, named) in &cases {
+        let output = cli::run(args);
+        let line = cli::assert_failure(&output, 2);
+        assert!(
+            line.contains(named),
+            "`{}` does not name {named}: {line}",
+            args.join(" ")
+        );
+        assert_eq!(tree(&dir), before, "`{}` changed the inputs' folder", args.join(" "));
+    }
+}
