@@ -19,6 +19,10 @@ const BLOCK: usize = 16;
 /// Plaintext encrypted per call to the cipher: large enough for AES-NI's parallel blocks, small
 /// enough to keep memory bounded whatever the segment size.
 const CHUNK: usize = 64 * 1024;
+/// The most a key file may hold: 32 hex digits with a little whitespace around them.
+const KEY_FILE_LIMIT: u64 = 64;
+/// The most a key-info file may hold: a URI, a path and an IV.
+const KEY_INFO_LIMIT: u64 = 64 * 1024;
 
 /// A 128-bit AES key.
 #[derive(Clone, PartialEq, Eq)]
@@ -45,8 +49,8 @@ impl Key {
 
     /// The key in a key file, and whether the file holds the raw bytes players can fetch.
     fn read(path: &Path) -> Result<(Key, bool)> {
-        let data =
-            std::fs::read(path).map_err(|e| Error::InvalidOption(format!("key file {}: {e}", path.display())))?;
+        let data = crate::sidefile::read(path, KEY_FILE_LIMIT)
+            .map_err(|e| Error::InvalidOption(format!("key file {}: {e}", path.display())))?;
         if let Ok(raw) = <[u8; BLOCK]>::try_from(data.as_slice()) {
             return Ok((Key(raw), true));
         }
@@ -448,7 +452,7 @@ fn key_url_of(url: &str, file_name: &str) -> String {
 
 /// FFmpeg's key-info format: the key URI, the key file's path, and optionally the IV.
 fn read_key_info(path: &Path) -> Result<KeyPeriod> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::sidefile::read_text(path, KEY_INFO_LIMIT)
         .map_err(|e| Error::InvalidOption(format!("key-info file {}: {e}", path.display())))?;
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let bad = |what: &str| Error::InvalidOption(format!("key-info file {}: {what}", path.display()));

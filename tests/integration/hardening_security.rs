@@ -8,7 +8,7 @@ use crate::util::media;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stream-pack");
@@ -438,4 +438,60 @@ fn item03_force_never_replaces_the_inputs() {
         );
         assert_eq!(tree(&dir), before, "`{}` changed the inputs' folder", args.join(" "));
     }
+}
+
+/// Runs stream-pack with `args` under a 4 GB address-space limit (so an unbounded read fails
+/// instead of taking the machine) and a 30 s deadline; returns its output and how long it ran.
+fn run_bounded(args: &[&str]) -> (Output, Duration) {
+    let started = Instant::now();
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -v 4194304; exec \"$0\" \"$@\"", BIN])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stream-pack");
+    let pid = child.id().to_string();
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output().expect("wait for stream-pack")));
+    let output = waited.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("stream-pack {} ran longer than 30 s", args.join(" "));
+    });
+    (output, started.elapsed())
+}
+
+/// Side files are read up to a limit: `/dev/zero` as a ladder, a key file, a key-info file, a
+/// list of chunk URLs or a recording schedule ends within seconds with one line naming the
+/// file and the limit, and the documented exit code.
+#[test]
+fn item05_side_files_are_read_with_a_limit() {
+    let parent = tempfile::tempdir().expect("create a temporary folder");
+    let (out, joined) = (parent.path().join("out"), parent.path().join("joined.flv"));
+    let (tiny, out) = (media("tiny"), out.to_str().expect("UTF-8 path").to_owned());
+    let joined = joined.to_str().expect("UTF-8 path");
+    let tiny = tiny.to_str().expect("UTF-8 path");
+    let package = |extra: &[&'static str]| -> Vec<&str> {
+        let fixed = ["hls", tiny, "-o", &out, "--progress", "none"];
+        fixed.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (package(&["--ladder", "/dev/zero"]), 5),
+        (package(&["--encrypt", "--key-file", "/dev/zero"]), 2),
+        (package(&["--encrypt", "--key-info", "/dev/zero"]), 2),
+        (vec!["concat-flv", "--list", "/dev/zero", "-o", joined], 2),
+        (vec!["record", "--schedule", "/dev/zero"], 2),
+    ];
+    for (args, code) in &cases {
+        let (output, took) = run_bounded(args);
+        let line = cli::assert_failure(&output, *code);
+        assert!(
+            line.contains("/dev/zero") && line.contains("limit"),
+            "`{}` does not name the file and the limit: {line}",
+            args.join(" ")
+        );
+        assert!(took < Duration::from_secs(5), "`{}` took {took:?}", args.join(" "));
+    }
+    assert!(!Path::new(&out).exists(), "a package appeared");
 }
