@@ -13,11 +13,16 @@ use cbc::cipher::{BlockModeEncrypt, KeyIvInit, array::Array};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::manifest::attr;
 
 const BLOCK: usize = 16;
 /// Plaintext encrypted per call to the cipher: large enough for AES-NI's parallel blocks, small
 /// enough to keep memory bounded whatever the segment size.
 const CHUNK: usize = 64 * 1024;
+/// The most a key file may hold: 32 hex digits with a little whitespace around them.
+const KEY_FILE_LIMIT: u64 = 64;
+/// The most a key-info file may hold: a URI, a path and an IV.
+const KEY_INFO_LIMIT: u64 = 64 * 1024;
 
 /// A 128-bit AES key.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,8 +49,8 @@ impl Key {
 
     /// The key in a key file, and whether the file holds the raw bytes players can fetch.
     fn read(path: &Path) -> Result<(Key, bool)> {
-        let data =
-            std::fs::read(path).map_err(|e| Error::InvalidOption(format!("key file {}: {e}", path.display())))?;
+        let data = crate::sidefile::read(path, KEY_FILE_LIMIT)
+            .map_err(|e| Error::InvalidOption(format!("key file {}: {e}", path.display())))?;
         if let Ok(raw) = <[u8; BLOCK]>::try_from(data.as_slice()) {
             return Ok((Key(raw), true));
         }
@@ -173,6 +178,18 @@ pub enum KeySource {
     Info { path: PathBuf },
 }
 
+impl KeySource {
+    /// The files and folder outside the package this source reads or writes, each with what it
+    /// is: a job must never replace them with its output.
+    pub fn paths(&self) -> Vec<(&'static str, &Path)> {
+        match self {
+            KeySource::Generate { key_dir, .. } => vec![("the key dir", key_dir.as_path())],
+            KeySource::File { path, .. } => vec![("the key file", path.as_path())],
+            KeySource::Info { path } => vec![("the key-info file", path.as_path())],
+        }
+    }
+}
+
 /// One key and the segments it encrypts.
 #[derive(Debug, Clone)]
 pub struct KeyPeriod {
@@ -181,8 +198,9 @@ pub struct KeyPeriod {
     pub iv: Iv,
     /// The key file, absolute.
     pub file: PathBuf,
-    /// The URI playlists give, when fixed (`--key-url`, a key-info file); otherwise playlists use
-    /// the relative path from their folder to `file`.
+    /// The URI playlists give, when fixed (`--key-url`, a key-info file), percent-encoded where
+    /// it holds what a URI cannot; otherwise playlists use the relative path from their folder to
+    /// `file`.
     pub uri: Option<String>,
 }
 
@@ -204,7 +222,9 @@ struct KeyFolders {
 #[derive(Debug)]
 pub struct KeySchedule {
     source: KeySource,
-    name: String,
+    /// What the names of generated key files and of the key info start with: the package
+    /// folder's name and an id of this job, so packages sharing a key dir never share a name.
+    prefix: String,
     folders: Option<KeyFolders>,
     periods: Vec<KeyPeriod>,
     /// Key files this job wrote, removed again unless the package is published.
@@ -216,15 +236,18 @@ pub struct KeySchedule {
 pub type SharedKeys = Arc<Mutex<KeySchedule>>;
 
 impl KeySchedule {
-    /// Keys for a package to be published at `output` (absolute); the package folder's name
-    /// prefixes generated key files. Supplied keys are read and checked here, before any work.
+    /// Keys for a package to be published at `output` (absolute); the package folder's name and
+    /// a random job id prefix generated key files. Supplied keys are read and checked here, before
+    /// any work.
     pub fn new(source: KeySource, output: &Path) -> Result<KeySchedule> {
         let name = output
             .file_name()
             .map_or_else(|| "package".to_owned(), |n| n.to_string_lossy().into_owned());
+        let mut job = [0u8; 4];
+        rand::fill(&mut job);
         let mut schedule = KeySchedule {
             source,
-            name,
+            prefix: format!("{name}-{:08x}", u32::from_be_bytes(job)),
             folders: None,
             periods: Vec::new(),
             written: Vec::new(),
@@ -250,7 +273,7 @@ impl KeySchedule {
                     id: name.clone(),
                     key,
                     iv: Iv::generate(),
-                    uri: key_url.map(|url| format!("{url}{name}")),
+                    uri: key_url.map(|url| key_url_of(&url, &name)),
                     file,
                 });
             }
@@ -314,7 +337,7 @@ impl KeySchedule {
         let (KeySource::Generate { key_url, .. }, Some(folders)) = (&self.source, &self.folders) else {
             unreachable!("supplied keys make one period, which `new` created");
         };
-        let id = format!("{}-{:05}", self.name, self.periods.len());
+        let id = format!("{}-{:05}", self.prefix, self.periods.len());
         let file_name = format!("{id}.key");
         let key = Key::generate();
         let written = folders.write.join(&file_name);
@@ -324,7 +347,7 @@ impl KeySchedule {
             id,
             key,
             iv: Iv::generate(),
-            uri: key_url.as_ref().map(|url| format!("{url}{file_name}")),
+            uri: key_url.as_ref().map(|url| key_url_of(url, &file_name)),
             file: folders.published.join(&file_name),
         });
         Ok(())
@@ -332,6 +355,20 @@ impl KeySchedule {
 
     pub fn periods(&self) -> &[KeyPeriod] {
         &self.periods
+    }
+
+    /// What this schedule reads or writes outside the package: the key source's paths, and the
+    /// key file a key-info file names.
+    pub fn paths(&self) -> Vec<(&'static str, &Path)> {
+        let mut paths = self.source.paths();
+        if !matches!(self.source, KeySource::Generate { .. }) {
+            paths.extend(
+                self.periods
+                    .iter()
+                    .map(|period| ("the key file", period.file.as_path())),
+            );
+        }
+        paths
     }
 
     /// The package is published: its key files stay.
@@ -371,7 +408,7 @@ impl KeySchedule {
                 }
             })
             .collect();
-        let path = folders.info.join(format!("{}.keyinfo.json", self.name));
+        let path = folders.info.join(format!("{}.keyinfo.json", self.prefix));
         let json = serde_json::to_vec_pretty(&KeyInfoFile { keys: records }).expect("plain data serialises");
         write_private(&path, &json)?;
         self.written.push(path.clone());
@@ -408,9 +445,14 @@ struct KeyRecord {
     last_segment: usize,
 }
 
+/// `--key-url` followed by a key file's name, as one URI.
+fn key_url_of(url: &str, file_name: &str) -> String {
+    format!("{}{}", attr::uri(url), attr::path_segment(file_name))
+}
+
 /// FFmpeg's key-info format: the key URI, the key file's path, and optionally the IV.
 fn read_key_info(path: &Path) -> Result<KeyPeriod> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::sidefile::read_text(path, KEY_INFO_LIMIT)
         .map_err(|e| Error::InvalidOption(format!("key-info file {}: {e}", path.display())))?;
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let bad = |what: &str| Error::InvalidOption(format!("key-info file {}: {what}", path.display()));
@@ -430,7 +472,7 @@ fn read_key_info(path: &Path) -> Result<KeyPeriod> {
         key: Key::from_file(&key_path)?,
         iv,
         file: std::path::absolute(&key_path).map_err(Error::io(&key_path))?,
-        uri: Some(uri),
+        uri: Some(attr::uri(&uri)),
     })
 }
 
@@ -460,14 +502,15 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(Error::io(dir))
 }
 
-/// Writes a file readable by its owner only, atomically: a temporary file beside it, renamed.
+/// Writes a new file readable by its owner only, atomically: a temporary file beside it, renamed
+/// into place only if nothing has the name, so another job's key is never replaced.
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     // tempfile creates its files with mode 0600.
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io(dir))?;
     temp.write_all(data).map_err(Error::io(path))?;
     temp.as_file().sync_all().map_err(Error::io(path))?;
-    temp.persist(path).map_err(|e| Error::Io {
+    temp.persist_noclobber(path).map_err(|e| Error::Io {
         path: path.to_owned(),
         source: e.error,
     })?;
@@ -538,6 +581,15 @@ mod tests {
     }
 
     #[test]
+    fn a_key_file_of_another_job_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("show-00000.key");
+        std::fs::write(&path, b"theirs").unwrap();
+        assert!(write_private(&path, b"ours").is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+    }
+
+    #[test]
     fn rotation_shares_periods_and_failed_jobs_remove_their_keys() {
         let dir = tempfile::tempdir().unwrap();
         let key_dir = dir.path().join("keys");
@@ -550,13 +602,18 @@ mod tests {
         let mut schedule = KeySchedule::new(source, &out).unwrap();
         schedule.stage(&out, &dir.path().join(".staging")).unwrap();
         let first = schedule.for_segment(1).unwrap().id.clone();
-        assert_eq!(first, "out-00000");
-        assert_eq!(schedule.for_segment(2).unwrap().id, "out-00001");
+        let prefix = schedule.prefix.clone();
+        assert!(
+            prefix.starts_with("out-") && prefix.len() == "out-".len() + 8,
+            "{prefix}"
+        );
+        assert_eq!(first, format!("{prefix}-00000"));
+        assert_eq!(schedule.for_segment(2).unwrap().id, format!("{prefix}-00001"));
         assert_eq!(schedule.period_of(3), 1);
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&key_dir), 0o700);
-        assert_eq!(mode(&key_dir.join("out-00000.key")), 0o600);
+        assert_eq!(mode(&key_dir.join(format!("{first}.key"))), 0o600);
         drop(schedule);
         assert!(!key_dir.exists(), "the key dir this job created goes with its keys");
     }

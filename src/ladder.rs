@@ -106,6 +106,9 @@ pub struct LadderEntry {
     pub auto: bool,
 }
 
+/// The most a ladder file may hold: a few hundred rungs take a few KiB.
+const LADDER_FILE_LIMIT: u64 = 1 << 20;
+
 /// The bitrates to use per height, sorted by height.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ladder {
@@ -118,7 +121,7 @@ impl Ladder {
     }
 
     pub fn from_file(path: &Path) -> Result<Ladder> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::LadderFile {
+        let text = crate::sidefile::read_text(path, LADDER_FILE_LIMIT).map_err(|e| Error::LadderFile {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;

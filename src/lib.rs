@@ -57,6 +57,7 @@ pub mod reassemble;
 pub mod remux;
 pub mod retry;
 pub mod segment;
+pub mod sidefile;
 pub mod sink;
 pub mod source;
 pub mod transcode;

@@ -280,6 +280,10 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
         None => None,
     };
+    let mut kept = vec![("the input", options.input.as_path())];
+    kept.extend(options.ladder.iter().map(|path| ("the ladder file", path.as_path())));
+    kept.extend(keys.iter().flat_map(|keys| keys.paths()));
+    sink::refuse_overlap(&options.output, kept)?;
     let mut source = match &options.live {
         Some(live) => Source::open_live(&live.source, &live.input)?,
         None => Source::open(&options.input)?,

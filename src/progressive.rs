@@ -94,6 +94,9 @@ pub struct RemuxReport {
 
 /// Remuxes `input` to a progressive MP4 at `output` (refused if it exists, unless `replace`).
 pub fn remux(input: &Location, output: &Path, replace: bool) -> Result<RemuxReport> {
+    if let Location::File(path) = input {
+        crate::sink::refuse_overlap(output, [("the input", path.as_path())])?;
+    }
     let staged = StagedFile::new(output, replace)?;
     let report = remux_into(input, staged.path())?;
     let output = staged.publish()?;

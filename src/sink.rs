@@ -69,6 +69,39 @@ impl Staging {
     }
 }
 
+/// Refuses an `output` that is, or is a folder holding, one of `kept`: what the job reads or must
+/// leave alone (its input, a key file or key dir, a ladder file), each named with what it is
+/// (`the input`). With `--force`, the job would replace it with its output, or delete it with
+/// the old one. Paths are compared as the file system resolves them (`..`, symbolic links); an
+/// output or a kept path that does not exist cannot hold anything.
+pub fn refuse_overlap<'a>(output: &Path, kept: impl IntoIterator<Item = (&'a str, &'a Path)>) -> Result<()> {
+    let Some(target) = resolved(output) else {
+        return Ok(());
+    };
+    for (what, path) in kept {
+        let inside = [resolved(path), std::fs::canonicalize(path).ok()]
+            .into_iter()
+            .flatten()
+            .any(|p| p.starts_with(&target));
+        if inside {
+            return Err(Error::InvalidOption(format!(
+                "-o {}: is or holds {what} {}, which the output would replace; give another output",
+                output.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An existing path with its folder resolved, its last component as it is: what a rename or a
+/// removal of `path` acts on (a symbolic link itself, not what it points to).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    std::fs::symlink_metadata(path).ok()?;
+    let (name, parent) = placement(path).ok()?;
+    Some(std::fs::canonicalize(parent).ok()?.join(name))
+}
+
 /// Where a package is built: staged beside its local target, in the target itself, or, when it
 /// goes only to remote destinations, in a scratch folder that is deleted at the end either way.
 pub enum Workspace {
@@ -264,6 +297,25 @@ mod tests {
         staged.publish().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_output_over_what_the_job_reads_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let input = root.path().join("in/a.mp4");
+        std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+        std::fs::write(&input, b"x").unwrap();
+        std::os::unix::fs::symlink(root.path().join("in"), root.path().join("link")).unwrap();
+        let kept = [("the input", input.as_path())];
+        for output in ["in", "in/a.mp4", "in/../in", "."] {
+            let output = root.path().join(output);
+            assert!(refuse_overlap(&output, kept).is_err(), "{}", output.display());
+        }
+        let through_link = root.path().join("link/a.mp4");
+        assert!(refuse_overlap(&root.path().join("in"), [("the input", through_link.as_path())]).is_err());
+        for output in ["out", "in/b.mp4", "link"] {
+            assert!(refuse_overlap(&root.path().join(output), kept).is_ok(), "{output}");
+        }
     }
 
     #[test]

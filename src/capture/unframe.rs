@@ -104,6 +104,7 @@ impl Output {
 /// Unframes a capture file (each message as a 4-byte big-endian length and the message). A file
 /// cut off mid-message or mid-fragment gives every complete fragment before the cut.
 pub fn unframe_file(capture: &Path, options: &UnframeOptions) -> Result<UnframeReport> {
+    crate::sink::refuse_overlap(&options.output, [("the capture", capture)])?;
     crate::source::check_file(capture)?;
     let file = File::open(capture).map_err(Error::io(capture))?;
     let mut reader = MessageReader::new(BufReader::new(file));

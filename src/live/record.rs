@@ -165,6 +165,9 @@ pub fn record(
 /// Refuses, before anything starts, a target of an unknown container or one whose first file
 /// (or its part file) is already there without `force`.
 pub(crate) fn check_outputs(options: &RecordOptions) -> Result<Names> {
+    if let LiveSource::File(path) = &options.source {
+        crate::sink::refuse_overlap(&options.output, [("the input", path.as_path())])?;
+    }
     let names = Names::new(&options.output, options.split.is_some())?;
     names.check(0, options.force)?;
     Ok(names)

@@ -50,6 +50,9 @@ pub struct Job {
     pub start: Option<Start>,
 }
 
+/// The most a schedule file may hold: thousands of jobs.
+const SCHEDULE_LIMIT: u64 = 1 << 20;
+
 /// Reads and checks a whole schedule before anything starts: unknown keys, bad times and
 /// durations, outputs named twice or (without `force`) already there are all refused with the
 /// job's number. `configure` fills in what the command line sets for every job (timeouts).
@@ -58,8 +61,9 @@ pub fn load(path: &Path, now: &Zoned, force: bool, configure: impl Fn(&mut Recor
         path: path.to_owned(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    let text = crate::sidefile::read_text(path, SCHEDULE_LIMIT).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::InputMissing { path: path.to_owned() },
+        std::io::ErrorKind::FileTooLarge => error(e.to_string()),
         _ => Error::io(path)(e),
     })?;
     let file: ScheduleFile = toml::from_str(&text).map_err(|e| error(one_line(&e.to_string())))?;

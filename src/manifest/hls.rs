@@ -8,7 +8,7 @@ use m3u8_rs::{
     MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
-use super::{AudioTrack, LiveState, Package, WrittenManifest, average_bitrate, millis, peak_bitrate, write};
+use super::{AudioTrack, LiveState, Package, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write};
 use crate::crypto::KeyPeriod;
 use crate::error::Result;
 use crate::segment::SegmentedStream;
@@ -38,7 +38,7 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
 
 /// The URI of a key file in the media playlists of a package published at `output`: the fixed
 /// one (`--key-url`, a key-info file), or the relative path from a rendition's folder, one level
-/// below the package root, to the key file.
+/// below the package root, to the key file, percent-encoded.
 pub fn key_uri(period: &KeyPeriod, output: &Path) -> String {
     period
         .uri
@@ -46,7 +46,7 @@ pub fn key_uri(period: &KeyPeriod, output: &Path) -> String {
         .unwrap_or_else(|| relative_path(&output.join("rendition"), &period.file))
 }
 
-/// The path from folder `from` to `to`, both absolute, with `/` separators.
+/// The path from folder `from` to `to`, both absolute, as a relative URI.
 fn relative_path(from: &Path, to: &Path) -> String {
     let from: Vec<_> = from.components().collect();
     let to: Vec<_> = to.components().collect();
@@ -54,7 +54,7 @@ fn relative_path(from: &Path, to: &Path) -> String {
     let up = std::iter::repeat_n("..".to_owned(), from.len() - common);
     let down = to[common..]
         .iter()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        .map(|c| attr::path_segment(&c.as_os_str().to_string_lossy()));
     up.chain(down).collect::<Vec<_>>().join("/")
 }
 
@@ -170,8 +170,8 @@ fn audio_media(audio: &AudioTrack) -> AlternativeMedia {
         media_type: AlternativeMediaType::Audio,
         uri: Some(format!("{}/{MEDIA_PLAYLIST}", audio.name)),
         group_id: AUDIO_GROUP.to_owned(),
-        language: audio.language.map(str::to_owned),
-        name: audio.language.unwrap_or("Audio").to_owned(),
+        language: audio.language_tag().map(str::to_owned),
+        name: audio.language_tag().unwrap_or("Audio").to_owned(),
         default: true,
         autoselect: true,
         channels: Some(audio.channels.to_string()),

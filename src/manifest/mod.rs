@@ -1,6 +1,7 @@
 //! Manifests written by stream-pack from the facts of the segments it wrote. Both writers take the
 //! same `Package`: what was encoded, and the measured segments of every rendition.
 
+pub mod attr;
 pub mod dash;
 pub mod hls;
 
@@ -29,8 +30,16 @@ pub struct AudioTrack<'a> {
     pub name: &'a str,
     pub channels: u16,
     pub sample_rate: u32,
+    /// The source's tag, as the input gives it: manifests use [`AudioTrack::language_tag`].
     pub language: Option<&'a str>,
     pub rendition: &'a EncodedRendition,
+}
+
+impl AudioTrack<'_> {
+    /// The language manifests name: the source's tag when it is a language tag at all.
+    pub fn language_tag(&self) -> Option<&str> {
+        self.language.and_then(attr::language)
+    }
 }
 
 /// Everything a manifest describes.

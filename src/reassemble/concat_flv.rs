@@ -58,6 +58,7 @@ pub fn concat_flv(chunks: &[PathBuf], output: &Path, replace: bool) -> Result<Co
     if chunks.is_empty() {
         return Err(Error::InvalidOption("concat-flv: no chunks to join".into()));
     }
+    sink::refuse_overlap(output, chunks.iter().map(|chunk| ("the chunk", chunk.as_path())))?;
     let staged = StagedFile::new(output, replace)?;
     let mut report = if to_mp4 {
         // The joined FLV goes beside the output under a hidden name, removed when done.

@@ -34,10 +34,14 @@ impl Default for DownloadOptions {
     }
 }
 
+/// The most a list of chunk URLs may hold: some 100,000 URLs.
+const LIST_LIMIT: u64 = 16 << 20;
+
 /// The URLs of a list file: one per line; blank lines and lines starting with `#` are skipped.
 pub fn read_list(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    let text = crate::sidefile::read_text(path, LIST_LIMIT).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::InputMissing { path: path.to_owned() },
+        std::io::ErrorKind::FileTooLarge => Error::InvalidOption(format!("--list {}: {e}", path.display())),
         std::io::ErrorKind::InvalidData => Error::InputUnreadable {
             path: path.to_owned(),
             reason: "not a text file of URLs".into(),

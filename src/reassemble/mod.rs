@@ -68,6 +68,7 @@ fn split_digits(text: &str) -> (&str, &str) {
 /// Downloads the chunks a list file names (see [`download::read_list`]) into a hidden folder
 /// beside `output`, joins them, and removes the folder.
 pub fn concat_list(list: &Path, output: &Path, replace: bool, options: DownloadOptions) -> Result<ConcatReport> {
+    crate::sink::refuse_overlap(output, [("the list", list)])?;
     let urls = download::read_list(list)?;
     if output.exists() && !replace {
         return Err(Error::OutputExists {

@@ -170,8 +170,29 @@ fn key_periods(listed: &[Listed], rotation: usize, key_file: impl Fn(&Listed, &m
 }
 
 /// `out-00003`: the name of OUT (`out`) and a key's index.
-fn key_id(index: usize) -> String {
-    format!("out-{index:05}")
+/// The id of generated key `index` of a package whose key files start with `prefix`.
+fn key_id(prefix: &str, index: usize) -> String {
+    format!("{prefix}-{index:05}")
+}
+
+/// What the generated key files in `dir` start with: `out-` and the job's id of 8 hex digits,
+/// as the one key-info file there, `PREFIX.keyinfo.json`, shows.
+fn key_prefix(dir: &Path) -> String {
+    let infos: Vec<String> = file_names(dir)
+        .into_iter()
+        .filter_map(|name| name.strip_suffix(".keyinfo.json").map(str::to_string))
+        .collect();
+    let [prefix] = infos.as_slice() else {
+        panic!("{}: not one key-info file: {infos:?}", dir.display());
+    };
+    let id = prefix
+        .strip_prefix("out-")
+        .unwrap_or_else(|| panic!("{prefix} does not start with out-"));
+    assert!(
+        id.len() == 8 && id.bytes().all(|byte| byte.is_ascii_hexdigit()),
+        "{prefix}: the job id is not 8 hex digits"
+    );
+    prefix.clone()
 }
 
 /// Where generated keys go: their folder, and what their URIs start with.
@@ -212,16 +233,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Generated keys, one per period, in `store`: the URIs are the store's prefix and
-/// `out-0000N.key`; its folder (mode 0700) holds those key files (mode 0600) and
-/// `out.keyinfo.json`, which describes the periods; the run printed no key.
+/// `out-JOBID-0000N.key`; its folder (mode 0700) holds those key files (mode 0600) and
+/// `out-JOBID.keyinfo.json`, which describes the periods; the run printed no key.
 fn check_generated_keys(periods: &[Period], store: &Store, output: &Output) {
     let dir = &store.dir;
     assert_eq!(mode(dir), 0o700, "{}: mode", dir.display());
-    let mut expected: BTreeSet<String> = (0..periods.len()).map(|i| format!("{}.key", key_id(i))).collect();
-    expected.insert("out.keyinfo.json".into());
+    let prefix = key_prefix(dir);
+    let mut expected: BTreeSet<String> = (0..periods.len())
+        .map(|i| format!("{}.key", key_id(&prefix, i)))
+        .collect();
+    expected.insert(format!("{prefix}.keyinfo.json"));
     assert_eq!(file_names(dir), expected, "entries of {}", dir.display());
     for (index, period) in periods.iter().enumerate() {
-        let name = format!("{}.key", key_id(index));
+        let name = format!("{}.key", key_id(&prefix, index));
         assert_eq!(
             period.uri,
             format!("{}{name}", store.uri_prefix),
@@ -236,7 +260,7 @@ fn check_generated_keys(periods: &[Period], store: &Store, output: &Output) {
         );
         assert_eq!(mode(&path), 0o600, "{}: mode", path.display());
     }
-    check_key_info(&dir.join("out.keyinfo.json"), periods);
+    check_key_info(&dir.join(format!("{prefix}.keyinfo.json")), &prefix, periods);
     assert_no_key(&output.stdout, periods, "stdout");
     assert_no_key(&output.stderr, periods, "stderr");
 }
@@ -265,7 +289,7 @@ fn assert_segments_decrypt(listed: &[Listed], key_of: impl Fn(&m3u8::Key) -> Key
 
 /// The operator's key-info file: `{"keys": […]}` with, for each period, exactly its id, the
 /// absolute path of its key file, its URI and IV, and its first and last segment; no key.
-fn check_key_info(path: &Path, periods: &[Period]) {
+fn check_key_info(path: &Path, prefix: &str, periods: &[Period]) {
     let name = path.display();
     let text = std::fs::read(path).unwrap_or_else(|error| panic!("{name}: {error}"));
     assert_no_key(&text, periods, &name.to_string());
@@ -288,7 +312,7 @@ fn check_key_info(path: &Path, periods: &[Period]) {
             expected_fields.map(String::from).into(),
             "{name}: entry {index}"
         );
-        assert_eq!(entry["id"], key_id(index), "{name}: entry {index}: id");
+        assert_eq!(entry["id"], key_id(prefix, index), "{name}: entry {index}: id");
         let file = Path::new(entry["file"].as_str().expect("file is a string"));
         assert!(
             file.is_absolute(),
@@ -560,10 +584,21 @@ fn key_folder_inside_the_package_is_warned_about() {
         let dir = &rendition.dir;
         assert_eq!(rendition.playlist.key_tags, [0], "{dir}: one EXT-X-KEY");
         let uri = rendition.playlist.segments[0].key.as_ref().map(|key| key.uri.as_str());
-        assert_eq!(uri, Some("../keys/out-00000.key"), "{dir}: URI");
+        let name = uri.and_then(|uri| uri.strip_prefix("../keys/"));
+        assert!(
+            name.is_some_and(|name| name.starts_with("out-") && name.ends_with("-00000.key")),
+            "{dir}: URI {uri:?}"
+        );
     }
     assert_eq!(mode(&keys), 0o700, "{}: mode", keys.display());
-    assert_eq!(mode(&keys.join("out-00000.key")), 0o600, "out/keys/out-00000.key: mode");
+    let key_files: Vec<String> = file_names(&keys).into_iter().collect();
+    assert_eq!(key_files.len(), 1, "{}: {key_files:?}", keys.display());
+    assert_eq!(
+        mode(&keys.join(&key_files[0])),
+        0o600,
+        "out/keys/{}: mode",
+        key_files[0]
+    );
     ffprobe::assert_decodes_cleanly(&out.join("master.m3u8"));
     let key_info = files_under(&out)
         .into_iter()

@@ -1,0 +1,81 @@
+//! The one gate for text from outside (the input's metadata, a converted manifest, `--key-url`,
+//! key-info files, file names) on its way into a playlist or MPD. An HLS quoted-string may not
+//! hold `"`, CR or LF (RFC 8216 §4.2), a URI line or attribute must stay one URI: languages are
+//! checked against the BCP 47 syntax and dropped when they fail it, URIs are percent-encoded.
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// What a URI may not hold as it is (RFC 3986 §2, and `"`, which would end the quoted-string):
+/// controls (CR and LF among them), space and the characters outside every URI production.
+/// `%`, `#` and `?` stay: a URL given by the user may already be encoded, or carry a query.
+const NOT_IN_URI: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// What one path segment made from a file name may not hold as it is: also the characters that
+/// would end or reinterpret the segment.
+const NOT_IN_SEGMENT: &AsciiSet = &NOT_IN_URI.add(b'%').add(b'#').add(b'?').add(b'/').add(b':');
+
+/// A URI or URL from outside (`--key-url`, a key-info file), percent-encoded where it holds what
+/// a URI cannot.
+pub fn uri(text: &str) -> String {
+    utf8_percent_encode(text, NOT_IN_URI).to_string()
+}
+
+/// A file or folder name as one segment of a URI path.
+pub fn path_segment(name: &str) -> String {
+    utf8_percent_encode(name, NOT_IN_SEGMENT).to_string()
+}
+
+/// The tag, if it is a language tag by the syntax of BCP 47 (RFC 5646): subtags of letters and
+/// digits, up to 8 each, joined by `-`, the first of 2 to 8 letters. Anything else (a quote, a
+/// line break, an empty subtag) is no language, and manifests then name none.
+pub fn language(tag: &str) -> Option<&str> {
+    let mut subtags = tag.split('-');
+    let primary = subtags.next()?;
+    let primary_ok = (2..=8).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic());
+    let rest_ok = subtags.all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    (primary_ok && rest_ok).then_some(tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_keep_to_the_bcp47_syntax() {
+        for good in ["en", "eng", "pt-BR", "zh-Hant-TW", "sgn-BE-FR", "de-CH-1996"] {
+            assert_eq!(language(good), Some(good));
+        }
+        for bad in [
+            "",
+            "e",
+            "en\"><x",
+            "en\n#EXT-X-STREAM-INF:BANDWIDTH=1",
+            "en-",
+            "en--US",
+            "e1",
+            "en US",
+        ] {
+            assert_eq!(language(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn uris_never_end_a_quoted_string_or_a_line() {
+        assert_eq!(
+            uri("https://k.example/a b\"c\r\n/?x=1#f%20"),
+            "https://k.example/a%20b%22c%0D%0A/?x=1#f%20"
+        );
+        assert_eq!(path_segment("show #1?%\"é.key"), "show%20%231%3F%25%22%C3%A9.key");
+        assert_eq!(path_segment("out-00000.key"), "out-00000.key");
+    }
+}
