@@ -18,6 +18,23 @@ command -v garage >/dev/null || {
   echo "test: building Garage for the S3 tests (cargo install garage --locked, about 13 minutes, once)" >&2
   cargo install garage --locked
 }
+# The cloud tests' emulators, in tests/servers: Azurite (Azure Blob Storage, npm, pinned by its
+# package-lock.json) and gcp-storage-emulator (Google Cloud Storage, PyPI, in a venv).
+servers=tests/servers
+if [ ! "$servers/node_modules/.package-lock.json" -nt "$servers/package-lock.json" ]; then
+  echo "test: installing Azurite (npm ci)" >&2
+  (cd "$servers" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! "$servers/.venv/installed" -nt "$servers/requirements.txt" ]; then
+  echo "test: installing gcp-storage-emulator (pip, in $servers/.venv)" >&2
+  python3 -m venv "$servers/.venv" 2>/dev/null || {
+    [ "$(id -u)" -eq 0 ] && sudo="" || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$servers/.venv"
+  }
+  "$servers/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$servers/requirements.txt"
+  touch "$servers/.venv/installed"
+fi
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

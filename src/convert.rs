@@ -30,7 +30,7 @@ pub struct ConvertOptions {
     pub target: Target,
     pub segment_duration: f64,
     pub force: bool,
-    /// HTTP and S3 destinations, as for the packagers.
+    /// HTTP and object storage destinations, as for the packagers.
     pub publishing: Publishing,
 }
 

@@ -4,7 +4,8 @@
 //! [`source`] opens and checks the input → [`ladder`] plans the rungs → [`transcode`] decodes once,
 //! scales every rung in one filter graph and encodes each, audio once → [`segment`] cuts segments
 //! at shared boundaries → [`manifest`] writes playlists from measured facts → [`sink`] publishes the
-//! package atomically, and [`publish`] sends it to HTTP and S3 destinations as it is made.
+//! package atomically, and [`publish`] sends it to HTTP and object storage (S3, GCS, Azure)
+//! destinations as it is made.
 //! [`progress`] reports along the way; [`package`] runs the whole job.
 //!
 //! ```no_run

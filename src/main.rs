@@ -212,8 +212,8 @@ struct DashArgs {
 struct DestinationArgs {
     /// Where the package goes: a folder (built beside itself and renamed into place when
     /// complete; with --live, written in place as the presentation runs), http(s)://host/path/
-    /// (HTTP PUT) or s3://bucket/prefix/. Repeat it to publish to several at once (one folder at
-    /// most).
+    /// (HTTP PUT), s3://, gs:// or az://bucket/prefix/ (credentials from each cloud's standard
+    /// environment variables). Repeat it to publish to several at once (one folder at most).
     #[arg(short, long, required = true)]
     output: Vec<Destination>,
     /// The S3-compatible server for s3:// destinations and inputs (default: AWS, or AWS_ENDPOINT).
@@ -247,8 +247,8 @@ impl DestinationArgs {
 
 #[derive(clap::Args)]
 struct PackageArgs {
-    /// A media file, an http(s):// URL, or s3://bucket/key (downloaded first); with --live also
-    /// rtmp://, srt:// or a live HLS/DASH URL.
+    /// A media file, an http(s):// URL, or s3://, gs:// or az://bucket/key (downloaded first);
+    /// with --live also rtmp://, srt:// or a live HLS/DASH URL.
     #[arg(required_unless_present = "capture")]
     input: Option<PathBuf>,
     #[command(flatten)]
@@ -786,14 +786,15 @@ fn uploads(counts: &PublishCounts) -> String {
     text
 }
 
-/// Downloads an s3:// input to a temporary file (libav cannot read S3), showing the progress on
-/// the bar; the file is deleted when the returned handle is dropped. Other inputs stay as they are.
+/// Downloads an s3://, gs:// or az:// input to a temporary file (libav cannot read object
+/// storage), showing the progress on the bar; the file is deleted when the returned handle is
+/// dropped. Other inputs stay as they are.
 fn fetch_input(
     input: &Path,
     destination: &DestinationArgs,
     monitor: &CliMonitor,
 ) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
-    let Some(url) = input.to_str().filter(|text| text.starts_with("s3://")) else {
+    let Some(url) = input.to_str().filter(|text| publish::Cloud::of_url(text).is_some()) else {
         return Ok(None);
     };
     // The key's extension is kept: libav guesses some formats from it.
@@ -808,7 +809,7 @@ fn fetch_input(
     if let Some(bar) = &monitor.bar {
         bar.set_message("fetch");
     }
-    stream_pack::publish::fetch_s3(url, file.path(), &destination.publish_options(), |done, total| {
+    publish::fetch(url, file.path(), &destination.publish_options(), |done, total| {
         if let Some(bar) = &monitor.bar {
             bar.set_position(done * 1000 / total.max(1));
             bar.set_prefix(format!("{:.1} of {:.1} MB", done as f64 / 1e6, total as f64 / 1e6));

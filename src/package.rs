@@ -77,7 +77,7 @@ pub struct PackageOptions {
     pub encryption: Option<KeySource>,
     /// Package a live source as it arrives; `input` is then unused.
     pub live: Option<LiveJob>,
-    /// HTTP and S3 destinations the package is published to as it is made.
+    /// HTTP and object storage destinations the package is published to as it is made.
     pub publishing: Publishing,
 }
 

@@ -3,8 +3,9 @@
 //!
 //! A destination is a local folder (built in a staging folder and renamed into place: see
 //! [`crate::sink`]), a WebDAV-style HTTP server (`http(s)://host/path/`: files by `PUT`,
-//! removals by `DELETE`) or an S3 bucket (`s3://bucket/prefix/`, with the object_store crate;
-//! credentials and region from the standard AWS environment variables).
+//! removals by `DELETE`) or a bucket of object storage (`s3://`, `gs://` or
+//! `az://bucket/prefix/`, with the object_store crate; credentials from each cloud's standard
+//! environment variables).
 //!
 //! A [`Publisher`] fans out to every remote destination. Each destination has its own queue and
 //! `concurrency` uploads in flight. The order it keeps, at every destination:
@@ -18,9 +19,9 @@
 //! So a manifest is never visible before the files it names, a removed segment has left the
 //! playlist first, and a failed job publishes no manifest naming a file that is missing.
 
+mod cloud;
 mod http;
 mod lane;
-mod s3;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::retry::{Failure, RetryPolicy};
 use lane::{Lane, Op, Shared};
 
-pub use s3::fetch as fetch_s3;
+pub use cloud::{Cloud, fetch};
 
 /// Where `-o` puts a package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,16 +51,20 @@ pub enum Destination {
 pub enum Remote {
     /// A WebDAV-style server: files by `PUT` below this URL (which ends in `/`), removals by `DELETE`.
     Http(String),
-    /// An S3 bucket, objects named `prefix` + the file's path in the package (`prefix` is empty or
-    /// ends in `/`).
-    S3 { bucket: String, prefix: String },
+    /// A bucket (an Azure container) of object storage, objects named `prefix` + the file's path
+    /// in the package (`prefix` is empty or ends in `/`).
+    Bucket {
+        cloud: Cloud,
+        bucket: String,
+        prefix: String,
+    },
 }
 
 impl FromStr for Destination {
     type Err = Error;
 
-    /// `http(s)://host/path/` and `s3://bucket/prefix/` are remote (a missing final `/` is
-    /// added: the URL names a folder); anything without a `scheme://` is a local path.
+    /// `http(s)://host/path/` and `s3://`, `gs://` or `az://bucket/prefix/` are remote (a missing
+    /// final `/` is added: the URL names a folder); anything without a `scheme://` is a local path.
     fn from_str(value: &str) -> Result<Destination> {
         let Some((scheme, rest)) = value.split_once("://") else {
             return Ok(Destination::Local(PathBuf::from(value)));
@@ -84,22 +89,23 @@ impl FromStr for Destination {
                     }
                 }
             }
-            "s3" => {
+            other => {
+                let Some(cloud) = Cloud::from_scheme(other) else {
+                    return Err(Error::InvalidOption(format!(
+                        "{value}: stream-pack publishes to a folder, http(s)://, s3://, gs:// or az://, not {scheme}://"
+                    )));
+                };
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
                     return Err(Error::InvalidOption(format!(
-                        "{value}: no bucket: give s3://bucket/prefix/"
+                        "{value}: no bucket: give {cloud}://bucket/prefix/"
                     )));
                 }
-                Remote::S3 {
+                Remote::Bucket {
+                    cloud,
                     bucket: bucket.to_owned(),
                     prefix: folder(prefix),
                 }
-            }
-            _ => {
-                return Err(Error::InvalidOption(format!(
-                    "{value}: stream-pack publishes to a folder, http(s):// or s3://, not {scheme}://"
-                )));
             }
         };
         Ok(Destination::Remote(remote))
@@ -110,7 +116,7 @@ impl fmt::Display for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Remote::Http(base) => f.write_str(base),
-            Remote::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Remote::Bucket { cloud, bucket, prefix } => write!(f, "{cloud}://{bucket}/{prefix}"),
         }
     }
 }
@@ -227,7 +233,9 @@ impl Publisher {
             .map(|destination| {
                 let store: Box<dyn Store> = match destination {
                     Remote::Http(base) => Box::new(http::HttpStore::new(base, options)),
-                    Remote::S3 { bucket, prefix } => Box::new(s3::S3Store::new(bucket, prefix, options)?),
+                    Remote::Bucket { cloud, bucket, prefix } => {
+                        Box::new(cloud::BucketStore::new(*cloud, bucket, prefix, options)?)
+                    }
                 };
                 Lane::start(store, Arc::clone(&shared), options.concurrency)
             })
@@ -342,19 +350,37 @@ mod tests {
         );
         assert_eq!(
             remote("s3://bucket/a/b/"),
-            Remote::S3 {
+            Remote::Bucket {
+                cloud: Cloud::S3,
                 bucket: "bucket".into(),
                 prefix: "a/b/".into()
             }
         );
         assert_eq!(
             remote("s3://bucket"),
-            Remote::S3 {
+            Remote::Bucket {
+                cloud: Cloud::S3,
                 bucket: "bucket".into(),
                 prefix: String::new()
             }
         );
-        for bad in ["ftp://host/x", "s3:///prefix", "http:///x", "http://host/x?a=b"] {
+        assert_eq!(
+            remote("gs://bucket/a/b"),
+            Remote::Bucket {
+                cloud: Cloud::Gcs,
+                bucket: "bucket".into(),
+                prefix: "a/b/".into()
+            }
+        );
+        assert_eq!(remote("AZ://media/live/").to_string(), "az://media/live/");
+        for bad in [
+            "ftp://host/x",
+            "s3:///prefix",
+            "gs://",
+            "az:///x",
+            "http:///x",
+            "http://host/x?a=b",
+        ] {
             assert!(
                 matches!(bad.parse::<Destination>(), Err(Error::InvalidOption(_))),
                 "{bad} was accepted"

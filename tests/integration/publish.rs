@@ -12,10 +12,12 @@ use stream_pack::retry::RetryPolicy;
 
 use crate::hls::check::{Expect, Segments, check_package};
 use crate::live::{LiveRun, RENDITIONS, Seen, read_live};
+use crate::util::azurite::Azurite;
 use crate::util::cli::{self, FAST};
 use crate::util::daemon::free_port;
 use crate::util::dav::{Dav, Request};
 use crate::util::garage::Garage;
+use crate::util::gcs::Gcs;
 use crate::util::{download, media};
 
 fn remote(url: &str) -> Remote {
@@ -651,4 +653,195 @@ fn a_live_window_on_nginx_slides_and_what_left_is_deleted_there() {
         .filter(|r| r.method == "DELETE" && r.status == 204)
         .count();
     assert_eq!(deletes, 3 * 5, "segments 0 to 4 of each rendition deleted once");
+}
+
+// Google Cloud Storage and Azure Blob Storage: emulators from PyPI and npm (util::gcs,
+// util::azurite), read back with curl on their REST APIs.
+
+/// Every file of the folder `dir`, by its path in it (`360p/segment00000.ts`), and its bytes.
+fn package_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                files.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// The package published under `prefix` equals the local one: the same names, every object
+/// byte for byte, playlists with the HLS media type.
+fn assert_published(
+    cloud: &str,
+    local: &BTreeMap<String, Vec<u8>>,
+    listing: BTreeMap<String, String>,
+    prefix: &str,
+    get: impl Fn(&str) -> Vec<u8>,
+) {
+    let names: BTreeSet<String> = listing
+        .keys()
+        .map(|name| name.strip_prefix(prefix).unwrap_or(name).to_owned())
+        .collect();
+    assert_eq!(names, local.keys().cloned().collect(), "{cloud}: the objects published");
+    for (relative, bytes) in local {
+        assert!(
+            get(&format!("{prefix}{relative}")) == *bytes,
+            "{cloud}: {prefix}{relative} differs from the local copy"
+        );
+    }
+    assert_eq!(
+        listing[&format!("{prefix}master.m3u8")],
+        "application/vnd.apple.mpegurl",
+        "{cloud}: the master playlist's Content-Type"
+    );
+}
+
+#[test]
+fn item19_hls_goes_to_gcs_and_azure_whole_and_equal_to_the_local_copy() {
+    let (gcs, azurite) = (Gcs::start(), Azurite::start());
+    let source = media("main");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    let (gs, az) = (gcs.gs_url("shows/pkg/"), azurite.az_url("shows/pkg/"));
+    let mut args = vec![
+        "hls".as_ref(),
+        source.as_os_str(),
+        "--progress".as_ref(),
+        "none".as_ref(),
+    ];
+    args.extend(["-o", &gs, "-o", &az, "-o"].map(OsStr::new));
+    args.push(local.as_os_str());
+    args.extend(LADDER_360P.map(OsStr::new));
+    let output = cli::run_with_env(args, &[gcs.env(), azurite.env()].concat());
+    cli::assert_success(&output);
+    cli::assert_says(&output, &["published: 22 files"], "11 files to each cloud");
+    for remote in [&gs, &az] {
+        cli::assert_says(&output, &[&format!("package: {remote}master.m3u8")], "where it went");
+    }
+    check_package(&local, &expect_360p(&source));
+    let files = package_files(&local);
+    assert_published("gs", &files, gcs.list("shows/pkg/"), "shows/pkg/", |name| gcs.get(name));
+    assert_published("az", &files, azurite.list("shows/pkg/"), "shows/pkg/", |name| {
+        azurite.get(name)
+    });
+}
+
+/// `hls INPUT -o OUT` at 360p, with `env` added to the environment.
+fn hls_with_env(input: &str, out: &str, env: &[(&str, String)]) -> std::process::Output {
+    let mut args = vec!["hls", input, "-o", out, "--progress", "none"];
+    args.extend(LADDER_360P);
+    cli::run_with_env(args, env)
+}
+
+#[test]
+fn item19_gcs_and_azure_inputs_are_downloaded_first() {
+    let (gcs, azurite) = (Gcs::start(), Azurite::start());
+    let source = media("main");
+    gcs.put(&source, "sources/main.mp4");
+    azurite.put(&source, "sources/main.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let never = dir.path().join("never").display().to_string();
+    for (cloud, env) in [("gs", gcs.env()), ("az", azurite.env())] {
+        let out = dir.path().join(cloud);
+        let input = format!("{cloud}://media/sources/main.mp4");
+        cli::assert_success(&hls_with_env(&input, out.to_str().unwrap(), &env));
+        check_package(&out, &expect_360p(&source));
+        let missing = format!("{cloud}://media/sources/missing.mp4");
+        let line = cli::assert_failure(&hls_with_env(&missing, &never, &env), 3);
+        assert!(
+            line.starts_with(&format!("error: {missing}: ")) && line.contains("not found"),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        crate::util::file_names(dir.path()),
+        ["az".to_owned(), "gs".to_owned()].into(),
+        "a failed job left something"
+    );
+}
+
+#[test]
+fn item19_an_unreachable_gcs_or_azure_fails_with_one_line_and_leaves_nothing() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let clouds = [
+        ("gs", crate::util::gcs::emulator_env(&dead)),
+        (
+            "az",
+            vec![
+                ("AZURE_STORAGE_USE_EMULATOR", "true".to_owned()),
+                ("AZURITE_BLOB_STORAGE_URL", dead.clone()),
+            ],
+        ),
+    ];
+    let source = media("short");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("never").display().to_string();
+    std::thread::scope(|scope| {
+        for (cloud, env) in &clouds {
+            let (source, local) = (&source, &local);
+            scope.spawn(move || {
+                let remote = format!("{cloud}://media/pkg/");
+                let output = hls_with_env(source.to_str().unwrap(), &remote, env);
+                let line = cli::assert_failure(&output, 4);
+                assert!(
+                    line.starts_with(&format!("error: {remote}")) && line.contains("upload failed"),
+                    "{line}"
+                );
+                let input = format!("{cloud}://media/sources/main.mp4");
+                let line = cli::assert_failure(&hls_with_env(&input, local, env), 3);
+                assert!(line.starts_with(&format!("error: {input}: ")), "{line}");
+            });
+        }
+    });
+    assert!(
+        crate::util::file_names(dir.path()).is_empty(),
+        "a failed job left something"
+    );
+}
+
+#[test]
+fn item19_a_cloud_without_credentials_is_refused_before_any_work() {
+    let source = media("short");
+    let line = cli::assert_failure(&cli::run(["hls", source.to_str().unwrap(), "-o", "az://media/pkg/"]), 2);
+    assert!(
+        line.starts_with("error: az://media/: ") && line.contains("AZURE_STORAGE_ACCOUNT_NAME"),
+        "{line}"
+    );
+}
+
+#[test]
+fn item19_a_live_window_on_azure_slides_and_what_left_is_deleted_there() {
+    let azurite = Azurite::start();
+    let source = media("main");
+    let remote = azurite.az_url("live/");
+    let mut args = vec![
+        "hls",
+        source.to_str().unwrap(),
+        "-o",
+        &remote,
+        "--live",
+        "--progress",
+        "none",
+    ];
+    args.extend(["--reps", "180,144", "--segment-duration", "1", FAST[0], FAST[1]]);
+    args.extend(["--window", "3", "--delete-segments"]);
+    cli::assert_success(&cli::run_with_env(args, &azurite.env()));
+    let published: BTreeSet<String> = azurite.list("live/").into_keys().collect();
+    let mut expected: BTreeSet<String> = ["live/master.m3u8".to_owned()].into();
+    for name in RENDITIONS {
+        let playlist = String::from_utf8(azurite.get(&format!("live/{name}/index.m3u8"))).unwrap();
+        let last = crate::util::m3u8::parse_media(&playlist).unwrap();
+        assert!(last.endlist, "{name}: no ENDLIST at the end");
+        assert_eq!(last.media_sequence, 5, "{name}: 8 segments, the last 3 kept");
+        expected.insert(format!("live/{name}/index.m3u8"));
+        expected.extend(last.segments.iter().map(|s| format!("live/{name}/{}", s.uri)));
+    }
+    assert_eq!(published, expected, "the blobs left in the container");
 }

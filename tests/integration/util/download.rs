@@ -20,7 +20,8 @@ pub fn curl(url: &str, file: &Path, extra: &[&str]) {
 }
 
 /// Runs `curl ARGS URL` quietly, failing the test on any error, an HTTP error status included.
-pub fn run_curl<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>, url: &str) {
+/// Returns what curl wrote to stdout (the body, unless ARGS send it elsewhere).
+pub fn run_curl<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>, url: &str) -> Vec<u8> {
     let output = Command::new("curl")
         .args(["--silent", "--show-error", "--fail"])
         .args(args)
@@ -32,6 +33,7 @@ pub fn run_curl<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>, url: &str) {
         "curl {url}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    output.stdout
 }
 
 /// Downloads the HLS package whose master playlist is `base` + `master.m3u8` into `dir`, keeping

@@ -1,6 +1,7 @@
 //! Helpers shared by the tests: test media, running the binary, and independent judges.
 
 pub mod aes;
+pub mod azurite;
 pub mod bmff;
 pub mod capture;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod download;
 pub mod ffprobe;
 pub mod flv;
 pub mod garage;
+pub mod gcs;
 pub mod h264;
 pub mod http;
 pub mod m3u8;
