@@ -232,3 +232,81 @@ fn item08_opus_stereo_decodes_like_the_source_in_every_run() {
 fn item08_aac_decodes_like_the_source_in_every_output_form() {
     check_audio_codec("aac", &[Form::HlsTs, Form::HlsFmp4, Form::Dash], 3);
 }
+
+/// How much later the first video packet is presented than the first audio packet, in seconds,
+/// as ffprobe reads `file` (a media file, a master playlist or an MPD).
+fn video_lead_over_audio(file: &Path) -> f64 {
+    let json = ffprobe::probe(
+        &["-show_entries", "stream=index,codec_type:packet=stream_index,pts_time"],
+        file,
+    );
+    let kind_of = |index: &serde_json::Value| {
+        json["streams"]
+            .as_array()
+            .expect("streams")
+            .iter()
+            .find(|stream| &stream["index"] == index)
+            .and_then(|stream| stream["codec_type"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let first = |kind: &str| {
+        json["packets"]
+            .as_array()
+            .expect("packets")
+            .iter()
+            .filter(|packet| kind_of(&packet["stream_index"]) == kind && !packet["pts_time"].is_null())
+            .map(|packet| ffprobe::number(&packet["pts_time"]))
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (video, audio) = (first("video"), first("audio"));
+    assert!(
+        video.is_finite() && audio.is_finite(),
+        "{}: ffprobe sees no video or no audio",
+        file.display()
+    );
+    video - audio
+}
+
+#[test]
+fn item09_every_output_form_starts_audio_and_video_as_the_source_does() {
+    let source = crate::util::media("main");
+    let frame = 1.0 / 25.0;
+    let expected = video_lead_over_audio(&source);
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let encoded = [
+        "--reps",
+        "360",
+        "--segment-duration",
+        "2",
+        "--encoder-preset",
+        "veryfast",
+    ];
+    let copied = ["--copy", "--segment-duration", "2"];
+    let forms: [(&str, &str, &[&str]); 5] = [
+        ("hls ts", "hls", &encoded),
+        ("hls fmp4", "hls", &[&encoded[..], &["--format", "fmp4"]].concat()),
+        ("dash", "dash", &encoded),
+        ("dash --copy", "dash", &copied),
+        ("hls --copy", "hls", &copied),
+    ];
+    let mut offsets = Vec::new();
+    for (name, command, args) in forms {
+        let out = dir.path().join(name.replace([' ', '-'], "_"));
+        cli::assert_success(&cli::package(command, &source, &out, args));
+        let entry = out.join(if command == "hls" {
+            "master.m3u8"
+        } else {
+            "manifest.mpd"
+        });
+        offsets.push((name, video_lead_over_audio(&entry)));
+    }
+    for (name, offset) in &offsets {
+        assert!(
+            (offset - expected).abs() < frame,
+            "{name}: video starts {:.1} ms after audio, the source {:.1} ms (more than a frame apart)\nall forms: {offsets:?}",
+            offset * 1e3,
+            expected * 1e3
+        );
+    }
+}
