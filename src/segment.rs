@@ -288,6 +288,8 @@ pub struct Segmenter {
     decode_shift: Option<i64>,
     /// The fMP4 init segment as the muxer wrote it, until the first packet tells its edit list.
     pending_init: Option<Vec<u8>>,
+    /// The display matrix (rotation) of a copied stream, for the fMP4 track header.
+    display_matrix: Option<[i32; 9]>,
 }
 
 /// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
@@ -387,6 +389,7 @@ impl Segmenter {
             ),
             decode_shift: None,
             pending_init,
+            display_matrix: None,
         })
     }
 
@@ -450,12 +453,15 @@ impl Segmenter {
         let Some(bytes) = self.pending_init.take() else {
             return Ok(());
         };
+        let failed = |e: bmff::BoxError| Error::Encoder(format!("{}: completing the init segment: {e}", self.name));
         let shift = self.decode_shift.unwrap_or(0);
-        let bytes = match u64::try_from(shift) {
-            Ok(media_time) if media_time > 0 => bmff::with_edit_list(&bytes, media_time)
-                .map_err(|e| Error::Encoder(format!("{}: adding the edit list to the init segment: {e}", self.name)))?,
+        let mut bytes = match u64::try_from(shift) {
+            Ok(media_time) if media_time > 0 => bmff::with_edit_list(&bytes, media_time).map_err(failed)?,
             _ => bytes,
         };
+        if let Some(matrix) = &self.display_matrix {
+            bmff::set_track_matrix(&mut bytes, matrix).map_err(failed)?;
+        }
         let path = self.dir.join(INIT_SEGMENT);
         std::fs::write(&path, bytes).map_err(Error::io(&path))?;
         self.tell(path, None);
@@ -573,6 +579,13 @@ impl Segmenter {
     /// listener of every file from the init segment on.
     pub fn delivering(self, delivery: Delivery) -> Segmenter {
         Segmenter { delivery, ..self }
+    }
+
+    /// Has the fMP4 track shown through this display matrix (ISO/IEC 14496-12 §8.3.2, as libav
+    /// states it in stream side data). MPEG-TS has no place for one: a rotated stream is not
+    /// copied into TS (`package`).
+    pub fn displayed_with(self, display_matrix: Option<[i32; 9]>) -> Segmenter {
+        Segmenter { display_matrix, ..self }
     }
 
     /// Gives the codec string where the init segment and the bitstream cannot tell it (audio in TS).

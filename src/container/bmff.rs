@@ -188,6 +188,26 @@ pub fn with_edit_list(init: &[u8], media_time: u64) -> Result<Vec<u8>, BoxError>
     Ok(out)
 }
 
+/// Sets the transformation matrix in the track header of an init segment's (first) track, in
+/// place: the display matrix (rotation) players apply to the decoded pictures.
+pub fn set_track_matrix(init: &mut [u8], matrix: &[i32; 9]) -> Result<(), BoxError> {
+    let moov = child(init, 0, init.len(), b"moov")?.ok_or(BoxError::Missing("moov"))?;
+    let trak = child(init, moov.payload, moov.end, b"trak")?.ok_or(BoxError::Missing("trak"))?;
+    let tkhd = child(init, trak.payload, trak.end, b"tkhd")?.ok_or(BoxError::Missing("tkhd"))?;
+    let version = *init.get(tkhd.payload).ok_or(BoxError::Truncated(tkhd.start))?;
+    // Version and flags, the times, track_ID and duration (wider in version 1), then reserved,
+    // layer, alternate_group, volume and reserved: 16 bytes.
+    let at = tkhd.payload + (if version == 1 { 36 } else { 24 }) + 16;
+    if at + 36 > tkhd.end {
+        return Err(BoxError::Truncated(tkhd.start));
+    }
+    let field = &mut init[at..at + 36];
+    for (bytes, value) in field.chunks_exact_mut(4).zip(matrix) {
+        bytes.copy_from_slice(&value.to_be_bytes());
+    }
+    Ok(())
+}
+
 /// Adds `by` bytes to the size of the box at `at` (a box that runs to the end keeps size 0).
 fn grow(data: &mut [u8], at: usize, by: u64) -> Result<(), BoxError> {
     let head = header(&data[at..], at)?;
@@ -520,6 +540,32 @@ mod tests {
         assert_eq!(with_edit_list(&init, 1 << 31), Err(BoxError::EditOverflow(1 << 31)));
         assert_eq!(with_edit_list(&init[..16], 0), Err(BoxError::Missing("moov")));
         assert_eq!(with_edit_list(&init[..20], 0), Err(BoxError::Truncated(16)));
+    }
+
+    #[test]
+    fn the_track_matrix_is_set_in_place() {
+        let tkhd = boxed(b"tkhd", &[0; 84]);
+        let moov = boxed(b"moov", &boxed(b"trak", &[tkhd, boxed(b"mdia", &[])].concat()));
+        let mut init = [boxed(b"ftyp", b"iso6\0\0\0\0"), moov].concat();
+        let before = init.clone();
+        let rotated = [0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30];
+        set_track_matrix(&mut init, &rotated).unwrap();
+        // ftyp(16) moov(8) trak(8) tkhd header(8), then 40 bytes before the matrix.
+        let matrix: Vec<i32> = init[80..116]
+            .chunks(4)
+            .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(matrix, rotated);
+        assert_eq!(
+            (init.len(), &init[..80], &init[116..]),
+            (before.len(), &before[..80], &before[116..])
+        );
+        let mut short = [
+            boxed(b"ftyp", b"iso6\0\0\0\0"),
+            boxed(b"moov", &boxed(b"trak", &boxed(b"tkhd", &[0; 60]))),
+        ]
+        .concat();
+        assert_eq!(set_track_matrix(&mut short, &rotated), Err(BoxError::Truncated(32)));
     }
 
     #[test]

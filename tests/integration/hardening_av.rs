@@ -310,3 +310,100 @@ fn item09_every_output_form_starts_audio_and_video_as_the_source_does() {
         );
     }
 }
+
+/// A 3 s 160x90 H.264 source with 5.1 AAC (six channels, 48 kHz).
+fn surround_source(dir: &Path) -> PathBuf {
+    let path = dir.join("surround.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x90:rate=25:duration=3",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-ac",
+        "6",
+        path.to_str().expect("UTF-8 path"),
+    ]);
+    path
+}
+
+/// The channel count ffprobe reads from the first audio stream of `file`.
+fn probed_channels(file: &Path) -> u64 {
+    let json = ffprobe::probe(&["-select_streams", "a:0", "-show_entries", "stream=channels"], file);
+    json["streams"][0]["channels"]
+        .as_u64()
+        .expect("an audio stream with channels")
+}
+
+#[test]
+fn item10_copy_of_surround_aac_declares_the_sources_channel_count() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let source = surround_source(dir.path());
+    assert_eq!(probed_channels(&source), 6, "the source is 5.1");
+    let out = dir.path().join("copy");
+    cli::assert_success(&cli::package("dash", &source, &out, &["--copy", "--hls"]));
+    let audio = ffprobe::concat(&rendition_files(&out.join("audio")));
+    assert_eq!(probed_channels(&audio), 6, "the copied audio rendition");
+    let master = crate::util::m3u8::read_master(&out.join("master.m3u8"));
+    let channels: Vec<Option<&str>> = master.media.iter().map(|media| media.quoted("CHANNELS")).collect();
+    assert_eq!(channels, [Some("6")], "EXT-X-MEDIA CHANNELS");
+    let mpd = crate::util::mpd::read_mpd(&out.join("manifest.mpd"));
+    let configurations: Vec<Option<&str>> = mpd
+        .adaptation_sets
+        .iter()
+        .flat_map(|set| &set.representations)
+        .filter_map(|representation| representation.audio_channel_configuration.as_ref())
+        .map(|configuration| configuration.get("value"))
+        .collect();
+    assert_eq!(configurations, [Some("6")], "AudioChannelConfiguration@value");
+}
+
+/// The rotation of the display matrix ffprobe finds on the first video stream (0 without one).
+fn probed_rotation(file: &Path) -> f64 {
+    let json = ffprobe::probe(&["-select_streams", "v:0", "-show_streams"], file);
+    json["streams"][0]["side_data_list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|side_data| side_data["side_data_type"] == "Display Matrix")
+        .map_or(0.0, |matrix| ffprobe::number(&matrix["rotation"]))
+}
+
+#[test]
+fn item10_copy_keeps_the_rotation_in_fmp4_and_refuses_ts() {
+    let source = crate::util::media("portrait");
+    let rotation = probed_rotation(&source);
+    assert_eq!(rotation.abs(), 90.0, "the source is shown rotated");
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    for (command, extra) in [("dash", &[][..]), ("hls", &["--format", "fmp4"][..])] {
+        let out = dir.path().join(format!("{command}-fmp4"));
+        let args = [&["--copy", "--segment-duration", "2"][..], extra].concat();
+        cli::assert_success(&cli::package(command, &source, &out, &args));
+        let rendition = out.join("360p");
+        let video = ffprobe::concat(&rendition_files(&rendition));
+        assert_eq!(
+            probed_rotation(&video),
+            rotation,
+            "{command} --copy: the display matrix"
+        );
+    }
+    let out = dir.path().join("hls-ts");
+    let output = cli::package("hls", &source, &out, &["--copy"]);
+    let line = cli::assert_failure(&output, 2);
+    assert!(
+        line.contains("rotat") && line.contains("fmp4"),
+        "the refusal says why and what to do instead: {line}"
+    );
+    assert!(!out.exists(), "a refused run leaves no output");
+}
