@@ -38,42 +38,41 @@ fn ffmpeg(args: &[&str]) {
     );
 }
 
-/// A 3 s 160x90 H.264 source whose AAC audio (48 kHz, 192 kb/s) is a 440 Hz sine on the left
-/// and a 1000 Hz sine on the right.
+/// A 3 s 160x90 H.264 source, `dir/name`, with the audio that `audio` makes (ffmpeg arguments:
+/// its lavfi inputs, which are inputs 1…, and how they are mapped and encoded).
+fn small_source(dir: &Path, name: &str, audio: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let video = ["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=3"];
+    let encode = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"];
+    let output = [path.to_str().expect("UTF-8 path")];
+    ffmpeg(&[&video[..], audio, &encode, &output].concat());
+    path
+}
+
+/// A lavfi input of a 3 s sine at `frequency` Hz, 48 kHz.
+fn sine(frequency: u32) -> [String; 4] {
+    let source = format!("sine=frequency={frequency}:sample_rate=48000:duration=3");
+    ["-f".into(), "lavfi".into(), "-i".into(), source]
+}
+
+/// The small source whose AAC audio (48 kHz, 192 kb/s) is a 440 Hz sine on the left and a
+/// 1000 Hz sine on the right.
 fn two_tone_source(dir: &Path) -> PathBuf {
-    let path = dir.join("two-tone.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=160x90:rate=25:duration=3",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000:duration=3",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=1000:sample_rate=48000:duration=3",
+    let [left, right] = [sine(440), sine(1000)];
+    let mix = [
         "-filter_complex",
         "[1:a][2:a]join=inputs=2:channel_layout=stereo[a]",
         "-map",
         "0:v",
         "-map",
         "[a]",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-pix_fmt",
-        "yuv420p",
         "-c:a",
         "aac",
         "-b:a",
         "192k",
-        path.to_str().expect("UTF-8 path"),
-    ]);
-    path
+    ];
+    let inputs: Vec<&str> = left.iter().chain(&right).map(String::as_str).collect();
+    small_source(dir, "two-tone.mp4", &[&inputs[..], &mix].concat())
 }
 
 /// The files of a rendition folder in playback order: `init.mp4` (fMP4) and then the segments.
@@ -311,31 +310,15 @@ fn item09_every_output_form_starts_audio_and_video_as_the_source_does() {
     }
 }
 
-/// A 3 s 160x90 H.264 source with 5.1 AAC (six channels, 48 kHz).
+/// The small source with 5.1 AAC (six channels, 48 kHz).
 fn surround_source(dir: &Path) -> PathBuf {
-    let path = dir.join("surround.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=160x90:rate=25:duration=3",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000:duration=3",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-ac",
-        "6",
-        path.to_str().expect("UTF-8 path"),
-    ]);
-    path
+    let tone = sine(440);
+    let inputs: Vec<&str> = tone.iter().map(String::as_str).collect();
+    small_source(
+        dir,
+        "surround.mp4",
+        &[&inputs[..], &["-c:a", "aac", "-ac", "6"]].concat(),
+    )
 }
 
 /// The channel count ffprobe reads from the first audio stream of `file`.
