@@ -455,14 +455,26 @@ fn copy_plan(source: &Source, video: &VideoInput, format: SegmentFormat) -> Resu
             if format == SegmentFormat::Ts { "MPEG-TS" } else { "fMP4" },
         )));
     }
+    if video.rotation != 0 && format == SegmentFormat::Ts {
+        return Err(Error::InvalidOption(format!(
+            "--copy: {} is shown rotated by {}° clockwise, which MPEG-TS segments cannot say (no display matrix): use --format fmp4, which carries it, or leave out --copy to rotate the pictures",
+            source.path.display(),
+            video.rotation
+        )));
+    }
     let stream = source.input.stream(video.index).expect("chosen stream exists");
     let bitrate = Bitrate(stream.parameters().bit_rate().max(1) as u64);
     let short = video.display_geometry().short_side().round() as u32;
+    // The manifests give the picture as shown: the track's display matrix turns it upright.
+    let (width, height) = match video.rotation {
+        90 | 270 => (video.height, video.width),
+        _ => (video.width, video.height),
+    };
     Ok(ladder::Plan {
         rungs: vec![Rung {
             name: format!("{short}p"),
-            width: video.width,
-            height: video.height,
+            width,
+            height,
             rate: RateControl {
                 bitrate,
                 maxrate: bitrate,
@@ -809,7 +821,7 @@ fn audio_pipeline(source: &Source, input: &AudioInput, job: &Job) -> Result<Box<
     let dir = job.root.join(AUDIO_DIR);
     std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
     let stream = source.input.stream(input.index).expect("chosen stream exists");
-    if options.copy && input.codec == codec::Id::AAC {
+    if copies_audio(options, input) {
         return Ok(Box::new(StreamCopy::new(
             AUDIO_DIR,
             &dir,
@@ -833,6 +845,11 @@ fn audio_pipeline(source: &Source, input: &AudioInput, job: &Job) -> Result<Box<
         &settings,
         clock,
     )?))
+}
+
+/// Whether the source's audio is packaged as it is: with `copy`, when it is AAC.
+fn copies_audio(options: &PackageOptions, input: &AudioInput) -> bool {
+    options.copy && input.codec == codec::Id::AAC
 }
 
 /// A file cut short still demuxes cleanly up to the cut; compare with what its header declares.
@@ -876,7 +893,11 @@ fn package_of<'a>(
         None => Vec::new(),
     };
     let audio_track = source.audio.as_ref().zip(audio).map(|(input, rendition)| {
-        let (sample_rate, channels) = encoders::audio_output(job.options.audio_codec, input);
+        let (sample_rate, channels) = if copies_audio(job.options, input) {
+            (input.sample_rate, input.channels)
+        } else {
+            encoders::audio_output(job.options.audio_codec, input)
+        };
         manifest::AudioTrack {
             name: AUDIO_DIR,
             channels,

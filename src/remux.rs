@@ -32,6 +32,8 @@ struct Pending {
     context: codec::Context,
     clock: SegmentClock,
     delivery: Delivery,
+    /// The source's display matrix, which the output track must carry too.
+    display_matrix: Option<[i32; 9]>,
 }
 
 impl StreamCopy {
@@ -57,6 +59,7 @@ impl StreamCopy {
             context,
             clock,
             delivery,
+            display_matrix: source::display_matrix(stream),
         };
         let in_band = params.id() == codec::Id::AAC && crate::encoders::extradata(&pending.context).is_empty();
         let mut copy = StreamCopy {
@@ -86,7 +89,8 @@ impl StreamCopy {
                 cuts,
                 0,
             )?
-            .delivering(pending.delivery.clone());
+            .delivering(pending.delivery.clone())
+            .displayed_with(pending.display_matrix);
             segmenter.describe(parameter_codecs(
                 pending.context.id(),
                 crate::encoders::extradata(&pending.context),

@@ -141,11 +141,13 @@ impl SegmentFormat {
             }
             SegmentFormat::Fmp4 => {
                 // Fragments only where we flush; ftyp+moov with no samples up front; moof-relative
-                // offsets; CMAF brands; no mfra index at the end.
-                options.set(
-                    "movflags",
-                    "+frag_custom+empty_moov+default_base_moof+cmaf+skip_trailer",
-                );
+                // offsets; no mfra index at the end; the CMAF brand. Not the `cmaf` flag: it
+                // implies version-1 trun with negative composition offsets, which FFmpeg's mov
+                // demuxer reads shifted by the most negative one, so libav-based players would
+                // see video later than audio. Positive offsets and an edit list
+                // (`Segmenter::write_init`) keep every reader in sync.
+                options.set("movflags", "+frag_custom+empty_moov+default_base_moof+skip_trailer");
+                options.set("brand", "cmfc");
             }
         }
         options
@@ -280,9 +282,14 @@ pub struct Segmenter {
     delivery: Delivery,
     /// `TIMELINE_OFFSET_MICROS` in the stream time base.
     offset_ticks: i64,
-    /// The first packet's PTS − DTS. The fMP4 muxer moves decode times later by this much so that
-    /// each fragment's first sample (an IDR) decodes at its presentation time, as DASH needs.
+    /// The first packet's PTS − DTS. fMP4 decode times are moved later by this much, so that each
+    /// fragment's tfdt is its first sample's (an IDR's) presentation time, as DASH needs; the init
+    /// segment's edit list takes the same amount off every composition time.
     decode_shift: Option<i64>,
+    /// The fMP4 init segment as the muxer wrote it, until the first packet tells its edit list.
+    pending_init: Option<Vec<u8>>,
+    /// The display matrix (rotation) of a copied stream, for the fMP4 track header.
+    display_matrix: Option<[i32; 9]>,
 }
 
 /// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
@@ -342,18 +349,20 @@ impl Segmenter {
             return Err(Error::Encoder(format!("{}: the muxer ignored option {key}", context())));
         }
         let stream_time_base = muxer.stream(0).expect("the muxer has its stream").time_base();
-        let (init, init_codecs) = match format {
+        let (init, init_codecs, pending_init) = match format {
             // An encoder's Annex B parameter sets are in its extradata; a copied stream's come
             // with its first keyframe (`write`).
-            SegmentFormat::Ts => (None, codecs::avc1_from_annexb(crate::encoders::extradata(encoder))),
+            SegmentFormat::Ts => (
+                None,
+                codecs::avc1_from_annexb(crate::encoders::extradata(encoder)),
+                None,
+            ),
             SegmentFormat::Fmp4 => {
                 let bytes = buffer.take();
                 let codecs = bmff::sample_entry(&bytes)
                     .ok()
                     .and_then(|(kind, boxes)| codecs::from_sample_entry(&kind, &boxes));
-                let path = dir.join(INIT_SEGMENT);
-                std::fs::write(&path, bytes).map_err(Error::io(path))?;
-                (Some(INIT_SEGMENT.to_owned()), codecs)
+                (Some(INIT_SEGMENT.to_owned()), codecs, Some(bytes))
             }
         };
         Ok(Segmenter {
@@ -379,6 +388,8 @@ impl Segmenter {
                 stream_time_base,
             ),
             decode_shift: None,
+            pending_init,
+            display_matrix: None,
         })
     }
 
@@ -415,6 +426,7 @@ impl Segmenter {
                 )));
             }
             let shift = *self.decode_shift.get_or_insert(pts - dts);
+            self.write_init()?;
             if self.current.is_some() {
                 self.cut(self.start_of(pts, dts, shift))?;
             }
@@ -431,6 +443,28 @@ impl Segmenter {
         packet
             .write(&mut self.muxer)
             .map_err(Error::ffmpeg(format!("{}: muxing a packet", self.name)))?;
+        Ok(())
+    }
+
+    /// Writes the fMP4 init segment, once, with an edit list that starts the presentation at the
+    /// decode shift: the muxer writes version-0 trun whose composition offsets are PTS − DTS,
+    /// decode times are moved later by the shift, and the edit list takes it off again.
+    fn write_init(&mut self) -> Result<()> {
+        let Some(bytes) = self.pending_init.take() else {
+            return Ok(());
+        };
+        let failed = |e: bmff::BoxError| Error::Encoder(format!("{}: completing the init segment: {e}", self.name));
+        let shift = self.decode_shift.unwrap_or(0);
+        let mut bytes = match u64::try_from(shift) {
+            Ok(media_time) if media_time > 0 => bmff::with_edit_list(&bytes, media_time).map_err(failed)?,
+            _ => bytes,
+        };
+        if let Some(matrix) = &self.display_matrix {
+            bmff::set_track_matrix(&mut bytes, matrix).map_err(failed)?;
+        }
+        let path = self.dir.join(INIT_SEGMENT);
+        std::fs::write(&path, bytes).map_err(Error::io(&path))?;
+        self.tell(path, None);
         Ok(())
     }
 
@@ -544,11 +578,14 @@ impl Segmenter {
     /// Encrypts every media segment (not the init segment) with the delivery's keys, and tells its
     /// listener of every file from the init segment on.
     pub fn delivering(self, delivery: Delivery) -> Segmenter {
-        let segmenter = Segmenter { delivery, ..self };
-        if let Some(init) = &segmenter.init {
-            segmenter.tell(segmenter.dir.join(init), None);
-        }
-        segmenter
+        Segmenter { delivery, ..self }
+    }
+
+    /// Has the fMP4 track shown through this display matrix (ISO/IEC 14496-12 §8.3.2, as libav
+    /// states it in stream side data). MPEG-TS has no place for one: a rotated stream is not
+    /// copied into TS (`package`).
+    pub fn displayed_with(self, display_matrix: Option<[i32; 9]>) -> Segmenter {
+        Segmenter { display_matrix, ..self }
     }
 
     /// Gives the codec string where the init segment and the bitstream cannot tell it (audio in TS).
@@ -560,6 +597,7 @@ impl Segmenter {
 
     /// Writes the last segment and returns the facts of all of them.
     pub fn finish(mut self) -> Result<EncodedRendition> {
+        self.write_init()?;
         self.muxer
             .write_trailer()
             .map_err(Error::ffmpeg(format!("{}: finishing the muxer", self.name)))?;

@@ -334,9 +334,8 @@ pub(crate) fn language(stream: &format::stream::Stream) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The rotation in the stream's display matrix as libav states it (degrees counterclockwise,
-/// ffprobe's `rotation`), if the stream has one.
-pub(crate) fn display_matrix_rotation(stream: &format::stream::Stream) -> Option<f64> {
+/// The stream's display matrix (ISO/IEC 14496-12 §8.3.2, as libav states it), if it has one.
+pub(crate) fn display_matrix(stream: &format::stream::Stream) -> Option<[i32; 9]> {
     let data = stream
         .side_data()
         .find(|d| d.kind() == codec::packet::side_data::Type::DisplayMatrix)?;
@@ -345,9 +344,13 @@ pub(crate) fn display_matrix_rotation(stream: &format::stream::Stream) -> Option
         .chunks_exact(4)
         .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    if matrix.len() < 9 {
-        return None;
-    }
+    matrix.get(..9)?.try_into().ok()
+}
+
+/// The rotation in the stream's display matrix as libav states it (degrees counterclockwise,
+/// ffprobe's `rotation`), if the stream has one.
+pub(crate) fn display_matrix_rotation(stream: &format::stream::Stream) -> Option<f64> {
+    let matrix = display_matrix(stream)?;
     // SAFETY: `matrix` holds the nine 32-bit values av_display_rotation_get reads.
     let degrees = unsafe { ffmpeg::ffi::av_display_rotation_get(matrix.as_ptr()) };
     (!degrees.is_nan()).then_some(degrees)

@@ -611,7 +611,10 @@ impl AudioTrack {
         Ok(())
     }
 
-    /// `abuffer → aresample → aformat → abuffersink` cutting frames of the encoder's size.
+    /// `abuffer → aresample → aformat → abuffersink` cutting frames of the encoder's size, in
+    /// the encoder's own sample format: planar for AAC, packed (interleaved) for libopus, which
+    /// reads only the first plane and would take a planar frame's left channel and whatever
+    /// memory lies beyond it as interleaved samples.
     fn build_graph(&self) -> Result<filter::Graph> {
         let frame = &self.frame;
         let layout = if frame.channel_layout().bits() == 0 {
@@ -641,8 +644,9 @@ impl AudioTrack {
             )
             .map_err(error("creating the audio graph"))?;
         let spec = format!(
-            "aresample={},aformat=sample_fmts=fltp:channel_layouts=0x{:x}",
+            "aresample={},aformat=sample_fmts={}:channel_layouts=0x{:x}",
             self.encoder.rate(),
+            self.encoder.format().name(),
             self.encoder.channel_layout().bits()
         );
         graph

@@ -2,8 +2,8 @@
 //! at the track's first DTS, so tracks whose first DTS differ (B-frame delay, AAC priming) end up on
 //! different timelines. `set_decode_time` rewrites a fragment's baseMediaDecodeTime (tfdt) in
 //! place — same size, so no offset moves — to put every track on the source's one timeline.
-//! (With the `cmaf` flag the muxer already gives each fragment's first sample, an IDR, a zero
-//! composition offset, so the tfdt is the fragment's earliest presentation time.)
+//! `with_edit_list` adds the edit list that says where a track's presentation starts, which the
+//! muxer cannot know when it writes an init segment before the first packet.
 
 use thiserror::Error;
 
@@ -17,6 +17,8 @@ pub enum BoxError {
     Missing(&'static str),
     #[error("a version 0 tfdt cannot hold {0}")]
     TfdtOverflow(u64),
+    #[error("an edit list cannot start the presentation at media time {0}")]
+    EditOverflow(u64),
 }
 
 /// A box inside `data`: its type, where it starts, and the byte range of its payload.
@@ -155,6 +157,67 @@ fn set_tfdt(data: &mut [u8], tfdt: &BoxRef, value: u64) -> Result<(), BoxError> 
     } else {
         let narrow = u32::try_from(value).map_err(|_| BoxError::TfdtOverflow(value))?;
         data[field..field + 4].copy_from_slice(&narrow.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// The init segment with an edit list in its (first) track that starts the presentation at
+/// `media_time`, in the track's timescale: one edit over all the media (duration 0, the length
+/// of a fragmented track being unknown) at normal rate. This is how a track whose composition
+/// offsets are all positive (version-0 trun) says that its first frame is presented at its
+/// tfdt, to browsers and libav alike.
+pub fn with_edit_list(init: &[u8], media_time: u64) -> Result<Vec<u8>, BoxError> {
+    let moov = child(init, 0, init.len(), b"moov")?.ok_or(BoxError::Missing("moov"))?;
+    let trak = child(init, moov.payload, moov.end, b"trak")?.ok_or(BoxError::Missing("trak"))?;
+    let tkhd = child(init, trak.payload, trak.end, b"tkhd")?.ok_or(BoxError::Missing("tkhd"))?;
+    let start = i32::try_from(media_time).map_err(|_| BoxError::EditOverflow(media_time))?;
+    // Version 0, one entry: segment_duration, media_time, media_rate 1.0 (16.16).
+    let elst = [
+        &[0u8; 4][..],
+        &1u32.to_be_bytes(),
+        &0u32.to_be_bytes(),
+        &start.to_be_bytes(),
+        &0x0001_0000u32.to_be_bytes(),
+    ]
+    .concat();
+    let edts = super::boxed(b"edts", &super::boxed(b"elst", &elst));
+    let mut out = [&init[..tkhd.end], &edts, &init[tkhd.end..]].concat();
+    for parent in [moov.start, trak.start] {
+        grow(&mut out, parent, edts.len() as u64)?;
+    }
+    Ok(out)
+}
+
+/// Sets the transformation matrix in the track header of an init segment's (first) track, in
+/// place: the display matrix (rotation) players apply to the decoded pictures.
+pub fn set_track_matrix(init: &mut [u8], matrix: &[i32; 9]) -> Result<(), BoxError> {
+    let moov = child(init, 0, init.len(), b"moov")?.ok_or(BoxError::Missing("moov"))?;
+    let trak = child(init, moov.payload, moov.end, b"trak")?.ok_or(BoxError::Missing("trak"))?;
+    let tkhd = child(init, trak.payload, trak.end, b"tkhd")?.ok_or(BoxError::Missing("tkhd"))?;
+    let version = *init.get(tkhd.payload).ok_or(BoxError::Truncated(tkhd.start))?;
+    // Version and flags, the times, track_ID and duration (wider in version 1), then reserved,
+    // layer, alternate_group, volume and reserved: 16 bytes.
+    let at = tkhd.payload + (if version == 1 { 36 } else { 24 }) + 16;
+    if at + 36 > tkhd.end {
+        return Err(BoxError::Truncated(tkhd.start));
+    }
+    let field = &mut init[at..at + 36];
+    for (bytes, value) in field.chunks_exact_mut(4).zip(matrix) {
+        bytes.copy_from_slice(&value.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// Adds `by` bytes to the size of the box at `at` (a box that runs to the end keeps size 0).
+fn grow(data: &mut [u8], at: usize, by: u64) -> Result<(), BoxError> {
+    let head = header(&data[at..], at)?;
+    match (head.size, head.len) {
+        (None, _) => {}
+        (Some(size), 16) => data[at + 8..at + 16].copy_from_slice(&(size + by).to_be_bytes()),
+        (Some(size), _) => {
+            let size = u32::try_from(size + by).map_err(|_| BoxError::BadSize(at))?;
+            data[at..at + 4].copy_from_slice(&size.to_be_bytes());
+        }
     }
     Ok(())
 }
@@ -456,6 +519,53 @@ mod tests {
     fn tfdt(data: &[u8]) -> u64 {
         let at = data.windows(4).position(|w| w == b"tfdt").unwrap() + 8;
         u64::from_be_bytes(data[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn an_edit_list_goes_after_the_track_header_and_grows_its_parents() {
+        let trak = [boxed(b"tkhd", &[0; 84]), boxed(b"mdia", &[0; 12])].concat();
+        let moov = [boxed(b"mvhd", &[0; 100]), boxed(b"trak", &trak)].concat();
+        let init = [boxed(b"ftyp", b"iso6\0\0\0\0"), boxed(b"moov", &moov)].concat();
+        let edited = with_edit_list(&init, 1024).unwrap();
+        let edts = boxed(
+            b"edts",
+            &boxed(b"elst", &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 0, 0, 1, 0, 0]),
+        );
+        let trak = [boxed(b"tkhd", &[0; 84]), edts, boxed(b"mdia", &[0; 12])].concat();
+        let moov = [boxed(b"mvhd", &[0; 100]), boxed(b"trak", &trak)].concat();
+        assert_eq!(
+            edited,
+            [boxed(b"ftyp", b"iso6\0\0\0\0"), boxed(b"moov", &moov)].concat()
+        );
+        assert_eq!(with_edit_list(&init, 1 << 31), Err(BoxError::EditOverflow(1 << 31)));
+        assert_eq!(with_edit_list(&init[..16], 0), Err(BoxError::Missing("moov")));
+        assert_eq!(with_edit_list(&init[..20], 0), Err(BoxError::Truncated(16)));
+    }
+
+    #[test]
+    fn the_track_matrix_is_set_in_place() {
+        let tkhd = boxed(b"tkhd", &[0; 84]);
+        let moov = boxed(b"moov", &boxed(b"trak", &[tkhd, boxed(b"mdia", &[])].concat()));
+        let mut init = [boxed(b"ftyp", b"iso6\0\0\0\0"), moov].concat();
+        let before = init.clone();
+        let rotated = [0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30];
+        set_track_matrix(&mut init, &rotated).unwrap();
+        // ftyp(16) moov(8) trak(8) tkhd header(8), then 40 bytes before the matrix.
+        let matrix: Vec<i32> = init[80..116]
+            .chunks(4)
+            .map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(matrix, rotated);
+        assert_eq!(
+            (init.len(), &init[..80], &init[116..]),
+            (before.len(), &before[..80], &before[116..])
+        );
+        let mut short = [
+            boxed(b"ftyp", b"iso6\0\0\0\0"),
+            boxed(b"moov", &boxed(b"trak", &boxed(b"tkhd", &[0; 60]))),
+        ]
+        .concat();
+        assert_eq!(set_track_matrix(&mut short, &rotated), Err(BoxError::Truncated(32)));
     }
 
     #[test]

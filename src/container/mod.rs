@@ -24,8 +24,7 @@ pub(crate) fn fuzz_bytes(sample: &[u8], iterations: usize, mut f: impl FnMut(&[u
     }
 }
 
-/// A box of `kind` around `payload`, for tests that build ISO-BMFF by hand.
-#[cfg(test)]
+/// A box of `kind` around `payload` (less than 4 GiB).
 pub(crate) fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
     let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
     b.extend_from_slice(kind);

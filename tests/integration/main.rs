@@ -11,6 +11,7 @@ mod convert;
 mod copy;
 mod dash;
 mod encrypt;
+mod hardening_av;
 mod hardening_security;
 mod hls;
 mod hostile_cases;

@@ -15,6 +15,9 @@ pub struct Init {
     pub timescale: u32,
     /// The sample entry: codec and configuration box.
     pub codec: Codec,
+    /// The media time at which the edit list starts the presentation (0 without one): every
+    /// sample is presented this much before its composition time.
+    pub edit_start: u64,
     trex: Trex,
 }
 
@@ -145,10 +148,24 @@ pub fn read_init(path: &Path) -> Init {
         "{name}: stts, stsz, stsc, stco and co64 must be empty"
     );
     assert_eq!(stbl.stsd.codecs.len(), 1, "{name}: one sample entry");
+    let edits = trak
+        .edts
+        .as_ref()
+        .and_then(|edts| edts.elst.as_ref())
+        .map_or(&[][..], |elst| &elst.entries[..]);
+    assert!(edits.len() <= 1, "{name}: more than one edit");
+    let edit_start = edits.first().map_or(0, |edit| {
+        assert_eq!(
+            edit.segment_duration, 0,
+            "{name}: the edit spans the whole fragmented track"
+        );
+        edit.media_time.unwrap_or_else(|| panic!("{name}: an empty edit"))
+    });
     Init {
         track_id,
         timescale: trak.mdia.mdhd.timescale,
         codec: stbl.stsd.codecs[0].clone(),
+        edit_start,
         trex: trexes[0].clone(),
     }
 }
@@ -217,7 +234,8 @@ pub fn read_fragment(path: &Path, init: &Init) -> Fragment {
 
 /// Reads an init segment and its media segments, and checks the track as a whole: mfhd
 /// sequence numbers 1, 2, 3…; each tfdt is the previous one plus its duration; a video
-/// fragment starts with a sync sample that is also presented first, at its tfdt.
+/// fragment starts with a sync sample that is also presented first, at its tfdt (once the edit
+/// list has taken its start off the composition times).
 pub fn read_track(init: &Path, segments: &[PathBuf]) -> Track {
     let init = read_init(init);
     let fragments: Vec<Fragment> = segments.iter().map(|path| read_fragment(path, &init)).collect();
@@ -240,12 +258,14 @@ pub fn read_track(init: &Path, segments: &[PathBuf]) -> Track {
         if init.is_video() {
             let first = &fragment.samples[0];
             assert!(first.sync, "{name}: the first sample is not a sync sample");
+            let edit_start = init.edit_start as i64;
             assert_eq!(
-                first.composition_offset, 0,
-                "{name}: the first sample's composition offset"
+                first.composition_offset - edit_start,
+                0,
+                "{name}: the first sample's composition offset less the edit list's start"
             );
             assert_eq!(
-                fragment.earliest_presentation(),
+                fragment.earliest_presentation() - edit_start,
                 fragment.decode_time as i64,
                 "{name}: a sample is presented before the tfdt"
             );
