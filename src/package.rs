@@ -11,7 +11,7 @@ use crate::crypto::{KeySchedule, KeySource};
 use crate::encoders::{self, AudioCodec, VideoCodec};
 use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
-use crate::live::{CaptureDevice, LiveOptions, LiveSource, Window, WindowOptions};
+use crate::live::{CaptureDevice, LiveSource, Window, WindowOptions};
 use crate::manifest::{self, LiveState, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
 use crate::publish::{PublishCounts, Publisher, Publishing};
@@ -22,6 +22,7 @@ use crate::source::{AudioInput, Source, VideoInput};
 use crate::transcode::{
     AudioSettings, AudioTrack, Fanout, RungOutput, Scaling, StreamPipeline, VideoLadder, VideoSettings,
 };
+use crate::watchdog::InputOptions;
 
 /// Which manifests describe the package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub struct PackageOptions {
     pub manifests: Manifests,
     /// AES-128 segment encryption (HLS only), with the keys from here.
     pub encryption: Option<KeySource>,
+    /// How long the input (live or not) may take to open and may stay silent, and the flag
+    /// that cancels the job (Ctrl-C).
+    pub input_options: InputOptions,
     /// Package a live source as it arrives; `input` is then unused.
     pub live: Option<LiveJob>,
     /// HTTP and S3 destinations the package is published to as it is made.
@@ -85,8 +89,6 @@ pub struct PackageOptions {
 #[derive(Debug, Clone)]
 pub struct LiveJob {
     pub source: LiveSource,
-    /// Timeouts and the flag that ends the presentation (Ctrl-C).
-    pub input: LiveOptions,
     pub window: WindowOptions,
 }
 
@@ -126,6 +128,7 @@ impl PackageOptions {
             force: false,
             manifests: Manifests { hls: true, dash: false },
             encryption: None,
+            input_options: InputOptions::default(),
             live: None,
             publishing: Publishing::default(),
         }
@@ -262,8 +265,14 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         Some(path) => Ladder::from_file(path)?,
         None => Ladder::default_ladder(),
     };
-    // A live presentation is visible while it runs: it is written in place (made once the source
-    // is open). A package published only to remote destinations is built in a scratch folder.
+    // Nothing is written until the input is open: opening may wait for the open timeout or a
+    // Ctrl-C, or fail.
+    let mut source = match &options.live {
+        Some(live) => Source::open_live(&live.source, &options.input_options)?,
+        None => Source::open(&options.input, &options.input_options)?,
+    };
+    // A live presentation is visible while it runs: it is written in place. A package published
+    // only to remote destinations is built in a scratch folder.
     let staging = match (&options.live, options.publishing.remote_only) {
         (_, true) => Some(Workspace::scratch()?),
         (None, false) => Some(Workspace::Staged(Staging::new(&options.output, options.force)?)),
@@ -279,10 +288,6 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     let keys = match &options.encryption {
         Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
         None => None,
-    };
-    let mut source = match &options.live {
-        Some(live) => Source::open_live(&live.source, &live.input)?,
-        None => Source::open(&options.input)?,
     };
     let workspace = match staging {
         Some(workspace) => workspace,
@@ -507,7 +512,7 @@ fn segment_clock(
     if let Some(reason) = passthrough_unfit(video, top, options).filter(|_| passthrough) {
         return refuse(reason, notes);
     }
-    let scan = remux::keyframe_scan(&source.path, video.index, &clock)?;
+    let scan = remux::keyframe_scan(&source.path, video.index, &clock, &options.input_options)?;
     let scheduled = clock.clone().scheduled(scan.boundaries);
     if !passthrough {
         return Ok((scheduled, false));
