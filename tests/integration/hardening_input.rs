@@ -6,6 +6,8 @@ use std::ffi::OsStr;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::http::{self, Route};
@@ -13,15 +15,21 @@ use crate::util::{cli, file_names};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stream-pack");
 
-/// A server that accepts connections and never says a word, for as long as the tests run.
-fn silent_server() -> SocketAddr {
+/// A server that accepts connections and never says a word, for as long as the tests run; it
+/// counts the connections.
+fn silent_server() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
     std::thread::spawn(move || {
-        let held: Vec<_> = listener.incoming().collect();
-        drop(held);
+        let mut held = Vec::new();
+        for connection in listener.incoming() {
+            held.push(connection);
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
     });
-    address
+    (address, accepted)
 }
 
 fn start(args: &[&OsStr]) -> Child {
@@ -56,7 +64,7 @@ fn command_line<'a>(command: &'a str, input: &'a str, out: &'a Path, extra: &[&'
         args.extend([OsStr::new("-o"), out.as_os_str()]);
     }
     if command == "hls" {
-        args.extend(["--progress", "none", "--encoder-preset", "veryfast"].map(OsStr::new));
+        args.extend(["--progress", "none"].map(OsStr::new));
     }
     args.extend(extra.iter().map(|arg| OsStr::new(*arg)));
     args
@@ -85,9 +93,9 @@ fn assert_input_error(command: &str, input: &str, extra: &[&str], within: Durati
 
 #[test]
 fn item04_a_server_that_never_answers_fails_each_command_within_the_open_timeout() {
-    let url = format!("http://{}/master.m3u8", silent_server());
+    let url = format!("http://{}/master.m3u8", silent_server().0);
     for command in ["hls", "probe", "remux"] {
-        let line = assert_input_error(command, &url, &["--open-timeout", "1s"], Duration::from_secs(6));
+        let line = assert_input_error(command, &url, &["--open-timeout", "1s"], Duration::from_secs(8));
         assert_eq!(line, format!("error: {url}: sent nothing within 1 s"), "{command}");
     }
 }
@@ -132,14 +140,19 @@ fn item04_master_playlists_nested_without_end_fail_after_a_bounded_number_of_req
     assert!(requests <= 600, "{requests} requests");
 }
 
-/// Sends `signal` to a run blocked opening a silent server's URL and asserts it ends promptly
-/// with exit 130, leaving nothing beside `-o`.
+/// Sends `signal` to a run blocked opening a silent server's URL (once it has connected) and
+/// asserts it ends promptly with exit 130, leaving nothing beside `-o`.
 fn assert_signal_cancels(command: &str, signal: libc::c_int) {
-    let url = format!("http://{}/master.m3u8", silent_server());
+    let (address, accepted) = silent_server();
+    let url = format!("http://{address}/master.m3u8");
     let parent = tempfile::tempdir().unwrap();
     let out = parent.path().join(if command == "remux" { "out.mp4" } else { "out" });
     let child = start(&command_line(command, &url, &out, &["--open-timeout", "60s"]));
-    std::thread::sleep(Duration::from_millis(700));
+    let started = Instant::now();
+    while accepted.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "{command} never connected");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: sends a signal to the child this test started and has not reaped.
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "signal the run");
