@@ -18,7 +18,7 @@ use crate::publish::{PublishCounts, Publisher, Publishing};
 use crate::remux::{self, StreamCopy};
 use crate::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFacts, SegmentFormat};
 use crate::sink::{self, Staging, Workspace};
-use crate::source::{AudioInput, Source, VideoInput};
+use crate::source::{self, AudioInput, Source, VideoInput};
 use crate::transcode::{
     AudioSettings, AudioTrack, Fanout, RungOutput, Scaling, StreamPipeline, VideoLadder, VideoSettings,
 };
@@ -691,7 +691,7 @@ fn transcode(
         }
     }
     if live.is_none() {
-        check_complete(source, media_end)?;
+        source::check_complete(&source.path, source.declared_duration(), media_end)?;
     }
     let video = video.map(|v| v.finish()).transpose()?.unwrap_or_default();
     let audio = audio.map(|a| a.finish()).transpose()?.and_then(|mut a| a.pop());
@@ -834,22 +834,6 @@ fn audio_pipeline(source: &Source, input: &AudioInput, job: &Job) -> Result<Box<
         &settings,
         clock,
     )?))
-}
-
-/// A file cut short still demuxes cleanly up to the cut; compare with what its header declares.
-fn check_complete(source: &Source, media_end: f64) -> Result<()> {
-    let Some(declared) = source.declared_duration() else {
-        return Ok(());
-    };
-    let tolerance = 0.5 + 0.02 * declared;
-    if media_end + tolerance < declared {
-        return Err(Error::InputTruncated {
-            path: source.path.clone(),
-            end: media_end,
-            declared,
-        });
-    }
-    Ok(())
 }
 
 /// What the manifests describe: the renditions as given, with their tracks' facts.

@@ -79,12 +79,14 @@ pub struct RemuxReport {
 
 /// Remuxes `input`, opened and read under `options`' timeouts, to a progressive MP4 at `output`
 /// (refused if it exists, unless `replace`). Nothing is written beside `output` until the input
-/// is open.
+/// is open; an input that ends before the duration it declares is refused, as by the packagers.
 pub fn remux(input: &Location, output: &Path, replace: bool, options: &InputOptions) -> Result<RemuxReport> {
     source::init()?;
     let demuxer = input.open(options)?;
+    let declared = source::declared_duration(&demuxer);
     let staged = StagedFile::new(output, replace)?;
     let report = copy_into(input, demuxer, staged.path(), "mp4")?;
+    source::check_complete(&input.name(), declared, report.duration)?;
     let output = staged.publish()?;
     Ok(RemuxReport { output, ..report })
 }

@@ -187,24 +187,26 @@ pub(crate) fn declared_duration(input: &format::context::Input) -> Option<f64> {
 }
 
 /// Opens a file, or a URL libav reads itself (`http(s)://…`), under `options`' timeouts, after the
-/// checks libav would report less clearly.
+/// checks libav would report less clearly. A piece of it that cannot be read (a segment of a
+/// playlist) is an error, named, when it is met.
 pub(crate) fn open_input(path: &Path, options: &InputOptions) -> Result<WatchedInput> {
     let url = path.to_str().filter(|text| crate::progressive::is_url(text));
     if url.is_none() {
         check_file(path)?;
     }
     let dictionary = watchdog::protocol_options(url.unwrap_or_default(), options.stall_timeout);
-    let input = WatchedInput::open(path.as_os_str(), None, options, dictionary).map_err(|failure| match failure {
-        Failure::NeverStarted(waited) => Error::LiveNeverStarted {
-            url: path.display().to_string(),
-            waited,
-        },
-        Failure::Libav(e) if url.is_none() => Error::InputUnreadable {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        },
-        failure => input_error(path, failure, "opening it".into()),
-    })?;
+    let input =
+        WatchedInput::open(path.as_os_str(), None, options, dictionary, true).map_err(|failure| match failure {
+            Failure::NeverStarted(waited) => Error::LiveNeverStarted {
+                url: path.display().to_string(),
+                waited,
+            },
+            Failure::Libav(e) if url.is_none() => Error::InputUnreadable {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+            failure => input_error(path, failure, "opening it".into()),
+        })?;
     // libav's `tty` demuxer renders any text file as ANSI art video: a text file is not media.
     if input.format().name() == "tty" {
         return Err(Error::InputUnreadable {
@@ -225,6 +227,11 @@ fn input_error(path: &Path, failure: Failure, when: String) -> Error {
     let url = path.to_str().filter(|text| crate::progressive::is_url(text));
     match (failure, url) {
         (Failure::Cancelled, _) => Error::Cancelled,
+        (Failure::Missing { url: piece, reason }, _) => Error::InputIncomplete {
+            path: path.to_owned(),
+            piece,
+            reason,
+        },
         (Failure::Libav(e), None) => Error::InputCorrupt {
             path: path.to_owned(),
             reason: format!("{when}: {e}"),
@@ -243,8 +250,25 @@ pub(crate) fn failure_reason(failure: Failure) -> String {
         Failure::NeverStarted(waited) => format!("sent nothing within {} s", waited.as_secs_f64()),
         Failure::Stalled(waited) => format!("sent nothing for {} s", waited.as_secs_f64()),
         Failure::Runaway(reason) => reason,
+        Failure::Missing { url, reason } => format!("{url}: {reason}"),
         Failure::Libav(e) => e.to_string(),
     }
+}
+
+/// A file cut short still demuxes cleanly up to the cut; compare with what its header declares.
+pub(crate) fn check_complete(path: &Path, declared: Option<f64>, media_end: f64) -> Result<()> {
+    let Some(declared) = declared else {
+        return Ok(());
+    };
+    let tolerance = 0.5 + 0.02 * declared;
+    if media_end + tolerance < declared {
+        return Err(Error::InputTruncated {
+            path: path.to_owned(),
+            end: media_end,
+            declared,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a missing file, a folder or an empty file with an error that says so.

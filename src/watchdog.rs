@@ -8,7 +8,9 @@
 //! Every URL libav opens for the input (the input itself, a manifest's playlists, segments and
 //! keys) goes through [`counted_open`]. It bounds the requests made while the input opens: libav's
 //! HLS demuxer follows a master playlist that names a master playlist (itself, say) in a loop,
-//! keeping each in memory (5.8 GB in 10 s).
+//! keeping each in memory (5.8 GB in 10 s). And it remembers a piece that could not be opened:
+//! libav's HLS and DASH demuxers skip such a segment with no more than a log line, so a reader
+//! would see a clean end with a hole in the media.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr, c_char, c_int, c_void};
@@ -61,6 +63,8 @@ pub(crate) enum Failure {
     Stalled(Duration),
     /// Opening requested URLs without end (see [`REPEATS_WHILE_OPENING`]).
     Runaway(String),
+    /// A piece of the input (a segment, a playlist, a key) could not be opened.
+    Missing { url: String, reason: String },
     /// libav's own error.
     Libav(ffmpeg::Error),
 }
@@ -83,6 +87,8 @@ struct Requests {
     total: usize,
     per_url: HashMap<String, usize>,
     runaway: Option<String>,
+    /// The first piece libav could not open, after the input itself.
+    missing: Option<(String, String)>,
 }
 
 impl Watchdog {
@@ -142,14 +148,27 @@ impl Watchdog {
         false
     }
 
+    /// Remembers the first piece that could not be opened, unless the input itself.
+    fn refused(&self, url: &str, code: c_int) {
+        let mut requests = self.requests();
+        if requests.total > 1 || requests.opened {
+            requests
+                .missing
+                .get_or_insert_with(|| (url.to_owned(), ffmpeg::Error::from(code).to_string()));
+        }
+    }
+
     /// Why opening or reading stopped, from what the watchdog saw and libav's error.
     fn failure(&self, error: ffmpeg::Error, timed_out: Failure) -> Failure {
-        if let Some(reason) = self.requests().runaway.take() {
+        let mut requests = self.requests();
+        if let Some(reason) = requests.runaway.take() {
             Failure::Runaway(reason)
         } else if self.cancelled() {
             Failure::Cancelled
         } else if self.expired() || error == ffmpeg::Error::Exit {
             timed_out
+        } else if let Some((url, reason)) = requests.missing.take() {
+            Failure::Missing { url, reason }
         } else {
             Failure::Libav(error)
         }
@@ -167,8 +186,8 @@ type IoOpen = unsafe extern "C" fn(
 
 static DEFAULT_IO_OPEN: OnceLock<IoOpen> = OnceLock::new();
 
-/// The `io_open` of every input context: counts the request and refuses it when opening runs
-/// away.
+/// The `io_open` of every input context: counts the request, refuses it when opening runs away,
+/// and remembers a piece that could not be opened.
 unsafe extern "C" fn counted_open(
     context: *mut ffi::AVFormatContext,
     pb: *mut *mut ffi::AVIOContext,
@@ -187,10 +206,15 @@ unsafe extern "C" fn counted_open(
             return default(context, pb, url, flags, options);
         }
         let watchdog = &*watchdog;
-        if !watchdog.request(&CStr::from_ptr(url).to_string_lossy()) {
+        let text = CStr::from_ptr(url).to_string_lossy();
+        if !watchdog.request(&text) {
             return ffi::AVERROR_EXIT;
         }
-        default(context, pb, url, flags, options)
+        let opened = default(context, pb, url, flags, options);
+        if opened < 0 && !watchdog.interrupt() {
+            watchdog.refused(&text, opened);
+        }
+        opened
     }
 }
 
@@ -199,6 +223,8 @@ pub struct WatchedInput {
     input: format::context::Input,
     watchdog: Arc<Watchdog>,
     stall_timeout: Duration,
+    /// Whether a piece that could not be opened is an error (a live source may lose one).
+    complete: bool,
 }
 
 /// How long an empty read (`EAGAIN` from a device) waits before asking again.
@@ -206,8 +232,9 @@ const RETRY_EMPTY: Duration = Duration::from_millis(5);
 
 /// Protocol options that make libav's own I/O give up too, in microseconds: `rw_timeout` for
 /// every network protocol, `timeout` where it means the connect/read timeout (for RTMP it would
-/// make libav listen as a server). The HLS demuxer is kept from reusing connections: a request on
-/// a kept-alive connection would bypass [`counted_open`].
+/// make libav listen as a server). The HLS demuxer is kept from reusing connections and from
+/// opening the next segment ahead: a request on a kept-alive connection would bypass
+/// [`counted_open`], and a segment that failed to open ahead is opened again later.
 pub(crate) fn protocol_options(target: &str, stall: Duration) -> Dictionary<'static> {
     let mut options = Dictionary::new();
     let micros = stall.as_micros().to_string();
@@ -217,29 +244,35 @@ pub(crate) fn protocol_options(target: &str, stall: Duration) -> Dictionary<'sta
         options.set("timeout", &micros);
     }
     options.set("http_persistent", "0");
+    options.set("http_multiple", "0");
     options
 }
 
 impl WatchedInput {
     /// Opens `target` (in the input format named `format`, or the one libav finds) and reads its
-    /// stream facts, giving up after `options.open_timeout`.
+    /// stream facts, giving up after `options.open_timeout`. With `complete`, a piece of the input
+    /// that cannot be opened fails the open or the read that meets it.
     pub(crate) fn open(
         target: &OsStr,
         format: Option<&str>,
         options: &InputOptions,
         dictionary: Dictionary,
+        complete: bool,
     ) -> Result<WatchedInput, Failure> {
         let watchdog = Arc::new(Watchdog::new(Arc::clone(&options.cancel)));
         watchdog.arm(options.open_timeout);
         let input = open_watched(target, format, &watchdog, dictionary)
             .map_err(|e| watchdog.failure(e, Failure::NeverStarted(options.open_timeout)))?;
         watchdog.requests().opened = true;
-        watchdog.arm(options.stall_timeout);
-        Ok(WatchedInput {
+        let mut input = WatchedInput {
             input,
             watchdog,
             stall_timeout: options.stall_timeout,
-        })
+            complete,
+        };
+        input.check_missing()?;
+        input.watchdog.arm(input.stall_timeout);
+        Ok(input)
     }
 
     /// The next packet; `None` at the end.
@@ -249,7 +282,10 @@ impl WatchedInput {
         loop {
             match packet.read(&mut self.input) {
                 Ok(()) => break,
-                Err(ffmpeg::Error::Eof) => return Ok(None),
+                Err(ffmpeg::Error::Eof) => {
+                    self.check_missing()?;
+                    return Ok(None);
+                }
                 Err(ffmpeg::Error::Other { errno })
                     if errno == ffmpeg::util::error::EAGAIN && !self.watchdog.interrupt() =>
                 {
@@ -258,7 +294,18 @@ impl WatchedInput {
                 Err(e) => return Err(self.watchdog.failure(e, Failure::Stalled(self.stall_timeout))),
             }
         }
+        self.check_missing()?;
         Ok(Some(packet))
+    }
+
+    fn check_missing(&mut self) -> Result<(), Failure> {
+        if !self.complete {
+            return Ok(());
+        }
+        match self.watchdog.requests().missing.take() {
+            Some((url, reason)) => Err(Failure::Missing { url, reason }),
+            None => Ok(()),
+        }
     }
 }
 

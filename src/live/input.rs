@@ -143,20 +143,20 @@ impl LiveInput {
             DEVICES.call_once(ffmpeg::device::register_all);
         }
         let (target, format) = source.target();
+        let dictionary = source.options(options.stall_timeout);
+        // A live source may lose a segment and go on: only a silence of the stall timeout ends it.
         let input =
-            WatchedInput::open(target, format, options, source.options(options.stall_timeout)).map_err(|failure| {
-                match failure {
-                    Failure::Cancelled => Error::Cancelled,
-                    Failure::NeverStarted(waited) => Error::LiveNeverStarted {
-                        url: source.to_string(),
-                        waited,
-                    },
-                    Failure::Libav(e) => open_error(source, e),
-                    other => Error::Remote {
-                        url: source.to_string(),
-                        reason: source::failure_reason(other),
-                    },
-                }
+            WatchedInput::open(target, format, options, dictionary, false).map_err(|failure| match failure {
+                Failure::Cancelled => Error::Cancelled,
+                Failure::NeverStarted(waited) => Error::LiveNeverStarted {
+                    url: source.to_string(),
+                    waited,
+                },
+                Failure::Libav(e) => open_error(source, e),
+                other => Error::Remote {
+                    url: source.to_string(),
+                    reason: source::failure_reason(other),
+                },
             })?;
         Ok(LiveInput {
             input,

@@ -1,17 +1,18 @@
 //! Issue 20, items 4 and 6: every open and read of an input is bounded in time, in requests and
-//! by Ctrl-C, and nothing is written beside `-o` before the input is open.
+//! by Ctrl-C, nothing is written beside `-o` before the input is open, and an input with a
+//! missing or truncated piece fails naming it instead of making a package with a hole.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::http::{self, Route};
-use crate::util::{cli, file_names};
+use crate::util::{cli, file_names, made_by_libav, media};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stream-pack");
 
@@ -188,4 +189,58 @@ fn item04_sigterm_stops_a_stalled_open_with_exit_130_and_nothing_left() {
     for command in ["hls", "remux"] {
         assert_signal_cancels(command, libc::SIGTERM);
     }
+}
+
+#[test]
+fn item06_remux_of_an_mp4_cut_in_half_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(media("main")).unwrap();
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let out = dir.path().join("out.mp4");
+    let output = cli::run([OsStr::new("remux"), cut.as_os_str(), OsStr::new("-o"), out.as_os_str()]);
+    let line = cli::assert_failure(&output, 3);
+    assert!(
+        line.contains(&*cut.to_string_lossy()) && line.contains("truncated"),
+        "{line}"
+    );
+    assert_eq!(file_names(dir.path()), ["cut.mp4".to_owned()].into());
+}
+
+/// `main` as an HLS presentation of four 2 s TS segments without its second, in `dir`.
+fn playlist_without_a_middle_segment(dir: &Path) -> (PathBuf, PathBuf) {
+    let playlist = made_by_libav(
+        &media("main"),
+        dir,
+        &["-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"],
+        "index.m3u8",
+    );
+    let missing = dir.join("index1.ts");
+    assert!(dir.join("index2.ts").exists(), "a segment after the missing one");
+    std::fs::remove_file(&missing).unwrap();
+    (playlist, missing)
+}
+
+#[test]
+fn item06_a_playlist_without_a_middle_segment_fails_naming_it() {
+    let source = tempfile::tempdir().unwrap();
+    let (playlist, missing) = playlist_without_a_middle_segment(source.path());
+    let playlist = playlist.display().to_string();
+    let runs: [(&str, &[&str]); 4] = [
+        ("remux", &[]),
+        ("hls", &["--copy"]),
+        ("hls", &cli::FAST),
+        ("convert", &["--to", "dash", "--progress", "none"]),
+    ];
+    for (command, extra) in runs {
+        let line = assert_input_error(command, &playlist, extra, Duration::from_secs(120));
+        assert!(
+            line.contains(&playlist) && line.contains(&*missing.to_string_lossy()),
+            "{command} {extra:?}: {line}"
+        );
+    }
+    let server = http::serve_dir(source.path());
+    let url = format!("{}/index.m3u8", server.base);
+    let line = assert_input_error("remux", &url, &[], Duration::from_secs(60));
+    assert!(line.contains(&format!("{}/index1.ts", server.base)), "{line}");
 }
