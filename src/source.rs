@@ -232,6 +232,11 @@ fn input_error(path: &Path, failure: Failure, when: String) -> Error {
             piece,
             reason,
         },
+        (Failure::Hole { from, to }, _) => Error::InputIncomplete {
+            path: path.to_owned(),
+            piece: format!("the media from {from:.2} s to {to:.2} s"),
+            reason: "a segment is cut short or empty".into(),
+        },
         (Failure::Libav(e), None) => Error::InputCorrupt {
             path: path.to_owned(),
             reason: format!("{when}: {e}"),
@@ -251,6 +256,7 @@ pub(crate) fn failure_reason(failure: Failure) -> String {
         Failure::Stalled(waited) => format!("sent nothing for {} s", waited.as_secs_f64()),
         Failure::Runaway(reason) => reason,
         Failure::Missing { url, reason } => format!("{url}: {reason}"),
+        Failure::Hole { from, to } => format!("the media jumps from {from:.2} s to {to:.2} s"),
         Failure::Libav(e) => e.to_string(),
     }
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use ffmpeg::{Dictionary, Packet, ffi, format};
+use ffmpeg::{Dictionary, Packet, ffi, format, media};
 use ffmpeg_next as ffmpeg;
 
 /// How long to wait, and the flag that stops waiting.
@@ -65,6 +65,8 @@ pub(crate) enum Failure {
     Runaway(String),
     /// A piece of the input (a segment, a playlist, a key) could not be opened.
     Missing { url: String, reason: String },
+    /// A stream of a playlist or manifest jumps over a stretch of media (seconds from its start).
+    Hole { from: f64, to: f64 },
     /// libav's own error.
     Libav(ffmpeg::Error),
 }
@@ -225,7 +227,19 @@ pub struct WatchedInput {
     stall_timeout: Duration,
     /// Whether a piece that could not be opened is an error (a live source may lose one).
     complete: bool,
+    /// For a complete playlist or manifest, where each audio and video stream has got to.
+    continuity: Option<Continuity>,
 }
+
+/// A segment cut short or empty is read by libav's HLS and DASH demuxers without a word; the
+/// next segment's timestamps then jump past what is missing. Per stream: the end of the last
+/// packet and the longest packet, in the stream's time base.
+#[derive(Default)]
+struct Continuity(HashMap<usize, (i64, i64)>);
+
+/// The step between packets of a stream beyond which media is missing, in seconds, unless the
+/// stream's packets are longer (a slideshow): then three of them.
+const LARGEST_STEP: f64 = 0.5;
 
 /// How long an empty read (`EAGAIN` from a device) waits before asking again.
 const RETRY_EMPTY: Duration = Duration::from_millis(5);
@@ -264,11 +278,13 @@ impl WatchedInput {
         let input = open_watched(target, format, &watchdog, dictionary)
             .map_err(|e| watchdog.failure(e, Failure::NeverStarted(options.open_timeout)))?;
         watchdog.requests().opened = true;
+        let adaptive = matches!(input.format().name(), "hls" | "dash");
         let mut input = WatchedInput {
             input,
             watchdog,
             stall_timeout: options.stall_timeout,
             complete,
+            continuity: (complete && adaptive).then(Continuity::default),
         };
         input.check_missing()?;
         input.watchdog.arm(input.stall_timeout);
@@ -295,7 +311,41 @@ impl WatchedInput {
             }
         }
         self.check_missing()?;
+        self.check_continuity(&packet)?;
         Ok(Some(packet))
+    }
+
+    fn check_continuity(&mut self, packet: &Packet) -> Result<(), Failure> {
+        let (Some(Continuity(streams)), Some(dts)) = (&mut self.continuity, packet.dts()) else {
+            return Ok(());
+        };
+        let Some(stream) = self.input.stream(packet.stream()) else {
+            return Ok(());
+        };
+        if !matches!(stream.parameters().medium(), media::Type::Audio | media::Type::Video) {
+            return Ok(());
+        }
+        let seconds = f64::from(stream.time_base());
+        let duration = packet.duration().max(0);
+        let (end, longest) = streams.entry(packet.stream()).or_insert((dts, duration));
+        let step = (dts - *end) as f64 * seconds;
+        let largest = LARGEST_STEP.max(3.0 * *longest as f64 * seconds);
+        if step > largest {
+            // SAFETY: reads a plain field of the open input context.
+            let start = unsafe { (*self.input.as_ptr()).start_time };
+            let start = if start == ffi::AV_NOPTS_VALUE {
+                0.0
+            } else {
+                start as f64 / 1e6
+            };
+            return Err(Failure::Hole {
+                from: *end as f64 * seconds - start,
+                to: dts as f64 * seconds - start,
+            });
+        }
+        *end = (*end).max(dts + duration);
+        *longest = (*longest).max(duration);
+        Ok(())
     }
 
     fn check_missing(&mut self) -> Result<(), Failure> {

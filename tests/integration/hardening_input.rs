@@ -244,3 +244,32 @@ fn item06_a_playlist_without_a_middle_segment_fails_naming_it() {
     let line = assert_input_error("remux", &url, &[], Duration::from_secs(60));
     assert!(line.contains(&format!("{}/index1.ts", server.base)), "{line}");
 }
+
+#[test]
+fn item06_a_playlist_with_a_segment_cut_short_or_empty_fails_saying_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let playlist = made_by_libav(
+        &media("main"),
+        dir.path(),
+        &["-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"],
+        "index.m3u8",
+    );
+    let segment = dir.path().join("index1.ts");
+    let whole = std::fs::read(&segment).unwrap();
+    let playlist = playlist.display().to_string();
+    for (cut, runs) in [(whole.len() / 2, ["remux", "hls"]), (0, ["remux", "convert"])] {
+        std::fs::write(&segment, &whole[..cut]).unwrap();
+        for command in runs {
+            let extra: &[&str] = match command {
+                "hls" => &["--copy"],
+                "convert" => &["--to", "dash"],
+                _ => &[],
+            };
+            let line = assert_input_error(command, &playlist, extra, Duration::from_secs(120));
+            assert!(
+                line.contains(&playlist) && line.contains("cut short or empty"),
+                "{command} with {cut} bytes of index1.ts: {line}"
+            );
+        }
+    }
+}
