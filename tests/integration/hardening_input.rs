@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::http::{self, Route};
-use crate::util::{cli, file_names, made_by_libav, media};
+use crate::util::{cli, file_names, media};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stream-pack");
 
@@ -209,12 +209,7 @@ fn item06_remux_of_an_mp4_cut_in_half_fails_naming_it() {
 
 /// `main` as an HLS presentation of four 2 s TS segments without its second, in `dir`.
 fn playlist_without_a_middle_segment(dir: &Path) -> (PathBuf, PathBuf) {
-    let playlist = made_by_libav(
-        &media("main"),
-        dir,
-        &["-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"],
-        "index.m3u8",
-    );
+    let playlist = crate::remux::hls(dir);
     let missing = dir.join("index1.ts");
     assert!(dir.join("index2.ts").exists(), "a segment after the missing one");
     std::fs::remove_file(&missing).unwrap();
@@ -248,12 +243,7 @@ fn item06_a_playlist_without_a_middle_segment_fails_naming_it() {
 #[test]
 fn item06_a_playlist_with_a_segment_cut_short_or_empty_fails_saying_where() {
     let dir = tempfile::tempdir().unwrap();
-    let playlist = made_by_libav(
-        &media("main"),
-        dir.path(),
-        &["-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"],
-        "index.m3u8",
-    );
+    let playlist = crate::remux::hls(dir.path());
     let segment = dir.path().join("index1.ts");
     let whole = std::fs::read(&segment).unwrap();
     let playlist = playlist.display().to_string();
