@@ -14,6 +14,7 @@ use crate::publish::Publishing;
 use crate::remux;
 use crate::segment::SegmentFormat;
 use crate::source::{self, Source};
+use crate::watchdog::InputOptions;
 
 /// The presentation to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub struct ConvertOptions {
     pub force: bool,
     /// HTTP and object storage destinations, as for the packagers.
     pub publishing: Publishing,
+    /// The input's timeouts and the flag that cancels the conversion, as for the packagers.
+    pub input_options: InputOptions,
 }
 
 /// What a conversion did.
@@ -53,7 +56,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         Target::Hls(format) => (format, |i, o| PackageOptions::hls(i, o)),
         Target::Dash => (SegmentFormat::Fmp4, |i, o| PackageOptions::dash(i, o)),
     };
-    let source = Source::open(&input)?;
+    let source = Source::open(&input, &options.input_options)?;
     let transcoded_because = reason_to_transcode(&source, format);
     let reps = match (&transcoded_because, &source.video) {
         (Some(_), Some(video)) => Reps::List(vec![RungRequest::Height(
@@ -71,6 +74,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         segment_duration: options.segment_duration,
         force: options.force,
         publishing: options.publishing.clone(),
+        input_options: options.input_options.clone(),
         ..base(input, options.output.clone())
     };
     let package = package::package(&package_options, monitor)?;

@@ -33,6 +33,14 @@ pub enum Error {
     #[error("{}: corrupt media: {reason}", path.display())]
     InputCorrupt { path: PathBuf, reason: String },
 
+    /// A piece of the input (a segment, playlist or key a manifest lists) could not be read.
+    #[error("{}: incomplete: {piece} cannot be read ({reason})", path.display())]
+    InputIncomplete {
+        path: PathBuf,
+        piece: String,
+        reason: String,
+    },
+
     #[error("{url}: {reason}")]
     Remote { url: String, reason: String },
 
@@ -92,6 +100,7 @@ impl Error {
             | Error::NoMediaStreams { .. }
             | Error::InputTruncated { .. }
             | Error::InputCorrupt { .. }
+            | Error::InputIncomplete { .. }
             | Error::Remote { .. }
             | Error::LiveNeverStarted { .. }
             | Error::LiveDropped { .. } => exit::INPUT,

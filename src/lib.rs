@@ -62,6 +62,7 @@ pub mod sidefile;
 pub mod sink;
 pub mod source;
 pub mod transcode;
+pub mod watchdog;
 
 pub use error::{Error, Result};
 pub use package::{LiveJob, Manifests, PackageOptions, PackageReport, Passthrough, package};

@@ -16,13 +16,14 @@ use stream_pack::encoders::{AudioCodec, VideoCodec};
 use stream_pack::error::exit;
 use stream_pack::ladder::{Bitrate, Reps};
 use stream_pack::live::time::parse_duration;
-use stream_pack::live::{LiveOptions, LiveSource, WindowOptions};
+use stream_pack::live::{LiveSource, WindowOptions};
 use stream_pack::progress::{Control, Monitor, Progress, Stage};
 use stream_pack::progressive::{self, Location, RemuxReport};
 use stream_pack::publish::{self, Destination, PublishCounts, PublishOptions, Publishing};
 use stream_pack::reassemble::{self, DownloadOptions};
 use stream_pack::segment::SegmentFormat;
 use stream_pack::transcode::Scaling;
+use stream_pack::watchdog::InputOptions;
 use stream_pack::{LiveJob, PackageOptions, PackageReport, Passthrough};
 
 mod record_cli;
@@ -50,6 +51,8 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        timeouts: InputArgs,
     },
     /// Join FLV chunks of one stream into one .flv, or an .mp4 without re-encoding.
     ConcatFlv(ConcatArgs),
@@ -65,6 +68,8 @@ enum Command {
         /// Replace an existing output.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        timeouts: InputArgs,
     },
     /// Repackage an HLS or DASH presentation as HLS or DASH, copying the media when the codecs allow.
     Convert(ConvertArgs),
@@ -156,11 +161,38 @@ struct JobArgs {
 impl JobArgs {
     /// The progress monitor these arguments ask for, stopping the job on Ctrl-C.
     fn monitor(&self) -> anyhow::Result<CliMonitor> {
-        let interrupted = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&interrupted);
-        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+        let interrupted = cancel_on_ctrl_c()?;
         let style = if self.quiet { ProgressArg::None } else { self.progress };
         Ok(CliMonitor::new(style, interrupted))
+    }
+}
+
+/// A flag that Ctrl-C (SIGINT, SIGTERM) sets: every blocked open and read of an input watches it.
+fn cancel_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    Ok(cancel)
+}
+
+/// How long an input may take to open and may stay silent, for every command that reads one.
+#[derive(clap::Args)]
+struct InputArgs {
+    /// How long an input may take to open: to connect and to tell its streams (90s, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    open_timeout: std::time::Duration,
+    /// How long an input may send nothing before it counts as lost (a live one as dropped).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    stall_timeout: std::time::Duration,
+}
+
+impl InputArgs {
+    fn options(&self, cancel: Arc<AtomicBool>) -> InputOptions {
+        InputOptions {
+            open_timeout: self.open_timeout,
+            stall_timeout: self.stall_timeout,
+            cancel,
+        }
     }
 }
 
@@ -168,6 +200,8 @@ impl JobArgs {
 struct ConvertArgs {
     /// An HLS playlist (.m3u8) or DASH manifest (.mpd).
     input: PathBuf,
+    #[command(flatten)]
+    timeouts: InputArgs,
     /// What to make.
     #[arg(long, value_enum)]
     to: TargetArg,
@@ -255,6 +289,8 @@ struct PackageArgs {
     destination: DestinationArgs,
     #[command(flatten)]
     live: LiveArgs,
+    #[command(flatten)]
+    timeouts: InputArgs,
     /// Rungs: heights (720,480), explicit rungs (1280x720@3000k), or auto.
     #[arg(long, default_value = "auto", value_parser = parse_reps)]
     reps: Reps,
@@ -331,12 +367,6 @@ struct LiveArgs {
     /// A capture device instead of INPUT: lavfi:GRAPH, v4l2:/dev/video0, x11grab::0.0.
     #[arg(long, requires = "live", conflicts_with = "input")]
     capture: Option<String>,
-    /// How long a live source may take to start sending (90s, 1m).
-    #[arg(long, default_value = "10s", requires = "live", value_parser = parse_duration)]
-    open_timeout: std::time::Duration,
-    /// How long a live source may send nothing before it counts as lost.
-    #[arg(long, default_value = "10s", requires = "live", value_parser = parse_duration)]
-    stall_timeout: std::time::Duration,
 }
 
 impl LiveArgs {
@@ -351,11 +381,6 @@ impl LiveArgs {
         };
         Ok(Some(LiveJob {
             source,
-            input: LiveOptions {
-                open_timeout: self.open_timeout,
-                stall_timeout: self.stall_timeout,
-                ..LiveOptions::default()
-            },
             window: WindowOptions {
                 size: self.window,
                 delete_segments: self.delete_segments,
@@ -452,10 +477,15 @@ fn main() -> ExitCode {
         Command::Dash(args) => package(&args.common, PackageOptions::dash, |options| {
             options.manifests.hls = args.hls;
         }),
-        Command::Probe { input, json } => probe(input, json),
+        Command::Probe { input, json, timeouts } => probe(&input, json, &timeouts),
         Command::ConcatFlv(args) => concat_flv(&args),
         Command::Unframe(args) => unframe(&args),
-        Command::Remux { input, output, force } => remux(&input, &output, force),
+        Command::Remux {
+            input,
+            output,
+            force,
+            timeouts,
+        } => remux(&input, &output, force, &timeouts),
         Command::Convert(args) => convert(&args),
         Command::Inspect { input, json, problems } => inspect(&input, json, problems),
         Command::Record(args) => record_cli::run(&args),
@@ -482,8 +512,8 @@ fn one_line(message: &str) -> String {
         .join(" ")
 }
 
-fn probe(input: PathBuf, json: bool) -> anyhow::Result<()> {
-    let info = stream_pack::probe(&input)?;
+fn probe(input: &Path, json: bool, timeouts: &InputArgs) -> anyhow::Result<()> {
+    let info = stream_pack::probe(input, &timeouts.options(cancel_on_ctrl_c()?))?;
     if json {
         println!(
             "{}",
@@ -537,9 +567,7 @@ fn unframe(args: &UnframeArgs) -> anyhow::Result<()> {
     let report = match (&args.capture, &args.ws) {
         (Some(capture), _) => capture::unframe_file(capture, &options)?,
         (None, Some(url)) => {
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = Arc::clone(&stop);
-            ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+            let stop = cancel_on_ctrl_c()?;
             let source = WebSocketSource {
                 url: url.clone(),
                 duration: args.duration,
@@ -568,8 +596,9 @@ fn unframe(args: &UnframeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn remux(input: &str, output: &Path, force: bool) -> anyhow::Result<()> {
-    let report = progressive::remux(&Location::parse(input), output, force)?;
+fn remux(input: &str, output: &Path, force: bool, timeouts: &InputArgs) -> anyhow::Result<()> {
+    let options = timeouts.options(cancel_on_ctrl_c()?);
+    let report = progressive::remux(&Location::parse(input), output, force, &options)?;
     print_remux(&report);
     println!("output: {}", report.output.display());
     Ok(())
@@ -596,6 +625,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
         }),
     };
     let (output, publishing) = args.destination.publishing()?;
+    let mut monitor = args.job.monitor()?;
     let options = ConvertOptions {
         input: args.input.clone(),
         output,
@@ -603,8 +633,8 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
         segment_duration: args.segment_duration,
         force: args.job.force,
         publishing,
+        input_options: args.timeouts.options(Arc::clone(&monitor.interrupted)),
     };
-    let mut monitor = args.job.monitor()?;
     let report = stream_pack::convert::convert(&options, &mut monitor);
     monitor.close();
     let report = report?;
@@ -717,10 +747,8 @@ fn package(
     let mut options = args.options(base)?;
     command(&mut options);
     let mut monitor = args.job.monitor()?;
-    if let Some(live) = &mut options.live {
-        // Ctrl-C also stops a read that waits on the source.
-        live.input.cancel = Arc::clone(&monitor.interrupted);
-    }
+    // Ctrl-C also stops an open or a read that waits on the input.
+    options.input_options = args.timeouts.options(Arc::clone(&monitor.interrupted));
     let fetched = match &args.input {
         Some(input) => fetch_input(input, &args.destination, &monitor)?,
         None => None,

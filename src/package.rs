@@ -11,17 +11,18 @@ use crate::crypto::{KeySchedule, KeySource};
 use crate::encoders::{self, AudioCodec, VideoCodec};
 use crate::error::{Error, Result};
 use crate::ladder::{self, Bitrate, Ladder, RateControl, Reps, Rung};
-use crate::live::{CaptureDevice, LiveOptions, LiveSource, Window, WindowOptions};
+use crate::live::{CaptureDevice, LiveSource, Window, WindowOptions};
 use crate::manifest::{self, LiveState, dash, hls};
 use crate::progress::{Control, Monitor, Stage, Tracker};
 use crate::publish::{PublishCounts, Publisher, Publishing};
 use crate::remux::{self, StreamCopy};
 use crate::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFacts, SegmentFormat};
 use crate::sink::{self, Staging, Workspace};
-use crate::source::{AudioInput, Source, VideoInput};
+use crate::source::{self, AudioInput, Source, VideoInput};
 use crate::transcode::{
     AudioSettings, AudioTrack, Fanout, RungOutput, Scaling, StreamPipeline, VideoLadder, VideoSettings,
 };
+use crate::watchdog::InputOptions;
 
 /// Which manifests describe the package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub struct PackageOptions {
     pub manifests: Manifests,
     /// AES-128 segment encryption (HLS only), with the keys from here.
     pub encryption: Option<KeySource>,
+    /// How long the input (live or not) may take to open and may stay silent, and the flag
+    /// that cancels the job (Ctrl-C).
+    pub input_options: InputOptions,
     /// Package a live source as it arrives; `input` is then unused.
     pub live: Option<LiveJob>,
     /// HTTP and object storage destinations the package is published to as it is made.
@@ -85,8 +89,6 @@ pub struct PackageOptions {
 #[derive(Debug, Clone)]
 pub struct LiveJob {
     pub source: LiveSource,
-    /// Timeouts and the flag that ends the presentation (Ctrl-C).
-    pub input: LiveOptions,
     pub window: WindowOptions,
 }
 
@@ -126,6 +128,7 @@ impl PackageOptions {
             force: false,
             manifests: Manifests { hls: true, dash: false },
             encryption: None,
+            input_options: InputOptions::default(),
             live: None,
             publishing: Publishing::default(),
         }
@@ -262,8 +265,14 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         Some(path) => Ladder::from_file(path)?,
         None => Ladder::default_ladder(),
     };
-    // A live presentation is visible while it runs: it is written in place (made once the source
-    // is open). A package published only to remote destinations is built in a scratch folder.
+    // Nothing is written until the input is open: opening may wait for the open timeout or a
+    // Ctrl-C, or fail.
+    let mut source = match &options.live {
+        Some(live) => Source::open_live(&live.source, &options.input_options)?,
+        None => Source::open(&options.input, &options.input_options)?,
+    };
+    // A live presentation is visible while it runs: it is written in place. A package published
+    // only to remote destinations is built in a scratch folder.
     let staging = match (&options.live, options.publishing.remote_only) {
         (_, true) => Some(Workspace::scratch()?),
         (None, false) => Some(Workspace::Staged(Staging::new(&options.output, options.force)?)),
@@ -284,10 +293,6 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     kept.extend(options.ladder.iter().map(|path| ("the ladder file", path.as_path())));
     kept.extend(keys.iter().flat_map(|keys| keys.paths()));
     sink::refuse_overlap(&options.output, kept)?;
-    let mut source = match &options.live {
-        Some(live) => Source::open_live(&live.source, &live.input)?,
-        None => Source::open(&options.input)?,
-    };
     let workspace = match staging {
         Some(workspace) => workspace,
         None => Workspace::InPlace(sink::live_folder(&output, options.force)?),
@@ -523,7 +528,7 @@ fn segment_clock(
     if let Some(reason) = passthrough_unfit(video, top, options).filter(|_| passthrough) {
         return refuse(reason, notes);
     }
-    let scan = remux::keyframe_scan(&source.path, video.index, &clock)?;
+    let scan = remux::keyframe_scan(&source.path, video.index, &clock, &options.input_options)?;
     let scheduled = clock.clone().scheduled(scan.boundaries);
     if !passthrough {
         return Ok((scheduled, false));
@@ -702,7 +707,7 @@ fn transcode(
         }
     }
     if live.is_none() {
-        check_complete(source, media_end)?;
+        source::check_complete(&source.path, source.declared_duration(), media_end)?;
     }
     let video = video.map(|v| v.finish()).transpose()?.unwrap_or_default();
     let audio = audio.map(|a| a.finish()).transpose()?.and_then(|mut a| a.pop());
@@ -850,22 +855,6 @@ fn audio_pipeline(source: &Source, input: &AudioInput, job: &Job) -> Result<Box<
 /// Whether the source's audio is packaged as it is: with `copy`, when it is AAC.
 fn copies_audio(options: &PackageOptions, input: &AudioInput) -> bool {
     options.copy && input.codec == codec::Id::AAC
-}
-
-/// A file cut short still demuxes cleanly up to the cut; compare with what its header declares.
-fn check_complete(source: &Source, media_end: f64) -> Result<()> {
-    let Some(declared) = source.declared_duration() else {
-        return Ok(());
-    };
-    let tolerance = 0.5 + 0.02 * declared;
-    if media_end + tolerance < declared {
-        return Err(Error::InputTruncated {
-            path: source.path.clone(),
-            end: media_end,
-            declared,
-        });
-    }
-    Ok(())
 }
 
 /// What the manifests describe: the renditions as given, with their tracks' facts.

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::source;
+use crate::watchdog::InputOptions;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MediaInfo {
@@ -52,15 +53,22 @@ pub struct StreamInfo {
     pub language: Option<String>,
 }
 
-/// Reads the container and stream facts of `path`.
-pub fn probe(path: &Path) -> Result<MediaInfo> {
+/// Reads the container and stream facts of `path` (a file or a URL), opened under `options`'
+/// timeouts.
+pub fn probe(path: &Path, options: &InputOptions) -> Result<MediaInfo> {
     source::init()?;
-    let input = source::open_input(path)?;
+    let input = source::open_input(path, options)?;
     let streams = input
         .streams()
         .map(|s| stream_info(path, &s))
         .collect::<Result<Vec<_>>>()?;
-    let size = std::fs::metadata(path).map_err(Error::io(path))?.len();
+    // What ffprobe calls the size: the input's byte count as libav's I/O knows it (a URL's too).
+    // SAFETY: the open input's I/O context, read while the input is open.
+    let size = unsafe {
+        let pb = (*input.as_ptr()).pb;
+        if pb.is_null() { -1 } else { ffmpeg::ffi::avio_size(pb) }
+    };
+    let size = u64::try_from(size).unwrap_or(0);
     Ok(MediaInfo {
         format: FormatInfo {
             path: path.display().to_string(),

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg::{Dictionary, Packet, Rational, Rescale, format, media};
+use ffmpeg::{Dictionary, Rational, Rescale, format, media};
 use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::sink::StagedFile;
 use crate::source;
+use crate::watchdog::{Failure, InputOptions, WatchedInput};
 
 /// Where media is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,33 +37,17 @@ impl Location {
         }
     }
 
-    /// Opens the input. libav's DASH demuxer resolves segment names only against an absolute
-    /// manifest path, so local manifests are opened by their absolute path.
-    pub(crate) fn open(&self) -> Result<format::context::Input> {
+    /// Opens the input under `options`' timeouts. libav's DASH demuxer resolves segment names
+    /// only against an absolute manifest path, so local manifests are opened by their absolute
+    /// path.
+    pub(crate) fn open(&self, options: &InputOptions) -> Result<WatchedInput> {
         match self {
-            Location::File(path) => {
-                if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("mpd")) {
-                    let absolute = std::path::absolute(path).map_err(Error::io(path))?;
-                    source::open_input(&absolute)
-                } else {
-                    source::open_input(path)
-                }
+            Location::File(path) if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("mpd")) => {
+                let absolute = std::path::absolute(path).map_err(Error::io(path))?;
+                source::open_input(&absolute, options)
             }
-            Location::Url(url) => source::open_url(url),
-        }
-    }
-
-    fn read_error(&self, at: f64, error: ffmpeg::Error) -> Error {
-        let reason = format!("reading after {at:.2} s: {error}");
-        match self {
-            Location::File(path) => Error::InputCorrupt {
-                path: path.clone(),
-                reason,
-            },
-            Location::Url(url) => Error::Remote {
-                url: url.clone(),
-                reason,
-            },
+            Location::File(path) => source::open_input(path, options),
+            Location::Url(url) => source::open_input(Path::new(url), options),
         }
     }
 }
@@ -92,13 +77,19 @@ pub struct RemuxReport {
     pub notes: Vec<String>,
 }
 
-/// Remuxes `input` to a progressive MP4 at `output` (refused if it exists, unless `replace`).
-pub fn remux(input: &Location, output: &Path, replace: bool) -> Result<RemuxReport> {
+/// Remuxes `input`, opened and read under `options`' timeouts, to a progressive MP4 at `output`
+/// (refused if it exists, unless `replace`). Nothing is written beside `output` until the input
+/// is open; an input that ends before the duration it declares is refused, as by the packagers.
+pub fn remux(input: &Location, output: &Path, replace: bool, options: &InputOptions) -> Result<RemuxReport> {
     if let Location::File(path) = input {
         crate::sink::refuse_overlap(output, [("the input", path.as_path())])?;
     }
+    source::init()?;
+    let demuxer = input.open(options)?;
+    let declared = source::declared_duration(&demuxer);
     let staged = StagedFile::new(output, replace)?;
-    let report = remux_into(input, staged.path())?;
+    let report = copy_into(input, demuxer, staged.path(), "mp4")?;
+    source::check_complete(&input.name(), declared, report.duration)?;
     let output = staged.publish()?;
     Ok(RemuxReport { output, ..report })
 }
@@ -122,7 +113,11 @@ pub(crate) fn remux_into(input: &Location, path: &Path) -> Result<RemuxReport> {
 /// an MP4 or MOV gets its index at the front.
 pub(crate) fn remux_as(input: &Location, path: &Path, container: &str) -> Result<RemuxReport> {
     source::init()?;
-    let mut demuxer = input.open()?;
+    copy_into(input, input.open(&InputOptions::default())?, path, container)
+}
+
+/// Copies the open `demuxer` of `input` into the file at `path`, as [`remux_as`].
+fn copy_into(input: &Location, mut demuxer: WatchedInput, path: &Path, container: &str) -> Result<RemuxReport> {
     let (chosen, notes) = choose_streams(&demuxer);
     if chosen.is_empty() {
         return Err(Error::NoMediaStreams { path: input.name() });
@@ -188,25 +183,23 @@ pub(crate) fn remux_as(input: &Location, path: &Path, container: &str) -> Result
 
 /// Copies every packet of a mapped stream; returns the packet count and the media's duration.
 fn copy_packets(
-    demuxer: &mut format::context::Input,
+    demuxer: &mut WatchedInput,
     muxer: &mut format::context::Output,
     mappings: &[Option<Mapping>],
     input: &Location,
     path: &Path,
 ) -> Result<(u64, f64)> {
     let (mut packets, mut end) = (0u64, 0.0f64);
-    loop {
-        let mut packet = Packet::empty();
-        match packet.read(demuxer) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => return Err(input.read_error(end, e)),
-        }
+    while let Some(mut packet) = demuxer.read().map_err(|f| source::read_error(&input.name(), f, end))? {
         let Some(mapping) = mappings.get(packet.stream()).and_then(Option::as_ref) else {
             continue;
         };
         if packet.pts().is_none() && packet.dts().is_none() {
-            return Err(input.read_error(end, ffmpeg::Error::InvalidData));
+            return Err(source::read_error(
+                &input.name(),
+                Failure::Libav(ffmpeg::Error::InvalidData),
+                end,
+            ));
         }
         packet.set_pts(packet.pts().map(|t| t - mapping.start));
         packet.set_dts(packet.dts().map(|t| t - mapping.start));

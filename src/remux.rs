@@ -11,6 +11,7 @@ use crate::segment::EncodedRendition;
 use crate::segment::{Cuts, Delivery, SegmentClock, SegmentFormat, Segmenter};
 use crate::source;
 use crate::transcode::StreamPipeline;
+use crate::watchdog::InputOptions;
 
 /// One source stream segmented as it is.
 pub struct StreamCopy {
@@ -146,32 +147,29 @@ pub struct KeyframeScan {
     pub bitrate: f64,
 }
 
-/// Demuxes the file once to find where a copy of its video stream can be cut.
-pub fn keyframe_scan(path: &Path, stream_index: usize, clock: &SegmentClock) -> Result<KeyframeScan> {
-    let mut input = source::open_input(path)?;
+/// Demuxes the file once, opened under `options`' timeouts, to find where a copy of its video
+/// stream can be cut.
+pub fn keyframe_scan(
+    path: &Path,
+    stream_index: usize,
+    clock: &SegmentClock,
+    options: &InputOptions,
+) -> Result<KeyframeScan> {
+    let mut input = source::open_input(path, options)?;
     let time_base = input.stream(stream_index).expect("chosen stream exists").time_base();
     let duration = (clock.duration() * 1e6).round() as i64;
     let mut boundaries = Vec::new();
     let mut last: Option<i64> = None;
     let (mut bytes, mut start, mut end) = (0_u64, i64::MAX, i64::MIN);
-    loop {
-        let mut packet = Packet::empty();
-        match packet.read(&mut input) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => {
-                return Err(Error::InputCorrupt {
-                    path: path.to_owned(),
-                    reason: format!("reading keyframes: {e}"),
-                });
-            }
-        }
+    let mut read_so_far = 0.0;
+    while let Some(packet) = input.read().map_err(|f| source::read_error(path, f, read_so_far))? {
         let Some(pts) = packet.pts().filter(|_| packet.stream() == stream_index) else {
             continue;
         };
         bytes += packet.size() as u64;
         start = start.min(pts);
         end = end.max(pts + packet.duration().max(0));
+        read_so_far = (end - start) as f64 * f64::from(time_base);
         if !packet.is_key() {
             continue;
         }

@@ -8,7 +8,8 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::ladder::DisplayGeometry;
-use crate::live::{LiveInput, LiveOptions, LiveSource};
+use crate::live::{LiveInput, LiveSource};
+use crate::watchdog::{self, Failure, InputOptions, WatchedInput};
 
 /// Libav prints its own diagnostics on stderr; stream-pack reports errors itself in one line, so
 /// libav stays quiet unless `STREAM_PACK_LIBAV_LOG` asks for its log (e.g. `=warning`).
@@ -105,10 +106,10 @@ pub struct Source {
     pub audio: Option<AudioInput>,
 }
 
-/// Where packets come from: a file read as fast as it can be, or a live source read under its
-/// timeouts.
+/// Where packets come from: a file or URL read as fast as it can be, or a live source; both under
+/// their timeouts.
 pub enum Reader {
-    File(format::context::Input),
+    File(WatchedInput),
     Live(LiveInput),
 }
 
@@ -124,13 +125,13 @@ impl std::ops::Deref for Reader {
 }
 
 impl Source {
-    /// Opens `path` and picks the best video and audio streams.
-    pub fn open(path: &Path) -> Result<Source> {
-        Source::choose(path, Reader::File(open_input(path)?))
+    /// Opens `path` under `options`' timeouts and picks the best video and audio streams.
+    pub fn open(path: &Path, options: &InputOptions) -> Result<Source> {
+        Source::choose(path, Reader::File(open_input(path, options)?))
     }
 
     /// Opens a live source under `options`' timeouts and picks its streams.
-    pub fn open_live(source: &LiveSource, options: &LiveOptions) -> Result<Source> {
+    pub fn open_live(source: &LiveSource, options: &InputOptions) -> Result<Source> {
         let input = LiveInput::open(source, options)?;
         Source::choose(Path::new(&source.to_string()), Reader::Live(input))
     }
@@ -139,17 +140,7 @@ impl Source {
     pub fn read(&mut self, read_so_far: f64) -> Result<Option<Packet>> {
         match &mut self.input {
             Reader::Live(input) => input.read(),
-            Reader::File(input) => {
-                let mut packet = Packet::empty();
-                match packet.read(input) {
-                    Ok(()) => Ok(Some(packet)),
-                    Err(ffmpeg::Error::Eof) => Ok(None),
-                    Err(e) => Err(Error::InputCorrupt {
-                        path: self.path.clone(),
-                        reason: format!("reading after {read_so_far:.2} s: {e}"),
-                    }),
-                }
-            }
+            Reader::File(input) => input.read().map_err(|f| read_error(&self.path, f, read_so_far)),
         }
     }
 
@@ -195,16 +186,27 @@ pub(crate) fn declared_duration(input: &format::context::Input) -> Option<f64> {
         .then(|| duration as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
 }
 
-/// Opens a file with libav after the checks libav would report less clearly.
-pub(crate) fn open_input(path: &Path) -> Result<format::context::Input> {
-    if let Some(url) = path.to_str().filter(|text| crate::progressive::is_url(text)) {
-        return open_url(url);
+/// Opens a file, or a URL libav reads itself (`http(s)://…`), under `options`' timeouts, after the
+/// checks libav would report less clearly. A piece of it that cannot be read (a segment of a
+/// playlist) is an error, named, when it is met.
+pub(crate) fn open_input(path: &Path, options: &InputOptions) -> Result<WatchedInput> {
+    let url = path.to_str().filter(|text| crate::progressive::is_url(text));
+    if url.is_none() {
+        check_file(path)?;
     }
-    check_file(path)?;
-    let input = format::input(path).map_err(|e| Error::InputUnreadable {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let dictionary = watchdog::protocol_options(url.unwrap_or_default(), options.stall_timeout);
+    let input =
+        WatchedInput::open(path.as_os_str(), None, options, dictionary, true).map_err(|failure| match failure {
+            Failure::NeverStarted(waited) => Error::LiveNeverStarted {
+                url: path.display().to_string(),
+                waited,
+            },
+            Failure::Libav(e) if url.is_none() => Error::InputUnreadable {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+            failure => input_error(path, failure, "opening it".into()),
+        })?;
     // libav's `tty` demuxer renders any text file as ANSI art video: a text file is not media.
     if input.format().name() == "tty" {
         return Err(Error::InputUnreadable {
@@ -215,12 +217,64 @@ pub(crate) fn open_input(path: &Path) -> Result<format::context::Input> {
     Ok(input)
 }
 
-/// Opens a URL libav reads itself (`http(s)://…`); a failure names the URL.
-pub(crate) fn open_url(url: &str) -> Result<format::context::Input> {
-    format::input(url).map_err(|e| Error::Remote {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })
+/// A read of the input at `path` that stopped after `read_so_far` seconds of media.
+pub(crate) fn read_error(path: &Path, failure: Failure, read_so_far: f64) -> Error {
+    input_error(path, failure, format!("reading after {read_so_far:.2} s"))
+}
+
+/// An open or read of the file or URL at `path` that stopped `when` (`reading after 2.00 s`).
+fn input_error(path: &Path, failure: Failure, when: String) -> Error {
+    let url = path.to_str().filter(|text| crate::progressive::is_url(text));
+    match (failure, url) {
+        (Failure::Cancelled, _) => Error::Cancelled,
+        (Failure::Missing { url: piece, reason }, _) => Error::InputIncomplete {
+            path: path.to_owned(),
+            piece,
+            reason,
+        },
+        (Failure::Hole { from, to }, _) => Error::InputIncomplete {
+            path: path.to_owned(),
+            piece: format!("the media from {from:.2} s to {to:.2} s"),
+            reason: "a segment is cut short or empty".into(),
+        },
+        (Failure::Libav(e), None) => Error::InputCorrupt {
+            path: path.to_owned(),
+            reason: format!("{when}: {e}"),
+        },
+        (failure, _) => Error::Remote {
+            url: path.display().to_string(),
+            reason: format!("{when}: {}", failure_reason(failure)),
+        },
+    }
+}
+
+/// What went wrong, in words, for a message that names the input.
+pub(crate) fn failure_reason(failure: Failure) -> String {
+    match failure {
+        Failure::Cancelled => "cancelled".into(),
+        Failure::NeverStarted(waited) => format!("sent nothing within {} s", waited.as_secs_f64()),
+        Failure::Stalled(waited) => format!("sent nothing for {} s", waited.as_secs_f64()),
+        Failure::Runaway(reason) => reason,
+        Failure::Missing { url, reason } => format!("{url}: {reason}"),
+        Failure::Hole { from, to } => format!("the media jumps from {from:.2} s to {to:.2} s"),
+        Failure::Libav(e) => e.to_string(),
+    }
+}
+
+/// A file cut short still demuxes cleanly up to the cut; compare with what its header declares.
+pub(crate) fn check_complete(path: &Path, declared: Option<f64>, media_end: f64) -> Result<()> {
+    let Some(declared) = declared else {
+        return Ok(());
+    };
+    let tolerance = 0.5 + 0.02 * declared;
+    if media_end + tolerance < declared {
+        return Err(Error::InputTruncated {
+            path: path.to_owned(),
+            end: media_end,
+            declared,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a missing file, a folder or an empty file with an error that says so.

@@ -1,21 +1,20 @@
-//! Opening a live source for reading without ever blocking forever.
-//!
-//! libav polls an interrupt callback while it connects, probes and reads. Ours answers "stop"
-//! when the caller's cancel flag is set or when a deadline passes: the open timeout while the
-//! source starts, then the stall timeout, pushed forward every time a packet arrives. A source
-//! that never starts and one that stops sending mid-stream thus end in distinct typed errors
-//! ([`Error::LiveNeverStarted`], [`Error::LiveDropped`]) instead of a hang.
+//! Opening a live source for reading without ever blocking forever, under the watchdog every
+//! input has ([`crate::watchdog`]): a source that never starts and one that stops sending
+//! mid-stream end in distinct typed errors ([`Error::LiveNeverStarted`], [`Error::LiveDropped`])
+//! instead of a hang.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ffmpeg::{Dictionary, Packet, format};
 use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::source;
+use crate::watchdog::{self, Failure, InputOptions, WatchedInput};
 
 /// A capture device libavdevice reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,23 +90,29 @@ impl LiveSource {
         })
     }
 
-    /// Protocol options that make libav's own I/O give up too, in microseconds: `rw_timeout`
-    /// for every network protocol; `timeout` where it means the connect/read timeout (for RTMP
-    /// it would make libav listen as a server). RTMP asks for a live stream, as `-rtmp_live live`.
+    /// The watchdog's protocol options (none for a device); RTMP asks for a live stream, as
+    /// `-rtmp_live live`.
     fn options(&self, stall: Duration) -> Dictionary<'static> {
-        let mut options = Dictionary::new();
-        let LiveSource::Url(url) = self else {
-            return options;
+        let url = match self {
+            LiveSource::Capture { .. } => return Dictionary::new(),
+            LiveSource::File(_) => return watchdog::protocol_options("", stall),
+            LiveSource::Url(url) => url,
         };
-        let micros = stall.as_micros().to_string();
+        let mut options = watchdog::protocol_options(url, stall);
         let scheme = url.split_once("://").map_or("", |(s, _)| s).to_ascii_lowercase();
-        options.set("rw_timeout", &micros);
-        match scheme.as_str() {
-            "tcp" | "http" | "https" => options.set("timeout", &micros),
-            "rtmp" | "rtmps" | "rtmpt" | "rtmpts" => options.set("rtmp_live", "live"),
-            _ => {}
+        if matches!(scheme.as_str(), "rtmp" | "rtmps" | "rtmpt" | "rtmpts") {
+            options.set("rtmp_live", "live");
         }
         options
+    }
+
+    /// What libav opens, and in which input format when it cannot tell.
+    fn target(&self) -> (&OsStr, Option<&'static str>) {
+        match self {
+            LiveSource::Url(url) => (OsStr::new(url), None),
+            LiveSource::File(path) => (path.as_os_str(), None),
+            LiveSource::Capture { device, spec } => (OsStr::new(spec), Some(device.format_name())),
+        }
     }
 }
 
@@ -121,137 +126,60 @@ impl std::fmt::Display for LiveSource {
     }
 }
 
-/// How long to wait, and the flag that stops waiting.
-#[derive(Debug, Clone)]
-pub struct LiveOptions {
-    /// From connecting until the streams are known.
-    pub open_timeout: Duration,
-    /// Without a packet, after which the source counts as dropped.
-    pub stall_timeout: Duration,
-    /// Set it (Ctrl-C, a time limit) to stop a blocked open or read promptly.
-    pub cancel: Arc<AtomicBool>,
-}
-
-impl Default for LiveOptions {
-    fn default() -> LiveOptions {
-        LiveOptions {
-            open_timeout: Duration::from_secs(10),
-            stall_timeout: Duration::from_secs(10),
-            cancel: Arc::new(AtomicBool::new(false)),
-        }
-    }
-}
-
-/// What the interrupt callback checks: the cancel flag and a deadline the reader moves.
-struct Watchdog {
-    epoch: Instant,
-    /// Nanoseconds after `epoch`.
-    deadline: AtomicU64,
-    cancel: Arc<AtomicBool>,
-}
-
-impl Watchdog {
-    fn new(cancel: Arc<AtomicBool>) -> Watchdog {
-        Watchdog {
-            epoch: Instant::now(),
-            deadline: AtomicU64::new(u64::MAX),
-            cancel,
-        }
-    }
-
-    fn arm(&self, within: Duration) {
-        let at = (self.epoch.elapsed() + within).as_nanos();
-        self.deadline
-            .store(u64::try_from(at).unwrap_or(u64::MAX), Ordering::SeqCst);
-    }
-
-    fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
-    }
-
-    fn expired(&self) -> bool {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX) >= self.deadline.load(Ordering::SeqCst)
-    }
-
-    fn interrupt(&self) -> bool {
-        self.cancelled() || self.expired()
-    }
-}
-
 /// An open live source. Derefs to libav's input for its streams; read with [`LiveInput::read`],
 /// which keeps the stall deadline moving.
 pub struct LiveInput {
-    input: format::context::Input,
-    watchdog: Arc<Watchdog>,
+    input: WatchedInput,
+    cancel: Arc<AtomicBool>,
     source: LiveSource,
-    stall_timeout: Duration,
 }
-
-/// How long an empty read (`EAGAIN` from a device) waits before asking again.
-const RETRY_EMPTY: Duration = Duration::from_millis(5);
 
 impl LiveInput {
     /// Opens `source` and reads its stream facts, giving up after `options.open_timeout`.
-    pub fn open(source: &LiveSource, options: &LiveOptions) -> Result<LiveInput> {
+    pub fn open(source: &LiveSource, options: &InputOptions) -> Result<LiveInput> {
         source::init()?;
-        let watchdog = Arc::new(Watchdog::new(Arc::clone(&options.cancel)));
-        watchdog.arm(options.open_timeout);
-        let input = open_interruptible(source, options.stall_timeout, &watchdog).map_err(|e| {
-            if watchdog.cancelled() {
-                Error::Cancelled
-            } else if watchdog.expired() || e == ffmpeg::Error::Exit {
-                Error::LiveNeverStarted {
+        if matches!(source, LiveSource::Capture { .. }) {
+            static DEVICES: Once = Once::new();
+            DEVICES.call_once(ffmpeg::device::register_all);
+        }
+        let (target, format) = source.target();
+        let dictionary = source.options(options.stall_timeout);
+        // A live source may lose a segment and go on: only a silence of the stall timeout ends it.
+        let input =
+            WatchedInput::open(target, format, options, dictionary, false).map_err(|failure| match failure {
+                Failure::Cancelled => Error::Cancelled,
+                Failure::NeverStarted(waited) => Error::LiveNeverStarted {
                     url: source.to_string(),
-                    waited: options.open_timeout,
-                }
-            } else {
-                open_error(source, e)
-            }
-        })?;
-        watchdog.arm(options.stall_timeout);
+                    waited,
+                },
+                Failure::Libav(e) => open_error(source, e),
+                other => Error::Remote {
+                    url: source.to_string(),
+                    reason: source::failure_reason(other),
+                },
+            })?;
         Ok(LiveInput {
             input,
-            watchdog,
+            cancel: Arc::clone(&options.cancel),
             source: source.clone(),
-            stall_timeout: options.stall_timeout,
         })
     }
 
     /// The next packet; `None` when the source ends. A source silent for the stall timeout, or
     /// failing to read, is [`Error::LiveDropped`]; a set cancel flag is [`Error::Cancelled`].
     pub fn read(&mut self) -> Result<Option<Packet>> {
-        self.watchdog.arm(self.stall_timeout);
-        let mut packet = Packet::empty();
-        loop {
-            match packet.read(&mut self.input) {
-                Ok(()) => return Ok(Some(packet)),
-                Err(ffmpeg::Error::Eof) => return Ok(None),
-                Err(ffmpeg::Error::Other { errno })
-                    if errno == ffmpeg::util::error::EAGAIN && !self.watchdog.interrupt() =>
-                {
-                    std::thread::sleep(RETRY_EMPTY);
-                }
-                Err(_) if self.watchdog.cancelled() => return Err(Error::Cancelled),
-                Err(e) => return Err(self.dropped(e)),
-            }
-        }
-    }
-
-    fn dropped(&self, error: ffmpeg::Error) -> Error {
-        let reason = if self.watchdog.expired() {
-            format!("sent nothing for {} s", self.stall_timeout.as_secs_f64())
-        } else {
-            error.to_string()
-        };
-        Error::LiveDropped {
-            url: self.source.to_string(),
-            reason,
-        }
+        self.input.read().map_err(|failure| match failure {
+            Failure::Cancelled => Error::Cancelled,
+            failure => Error::LiveDropped {
+                url: self.source.to_string(),
+                reason: source::failure_reason(failure),
+            },
+        })
     }
 
     /// The flag that stops a blocked read: shared with whoever may cancel.
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.watchdog.cancel)
+        Arc::clone(&self.cancel)
     }
 
     pub fn source(&self) -> &LiveSource {
@@ -273,67 +201,6 @@ impl std::ops::DerefMut for LiveInput {
     }
 }
 
-/// Opens with the watchdog as libav's interrupt callback, set before anything can block.
-fn open_interruptible(
-    source: &LiveSource,
-    stall: Duration,
-    watchdog: &Arc<Watchdog>,
-) -> std::result::Result<format::context::Input, ffmpeg::Error> {
-    let callback = {
-        let watchdog = Arc::clone(watchdog);
-        move || watchdog.interrupt()
-    };
-    let options = source.options(stall);
-    match source {
-        LiveSource::Url(url) => format::input_with_interrupt_and_dictionary(url, callback, options),
-        LiveSource::File(path) => format::input_with_interrupt_and_dictionary(path, callback, options),
-        LiveSource::Capture { device, spec } => open_device(*device, spec, callback, options),
-    }
-}
-
-/// ffmpeg-next opens a device only without an interrupt callback, so this is its
-/// `input_with_interrupt_and_dictionary` with the device's input format named.
-fn open_device(
-    device: CaptureDevice,
-    spec: &str,
-    callback: impl FnMut() -> bool + Send + 'static,
-    options: Dictionary,
-) -> std::result::Result<format::context::Input, ffmpeg::Error> {
-    static DEVICES: Once = Once::new();
-    DEVICES.call_once(ffmpeg::device::register_all);
-    let name = std::ffi::CString::new(device.format_name()).expect("no NUL in a format name");
-    let url = std::ffi::CString::new(spec).map_err(|_| ffmpeg::Error::InvalidData)?;
-    // SAFETY: the context is allocated here and either handed to `Input` (which frees it) or
-    // freed by avformat_open_input / avformat_close_input on failure; the interrupt's closure
-    // lives in its guard, which the `Input` owns, as long as the context can call it.
-    unsafe {
-        let format = ffmpeg::ffi::av_find_input_format(name.as_ptr());
-        if format.is_null() {
-            return Err(ffmpeg::Error::DemuxerNotFound);
-        }
-        let mut context = ffmpeg::ffi::avformat_alloc_context();
-        if context.is_null() {
-            return Err(ffmpeg::Error::Other {
-                errno: ffmpeg::util::error::ENOMEM,
-            });
-        }
-        let interrupt = ffmpeg::util::interrupt::new(Box::new(callback));
-        (*context).interrupt_callback = interrupt.interrupt;
-        let mut raw_options = options.disown();
-        let opened = ffmpeg::ffi::avformat_open_input(&mut context, url.as_ptr(), format, &mut raw_options);
-        Dictionary::own(raw_options);
-        if opened < 0 {
-            return Err(ffmpeg::Error::from(opened));
-        }
-        let probed = ffmpeg::ffi::avformat_find_stream_info(context, std::ptr::null_mut());
-        if probed < 0 {
-            ffmpeg::ffi::avformat_close_input(&mut context);
-            return Err(ffmpeg::Error::from(probed));
-        }
-        Ok(format::context::Input::wrap_with_interrupt(context, interrupt.guard))
-    }
-}
-
 /// An open that failed for a reason of its own, not a timeout.
 fn open_error(source: &LiveSource, error: ffmpeg::Error) -> Error {
     match source {
@@ -352,6 +219,9 @@ fn open_error(source: &LiveSource, error: ffmpeg::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
     use super::*;
 
     #[test]
@@ -384,7 +254,7 @@ mod tests {
         let source =
             LiveSource::capture("lavfi:testsrc2=size=160x120:rate=25[out0];sine=frequency=440:sample_rate=48000[out1]")
                 .unwrap();
-        let mut input = LiveInput::open(&source, &LiveOptions::default()).unwrap();
+        let mut input = LiveInput::open(&source, &InputOptions::default()).unwrap();
         let kinds: Vec<_> = input.streams().map(|s| s.parameters().medium()).collect();
         assert_eq!(kinds, [ffmpeg::media::Type::Video, ffmpeg::media::Type::Audio]);
         let mut seen = [0; 2];
@@ -416,9 +286,9 @@ mod tests {
         .into_iter()
         .map(|url| {
             std::thread::spawn(move || {
-                let options = LiveOptions {
+                let options = InputOptions {
                     open_timeout: timeout,
-                    ..LiveOptions::default()
+                    ..InputOptions::default()
                 };
                 let started = Instant::now();
                 let result = LiveInput::open(&LiveSource::parse(&url), &options);
@@ -442,9 +312,9 @@ mod tests {
     #[test]
     fn the_cancel_flag_stops_a_blocked_open_promptly() {
         let address = silent_server();
-        let options = LiveOptions {
+        let options = InputOptions {
             open_timeout: Duration::from_secs(60),
-            ..LiveOptions::default()
+            ..InputOptions::default()
         };
         let cancel = Arc::clone(&options.cancel);
         std::thread::spawn(move || {

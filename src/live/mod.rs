@@ -8,6 +8,6 @@ pub mod schedule;
 pub mod time;
 pub mod window;
 
-pub use input::{CaptureDevice, LiveInput, LiveOptions, LiveSource};
+pub use input::{CaptureDevice, LiveInput, LiveSource};
 pub use record::{Ended, Phase, RecordOptions, RecordProgress, RecordReport, record};
 pub use window::{Window, WindowOptions};

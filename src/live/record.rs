@@ -15,11 +15,12 @@ use std::time::{Duration, Instant, SystemTime};
 use ffmpeg::{Dictionary, Packet, Rational, Rescale, format, media};
 use ffmpeg_next as ffmpeg;
 
-use super::input::{LiveInput, LiveOptions, LiveSource};
+use super::input::{LiveInput, LiveSource};
 use super::time::wait_until;
 use crate::error::{Error, Result};
 use crate::progressive::{self, Location};
 use crate::sink::StagedFile;
+use crate::watchdog::InputOptions;
 
 /// What to record, when, and for how long.
 #[derive(Debug, Clone)]
@@ -509,8 +510,8 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    fn live_options(&self, open_timeout: Duration) -> LiveOptions {
-        LiveOptions {
+    fn live_options(&self, open_timeout: Duration) -> InputOptions {
+        InputOptions {
             open_timeout,
             stall_timeout: self.options.stall_timeout,
             cancel: Arc::clone(&self.stop),

@@ -12,6 +12,7 @@ mod copy;
 mod dash;
 mod encrypt;
 mod hardening_av;
+mod hardening_input;
 mod hardening_security;
 mod hls;
 mod hostile_cases;

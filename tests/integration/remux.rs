@@ -51,7 +51,7 @@ fn mpeg_ts_becomes_mp4() {
 }
 
 /// `main` as an HLS presentation of 2 s TS segments, in its own folder.
-fn hls(dir: &Path) -> PathBuf {
+pub(crate) fn hls(dir: &Path) -> PathBuf {
     made_by_libav(
         &media("main"),
         dir,
