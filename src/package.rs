@@ -293,7 +293,13 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     check(tracker.stage(Stage::Probe, monitor))?;
     let plan = match &source.video {
         Some(video) if options.copy => copy_plan(&source, video, options.format)?,
-        Some(video) => ladder::plan(&options.reps, &ladder, video.display_geometry(), options.allow_upscale)?,
+        Some(video) => ladder::plan(
+            &options.reps,
+            &ladder,
+            video.display_geometry(),
+            options.allow_upscale,
+            options.video_codec,
+        )?,
         None => ladder::Plan {
             rungs: Vec::new(),
             dropped_above_source: Vec::new(),

