@@ -166,8 +166,8 @@ impl JobArgs {
 
 #[derive(clap::Args)]
 struct ConvertArgs {
-    /// An HLS playlist (.m3u8) or DASH manifest (.mpd).
-    input: PathBuf,
+    /// An HLS playlist (.m3u8) or DASH manifest (.mpd): a file or a URL.
+    input: String,
     /// What to make.
     #[arg(long, value_enum)]
     to: TargetArg,
@@ -463,13 +463,28 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", each_cause_once(&error));
             let code = error
                 .downcast_ref::<stream_pack::Error>()
                 .map_or(exit::FAILURE, stream_pack::Error::exit_code);
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: the library's errors already end with
+/// their source's text (an `Io` error's OS message, an `Ffmpeg` error's libav message), which
+/// anyhow's `{:#}` would print a second time.
+fn each_cause_once(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if line.is_empty() {
+            line = cause;
+        } else if !line.ends_with(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
 }
 
 /// Clap's message up to its usage hint, on one line: the bad option and why.
@@ -511,7 +526,7 @@ fn concat_flv(args: &ConcatArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     for note in &report.notes {
-        println!("note: {note}");
+        eprintln!("note: {note}");
     }
     println!(
         "joined {} chunks ({} restarted their timestamps): {} video frames, {} audio frames, {:.3} s",
@@ -554,7 +569,7 @@ fn unframe(args: &UnframeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     for note in &report.notes {
-        println!("note: {note}");
+        eprintln!("note: {note}");
     }
     let assembled = &report.assembled;
     println!(
@@ -577,7 +592,7 @@ fn remux(input: &str, output: &Path, force: bool) -> anyhow::Result<()> {
 
 fn print_remux(report: &RemuxReport) {
     for note in &report.notes {
-        println!("note: {note}");
+        eprintln!("note: {note}");
     }
     println!(
         "copied {} ({} packets, {:.3} s) into a progressive MP4, index at the front",
@@ -597,7 +612,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     };
     let (output, publishing) = args.destination.publishing()?;
     let options = ConvertOptions {
-        input: args.input.clone(),
+        input: Location::parse(&args.input),
         output,
         target,
         segment_duration: args.segment_duration,
@@ -610,8 +625,8 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     let report = report?;
     if !args.job.quiet {
         match &report.transcoded_because {
-            Some(reason) => println!("note: transcoded: {reason}"),
-            None => println!("note: repackaged without re-encoding"),
+            Some(reason) => eprintln!("note: transcoded: {reason}"),
+            None => eprintln!("note: repackaged without re-encoding"),
         }
         print_report(&report.package);
     }
@@ -739,13 +754,13 @@ fn package(
 
 fn print_report(report: &PackageReport) {
     for warning in &report.warnings {
-        println!("warning: {warning}");
+        eprintln!("warning: {warning}");
     }
     for note in &report.notes {
-        println!("note: {note}");
+        eprintln!("note: {note}");
     }
     for dropped in &report.dropped_above_source {
-        println!("note: left out the {dropped}p rung: it is above the source (use --allow-upscale to keep it)");
+        eprintln!("note: left out the {dropped}p rung: it is above the source (use --allow-upscale to keep it)");
     }
     for r in &report.renditions {
         let size = r.resolution.map_or("audio".to_owned(), |(w, h)| format!("{w}x{h}"));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::util::cli::{self, FAST};
-use crate::util::{ffprobe, file_names, m3u8, media};
+use crate::util::{ffprobe, file_names, http, m3u8, made_by_libav, media};
 
 /// `ffmpeg -f lavfi -i testsrc2… -f lavfi -i sine… ARGS DIR/NAME`: a short H.264 + AAC source.
 fn source(dir: &Path, name: &str, size: &str, seconds: u32, video_args: &[&str]) -> PathBuf {
@@ -23,6 +23,10 @@ fn source(dir: &Path, name: &str, size: &str, seconds: u32, video_args: &[&str])
         .expect("run ffmpeg");
     assert!(status.success(), "ffmpeg could not make {name}");
     path
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The frame size of the first video frame of a file, as ffprobe reads it.
@@ -107,4 +111,120 @@ fn item11_huge_rungs_and_bitrates_are_refused_with_the_usage_or_ladder_code() {
         assert!(error.contains("8192") || error.contains("bitrate"), "{reps:?}: {error}");
         assert!(!out.exists(), "{reps:?} left {}", out.display());
     }
+}
+
+#[test]
+fn item13_copy_of_a_source_with_one_keyframe_says_the_keyframes_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = source(
+        dir.path(),
+        "one-key.mp4",
+        "320x180",
+        4,
+        &["-g", "1000", "-sc_threshold", "0"],
+    );
+    let out = dir.path().join("out");
+    let output = cli::hls(&input, &out, &["--copy", "--segment-duration", "1"]);
+    cli::assert_success(&output);
+    cli::assert_says(
+        &output,
+        &["keyframes cannot honour --segment-duration"],
+        "that one keyframe makes one segment",
+    );
+}
+
+#[test]
+fn item13_progress_json_counts_the_segments_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = [&FAST[..], &["--reps", "360", "--segment-duration", "1"]].concat();
+    let output = cli::package_showing("json", "hls", &media("main"), &out, &args);
+    cli::assert_success(&output);
+    let reports: Vec<serde_json::Value> = text(&output.stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let last = reports.last().expect("progress lines on stderr");
+    let written = ["360p", "audio"]
+        .iter()
+        .flat_map(|rendition| file_names(&out.join(rendition)))
+        .filter(|name| name.ends_with(".ts"))
+        .count();
+    assert_eq!(last["stage"], "done");
+    assert_eq!(last["segments"].as_u64(), Some(written as u64), "{last}");
+}
+
+#[test]
+fn item13_an_error_says_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let output = cli::hls(&media("tiny"), &blocker.join("out"), &["--reps", "90"]);
+    let error = cli::assert_failure(&output, 4);
+    assert_eq!(error.matches("(os error").count(), 1, "{error}");
+}
+
+#[test]
+fn item13_a_fifo_input_is_not_called_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("input.mp4");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(made.success());
+    let output = cli::run([Path::new("probe"), fifo.as_path()]);
+    let error = cli::assert_failure(&output, 3);
+    assert!(error.contains("FIFO") && !error.contains("empty"), "{error}");
+}
+
+#[test]
+fn item13_warnings_and_notes_go_to_stderr_and_the_result_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let key_dir = out.join("keys");
+    let key_dir = key_dir.to_str().unwrap();
+    let output = cli::hls(
+        &media("tiny"),
+        &out,
+        &["--reps", "90", "--encrypt", "--key-dir", key_dir],
+    );
+    cli::assert_success(&output);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        stderr.lines().any(|line| line.starts_with("warning:")),
+        "no warning on stderr:\n{stderr}"
+    );
+    assert!(
+        !stdout
+            .lines()
+            .any(|line| line.starts_with("warning:") || line.starts_with("note:")),
+        "warnings or notes on stdout:\n{stdout}"
+    );
+    assert!(stdout.contains("package:"), "{stdout}");
+}
+
+#[test]
+fn item13_convert_reads_a_url_input_as_a_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served");
+    std::fs::create_dir(&served).unwrap();
+    made_by_libav(
+        &media("short"),
+        &served,
+        &["-c", "copy", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod"],
+        "index.m3u8",
+    );
+    let server = http::serve_dir(&served);
+    let url = format!("{}/index.m3u8", server.base);
+    let out = dir.path().join("out");
+    let output = cli::run([
+        "convert",
+        &url,
+        "--to",
+        "dash",
+        "-o",
+        out.to_str().unwrap(),
+        "--progress",
+        "none",
+    ]);
+    cli::assert_success(&output);
+    assert!(out.join("manifest.mpd").is_file());
 }
