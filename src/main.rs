@@ -213,8 +213,9 @@ struct DestinationArgs {
     /// Where the package goes: a folder (built beside itself and renamed into place when
     /// complete; with --live, written in place as the presentation runs), http(s)://host/path/
     /// (HTTP PUT) or s3://bucket/prefix/. Repeat it to publish to several at once (one folder at
-    /// most).
-    #[arg(short, long, required = true)]
+    /// most). Default for hls and dash: a folder beside a file input, INPUT without its extension
+    /// (hls: clip.mp4 → clip/; dash: clip-dash/).
+    #[arg(short, long)]
     output: Vec<Destination>,
     /// The S3-compatible server for s3:// destinations and inputs (default: AWS, or AWS_ENDPOINT).
     #[arg(long)]
@@ -235,7 +236,12 @@ impl DestinationArgs {
 
     /// The local folder (empty when there is none) and the remote destinations.
     fn publishing(&self) -> stream_pack::Result<(PathBuf, Publishing)> {
-        let (local, remotes) = publish::split(self.output.clone())?;
+        self.publishing_to(self.output.clone())
+    }
+
+    /// [`Self::publishing`] to these destinations.
+    fn publishing_to(&self, outputs: Vec<Destination>) -> stream_pack::Result<(PathBuf, Publishing)> {
+        let (local, remotes) = publish::split(outputs)?;
         let publishing = Publishing {
             remote_only: local.is_none(),
             remotes,
@@ -447,9 +453,9 @@ fn main() -> ExitCode {
                 FormatArg::Ts => SegmentFormat::Ts,
                 FormatArg::Fmp4 => SegmentFormat::Fmp4,
             };
-            package(&args.common, PackageOptions::hls, |options| options.format = format)
+            package(&args.common, PackageOptions::hls, "", |options| options.format = format)
         }
-        Command::Dash(args) => package(&args.common, PackageOptions::dash, |options| {
+        Command::Dash(args) => package(&args.common, PackageOptions::dash, "-dash", |options| {
             options.manifests.hls = args.hls;
         }),
         Command::Probe { input, json } => probe(input, json),
@@ -686,9 +692,18 @@ impl PackageArgs {
         })
     }
 
-    /// The library's options from these arguments, over the defaults `base` gives.
-    fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> anyhow::Result<PackageOptions> {
-        let (output, publishing) = self.destination.publishing()?;
+    /// The library's options from these arguments, over the defaults `base` gives; the package
+    /// goes to `default` when there is no -o.
+    fn options(
+        &self,
+        base: fn(PathBuf, PathBuf) -> PackageOptions,
+        default: Option<PathBuf>,
+    ) -> anyhow::Result<PackageOptions> {
+        let outputs = match default {
+            Some(folder) => vec![Destination::Local(folder)],
+            None => self.destination.output.clone(),
+        };
+        let (output, publishing) = self.destination.publishing_to(outputs)?;
         Ok(PackageOptions {
             reps: self.reps.clone(),
             ladder: self.ladder.clone(),
@@ -714,6 +729,31 @@ impl PackageArgs {
     }
 }
 
+/// Without -o, the package goes beside a file input, as in the Python library stream-pack
+/// replaces: `clip/` for `clip.mp4` with the command's `suffix` added (`clip-dash/`), and
+/// `clip-hls/` for an input `clip` without extension, whose own name that is. A URL or capture
+/// has no folder beside it, so -o is then required.
+fn default_output(args: &PackageArgs, suffix: &str) -> anyhow::Result<Option<PathBuf>> {
+    if !args.destination.output.is_empty() {
+        return Ok(None);
+    }
+    let no_output = |why: String| stream_pack::Error::InvalidOption(format!("no --output given and {why}: give -o"));
+    let input = match &args.input {
+        Some(input) if matches!(Location::parse(&input.to_string_lossy()), Location::File(_)) => input,
+        Some(url) => return Err(no_output(format!("{} is a URL, with no folder beside it", url.display())).into()),
+        None => return Err(no_output("a capture device has no folder beside it".into()).into()),
+    };
+    let (Some(stem), Some(name)) = (input.file_stem(), input.file_name()) else {
+        return Err(no_output(format!("{} names no file", input.display())).into());
+    };
+    let mut folder = stem.to_owned();
+    folder.push(suffix);
+    if folder == name {
+        folder.push("-hls");
+    }
+    Ok(Some(input.with_file_name(folder)))
+}
+
 /// `OUTPUT.keys` beside the package: outside it, so keys are not served with the content.
 fn default_key_dir(output: &Path) -> PathBuf {
     let name = output
@@ -723,13 +763,15 @@ fn default_key_dir(output: &Path) -> PathBuf {
 }
 
 /// Runs `hls` or `dash`: the options from `args` over the defaults `base` gives, adjusted by
-/// `command` for what only that command has.
+/// `command` for what only that command has; without -o the package goes beside the input, in a
+/// folder named by the input and `suffix`.
 fn package(
     args: &PackageArgs,
     base: fn(PathBuf, PathBuf) -> PackageOptions,
+    suffix: &str,
     command: impl FnOnce(&mut PackageOptions),
 ) -> anyhow::Result<()> {
-    let mut options = args.options(base)?;
+    let mut options = args.options(base, default_output(args, suffix)?)?;
     command(&mut options);
     let mut monitor = args.job.monitor()?;
     if let Some(live) = &mut options.live {

@@ -3,7 +3,7 @@
 //! and the manual page. Packages are judged with ffprobe and the tests' own playlist parser.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::util::cli::{self, FAST};
 use crate::util::{ffprobe, file_names, http, m3u8, made_by_libav, media};
@@ -227,4 +227,43 @@ fn item13_convert_reads_a_url_input_as_a_url() {
     ]);
     cli::assert_success(&output);
     assert!(out.join("manifest.mpd").is_file());
+}
+
+/// `stream-pack COMMAND DIR/input.mp4 ARGS` with no `-o`.
+fn without_output(command: &str, input: &Path, args: &[&str]) -> Output {
+    let fixed = [command, input.to_str().unwrap(), "--progress", "none"];
+    cli::run([&fixed[..], &FAST[..], args].concat())
+}
+
+#[test]
+fn item14_hls_and_dash_without_output_write_beside_the_input_and_never_over_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.mp4");
+    std::fs::copy(media("short"), &input).unwrap();
+    let args = ["--reps", "360", "--segment-duration", "1"];
+    for (command, folder, manifest) in [("hls", "input", "master.m3u8"), ("dash", "input-dash", "manifest.mpd")] {
+        let output = without_output(command, &input, &args);
+        cli::assert_success(&output);
+        let made = dir.path().join(folder).join(manifest);
+        assert!(made.is_file(), "{command}: no {}", made.display());
+        assert!(
+            text(&output.stdout).contains(&made.display().to_string()),
+            "{command} does not say where the package is:\n{}",
+            text(&output.stdout)
+        );
+        let before = std::fs::read(&made).unwrap();
+        let again = without_output(command, &input, &args);
+        let error = cli::assert_failure(&again, 4);
+        assert!(error.contains("--force"), "{error}");
+        assert_eq!(std::fs::read(&made).unwrap(), before, "{command}: the package changed");
+    }
+}
+
+#[test]
+fn item14_a_url_input_without_output_is_refused_naming_o() {
+    for input in ["http://127.0.0.1:9/input.mp4", "s3://bucket/input.mp4"] {
+        let output = cli::run(["hls", input, "--reps", "360", "--progress", "none"]);
+        let error = cli::assert_failure(&output, 2);
+        assert!(error.contains("-o") && error.contains(input), "{error}");
+    }
 }
