@@ -3,7 +3,7 @@
 # the benchmark script's smoke run, then playback of generated packages in real players (tests/e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
+source scripts/setup-tests.sh
 
 # The publishing tests' servers: nginx-light (its dav module takes PUT/DELETE/MKCOL) and Garage
 # (S3-compatible, built from crates.io once and reused: it takes about 13 minutes on 2 cores).

@@ -267,3 +267,38 @@ fn item14_a_url_input_without_output_is_refused_naming_o() {
         assert!(error.contains("-o") && error.contains(input), "{error}");
     }
 }
+
+/// The text of a script in scripts/ and of the scripts it runs with `source`, itself first.
+fn sourced(script: &str) -> Vec<String> {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let mut texts = vec![std::fs::read_to_string(scripts.join(script)).unwrap()];
+    let mut next = 0;
+    while next < texts.len() {
+        let included: Vec<String> = texts[next]
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("source "))
+            .map(|path| {
+                let name = path.trim_matches('"').rsplit('/').next().unwrap_or_default();
+                std::fs::read_to_string(scripts.join(name)).unwrap()
+            })
+            .collect();
+        texts.extend(included);
+        next += 1;
+    }
+    texts
+}
+
+#[test]
+fn item15_the_demo_installs_only_what_it_runs() {
+    let demo = sourced("demo.sh").concat();
+    for unused in ["chromium", "nginx", "npm", "garage"] {
+        assert!(
+            !demo.contains(unused),
+            "scripts/demo.sh (or what it sources) installs {unused}"
+        );
+    }
+    let test = sourced("test.sh").concat();
+    for needed in ["chromium", "nginx", "npm ci", "garage"] {
+        assert!(test.contains(needed), "scripts/test.sh no longer installs {needed}");
+    }
+}
