@@ -5,8 +5,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 packages=(
-  # openssl decrypts AES-128 segments.
-  openssl
+  # openssl decrypts AES-128 segments; groff renders the manual page.
+  openssl groff-base
   # The browser that plays the packages in tests/e2e.
   chromium
   # The RTMP server of the live recording tests (tests/integration/util/rtmp.rs).

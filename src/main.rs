@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use stream_pack::capture::{self, UnframeOptions, WebSocketSource};
 use stream_pack::convert::{ConvertOptions, Target};
@@ -81,6 +81,13 @@ enum Command {
     /// Record a live source (RTMP, SRT, live HLS/DASH, a capture device) without re-encoding,
     /// at a given time, for a given duration, reconnecting when it drops; or a schedule of them.
     Record(record_cli::RecordArgs),
+    /// Print a completion script for a shell, e.g. `stream-pack completions bash > /etc/bash_completion.d/stream-pack`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `stream-pack man | man -l -`.
+    Man,
 }
 
 #[derive(clap::Args)]
@@ -465,6 +472,8 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert(&args),
         Command::Inspect { input, json, problems } => inspect(&input, json, problems),
         Command::Record(args) => record_cli::run(&args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -648,11 +657,7 @@ fn inspect(input: &Path, json: bool, problems_only: bool) -> anyhow::Result<()> 
     } else {
         inspection.to_string()
     };
-    // A reader that stops early (`| head`) is no failure of the inspection.
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e).context("writing to stdout"),
-        _ => {}
-    }
+    write_stdout(text.as_bytes())?;
     match inspection.problems.as_slice() {
         [] => Ok(()),
         [only] => Err(problems_error(input, format!("a problem found: {only}"))),
@@ -661,6 +666,52 @@ fn inspect(input: &Path, json: bool, problems_only: bool) -> anyhow::Result<()> 
             format!("{} problems found; the first: {first}", inspection.problems.len()),
         )),
     }
+}
+
+/// Writes `bytes` to stdout; a reader that stops early (`| head`) is no failure.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "stream-pack", &mut script);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete 4.6 spells a subcommand's state of a hyphenated program two ways: the
+        // loop that enters `hls` says `stream__pack__subcmd__hls`, the case that completes it
+        // `stream__subcmd__pack__subcmd__hls`, so no option past a subcommand would complete
+        // (clap-rs/clap#6421).
+        script = String::from_utf8_lossy(&script)
+            .replace("stream__subcmd__pack", "stream__pack")
+            .into_bytes();
+    }
+    write_stdout(&script)
+}
+
+/// The manual page of `stream-pack`, then one of each command, in one roff stream.
+fn man() -> anyhow::Result<()> {
+    let mut command = Cli::command();
+    command.build();
+    let mut page = Vec::new();
+    let pages = std::iter::once(&command).chain(command.get_subcommands());
+    for command in pages.filter(|c| c.get_name() != "help") {
+        clap_mangen::Man::new(command.clone())
+            .render(&mut page)
+            .context("rendering the manual page")?;
+    }
+    // groff reads a page on stdin as Latin-1 (`man -l -` says no encoding), so every other
+    // character goes as its escape: `→` as `\[u2192]`.
+    let ascii: String = String::from_utf8_lossy(&page)
+        .chars()
+        .map(|c| match c.is_ascii() {
+            true => c.to_string(),
+            false => format!("\\[u{:04X}]", u32::from(c)),
+        })
+        .collect();
+    write_stdout(ascii.as_bytes())
 }
 
 fn problems_error(input: &Path, reason: String) -> anyhow::Error {

@@ -2,8 +2,9 @@
 //! output, the mission's own command without `-o`, what the scripts install, and completions
 //! and the manual page. Packages are judged with ffprobe and the tests' own playlist parser.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use crate::util::cli::{self, FAST};
 use crate::util::{ffprobe, file_names, http, m3u8, made_by_libav, media};
@@ -301,4 +302,85 @@ fn item15_the_demo_installs_only_what_it_runs() {
     for needed in ["chromium", "nginx", "npm ci", "garage"] {
         assert!(test.contains(needed), "scripts/test.sh no longer installs {needed}");
     }
+}
+
+#[test]
+fn item18_bash_completion_is_valid_and_completes_subcommands() {
+    let output = cli::run(["completions", "bash"]);
+    cli::assert_success(&output);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("stream-pack.bash");
+    std::fs::write(&script, &output.stdout).unwrap();
+    let syntax = Command::new("bash").arg("-n").arg(&script).status().unwrap();
+    assert!(syntax.success(), "bash -n refuses the completion script");
+    let complete = |line: &str| -> String {
+        let words: Vec<&str> = line.split(' ').collect();
+        let program = format!(
+            r#"source {script}
+function=$(complete -p stream-pack | sed -E 's/.*-F ([^ ]+).*/\1/')
+COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE='{line}'; COMP_POINT={point}
+"$function" stream-pack '{current}' '{previous}'
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+            script = script.display(),
+            words = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" "),
+            cword = words.len() - 1,
+            point = line.len(),
+            current = words[words.len() - 1],
+            previous = words[words.len() - 2],
+        );
+        let run = Command::new("bash").arg("-c").arg(program).output().unwrap();
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        text(&run.stdout)
+    };
+    let commands = complete("stream-pack ");
+    for command in [
+        "hls",
+        "dash",
+        "probe",
+        "convert",
+        "remux",
+        "inspect",
+        "record",
+        "completions",
+        "man",
+    ] {
+        assert!(commands.lines().any(|w| w == command), "no {command} in:\n{commands}");
+    }
+    let options = complete("stream-pack hls --");
+    assert!(options.lines().any(|w| w == "--reps"), "no --reps in:\n{options}");
+}
+
+#[test]
+fn item18_man_page_renders_and_names_every_subcommand() {
+    let output = cli::run(["man"]);
+    cli::assert_success(&output);
+    let page = text(&output.stdout).replace("\\-", "-");
+    assert!(page.contains(".TH"), "no .TH in the page");
+    let help = text(&cli::run(["--help"]).stdout);
+    let subcommands: Vec<&str> = help
+        .lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    assert!(subcommands.len() >= 10, "{help}");
+    for name in subcommands {
+        assert!(page.contains(name), "the page does not name {name}");
+    }
+    // As `man -l -` renders it: groff on stdin, every warning on.
+    let mut groff = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run groff (scripts/setup-tests.sh installs it)");
+    groff.stdin.take().unwrap().write_all(&output.stdout).unwrap();
+    let rendered = groff.wait_with_output().unwrap();
+    assert!(
+        rendered.status.success() && rendered.stderr.is_empty(),
+        "groff: {}",
+        text(&rendered.stderr)
+    );
 }
