@@ -11,6 +11,8 @@ packages=(
   chromium
   # The RTMP server of the live recording tests (tests/integration/util/rtmp.rs).
   nginx-light libnginx-mod-rtmp
+  # What Garage, the S3 server of the publishing tests, links to (see scripts/test.sh).
+  libsodium-dev libzstd-dev libsqlite3-dev
 )
 # Node drives the browser tests; Debian's nodejs (18) is enough.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

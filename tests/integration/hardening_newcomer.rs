@@ -305,6 +305,23 @@ fn item15_the_demo_installs_only_what_it_runs() {
 }
 
 #[test]
+fn item16_garage_is_built_with_only_what_the_tests_use() {
+    let test = sourced("test.sh").concat();
+    let install = test
+        .lines()
+        .find(|line| line.contains("cargo install garage"))
+        .expect("scripts/test.sh installs Garage");
+    assert!(
+        install.contains("--no-default-features") && install.contains("sqlite"),
+        "Garage is built with every default feature: {install}"
+    );
+    assert!(
+        include_str!("util/garage.rs").contains(r#"db_engine = "sqlite""#),
+        "the tests' Garage must use the one database engine it is built with"
+    );
+}
+
+#[test]
 fn item18_bash_completion_is_valid_and_completes_subcommands() {
     let output = cli::run(["completions", "bash"]);
     cli::assert_success(&output);
