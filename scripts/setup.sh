@@ -1,41 +1,31 @@
 #!/usr/bin/env bash
-# Installs what stream-pack needs to build and test on Debian 12, skipping what is already there.
+# Installs what stream-pack needs to build on Debian 12, and the ffmpeg CLI the demo makes its
+# sample with, skipping what is already there. scripts/setup-tests.sh adds what only the tests need.
 set -euo pipefail
+
+# Installs those of the Debian packages named that are missing.
+install_missing() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  echo "setup: installing ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
 
 packages=(
   ca-certificates build-essential pkg-config clang libclang-dev
   libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libswscale-dev libswresample-dev libavdevice-dev
-  # The tests' independent judges and media generator (openssl decrypts AES-128 segments).
-  ffmpeg openssl
-  # The browser that plays the packages in tests/e2e.
-  chromium
-  # The RTMP server of the live recording tests (tests/integration/util/rtmp.rs).
-  nginx-light libnginx-mod-rtmp
+  # The demo's sample maker, and the tests' independent judge and media generator.
+  ffmpeg
 )
-
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
 
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
 # Debian's plain rustc is too old for edition 2024; rustc-web tracks current Rust.
-command -v cargo >/dev/null || missing+=(rustc-web cargo-web)
-# Node drives the browser tests; Debian's nodejs (18) is enough.
-command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+command -v cargo >/dev/null || packages+=(rustc-web cargo-web)
 
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# The browser tests' players and driver, pinned by tests/e2e/package-lock.json; npm writes
-# node_modules/.package-lock.json on install, so a lock file newer than it means a stale install.
-e2e="$(dirname "${BASH_SOURCE[0]}")/../tests/e2e"
-if [ ! "$e2e/node_modules/.package-lock.json" -nt "$e2e/package-lock.json" ]; then
-  echo "setup: installing the browser tests' packages (npm ci)" >&2
-  (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+install_missing "${packages[@]}"

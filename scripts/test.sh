@@ -3,10 +3,13 @@
 # the benchmark script's smoke run, then playback of generated packages in real players (tests/e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
+source scripts/setup-tests.sh
 
 # The publishing tests' servers: nginx-light (its dav module takes PUT/DELETE/MKCOL) and Garage
-# (S3-compatible, built from crates.io once and reused: it takes about 13 minutes on 2 cores).
+# (S3-compatible; no registry packages it, so it is built from crates.io once into ~/.cargo/bin
+# and reused by every later run on the machine, CI's included). Only what the tests use: its
+# SQLite engine (tests/integration/util/garage.rs), linked to Debian's libsodium, zstd and SQLite
+# instead of building them; no LMDB, K2V or metrics.
 dpkg-query -W -f='${Status}' nginx-light 2>/dev/null | grep -q "install ok installed" || {
   echo "test: installing nginx-light" >&2
   sudo=""
@@ -15,8 +18,8 @@ dpkg-query -W -f='${Status}' nginx-light 2>/dev/null | grep -q "install ok insta
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 }
 command -v garage >/dev/null || {
-  echo "test: building Garage for the S3 tests (cargo install garage --locked, about 13 minutes, once)" >&2
-  cargo install garage --locked
+  echo "test: building Garage for the S3 tests (once: about 14 minutes of CPU, some 7 minutes on 2 idle cores)" >&2
+  cargo install garage --version 2.5.0 --locked --no-default-features --features sqlite,system-libs
 }
 # The cloud tests' emulators, in tests/servers: Azurite (Azure Blob Storage, npm, pinned by its
 # package-lock.json) and gcp-storage-emulator (Google Cloud Storage, PyPI, in a venv).

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::ladder::{Reps, RungRequest};
 use crate::package::{self, PackageOptions, PackageReport};
 use crate::progress::Monitor;
+use crate::progressive::Location;
 use crate::publish::Publishing;
 use crate::remux;
 use crate::segment::SegmentFormat;
@@ -25,8 +26,8 @@ pub enum Target {
 
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
-    /// A manifest (`.m3u8`, `.mpd`) or any file libav reads.
-    pub input: PathBuf,
+    /// A manifest (`.m3u8`, `.mpd`) or any file libav reads, on disk or at a URL.
+    pub input: Location,
     pub output: PathBuf,
     pub target: Target,
     pub segment_duration: f64,
@@ -50,8 +51,12 @@ pub struct ConvertReport {
 /// Converts `options.input` into a package at `options.output`.
 pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<ConvertReport> {
     source::init()?;
-    // libav's DASH demuxer resolves segments only against an absolute manifest path.
-    let input = std::path::absolute(&options.input).map_err(Error::io(&options.input))?;
+    let input = match &options.input {
+        // libav's DASH demuxer resolves segments only against an absolute manifest path.
+        Location::File(path) => std::path::absolute(path).map_err(Error::io(path))?,
+        // The packager opens a path that reads as a URL with libav's network protocols.
+        Location::Url(url) => PathBuf::from(url),
+    };
     let (format, base): (SegmentFormat, fn(PathBuf, PathBuf) -> PackageOptions) = match options.target {
         Target::Hls(format) => (format, |i, o| PackageOptions::hls(i, o)),
         Target::Dash => (SegmentFormat::Fmp4, |i, o| PackageOptions::dash(i, o)),

@@ -56,6 +56,16 @@ impl VideoCodec {
         self == VideoCodec::H264 || format == SegmentFormat::Fmp4
     }
 
+    /// The shortest picture side the encoder opens with (measured on Debian 12's builds:
+    /// libx265 refuses under 16, SVT-AV1 under 64; libx264 and libvpx take 2).
+    pub fn min_side(self) -> u32 {
+        match self {
+            VideoCodec::H264 | VideoCodec::Vp9 => 2,
+            VideoCodec::H265 => 16,
+            VideoCodec::Av1 => 64,
+        }
+    }
+
     /// Where this encoder's segments start. FFmpeg 5.1's libsvtav1 ignores forced keyframes, so
     /// AV1 keyframes come every `keyint` frames and each starts a segment.
     pub fn cuts(self) -> Cuts {

@@ -8,10 +8,23 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::encoders::VideoCodec;
 use crate::error::{Error, Result};
 
 /// The ladder stream-pack ships, used when no `--ladder` file is given.
 pub const DEFAULT_LADDER: &str = include_str!("../presets/default.toml");
+
+/// The longest side a rung may have: the largest picture of H.264's and AV1's highest levels
+/// (HEVC's and VP9's are larger; libx264 and SVT-AV1 stop at 16384).
+pub const MAX_SIDE: u32 = 8192;
+
+/// The least bitrate a rung gets: libx264 and libx265 take whole kilobits, so anything under 1k
+/// is none at all and fails inside the encoder; a ladder interpolated down to a few pixels
+/// would ask for that.
+pub const MIN_VIDEO_BITRATE: Bitrate = Bitrate(10_000);
+
+/// The most any of a rung's rates may be: libav keeps the VBV buffer size in a 32-bit int.
+pub const MAX_VIDEO_BITRATE: Bitrate = Bitrate(2_000_000_000);
 
 /// A bitrate in bits per second, written `365k`, `3M` or `3000000`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +85,22 @@ impl RateControl {
             maxrate: scale(self.maxrate),
             bufsize: scale(self.bufsize),
         }
+    }
+
+    /// Refuses rates the encoders cannot take, naming the one out of range.
+    fn check(&self) -> Result<(), String> {
+        for (what, rate) in [
+            ("video bitrate", self.bitrate),
+            ("maxrate", self.maxrate),
+            ("bufsize", self.bufsize),
+        ] {
+            if !(MIN_VIDEO_BITRATE..=MAX_VIDEO_BITRATE).contains(&rate) {
+                return Err(format!(
+                    "{what} {rate} is outside {MIN_VIDEO_BITRATE}–{MAX_VIDEO_BITRATE}, what the encoders take"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -138,6 +167,9 @@ impl Ladder {
             if rung.height < 2 {
                 return Err(format!("rung height {} is too small", rung.height));
             }
+            if rung.height > MAX_SIDE {
+                return Err(format!("rung height {} is above {MAX_SIDE}", rung.height));
+            }
             let bitrate = rung.video_bitrate;
             entries.push(LadderEntry {
                 height: rung.height,
@@ -155,6 +187,12 @@ impl Ladder {
         entries.sort_by_key(|e| e.height);
         if let Some(pair) = entries.windows(2).find(|w| w[0].height == w[1].height) {
             return Err(format!("height {} is listed twice", pair[0].height));
+        }
+        for entry in &entries {
+            entry
+                .rate
+                .check()
+                .map_err(|e| format!("rung height {}: {e}", entry.height))?;
         }
         Ok(Ladder { entries })
     }
@@ -188,7 +226,9 @@ impl Ladder {
         } else {
             high
         };
-        nearest.rate.with_bitrate(bitrate.round().max(1.0) as u64)
+        nearest
+            .rate
+            .with_bitrate((bitrate.round() as u64).max(MIN_VIDEO_BITRATE.0))
     }
 }
 
@@ -226,9 +266,9 @@ impl FromStr for Reps {
 fn parse_rung(item: &str) -> Result<RungRequest, String> {
     let positive = |text: &str, what: &str| -> Result<u32, String> {
         match text.trim_end_matches('p').parse::<u32>() {
-            Ok(v) if v >= 2 => Ok(v),
+            Ok(v) if (2..=MAX_SIDE).contains(&v) => Ok(v),
             _ => Err(format!(
-                "`{item}`: {what} must be a whole number of pixels of at least 2"
+                "`{item}`: {what} must be a whole number of pixels from 2 to {MAX_SIDE}"
             )),
         }
     };
@@ -241,10 +281,16 @@ fn parse_rung(item: &str) -> Result<RungRequest, String> {
             let (w, h) = size
                 .split_once('x')
                 .ok_or_else(|| format!("`{item}`: expected WIDTHxHEIGHT@BITRATE, as in 1280x720@3000k"))?;
+            let bitrate: Bitrate = bitrate.parse().map_err(|e| format!("`{item}`: {e}"))?;
+            if !(MIN_VIDEO_BITRATE..=MAX_VIDEO_BITRATE).contains(&bitrate) {
+                return Err(format!(
+                    "`{item}`: the bitrate must be from {MIN_VIDEO_BITRATE} to {MAX_VIDEO_BITRATE}"
+                ));
+            }
             Ok(RungRequest::Explicit {
                 width: positive(w, "the width")?,
                 height: positive(h, "the height")?,
-                bitrate: bitrate.parse().map_err(|e| format!("`{item}`: {e}"))?,
+                bitrate,
             })
         }
     }
@@ -298,8 +344,15 @@ pub struct Plan {
     pub dropped_above_source: Vec<u32>,
 }
 
-/// Turns the request into rungs for a source of the given geometry, highest first.
-pub fn plan(reps: &Reps, ladder: &Ladder, source: DisplayGeometry, allow_upscale: bool) -> Result<Plan> {
+/// Turns the request into rungs for a source of the given geometry, highest first, refusing a
+/// rung the codec's encoder cannot make.
+pub fn plan(
+    reps: &Reps,
+    ladder: &Ladder,
+    source: DisplayGeometry,
+    allow_upscale: bool,
+    codec: VideoCodec,
+) -> Result<Plan> {
     let source_short = source.short_side().round() as u32;
     let requests: Vec<(u32, RateControl)> = match reps {
         Reps::Auto => ladder
@@ -319,9 +372,12 @@ pub fn plan(reps: &Reps, ladder: &Ladder, source: DisplayGeometry, allow_upscale
             })
             .collect(),
     };
-    let (kept, dropped): (Vec<_>, Vec<_>) = requests
+    let (mut kept, dropped): (Vec<_>, Vec<_>) = requests
         .into_iter()
         .partition(|(h, _)| allow_upscale || *h <= source_short);
+    if matches!(reps, Reps::Auto) && !dropped.is_empty() && worth_own_rung(source_short, &kept) {
+        kept.push((source_short, ladder.rate_for(source_short)));
+    }
     if kept.is_empty() {
         let asked: Vec<String> = dropped.iter().map(|(h, _)| h.to_string()).collect();
         return Err(Error::Ladder(format!(
@@ -332,22 +388,50 @@ pub fn plan(reps: &Reps, ladder: &Ladder, source: DisplayGeometry, allow_upscale
     }
     let mut rungs: Vec<Rung> = kept
         .into_iter()
-        .map(|(short, rate)| {
-            let (width, height) = source.scaled_to(short);
-            Rung {
-                name: format!("{short}p"),
-                width,
-                height,
-                rate,
-            }
-        })
-        .collect();
+        .map(|(short, rate)| rung(short, rate, source, codec))
+        .collect::<Result<_>>()?;
     rungs.sort_by_key(|r| std::cmp::Reverse((r.width * r.height, r.rate.bitrate)));
     rungs.dedup_by(|a, b| a.width == b.width && a.height == b.height && a.rate == b.rate);
     disambiguate_names(&mut rungs);
     Ok(Plan {
         rungs,
         dropped_above_source: dropped.into_iter().map(|(h, _)| h).collect(),
+    })
+}
+
+/// Whether a source between the ladder's rungs gets a top rung of its own size: when it is
+/// more than a tenth taller than the top rung that fits, so a 640x272 source gets a 272p rung
+/// above 234p but a 1280x724 one no 724p rung beside 720p. A source below every rung still
+/// gets no ladder at all.
+fn worth_own_rung(source_short: u32, kept: &[(u32, RateControl)]) -> bool {
+    kept.iter()
+        .map(|(short, _)| *short)
+        .max()
+        .is_some_and(|top| f64::from(source_short) > 1.1 * f64::from(top))
+}
+
+/// The rung of short side `short` for the source's geometry, if the codec's encoder can make it.
+fn rung(short: u32, rate: RateControl, source: DisplayGeometry, codec: VideoCodec) -> Result<Rung> {
+    let name = format!("{short}p");
+    let (width, height) = source.scaled_to(short);
+    if width.max(height) > MAX_SIDE {
+        return Err(Error::Ladder(format!(
+            "the {name} rung would be {width}x{height}: more than the {MAX_SIDE} pixels a side the encoders take"
+        )));
+    }
+    if width.min(height) < codec.min_side() {
+        return Err(Error::Ladder(format!(
+            "the {name} rung would be {width}x{height}: {codec} needs at least {} pixels a side",
+            codec.min_side()
+        )));
+    }
+    rate.check()
+        .map_err(|reason| Error::Ladder(format!("the {name} rung: {reason}")))?;
+    Ok(Rung {
+        name,
+        width,
+        height,
+        rate,
     })
 }
 
@@ -437,7 +521,7 @@ mod tests {
             width: 640.0,
             height: 360.0,
         };
-        let plan = plan(&"720,360,240".parse().unwrap(), &ladder, small, false).unwrap();
+        let plan = plan(&"720,360,240".parse().unwrap(), &ladder, small, false, VideoCodec::H264).unwrap();
         let names: Vec<_> = plan.rungs.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["360p", "240p"]);
         assert_eq!(plan.dropped_above_source, [720]);
@@ -445,24 +529,70 @@ mod tests {
             width: 160.0,
             height: 90.0,
         };
-        let err = super::plan(&"720".parse().unwrap(), &ladder, tiny, false).unwrap_err();
+        let err = super::plan(&"720".parse().unwrap(), &ladder, tiny, false, VideoCodec::H264).unwrap_err();
         assert!(err.to_string().contains("90 pixels high"), "{err}");
-        assert!(super::plan(&"720".parse().unwrap(), &ladder, tiny, true).is_ok());
+        assert!(super::plan(&"720".parse().unwrap(), &ladder, tiny, true, VideoCodec::H264).is_ok());
     }
 
     #[test]
     fn auto_takes_the_auto_rungs_up_to_the_source() {
         let ladder = Ladder::default_ladder();
-        let plan = plan(&Reps::Auto, &ladder, WIDE, false).unwrap();
+        let plan = plan(&Reps::Auto, &ladder, WIDE, false, VideoCodec::H264).unwrap();
         let names: Vec<_> = plan.rungs.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["1080p", "720p", "540p", "432p", "360p", "234p"]);
+    }
+
+    #[test]
+    fn auto_adds_a_top_rung_at_the_size_of_a_source_between_rungs() {
+        let ladder = Ladder::default_ladder();
+        let scope = DisplayGeometry {
+            width: 640.0,
+            height: 272.0,
+        };
+        let plan = plan(&Reps::Auto, &ladder, scope, false, VideoCodec::H264).unwrap();
+        let rungs: Vec<_> = plan
+            .rungs
+            .iter()
+            .map(|r| (r.name.as_str(), r.width, r.height))
+            .collect();
+        assert_eq!(rungs, [("272p", 640, 272), ("234p", 550, 234)]);
+        assert_eq!(plan.rungs[0].rate, ladder.rate_for(272));
+        let near_720 = DisplayGeometry {
+            width: 1288.0,
+            height: 724.0,
+        };
+        let plan = super::plan(&Reps::Auto, &ladder, near_720, false, VideoCodec::H264).unwrap();
+        assert_eq!(plan.rungs[0].name, "720p");
+    }
+
+    #[test]
+    fn tiny_rungs_get_the_least_bitrate_and_huge_ones_are_refused() {
+        let ladder = Ladder::default_ladder();
+        assert_eq!(ladder.rate_for(2).bitrate, MIN_VIDEO_BITRATE);
+        for bad in ["100000", "9000x720@3000k", "1280x720@999999999k", "1280x720@500"] {
+            assert!(bad.parse::<Reps>().is_err(), "{bad} should be refused");
+        }
+        let err = plan(&"8000".parse().unwrap(), &ladder, WIDE, true, VideoCodec::H264).unwrap_err();
+        assert!(err.to_string().contains("8192"), "{err}");
+        let err = plan(
+            &"1280x720@1500M".parse().unwrap(),
+            &ladder,
+            WIDE,
+            false,
+            VideoCodec::H264,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("maxrate"), "{err}");
+        let err = plan(&"32".parse().unwrap(), &ladder, WIDE, false, VideoCodec::Av1).unwrap_err();
+        assert!(err.to_string().contains("at least 64"), "{err}");
+        assert!(Ladder::parse("[[rung]]\nheight = 360\nvideo_bitrate = \"1\"\n").is_err());
     }
 
     #[test]
     fn same_height_rungs_get_distinct_names() {
         let ladder = Ladder::default_ladder();
         let reps = "1280x720@3000k,1280x720@4500k".parse().unwrap();
-        let plan = plan(&reps, &ladder, WIDE, false).unwrap();
+        let plan = plan(&reps, &ladder, WIDE, false, VideoCodec::H264).unwrap();
         let names: Vec<_> = plan.rungs.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["720p_4500k", "720p_3000k"]);
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use stream_pack::capture::{self, UnframeOptions, WebSocketSource};
 use stream_pack::convert::{ConvertOptions, Target};
@@ -86,6 +86,13 @@ enum Command {
     /// Record a live source (RTMP, SRT, live HLS/DASH, a capture device) without re-encoding,
     /// at a given time, for a given duration, reconnecting when it drops; or a schedule of them.
     Record(record_cli::RecordArgs),
+    /// Print a completion script for a shell, e.g. `stream-pack completions bash > /etc/bash_completion.d/stream-pack`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `stream-pack man | man -l -`.
+    Man,
 }
 
 #[derive(clap::Args)]
@@ -198,8 +205,8 @@ impl InputArgs {
 
 #[derive(clap::Args)]
 struct ConvertArgs {
-    /// An HLS playlist (.m3u8) or DASH manifest (.mpd).
-    input: PathBuf,
+    /// An HLS playlist (.m3u8) or DASH manifest (.mpd): a file or a URL.
+    input: String,
     #[command(flatten)]
     timeouts: InputArgs,
     /// What to make.
@@ -248,7 +255,9 @@ struct DestinationArgs {
     /// complete; with --live, written in place as the presentation runs), http(s)://host/path/
     /// (HTTP PUT), s3://, gs:// or az://bucket/prefix/ (credentials from each cloud's standard
     /// environment variables). Repeat it to publish to several at once (one folder at most).
-    #[arg(short, long, required = true)]
+    /// Default for hls and dash: a folder beside a file input, INPUT without its extension
+    /// (hls: clip.mp4 → clip/; dash: clip-dash/).
+    #[arg(short, long)]
     output: Vec<Destination>,
     /// The S3-compatible server for s3:// destinations and inputs (default: AWS, or AWS_ENDPOINT).
     #[arg(long)]
@@ -269,7 +278,12 @@ impl DestinationArgs {
 
     /// The local folder (empty when there is none) and the remote destinations.
     fn publishing(&self) -> stream_pack::Result<(PathBuf, Publishing)> {
-        let (local, remotes) = publish::split(self.output.clone())?;
+        self.publishing_to(self.output.clone())
+    }
+
+    /// [`Self::publishing`] to these destinations.
+    fn publishing_to(&self, outputs: Vec<Destination>) -> stream_pack::Result<(PathBuf, Publishing)> {
+        let (local, remotes) = publish::split(outputs)?;
         let publishing = Publishing {
             remote_only: local.is_none(),
             remotes,
@@ -472,9 +486,9 @@ fn main() -> ExitCode {
                 FormatArg::Ts => SegmentFormat::Ts,
                 FormatArg::Fmp4 => SegmentFormat::Fmp4,
             };
-            package(&args.common, PackageOptions::hls, |options| options.format = format)
+            package(&args.common, PackageOptions::hls, "", |options| options.format = format)
         }
-        Command::Dash(args) => package(&args.common, PackageOptions::dash, |options| {
+        Command::Dash(args) => package(&args.common, PackageOptions::dash, "-dash", |options| {
             options.manifests.hls = args.hls;
         }),
         Command::Probe { input, json, timeouts } => probe(&input, json, &timeouts),
@@ -489,17 +503,34 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert(&args),
         Command::Inspect { input, json, problems } => inspect(&input, json, problems),
         Command::Record(args) => record_cli::run(&args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", each_cause_once(&error));
             let code = error
                 .downcast_ref::<stream_pack::Error>()
                 .map_or(exit::FAILURE, stream_pack::Error::exit_code);
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: the library's errors already end with
+/// their source's text (an `Io` error's OS message, an `Ffmpeg` error's libav message), which
+/// anyhow's `{:#}` would print a second time.
+fn each_cause_once(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if line.is_empty() {
+            line = cause;
+        } else if !line.ends_with(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
 }
 
 /// Clap's message up to its usage hint, on one line: the bad option and why.
@@ -541,7 +572,7 @@ fn concat_flv(args: &ConcatArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     for note in &report.notes {
-        println!("note: {note}");
+        eprintln!("note: {note}");
     }
     println!(
         "joined {} chunks ({} restarted their timestamps): {} video frames, {} audio frames, {:.3} s",
@@ -582,7 +613,7 @@ fn unframe(args: &UnframeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     for note in &report.notes {
-        println!("note: {note}");
+        eprintln!("note: {note}");
     }
     let assembled = &report.assembled;
     println!(
@@ -606,7 +637,7 @@ fn remux(input: &str, output: &Path, force: bool, timeouts: &InputArgs) -> anyho
 
 fn print_remux(report: &RemuxReport) {
     for note in &report.notes {
-        println!("note: {note}");
+        eprintln!("note: {note}");
     }
     println!(
         "copied {} ({} packets, {:.3} s) into a progressive MP4, index at the front",
@@ -627,7 +658,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     let (output, publishing) = args.destination.publishing()?;
     let mut monitor = args.job.monitor()?;
     let options = ConvertOptions {
-        input: args.input.clone(),
+        input: Location::parse(&args.input),
         output,
         target,
         segment_duration: args.segment_duration,
@@ -640,8 +671,8 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     let report = report?;
     if !args.job.quiet {
         match &report.transcoded_because {
-            Some(reason) => println!("note: transcoded: {reason}"),
-            None => println!("note: repackaged without re-encoding"),
+            Some(reason) => eprintln!("note: transcoded: {reason}"),
+            None => eprintln!("note: repackaged without re-encoding"),
         }
         print_report(&report.package);
     }
@@ -657,11 +688,7 @@ fn inspect(input: &Path, json: bool, problems_only: bool) -> anyhow::Result<()> 
     } else {
         inspection.to_string()
     };
-    // A reader that stops early (`| head`) is no failure of the inspection.
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e).context("writing to stdout"),
-        _ => {}
-    }
+    write_stdout(text.as_bytes())?;
     match inspection.problems.as_slice() {
         [] => Ok(()),
         [only] => Err(problems_error(input, format!("a problem found: {only}"))),
@@ -670,6 +697,52 @@ fn inspect(input: &Path, json: bool, problems_only: bool) -> anyhow::Result<()> 
             format!("{} problems found; the first: {first}", inspection.problems.len()),
         )),
     }
+}
+
+/// Writes `bytes` to stdout; a reader that stops early (`| head`) is no failure.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "stream-pack", &mut script);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete 4.6 spells a subcommand's state of a hyphenated program two ways: the
+        // loop that enters `hls` says `stream__pack__subcmd__hls`, the case that completes it
+        // `stream__subcmd__pack__subcmd__hls`, so no option past a subcommand would complete
+        // (clap-rs/clap#6421).
+        script = String::from_utf8_lossy(&script)
+            .replace("stream__subcmd__pack", "stream__pack")
+            .into_bytes();
+    }
+    write_stdout(&script)
+}
+
+/// The manual page of `stream-pack`, then one of each command, in one roff stream.
+fn man() -> anyhow::Result<()> {
+    let mut command = Cli::command();
+    command.build();
+    let mut page = Vec::new();
+    let pages = std::iter::once(&command).chain(command.get_subcommands());
+    for command in pages.filter(|c| c.get_name() != "help") {
+        clap_mangen::Man::new(command.clone())
+            .render(&mut page)
+            .context("rendering the manual page")?;
+    }
+    // groff reads a page on stdin as Latin-1 (`man -l -` says no encoding), so every other
+    // character goes as its escape: `→` as `\[u2192]`.
+    let ascii: String = String::from_utf8_lossy(&page)
+        .chars()
+        .map(|c| match c.is_ascii() {
+            true => c.to_string(),
+            false => format!("\\[u{:04X}]", u32::from(c)),
+        })
+        .collect();
+    write_stdout(ascii.as_bytes())
 }
 
 fn problems_error(input: &Path, reason: String) -> anyhow::Error {
@@ -701,9 +774,18 @@ impl PackageArgs {
         })
     }
 
-    /// The library's options from these arguments, over the defaults `base` gives.
-    fn options(&self, base: fn(PathBuf, PathBuf) -> PackageOptions) -> anyhow::Result<PackageOptions> {
-        let (output, publishing) = self.destination.publishing()?;
+    /// The library's options from these arguments, over the defaults `base` gives; the package
+    /// goes to `default` when there is no -o.
+    fn options(
+        &self,
+        base: fn(PathBuf, PathBuf) -> PackageOptions,
+        default: Option<PathBuf>,
+    ) -> anyhow::Result<PackageOptions> {
+        let outputs = match default {
+            Some(folder) => vec![Destination::Local(folder)],
+            None => self.destination.output.clone(),
+        };
+        let (output, publishing) = self.destination.publishing_to(outputs)?;
         Ok(PackageOptions {
             reps: self.reps.clone(),
             ladder: self.ladder.clone(),
@@ -729,6 +811,31 @@ impl PackageArgs {
     }
 }
 
+/// Without -o, the package goes beside a file input, as in the Python library stream-pack
+/// replaces: `clip/` for `clip.mp4` with the command's `suffix` added (`clip-dash/`), and
+/// `clip-hls/` for an input `clip` without extension, whose own name that is. A URL or capture
+/// has no folder beside it, so -o is then required.
+fn default_output(args: &PackageArgs, suffix: &str) -> anyhow::Result<Option<PathBuf>> {
+    if !args.destination.output.is_empty() {
+        return Ok(None);
+    }
+    let no_output = |why: String| stream_pack::Error::InvalidOption(format!("no --output given and {why}: give -o"));
+    let input = match &args.input {
+        Some(input) if matches!(Location::parse(&input.to_string_lossy()), Location::File(_)) => input,
+        Some(url) => return Err(no_output(format!("{} is a URL, with no folder beside it", url.display())).into()),
+        None => return Err(no_output("a capture device has no folder beside it".into()).into()),
+    };
+    let (Some(stem), Some(name)) = (input.file_stem(), input.file_name()) else {
+        return Err(no_output(format!("{} names no file", input.display())).into());
+    };
+    let mut folder = stem.to_owned();
+    folder.push(suffix);
+    if folder == name {
+        folder.push("-hls");
+    }
+    Ok(Some(input.with_file_name(folder)))
+}
+
 /// `OUTPUT.keys` beside the package: outside it, so keys are not served with the content.
 fn default_key_dir(output: &Path) -> PathBuf {
     let name = output
@@ -738,13 +845,15 @@ fn default_key_dir(output: &Path) -> PathBuf {
 }
 
 /// Runs `hls` or `dash`: the options from `args` over the defaults `base` gives, adjusted by
-/// `command` for what only that command has.
+/// `command` for what only that command has; without -o the package goes beside the input, in a
+/// folder named by the input and `suffix`.
 fn package(
     args: &PackageArgs,
     base: fn(PathBuf, PathBuf) -> PackageOptions,
+    suffix: &str,
     command: impl FnOnce(&mut PackageOptions),
 ) -> anyhow::Result<()> {
-    let mut options = args.options(base)?;
+    let mut options = args.options(base, default_output(args, suffix)?)?;
     command(&mut options);
     let mut monitor = args.job.monitor()?;
     // Ctrl-C also stops an open or a read that waits on the input.
@@ -767,13 +876,13 @@ fn package(
 
 fn print_report(report: &PackageReport) {
     for warning in &report.warnings {
-        println!("warning: {warning}");
+        eprintln!("warning: {warning}");
     }
     for note in &report.notes {
-        println!("note: {note}");
+        eprintln!("note: {note}");
     }
     for dropped in &report.dropped_above_source {
-        println!("note: left out the {dropped}p rung: it is above the source (use --allow-upscale to keep it)");
+        eprintln!("note: left out the {dropped}p rung: it is above the source (use --allow-upscale to keep it)");
     }
     for r in &report.renditions {
         let size = r.resolution.map_or("audio".to_owned(), |(w, h)| format!("{w}x{h}"));

@@ -302,7 +302,13 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     check(tracker.stage(Stage::Probe, monitor))?;
     let plan = match &source.video {
         Some(video) if options.copy => copy_plan(&source, video, options.format)?,
-        Some(video) => ladder::plan(&options.reps, &ladder, video.display_geometry(), options.allow_upscale)?,
+        Some(video) => ladder::plan(
+            &options.reps,
+            &ladder,
+            video.display_geometry(),
+            options.allow_upscale,
+            options.video_codec,
+        )?,
         None => ladder::Plan {
             rungs: Vec::new(),
             dropped_above_source: Vec::new(),
@@ -343,13 +349,15 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
         &mut tracker,
         monitor,
     )?;
+    // The files the segmenters completed while flushing; the last manifests list them all.
+    let flushed: Vec<Completed> = completed.try_iter().collect();
+    tracker.segments_done(flushed.iter().filter(|file| file.segment.is_some()).count() as u64);
     let publishing = tracker.stage(Stage::Publish, monitor);
     // Ctrl-C is how a live presentation is ended: it goes on to close its manifests.
     if window.is_none() {
         check(publishing)?;
     }
-    // The files the segmenters completed while flushing; the last manifests list them all.
-    for file in completed.try_iter() {
+    for file in flushed {
         take_completed(file, &job, window.as_mut())?;
     }
     if let Some(window) = &mut window {
@@ -593,13 +601,16 @@ fn passthrough_unfit(video: &VideoInput, top: &Rung, options: &PackageOptions) -
 }
 
 /// In a stream copy the source's keyframes decide where segments can start; say so when they
-/// keep segments (all but the last) more than a frame away from the requested duration.
+/// keep a segment more than a frame longer than the requested duration (the last one too: a
+/// source with one keyframe makes one long segment), or one but the last more than a frame
+/// shorter.
 fn keyframe_note(segments: &[SegmentFacts], requested: f64, video: Option<&VideoInput>) -> Option<String> {
     let frame = video.map_or(0.0, VideoInput::frame_duration);
     let body = &segments[..segments.len().saturating_sub(1)];
-    let shortest = body.iter().map(|s| s.duration).fold(f64::INFINITY, f64::min);
-    let longest = body.iter().map(|s| s.duration).fold(0.0, f64::max);
-    (!body.is_empty() && (longest - requested > frame + 1e-6 || requested - shortest > frame + 1e-6)).then(|| {
+    let longest = segments.iter().map(|s| s.duration).fold(0.0, f64::max);
+    let shortest = body.iter().map(|s| s.duration).fold(longest, f64::min);
+    let uneven = longest - requested > frame + 1e-6 || requested - shortest > frame + 1e-6;
+    (!segments.is_empty() && uneven).then(|| {
         let lasting = if longest - shortest < 1e-3 {
             format!("{longest:.3} s")
         } else {
@@ -658,7 +669,6 @@ fn transcode(
     let video_index = source.video.as_ref().map(|v| v.index);
     let audio_index = source.audio.as_ref().map(|a| a.index);
     let mut media_end = 0.0_f64;
-    let mut segments = 0;
     let live = job.options.live.as_ref();
     let pace = live.filter(|l| l.paced()).map(|_| std::time::Instant::now());
     while let Some(packet) = next_packet(source, media_end, live.is_some(), lost)? {
@@ -687,7 +697,7 @@ fn transcode(
         }
         pipeline.send(&packet)?;
         for file in completed.try_iter() {
-            segments += usize::from(file.segment.is_some());
+            tracker.segments_done(u64::from(file.segment.is_some()));
             let row_complete = take_completed(file, job, window.as_deref_mut())?;
             if let (true, Some(window)) = (row_complete, window.as_deref_mut()) {
                 publish_live(source, rungs, job, window, false)?;
@@ -696,7 +706,6 @@ fn transcode(
         if let Some(window) = window.as_deref_mut() {
             delete_due(window, job, false)?;
         }
-        tracker.set_segments(segments as u64);
         tracker.set_published(job.publisher.map(Publisher::counts));
         if tracker.tick(monitor) == Control::Cancel {
             // Stopping a live presentation is how it ends: what was sent is finished and kept.

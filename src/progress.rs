@@ -95,8 +95,9 @@ impl Tracker {
         self.media_time = self.media_time.max(media_time);
     }
 
-    pub fn set_segments(&mut self, segments: u64) {
-        self.segments = segments;
+    /// Counts media segments as the segmenters complete them.
+    pub fn segments_done(&mut self, segments: u64) {
+        self.segments += segments;
     }
 
     pub fn set_published(&mut self, published: Option<PublishCounts>) {

@@ -292,10 +292,33 @@ pub(crate) fn check_file(path: &Path) -> Result<()> {
             reason: "it is a directory".into(),
         });
     }
+    // A FIFO or a device reports no size: it is no empty file, and it cannot be read twice as
+    // a file can, which probing and packaging need.
+    if !meta.is_file() {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: format!("it is {}, not a regular file", special_kind(&meta.file_type())),
+        });
+    }
     if meta.len() == 0 {
         return Err(Error::InputEmpty { path: path.to_owned() });
     }
     Ok(())
+}
+
+fn special_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
 }
 
 /// An attached picture (album art) is a video stream of one frame, not video to package.

@@ -13,6 +13,7 @@ mod dash;
 mod encrypt;
 mod hardening_av;
 mod hardening_input;
+mod hardening_newcomer;
 mod hardening_security;
 mod hls;
 mod hostile_cases;
