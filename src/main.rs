@@ -545,15 +545,12 @@ fn one_line(message: &str) -> String {
 
 fn probe(input: &Path, json: bool, timeouts: &InputArgs) -> anyhow::Result<()> {
     let info = stream_pack::probe(input, &timeouts.options(cancel_on_ctrl_c()?))?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&info).context("serialising the probe")?
-        );
+    let text = if json {
+        serde_json::to_string_pretty(&info).context("serialising the probe")? + "\n"
     } else {
-        print!("{info}");
-    }
-    Ok(())
+        info.to_string()
+    };
+    write_stdout(text.as_bytes())
 }
 
 fn concat_flv(args: &ConcatArgs) -> anyhow::Result<()> {

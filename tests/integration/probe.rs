@@ -179,3 +179,19 @@ fn assert_near(ours: f64, theirs: f64, tolerance: f64, what: &str) {
         "{what}: stream-pack says {ours}, ffprobe {theirs}"
     );
 }
+
+/// `stream-pack probe FILE | head -1`: a reader that stops early is no failure of the probe.
+#[test]
+fn probe_into_a_pipe_closed_early_exits_0_without_a_panic() {
+    let (reader, writer) = std::io::pipe().expect("make a pipe");
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stream-pack"))
+        .arg("probe")
+        .arg(media("tiny"))
+        .stdout(writer)
+        .output()
+        .expect("run stream-pack probe");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+}
