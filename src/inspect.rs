@@ -133,22 +133,24 @@ fn inspect_mp4<R: Read + Seek>(path: &Path, mut reader: R) -> Result<Inspection>
     while at < file_len {
         let mut head = Vec::with_capacity(16);
         (&mut reader).take(16).read_to_end(&mut head).map_err(Error::io(path))?;
-        let header = match bmff::header(&head, at as usize) {
+        let left = file_len - at;
+        // The offset only names the place in a message; past usize (32-bit targets) it saturates.
+        let header = match bmff::header(&head, usize::try_from(at).unwrap_or(usize::MAX)) {
             Ok(header) => header,
             Err(e) => {
-                problems.push(format!("at byte {at}: {e} ({} bytes left in the file)", file_len - at));
+                problems.push(format!("at byte {at}: {e} ({left} bytes left in the file)"));
                 break;
             }
         };
-        let size = header.size.unwrap_or(file_len - at);
-        if at + size > file_len {
+        let size = header.size.unwrap_or(left);
+        if size > left {
             problems.push(format!(
-                "box {} at byte {at} declares {size} bytes; the file ends {} bytes in: truncated",
+                "box {} at byte {at} declares {size} bytes; the file ends {left} bytes in: truncated",
                 fourcc(&header.kind),
-                file_len - at
             ));
         }
-        let size = size.min(file_len - at);
+        // Both the declared size and the bytes left hold the header just read.
+        let size = size.min(left);
         if &header.kind == b"mdat" || size > MAX_BOX_IN_MEMORY {
             entries.push(entry(
                 0,
@@ -368,10 +370,27 @@ impl Fragments {
                     jump / f64::from(scale)
                 ));
             }
-            match track.duration {
-                Some(duration) => self.next_decode.insert(track.track_id, decode + duration),
-                None => self.next_decode.remove(&track.track_id),
-            };
+            self.follow(at, track.track_id, decode, track.duration, problems);
+        }
+    }
+
+    /// Notes where a track's next fragment must start: this one's decode time plus its duration.
+    fn follow(&mut self, at: u64, track: u32, decode: u64, duration: Option<u64>, problems: &mut Vec<String>) {
+        let Some(duration) = duration else {
+            self.next_decode.remove(&track);
+            return;
+        };
+        match decode.checked_add(duration) {
+            Some(end) => {
+                self.next_decode.insert(track, end);
+            }
+            None => {
+                problems.push(format!(
+                    "moof at byte {at}: track {track} decode time (tfdt) {decode} plus the fragment's duration \
+                     {duration} passes 2^64 ticks"
+                ));
+                self.next_decode.remove(&track);
+            }
         }
     }
 

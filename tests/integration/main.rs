@@ -11,6 +11,7 @@ mod convert;
 mod copy;
 mod dash;
 mod encrypt;
+mod hardening_parsers;
 mod hls;
 mod inspect;
 mod live;
