@@ -71,12 +71,15 @@ enum Command {
     /// Show the box tree of an MP4/fMP4 or the tags of an FLV, and the problems found in it.
     Inspect {
         input: PathBuf,
-        /// Print JSON instead of a listing.
+        /// Print JSON instead of a listing (one object, an entry per line, written as read).
         #[arg(long)]
         json: bool,
         /// Print only the problems.
         #[arg(long, conflicts_with = "json")]
         problems: bool,
+        /// The init segment of a media segment (.m4s): its timescales and track defaults.
+        #[arg(long)]
+        init: Option<PathBuf>,
     },
     /// Record a live source (RTMP, SRT, live HLS/DASH, a capture device) without re-encoding,
     /// at a given time, for a given duration, reconnecting when it drops; or a schedule of them.
@@ -457,7 +460,12 @@ fn main() -> ExitCode {
         Command::Unframe(args) => unframe(&args),
         Command::Remux { input, output, force } => remux(&input, &output, force),
         Command::Convert(args) => convert(&args),
-        Command::Inspect { input, json, problems } => inspect(&input, json, problems),
+        Command::Inspect {
+            input,
+            json,
+            problems,
+            init,
+        } => inspect(&input, init.as_deref(), json, problems),
         Command::Record(args) => record_cli::run(&args),
     };
     match result {
@@ -618,26 +626,30 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn inspect(input: &Path, json: bool, problems_only: bool) -> anyhow::Result<()> {
-    let inspection = stream_pack::inspect::inspect(input)?;
-    let text = if json {
-        serde_json::to_string_pretty(&inspection).context("serialising the inspection")? + "\n"
-    } else if problems_only {
-        inspection.problems.iter().map(|p| format!("{p}\n")).collect()
-    } else {
-        inspection.to_string()
+fn inspect(input: &Path, init: Option<&Path>, json: bool, problems_only: bool) -> anyhow::Result<()> {
+    use stream_pack::inspect::{Inspector, Style};
+    let mut inspector = Inspector::open(input)?;
+    if let Some(init) = init {
+        inspector = inspector.with_init(init)?;
+    }
+    let style = match (json, problems_only) {
+        (true, _) => Style::Json,
+        (false, true) => Style::Problems,
+        (false, false) => Style::Listing,
     };
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let (inspection, written) = inspector.print(style, stdout)?;
     // A reader that stops early (`| head`) is no failure of the inspection.
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
+    match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e).context("writing to stdout"),
         _ => {}
     }
     match inspection.problems.as_slice() {
         [] => Ok(()),
-        [only] => Err(problems_error(input, format!("a problem found: {only}"))),
+        [only] if inspection.problem_count() == 1 => Err(problems_error(input, format!("a problem found: {only}"))),
         [first, ..] => Err(problems_error(
             input,
-            format!("{} problems found; the first: {first}", inspection.problems.len()),
+            format!("{} problems found; the first: {first}", inspection.problem_count()),
         )),
     }
 }

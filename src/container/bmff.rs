@@ -60,30 +60,42 @@ pub fn header(bytes: &[u8], at: usize) -> Result<Header, BoxError> {
 
 /// The boxes directly inside `data[from..to]`, every size checked against the bounds.
 pub fn children(data: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, BoxError> {
+    iter_children(data, from, to).collect()
+}
+
+/// [`children`] one at a time, for a box that may hold millions; it ends after an error.
+pub fn iter_children(data: &[u8], from: usize, to: usize) -> impl Iterator<Item = Result<BoxRef, BoxError>> {
     let to = to.min(data.len());
-    let mut boxes = Vec::new();
     let mut at = from;
-    while at < to {
-        let head = header(&data[at..to], at)?;
-        let end = match head.size {
-            None => to,
-            Some(size) => usize::try_from(size)
-                .ok()
-                .and_then(|size| at.checked_add(size))
-                .ok_or(BoxError::BadSize(at))?,
-        };
-        if end > to {
-            return Err(BoxError::Truncated(at));
+    std::iter::from_fn(move || {
+        if at >= to {
+            return None;
         }
-        boxes.push(BoxRef {
-            kind: head.kind,
-            start: at,
-            payload: at + head.len,
-            end,
-        });
-        at = end;
+        let next = next_child(data, at, to);
+        // After an error the rest cannot be found: nothing more comes.
+        at = next.as_ref().map_or(to, |b| b.end);
+        Some(next)
+    })
+}
+
+fn next_child(data: &[u8], at: usize, to: usize) -> Result<BoxRef, BoxError> {
+    let head = header(&data[at..to], at)?;
+    let end = match head.size {
+        None => to,
+        Some(size) => usize::try_from(size)
+            .ok()
+            .and_then(|size| at.checked_add(size))
+            .ok_or(BoxError::BadSize(at))?,
+    };
+    if end > to {
+        return Err(BoxError::Truncated(at));
     }
-    Ok(boxes)
+    Ok(BoxRef {
+        kind: head.kind,
+        start: at,
+        payload: at + head.len,
+        end,
+    })
 }
 
 /// The first box of `kind` directly inside `data[from..to]`.

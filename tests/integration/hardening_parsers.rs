@@ -2,7 +2,7 @@
 //! media segments and memory that stays flat however many boxes a file has, and the small
 //! hand-made inputs of `fixtures/`.
 
-use crate::util::cli;
+use crate::util::{cli, ffprobe, media};
 use std::path::{Path, PathBuf};
 
 /// A file or folder under the repository's `fixtures/`.
@@ -61,4 +61,131 @@ fn item07_decode_time_overflow_is_a_problem_named_not_a_wrapped_time() {
             .any(|p| p.contains("passes 2^64") || p.contains("past 64 bits")),
         "the overflow is named: {problems}"
     );
+}
+
+/// `stream-pack inspect ARGS`.
+fn inspect(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    cli::run([&["inspect".as_ref()], args].concat())
+}
+
+/// The problems `inspect --problems` printed.
+fn problems(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The ticks per second of a DASH rendition's media, by ffprobe from its init segment.
+fn timescale(init: &Path) -> u64 {
+    let json = ffprobe::probe(&["-show_streams"], init);
+    let time_base = json["streams"][0]["time_base"].as_str().expect("time_base");
+    time_base.strip_prefix("1/").expect("1/N").parse().unwrap()
+}
+
+#[test]
+fn item12_a_dash_media_segment_inspects_alone_and_with_its_init() {
+    let (_dir, out) = cli::package_in_temp("dash", &media("tiny"), &["--reps", "90", "--segment-duration", "1"]);
+    let rendition = out.join("90p");
+    let (init, first, second) = (
+        rendition.join("init.mp4"),
+        rendition.join("segment00000.m4s"),
+        rendition.join("segment00001.m4s"),
+    );
+    let output = inspect(&[second.as_os_str(), "--json".as_ref()]);
+    cli::assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["media_segment"], true);
+    assert_eq!(report["entries"][0]["name"], "moof", "{report}");
+    cli::assert_success(&inspect(&[second.as_os_str(), "--init".as_ref(), init.as_os_str()]));
+
+    // Two segments joined, the second's tfdt moved on by one second of the init's timescale:
+    // with the init the jump is in seconds, without it in ticks.
+    let scale = timescale(&init);
+    let mut joined = std::fs::read(&first).unwrap();
+    let mut later = std::fs::read(&second).unwrap();
+    let tfdt = later.windows(4).position(|w| w == b"tfdt").unwrap() + 4;
+    let (version, field) = (later[tfdt], tfdt + 4);
+    let width = if version == 1 { 8 } else { 4 };
+    let mut time = [0u8; 8];
+    time[8 - width..].copy_from_slice(&later[field..field + width]);
+    let moved = (u64::from_be_bytes(time) + scale).to_be_bytes();
+    later[field..field + width].copy_from_slice(&moved[8 - width..]);
+    joined.extend(later);
+    let dir = tempfile::tempdir().unwrap();
+    let edited = dir.path().join("joined.m4s");
+    std::fs::write(&edited, joined).unwrap();
+    let with_init = inspect(&[
+        edited.as_os_str(),
+        "--problems".as_ref(),
+        "--init".as_ref(),
+        init.as_os_str(),
+    ]);
+    cli::assert_failure(&with_init, 3);
+    assert!(
+        problems(&with_init).contains("a jump of 1.000 s"),
+        "{}",
+        problems(&with_init)
+    );
+    let alone = inspect(&[edited.as_os_str(), "--problems".as_ref()]);
+    cli::assert_failure(&alone, 3);
+    assert!(
+        problems(&alone).contains(&format!("a jump of {scale} ticks")),
+        "{}",
+        problems(&alone)
+    );
+    assert!(!problems(&alone).contains("no moov"), "{}", problems(&alone));
+
+    // An init segment for an FLV is a usage error; an init without moov is a bad input.
+    let flv = dir.path().join("header-only.flv");
+    std::fs::write(&flv, b"FLV\x01\x05\0\0\0\x09\0\0\0\0").unwrap();
+    let error = cli::assert_failure(&inspect(&[flv.as_os_str(), "--init".as_ref(), init.as_os_str()]), 2);
+    assert!(error.contains("FLV"), "{error}");
+    let error = cli::assert_failure(&inspect(&[second.as_os_str(), "--init".as_ref(), first.as_os_str()]), 3);
+    assert!(
+        error.contains("no moov") && error.contains("segment00000.m4s"),
+        "{error}"
+    );
+}
+
+/// Runs `inspect FILE --json` under `/usr/bin/time -v`, stdout to a file: the exit status,
+/// the JSON's last line, its number of lines, and the peak resident memory in MiB.
+fn inspect_measured(file: &Path) -> (Option<i32>, String, usize, u64) {
+    let json = file.with_extension("json");
+    let run = std::process::Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(env!("CARGO_BIN_EXE_stream-pack"))
+        .args(["inspect".as_ref(), file.as_os_str(), "--json".as_ref()])
+        .stdout(std::fs::File::create(&json).unwrap())
+        .output()
+        .expect("run /usr/bin/time");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let peak_kib: u64 = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .unwrap_or_else(|| panic!("no peak memory in: {stderr}"))
+        .parse()
+        .unwrap();
+    let text = std::fs::read_to_string(&json).unwrap();
+    let last = text.lines().last().unwrap_or_default().to_owned();
+    (run.status.code(), last, text.lines().count(), peak_kib / 1024)
+}
+
+#[test]
+fn item12_a_million_empty_boxes_or_tags_inspect_in_bounded_memory() {
+    const COUNT: usize = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let boxes = dir.path().join("boxes.mp4");
+    std::fs::write(&boxes, [0, 0, 0, 8, b'f', b'r', b'e', b'e'].repeat(COUNT)).unwrap();
+    // An FLV header, PreviousTagSize0, then empty script tags, each followed by its size (11).
+    let flv = dir.path().join("tags.flv");
+    let tag = [18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11];
+    let header = [b'F', b'L', b'V', 1, 0, 0, 0, 0, 9, 0, 0, 0, 0];
+    std::fs::write(&flv, [&header[..], &tag.repeat(COUNT)].concat()).unwrap();
+    for (file, status) in [(&boxes, 3), (&flv, 0)] {
+        let (code, last, lines, peak_mib) = inspect_measured(file);
+        // The binary with FFmpeg's libraries loaded takes about 60 MiB doing nothing.
+        assert!(peak_mib < 100, "{}: {peak_mib} MiB at peak", file.display());
+        assert_eq!(code, Some(status), "{}: {last}", file.display());
+        // The opening line, an entry per line, the closing line with the counts and problems.
+        assert_eq!(lines, COUNT + 2, "{}", file.display());
+        assert!(last.contains(&format!("\"entry_count\":{COUNT}")), "{last}");
+    }
 }
