@@ -189,3 +189,96 @@ fn item12_a_million_empty_boxes_or_tags_inspect_in_bounded_memory() {
         assert!(last.contains(&format!("\"entry_count\":{COUNT}")), "{last}");
     }
 }
+
+#[test]
+fn item17_the_captured_websocket_sample_unframes_to_an_mp4_of_its_20_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.mp4");
+    let capture = fixture("capture/fragments.cap");
+    cli::assert_success(&cli::run([
+        "unframe".as_ref(),
+        capture.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]));
+    let frames = ffprobe::video_frames(&out);
+    assert_eq!(frames.count, 20, "the 20 frames of the four fragments captured");
+    assert!((frames.span - 1.9).abs() < 0.01, "2 s at 10 fps: {} s", frames.span);
+    ffprobe::assert_decodes_cleanly(&out);
+}
+
+/// Each stream's decode times in a file, in file order, in milliseconds.
+fn decode_times_ms(file: &Path) -> Vec<Vec<i64>> {
+    let json = ffprobe::probe(&["-show_entries", "packet=stream_index,dts_time"], file);
+    let mut streams: Vec<Vec<i64>> = vec![Vec::new(); 2];
+    for packet in json["packets"].as_array().expect("packets") {
+        let index = packet["stream_index"].as_u64().unwrap() as usize;
+        let seconds: f64 = packet["dts_time"].as_str().expect("dts_time").parse().unwrap();
+        streams[index].push((seconds * 1000.0).round() as i64);
+    }
+    streams
+}
+
+#[test]
+fn item17_flv_chunks_with_a_timestamp_reset_join_with_monotonic_timestamps() {
+    let chunks = [fixture("flv/reset-chunk0.flv"), fixture("flv/reset-chunk1.flv")];
+    let second = decode_times_ms(&chunks[1]);
+    assert!(
+        second.iter().all(|times| times[0] < 100),
+        "the second chunk restarts at 0: {second:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("joined.flv");
+    cli::assert_success(&cli::run([
+        "concat-flv".as_ref(),
+        chunks[0].as_os_str(),
+        chunks[1].as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]));
+    let joined = decode_times_ms(&out);
+    let parts: Vec<Vec<Vec<i64>>> = chunks.iter().map(|c| decode_times_ms(c)).collect();
+    for (stream, times) in joined.iter().enumerate() {
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "stream {stream} decode times only grow: {times:?}"
+        );
+        let count: usize = parts.iter().map(|p| p[stream].len()).sum();
+        assert_eq!(times.len(), count, "stream {stream}: every packet of both chunks");
+    }
+    // The video of the second chunk follows the first's: 20 frames at 10 fps end near 2 s.
+    let video_end = *joined[0].last().unwrap();
+    assert!((1900..=2100).contains(&video_end), "the last frame at {video_end} ms");
+    ffprobe::assert_decodes_cleanly(&out);
+}
+
+#[test]
+fn item17_every_fixture_is_small_and_listed_in_the_readme() {
+    let readme = std::fs::read_to_string(fixture("README.md")).unwrap();
+    let mut pending = vec![fixture("")];
+    let mut files = 0;
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let name = path.strip_prefix(fixture("")).unwrap().to_string_lossy().into_owned();
+            if name == "README.md" {
+                continue;
+            }
+            let size = std::fs::metadata(&path).unwrap().len();
+            assert!(size <= 8 * 1024, "{name}: {size} bytes, more than a few KiB");
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "fixtures/README.md does not describe {name}"
+            );
+            files += 1;
+        }
+    }
+    assert!(
+        files >= 4,
+        "the overflow input, the capture and the FLV chunks: {files} files"
+    );
+}
