@@ -157,18 +157,7 @@ impl<R: Read + Seek> Inspector<R> {
     /// write's error beside it (a reader that stops early, `| head`, is no failure of the file).
     pub fn print(self, style: Style, out: impl Write) -> Result<(Inspection, io::Result<()>)> {
         let mut out = Output { out, failed: None };
-        match style {
-            Style::Listing => {
-                out.line(format_args!("{}: {}", self.path.display(), self.format));
-                out.line(format_args!("{:>12} {:>10}  what", "offset", "size"));
-            }
-            Style::Json => out.line(format_args!(
-                "{{\"path\":{},\"format\":\"{}\",\"entries\":[",
-                json(&self.path.to_string_lossy()),
-                self.format
-            )),
-            Style::Problems => {}
-        }
+        out.head(style, &self.path, self.format);
         let mut first = true;
         let inspection = self.run(|entry| match style {
             Style::Listing => out.line(format_args!("{entry}")),
@@ -178,24 +167,7 @@ impl<R: Read + Seek> Inspector<R> {
             }
             Style::Problems => {}
         })?;
-        match style {
-            Style::Listing => out.line(format_args!("{inspection}")),
-            Style::Json => out.line(format_args!(
-                "],\"entry_count\":{},\"media_segment\":{},\"problems\":{},\"problems_not_listed\":{}}}",
-                inspection.entry_count,
-                inspection.media_segment,
-                json(&inspection.problems),
-                inspection.problems_not_listed
-            )),
-            Style::Problems => {
-                for problem in &inspection.problems {
-                    out.line(format_args!("{problem}"));
-                }
-                if inspection.problems_not_listed > 0 {
-                    out.line(format_args!("… and {} more", inspection.problems_not_listed));
-                }
-            }
-        }
+        out.tail(style, &inspection);
         let written = out.finish();
         Ok((inspection, written))
     }
@@ -225,6 +197,43 @@ impl<W: Write> Output<W> {
             && let Err(e) = writeln!(self.out, "{line}")
         {
             self.failed = Some(e);
+        }
+    }
+
+    /// What comes before the entries: the file and its format.
+    fn head(&mut self, style: Style, path: &Path, format: Format) {
+        match style {
+            Style::Listing => {
+                self.line(format_args!("{}: {format}", path.display()));
+                self.line(format_args!("{:>12} {:>10}  what", "offset", "size"));
+            }
+            Style::Json => self.line(format_args!(
+                "{{\"path\":{},\"format\":\"{format}\",\"entries\":[",
+                json(&path.to_string_lossy())
+            )),
+            Style::Problems => {}
+        }
+    }
+
+    /// What comes after the entries: the counts and the problems.
+    fn tail(&mut self, style: Style, inspection: &Inspection) {
+        match style {
+            Style::Listing => self.line(format_args!("{inspection}")),
+            Style::Json => self.line(format_args!(
+                "],\"entry_count\":{},\"media_segment\":{},\"problems\":{},\"problems_not_listed\":{}}}",
+                inspection.entry_count,
+                inspection.media_segment,
+                json(&inspection.problems),
+                inspection.problems_not_listed
+            )),
+            Style::Problems => {
+                for problem in &inspection.problems {
+                    self.line(format_args!("{problem}"));
+                }
+                if inspection.problems_not_listed > 0 {
+                    self.line(format_args!("… and {} more", inspection.problems_not_listed));
+                }
+            }
         }
     }
 
