@@ -1,12 +1,13 @@
-//! `inspect`: the box tree of an MP4 or fragmented MP4, or the tag list of an FLV, and the
-//! problems found in it: mfhd sequence gaps, trafs without tfdt, decode-time jumps between
-//! fragments, samples outside their mdat, PreviousTagSize mismatches, timestamps that go back or
-//! jump, truncation. Reads box by box and tag by tag: an mdat is never loaded.
+//! `inspect`: the box tree of an MP4, fragmented MP4 or CMAF media segment, or the tag list of an
+//! FLV, and the problems found in it: mfhd sequence gaps, trafs without tfdt, decode-time jumps
+//! between fragments, samples outside their mdat, PreviousTagSize mismatches, timestamps that go
+//! back or jump, truncation. Reads box by box and tag by tag and hands each entry over as it is
+//! read: an mdat is never loaded, and memory does not grow with the number of boxes or tags.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -15,15 +16,45 @@ use crate::container::bmff::{self, BoxRef, MovieFragment, TrackDefaults};
 use crate::container::flv::{self, Content, FlvReader};
 use crate::error::{Error, Result};
 
-/// What `inspect` found.
+/// What the file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// An MP4, a fragmented MP4, or a media segment of one.
+    Mp4,
+    Flv,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Mp4 => "mp4",
+            Format::Flv => "flv",
+        })
+    }
+}
+
+/// What `inspect` found besides the entries, which go to the caller one at a time.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
     pub path: PathBuf,
-    /// `mp4` or `flv`.
-    pub format: &'static str,
-    /// Boxes (depth-first, `depth` 0 at the top) or tags, in file order.
-    pub entries: Vec<Entry>,
+    pub format: Format,
+    /// Boxes or tags walked.
+    pub entry_count: u64,
+    /// A media segment (CMAF, DASH, HLS fMP4): styp or moof first and no moov, which it needs
+    /// not have; its track facts come from the init segment when one is given.
+    pub media_segment: bool,
+    /// The first [`MAX_PROBLEMS_LISTED`] problems.
     pub problems: Vec<String>,
+    /// Problems found past those listed.
+    pub problems_not_listed: u64,
+}
+
+impl Inspection {
+    /// Every problem found, listed or not.
+    pub fn problem_count(&self) -> u64 {
+        self.problems.len() as u64 + self.problems_not_listed
+    }
 }
 
 /// A box or a tag.
@@ -38,56 +69,262 @@ pub struct Entry {
     pub detail: String,
 }
 
-/// Inspects an MP4, fMP4 or FLV file.
-pub fn inspect(path: &Path) -> Result<Inspection> {
-    crate::source::check_file(path)?;
-    let file = File::open(path).map_err(Error::io(path))?;
-    inspect_reader(path, BufReader::new(file))
+/// Problems kept in full; a hostile file can have one per box, so the rest are only counted.
+pub const MAX_PROBLEMS_LISTED: usize = 1000;
+
+/// An open file to inspect: its format is known, the walk has not begun.
+pub struct Inspector<R> {
+    path: PathBuf,
+    format: Format,
+    reader: BufReader<R>,
+    /// The moov of the init segment given for a media segment, and that file.
+    init: Option<(PathBuf, Vec<u8>)>,
 }
 
-/// Inspects what `reader` holds; `path` names it in the report and in errors.
-pub fn inspect_reader<R: Read + Seek>(path: &Path, mut reader: R) -> Result<Inspection> {
-    let mut start = Vec::new();
-    (&mut reader).take(8).read_to_end(&mut start).map_err(Error::io(path))?;
-    reader.seek(SeekFrom::Start(0)).map_err(Error::io(path))?;
-    if start.starts_with(b"FLV") {
-        Ok(inspect_flv(path, reader))
-    } else if start.len() == 8 && TOP_LEVEL.contains(&&start[4..8]) {
-        inspect_mp4(path, reader)
-    } else {
-        Err(Error::InputUnreadable {
+impl Inspector<File> {
+    /// Opens an MP4, fMP4, media segment or FLV file.
+    pub fn open(path: &Path) -> Result<Inspector<File>> {
+        crate::source::check_file(path)?;
+        let file = File::open(path).map_err(Error::io(path))?;
+        Inspector::new(path, file)
+    }
+}
+
+impl<R: Read + Seek> Inspector<R> {
+    /// Inspects what `reader` holds; `path` names it in the report and in errors.
+    pub fn new(path: &Path, reader: R) -> Result<Inspector<R>> {
+        let mut reader = BufReader::new(reader);
+        let mut start = Vec::new();
+        (&mut reader).take(8).read_to_end(&mut start).map_err(Error::io(path))?;
+        reader.seek(SeekFrom::Start(0)).map_err(Error::io(path))?;
+        let format = if start.starts_with(b"FLV") {
+            Format::Flv
+        } else if start.len() == 8 && TOP_LEVEL.contains(&&start[4..8]) {
+            Format::Mp4
+        } else {
+            return Err(Error::InputUnreadable {
+                path: path.to_owned(),
+                reason: "neither an MP4 (or fragmented MP4) nor an FLV file".into(),
+            });
+        };
+        Ok(Inspector {
             path: path.to_owned(),
-            reason: "neither an MP4 (or fragmented MP4) nor an FLV file".into(),
+            format,
+            reader,
+            init: None,
         })
     }
+
+    /// Takes the track facts (timescales, trex defaults) of a media segment from its init segment.
+    pub fn with_init(mut self, init: &Path) -> Result<Inspector<R>> {
+        if self.format != Format::Mp4 {
+            return Err(Error::InvalidOption(format!(
+                "--init {}: an init segment goes with an MP4 media segment; {} is an FLV",
+                init.display(),
+                self.path.display()
+            )));
+        }
+        self.init = Some((init.to_owned(), init_moov(init)?));
+        Ok(self)
+    }
+
+    /// Walks the file, giving each box or tag to `on_entry` as it is read.
+    pub fn run(self, mut on_entry: impl FnMut(&Entry)) -> Result<Inspection> {
+        let mut walk = Walk {
+            on_entry: &mut on_entry,
+            count: 0,
+            problems: Problems::default(),
+        };
+        let media_segment = match self.format {
+            Format::Mp4 => walk_mp4(&self.path, self.reader, self.init, &mut walk)?,
+            Format::Flv => {
+                walk_flv(self.reader, &mut walk);
+                false
+            }
+        };
+        Ok(Inspection {
+            path: self.path,
+            format: self.format,
+            entry_count: walk.count,
+            media_segment,
+            problems: walk.problems.listed,
+            problems_not_listed: walk.problems.more,
+        })
+    }
+
+    /// Walks the file and writes what it finds to `out` in `style`, each entry as it is read.
+    /// A write that fails ends the output, not the walk: the inspection comes back with the
+    /// write's error beside it (a reader that stops early, `| head`, is no failure of the file).
+    pub fn print(self, style: Style, out: impl Write) -> Result<(Inspection, io::Result<()>)> {
+        let mut out = Output { out, failed: None };
+        out.head(style, &self.path, self.format);
+        let mut first = true;
+        let inspection = self.run(|entry| match style {
+            Style::Listing => out.line(format_args!("{entry}")),
+            Style::Json => {
+                let comma = if std::mem::take(&mut first) { "" } else { "," };
+                out.line(format_args!("{comma}{}", json(entry)));
+            }
+            Style::Problems => {}
+        })?;
+        out.tail(style, &inspection);
+        let written = out.finish();
+        Ok((inspection, written))
+    }
 }
 
-impl fmt::Display for Inspection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{}: {}, {} entries",
-            self.path.display(),
-            self.format,
-            self.entries.len()
-        )?;
-        writeln!(f, "{:>12} {:>10}  what", "offset", "size")?;
-        for entry in &self.entries {
-            let line = format!("{}{} {}", "  ".repeat(entry.depth), entry.name, entry.detail);
-            writeln!(f, "{:>12} {:>10}  {}", entry.offset, entry.size, line.trim_end())?;
+/// How [`Inspector::print`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// The entries as an indented table, then a summary and the problems.
+    Listing,
+    /// One JSON object: `path`, `format`, `entries` (one per line), `entry_count`,
+    /// `media_segment`, `problems`, `problems_not_listed`.
+    Json,
+    /// Only the problems, one per line.
+    Problems,
+}
+
+/// A writer that keeps its first error and writes nothing after it.
+struct Output<W> {
+    out: W,
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> Output<W> {
+    fn line(&mut self, line: fmt::Arguments<'_>) {
+        if self.failed.is_none()
+            && let Err(e) = writeln!(self.out, "{line}")
+        {
+            self.failed = Some(e);
         }
-        if self.problems.is_empty() {
-            writeln!(f, "no problems found")
-        } else {
-            let count = self.problems.len();
-            writeln!(f, "{count} problem{}:", if count == 1 { "" } else { "s" })?;
-            self.problems.iter().try_for_each(|p| writeln!(f, "  {p}"))
+    }
+
+    /// What comes before the entries: the file and its format.
+    fn head(&mut self, style: Style, path: &Path, format: Format) {
+        match style {
+            Style::Listing => {
+                self.line(format_args!("{}: {format}", path.display()));
+                self.line(format_args!("{:>12} {:>10}  what", "offset", "size"));
+            }
+            Style::Json => self.line(format_args!(
+                "{{\"path\":{},\"format\":\"{format}\",\"entries\":[",
+                json(&path.to_string_lossy())
+            )),
+            Style::Problems => {}
+        }
+    }
+
+    /// What comes after the entries: the counts and the problems.
+    fn tail(&mut self, style: Style, inspection: &Inspection) {
+        match style {
+            Style::Listing => self.line(format_args!("{inspection}")),
+            Style::Json => self.line(format_args!(
+                "],\"entry_count\":{},\"media_segment\":{},\"problems\":{},\"problems_not_listed\":{}}}",
+                inspection.entry_count,
+                inspection.media_segment,
+                json(&inspection.problems),
+                inspection.problems_not_listed
+            )),
+            Style::Problems => {
+                for problem in &inspection.problems {
+                    self.line(format_args!("{problem}"));
+                }
+                if inspection.problems_not_listed > 0 {
+                    self.line(format_args!("… and {} more", inspection.problems_not_listed));
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => self.out.flush(),
         }
     }
 }
 
-/// Box types a file may start with.
-const TOP_LEVEL: [&[u8]; 8] = [b"ftyp", b"styp", b"moov", b"moof", b"free", b"skip", b"mdat", b"wide"];
+/// A value as compact JSON; what is written here always serialises.
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("paths, strings and entries serialise")
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = format!("{}{} {}", "  ".repeat(self.depth), self.name, self.detail);
+        write!(f, "{:>12} {:>10}  {}", self.offset, self.size, what.trim_end())
+    }
+}
+
+/// The summary after the entries: how many, what kind of file, the problems.
+impl fmt::Display for Inspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let segment = if self.media_segment {
+            ", a media segment (no moov: --init names its init segment)"
+        } else {
+            ""
+        };
+        writeln!(f, "{} entries{segment}", self.entry_count)?;
+        match self.problem_count() {
+            0 => write!(f, "no problems found"),
+            count => {
+                write!(f, "{count} problem{}:", if count == 1 { "" } else { "s" })?;
+                self.problems.iter().try_for_each(|p| write!(f, "\n  {p}"))?;
+                match self.problems_not_listed {
+                    0 => Ok(()),
+                    more => write!(f, "\n  … and {more} more"),
+                }
+            }
+        }
+    }
+}
+
+/// The walk's counts and problems, and where entries go.
+struct Walk<'a> {
+    on_entry: &'a mut dyn FnMut(&Entry),
+    count: u64,
+    problems: Problems,
+}
+
+impl Walk<'_> {
+    fn entry(&mut self, depth: usize, offset: u64, size: u64, name: String, detail: String) {
+        self.count += 1;
+        (self.on_entry)(&Entry {
+            depth,
+            offset,
+            size,
+            name,
+            detail,
+        });
+    }
+}
+
+/// The first [`MAX_PROBLEMS_LISTED`] problems, and a count of the others.
+#[derive(Default)]
+struct Problems {
+    listed: Vec<String>,
+    more: u64,
+}
+
+impl Problems {
+    fn push(&mut self, problem: String) {
+        if self.listed.len() < MAX_PROBLEMS_LISTED {
+            self.listed.push(problem);
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// Box types a file may start with: a file's, or a media segment's (CMAF allows prft, emsg
+/// and, in DASH, sidx before the moof).
+const TOP_LEVEL: [&[u8]; 11] = [
+    b"ftyp", b"styp", b"moov", b"moof", b"free", b"skip", b"mdat", b"wide", b"sidx", b"emsg", b"prft",
+];
+
+/// The first boxes that make a file without moov a media segment rather than a broken MP4.
+const SEGMENT_START: [&[u8; 4]; 5] = [b"styp", b"sidx", b"emsg", b"prft", b"moof"];
 
 /// Boxes whose payload is made of boxes, and the bytes of fields before them.
 fn container(kind: &[u8; 4]) -> Option<usize> {
@@ -108,13 +345,46 @@ const MAX_DEPTH: usize = 32;
 /// The largest box (other than mdat) read into memory to walk; a moov of hours of samples is tens of MiB.
 const MAX_BOX_IN_MEMORY: u64 = 256 << 20;
 
+/// Tracks whose decode times are followed from fragment to fragment; real files have a few.
+const MAX_TRACKS_FOLLOWED: usize = 1024;
+
+/// The moov of an init segment, read whole (an init segment is a few KiB).
+fn init_moov(init: &Path) -> Result<Vec<u8>> {
+    crate::source::check_file(init)?;
+    let file = File::open(init).map_err(Error::io(init))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_BOX_IN_MEMORY + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::io(init))?;
+    let corrupt = |reason: String| Error::InputCorrupt {
+        path: init.to_owned(),
+        reason,
+    };
+    if bytes.len() as u64 > MAX_BOX_IN_MEMORY {
+        return Err(corrupt(format!(
+            "larger than {} MiB: not an init segment",
+            MAX_BOX_IN_MEMORY >> 20
+        )));
+    }
+    let boxes = bmff::children(&bytes, 0, bytes.len()).map_err(|e| corrupt(format!("not an init segment: {e}")))?;
+    let moov = boxes
+        .iter()
+        .find(|b| &b.kind == b"moov")
+        .ok_or_else(|| corrupt("no moov: not an init segment".into()))?;
+    Ok(bytes[moov.start..moov.end].to_vec())
+}
+
 /// The per-file state of the fragment checks.
 #[derive(Default)]
 struct Fragments {
     defaults: Vec<TrackDefaults>,
     timescales: HashMap<u32, u32>,
+    /// The file's own moov was seen.
     has_moov: bool,
-    has_mvex: bool,
+    /// Whether the moov in force (the file's, or the init segment's) has an mvex; `None` without one.
+    has_mvex: Option<bool>,
+    /// The type of the file's first box.
+    first: Option<[u8; 4]>,
     last_sequence: Option<u32>,
     /// Each track's decode time at the end of its last fragment.
     next_decode: HashMap<u32, u64>,
@@ -123,115 +393,129 @@ struct Fragments {
     count: u64,
 }
 
-fn inspect_mp4<R: Read + Seek>(path: &Path, mut reader: R) -> Result<Inspection> {
+impl Fragments {
+    fn media_segment(&self) -> bool {
+        !self.has_moov && self.first.is_some_and(|first| SEGMENT_START.contains(&&first))
+    }
+}
+
+/// Walks the boxes of an MP4; says whether it is a media segment.
+fn walk_mp4<R: Read + Seek>(
+    path: &Path,
+    mut reader: BufReader<R>,
+    init: Option<(PathBuf, Vec<u8>)>,
+    walk: &mut Walk,
+) -> Result<bool> {
     let file_len = reader.seek(SeekFrom::End(0)).map_err(Error::io(path))?;
     reader.seek(SeekFrom::Start(0)).map_err(Error::io(path))?;
-    let mut entries = Vec::new();
-    let mut problems = Vec::new();
     let mut fragments = Fragments::default();
+    if let Some((init, moov)) = init {
+        fragments.moov(
+            &moov,
+            &format!("the init segment {}", init.display()),
+            &mut walk.problems,
+        );
+    }
     let mut at = 0u64;
     while at < file_len {
         let mut head = Vec::with_capacity(16);
         (&mut reader).take(16).read_to_end(&mut head).map_err(Error::io(path))?;
-        let header = match bmff::header(&head, at as usize) {
+        let left = file_len - at;
+        // The offset only names the place in a message; past usize (32-bit targets) it saturates.
+        let header = match bmff::header(&head, usize::try_from(at).unwrap_or(usize::MAX)) {
             Ok(header) => header,
             Err(e) => {
-                problems.push(format!("at byte {at}: {e} ({} bytes left in the file)", file_len - at));
+                walk.problems
+                    .push(format!("at byte {at}: {e} ({left} bytes left in the file)"));
                 break;
             }
         };
-        let size = header.size.unwrap_or(file_len - at);
-        if at + size > file_len {
-            problems.push(format!(
-                "box {} at byte {at} declares {size} bytes; the file ends {} bytes in: truncated",
+        fragments.first.get_or_insert(header.kind);
+        let size = header.size.unwrap_or(left);
+        if size > left {
+            walk.problems.push(format!(
+                "box {} at byte {at} declares {size} bytes; the file ends {left} bytes in: truncated",
                 fourcc(&header.kind),
-                file_len - at
             ));
         }
-        let size = size.min(file_len - at);
+        // Both the declared size and the bytes left hold the header just read.
+        let size = size.min(left);
+        let header_len = header.len as u64;
+        // Back to the box's first byte: up to 16 bytes were read, a box may be 8.
+        skip_back(&mut reader, head.len()).map_err(Error::io(path))?;
         if &header.kind == b"mdat" || size > MAX_BOX_IN_MEMORY {
-            entries.push(entry(
-                0,
-                at,
-                size,
-                &header.kind,
-                format!("{} bytes of payload", size - header.len as u64),
-            ));
-            fragments.mdat(at, header.len as u64, size, &mut problems);
+            let payload = format!("{} bytes of payload", size - header_len);
+            walk.entry(0, at, size, fourcc(&header.kind), payload);
+            fragments.mdat(at, header_len, size, &mut walk.problems);
+            skip(&mut reader, size).map_err(Error::io(path))?;
         } else {
-            reader.seek(SeekFrom::Start(at)).map_err(Error::io(path))?;
             let mut bytes = Vec::new();
             (&mut reader)
                 .take(size)
                 .read_to_end(&mut bytes)
                 .map_err(Error::io(path))?;
-            walk(&bytes, at, &mut entries, &mut problems);
-            fragments.top_level(at, &header.kind, &bytes, &mut problems);
+            walk_top(&bytes, at, walk);
+            fragments.top_level(at, &header.kind, &bytes, &mut walk.problems);
         }
         at += size;
-        reader.seek(SeekFrom::Start(at)).map_err(Error::io(path))?;
     }
-    fragments.end(&mut problems);
-    Ok(Inspection {
-        path: path.to_owned(),
-        format: "mp4",
-        entries,
-        problems,
-    })
+    fragments.end(&mut walk.problems);
+    Ok(fragments.media_segment())
 }
 
-/// Lists the box in `bytes` (at `offset` in the file) and every box inside it.
-fn walk(bytes: &[u8], offset: u64, entries: &mut Vec<Entry>, problems: &mut Vec<String>) {
+/// Moves `n` bytes on, keeping what the buffer holds when the next box is in it.
+fn skip<R: Read + Seek>(reader: &mut BufReader<R>, n: u64) -> io::Result<()> {
+    match i64::try_from(n) {
+        Ok(n) => reader.seek_relative(n),
+        Err(_) => {
+            let here = reader.stream_position()?;
+            reader.seek(SeekFrom::Start(here.saturating_add(n))).map(|_| ())
+        }
+    }
+}
+
+/// Moves back over the `n` (at most 16) bytes of a header just read.
+fn skip_back<R: Read + Seek>(reader: &mut BufReader<R>, n: usize) -> io::Result<()> {
+    reader.seek_relative(-i64::try_from(n).expect("a header is at most 16 bytes"))
+}
+
+/// Lists the top-level box in `bytes` (at `offset` in the file) and every box inside it.
+fn walk_top(bytes: &[u8], offset: u64, walk: &mut Walk) {
     let whole = BoxRef {
         kind: bytes[4..8].try_into().expect("a box header was read"),
         start: 0,
         payload: bmff::header(bytes, 0).map_or(8, |h| h.len),
         end: bytes.len(),
     };
-    walk_box(bytes, &whole, offset, 0, entries, problems);
+    walk_box(bytes, &whole, offset, 0, walk);
 }
 
-fn walk_box(bytes: &[u8], b: &BoxRef, offset: u64, depth: usize, entries: &mut Vec<Entry>, problems: &mut Vec<String>) {
+fn walk_box(bytes: &[u8], b: &BoxRef, offset: u64, depth: usize, walk: &mut Walk) {
     let at = offset + b.start as u64;
-    entries.push(entry(
-        depth,
-        at,
-        (b.end - b.start) as u64,
-        &b.kind,
-        detail(&b.kind, &bytes[b.payload..b.end]),
-    ));
+    let detail = detail(&b.kind, &bytes[b.payload..b.end]);
+    walk.entry(depth, at, (b.end - b.start) as u64, fourcc(&b.kind), detail);
     let Some(skip) = container(&b.kind) else { return };
     if depth >= MAX_DEPTH {
-        problems.push(format!(
+        walk.problems.push(format!(
             "{} at byte {at}: boxes nest deeper than {MAX_DEPTH} levels",
             fourcc(&b.kind)
         ));
         return;
     }
     if b.payload + skip > b.end {
-        problems.push(format!("{} at byte {at}: too short for its fields", fourcc(&b.kind)));
+        walk.problems
+            .push(format!("{} at byte {at}: too short for its fields", fourcc(&b.kind)));
         return;
     }
-    match bmff::children(bytes, b.payload + skip, b.end) {
-        Ok(children) => {
-            for child in &children {
-                walk_box(bytes, child, offset, depth + 1, entries, problems);
-            }
+    // One child at a time: a box of millions of empty boxes costs no list of them.
+    for child in bmff::iter_children(bytes, b.payload + skip, b.end) {
+        match child {
+            Ok(child) => walk_box(bytes, &child, offset, depth + 1, walk),
+            Err(e) => walk.problems.push(format!(
+                "inside {} at byte {at}: {e} (offset within the box)",
+                fourcc(&b.kind)
+            )),
         }
-        Err(e) => problems.push(format!(
-            "inside {} at byte {at}: {e} (offset within the box)",
-            fourcc(&b.kind)
-        )),
-    }
-}
-
-fn entry(depth: usize, offset: u64, size: u64, kind: &[u8; 4], detail: String) -> Entry {
-    Entry {
-        depth,
-        offset,
-        size,
-        name: fourcc(kind),
-        detail,
     }
 }
 
@@ -304,9 +588,12 @@ fn detail(kind: &[u8; 4], payload: &[u8]) -> String {
 }
 
 impl Fragments {
-    fn top_level(&mut self, at: u64, kind: &[u8; 4], bytes: &[u8], problems: &mut Vec<String>) {
+    fn top_level(&mut self, at: u64, kind: &[u8; 4], bytes: &[u8], problems: &mut Problems) {
         match kind {
-            b"moov" => self.moov(bytes, problems),
+            b"moov" => {
+                self.has_moov = true;
+                self.moov(bytes, "the moov", problems);
+            }
             b"moof" => {
                 if let Some((moof_at, _, _)) = self.pending.take() {
                     problems.push(format!("moof at byte {moof_at}: no mdat follows it"));
@@ -323,24 +610,25 @@ impl Fragments {
         }
     }
 
-    fn moov(&mut self, moov: &[u8], problems: &mut Vec<String>) {
-        self.has_moov = true;
-        self.has_mvex = bmff::child(moov, 8, moov.len(), b"mvex").ok().flatten().is_some();
+    /// Takes the track facts of a moov: the file's own, or its init segment's (`whose` names it).
+    fn moov(&mut self, moov: &[u8], whose: &str, problems: &mut Problems) {
+        let has_mvex = bmff::child(moov, 8, moov.len(), b"mvex").ok().flatten().is_some();
+        self.has_mvex = Some(has_mvex);
         match bmff::track_defaults(moov) {
             Ok(defaults) => self.defaults = defaults,
-            Err(e) => problems.push(format!("moov: its trex boxes do not read: {e}")),
+            Err(e) => problems.push(format!("{whose}: its trex boxes do not read: {e}")),
         }
         self.timescales = track_timescales(moov);
-        if self.has_mvex {
+        if has_mvex {
             for track in self.timescales.keys() {
                 if !self.defaults.iter().any(|d| d.track_id == *track) {
-                    problems.push(format!("track {track} has no trex in the moov's mvex"));
+                    problems.push(format!("{whose}: track {track} has no trex in the mvex"));
                 }
             }
         }
     }
 
-    fn check(&mut self, at: u64, fragment: &MovieFragment, problems: &mut Vec<String>) {
+    fn check(&mut self, at: u64, fragment: &MovieFragment, problems: &mut Problems) {
         self.count += 1;
         match (fragment.sequence, self.last_sequence) {
             (None, _) => problems.push(format!("moof at byte {at}: no mfhd")),
@@ -359,23 +647,48 @@ impl Fragments {
                 continue;
             };
             if let Some(expected) = self.next_decode.get(&track.track_id).copied().filter(|e| *e != decode) {
-                let scale = self.timescales.get(&track.track_id).copied().unwrap_or(1).max(1);
-                let jump = decode as f64 - expected as f64;
                 problems.push(format!(
                     "moof at byte {at}: track {} decode time (tfdt) {decode} where the previous fragment ends at \
-                     {expected}: a jump of {:.3} s",
+                     {expected}: a jump of {}",
                     track.track_id,
-                    jump / f64::from(scale)
+                    self.jump(track.track_id, decode, expected)
                 ));
             }
-            match track.duration {
-                Some(duration) => self.next_decode.insert(track.track_id, decode + duration),
-                None => self.next_decode.remove(&track.track_id),
-            };
+            self.follow(at, track.track_id, decode, track.duration, problems);
         }
     }
 
-    fn mdat(&mut self, at: u64, header: u64, size: u64, problems: &mut Vec<String>) {
+    /// A jump between decode times, in seconds when the track's timescale is known.
+    fn jump(&self, track: u32, decode: u64, expected: u64) -> String {
+        let ticks = i128::from(decode) - i128::from(expected);
+        match self.timescales.get(&track).copied().filter(|s| *s > 0) {
+            Some(scale) => format!("{:.3} s", ticks as f64 / f64::from(scale)),
+            None => format!("{ticks} ticks (the timescale is in the init segment: --init)"),
+        }
+    }
+
+    /// Notes where a track's next fragment must start: this one's decode time plus its duration.
+    fn follow(&mut self, at: u64, track: u32, decode: u64, duration: Option<u64>, problems: &mut Problems) {
+        let Some(duration) = duration else {
+            self.next_decode.remove(&track);
+            return;
+        };
+        match decode.checked_add(duration) {
+            Some(end) if self.next_decode.len() < MAX_TRACKS_FOLLOWED || self.next_decode.contains_key(&track) => {
+                self.next_decode.insert(track, end);
+            }
+            Some(_) => {}
+            None => {
+                problems.push(format!(
+                    "moof at byte {at}: track {track} decode time (tfdt) {decode} plus the fragment's duration \
+                     {duration} passes 2^64 ticks"
+                ));
+                self.next_decode.remove(&track);
+            }
+        }
+    }
+
+    fn mdat(&mut self, at: u64, header: u64, size: u64, problems: &mut Problems) {
         if let Some((moof_at, moof_len, fragment)) = self.pending.take() {
             if moof_at + moof_len != at {
                 problems.push(format!("moof at byte {moof_at}: its mdat does not follow it directly"));
@@ -385,14 +698,14 @@ impl Fragments {
         }
     }
 
-    fn end(&mut self, problems: &mut Vec<String>) {
+    fn end(&mut self, problems: &mut Problems) {
         if let Some((moof_at, _, _)) = self.pending.take() {
             problems.push(format!("moof at byte {moof_at}: no mdat follows it"));
         }
-        if !self.has_moov {
-            problems.push("no moov: players cannot read the file".into());
-        } else if self.count > 0 && !self.has_mvex {
-            problems.push("the file has fragments but its moov has no mvex".into());
+        match self.has_mvex {
+            None if !self.media_segment() => problems.push("no moov: players cannot read the file".into()),
+            Some(false) if self.count > 0 => problems.push("the file has fragments but the moov has no mvex".into()),
+            _ => {}
         }
     }
 }
@@ -427,31 +740,31 @@ fn track_timescales(moov: &[u8]) -> HashMap<u32, u32> {
 /// A step in one stream's timestamps this many times its usual step (and at least a second) is a jump.
 const JUMP_FACTOR: i64 = 10;
 
-fn inspect_flv<R: Read>(path: &Path, reader: R) -> Inspection {
-    let mut inspection = Inspection {
-        path: path.to_owned(),
-        format: "flv",
-        entries: Vec::new(),
-        problems: Vec::new(),
-    };
-    let problems = &mut inspection.problems;
+/// The onMetaData tags seen: the first's offset and declared duration, and how many.
+#[derive(Default)]
+struct Metadata {
+    first: Option<(u64, f64)>,
+    count: u64,
+}
+
+fn walk_flv<R: Read>(reader: R, walk: &mut Walk) {
     let (_, mut reader) = match FlvReader::new(reader) {
         Ok(opened) => opened,
         Err(e) => {
-            problems.push(e.to_string());
-            return inspection;
+            walk.problems.push(e.to_string());
+            return;
         }
     };
     // Per stream (audio, video): the last timestamp and the last step.
     let mut last: [Option<(u32, i64)>; 2] = [None, None];
-    let mut metadata: Vec<(u64, f64)> = Vec::new();
+    let mut metadata = Metadata::default();
     let mut end_ms = 0u32;
     loop {
         let (info, payload) = match reader.next_tag() {
             Ok(Some(tag)) => tag,
             Ok(None) => break,
             Err(e) => {
-                problems.push(e.to_string());
+                walk.problems.push(e.to_string());
                 break;
             }
         };
@@ -461,13 +774,14 @@ fn inspect_flv<R: Read>(path: &Path, reader: R) -> Inspection {
             flv::VIDEO => "video",
             _ => "script",
         };
-        inspection.entries.push(Entry {
-            depth: 0,
-            offset: info.offset,
-            size: flv::tag_len(info.size as usize),
-            name: name.into(),
-            detail: tag_detail(info.timestamp, &content),
-        });
+        walk.entry(
+            0,
+            info.offset,
+            flv::tag_len(info.size as usize),
+            name.into(),
+            tag_detail(info.timestamp, &content),
+        );
+        let problems = &mut walk.problems;
         if info.previous_size != info.size + 11 {
             problems.push(format!(
                 "tag at byte {}: PreviousTagSize is {}, the tag is {} bytes",
@@ -485,14 +799,10 @@ fn inspect_flv<R: Read>(path: &Path, reader: R) -> Inspection {
         if let Content::Script(Some(name)) = &content
             && name == flv::ON_METADATA
         {
-            let duration =
-                flv::metadata(payload)
-                    .and_then(std::result::Result::ok)
-                    .and_then(|m| match m.get("duration") {
-                        Some(crate::container::amf0::Value::Number(d)) => Some(*d),
-                        _ => None,
-                    });
-            metadata.push((info.offset, duration.unwrap_or(f64::NAN)));
+            metadata.count += 1;
+            metadata
+                .first
+                .get_or_insert_with(|| (info.offset, declared_duration(payload)));
         }
         let stream = match content {
             Content::AudioFrame => 0,
@@ -502,8 +812,18 @@ fn inspect_flv<R: Read>(path: &Path, reader: R) -> Inspection {
         end_ms = end_ms.max(info.timestamp);
         check_step(&mut last[stream], name, info.offset, info.timestamp, problems);
     }
-    check_metadata(&metadata, &last, end_ms, problems);
-    inspection
+    check_metadata(&metadata, &last, end_ms, &mut walk.problems);
+}
+
+/// The duration an onMetaData tag declares, NaN when it declares none.
+fn declared_duration(payload: &[u8]) -> f64 {
+    let duration = flv::metadata(payload)
+        .and_then(std::result::Result::ok)
+        .and_then(|m| match m.get("duration") {
+            Some(crate::container::amf0::Value::Number(d)) => Some(*d),
+            _ => None,
+        });
+    duration.unwrap_or(f64::NAN)
 }
 
 fn tag_detail(timestamp: u32, content: &Content) -> String {
@@ -530,7 +850,7 @@ fn tag_detail(timestamp: u32, content: &Content) -> String {
 }
 
 /// Flags a timestamp that goes back or jumps far ahead of the stream's usual step.
-fn check_step(last: &mut Option<(u32, i64)>, name: &str, offset: u64, ts: u32, problems: &mut Vec<String>) {
+fn check_step(last: &mut Option<(u32, i64)>, name: &str, offset: u64, ts: u32, problems: &mut Problems) {
     let Some((previous, step)) = *last else {
         *last = Some((ts, 0));
         return;
@@ -549,16 +869,16 @@ fn check_step(last: &mut Option<(u32, i64)>, name: &str, offset: u64, ts: u32, p
 }
 
 /// More than one onMetaData, or a duration far from the tags', is worth knowing.
-fn check_metadata(metadata: &[(u64, f64)], last: &[Option<(u32, i64)>; 2], end_ms: u32, problems: &mut Vec<String>) {
-    if metadata.len() > 1 {
+fn check_metadata(metadata: &Metadata, last: &[Option<(u32, i64)>; 2], end_ms: u32, problems: &mut Problems) {
+    if metadata.count > 1 {
         problems.push(format!(
             "{} onMetaData tags (players use the first): chunks joined without care?",
-            metadata.len()
+            metadata.count
         ));
     }
     let step = last.iter().flatten().map(|(_, step)| *step).max().unwrap_or(0);
     let end = f64::from(end_ms) / 1000.0 + step as f64 / 1000.0;
-    if let Some((offset, declared)) = metadata.first()
+    if let Some((offset, declared)) = metadata.first
         && declared.is_finite()
         && (declared - end).abs() > 1.0
     {
@@ -579,13 +899,18 @@ mod tests {
         for _ in 0..10_000 {
             nested = boxed(b"moov", &nested);
         }
-        let report = inspect_reader(Path::new("deep"), std::io::Cursor::new(nested)).unwrap();
+        let mut entries = 0;
+        let report = Inspector::new(Path::new("deep"), std::io::Cursor::new(nested))
+            .unwrap()
+            .run(|_| entries += 1)
+            .unwrap();
         assert!(
             report.problems.iter().any(|p| p.contains("nest deeper")),
             "{:?}",
             report.problems
         );
-        assert_eq!(report.entries.len(), MAX_DEPTH + 1);
+        assert_eq!(entries, MAX_DEPTH + 1);
+        assert_eq!(report.entry_count, entries as u64);
     }
 
     #[test]
@@ -598,7 +923,7 @@ mod tests {
         ));
         sample.extend(boxed(b"mdat", &[0; 16]));
         crate::container::fuzz_bytes(&sample, 5_000, |bytes| {
-            let _ = inspect_reader(Path::new("fuzz"), std::io::Cursor::new(bytes));
+            let _ = Inspector::new(Path::new("fuzz"), std::io::Cursor::new(bytes)).and_then(|i| i.run(|_| ()));
         });
     }
 }

@@ -76,12 +76,15 @@ enum Command {
     /// Show the box tree of an MP4/fMP4 or the tags of an FLV, and the problems found in it.
     Inspect {
         input: PathBuf,
-        /// Print JSON instead of a listing.
+        /// Print JSON instead of a listing (one object, an entry per line, written as read).
         #[arg(long)]
         json: bool,
         /// Print only the problems.
         #[arg(long, conflicts_with = "json")]
         problems: bool,
+        /// The init segment of a media segment (.m4s): its timescales and track defaults.
+        #[arg(long)]
+        init: Option<PathBuf>,
     },
     /// Record a live source (RTMP, SRT, live HLS/DASH, a capture device) without re-encoding,
     /// at a given time, for a given duration, reconnecting when it drops; or a schedule of them.
@@ -501,7 +504,12 @@ fn main() -> ExitCode {
             timeouts,
         } => remux(&input, &output, force, &timeouts),
         Command::Convert(args) => convert(&args),
-        Command::Inspect { input, json, problems } => inspect(&input, json, problems),
+        Command::Inspect {
+            input,
+            json,
+            problems,
+            init,
+        } => inspect(&input, init.as_deref(), json, problems),
         Command::Record(args) => record_cli::run(&args),
         Command::Completions { shell } => completions(shell),
         Command::Man => man(),
@@ -676,29 +684,38 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn inspect(input: &Path, json: bool, problems_only: bool) -> anyhow::Result<()> {
-    let inspection = stream_pack::inspect::inspect(input)?;
-    let text = if json {
-        serde_json::to_string_pretty(&inspection).context("serialising the inspection")? + "\n"
-    } else if problems_only {
-        inspection.problems.iter().map(|p| format!("{p}\n")).collect()
-    } else {
-        inspection.to_string()
+fn inspect(input: &Path, init: Option<&Path>, json: bool, problems_only: bool) -> anyhow::Result<()> {
+    use stream_pack::inspect::{Inspector, Style};
+    let mut inspector = Inspector::open(input)?;
+    if let Some(init) = init {
+        inspector = inspector.with_init(init)?;
+    }
+    let style = match (json, problems_only) {
+        (true, _) => Style::Json,
+        (false, true) => Style::Problems,
+        (false, false) => Style::Listing,
     };
-    write_stdout(text.as_bytes())?;
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let (inspection, written) = inspector.print(style, stdout)?;
+    unless_broken_pipe(written)?;
     match inspection.problems.as_slice() {
         [] => Ok(()),
-        [only] => Err(problems_error(input, format!("a problem found: {only}"))),
+        [only] if inspection.problem_count() == 1 => Err(problems_error(input, format!("a problem found: {only}"))),
         [first, ..] => Err(problems_error(
             input,
-            format!("{} problems found; the first: {first}", inspection.problems.len()),
+            format!("{} problems found; the first: {first}", inspection.problem_count()),
         )),
     }
 }
 
-/// Writes `bytes` to stdout; a reader that stops early (`| head`) is no failure.
+/// Writes `bytes` to stdout.
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
-    match std::io::stdout().lock().write_all(bytes) {
+    unless_broken_pipe(std::io::stdout().lock().write_all(bytes))
+}
+
+/// The result of writing to stdout, where a reader that stops early (`| head`) is no failure.
+fn unless_broken_pipe(written: std::io::Result<()>) -> anyhow::Result<()> {
+    match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
         _ => Ok(()),
     }

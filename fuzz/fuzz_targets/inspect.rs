@@ -3,7 +3,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
+use stream_pack::inspect::Inspector;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = stream_pack::inspect::inspect_reader(Path::new("fuzz"), std::io::Cursor::new(data));
+    if let Ok(inspector) = Inspector::new(Path::new("fuzz"), std::io::Cursor::new(data)) {
+        let _ = inspector.print(stream_pack::inspect::Style::Json, std::io::sink());
+    }
 });

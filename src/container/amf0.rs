@@ -122,8 +122,9 @@ impl<'a> Decoder<'a> {
                 Value::String(self.string(usize::from(len))?)
             }
             LONG_STRING => {
-                let len = self.u32()?;
-                Value::String(self.string(len as usize)?)
+                // A length past usize (32-bit targets) is past the data too: truncated.
+                let len = usize::try_from(self.u32()?).unwrap_or(usize::MAX);
+                Value::String(self.string(len)?)
             }
             OBJECT => Value::Object(self.properties(depth)?),
             NULL => Value::Null,
@@ -145,7 +146,7 @@ impl<'a> Decoder<'a> {
             }
             DATE => Value::Date {
                 millis: self.f64()?,
-                time_zone: self.u16()? as i16,
+                time_zone: i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")),
             },
             marker => return Err(Amf0Error::Unsupported { marker, at }),
         })

@@ -19,6 +19,8 @@ pub enum BoxError {
     TfdtOverflow(u64),
     #[error("an edit list cannot start the presentation at media time {0}")]
     EditOverflow(u64),
+    #[error("box at byte {0}: its sample counts, sizes or durations add up past 64 bits")]
+    Overflow(usize),
 }
 
 /// A box inside `data`: its type, where it starts, and the byte range of its payload.
@@ -60,30 +62,42 @@ pub fn header(bytes: &[u8], at: usize) -> Result<Header, BoxError> {
 
 /// The boxes directly inside `data[from..to]`, every size checked against the bounds.
 pub fn children(data: &[u8], from: usize, to: usize) -> Result<Vec<BoxRef>, BoxError> {
+    iter_children(data, from, to).collect()
+}
+
+/// [`children`] one at a time, for a box that may hold millions; it ends after an error.
+pub fn iter_children(data: &[u8], from: usize, to: usize) -> impl Iterator<Item = Result<BoxRef, BoxError>> {
     let to = to.min(data.len());
-    let mut boxes = Vec::new();
     let mut at = from;
-    while at < to {
-        let head = header(&data[at..to], at)?;
-        let end = match head.size {
-            None => to,
-            Some(size) => usize::try_from(size)
-                .ok()
-                .and_then(|size| at.checked_add(size))
-                .ok_or(BoxError::BadSize(at))?,
-        };
-        if end > to {
-            return Err(BoxError::Truncated(at));
+    std::iter::from_fn(move || {
+        if at >= to {
+            return None;
         }
-        boxes.push(BoxRef {
-            kind: head.kind,
-            start: at,
-            payload: at + head.len,
-            end,
-        });
-        at = end;
+        let next = next_child(data, at, to);
+        // After an error the rest cannot be found: nothing more comes.
+        at = next.as_ref().map_or(to, |b| b.end);
+        Some(next)
+    })
+}
+
+fn next_child(data: &[u8], at: usize, to: usize) -> Result<BoxRef, BoxError> {
+    let head = header(&data[at..to], at)?;
+    let end = match head.size {
+        None => to,
+        Some(size) => usize::try_from(size)
+            .ok()
+            .and_then(|size| at.checked_add(size))
+            .ok_or(BoxError::BadSize(at))?,
+    };
+    if end > to {
+        return Err(BoxError::Truncated(at));
     }
-    Ok(boxes)
+    Ok(BoxRef {
+        kind: head.kind,
+        start: at,
+        payload: at + head.len,
+        end,
+    })
 }
 
 /// The first box of `kind` directly inside `data[from..to]`.
@@ -315,13 +329,15 @@ impl MovieFragment {
     /// Checks that every trun's samples lie inside the mdat that follows the moof: `moof_len`
     /// bytes of moof, then an mdat header of `mdat_header` bytes and `mdat_payload` bytes.
     pub fn check_data(&self, moof_len: u64, mdat_header: u64, mdat_payload: u64) -> Result<(), String> {
-        let (first, end) = (moof_len + mdat_header, moof_len + mdat_header + mdat_payload);
-        let mut next = first as i64;
+        // In i128, where sums of a few 64-bit lengths and signed offsets cannot overflow.
+        let first = i128::from(moof_len) + i128::from(mdat_header);
+        let end = first + i128::from(mdat_payload);
+        let mut next = first;
         for track in &self.tracks {
             for (offset, len) in &track.data {
-                let start = offset.unwrap_or(next);
-                let stop = start.saturating_add(*len as i64);
-                if start < first as i64 || stop > end as i64 {
+                let start = offset.map_or(next, i128::from);
+                let stop = start + i128::from(*len);
+                if start < first || stop > end {
                     return Err(format!(
                         "track {}: samples at bytes {start}..{stop} of the fragment lie outside its mdat ({first}..{end})",
                         track.track_id
@@ -377,8 +393,15 @@ fn track_fragment(data: &[u8], traf: &BoxRef, defaults: &[TrackDefaults]) -> Res
     };
     for trun in boxes.iter().filter(|b| &b.kind == b"trun") {
         let run = track_run(data, trun, default_duration, default_size)?;
-        fragment.samples += u64::from(run.samples);
-        fragment.duration = fragment.duration.zip(run.duration).map(|(a, b)| a + b);
+        let overflow = || BoxError::Overflow(trun.start);
+        fragment.samples = fragment
+            .samples
+            .checked_add(u64::from(run.samples))
+            .ok_or_else(overflow)?;
+        fragment.duration = match (fragment.duration, run.duration) {
+            (Some(sum), Some(more)) => Some(sum.checked_add(more).ok_or_else(overflow)?),
+            _ => None,
+        };
         if !explicit_base {
             fragment.data.push((run.data_offset.map(i64::from), run.bytes));
         }
@@ -402,18 +425,21 @@ fn track_run(
     let mut fields = Fields::new(data, *trun);
     let flags = fields.u32()? & 0x00ff_ffff;
     let samples = fields.u32()?;
-    let data_offset = fields.optional(flags & TRUN_DATA_OFFSET != 0)?.map(|o| o as i32);
+    // A signed field: the same 32 bits read as two's complement.
+    let data_offset = fields.optional(flags & TRUN_DATA_OFFSET != 0)?.map(u32::cast_signed);
     fields.optional(flags & TRUN_FIRST_FLAGS != 0)?;
     let per_sample = [TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_COMPOSITION]
         .iter()
         .filter(|f| flags & **f != 0)
         .count();
     // The count is checked against the bytes there before any sample is read.
+    // At most 2^32 samples of 4 fields of 4 bytes: the product fits in 64 bits.
     if u64::from(samples) * per_sample as u64 * 4 > fields.remaining() as u64 {
         return Err(BoxError::Truncated(trun.start));
     }
     if per_sample == 0 {
-        // Every sample takes the defaults: no loop over a count that nothing bounds.
+        // Every sample takes the defaults: no loop over a count that nothing bounds. Two u32s
+        // multiply within 64 bits.
         let count = u64::from(samples);
         return Ok(TrackRun {
             samples,
@@ -423,11 +449,15 @@ fn track_run(
         });
     }
     let (mut duration, mut bytes) = (Some(0u64), 0u64);
+    let overflow = || BoxError::Overflow(trun.start);
     for _ in 0..samples {
         let sample_duration = fields.optional(flags & TRUN_DURATION != 0)?.or(default_duration);
-        duration = duration.zip(sample_duration).map(|(a, b)| a + u64::from(b));
+        duration = match duration.zip(sample_duration) {
+            Some((sum, more)) => Some(sum.checked_add(u64::from(more)).ok_or_else(overflow)?),
+            None => None,
+        };
         let size = fields.optional(flags & TRUN_SIZE != 0)?.or(default_size).unwrap_or(0);
-        bytes += u64::from(size);
+        bytes = bytes.checked_add(u64::from(size)).ok_or_else(overflow)?;
         fields.optional(flags & TRUN_FLAGS != 0)?;
         fields.optional(flags & TRUN_COMPOSITION != 0)?;
     }
@@ -458,10 +488,11 @@ impl<'a> Fields<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], BoxError> {
-        let stop = self.at + n;
-        if stop > self.end {
-            return Err(BoxError::Truncated(self.start));
-        }
+        let stop = self
+            .at
+            .checked_add(n)
+            .filter(|stop| *stop <= self.end)
+            .ok_or(BoxError::Truncated(self.start))?;
         let bytes = &self.data[self.at..stop];
         self.at = stop;
         Ok(bytes)
@@ -622,6 +653,30 @@ mod tests {
         assert!(moof.check_data(92, 8, 40).is_ok());
         assert!(moof.check_data(92, 8, 39).is_err());
         assert!(moof.check_data(96, 8, 40).is_err());
+    }
+
+    #[test]
+    fn durations_that_add_up_past_64_bits_are_an_error() {
+        // Two truns of 2^32 − 1 samples of 2^32 − 1 ticks each: each fits in 64 bits, not both.
+        let mut trun = vec![0, 0, 0, 0];
+        trun.extend_from_slice(&u32::MAX.to_be_bytes());
+        let tfhd = boxed(b"tfhd", &[0, 0, 0, 0x08, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
+        let traf = [tfhd, boxed(b"trun", &trun), boxed(b"trun", &trun)].concat();
+        let moof = boxed(b"moof", &boxed(b"traf", &traf));
+        // moof (8), traf (8), tfhd (20), the first trun (16): the second, the one that overflows, at 52.
+        assert_eq!(movie_fragment(&moof, &[]), Err(BoxError::Overflow(52)));
+        // A data offset far past the moof, and lengths near 2^64, are outside the mdat, not wrapped into it.
+        let far = MovieFragment {
+            sequence: None,
+            tracks: vec![TrackFragment {
+                track_id: 1,
+                decode_time: None,
+                samples: 1,
+                duration: None,
+                data: vec![(None, u64::MAX)],
+            }],
+        };
+        assert!(far.check_data(100, 8, 40).is_err());
     }
 
     #[test]

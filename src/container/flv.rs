@@ -336,7 +336,8 @@ fn legacy_video(first: u8, payload: &[u8]) -> Content {
         Some(2) => Content::VideoEnd,
         Some(_) => Content::VideoFrame {
             keyframe,
-            composition_offset: payload.get(2..5).map(|b| (u24(b) << 8) as i32 >> 8),
+            // A signed 24-bit field: shifted to the top, read as two's complement, shifted back.
+            composition_offset: payload.get(2..5).map(|b| (u24(b) << 8).cast_signed() >> 8),
         },
         None => Content::Empty,
     }

@@ -14,6 +14,7 @@ mod encrypt;
 mod hardening_av;
 mod hardening_input;
 mod hardening_newcomer;
+mod hardening_parsers;
 mod hardening_security;
 mod hls;
 mod hostile_cases;
