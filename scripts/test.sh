@@ -18,7 +18,7 @@ dpkg-query -W -f='${Status}' nginx-light 2>/dev/null | grep -q "install ok insta
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 }
 command -v garage >/dev/null || {
-  echo "test: building Garage for the S3 tests (once: about 14 minutes of CPU, some 7 minutes on 2 idle cores)" >&2
+  echo "test: building Garage for the S3 tests (once: about 7 minutes on 2 cores)" >&2
   cargo install garage --version 2.5.0 --locked --no-default-features --features sqlite,system-libs
 }
 # The cloud tests' emulators, in tests/servers: Azurite (Azure Blob Storage, npm, pinned by its
