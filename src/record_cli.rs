@@ -2,16 +2,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use stream_pack::live::schedule::{self, Job};
 use stream_pack::live::time::{StartAt, parse_duration};
 use stream_pack::live::{LiveSource, RecordOptions, RecordProgress, RecordReport, record};
 
-use super::{JobArgs, ProgressArg};
+use super::{JobArgs, ProgressArg, cancel_on_ctrl_c};
 
 #[derive(clap::Args)]
 pub struct RecordArgs {
@@ -68,9 +67,7 @@ impl RecordArgs {
 }
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&cancel);
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    let cancel = cancel_on_ctrl_c()?;
     match &args.schedule {
         Some(path) => run_schedule(args, path, &cancel),
         None => run_one(args, &cancel),
