@@ -39,10 +39,10 @@ if [ ! "$servers/.venv/installed" -nt "$servers/requirements.txt" ]; then
   touch "$servers/.venv/installed"
 fi
 
-cargo fmt --check
-cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets
-cargo test --doc
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --all-targets
+cargo test --workspace --doc
 # The benchmark script on a tiny clip: every contender makes a playable package of the same ladder.
 python3 bench/run.py --smoke --stream-pack target/debug/stream-pack
 node tests/e2e/run.mjs

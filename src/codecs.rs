@@ -1,6 +1,6 @@
 //! RFC 6381 codec strings read from the encoded bitstream, for CODECS and @codecs.
 
-use crate::container::bmff::ChildBox;
+use stream_pack_formats::bmff::ChildBox;
 
 /// `avc1.PPCCLL` from the first sequence parameter set in an Annex B H.264 access unit:
 /// profile_idc, the constraint flags byte and level_idc, as the SPS states them.
@@ -39,7 +39,7 @@ fn annexb_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// The RFC 6381 codec string of an fMP4 track, from its sample entry and the configuration box
-/// inside it, as `container::bmff::sample_entry` reads them from the init segment.
+/// inside it, as `stream_pack_formats::bmff::sample_entry` reads them from the init segment.
 pub fn from_sample_entry(kind: &[u8; 4], boxes: &[ChildBox]) -> Option<String> {
     let config = |name: &[u8; 4]| boxes.iter().find(|(k, _)| k == name).map(|(_, payload)| *payload);
     match kind {

@@ -11,9 +11,9 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use stream_pack_formats::bmff::{self, BoxRef, MovieFragment, TrackDefaults};
+use stream_pack_formats::flv::{self, Content, FlvReader};
 
-use crate::container::bmff::{self, BoxRef, MovieFragment, TrackDefaults};
-use crate::container::flv::{self, Content, FlvReader};
 use crate::error::{Error, Result};
 
 /// What the file is.
@@ -820,7 +820,7 @@ fn declared_duration(payload: &[u8]) -> f64 {
     let duration = flv::metadata(payload)
         .and_then(std::result::Result::ok)
         .and_then(|m| match m.get("duration") {
-            Some(crate::container::amf0::Value::Number(d)) => Some(*d),
+            Some(stream_pack_formats::amf0::Value::Number(d)) => Some(*d),
             _ => None,
         });
     duration.unwrap_or(f64::NAN)
@@ -891,7 +891,7 @@ fn check_metadata(metadata: &Metadata, last: &[Option<(u32, i64)>; 2], end_ms: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::boxed;
+    use stream_pack_formats::boxed;
 
     #[test]
     fn deep_nesting_is_a_problem_not_a_stack_overflow() {
@@ -922,7 +922,7 @@ mod tests {
             &boxed(b"traf", &boxed(b"tfhd", &[0, 0, 0, 0, 0, 0, 0, 1])),
         ));
         sample.extend(boxed(b"mdat", &[0; 16]));
-        crate::container::fuzz_bytes(&sample, 5_000, |bytes| {
+        stream_pack_formats::fuzz_bytes(&sample, 5_000, |bytes| {
             let _ = Inspector::new(Path::new("fuzz"), std::io::Cursor::new(bytes)).and_then(|i| i.run(|_| ()));
         });
     }

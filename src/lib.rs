@@ -40,7 +40,6 @@ macro_rules! named {
 
 pub mod capture;
 pub mod codecs;
-pub mod container;
 pub mod convert;
 pub mod crypto;
 pub mod encoders;

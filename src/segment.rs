@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use ffmpeg::{Dictionary, Packet, Rational, codec, format};
 use ffmpeg_next as ffmpeg;
+use stream_pack_formats::bmff;
 
 use crate::codecs;
-use crate::container::bmff;
 use crate::crypto::{self, SharedKeys};
 use crate::error::{Error, Result};
 

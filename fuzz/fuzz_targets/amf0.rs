@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stream_pack::container::amf0;
+use stream_pack_formats::amf0;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(values) = amf0::decode_all(data) else {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stream_pack::container::bmff;
+use stream_pack_formats::bmff;
 
 fuzz_target!(|data: &[u8]| {
     let _ = bmff::header(data, 0);

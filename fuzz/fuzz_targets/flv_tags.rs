@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stream_pack::container::flv::{self, FlvReader};
+use stream_pack_formats::flv::{self, FlvReader};
 
 fuzz_target!(|data: &[u8]| {
     let Ok((_, mut reader)) = FlvReader::new(data) else {

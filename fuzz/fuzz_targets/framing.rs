@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stream_pack::capture::framing::{Assembler, MessageReader};
+use stream_pack_formats::framing::{Assembler, MessageReader};
 
 fuzz_target!(|data: &[u8]| {
     let mut reader = MessageReader::new(data);

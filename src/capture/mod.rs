@@ -1,7 +1,6 @@
 //! Captured streams turned into files: the tagged websocket framing of fragmented MP4 (seed 002),
 //! from a capture file or live from the websocket.
 
-pub mod framing;
 pub mod unframe;
 pub mod websocket;
 

@@ -7,7 +7,8 @@ use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use super::framing::{AssembleError, Assembled, Assembler, FramingError, MessageReader};
+use stream_pack_formats::framing::{AssembleError, Assembled, Assembler, FramingError, MessageReader};
+
 use super::websocket::{Stop, WebSocketSource};
 use crate::error::{Error, Result};
 use crate::progressive::{self, Location, RemuxReport};

@@ -15,8 +15,9 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::container::amf0::Value;
-use crate::container::flv::{self, Content, FileHeader, FlvError, FlvReader, FlvWriter};
+use stream_pack_formats::amf0::Value;
+use stream_pack_formats::flv::{self, Content, FileHeader, FlvError, FlvReader, FlvWriter};
+
 use crate::error::{Error, Result};
 use crate::progressive::{self, Location, RemuxReport};
 use crate::sink::{self, StagedFile};

@@ -297,7 +297,7 @@ mod tests {
         for len in 0..whole.len() {
             let _ = decode_all(&whole[..len]);
         }
-        crate::container::fuzz_bytes(&whole, 20_000, |bytes| {
+        crate::fuzz_bytes(&whole, 20_000, |bytes| {
             let _ = decode_all(bytes);
         });
     }

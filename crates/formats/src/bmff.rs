@@ -523,7 +523,7 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::boxed;
+    use crate::boxed;
 
     /// moof(mfhd, traf(tfhd, tfdt v1, trun v0 with data offset, first-sample flags, size, cts)) + mdat.
     fn fragment(tfdt: u64, cts: &[u32]) -> Vec<u8> {
@@ -705,7 +705,7 @@ mod tests {
             duration: 512,
             size: 0,
         }];
-        crate::container::fuzz_bytes(&whole, 20_000, |bytes| {
+        crate::fuzz_bytes(&whole, 20_000, |bytes| {
             let _ = set_decode_time(&mut bytes.to_vec(), 1);
             let _ = movie_fragment(bytes, &defaults);
         });

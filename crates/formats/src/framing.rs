@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 
 use thiserror::Error;
 
-use crate::container::bmff::{self, TrackDefaults};
+use crate::bmff::{self, TrackDefaults};
 
 /// The largest message accepted; a fragment of a few seconds of HD video is a few MiB.
 pub const MAX_MESSAGE: u32 = 64 << 20;
@@ -343,7 +343,7 @@ impl<W: Write> Assembler<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::boxed;
+    use crate::boxed;
 
     /// ftyp + moov(mvex(trex: track 1, 512 ticks per sample)).
     fn init() -> Vec<u8> {
@@ -506,6 +506,6 @@ mod tests {
         for len in 0..bytes.len() {
             run(&bytes[..len]);
         }
-        crate::container::fuzz_bytes(&bytes, 20_000, run);
+        crate::fuzz_bytes(&bytes, 20_000, run);
     }
 }

@@ -467,7 +467,7 @@ mod tests {
 
     #[test]
     fn every_corruption_is_an_error_not_a_panic() {
-        crate::container::fuzz_bytes(&sample(), 20_000, |bytes| {
+        crate::fuzz_bytes(&sample(), 20_000, |bytes| {
             if let Ok(tags) = read_all(bytes) {
                 for (info, payload) in tags {
                     let _ = classify(info.kind, &payload);
