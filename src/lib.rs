@@ -1,12 +1,13 @@
 //! stream-pack: package media into adaptive-streaming ladders with FFmpeg's libraries in-process.
 //!
-//! The data path, one module per stage:
-//! [`source`] opens and checks the input → [`ladder`] plans the rungs → [`transcode`] decodes once,
-//! scales every rung in one filter graph and encodes each, audio once → [`segment`] cuts segments
-//! at shared boundaries → [`manifest`] writes playlists from measured facts → [`sink`] publishes the
-//! package atomically, and [`publish`] sends it to HTTP and object storage (S3, GCS, Azure)
-//! destinations as it is made.
-//! [`progress`] reports along the way; [`package`] runs the whole job.
+//! The data path, one folder per stage in the order data flows:
+//! [`input`] opens and checks the source under one watchdog → [`package`](mod@package) plans the ladder
+//! ([`package::ladder`]), decodes once and encodes every rung ([`package::transcode`]), cuts aligned
+//! segments ([`package::segment`]), encrypts them ([`package::crypto`]) and writes playlists from
+//! measured facts ([`package::manifest`]) → [`output`] stages the package and renames it into place
+//! ([`output::staging`]) and sends it to HTTP and object storage ([`output::publish`]).
+//! [`progress`] reports along the way and carries cancellation; [`tools`] holds the standalone
+//! commands (probe, convert, remux, concat-flv, unframe, record, inspect).
 //!
 //! ```no_run
 //! use stream_pack::{PackageOptions, package, progress::Silent};
@@ -38,34 +39,16 @@ macro_rules! named {
     };
 }
 
-pub mod capture;
-pub mod codecs;
-pub mod convert;
-pub mod crypto;
-pub mod encoders;
 pub mod error;
-pub mod inspect;
-pub mod ladder;
-pub mod live;
-pub mod manifest;
+pub mod input;
+pub mod output;
 pub mod package;
-pub mod probe;
 pub mod progress;
-pub mod progressive;
-pub mod publish;
-pub mod reassemble;
-pub mod remux;
-pub mod retry;
-pub mod segment;
-pub mod sidefile;
-pub mod sink;
-pub mod source;
-pub mod transcode;
-pub mod watchdog;
+pub mod tools;
 
 pub use error::{Error, Result};
 pub use package::{LiveJob, Manifests, PackageOptions, PackageReport, Passthrough, package};
-pub use probe::probe;
+pub use tools::probe::probe;
 
 /// The README's Rust examples, compiled by `cargo test --doc`.
 #[doc = include_str!("../README.md")]

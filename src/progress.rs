@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::publish::PublishCounts;
+use crate::output::publish::PublishCounts;
 
 /// What the job is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

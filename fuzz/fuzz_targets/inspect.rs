@@ -3,10 +3,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
-use stream_pack::inspect::Inspector;
+use stream_pack::tools::inspect::Inspector;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(inspector) = Inspector::new(Path::new("fuzz"), std::io::Cursor::new(data)) {
-        let _ = inspector.print(stream_pack::inspect::Style::Json, std::io::sink());
+        let _ = inspector.print(stream_pack::tools::inspect::Style::Json, std::io::sink());
     }
 });

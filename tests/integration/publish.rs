@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use stream_pack::Error;
-use stream_pack::publish::{Destination, PublishOptions, Publisher, Remote};
-use stream_pack::retry::RetryPolicy;
+use stream_pack::output::publish::{Destination, PublishOptions, Publisher, Remote};
+use stream_pack::output::retry::RetryPolicy;
 
 use crate::hls::check::{Expect, Segments, check_package};
 use crate::live::{LiveRun, RENDITIONS, Seen, read_live};

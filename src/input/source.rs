@@ -1,0 +1,439 @@
+//! Opening inputs: checks that turn a missing, empty or unreadable file into one clear error, and
+//! the facts about the chosen video and audio streams that the later stages need.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg::{Packet, Rational, codec, format, media};
+use ffmpeg_next as ffmpeg;
+
+use crate::error::{Error, Result};
+use crate::input::live::{LiveInput, LiveSource};
+use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput};
+use crate::package::ladder::DisplayGeometry;
+
+/// Libav prints its own diagnostics on stderr; stream-pack reports errors itself in one line, so
+/// libav stays quiet unless `STREAM_PACK_LIBAV_LOG` asks for its log (e.g. `=warning`).
+pub fn init() -> Result<()> {
+    ffmpeg::init().map_err(Error::ffmpeg("initialising libav"))?;
+    let level = match std::env::var("STREAM_PACK_LIBAV_LOG").as_deref() {
+        Ok("debug") => ffmpeg::log::Level::Debug,
+        Ok("info") => ffmpeg::log::Level::Info,
+        Ok("warning") => ffmpeg::log::Level::Warning,
+        Ok("error") => ffmpeg::log::Level::Error,
+        _ => ffmpeg::log::Level::Quiet,
+    };
+    ffmpeg::log::set_level(level);
+    Ok(())
+}
+
+/// The video stream stream-pack transcodes.
+#[derive(Debug, Clone)]
+pub struct VideoInput {
+    pub index: usize,
+    pub codec: codec::Id,
+    pub width: u32,
+    pub height: u32,
+    /// Sample aspect ratio; 0/1 when the file states none.
+    pub sample_aspect: Rational,
+    /// Clockwise rotation, in degrees, that a player applies for display (0, 90, 180 or 270).
+    pub rotation: u32,
+    pub frame_rate: Rational,
+    pub time_base: Rational,
+    pub pixel_format: format::Pixel,
+}
+
+impl VideoInput {
+    /// The picture as shown: width stretched by the sample aspect ratio, sides swapped by rotation.
+    pub fn display_geometry(&self) -> DisplayGeometry {
+        let sar = if self.sample_aspect.numerator() > 0 && self.sample_aspect.denominator() > 0 {
+            f64::from(self.sample_aspect)
+        } else {
+            1.0
+        };
+        let width = f64::from(self.width) * sar;
+        let height = f64::from(self.height);
+        if self.rotation % 180 == 90 {
+            DisplayGeometry {
+                width: height,
+                height: width,
+            }
+        } else {
+            DisplayGeometry { width, height }
+        }
+    }
+
+    /// The display aspect ratio, reduced: 16:9, or 9:16 for a portrait picture.
+    pub fn display_aspect(&self) -> (u32, u32) {
+        let sar = self.sample_aspect;
+        let (sar_num, sar_den) = if sar.numerator() > 0 && sar.denominator() > 0 {
+            (sar.numerator() as u64, sar.denominator() as u64)
+        } else {
+            (1, 1)
+        };
+        let (w, h) = (u64::from(self.width) * sar_num, u64::from(self.height) * sar_den);
+        let divisor = gcd(w, h).max(1);
+        let (w, h) = ((w / divisor) as u32, (h / divisor) as u32);
+        if self.rotation % 180 == 90 { (h, w) } else { (w, h) }
+    }
+
+    /// Seconds per frame at the nominal frame rate.
+    pub fn frame_duration(&self) -> f64 {
+        1.0 / f64::from(self.frame_rate)
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The audio stream stream-pack transcodes.
+#[derive(Debug, Clone)]
+pub struct AudioInput {
+    pub index: usize,
+    pub codec: codec::Id,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub time_base: Rational,
+    pub language: Option<String>,
+}
+
+/// An opened input with its chosen streams.
+pub struct Source {
+    /// The file, or the live source as text, for messages.
+    pub path: PathBuf,
+    pub input: Reader,
+    pub video: Option<VideoInput>,
+    pub audio: Option<AudioInput>,
+}
+
+/// Where packets come from: a file or URL read as fast as it can be, or a live source; both under
+/// their timeouts.
+pub enum Reader {
+    File(WatchedInput),
+    Live(LiveInput),
+}
+
+impl std::ops::Deref for Reader {
+    type Target = format::context::Input;
+
+    fn deref(&self) -> &format::context::Input {
+        match self {
+            Reader::File(input) => input,
+            Reader::Live(input) => input,
+        }
+    }
+}
+
+impl Source {
+    /// Opens `path` under `options`' timeouts and picks the best video and audio streams.
+    pub fn open(path: &Path, options: &InputOptions) -> Result<Source> {
+        Source::choose(path, Reader::File(open_input(path, options)?))
+    }
+
+    /// Opens a live source under `options`' timeouts and picks its streams.
+    pub fn open_live(source: &LiveSource, options: &InputOptions) -> Result<Source> {
+        let input = LiveInput::open(source, options)?;
+        Source::choose(Path::new(&source.to_string()), Reader::Live(input))
+    }
+
+    /// The next packet, `None` at the end; `read_so_far` (seconds) places a read error.
+    pub fn read(&mut self, read_so_far: f64) -> Result<Option<Packet>> {
+        match &mut self.input {
+            Reader::Live(input) => input.read(),
+            Reader::File(input) => input.read().map_err(|f| read_error(&self.path, f, read_so_far)),
+        }
+    }
+
+    fn choose(path: &Path, input: Reader) -> Result<Source> {
+        let video = input
+            .streams()
+            .best(media::Type::Video)
+            .filter(|s| !is_cover_art(s))
+            .map(|s| video_input(path, &s))
+            .transpose()?;
+        let audio = input
+            .streams()
+            .best(media::Type::Audio)
+            .map(|s| audio_input(path, &s))
+            .transpose()?;
+        if video.is_none() && audio.is_none() {
+            return Err(Error::NoMediaStreams { path: path.to_owned() });
+        }
+        Ok(Source {
+            path: path.to_owned(),
+            input,
+            video,
+            audio,
+        })
+    }
+
+    /// The duration the container declares, in seconds, if it declares one.
+    pub fn declared_duration(&self) -> Option<f64> {
+        declared_duration(&self.input)
+    }
+
+    /// The container's start time in microseconds (0 when unknown): the zero of every segment clock.
+    pub fn start_micros(&self) -> i64 {
+        // SAFETY: reads a plain field of the open input context.
+        let start = unsafe { (*self.input.as_ptr()).start_time };
+        if start == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { start }
+    }
+}
+
+pub(crate) fn declared_duration(input: &format::context::Input) -> Option<f64> {
+    let duration = input.duration();
+    (duration > 0 && duration != ffmpeg::ffi::AV_NOPTS_VALUE)
+        .then(|| duration as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+}
+
+/// Opens a file, or a URL libav reads itself (`http(s)://…`), under `options`' timeouts, after the
+/// checks libav would report less clearly. A piece of it that cannot be read (a segment of a
+/// playlist) is an error, named, when it is met.
+pub(crate) fn open_input(path: &Path, options: &InputOptions) -> Result<WatchedInput> {
+    let url = path.to_str().filter(|text| crate::tools::remux::is_url(text));
+    if url.is_none() {
+        check_file(path)?;
+    }
+    let dictionary = watchdog::protocol_options(url.unwrap_or_default(), options.stall_timeout);
+    let input =
+        WatchedInput::open(path.as_os_str(), None, options, dictionary, true).map_err(|failure| match failure {
+            Failure::NeverStarted(waited) => Error::LiveNeverStarted {
+                url: path.display().to_string(),
+                waited,
+            },
+            Failure::Libav(e) if url.is_none() => Error::InputUnreadable {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+            failure => input_error(path, failure, "opening it".into()),
+        })?;
+    // libav's `tty` demuxer renders any text file as ANSI art video: a text file is not media.
+    if input.format().name() == "tty" {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: "it is a text file".into(),
+        });
+    }
+    Ok(input)
+}
+
+/// A read of the input at `path` that stopped after `read_so_far` seconds of media.
+pub(crate) fn read_error(path: &Path, failure: Failure, read_so_far: f64) -> Error {
+    input_error(path, failure, format!("reading after {read_so_far:.2} s"))
+}
+
+/// An open or read of the file or URL at `path` that stopped `when` (`reading after 2.00 s`).
+fn input_error(path: &Path, failure: Failure, when: String) -> Error {
+    let url = path.to_str().filter(|text| crate::tools::remux::is_url(text));
+    match (failure, url) {
+        (Failure::Cancelled, _) => Error::Cancelled,
+        (Failure::Missing { url: piece, reason }, _) => Error::InputIncomplete {
+            path: path.to_owned(),
+            piece,
+            reason,
+        },
+        (Failure::Hole { from, to }, _) => Error::InputIncomplete {
+            path: path.to_owned(),
+            piece: format!("the media from {from:.2} s to {to:.2} s"),
+            reason: "a segment is cut short or empty".into(),
+        },
+        (Failure::Libav(e), None) => Error::InputCorrupt {
+            path: path.to_owned(),
+            reason: format!("{when}: {e}"),
+        },
+        (failure, _) => Error::Remote {
+            url: path.display().to_string(),
+            reason: format!("{when}: {}", failure_reason(failure)),
+        },
+    }
+}
+
+/// What went wrong, in words, for a message that names the input.
+pub(crate) fn failure_reason(failure: Failure) -> String {
+    match failure {
+        Failure::Cancelled => "cancelled".into(),
+        Failure::NeverStarted(waited) => format!("sent nothing within {} s", waited.as_secs_f64()),
+        Failure::Stalled(waited) => format!("sent nothing for {} s", waited.as_secs_f64()),
+        Failure::Runaway(reason) => reason,
+        Failure::Missing { url, reason } => format!("{url}: {reason}"),
+        Failure::Hole { from, to } => format!("the media jumps from {from:.2} s to {to:.2} s"),
+        Failure::Libav(e) => e.to_string(),
+    }
+}
+
+/// A file cut short still demuxes cleanly up to the cut; compare with what its header declares.
+pub(crate) fn check_complete(path: &Path, declared: Option<f64>, media_end: f64) -> Result<()> {
+    let Some(declared) = declared else {
+        return Ok(());
+    };
+    let tolerance = 0.5 + 0.02 * declared;
+    if media_end + tolerance < declared {
+        return Err(Error::InputTruncated {
+            path: path.to_owned(),
+            end: media_end,
+            declared,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a missing file, a folder or an empty file with an error that says so.
+pub(crate) fn check_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::InputMissing { path: path.to_owned() },
+        _ => Error::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: "it is a directory".into(),
+        });
+    }
+    // A FIFO or a device reports no size: it is no empty file, and it cannot be read twice as
+    // a file can, which probing and packaging need.
+    if !meta.is_file() {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: format!("it is {}, not a regular file", special_kind(&meta.file_type())),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(Error::InputEmpty { path: path.to_owned() });
+    }
+    Ok(())
+}
+
+fn special_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// An attached picture (album art) is a video stream of one frame, not video to package.
+fn is_cover_art(stream: &format::stream::Stream) -> bool {
+    stream.disposition().contains(format::stream::Disposition::ATTACHED_PIC)
+}
+
+fn video_input(path: &Path, stream: &format::stream::Stream) -> Result<VideoInput> {
+    let decoder = decoder_context(path, stream)?
+        .video()
+        .map_err(Error::ffmpeg("reading video parameters"))?;
+    if decoder.width() == 0 || decoder.height() == 0 {
+        return Err(Error::InputCorrupt {
+            path: path.to_owned(),
+            reason: format!("video stream #{} has no frame size", stream.index()),
+        });
+    }
+    let frame_rate = [stream.avg_frame_rate(), stream.rate()]
+        .into_iter()
+        .find(|r| r.numerator() > 0 && r.denominator() > 0)
+        .ok_or_else(|| Error::InputCorrupt {
+            path: path.to_owned(),
+            reason: format!("video stream #{} has no frame rate", stream.index()),
+        })?;
+    Ok(VideoInput {
+        index: stream.index(),
+        codec: decoder.id(),
+        width: decoder.width(),
+        height: decoder.height(),
+        sample_aspect: decoder.aspect_ratio(),
+        rotation: clockwise_rotation(stream),
+        frame_rate,
+        time_base: stream.time_base(),
+        pixel_format: decoder.format(),
+    })
+}
+
+fn audio_input(path: &Path, stream: &format::stream::Stream) -> Result<AudioInput> {
+    let decoder = decoder_context(path, stream)?
+        .audio()
+        .map_err(Error::ffmpeg("reading audio parameters"))?;
+    if decoder.rate() == 0 || decoder.channels() == 0 {
+        return Err(Error::InputCorrupt {
+            path: path.to_owned(),
+            reason: format!("audio stream #{} has no sample rate or channels", stream.index()),
+        });
+    }
+    Ok(AudioInput {
+        index: stream.index(),
+        codec: decoder.id(),
+        sample_rate: decoder.rate(),
+        channels: decoder.channels(),
+        time_base: stream.time_base(),
+        language: language(stream),
+    })
+}
+
+/// A decoder for the stream, or an error naming the codec libav cannot decode.
+pub(crate) fn decoder_context(path: &Path, stream: &format::stream::Stream) -> Result<codec::decoder::Decoder> {
+    let params = stream.parameters();
+    if codec::decoder::find(params.id()).is_none() {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: format!(
+                "no decoder for the {:?} codec of stream #{}",
+                params.id(),
+                stream.index()
+            ),
+        });
+    }
+    let mut context =
+        codec::context::Context::from_parameters(params).map_err(Error::ffmpeg("reading stream parameters"))?;
+    // Frame-threaded decoding on every core: one decoder feeds every rung's encoder.
+    if let Ok(parallelism) = std::thread::available_parallelism() {
+        context.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: parallelism.get(),
+            ..Default::default()
+        });
+    }
+    Ok(context.decoder())
+}
+
+/// The stream's language tag, unless it is absent or `und`.
+pub(crate) fn language(stream: &format::stream::Stream) -> Option<String> {
+    stream
+        .metadata()
+        .get("language")
+        .filter(|l| !l.is_empty() && *l != "und")
+        .map(str::to_owned)
+}
+
+/// The stream's display matrix (ISO/IEC 14496-12 §8.3.2, as libav states it), if it has one.
+pub(crate) fn display_matrix(stream: &format::stream::Stream) -> Option<[i32; 9]> {
+    let data = stream
+        .side_data()
+        .find(|d| d.kind() == codec::packet::side_data::Type::DisplayMatrix)?;
+    let matrix: Vec<i32> = data
+        .data()
+        .chunks_exact(4)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    matrix.get(..9)?.try_into().ok()
+}
+
+/// The rotation in the stream's display matrix as libav states it (degrees counterclockwise,
+/// ffprobe's `rotation`), if the stream has one.
+pub(crate) fn display_matrix_rotation(stream: &format::stream::Stream) -> Option<f64> {
+    let matrix = display_matrix(stream)?;
+    // SAFETY: `matrix` holds the nine 32-bit values av_display_rotation_get reads.
+    let degrees = unsafe { ffmpeg::ffi::av_display_rotation_get(matrix.as_ptr()) };
+    (!degrees.is_nan()).then_some(degrees)
+}
+
+/// The clockwise rotation a player applies for display, a multiple of 90 (0 when none).
+fn clockwise_rotation(stream: &format::stream::Stream) -> u32 {
+    display_matrix_rotation(stream).map_or(0, |ccw| ((-ccw / 90.0).round() as i64 * 90).rem_euclid(360) as u32)
+}

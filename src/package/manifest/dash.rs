@@ -1,0 +1,230 @@
+//! The DASH MPD (ISO/IEC 23009-1, DASH-IF IOP): static (dynamic while live), isoff-live profile, a SegmentTemplate with
+//! a SegmentTimeline per Representation whose times are the fragments' own tfdt.
+
+use std::path::Path;
+use std::time::Duration;
+
+use dash_mpd_core::{
+    AdaptationSet, AudioChannelConfiguration, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
+    UTCTiming,
+};
+
+use super::{Package, WrittenManifest, millis, peak_bitrate, write};
+use crate::error::Result;
+use crate::package::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
+
+pub const MANIFEST: &str = "manifest.mpd";
+const PROFILE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
+const NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
+const CHANNEL_CONFIGURATION: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
+
+/// Writes `manifest.mpd` into `root`.
+pub fn write_manifest(root: &Path, package: &Package) -> Result<WrittenManifest> {
+    let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n", mpd(package));
+    write(root, MANIFEST.into(), |w| {
+        w.extend_from_slice(xml.as_bytes());
+        Ok(())
+    })
+}
+
+pub fn mpd(package: &Package) -> MPD {
+    let target = package.target_duration();
+    let mut adaptations = Vec::new();
+    if !package.video.is_empty() {
+        adaptations.push(video_adaptation(package, target));
+    }
+    if let Some(audio) = &package.audio {
+        adaptations.push(AdaptationSet {
+            id: Some(adaptations.len().to_string()),
+            contentType: Some("audio".into()),
+            mimeType: Some("audio/mp4".into()),
+            lang: audio.language_tag().map(str::to_owned),
+            segmentAlignment: Some(true),
+            startWithSAP: Some(1),
+            representations: vec![Representation {
+                id: Some(audio.name.to_owned()),
+                bandwidth: Some(peak_bitrate(&audio.rendition.media.segments, target).round() as u64),
+                codecs: Some(audio.rendition.codecs.clone()),
+                audioSamplingRate: Some(audio.sample_rate.to_string()),
+                AudioChannelConfiguration: vec![AudioChannelConfiguration {
+                    schemeIdUri: CHANNEL_CONFIGURATION.into(),
+                    value: Some(audio.channels.to_string()),
+                    ..Default::default()
+                }],
+                SegmentTemplate: Some(template(&audio.rendition.media, package)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+    let duration = package
+        .renditions()
+        .map(|(_, r)| presentation_end(&r.media, package))
+        .fold(0.0, f64::max);
+    let running = package.live.filter(|l| !l.ended);
+    let seconds = |segments: u64| Duration::from_secs(segments * target);
+    MPD {
+        xmlns: Some(NAMESPACE.into()),
+        profiles: Some(PROFILE.into()),
+        mpdtype: Some(if running.is_some() { "dynamic" } else { "static" }.into()),
+        mediaPresentationDuration: running.is_none().then(|| Duration::from_secs_f64(millis(duration))),
+        availabilityStartTime: running.map(|l| l.availability_start),
+        // The packager's clock, so a client needs no time server to place the live edge.
+        UTCTiming: running
+            .map(|l| UTCTiming {
+                schemeIdUri: "urn:mpeg:dash:utc:direct:2014".into(),
+                value: Some(l.published.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
+        publishTime: package.live.map(|l| l.published),
+        // Reloaded once per segment; a client may go back as far as the window reaches and starts
+        // three segments behind the newest, as DASH-IF IOP suggests for low update rates.
+        minimumUpdatePeriod: running.map(|_| seconds(1)),
+        timeShiftBufferDepth: running.and_then(|l| l.window).map(|w| seconds(w as u64)),
+        suggestedPresentationDelay: running.map(|_| seconds(3)),
+        // A client holding one target duration of media can play on at the advertised bandwidth.
+        minBufferTime: Some(Duration::from_secs(target)),
+        periods: vec![Period {
+            id: Some("0".into()),
+            start: Some(Duration::ZERO),
+            adaptations,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn video_adaptation(package: &Package, target: u64) -> AdaptationSet {
+    let frame_rate = package.video[0].frame_rate;
+    let frame_rate = if frame_rate.denominator() == 1 {
+        frame_rate.numerator().to_string()
+    } else {
+        format!("{}/{}", frame_rate.numerator(), frame_rate.denominator())
+    };
+    let representations = package
+        .video
+        .iter()
+        .map(|v| Representation {
+            id: Some(v.name.to_owned()),
+            bandwidth: Some(peak_bitrate(&v.rendition.media.segments, target).round() as u64),
+            codecs: Some(v.rendition.codecs.clone()),
+            width: Some(u64::from(v.width)),
+            height: Some(u64::from(v.height)),
+            sar: Some("1:1".into()),
+            SegmentTemplate: Some(template(&v.rendition.media, package)),
+            ..Default::default()
+        })
+        .collect();
+    let (par_w, par_h) = package.display_aspect;
+    AdaptationSet {
+        id: Some("0".into()),
+        contentType: Some("video".into()),
+        mimeType: Some("video/mp4".into()),
+        // Every rung's segments start at the same forced IDR.
+        segmentAlignment: Some(true),
+        startWithSAP: Some(1),
+        maxWidth: package.video.iter().map(|v| u64::from(v.width)).max(),
+        maxHeight: package.video.iter().map(|v| u64::from(v.height)).max(),
+        frameRate: Some(frame_rate),
+        par: Some(format!("{par_w}:{par_h}")),
+        representations,
+        ..Default::default()
+    }
+}
+
+/// Seconds from the start of the period to the end of the rendition's last segment.
+fn presentation_end(media: &SegmentedStream, package: &Package) -> f64 {
+    media.segments.last().map_or(0.0, |last| {
+        (last.start_ticks + last.duration_ticks - period_start(media, package)) as f64 / f64::from(media.timescale)
+    })
+}
+
+/// Seconds from the source's start to the period's start, one instant for every representation.
+/// While live, the source's start; once a live window has ended, where the first segment still
+/// listed starts (the ones before it are gone). Otherwise where the stream that starts last
+/// starts: when a copied source's audio begins before its video, the period begins with the
+/// video, so no representation opens with a gap, and the audio's first moments fall before the
+/// period, where players drop them.
+fn period_seconds(package: &Package) -> f64 {
+    match package.live {
+        Some(live) if live.ended => live.listed_from,
+        Some(_) => 0.0,
+        None => package
+            .renditions()
+            .filter_map(|(_, r)| {
+                let media = &r.media;
+                let first = media.segments.first()?;
+                Some((first.start_ticks - media.presentation_offset) as f64 / f64::from(media.timescale))
+            })
+            .fold(0.0, f64::max),
+    }
+}
+
+/// The media time at which the period starts, in this stream's ticks.
+fn period_start(media: &SegmentedStream, package: &Package) -> i64 {
+    media.presentation_offset + (period_seconds(package) * f64::from(media.timescale)).round() as i64
+}
+
+fn template(media: &SegmentedStream, package: &Package) -> SegmentTemplate {
+    let live = package.live;
+    SegmentTemplate {
+        timescale: Some(u64::from(media.timescale)),
+        presentationTimeOffset: Some(period_start(media, package).max(0) as u64),
+        initialization: Some(format!("$RepresentationID$/{INIT_SEGMENT}")),
+        media: Some("$RepresentationID$/segment$Number%05d$.m4s".into()),
+        startNumber: Some(live.map_or(0, |l| l.first as u64)),
+        SegmentTimeline: Some(timeline(&media.segments)),
+        ..Default::default()
+    }
+}
+
+/// S elements: runs of equal durations as one S with @r; @t where the run does not follow on.
+fn timeline(segments: &[SegmentFacts]) -> SegmentTimeline {
+    let mut runs: Vec<S> = Vec::new();
+    let mut next_start: Option<i64> = None;
+    for segment in segments {
+        let follows = next_start == Some(segment.start_ticks);
+        let duration = segment.duration_ticks.max(0) as u64;
+        match runs.last_mut() {
+            Some(run) if follows && run.d == duration => run.r = Some(run.r.unwrap_or(0) + 1),
+            _ => runs.push(S {
+                t: (!follows).then_some(segment.start_ticks.max(0) as u64),
+                d: duration,
+                ..Default::default()
+            }),
+        }
+        next_start = Some(segment.start_ticks + segment.duration_ticks);
+    }
+    SegmentTimeline { segments: runs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(start_ticks: i64, duration_ticks: i64) -> SegmentFacts {
+        SegmentFacts {
+            start_ticks,
+            duration_ticks,
+            ..SegmentFacts::default()
+        }
+    }
+
+    #[test]
+    fn equal_durations_collapse_into_repeats_with_one_start_time() {
+        let segs = [segment(100, 50), segment(150, 50), segment(200, 50), segment(250, 20)];
+        let runs = timeline(&segs).segments;
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].t, runs[0].d, runs[0].r), (Some(100), 50, Some(2)));
+        assert_eq!((runs[1].t, runs[1].d, runs[1].r), (None, 20, None));
+    }
+
+    #[test]
+    fn a_gap_restates_the_start_time() {
+        let segs = [segment(0, 10), segment(15, 10)];
+        let runs = timeline(&segs).segments;
+        assert_eq!((runs[1].t, runs[1].d), (Some(15), 10));
+    }
+}

@@ -1,0 +1,180 @@
+//! HLS playlists (RFC 8216) written from the measured facts of the segments.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use m3u8_rs::{
+    AlternativeMedia, AlternativeMediaType, Key, KeyMethod, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType,
+    MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
+};
+
+use super::{AudioTrack, LiveState, Package, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write};
+use crate::error::Result;
+use crate::package::crypto::KeyPeriod;
+use crate::package::segment::SegmentedStream;
+
+/// Decimal EXTINF needs version 3; EXT-X-MAP without I-frames-only needs 6 (RFC 8216 §7).
+const PLAYLIST_VERSION: usize = 3;
+const PLAYLIST_VERSION_WITH_MAP: usize = 6;
+const AUDIO_GROUP: &str = "audio";
+const MEDIA_PLAYLIST: &str = "index.m3u8";
+pub const MASTER_PLAYLIST: &str = "master.m3u8";
+
+/// Writes every media playlist, then `master.m3u8` that names them, into `root`.
+pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManifest>> {
+    let target = package.target_duration();
+    let mut written = Vec::new();
+    for (name, rendition) in package.renditions() {
+        let keys = package.keys.map(|periods| (periods, package.output));
+        let playlist = media_playlist(&rendition.media, target, keys, package.live);
+        written.push(write(root, format!("{name}/{MEDIA_PLAYLIST}"), |w| {
+            playlist.write_to(w)
+        })?);
+    }
+    let master = master_playlist(package, target);
+    written.push(write(root, MASTER_PLAYLIST.into(), |w| master.write_to(w))?);
+    Ok(written)
+}
+
+/// The URI of a key file in the media playlists of a package published at `output`: the fixed
+/// one (`--key-url`, a key-info file), or the relative path from a rendition's folder, one level
+/// below the package root, to the key file, percent-encoded.
+pub fn key_uri(period: &KeyPeriod, output: &Path) -> String {
+    period
+        .uri
+        .clone()
+        .unwrap_or_else(|| relative_path(&output.join("rendition"), &period.file))
+}
+
+/// The path from folder `from` to `to`, both absolute, as a relative URI.
+fn relative_path(from: &Path, to: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let up = std::iter::repeat_n("..".to_owned(), from.len() - common);
+    let down = to[common..]
+        .iter()
+        .map(|c| attr::path_segment(&c.as_os_str().to_string_lossy()));
+    up.chain(down).collect::<Vec<_>>().join("/")
+}
+
+/// A media playlist; with `keys` (the package's key periods and its published location) an
+/// EXT-X-KEY with an explicit IV opens every run of segments under one key, and nowhere else.
+/// A live one numbers its first segment, dates every segment, and ends only with the source.
+pub fn media_playlist(
+    media: &SegmentedStream,
+    target: u64,
+    keys: Option<(&[KeyPeriod], &Path)>,
+    live: Option<&LiveState>,
+) -> MediaPlaylist {
+    let map = media.init.as_ref().map(|uri| Map {
+        uri: uri.clone(),
+        ..Map::default()
+    });
+    let version = if map.is_some() {
+        PLAYLIST_VERSION_WITH_MAP
+    } else {
+        PLAYLIST_VERSION
+    };
+    MediaPlaylist {
+        version: Some(version),
+        target_duration: target,
+        media_sequence: live.map_or(0, |l| l.first as u64),
+        segments: media
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| MediaSegment {
+                uri: s.uri.clone(),
+                duration: millis(s.duration) as f32,
+                // m3u8-rs writes EXT-X-MAP (before EXT-X-KEY, so the init segment is clear) and
+                // EXT-X-KEY on every segment that carries them: set each only where it changes.
+                map: if i == 0 { map.clone() } else { None },
+                key: keys
+                    .zip(s.key)
+                    .filter(|_| i == 0 || media.segments[i - 1].key != s.key)
+                    .map(|((periods, output), p)| Key {
+                        method: KeyMethod::AES128,
+                        uri: Some(key_uri(&periods[p], output)),
+                        iv: Some(periods[p].iv.to_string()),
+                        ..Key::default()
+                    }),
+                program_date_time: live.map(|l| l.time_of(media, s).fixed_offset()),
+                ..MediaSegment::empty()
+            })
+            .collect(),
+        end_list: live.is_none_or(|l| l.ended),
+        playlist_type: match live {
+            None => Some(MediaPlaylistType::Vod),
+            Some(LiveState { window: None, .. }) => Some(MediaPlaylistType::Event),
+            Some(_) => None,
+        },
+        ..MediaPlaylist::default()
+    }
+}
+
+pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
+    let audio = package.audio.as_ref();
+    let audio_peak = audio.map_or(0.0, |a| peak_bitrate(&a.rendition.media.segments, target));
+    let audio_average = audio.map_or(0.0, |a| average_bitrate(&a.rendition.media.segments));
+    let mut variants: Vec<VariantStream> = package
+        .video
+        .iter()
+        .map(|v| VariantStream {
+            uri: format!("{}/{MEDIA_PLAYLIST}", v.name),
+            bandwidth: (peak_bitrate(&v.rendition.media.segments, target) + audio_peak).round() as u64,
+            average_bandwidth: Some((average_bitrate(&v.rendition.media.segments) + audio_average).round() as u64),
+            codecs: Some(match audio {
+                Some(a) => format!("{},{}", v.rendition.codecs, a.rendition.codecs),
+                None => v.rendition.codecs.clone(),
+            }),
+            resolution: Some(Resolution {
+                width: u64::from(v.width),
+                height: u64::from(v.height),
+            }),
+            audio: audio.map(|_| AUDIO_GROUP.to_owned()),
+            // m3u8-rs prints FRAME-RATE with as few digits as possible; HLS wants three decimals.
+            other_attributes: Some(HashMap::from([(
+                "FRAME-RATE".to_owned(),
+                QuotedOrUnquoted::Unquoted(format!("{:.3}", f64::from(v.frame_rate))),
+            )])),
+            ..VariantStream::default()
+        })
+        .collect();
+    let alternatives = match (package.video.is_empty(), audio) {
+        (false, Some(a)) => vec![audio_media(a)],
+        (true, Some(a)) => {
+            variants.push(VariantStream {
+                uri: format!("{}/{MEDIA_PLAYLIST}", a.name),
+                bandwidth: audio_peak.round() as u64,
+                average_bandwidth: Some(audio_average.round() as u64),
+                codecs: Some(a.rendition.codecs.clone()),
+                ..VariantStream::default()
+            });
+            Vec::new()
+        }
+        (_, None) => Vec::new(),
+    };
+    MasterPlaylist {
+        version: Some(PLAYLIST_VERSION),
+        variants,
+        // Every segment of every rendition starts with a keyframe: the segmenter refuses otherwise.
+        independent_segments: true,
+        alternatives,
+        ..MasterPlaylist::default()
+    }
+}
+
+fn audio_media(audio: &AudioTrack) -> AlternativeMedia {
+    AlternativeMedia {
+        media_type: AlternativeMediaType::Audio,
+        uri: Some(format!("{}/{MEDIA_PLAYLIST}", audio.name)),
+        group_id: AUDIO_GROUP.to_owned(),
+        language: audio.language_tag().map(str::to_owned),
+        name: audio.language_tag().unwrap_or("Audio").to_owned(),
+        default: true,
+        autoselect: true,
+        channels: Some(audio.channels.to_string()),
+        ..AlternativeMedia::default()
+    }
+}

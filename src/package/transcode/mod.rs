@@ -1,0 +1,770 @@
+//! Decode once, scale to every rung in one filter graph, encode every rung in this process, and
+//! encode the audio once for all of them. Frames at segment boundaries are forced to IDR here,
+//! which is what makes every rung's segments start at the same instant.
+
+pub mod copy;
+pub mod encoding;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use ffmpeg::{ChannelLayout, Packet, Rational, decoder, encoder, filter, format, frame, picture};
+use ffmpeg_next as ffmpeg;
+
+use crate::error::{Error, Result};
+use crate::input::source::{self, AudioInput, VideoInput};
+use crate::package::codec_string;
+use crate::package::ladder::{Bitrate, Rung};
+use crate::package::segment::{Cuts, Delivery, EncodedRendition, SegmentClock, SegmentFormat, Segmenter};
+use crate::package::transcode::encoding::{AudioCodec, VideoCodec, VideoEncoding};
+
+/// One source stream's way to segments: decoded and encoded (a ladder, the audio track) or
+/// copied. The packaging loop feeds each its demuxed packets.
+pub trait StreamPipeline {
+    fn send(&mut self, packet: &Packet) -> Result<()>;
+    /// Flushes everything and returns the renditions written.
+    fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>>;
+}
+
+/// Several pipelines fed the same packets: a passed-through top rung and the encoded rungs below.
+pub struct Fanout(pub Vec<Box<dyn StreamPipeline>>);
+
+impl StreamPipeline for Fanout {
+    fn send(&mut self, packet: &Packet) -> Result<()> {
+        self.0.iter_mut().try_for_each(|pipeline| pipeline.send(packet))
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
+        let mut renditions = Vec::new();
+        for pipeline in self.0 {
+            renditions.extend(pipeline.finish()?);
+        }
+        Ok(renditions)
+    }
+}
+
+/// A rung and the folder its segments go to.
+pub struct RungOutput {
+    pub rung: Rung,
+    pub dir: PathBuf,
+}
+
+/// Where each rung's picture is scaled from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scaling {
+    /// Every rung from the source: each rung gets the picture a single scaler makes.
+    #[default]
+    Direct,
+    /// Each rung from the closest larger rung (1080p → 720p → 480p …): the scalers cost half as
+    /// much, but every rung made from another one is scaled twice or more and loses detail
+    /// (measured in bench/RESULTS.md: 0.1–0.5 dB PSNR at the same bit rate on ladder (b)).
+    Cascade,
+}
+
+named!(Scaling, "scaling", Scaling::Direct => "direct", Scaling::Cascade => "cascade");
+
+/// What every rung's encoder shares.
+pub struct VideoSettings {
+    pub codec: VideoCodec,
+    /// Index into `encoding::PRESETS`.
+    pub preset: usize,
+    pub scaling: Scaling,
+    pub format: SegmentFormat,
+    pub delivery: Delivery,
+}
+
+/// Turns libav's "try again" and "end of stream" answers into `None` and keeps real errors.
+fn received(result: std::result::Result<(), ffmpeg::Error>) -> std::result::Result<bool, ffmpeg::Error> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(ffmpeg::Error::Eof) => Ok(false),
+        Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a decoding error names: the file, the kind of stream and where in it.
+struct DecodeContext {
+    path: PathBuf,
+    kind: &'static str,
+    clock: SegmentClock,
+    time_base: Rational,
+}
+
+impl DecodeContext {
+    fn error(&self, pts: Option<i64>, e: ffmpeg::Error) -> Error {
+        let at = pts.map_or(String::new(), |p| {
+            format!(" at {:.3} s", self.clock.seconds(p, self.time_base))
+        });
+        Error::InputCorrupt {
+            path: self.path.clone(),
+            reason: format!("decoding {}{at}: {e}", self.kind),
+        }
+    }
+}
+
+/// The decoded video, split and scaled to every rung, each encoded and segmented.
+pub struct VideoLadder {
+    input: VideoInput,
+    context: DecodeContext,
+    decoder: decoder::Video,
+    outputs: Vec<RungOutput>,
+    settings: VideoSettings,
+    /// Built from the first decoded frame, whose format and size the graph must be told.
+    running: Option<RunningLadder>,
+    last_pts: Option<i64>,
+    frame: frame::Video,
+}
+
+struct RunningLadder {
+    graph: filter::Graph,
+    workers: Vec<RungWorker>,
+}
+
+impl VideoLadder {
+    pub fn new(
+        path: &Path,
+        stream: &format::stream::Stream,
+        input: VideoInput,
+        outputs: Vec<RungOutput>,
+        settings: VideoSettings,
+        clock: SegmentClock,
+    ) -> Result<VideoLadder> {
+        let mut decoder = source::decoder_context(path, stream)?;
+        decoder.set_packet_time_base(input.time_base);
+        let decoder = decoder.video().map_err(Error::ffmpeg("opening the video decoder"))?;
+        let context = DecodeContext {
+            path: path.to_owned(),
+            kind: "video",
+            clock,
+            time_base: input.time_base,
+        };
+        Ok(VideoLadder {
+            input,
+            context,
+            decoder,
+            outputs,
+            settings,
+            running: None,
+            last_pts: None,
+            frame: frame::Video::empty(),
+        })
+    }
+
+    fn drain_decoder(&mut self) -> Result<()> {
+        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.context.error(None, e))? {
+            let pts = self.next_pts();
+            self.frame.set_pts(Some(pts));
+            if self.running.is_none() {
+                self.running = Some(self.start()?);
+            }
+            let running = self.running.as_mut().expect("started");
+            running
+                .graph
+                .get("in")
+                .expect("graph input")
+                .source()
+                .add(&self.frame)
+                .map_err(Error::ffmpeg("feeding the scaler graph"))?;
+            running.pull()?;
+        }
+        Ok(())
+    }
+
+    /// The frame's timestamp, made strictly increasing: the encoders and muxers require it, and
+    /// a source with a missing or repeated timestamp gets the nominal frame step instead.
+    fn next_pts(&mut self) -> i64 {
+        let step = (1.0 / (f64::from(self.input.frame_rate) * f64::from(self.input.time_base)))
+            .round()
+            .max(1.0) as i64;
+        let pts = match (self.frame.timestamp(), self.last_pts) {
+            (Some(pts), Some(last)) if pts > last => pts,
+            (Some(pts), None) => pts,
+            (_, Some(last)) => last + step,
+            (None, None) => 0,
+        };
+        self.last_pts = Some(pts);
+        pts
+    }
+
+    fn rung_sizes(&self) -> Vec<(u32, u32)> {
+        self.outputs.iter().map(|o| (o.rung.width, o.rung.height)).collect()
+    }
+
+    fn start(&mut self) -> Result<RunningLadder> {
+        let mut graph = self.build_graph()?;
+        let time_base = graph.get("out0").expect("graph output").sink().time_base();
+        let sizes = self.rung_sizes();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = self
+            .outputs
+            .iter()
+            .zip(encoder_threads(&sizes, cores))
+            .map(|(out, threads)| {
+                let clock = self.context.clock.clone();
+                RungEncoder::new(out, time_base, &self.input, &self.settings, clock, threads).map(RungWorker::start)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RunningLadder { graph, workers })
+    }
+
+    /// `buffer → [rotate] → split → scale per rung → buffersink per rung`, all in one graph.
+    fn build_graph(&self) -> Result<filter::Graph> {
+        let frame = &self.frame;
+        let sar = frame.aspect_ratio();
+        let sar = if sar.numerator() > 0 { sar } else { Rational::new(1, 1) };
+        let tb = self.input.time_base;
+        let pix_fmt: ffmpeg::ffi::AVPixelFormat = frame.format().into();
+        let args = format!(
+            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+            frame.width(),
+            frame.height(),
+            pix_fmt as i32,
+            tb.numerator(),
+            tb.denominator(),
+            sar.numerator(),
+            sar.denominator()
+        );
+        let mut graph = filter::Graph::new();
+        let error = Error::ffmpeg;
+        graph
+            .add(&filter::find("buffer").expect("libavfilter has buffer"), "in", &args)
+            .map_err(error("creating the scaler graph input"))?;
+        for i in 0..self.outputs.len() {
+            graph
+                .add(
+                    &filter::find("buffersink").expect("libavfilter has buffersink"),
+                    &format!("out{i}"),
+                    "",
+                )
+                .map_err(error("creating the scaler graph outputs"))?;
+        }
+        let upright = match self.input.rotation {
+            90 | 270 => (frame.height(), frame.width()),
+            _ => (frame.width(), frame.height()),
+        };
+        let sizes = self.rung_sizes();
+        let spec = ladder_graph_spec(self.input.rotation, upright, &sizes, self.settings.scaling);
+        let mut parser = graph.output("in", 0).map_err(error("linking the scaler graph"))?;
+        for i in 0..self.outputs.len() {
+            parser = parser
+                .input(&format!("out{i}"), 0)
+                .map_err(error("linking the scaler graph"))?;
+        }
+        parser.parse(&spec).map_err(error("parsing the scaler graph"))?;
+        graph.validate().map_err(error("configuring the scaler graph"))?;
+        Ok(graph)
+    }
+}
+
+impl StreamPipeline for VideoLadder {
+    fn send(&mut self, packet: &Packet) -> Result<()> {
+        self.decoder
+            .send_packet(packet)
+            .map_err(|e| self.context.error(packet.pts(), e))?;
+        self.drain_decoder()
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
+        self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
+        self.drain_decoder()?;
+        let Some(mut running) = self.running.take() else {
+            return Err(Error::Encoder("no video frame could be decoded".into()));
+        };
+        running
+            .graph
+            .get("in")
+            .expect("graph input")
+            .source()
+            .flush()
+            .map_err(Error::ffmpeg("flushing the scaler graph"))?;
+        running.pull()?;
+        // Every encoder is told first and then waited for, so that they drain their lookahead
+        // side by side rather than each only once the one before it is done.
+        for worker in &mut running.workers {
+            worker.request_finish();
+        }
+        running.workers.iter_mut().map(RungWorker::join).collect()
+    }
+}
+
+impl RunningLadder {
+    /// Hands every frame the graph has ready to its rung's encoder thread.
+    fn pull(&mut self) -> Result<()> {
+        for (i, worker) in self.workers.iter_mut().enumerate() {
+            let mut sink = self.graph.get(&format!("out{i}")).expect("graph output");
+            loop {
+                let mut scaled = frame::Video::empty();
+                if !received(sink.sink().frame(&mut scaled)).map_err(Error::ffmpeg("scaling"))? {
+                    break;
+                }
+                worker.send(scaled)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The filter graph text: rotation as the display matrix asks, then a scaler per rung, fed as
+/// `scaling` says (see `scaling_parents`); `upright` is the rotated source's size.
+fn ladder_graph_spec(rotation: u32, upright: (u32, u32), sizes: &[(u32, u32)], scaling: Scaling) -> String {
+    let rotate = match rotation {
+        90 => "transpose=clock,",
+        180 => "hflip,vflip,",
+        270 => "transpose=cclock,",
+        _ => "",
+    };
+    let parents = match scaling {
+        Scaling::Direct => vec![None; sizes.len()],
+        Scaling::Cascade => scaling_parents(upright, sizes),
+    };
+    let feeds = |node: Option<usize>| -> String {
+        (0..sizes.len())
+            .filter(|&i| parents[i] == node)
+            .map(|i| format!("[to{i}]"))
+            .collect()
+    };
+    let split = |outputs: String| format!("split={}{outputs}", outputs.matches('[').count());
+    let mut spec = format!("[in]{rotate}{}", split(feeds(None)));
+    for (i, (width, height)) in sizes.iter().enumerate() {
+        spec.push_str(&format!(
+            ";[to{i}]scale={width}:{height},setsar=1,format=yuv420p,{}",
+            split(format!("[out{i}]{}", feeds(Some(i))))
+        ));
+    }
+    spec
+}
+
+/// Which picture each rung is scaled from: the smallest rung above it that is at least as large
+/// in both dimensions and not itself upscaled, or the source (`None`). Scaling 720p to 480p costs
+/// far less than scaling 1080p to 480p, and the rungs come largest first.
+fn scaling_parents(source: (u32, u32), rungs: &[(u32, u32)]) -> Vec<Option<usize>> {
+    rungs
+        .iter()
+        .enumerate()
+        .map(|(i, &(width, height))| {
+            (0..i).rev().find(|&j| {
+                let (w, h) = rungs[j];
+                w >= width && h >= height && w <= source.0 && h <= source.1
+            })
+        })
+        .collect()
+}
+
+/// Threads for each rung's encoder, in proportion to its share of the ladder's pixels. A single
+/// x264 thread per rung spends the least CPU time (no waits between frame threads, fewer frames
+/// buffered), and the rungs' threads already run side by side; but the largest rung alone would
+/// then hold the job back, so each rung gets 1.5 threads per core of its share of the work, as
+/// x264 takes for a whole machine by default.
+fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
+    let pixels = |&(w, h): &(u32, u32)| f64::from(w) * f64::from(h);
+    let total: f64 = sizes.iter().map(pixels).sum();
+    sizes
+        .iter()
+        .map(|size| ((1.5 * cores as f64 * pixels(size) / total).ceil() as usize).max(1))
+        .collect()
+}
+
+/// Depth of each rung's frame queue: enough to keep its encoder fed while the next frames are
+/// decoded and scaled, small enough that memory stays a few frames per rung.
+const FRAME_QUEUE: usize = 4;
+
+/// What an encoder thread is sent.
+enum Work {
+    Frame(frame::Video),
+    Finish,
+}
+
+/// A rung's encoder and segmenter on a thread of their own, fed through a bounded queue, so that
+/// every rung encodes (and muxes and writes) while the next frames are decoded and scaled.
+struct RungWorker {
+    work: Option<SyncSender<Work>>,
+    thread: Option<JoinHandle<Result<EncodedRendition>>>,
+}
+
+impl RungWorker {
+    fn start(encoder: RungEncoder) -> RungWorker {
+        let (work, queue) = mpsc::sync_channel(FRAME_QUEUE);
+        let thread = std::thread::spawn(move || encoder.run(&queue));
+        RungWorker {
+            work: Some(work),
+            thread: Some(thread),
+        }
+    }
+
+    fn send(&mut self, frame: frame::Video) -> Result<()> {
+        let work = self.work.as_ref().expect("the queue is open until finish");
+        if work.send(Work::Frame(frame)).is_err() {
+            // The thread stopped on an error; it is the one to report.
+            return Err(self.join().err().unwrap_or(Error::Cancelled));
+        }
+        Ok(())
+    }
+
+    /// Asks the thread to flush its encoder and segmenter; `join` then gives the rendition.
+    fn request_finish(&mut self) {
+        // A failed send means the thread already stopped with an error, which join returns.
+        let _ = self.work.take().expect("finished once").send(Work::Finish);
+    }
+
+    fn join(&mut self) -> Result<EncodedRendition> {
+        self.work = None;
+        let thread = self.thread.take().expect("joined once");
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Drop for RungWorker {
+    /// A job that stops early closes the queue without `Finish`: the thread drops its encoder
+    /// without flushing, and nothing is written after the job has returned.
+    fn drop(&mut self) {
+        self.work = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct RungEncoder {
+    name: String,
+    encoder: encoder::video::Encoder,
+    segmenter: Segmenter,
+    clock: SegmentClock,
+    time_base: Rational,
+    segment: Option<u64>,
+}
+
+impl RungEncoder {
+    fn new(
+        output: &RungOutput,
+        time_base: Rational,
+        input: &VideoInput,
+        settings: &VideoSettings,
+        clock: SegmentClock,
+        threads: usize,
+    ) -> Result<RungEncoder> {
+        let rung = &output.rung;
+        let encoder = encoding::open_video(
+            &VideoEncoding {
+                codec: settings.codec,
+                preset: settings.preset,
+                width: rung.width,
+                height: rung.height,
+                time_base,
+                frame_rate: input.frame_rate,
+                // No keyframe of the encoder's own inside a segment: one holds at most this many frames.
+                keyint: settings.codec.keyint(clock.longest(), input.frame_rate),
+                rate: rung.rate,
+                threads,
+            },
+            &rung.name,
+        )?;
+        let default_duration = (1.0 / (f64::from(input.frame_rate) * f64::from(time_base))).round() as i64;
+        let segmenter = Segmenter::new(
+            &rung.name,
+            &output.dir,
+            settings.format,
+            &encoder,
+            clock.clone(),
+            settings.codec.cuts(),
+            default_duration,
+        )?
+        .delivering(settings.delivery.clone());
+        Ok(RungEncoder {
+            name: rung.name.clone(),
+            encoder,
+            segmenter,
+            clock,
+            time_base,
+            segment: None,
+        })
+    }
+
+    /// Encodes a frame, forcing an IDR where it starts a segment and nowhere else: a frame keeps
+    /// its decoded picture type otherwise, and the encoder would copy the source's keyframes.
+    fn encode(&mut self, frame: &mut frame::Video) -> Result<()> {
+        let pts = frame.pts().expect("frames carry timestamps");
+        let index = self.clock.index_of(pts, self.time_base);
+        let starts_segment = self.segment.is_none_or(|current| index > current);
+        frame.set_kind(if starts_segment {
+            picture::Type::I
+        } else {
+            picture::Type::None
+        });
+        self.segment = Some(index);
+        self.encoder
+            .send_frame(frame)
+            .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?;
+        self.drain()
+    }
+
+    /// The encoder thread: frames until `Finish`; a queue closed without it abandons the work.
+    fn run(mut self, queue: &Receiver<Work>) -> Result<EncodedRendition> {
+        loop {
+            match queue.recv() {
+                Ok(Work::Frame(mut frame)) => self.encode(&mut frame)?,
+                Ok(Work::Finish) => return self.finish(),
+                Err(mpsc::RecvError) => return Err(Error::Cancelled),
+            }
+        }
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        let mut packet = Packet::empty();
+        while received(self.encoder.receive_packet(&mut packet))
+            .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
+        {
+            self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<EncodedRendition> {
+        self.encoder
+            .send_eof()
+            .map_err(Error::ffmpeg(format!("{}: finishing the encoder", self.name)))?;
+        self.drain()?;
+        self.segmenter.finish()
+    }
+}
+
+/// What the shared audio rendition is encoded to.
+pub struct AudioSettings {
+    pub codec: AudioCodec,
+    pub bitrate: Bitrate,
+    pub format: SegmentFormat,
+    pub delivery: Delivery,
+}
+
+/// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
+pub struct AudioTrack {
+    input: AudioInput,
+    context: DecodeContext,
+    decoder: decoder::Audio,
+    encoder: encoder::audio::Encoder,
+    segmenter: Segmenter,
+    graph: Option<filter::Graph>,
+    frame: frame::Audio,
+}
+
+impl AudioTrack {
+    pub fn new(
+        path: &Path,
+        stream: &format::stream::Stream,
+        input: AudioInput,
+        dir: &Path,
+        settings: &AudioSettings,
+        clock: SegmentClock,
+    ) -> Result<AudioTrack> {
+        let mut decoder = source::decoder_context(path, stream)?;
+        decoder.set_packet_time_base(input.time_base);
+        let decoder = decoder.audio().map_err(Error::ffmpeg("opening the audio decoder"))?;
+        let encoder = encoding::open_audio(settings.codec, &input, settings.bitrate)?;
+        let codecs = match settings.codec {
+            AudioCodec::Aac => codec_string::mp4a_from_audio_specific_config(encoding::extradata(&encoder))
+                .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))?,
+            AudioCodec::Opus => "opus".to_owned(),
+        };
+        let mut segmenter = Segmenter::new(
+            "audio",
+            dir,
+            settings.format,
+            &encoder,
+            clock.clone(),
+            Cuts::Boundary,
+            i64::from(encoder.frame_size()),
+        )?
+        .delivering(settings.delivery.clone());
+        segmenter.describe(Some(codecs));
+        let context = DecodeContext {
+            path: path.to_owned(),
+            kind: "audio",
+            clock,
+            time_base: input.time_base,
+        };
+        Ok(AudioTrack {
+            input,
+            context,
+            decoder,
+            encoder,
+            segmenter,
+            graph: None,
+            frame: frame::Audio::empty(),
+        })
+    }
+
+    fn drain_decoder(&mut self) -> Result<()> {
+        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.context.error(None, e))? {
+            let pts = self.frame.timestamp();
+            self.frame.set_pts(pts);
+            if self.graph.is_none() {
+                self.graph = Some(self.build_graph()?);
+            }
+            self.graph
+                .as_mut()
+                .expect("built")
+                .get("in")
+                .expect("graph input")
+                .source()
+                .add(&self.frame)
+                .map_err(Error::ffmpeg("feeding the audio resampler"))?;
+            self.pull()?;
+        }
+        Ok(())
+    }
+
+    /// `abuffer → aresample → aformat → abuffersink` cutting frames of the encoder's size, in
+    /// the encoder's own sample format: planar for AAC, packed (interleaved) for libopus, which
+    /// reads only the first plane and would take a planar frame's left channel and whatever
+    /// memory lies beyond it as interleaved samples.
+    fn build_graph(&self) -> Result<filter::Graph> {
+        let frame = &self.frame;
+        let layout = if frame.channel_layout().bits() == 0 {
+            ChannelLayout::default(i32::from(frame.channels()))
+        } else {
+            frame.channel_layout()
+        };
+        let tb = self.input.time_base;
+        let args = format!(
+            "time_base={}/{}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
+            tb.numerator(),
+            tb.denominator(),
+            frame.rate(),
+            frame.format().name(),
+            layout.bits()
+        );
+        let error = Error::ffmpeg;
+        let mut graph = filter::Graph::new();
+        graph
+            .add(&filter::find("abuffer").expect("libavfilter has abuffer"), "in", &args)
+            .map_err(error("creating the audio graph"))?;
+        graph
+            .add(
+                &filter::find("abuffersink").expect("libavfilter has abuffersink"),
+                "out",
+                "",
+            )
+            .map_err(error("creating the audio graph"))?;
+        let spec = format!(
+            "aresample={},aformat=sample_fmts={}:channel_layouts=0x{:x}",
+            self.encoder.rate(),
+            self.encoder.format().name(),
+            self.encoder.channel_layout().bits()
+        );
+        graph
+            .output("in", 0)
+            .and_then(|p| p.input("out", 0))
+            .and_then(|p| p.parse(&spec))
+            .map_err(error("parsing the audio graph"))?;
+        graph.validate().map_err(error("configuring the audio graph"))?;
+        graph
+            .get("out")
+            .expect("graph output")
+            .sink()
+            .set_frame_size(self.encoder.frame_size());
+        Ok(graph)
+    }
+
+    fn pull(&mut self) -> Result<()> {
+        let mut resampled = frame::Audio::empty();
+        let graph = self.graph.as_mut().expect("built");
+        let mut sink = graph.get("out").expect("graph output");
+        while received(sink.sink().frame(&mut resampled)).map_err(Error::ffmpeg("resampling audio"))? {
+            self.encoder
+                .send_frame(&resampled)
+                .map_err(Error::ffmpeg("audio: encoding"))?;
+            drain_audio(&mut self.encoder, &mut self.segmenter)?;
+        }
+        Ok(())
+    }
+}
+
+impl StreamPipeline for AudioTrack {
+    fn send(&mut self, packet: &Packet) -> Result<()> {
+        self.decoder
+            .send_packet(packet)
+            .map_err(|e| self.context.error(packet.pts(), e))?;
+        self.drain_decoder()
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
+        self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
+        self.drain_decoder()?;
+        if let Some(graph) = self.graph.as_mut() {
+            graph
+                .get("in")
+                .expect("graph input")
+                .source()
+                .flush()
+                .map_err(Error::ffmpeg("flushing the audio resampler"))?;
+            self.pull()?;
+        }
+        self.encoder
+            .send_eof()
+            .map_err(Error::ffmpeg("audio: finishing the encoder"))?;
+        drain_audio(&mut self.encoder, &mut self.segmenter)?;
+        Ok(vec![self.segmenter.finish()?])
+    }
+}
+
+fn drain_audio(encoder: &mut encoder::audio::Encoder, segmenter: &mut Segmenter) -> Result<()> {
+    let mut packet = Packet::empty();
+    while received(encoder.receive_packet(&mut packet)).map_err(Error::ffmpeg("audio: encoding"))? {
+        segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LADDER_B: [(u32, u32); 6] = [
+        (1920, 1080),
+        (1280, 720),
+        (854, 480),
+        (640, 360),
+        (426, 240),
+        (256, 144),
+    ];
+
+    #[test]
+    fn each_rung_is_scaled_from_the_next_larger_one() {
+        let parents = scaling_parents((1920, 1080), &LADDER_B);
+        assert_eq!(parents, [None, Some(0), Some(1), Some(2), Some(3), Some(4)]);
+    }
+
+    #[test]
+    fn no_rung_is_scaled_from_an_upscaled_one() {
+        // A 720p source with an upscaled 1080p rung: 720p and below come from the source.
+        let parents = scaling_parents((1280, 720), &LADDER_B[..3]);
+        assert_eq!(parents, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn no_rung_is_scaled_from_a_narrower_one() {
+        let parents = scaling_parents((1920, 1080), &[(1280, 720), (1080, 1080), (640, 360)]);
+        assert_eq!(parents, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn direct_scaling_feeds_every_rung_from_the_source_and_cascade_from_the_rung_above() {
+        let direct = ladder_graph_spec(0, (1920, 1080), &LADDER_B[..3], Scaling::Direct);
+        assert!(direct.starts_with("[in]split=3[to0][to1][to2];"), "{direct}");
+        assert_eq!(direct.matches("[to").count(), 6, "{direct}");
+        let cascade = ladder_graph_spec(90, (1080, 1920), &[(1080, 1920), (720, 1280)], Scaling::Cascade);
+        assert!(cascade.starts_with("[in]transpose=clock,split=1[to0];"), "{cascade}");
+        assert!(
+            cascade.contains("scale=1080:1920,setsar=1,format=yuv420p,split=2[out0][to1];"),
+            "{cascade}"
+        );
+    }
+
+    #[test]
+    fn encoder_threads_follow_each_rungs_share_of_the_pixels() {
+        assert_eq!(encoder_threads(&LADDER_B, 2), [2, 1, 1, 1, 1, 1]);
+        assert_eq!(encoder_threads(&LADDER_B[1..3], 2), [3, 1]);
+        assert_eq!(encoder_threads(&[(640, 360)], 4), [6]);
+    }
+}

@@ -1,0 +1,217 @@
+//! The live window: which segments a live presentation lists as they are completed, and when the
+//! ones that have left every manifest may be deleted.
+//!
+//! A segment number is listed only once every rendition has completed it, so each manifest
+//! names the same segments, all of them whole on disk. With a window of N, the manifests list the
+//! newest N numbers; a segment that drops out is deleted (with `--delete-segments`) one target
+//! duration later at the earliest, so a client that loaded the previous manifest can still fetch it.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::package::manifest::LiveState;
+use crate::package::segment::{Completed, EncodedRendition, SegmentedStream};
+
+/// How a live presentation keeps its segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowOptions {
+    /// Segments listed; `None` lists all of them (an EVENT playlist).
+    pub size: Option<usize>,
+    /// Delete the segments that have left the window.
+    pub delete_segments: bool,
+}
+
+/// One rendition as far as it has been written.
+struct Progress {
+    name: String,
+    rendition: Option<EncodedRendition>,
+    files: Vec<PathBuf>,
+}
+
+pub struct Window {
+    options: WindowOptions,
+    target: u64,
+    renditions: Vec<Progress>,
+    /// Segment numbers complete in every rendition.
+    complete: usize,
+    /// The first number listed by the manifests last published.
+    first_listed: usize,
+    epoch: Option<DateTime<Utc>>,
+    /// availabilityStartTime: the epoch moved later by the time the first segments took to be
+    /// encoded and written, so that a segment is on disk when the MPD says it is available.
+    availability_start: Option<DateTime<Utc>>,
+    /// Files that have left the manifests, and when they may go.
+    leaving: VecDeque<(Instant, PathBuf)>,
+}
+
+impl Window {
+    /// A window over the renditions named (folder names, in manifest order), whose segments last
+    /// at most `target` seconds once rounded.
+    pub fn new(names: Vec<String>, options: WindowOptions, target: u64) -> Window {
+        Window {
+            options,
+            target,
+            renditions: names
+                .into_iter()
+                .map(|name| Progress {
+                    name,
+                    rendition: None,
+                    files: Vec::new(),
+                })
+                .collect(),
+            complete: 0,
+            first_listed: 0,
+            epoch: None,
+            availability_start: None,
+            leaving: VecDeque::new(),
+        }
+    }
+
+    /// Notes that presentation time `media_seconds` is happening now, once: the wall clock of the
+    /// program date-times and the MPD's availabilityStartTime.
+    pub fn start_clock(&mut self, media_seconds: f64) {
+        self.epoch.get_or_insert_with(|| Utc::now() - micros(media_seconds));
+    }
+
+    /// Records a completed file; true when it completes a new segment number in every rendition,
+    /// so the manifests should be published again.
+    pub fn add(&mut self, file: Completed) -> bool {
+        let Some(segment) = file.segment else {
+            return false;
+        };
+        let Some(progress) = self.renditions.iter_mut().find(|r| r.name == file.rendition) else {
+            return false;
+        };
+        let rendition = progress.rendition.get_or_insert_with(|| EncodedRendition {
+            media: file.stream,
+            codecs: file.codecs.unwrap_or_default(),
+        });
+        rendition.media.segments.push(segment);
+        progress.files.push(file.path);
+        let complete = self.counts().min().unwrap_or(0);
+        let grew = complete > self.complete;
+        self.complete = complete;
+        if grew && self.availability_start.is_none() {
+            self.availability_start = Some(Utc::now() - micros(self.first_row_end()));
+        }
+        grew
+    }
+
+    /// Seconds from the source's start to the end of the first segment of every rendition.
+    fn first_row_end(&self) -> f64 {
+        self.renditions
+            .iter()
+            .filter_map(|r| r.rendition.as_ref())
+            .filter_map(|r| {
+                let first = r.media.segments.first()?;
+                let end = first.start_ticks + first.duration_ticks - r.media.presentation_offset;
+                Some(end as f64 / f64::from(r.media.timescale.max(1)))
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// Segments completed, per rendition.
+    fn counts(&self) -> impl Iterator<Item = usize> + '_ {
+        self.renditions.iter().map(|r| r.files.len())
+    }
+
+    /// Every rendition as the manifests should list it now, video rungs first, and the state of
+    /// the presentation. The last listing (`ended`) takes each rendition to its own end, so one
+    /// that wrote a segment more than the others (audio's last frames) lists it too.
+    pub fn listing(&self, ended: bool) -> (Vec<EncodedRendition>, LiveState) {
+        let end = if ended {
+            self.counts().max().unwrap_or(0)
+        } else {
+            self.complete
+        };
+        let first = self.first_for(self.complete);
+        let renditions: Vec<EncodedRendition> = self
+            .renditions
+            .iter()
+            .filter_map(|r| r.rendition.as_ref())
+            .map(|r| EncodedRendition {
+                media: SegmentedStream {
+                    init: r.media.init.clone(),
+                    timescale: r.media.timescale,
+                    presentation_offset: r.media.presentation_offset,
+                    segments: slice(&r.media.segments, first, end).to_vec(),
+                },
+                codecs: r.codecs.clone(),
+            })
+            .collect();
+        let listed_from = renditions.first().map_or(0.0, |r: &EncodedRendition| {
+            r.media.segments.first().map_or(0.0, |s| {
+                (s.start_ticks - r.media.presentation_offset) as f64 / f64::from(r.media.timescale.max(1))
+            })
+        });
+        let epoch = self.epoch.unwrap_or_else(Utc::now);
+        let state = LiveState {
+            first,
+            listed_from: if first > 0 { listed_from } else { 0.0 },
+            epoch,
+            availability_start: self.availability_start.unwrap_or(epoch),
+            window: self.options.size,
+            target: self.target,
+            ended,
+            published: Utc::now(),
+        };
+        (renditions, state)
+    }
+
+    fn first_for(&self, end: usize) -> usize {
+        self.options.size.map_or(0, |size| end.saturating_sub(size))
+    }
+
+    /// After the manifests of `listing` were published: the segments that have left them may be
+    /// deleted one target duration from now.
+    pub fn published(&mut self, state: &LiveState) {
+        if state.first <= self.first_listed {
+            return;
+        }
+        if self.options.delete_segments {
+            let due = Instant::now() + Duration::from_secs(self.target);
+            for progress in &self.renditions {
+                for path in slice(&progress.files, self.first_listed, state.first) {
+                    self.leaving.push_back((due, path.clone()));
+                }
+            }
+        }
+        self.first_listed = state.first;
+    }
+
+    /// Deletes the segments whose time has come; with `wait`, waits for all of them. Returns the
+    /// files deleted, for the remote destinations to follow.
+    pub fn delete_due(&mut self, wait: bool) -> Result<Vec<PathBuf>> {
+        let mut deleted = Vec::new();
+        while let Some((due, _)) = self.leaving.front() {
+            let now = Instant::now();
+            if *due > now {
+                if !wait {
+                    break;
+                }
+                std::thread::sleep(*due - now);
+            }
+            let (_, path) = self.leaving.pop_front().expect("a front entry");
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::Io { path, source: e }),
+            }
+            deleted.push(path);
+        }
+        Ok(deleted)
+    }
+}
+
+fn micros(seconds: f64) -> chrono::TimeDelta {
+    chrono::TimeDelta::microseconds((seconds * 1e6) as i64)
+}
+
+fn slice<T>(items: &[T], from: usize, to: usize) -> &[T] {
+    let to = to.min(items.len());
+    &items[from.min(to)..to]
+}

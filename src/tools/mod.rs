@@ -1,0 +1,11 @@
+//! The standalone tools, each a command of its own beside packaging: [`probe`], [`convert`]
+//! (HLS ↔ DASH), [`remux`] (to a faststart MP4), [`concat_flv`] (FLV chunks joined), [`unframe`]
+//! (websocket captures), [`record`] (live streams to files) and [`inspect`] (fMP4 checks).
+
+pub mod concat_flv;
+pub mod convert;
+pub mod inspect;
+pub mod probe;
+pub mod record;
+pub mod remux;
+pub mod unframe;
