@@ -54,8 +54,20 @@ pub enum Error {
     #[error("{url}: the source dropped: {reason}")]
     LiveDropped { url: String, reason: String },
 
+    /// An option the library cannot use. `option` is the name of the options field at fault
+    /// (`segment_duration`), which the CLI shows as its flag (`--segment-duration`); `reason`
+    /// starts with the value or the other option it conflicts with.
+    #[error("{option} {reason}")]
+    InvalidOption { option: &'static str, reason: String },
+
+    /// A request that names no one option (a command line the CLI rejects, a pattern that
+    /// matches nothing usable).
     #[error("{0}")]
-    InvalidOption(String),
+    Usage(String),
+
+    /// A key file or key-info file that cannot be read or does not hold a key.
+    #[error("key file {}: {reason}", path.display())]
+    KeyFile { path: PathBuf, reason: String },
 
     #[error("schedule file {}: {reason}", path.display())]
     Schedule { path: PathBuf, reason: String },
@@ -86,6 +98,19 @@ pub enum Error {
     #[error("{0}")]
     Encoder(String),
 
+    /// Writing segments or a file failed in the muxer (an option it ignored, a flush, a fragment
+    /// it wrote that cannot be completed).
+    #[error("{}: {reason}", path.display())]
+    Mux { path: PathBuf, reason: String },
+
+    /// An encoder this FFmpeg lacks, refuses the settings of, or that gives no codec configuration.
+    #[error("{stream}: {reason}")]
+    Codec { stream: String, reason: String },
+
+    /// A worker thread panicked: a bug in stream-pack, reported rather than propagated.
+    #[error("{what} panicked")]
+    Panicked { what: String },
+
     #[error("cancelled")]
     Cancelled,
 }
@@ -104,11 +129,17 @@ impl Error {
             | Error::Remote { .. }
             | Error::LiveNeverStarted { .. }
             | Error::LiveDropped { .. } => exit::INPUT,
-            Error::InvalidOption(_) | Error::Schedule { .. } => exit::USAGE,
+            Error::InvalidOption { .. } | Error::Usage(_) | Error::Schedule { .. } => exit::USAGE,
             Error::LadderFile { .. } | Error::Ladder(_) => exit::LADDER,
-            Error::OutputExists { .. } | Error::Io { .. } | Error::Publish { .. } => exit::OUTPUT,
+            Error::OutputExists { .. } | Error::Io { .. } | Error::Publish { .. } | Error::KeyFile { .. } => {
+                exit::OUTPUT
+            }
             Error::Cancelled => exit::CANCELLED,
-            Error::Ffmpeg { .. } | Error::Encoder(_) => exit::FAILURE,
+            Error::Ffmpeg { .. }
+            | Error::Encoder(_)
+            | Error::Mux { .. }
+            | Error::Codec { .. }
+            | Error::Panicked { .. } => exit::FAILURE,
         }
     }
 

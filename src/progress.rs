@@ -1,10 +1,43 @@
-//! Progress reporting: the job sends structured `Progress` to a `Monitor`, which may cancel it.
+//! The one progress-and-cancel mechanism of every job (packaging, live packaging, recording,
+//! unframing): the job sends structured reports to a [`Monitor`], and stops when its [`Cancel`]
+//! is cancelled — from a signal handler, another thread or the monitor itself.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::output::publish::PublishCounts;
+
+/// Stops a job from anywhere; clones share one flag. A cancelled job returns
+/// [`Error::Cancelled`] and leaves nothing behind.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// `Err(Error::Cancelled)` once cancelled, for `?` at the job's checkpoints.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
 
 /// What the job is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,29 +73,20 @@ pub struct Progress {
     pub published: Option<PublishCounts>,
 }
 
-/// What a monitor tells the job after a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    Continue,
-    Cancel,
+/// Receives a job's reports: [`Progress`] from packaging, the recorder's own from `record`.
+pub trait Monitor<P = Progress> {
+    fn report(&mut self, progress: &P);
 }
 
-/// Receives progress; returning `Control::Cancel` stops the job, which then leaves nothing behind.
-pub trait Monitor {
-    fn report(&mut self, progress: &Progress) -> Control;
-}
-
-/// A monitor that ignores reports and never cancels.
+/// A monitor that ignores reports.
 pub struct Silent;
 
-impl Monitor for Silent {
-    fn report(&mut self, _: &Progress) -> Control {
-        Control::Continue
-    }
+impl<P> Monitor<P> for Silent {
+    fn report(&mut self, _: &P) {}
 }
 
-impl<F: FnMut(&Progress) -> Control> Monitor for F {
-    fn report(&mut self, progress: &Progress) -> Control {
+impl<P, F: FnMut(&P)> Monitor<P> for F {
+    fn report(&mut self, progress: &P) {
         self(progress)
     }
 }
@@ -105,17 +129,17 @@ impl Tracker {
     }
 
     /// Reports the transcode's position if the last report is old enough.
-    pub fn tick(&mut self, monitor: &mut dyn Monitor) -> Control {
+    pub fn tick(&mut self, monitor: &mut dyn Monitor) {
         let now = Instant::now();
         if self.last_report.is_some_and(|t| now - t < REPORT_INTERVAL) {
-            return Control::Continue;
+            return;
         }
         self.last_report = Some(now);
         monitor.report(&self.progress(Stage::Transcode))
     }
 
     /// Reports a change of stage whatever the time since the last report.
-    pub fn stage(&mut self, stage: Stage, monitor: &mut dyn Monitor) -> Control {
+    pub fn stage(&mut self, stage: Stage, monitor: &mut dyn Monitor) {
         if stage == Stage::Done {
             self.media_time = self.duration.unwrap_or(self.media_time).max(self.media_time);
         }

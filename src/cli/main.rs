@@ -3,8 +3,6 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -19,7 +17,7 @@ use stream_pack::package::segment::SegmentFormat;
 use stream_pack::package::transcode::Scaling;
 use stream_pack::package::transcode::encoding::{AudioCodec, VideoCodec};
 use stream_pack::package::window::WindowOptions;
-use stream_pack::progress::{Control, Monitor, Progress, Stage};
+use stream_pack::progress::{Cancel, Monitor, Progress};
 use stream_pack::tools::concat_flv::{self, DownloadOptions};
 use stream_pack::tools::convert::{ConvertOptions, Target};
 use stream_pack::tools::record::time::parse_duration;
@@ -170,19 +168,18 @@ struct JobArgs {
 }
 
 impl JobArgs {
-    /// The progress monitor these arguments ask for, stopping the job on Ctrl-C.
-    fn monitor(&self) -> anyhow::Result<CliMonitor> {
-        let interrupted = cancel_on_ctrl_c()?;
-        let style = if self.quiet { ProgressArg::None } else { self.progress };
-        Ok(CliMonitor::new(style, interrupted))
+    /// The progress monitor these arguments ask for.
+    fn monitor(&self) -> CliMonitor {
+        CliMonitor::new(if self.quiet { ProgressArg::None } else { self.progress })
     }
 }
 
-/// A flag that Ctrl-C (SIGINT, SIGTERM) sets: every blocked open and read of an input watches it.
-fn cancel_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&cancel);
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+/// The job's cancel, cancelled by Ctrl-C (SIGINT, SIGTERM): every job and every blocked open and
+/// read of an input watches it.
+fn cancel_on_ctrl_c() -> anyhow::Result<Cancel> {
+    let cancel = Cancel::new();
+    let handle = cancel.clone();
+    ctrlc::set_handler(move || handle.cancel()).context("installing the Ctrl-C handler")?;
     Ok(cancel)
 }
 
@@ -198,7 +195,7 @@ struct InputArgs {
 }
 
 impl InputArgs {
-    fn options(&self, cancel: Arc<AtomicBool>) -> InputOptions {
+    fn options(&self, cancel: Cancel) -> InputOptions {
         InputOptions {
             open_timeout: self.open_timeout,
             stall_timeout: self.stall_timeout,
@@ -662,7 +659,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
         }),
     };
     let (output, publishing) = args.destination.publishing()?;
-    let mut monitor = args.job.monitor()?;
+    let mut monitor = args.job.monitor();
     let options = ConvertOptions {
         input: Location::parse(&args.input),
         output,
@@ -670,7 +667,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
         segment_duration: args.segment_duration,
         force: args.job.force,
         publishing,
-        input_options: args.timeouts.options(Arc::clone(&monitor.interrupted)),
+        input_options: args.timeouts.options(cancel_on_ctrl_c()?),
     };
     let report = stream_pack::tools::convert::convert(&options, &mut monitor);
     monitor.close();
@@ -834,7 +831,7 @@ fn default_output(args: &PackageArgs, suffix: &str) -> anyhow::Result<Option<Pat
     if !args.destination.output.is_empty() {
         return Ok(None);
     }
-    let no_output = |why: String| stream_pack::Error::InvalidOption(format!("no --output given and {why}: give -o"));
+    let no_output = |why: String| stream_pack::Error::Usage(format!("no --output given and {why}: give -o"));
     let input = match &args.input {
         Some(input) if matches!(Location::parse(&input.to_string_lossy()), Location::File(_)) => input,
         Some(url) => return Err(no_output(format!("{} is a URL, with no folder beside it", url.display())).into()),
@@ -870,9 +867,9 @@ fn package(
 ) -> anyhow::Result<()> {
     let mut options = args.options(base, default_output(args, suffix)?)?;
     command(&mut options);
-    let mut monitor = args.job.monitor()?;
+    let mut monitor = args.job.monitor();
     // Ctrl-C also stops an open or a read that waits on the input.
-    options.input_options = args.timeouts.options(Arc::clone(&monitor.interrupted));
+    options.input_options = args.timeouts.options(cancel_on_ctrl_c()?);
     let fetched = match &args.input {
         Some(input) => fetch_input(input, &args.destination, &monitor)?,
         None => None,
@@ -970,15 +967,14 @@ fn fetch_input(
     Ok(Some(file))
 }
 
-/// Shows progress as the user asked and turns Ctrl-C into a cancel.
+/// Shows progress as the user asked.
 struct CliMonitor {
     bar: Option<ProgressBar>,
     json: bool,
-    interrupted: Arc<AtomicBool>,
 }
 
 impl CliMonitor {
-    fn new(style: ProgressArg, interrupted: Arc<AtomicBool>) -> CliMonitor {
+    fn new(style: ProgressArg) -> CliMonitor {
         let bar = (style == ProgressArg::Bar && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(1000);
             bar.set_style(
@@ -991,7 +987,6 @@ impl CliMonitor {
         CliMonitor {
             bar,
             json: style == ProgressArg::Json,
-            interrupted,
         }
     }
 
@@ -1003,7 +998,7 @@ impl CliMonitor {
 }
 
 impl Monitor for CliMonitor {
-    fn report(&mut self, progress: &Progress) -> Control {
+    fn report(&mut self, progress: &Progress) {
         if let Some(bar) = &self.bar {
             bar.set_message(format!("{:?}", progress.stage).to_lowercase());
             bar.set_position(progress.percent.map_or(0, |p| (p * 10.0) as u64));
@@ -1020,11 +1015,6 @@ impl Monitor for CliMonitor {
             let mut err = std::io::stderr().lock();
             // Progress lines are best-effort: a closed stderr must not fail the job.
             let _ = serde_json::to_writer(&mut err, progress).map(|_| writeln!(err));
-        }
-        if self.interrupted.load(Ordering::SeqCst) && progress.stage != Stage::Done {
-            Control::Cancel
-        } else {
-            Control::Continue
         }
     }
 }

@@ -1,12 +1,11 @@
 //! `stream-pack record`: presentation of the library's recorder (one recording, or a schedule).
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use stream_pack::input::live::LiveSource;
+use stream_pack::progress::Cancel;
 use stream_pack::tools::record::schedule::{self, Job};
 use stream_pack::tools::record::time::{StartAt, parse_duration};
 use stream_pack::tools::record::{RecordOptions, RecordProgress, RecordReport, record};
@@ -75,7 +74,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     }
 }
 
-fn run_one(args: &RecordArgs, cancel: &Arc<AtomicBool>) -> anyhow::Result<()> {
+fn run_one(args: &RecordArgs, cancel: &Cancel) -> anyhow::Result<()> {
     let source = match (&args.url, &args.capture) {
         (Some(url), _) => LiveSource::parse(url),
         (None, Some(spec)) => LiveSource::capture(spec)?,
@@ -86,16 +85,16 @@ fn run_one(args: &RecordArgs, cancel: &Arc<AtomicBool>) -> anyhow::Result<()> {
     options.duration = args.duration;
     options.split = args.split;
     if let Some(at) = &args.at {
-        let start = at
-            .resolve(&jiff::Zoned::now())
-            .map_err(stream_pack::Error::InvalidOption)?;
+        let start = at.resolve(&jiff::Zoned::now()).map_err(stream_pack::Error::Usage)?;
         if !args.quiet() {
             println!("waiting until {}", start.description);
         }
         options.start = Some(start.at);
     }
     let bar = progress_bar(args, None);
-    let report = record(&options, cancel, &mut |p| show(args, bar.as_ref(), None, p));
+    let report = record(&options, cancel, &mut |p: &RecordProgress| {
+        show(args, bar.as_ref(), None, p)
+    });
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -109,7 +108,7 @@ fn run_one(args: &RecordArgs, cancel: &Arc<AtomicBool>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_schedule(args: &RecordArgs, path: &std::path::Path, cancel: &Arc<AtomicBool>) -> anyhow::Result<()> {
+fn run_schedule(args: &RecordArgs, path: &std::path::Path, cancel: &Cancel) -> anyhow::Result<()> {
     let jobs = schedule::load(path, &jiff::Zoned::now(), args.job.force, |o| args.configure(o))?;
     let bars = MultiProgress::new();
     let job_bars: Vec<Option<ProgressBar>> = jobs

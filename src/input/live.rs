@@ -5,8 +5,7 @@
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Once};
+use std::sync::Once;
 use std::time::Duration;
 
 use ffmpeg::{Dictionary, Packet, format};
@@ -75,12 +74,12 @@ impl LiveSource {
             .into_iter()
             .find(|d| d.prefix() == prefix)
             .ok_or_else(|| {
-                Error::InvalidOption(format!(
+                Error::Usage(format!(
                     "--capture {text}: expected lavfi:GRAPH, v4l2:DEVICE or x11grab:DISPLAY"
                 ))
             })?;
         if spec.is_empty() {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Usage(format!(
                 "--capture {text}: says which device but not what to capture"
             )));
         }
@@ -130,7 +129,6 @@ impl std::fmt::Display for LiveSource {
 /// which keeps the stall deadline moving.
 pub struct LiveInput {
     input: WatchedInput,
-    cancel: Arc<AtomicBool>,
     source: LiveSource,
 }
 
@@ -160,13 +158,12 @@ impl LiveInput {
             })?;
         Ok(LiveInput {
             input,
-            cancel: Arc::clone(&options.cancel),
             source: source.clone(),
         })
     }
 
     /// The next packet; `None` when the source ends. A source silent for the stall timeout, or
-    /// failing to read, is [`Error::LiveDropped`]; a set cancel flag is [`Error::Cancelled`].
+    /// failing to read, is [`Error::LiveDropped`]; a cancelled job is [`Error::Cancelled`].
     pub fn read(&mut self) -> Result<Option<Packet>> {
         self.input.read().map_err(|failure| match failure {
             Failure::Cancelled => Error::Cancelled,
@@ -175,11 +172,6 @@ impl LiveInput {
                 reason: source::failure_reason(failure),
             },
         })
-    }
-
-    /// The flag that stops a blocked read: shared with whoever may cancel.
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.cancel)
     }
 
     pub fn source(&self) -> &LiveSource {
@@ -219,7 +211,6 @@ fn open_error(source: &LiveSource, error: ffmpeg::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
     use std::time::Instant;
 
     use super::*;
@@ -242,11 +233,8 @@ mod tests {
             LiveSource::capture("v4l2:/dev/video0").unwrap().to_string(),
             "v4l2:/dev/video0"
         );
-        assert!(matches!(
-            LiveSource::capture("dshow:video=x"),
-            Err(Error::InvalidOption(_))
-        ));
-        assert!(matches!(LiveSource::capture("lavfi:"), Err(Error::InvalidOption(_))));
+        assert!(matches!(LiveSource::capture("dshow:video=x"), Err(Error::Usage(_))));
+        assert!(matches!(LiveSource::capture("lavfi:"), Err(Error::Usage(_))));
     }
 
     #[test]
@@ -316,10 +304,10 @@ mod tests {
             open_timeout: Duration::from_secs(60),
             ..InputOptions::default()
         };
-        let cancel = Arc::clone(&options.cancel);
+        let cancel = options.cancel.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
-            cancel.store(true, Ordering::SeqCst);
+            cancel.cancel();
         });
         let started = Instant::now();
         let result = LiveInput::open(&LiveSource::parse(&format!("rtmp://{address}/live/x")), &options);

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::progress::Cancel;
 use ffmpeg::{Dictionary, Packet, ffi, format, media};
 use ffmpeg_next as ffmpeg;
 
@@ -29,8 +30,8 @@ pub struct InputOptions {
     pub open_timeout: Duration,
     /// Without a packet, after which the input counts as lost.
     pub stall_timeout: Duration,
-    /// Set it (Ctrl-C, a time limit) to stop a blocked open or read promptly.
-    pub cancel: Arc<AtomicBool>,
+    /// Cancel it (Ctrl-C, a time limit) to stop a blocked open or read promptly.
+    pub cancel: Cancel,
 }
 
 impl Default for InputOptions {
@@ -38,7 +39,7 @@ impl Default for InputOptions {
         InputOptions {
             open_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(10),
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: Cancel::new(),
         }
     }
 }
@@ -76,7 +77,7 @@ struct Watchdog {
     epoch: Instant,
     /// Nanoseconds after `epoch`.
     deadline: AtomicU64,
-    cancel: Arc<AtomicBool>,
+    cancel: Cancel,
     /// Set when opening ran away: every further request and read is stopped.
     runaway: AtomicBool,
     requests: Mutex<Requests>,
@@ -94,7 +95,7 @@ struct Requests {
 }
 
 impl Watchdog {
-    fn new(cancel: Arc<AtomicBool>) -> Watchdog {
+    fn new(cancel: Cancel) -> Watchdog {
         Watchdog {
             epoch: Instant::now(),
             deadline: AtomicU64::new(u64::MAX),
@@ -111,7 +112,7 @@ impl Watchdog {
     }
 
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
+        self.cancel.is_cancelled()
     }
 
     fn expired(&self) -> bool {
@@ -273,7 +274,7 @@ impl WatchedInput {
         dictionary: Dictionary,
         complete: bool,
     ) -> Result<WatchedInput, Failure> {
-        let watchdog = Arc::new(Watchdog::new(Arc::clone(&options.cancel)));
+        let watchdog = Arc::new(Watchdog::new(options.cancel.clone()));
         watchdog.arm(options.open_timeout);
         let input = open_watched(target, format, &watchdog, dictionary)
             .map_err(|e| watchdog.failure(e, Failure::NeverStarted(options.open_timeout)))?;

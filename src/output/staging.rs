@@ -84,7 +84,7 @@ pub fn refuse_overlap<'a>(output: &Path, kept: impl IntoIterator<Item = (&'a str
             .flatten()
             .any(|p| p.starts_with(&target));
         if inside {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Usage(format!(
                 "-o {}: is or holds {what} {}, which the output would replace; give another output",
                 output.display(),
                 path.display()
@@ -188,7 +188,7 @@ impl StagedFile {
             });
         }
         if target.is_dir() {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Usage(format!(
                 "{}: is a folder; give a file name",
                 target.display()
             )));
@@ -244,7 +244,7 @@ pub fn scratch_file(target: &Path, suffix: &str) -> Result<tempfile::TempPath> {
 fn placement(target: &Path) -> Result<(String, PathBuf)> {
     let name = target
         .file_name()
-        .ok_or_else(|| Error::InvalidOption(format!("{}: not a usable output name", target.display())))?;
+        .ok_or_else(|| Error::Usage(format!("{}: not a usable output name", target.display())))?;
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),

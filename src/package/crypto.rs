@@ -50,13 +50,13 @@ impl Key {
     /// The key in a key file, and whether the file holds the raw bytes players can fetch.
     fn read(path: &Path) -> Result<(Key, bool)> {
         let data = crate::input::sidefile::read(path, KEY_FILE_LIMIT)
-            .map_err(|e| Error::InvalidOption(format!("key file {}: {e}", path.display())))?;
+            .map_err(|e| Error::Usage(format!("key file {}: {e}", path.display())))?;
         if let Ok(raw) = <[u8; BLOCK]>::try_from(data.as_slice()) {
             return Ok((Key(raw), true));
         }
         let text = String::from_utf8_lossy(&data);
         parse_hex(text.trim()).map(|bytes| (Key(bytes), false)).ok_or_else(|| {
-            Error::InvalidOption(format!(
+            Error::Usage(format!(
                 "key file {}: holds {} bytes; a key is 16 raw bytes or 32 hex digits",
                 path.display(),
                 data.len()
@@ -258,7 +258,7 @@ impl KeySchedule {
             KeySource::File { path, key_url } => {
                 let (key, raw) = Key::read(&path)?;
                 if !raw && key_url.is_none() {
-                    return Err(Error::InvalidOption(format!(
+                    return Err(Error::Usage(format!(
                         "key file {} holds hex digits, but players fetch 16 raw bytes from the key URI: give \
                          --key-url for where the raw key is served, or a key file of 16 raw bytes",
                         path.display()
@@ -453,9 +453,9 @@ fn key_url_of(url: &str, file_name: &str) -> String {
 /// FFmpeg's key-info format: the key URI, the key file's path, and optionally the IV.
 fn read_key_info(path: &Path) -> Result<KeyPeriod> {
     let text = crate::input::sidefile::read_text(path, KEY_INFO_LIMIT)
-        .map_err(|e| Error::InvalidOption(format!("key-info file {}: {e}", path.display())))?;
+        .map_err(|e| Error::Usage(format!("key-info file {}: {e}", path.display())))?;
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let bad = |what: &str| Error::InvalidOption(format!("key-info file {}: {what}", path.display()));
+    let bad = |what: &str| Error::Usage(format!("key-info file {}: {what}", path.display()));
     let uri = lines.next().ok_or_else(|| bad("no key URI on line 1"))?.to_owned();
     let key_path = PathBuf::from(lines.next().ok_or_else(|| bad("no key file path on line 2"))?);
     let key_path = if key_path.is_relative() {

@@ -31,7 +31,7 @@ use crate::package::transcode::{
     AudioSettings, AudioTrack, Fanout, RungOutput, Scaling, StreamPipeline, VideoLadder, VideoSettings,
 };
 use crate::package::window::{Window, WindowOptions};
-use crate::progress::{Control, Monitor, Stage, Tracker};
+use crate::progress::{Monitor, Stage, Tracker};
 
 /// Which manifests describe the package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,18 +154,14 @@ impl PackageOptions {
 
     fn validate(&self) -> Result<()> {
         if self.manifests.dash && self.format != SegmentFormat::Fmp4 {
-            return Err(Error::InvalidOption(
-                "DASH needs CMAF segments: use the fmp4 format".into(),
-            ));
+            return Err(Error::Usage("DASH needs CMAF segments: use the fmp4 format".into()));
         }
         if !(self.manifests.hls || self.manifests.dash) {
-            return Err(Error::InvalidOption(
-                "no manifest asked for: choose HLS, DASH or both".into(),
-            ));
+            return Err(Error::Usage("no manifest asked for: choose HLS, DASH or both".into()));
         }
         let d = self.segment_duration;
         if !(d.is_finite() && (0.1..=3600.0).contains(&d)) {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Usage(format!(
                 "--segment-duration {d}: must be between 0.1 and 3600 seconds"
             )));
         }
@@ -174,17 +170,17 @@ impl PackageOptions {
             validate_live(self, live)?;
         }
         if self.encryption.is_some() && !self.publishing.remotes.is_empty() {
-            return Err(Error::InvalidOption(
+            return Err(Error::Usage(
                 "--encrypt with a remote destination: publishing encrypted packages is not supported yet".into(),
             ));
         }
         if self.copy && self.passthrough_top == Passthrough::Always {
-            return Err(Error::InvalidOption(
+            return Err(Error::Usage(
                 "--passthrough-top is for ladders; --copy already packages the source's own stream".into(),
             ));
         }
         if self.encryption.is_some() && self.manifests.dash {
-            return Err(Error::InvalidOption(if self.manifests.hls {
+            return Err(Error::Usage(if self.manifests.hls {
                 "--encrypt with dash --hls: only the HLS playlists (master.m3u8) would describe the segments as \
                  AES-128 encrypted, and DASH needs CENC, which stream-pack does not support yet"
                     .into()
@@ -197,13 +193,13 @@ impl PackageOptions {
             SegmentFormat::Fmp4 => "fMP4",
         };
         if !self.video_codec.fits(self.format) {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Usage(format!(
                 "--codec {}: {segments} segments cannot carry it (use CMAF: --format fmp4, or dash)",
                 self.video_codec
             )));
         }
         if !self.audio_codec.fits(self.format) {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Usage(format!(
                 "--audio-codec {}: {segments} segments cannot carry it (use CMAF: --format fmp4, or dash)",
                 self.audio_codec
             )));
@@ -213,7 +209,7 @@ impl PackageOptions {
 }
 
 fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
-    let refuse = |what: &str| Err(Error::InvalidOption(format!("--live: {what}")));
+    let refuse = |what: &str| Err(Error::Usage(format!("--live: {what}")));
     if options.copy || options.passthrough_top == Passthrough::Always {
         return refuse(
             "--copy and --passthrough-top cut at the source's keyframes, which a live source does not show in \
@@ -308,7 +304,8 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     };
     let root = workspace.path().to_owned();
     let mut tracker = Tracker::new(source.declared_duration());
-    check(tracker.stage(Stage::Probe, monitor))?;
+    tracker.stage(Stage::Probe, monitor);
+    options.input_options.cancel.check()?;
     let plan = match &source.video {
         Some(video) if options.copy => copy_plan(&source, video, options.format)?,
         Some(video) => ladder::plan(
@@ -361,10 +358,10 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     // The files the segmenters completed while flushing; the last manifests list them all.
     let flushed: Vec<Completed> = completed.try_iter().collect();
     tracker.segments_done(flushed.iter().filter(|file| file.segment.is_some()).count() as u64);
-    let publishing = tracker.stage(Stage::Publish, monitor);
+    tracker.stage(Stage::Publish, monitor);
     // Ctrl-C is how a live presentation is ended: it goes on to close its manifests.
     if window.is_none() {
-        check(publishing)?;
+        options.input_options.cancel.check()?;
     }
     for file in flushed {
         take_completed(file, &job, window.as_mut())?;
@@ -470,7 +467,7 @@ fn entry_manifests(options: &PackageOptions) -> impl Iterator<Item = &'static st
 /// With `copy`, the one rendition is the source's stream, named by its short side.
 fn copy_plan(source: &Source, video: &VideoInput, format: SegmentFormat) -> Result<ladder::Plan> {
     if !copy::copyable(video.codec, format) {
-        return Err(Error::InvalidOption(format!(
+        return Err(Error::Usage(format!(
             "--copy: {} holds {:?} video, which {} segments cannot carry without re-encoding (H.264 goes anywhere, HEVC in fMP4)",
             source.path.display(),
             video.codec,
@@ -478,7 +475,7 @@ fn copy_plan(source: &Source, video: &VideoInput, format: SegmentFormat) -> Resu
         )));
     }
     if video.rotation != 0 && format == SegmentFormat::Ts {
-        return Err(Error::InvalidOption(format!(
+        return Err(Error::Usage(format!(
             "--copy: {} is shown rotated by {}° clockwise, which MPEG-TS segments cannot say (no display matrix): use --format fmp4, which carries it, or leave out --copy to rotate the pictures",
             source.path.display(),
             video.rotation
@@ -533,7 +530,7 @@ fn segment_clock(
         return Ok((clock, false));
     }
     let refuse = |reason: String, notes: &mut Vec<String>| match options.passthrough_top {
-        Passthrough::Always => Err(Error::InvalidOption(format!("--passthrough-top: {reason}"))),
+        Passthrough::Always => Err(Error::Usage(format!("--passthrough-top: {reason}"))),
         _ => {
             notes.push(format!(
                 "the top rung {} is encoded, not passed through: {reason}",
@@ -632,13 +629,6 @@ fn keyframe_note(segments: &[SegmentFacts], requested: f64, video: Option<&Video
     })
 }
 
-fn check(control: Control) -> Result<()> {
-    match control {
-        Control::Continue => Ok(()),
-        Control::Cancel => Err(Error::Cancelled),
-    }
-}
-
 const AUDIO_DIR: &str = "audio";
 
 /// What every stage of one job shares.
@@ -716,7 +706,8 @@ fn transcode(
             delete_due(window, job, false)?;
         }
         tracker.set_published(job.publisher.map(Publisher::counts));
-        if tracker.tick(monitor) == Control::Cancel {
+        tracker.tick(monitor);
+        if job.options.input_options.cancel.is_cancelled() {
             // Stopping a live presentation is how it ends: what was sent is finished and kept.
             if live.is_none() {
                 return Err(Error::Cancelled);

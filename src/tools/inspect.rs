@@ -118,7 +118,7 @@ impl<R: Read + Seek> Inspector<R> {
     /// Takes the track facts (timescales, trex defaults) of a media segment from its init segment.
     pub fn with_init(mut self, init: &Path) -> Result<Inspector<R>> {
         if self.format != Format::Mp4 {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Usage(format!(
                 "--init {}: an init segment goes with an MP4 media segment; {} is an FLV",
                 init.display(),
                 self.path.display()

@@ -287,7 +287,7 @@ fn check_fits(muxer: &format::context::Output, input: &Location, index: usize, i
         ffmpeg::ffi::avformat_query_codec(muxer.format().as_ptr(), id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL)
     };
     if fits == 0 {
-        return Err(Error::InvalidOption(format!(
+        return Err(Error::Usage(format!(
             "{input}: stream #{index} holds {id:?}, which {} cannot carry without re-encoding",
             muxer.format().name()
         )));

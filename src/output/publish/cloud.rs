@@ -132,7 +132,7 @@ impl Store for BucketStore {
 /// A client for `bucket` configured from the cloud's standard environment variables
 /// (credentials, region, endpoints, emulators), with the job's retries and timeout.
 fn client(cloud: Cloud, bucket: &str, options: &PublishOptions) -> Result<Box<dyn ObjectStore>> {
-    let refused = |reason: String| Error::InvalidOption(format!("{cloud}://{bucket}/: {reason}"));
+    let refused = |reason: String| Error::Usage(format!("{cloud}://{bucket}/: {reason}"));
     let timeout = humantime::format_duration(options.timeout).to_string();
     let built = match cloud {
         Cloud::S3 => {

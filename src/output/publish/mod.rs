@@ -77,13 +77,13 @@ impl FromStr for Destination {
             "http" | "https" => {
                 let uri: ureq::http::Uri = value
                     .parse()
-                    .map_err(|e| Error::InvalidOption(format!("{value}: not a usable URL ({e})")))?;
+                    .map_err(|e| Error::Usage(format!("{value}: not a usable URL ({e})")))?;
                 match uri.authority() {
                     Some(authority) if uri.host().is_some_and(|h| !h.is_empty()) && uri.query().is_none() => {
                         Remote::Http(format!("{scheme}://{authority}/{}", folder(uri.path())))
                     }
                     _ => {
-                        return Err(Error::InvalidOption(format!(
+                        return Err(Error::Usage(format!(
                             "{value}: give a URL with a host and a path, without a query"
                         )));
                     }
@@ -91,13 +91,13 @@ impl FromStr for Destination {
             }
             other => {
                 let Some(cloud) = Cloud::from_scheme(other) else {
-                    return Err(Error::InvalidOption(format!(
+                    return Err(Error::Usage(format!(
                         "{value}: stream-pack publishes to a folder, http(s)://, s3://, gs:// or az://, not {scheme}://"
                     )));
                 };
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
-                    return Err(Error::InvalidOption(format!(
+                    return Err(Error::Usage(format!(
                         "{value}: no bucket: give {cloud}://bucket/prefix/"
                     )));
                 }
@@ -130,7 +130,7 @@ pub fn split(destinations: Vec<Destination>) -> Result<(Option<PathBuf>, Vec<Rem
         match destination {
             Destination::Local(path) => {
                 if let Some(first) = &local {
-                    return Err(Error::InvalidOption(format!(
+                    return Err(Error::Usage(format!(
                         "-o {}: only one local folder per job (the first was {})",
                         path.display(),
                         first.display()
@@ -142,7 +142,7 @@ pub fn split(destinations: Vec<Destination>) -> Result<(Option<PathBuf>, Vec<Rem
         }
     }
     if local.is_none() && remotes.is_empty() {
-        return Err(Error::InvalidOption("no destination: give -o".into()));
+        return Err(Error::Usage("no destination: give -o".into()));
     }
     Ok((local, remotes))
 }
@@ -225,7 +225,7 @@ impl Publisher {
     /// Starts a queue and `options.concurrency` uploaders for every destination.
     pub fn start(destinations: &[Remote], options: &PublishOptions) -> Result<Publisher> {
         if options.concurrency == 0 {
-            return Err(Error::InvalidOption("--upload-concurrency must be at least 1".into()));
+            return Err(Error::Usage("--upload-concurrency must be at least 1".into()));
         }
         let shared = Arc::new(Shared::new(options.retry));
         let lanes = destinations
@@ -382,7 +382,7 @@ mod tests {
             "http://host/x?a=b",
         ] {
             assert!(
-                matches!(bad.parse::<Destination>(), Err(Error::InvalidOption(_))),
+                matches!(bad.parse::<Destination>(), Err(Error::Usage(_))),
                 "{bad} was accepted"
             );
         }
@@ -394,7 +394,7 @@ mod tests {
         let (local, remotes) = parse(&["out", "s3://b/p/", "http://h/p/"]).unwrap();
         assert_eq!(local, Some(PathBuf::from("out")));
         assert_eq!(remotes.len(), 2);
-        assert!(matches!(parse(&["a", "b"]), Err(Error::InvalidOption(_))));
-        assert!(matches!(parse(&[]), Err(Error::InvalidOption(_))));
+        assert!(matches!(parse(&["a", "b"]), Err(Error::Usage(_))));
+        assert!(matches!(parse(&[]), Err(Error::Usage(_))));
     }
 }

@@ -26,7 +26,7 @@ pub const PRESETS: [&str; 10] = [
 /// The index of a preset name in `PRESETS`, or an error listing them.
 pub fn preset_index(name: &str) -> Result<usize> {
     PRESETS.iter().position(|p| *p == name).ok_or_else(|| {
-        Error::InvalidOption(format!(
+        Error::Usage(format!(
             "--encoder-preset {name}: not a preset (one of {})",
             PRESETS.join(", ")
         ))

@@ -50,14 +50,14 @@ pub fn concat_flv(chunks: &[PathBuf], output: &Path, replace: bool) -> Result<Co
         Some(e) if e == "flv" => false,
         Some(e) if e == "mp4" => true,
         _ => {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Usage(format!(
                 "-o {}: the output must end in .flv or .mp4",
                 output.display()
             )));
         }
     };
     if chunks.is_empty() {
-        return Err(Error::InvalidOption("concat-flv: no chunks to join".into()));
+        return Err(Error::Usage("concat-flv: no chunks to join".into()));
     }
     staging::refuse_overlap(output, chunks.iter().map(|chunk| ("the chunk", chunk.as_path())))?;
     let staged = StagedFile::new(output, replace)?;
@@ -436,7 +436,7 @@ impl Joiner {
 
     fn emit(&mut self, kind: u8, ts: i64, payload: &[u8], keyframe: bool, sink: &mut dyn Sink) -> Result<()> {
         let timestamp = u32::try_from(ts.max(0)).map_err(|_| {
-            Error::InvalidOption(format!(
+            Error::Usage(format!(
                 "the joined timestamps pass {ts} ms, beyond what FLV can hold (49.7 days)"
             ))
         })?;

@@ -23,7 +23,7 @@ pub fn chunk_paths(args: &[String]) -> Result<Vec<PathBuf>> {
             paths.push(path);
             continue;
         }
-        let pattern = glob::glob(arg).map_err(|e| Error::InvalidOption(format!("{arg}: not a usable pattern: {e}")))?;
+        let pattern = glob::glob(arg).map_err(|e| Error::Usage(format!("{arg}: not a usable pattern: {e}")))?;
         let mut matched: Vec<PathBuf> = pattern.filter_map(std::result::Result::ok).collect();
         if matched.is_empty() {
             return Err(Error::InputMissing { path });

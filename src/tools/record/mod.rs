@@ -11,7 +11,6 @@ pub mod schedule;
 pub mod time;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::input::live::{LiveInput, LiveSource};
 use crate::input::watchdog::InputOptions;
 use crate::output::staging::StagedFile;
+use crate::progress::{Cancel, Monitor};
 use crate::tools::remux::{self, Location};
 use time::wait_until;
 
@@ -128,16 +128,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 const REPORT_INTERVAL: Duration = Duration::from_millis(250);
 const MICROS: Rational = Rational(1, 1_000_000);
 
-/// Records `options.source`; setting `cancel` stops the wait or the recording, which then
+/// Records `options.source`; cancelling `cancel` stops the wait or the recording, which then
 /// finishes what it has. Progress goes to `progress` a few times a second.
 pub fn record(
     options: &RecordOptions,
-    cancel: &Arc<AtomicBool>,
-    progress: &mut dyn FnMut(&RecordProgress),
+    cancel: &Cancel,
+    progress: &mut dyn Monitor<RecordProgress>,
 ) -> Result<RecordReport> {
     let names = check_outputs(options)?;
     if let Some(at) = options.start {
-        progress(&RecordProgress {
+        progress.report(&RecordProgress {
             phase: Phase::Waiting,
             recorded: 0.0,
             bytes: 0,
@@ -145,20 +145,20 @@ pub fn record(
         });
         wait_until(at, cancel)?;
     }
-    // The job's own flag: set by the caller's cancel, or when the duration has passed.
-    let stop = Arc::new(AtomicBool::new(false));
+    // The job's own stop: the caller's cancel, or the end of the duration.
+    let stop = Cancel::new();
     let finished = AtomicBool::new(false);
     let deadline = options.duration.map(|d| Instant::now() + d);
     std::thread::scope(|scope| {
         scope.spawn(|| {
             while !finished.load(Ordering::SeqCst) {
-                if cancel.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
-                    stop.store(true, Ordering::SeqCst);
+                if cancel.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
+                    stop.cancel();
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        let mut recorder = Recorder::new(options, names, deadline, cancel, Arc::clone(&stop));
+        let mut recorder = Recorder::new(options, names, deadline, cancel, stop.clone());
         let ended = recorder.run(scope, progress);
         let report = recorder.finish(ended, progress);
         finished.store(true, Ordering::SeqCst);
@@ -236,7 +236,7 @@ fn container(target: &Path) -> Result<Option<&'static str>> {
         "mkv" => Ok(Some("matroska")),
         "flv" => Ok(Some("flv")),
         "ts" | "m2ts" => Ok(None),
-        _ => Err(Error::InvalidOption(format!(
+        _ => Err(Error::Usage(format!(
             "{}: record writes .mp4, .mov, .ts, .mkv or .flv",
             target.display()
         ))),
@@ -300,7 +300,7 @@ fn check_compressed(input: &LiveInput, chosen: &[usize]) -> Result<()> {
     for &index in chosen {
         let id = input.stream(index).expect("chosen stream exists").parameters().id();
         if id == ffmpeg::codec::Id::RAWVIDEO || id.name().starts_with("pcm_") {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Usage(format!(
                 "{}: stream #{index} is uncompressed {}; record copies compressed streams without \
                  re-encoding (package a capture device with hls/dash instead)",
                 input.source(),
@@ -472,10 +472,10 @@ struct Recorder<'a> {
     names: Names,
     started: Instant,
     deadline: Option<Instant>,
-    /// The caller's flag (Ctrl-C).
-    cancel: &'a AtomicBool,
-    /// The job's flag: the caller's cancel or the end of the duration.
-    stop: Arc<AtomicBool>,
+    /// The caller's (Ctrl-C).
+    cancel: &'a Cancel,
+    /// The job's: the caller's cancel or the end of the duration.
+    stop: Cancel,
     writer: Option<PartWriter>,
     file_index: usize,
     timeline: Timeline,
@@ -492,8 +492,8 @@ impl<'a> Recorder<'a> {
         options: &'a RecordOptions,
         names: Names,
         deadline: Option<Instant>,
-        cancel: &'a AtomicBool,
-        stop: Arc<AtomicBool>,
+        cancel: &'a Cancel,
+        stop: Cancel,
     ) -> Recorder<'a> {
         Recorder {
             options,
@@ -517,13 +517,13 @@ impl<'a> Recorder<'a> {
         InputOptions {
             open_timeout,
             stall_timeout: self.options.stall_timeout,
-            cancel: Arc::clone(&self.stop),
+            cancel: self.stop.clone(),
         }
     }
 
-    /// Why the job's flag was set.
+    /// Why the job stopped.
     fn halted(&self) -> Ended {
-        if self.cancel.load(Ordering::SeqCst) {
+        if self.cancel.is_cancelled() {
             Ended::Stopped
         } else {
             Ended::TimeUp
@@ -534,7 +534,7 @@ impl<'a> Recorder<'a> {
     fn run<'scope>(
         &mut self,
         scope: &'scope std::thread::Scope<'scope, '_>,
-        progress: &mut dyn FnMut(&RecordProgress),
+        progress: &mut dyn Monitor<RecordProgress>,
     ) -> Result<Ended>
     where
         'scope: 'a,
@@ -577,7 +577,7 @@ impl<'a> Recorder<'a> {
             let options = self.live_options(left.clamp(Duration::from_millis(100), self.options.open_timeout));
             match LiveInput::open(&self.options.source, &options) {
                 Ok(input) => return Ok(Some(input)),
-                Err(_) if self.stop.load(Ordering::SeqCst) => return Ok(None),
+                Err(_) if self.stop.is_cancelled() => return Ok(None),
                 Err(Error::LiveNeverStarted { url, .. }) if Instant::now() + backoff >= until => {
                     // The whole wait, not the last attempt's share of it.
                     return Err(Error::LiveNeverStarted {
@@ -599,7 +599,7 @@ impl<'a> Recorder<'a> {
     fn pause(&self, pause: Duration) -> bool {
         let wake = Instant::now() + pause;
         while Instant::now() < wake {
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stop.is_cancelled() {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(20).min(wake - Instant::now()));
@@ -612,7 +612,7 @@ impl<'a> Recorder<'a> {
         &mut self,
         input: &mut LiveInput,
         scope: &'scope std::thread::Scope<'scope, '_>,
-        progress: &mut dyn FnMut(&RecordProgress),
+        progress: &mut dyn Monitor<RecordProgress>,
     ) -> Result<Dropped>
     where
         'scope: 'a,
@@ -745,13 +745,13 @@ impl<'a> Recorder<'a> {
             .map_or(0.0, |first| (self.timeline.end - first) as f64 / 1e6)
     }
 
-    fn report(&mut self, phase: Phase, progress: &mut dyn FnMut(&RecordProgress), now: bool) {
+    fn report(&mut self, phase: Phase, progress: &mut dyn Monitor<RecordProgress>, now: bool) {
         let due = self.last_report.is_none_or(|t| t.elapsed() >= REPORT_INTERVAL);
         if !(now || due) {
             return;
         }
         self.last_report = Some(Instant::now());
-        progress(&RecordProgress {
+        progress.report(&RecordProgress {
             phase,
             recorded: self.recorded(),
             bytes: self.closed_bytes + self.writer.as_ref().map_or(0, PartWriter::bytes),
@@ -761,7 +761,7 @@ impl<'a> Recorder<'a> {
 
     /// Closes and finalises the last file, waits for every file to be finalised, and reports.
     /// An error of the recording is returned once what it recorded is safe.
-    fn finish(mut self, ended: Result<Ended>, progress: &mut dyn FnMut(&RecordProgress)) -> Result<RecordReport> {
+    fn finish(mut self, ended: Result<Ended>, progress: &mut dyn Monitor<RecordProgress>) -> Result<RecordReport> {
         self.report(Phase::Finishing, progress, true);
         let bytes = self.closed_bytes + self.writer.as_ref().map_or(0, PartWriter::bytes);
         let last = self.writer.take().map(|w| self.finalise_last(w));

@@ -12,8 +12,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use jiff::Zoned;
 use serde::Deserialize;
@@ -22,6 +20,7 @@ use super::time::{Start, StartAt, parse_duration};
 use super::{RecordOptions, RecordProgress, RecordReport, record};
 use crate::error::{Error, Result};
 use crate::input::live::LiveSource;
+use crate::progress::Cancel;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,14 +131,16 @@ fn one_line(message: &str) -> String {
 /// `progress` hears from each job by its index in `jobs`.
 pub fn run(
     jobs: &[Job],
-    cancel: &Arc<AtomicBool>,
+    cancel: &Cancel,
     progress: &(dyn Fn(usize, &RecordProgress) + Sync),
 ) -> Vec<Result<RecordReport>> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .iter()
             .enumerate()
-            .map(|(index, job)| scope.spawn(move || record(&job.options, cancel, &mut |p| progress(index, p))))
+            .map(|(index, job)| {
+                scope.spawn(move || record(&job.options, cancel, &mut |p: &RecordProgress| progress(index, p)))
+            })
             .collect();
         handles
             .into_iter()

@@ -1,11 +1,11 @@
 //! When a recording starts (`--at`) and how long things last (`--for`, `--split`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use jiff::{Timestamp, Zoned, civil};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::progress::Cancel;
 
 /// `90s`, `10m`, `1h30m`, or plain seconds; never zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -104,12 +104,10 @@ fn clock_text(clock: civil::Time) -> String {
 }
 
 /// Sleeps until `at`, waking often enough to notice `cancel`.
-pub fn wait_until(at: SystemTime, cancel: &AtomicBool) -> Result<()> {
+pub fn wait_until(at: SystemTime, cancel: &Cancel) -> Result<()> {
     const TICK: Duration = Duration::from_millis(100);
     loop {
-        if cancel.load(Ordering::SeqCst) {
-            return Err(Error::Cancelled);
-        }
+        cancel.check()?;
         match at.duration_since(SystemTime::now()) {
             Ok(left) if !left.is_zero() => std::thread::sleep(left.min(TICK)),
             _ => return Ok(()),

@@ -9,12 +9,12 @@ pub use websocket::WebSocketSource;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use stream_pack_formats::framing::{AssembleError, Assembled, Assembler, FramingError, MessageReader};
 
 use crate::error::{Error, Result};
 use crate::output::staging::{self, StagedFile};
+use crate::progress::Cancel;
 use crate::tools::remux::{self, Location, RemuxReport};
 use websocket::Stop;
 
@@ -136,15 +136,11 @@ pub fn unframe_file(capture: &Path, options: &UnframeOptions) -> Result<UnframeR
 }
 
 /// Captures from a websocket and unframes what arrives, until the duration passes, the server
-/// closes, or `stop` is set (Ctrl-C): the capture so far is kept in every case.
-pub fn unframe_websocket(
-    source: &WebSocketSource,
-    options: &UnframeOptions,
-    stop: &AtomicBool,
-) -> Result<UnframeReport> {
+/// closes, or `cancel` is cancelled (Ctrl-C): the capture so far is kept in every case.
+pub fn unframe_websocket(source: &WebSocketSource, options: &UnframeOptions, cancel: &Cancel) -> Result<UnframeReport> {
     let mut output = Output::new(options)?;
     let url = PathBuf::from(&source.url);
-    let why = source.capture(stop, |message| {
+    let why = source.capture(cancel, |message| {
         output.assembler.push(message).map_err(|e| match e {
             AssembleError::Message { .. } => Error::Remote {
                 url: source.url.clone(),

@@ -1,7 +1,6 @@
 //! Live capture from a websocket (tungstenite; `wss://` through rustls with the webpki roots).
 
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tungstenite::client::IntoClientRequest;
@@ -10,6 +9,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 use crate::error::{Error, Result};
+use crate::progress::Cancel;
 
 /// What to capture.
 #[derive(Debug, Clone)]
@@ -49,20 +49,16 @@ impl WebSocketSource {
     }
 
     /// Connects and hands every binary message to `on_message` until the duration passes, the
-    /// server closes, `stop` is set, or the connection breaks.
-    pub fn capture(&self, stop: &AtomicBool, mut on_message: impl FnMut(&[u8]) -> Result<()>) -> Result<Stop> {
+    /// server closes, `cancel` is cancelled, or the connection breaks.
+    pub fn capture(&self, cancel: &Cancel, mut on_message: impl FnMut(&[u8]) -> Result<()>) -> Result<Stop> {
         if !(self.url.starts_with("ws://") || self.url.starts_with("wss://")) {
-            return Err(Error::InvalidOption(format!(
-                "--ws {}: not a ws:// or wss:// URL",
-                self.url
-            )));
+            return Err(Error::Usage(format!("--ws {}: not a ws:// or wss:// URL", self.url)));
         }
         let mut request = self.url.as_str().into_client_request().map_err(|e| self.remote(e))?;
         for (name, value) in &self.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| Error::InvalidOption(format!("--header {name}: {e}")))?;
-            let value =
-                HeaderValue::from_str(value).map_err(|e| Error::InvalidOption(format!("--header {name}: {e}")))?;
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| Error::Usage(format!("--header {name}: {e}")))?;
+            let value = HeaderValue::from_str(value).map_err(|e| Error::Usage(format!("--header {name}: {e}")))?;
             request.headers_mut().insert(name, value);
         }
         let (mut socket, _) = tungstenite::connect(request).map_err(|e| self.remote(e))?;
@@ -72,7 +68,7 @@ impl WebSocketSource {
         }
         let deadline = self.duration.map(|d| Instant::now() + d);
         let why = loop {
-            if stop.load(Ordering::SeqCst) {
+            if cancel.is_cancelled() {
                 break Stop::Stopped;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
