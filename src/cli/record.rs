@@ -10,7 +10,8 @@ use stream_pack::tools::record::schedule::{self, Job};
 use stream_pack::tools::record::time::{StartAt, parse_duration};
 use stream_pack::tools::record::{RecordOptions, RecordProgress, RecordReport, record};
 
-use super::{JobArgs, ProgressArg, cancel_on_ctrl_c};
+use crate::args::{JobArgs, ProgressArg};
+use crate::cancel_on_ctrl_c;
 
 #[derive(clap::Args)]
 pub struct RecordArgs {

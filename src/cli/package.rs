@@ -1,0 +1,312 @@
+//! `hls` and `dash`: their arguments, the library's `PackageOptions` made from them, and the run.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use stream_pack::input::live::LiveSource;
+use stream_pack::output::publish::{self, Destination};
+use stream_pack::package::crypto::KeySource;
+use stream_pack::package::ladder::{Bitrate, Reps};
+use stream_pack::package::transcode::Scaling;
+use stream_pack::package::transcode::encoding::{AudioCodec, VideoCodec};
+use stream_pack::package::window::WindowOptions;
+use stream_pack::tools::remux::Location;
+use stream_pack::{LiveJob, PackageOptions, Passthrough};
+
+use crate::args::{
+    DestinationArgs, FormatArg, InputArgs, JobArgs, parse_audio_codec, parse_bitrate, parse_reps, parse_video_codec,
+};
+use crate::monitor::CliMonitor;
+use crate::{cancel_on_ctrl_c, report};
+
+#[derive(clap::Args)]
+pub struct HlsArgs {
+    #[command(flatten)]
+    common: PackageArgs,
+    /// Segment container.
+    #[arg(long, value_enum, default_value_t = FormatArg::Ts)]
+    format: FormatArg,
+}
+
+#[derive(clap::Args)]
+pub struct DashArgs {
+    #[command(flatten)]
+    common: PackageArgs,
+    /// Also write HLS playlists (master.m3u8) over the same CMAF segments.
+    #[arg(long)]
+    hls: bool,
+}
+
+#[derive(clap::Args)]
+struct PackageArgs {
+    /// A media file, an http(s):// URL, or s3://, gs:// or az://bucket/key (downloaded first);
+    /// with --live also rtmp://, srt:// or a live HLS/DASH URL.
+    #[arg(required_unless_present = "capture")]
+    input: Option<PathBuf>,
+    #[command(flatten)]
+    destination: DestinationArgs,
+    #[command(flatten)]
+    live: LiveArgs,
+    #[command(flatten)]
+    timeouts: InputArgs,
+    /// Rungs: heights (720,480), explicit rungs (1280x720@3000k), or auto.
+    #[arg(long, default_value = "auto", value_parser = parse_reps)]
+    reps: Reps,
+    /// Ladder file (TOML) giving bitrates per height; default: presets/default.toml.
+    #[arg(long)]
+    ladder: Option<PathBuf>,
+    /// Seconds per segment.
+    #[arg(long, default_value_t = 6.0, allow_negative_numbers = true)]
+    segment_duration: f64,
+    /// x264 preset.
+    #[arg(long, default_value = "medium")]
+    encoder_preset: String,
+    /// Scale every rung from the source (direct), or each from the rung above (cascade: the
+    /// scalers cost half as much, rungs made from another rung lose up to 0.5 dB PSNR).
+    #[arg(long, default_value = "direct")]
+    scaling: Scaling,
+    /// Allow rungs taller than the source.
+    #[arg(long)]
+    allow_upscale: bool,
+    /// Package the source's own H.264/HEVC and AAC without re-encoding, cut at its keyframes.
+    #[arg(long, conflicts_with_all = ["reps", "ladder", "codec", "audio_codec", "encoder_preset", "scaling", "allow_upscale"])]
+    copy: bool,
+    /// The top rung is the source's own H.264/HEVC stream when it fits (codec, size, bit rate within
+    /// the rung's maxrate); every rung is then cut at the source's keyframes. Default with --reps auto.
+    #[arg(long, conflicts_with = "copy", overrides_with = "no_passthrough_top")]
+    passthrough_top: bool,
+    /// Encode every rung, the top one included, even with --reps auto.
+    #[arg(long, overrides_with = "passthrough_top")]
+    no_passthrough_top: bool,
+    /// Encrypt every media segment with AES-128 (HLS only; keys generated unless --key-file/--key-info).
+    #[arg(long)]
+    encrypt: bool,
+    /// A new key every N segments, at the same segment in every rendition (0: one key).
+    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
+    key_rotation: Option<u32>,
+    /// Prefix of the key URIs in the playlists (key file names are appended); default: relative paths.
+    #[arg(long, requires = "encrypt", conflicts_with = "key_info")]
+    key_url: Option<String>,
+    /// Folder for generated keys (created 0700, keys 0600); default: OUTPUT.keys beside the package.
+    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
+    key_dir: Option<PathBuf>,
+    /// One key of your own: 16 raw bytes or 32 hex digits.
+    #[arg(long, requires = "encrypt", conflicts_with = "key_info")]
+    key_file: Option<PathBuf>,
+    /// FFmpeg's key-info file: key URI, key file path, optional IV.
+    #[arg(long, requires = "encrypt")]
+    key_info: Option<PathBuf>,
+    /// Video codec: h264, h265 (hvc1), vp9 or av1; all but h264 need CMAF (fMP4) segments.
+    #[arg(long, default_value = "h264", value_parser = parse_video_codec)]
+    codec: VideoCodec,
+    /// Audio codec: aac, or opus (CMAF only).
+    #[arg(long, default_value = "aac", value_parser = parse_audio_codec)]
+    audio_codec: AudioCodec,
+    /// AAC bitrate of the shared audio rendition.
+    #[arg(long, default_value = "128k", value_parser = parse_bitrate)]
+    audio_bitrate: Bitrate,
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+/// Live packaging: manifests rewritten after every segment while the source runs.
+#[derive(clap::Args)]
+struct LiveArgs {
+    /// Package the input as a live presentation as it arrives (a file or lavfi source is read at its
+    /// own pace); Ctrl-C or the source's end closes it.
+    #[arg(long)]
+    live: bool,
+    /// Keep only the newest N segments in the manifests; default: keep all (an EVENT playlist).
+    #[arg(long, requires = "live")]
+    window: Option<usize>,
+    /// Delete segments once they have left the window for one target duration.
+    #[arg(long, requires = "window")]
+    delete_segments: bool,
+    /// A capture device instead of INPUT: lavfi:GRAPH, v4l2:/dev/video0, x11grab::0.0.
+    #[arg(long, requires = "live", conflicts_with = "input")]
+    capture: Option<String>,
+}
+
+impl LiveArgs {
+    fn job(&self, input: Option<&Path>) -> anyhow::Result<Option<LiveJob>> {
+        if !self.live {
+            return Ok(None);
+        }
+        let source = match (&self.capture, input) {
+            (Some(spec), _) => LiveSource::capture(spec)?,
+            (None, Some(input)) => LiveSource::parse(&input.to_string_lossy()),
+            (None, None) => unreachable!("clap requires INPUT or --capture"),
+        };
+        Ok(Some(LiveJob {
+            source,
+            window: WindowOptions {
+                size: self.window,
+                delete_segments: self.delete_segments,
+            },
+        }))
+    }
+}
+
+impl PackageArgs {
+    fn encryption(&self, output: &Path) -> Option<KeySource> {
+        if !self.encrypt {
+            return None;
+        }
+        Some(if let Some(path) = &self.key_info {
+            KeySource::Info { path: path.clone() }
+        } else if let Some(path) = &self.key_file {
+            KeySource::File {
+                path: path.clone(),
+                key_url: self.key_url.clone(),
+            }
+        } else {
+            KeySource::Generate {
+                rotation: self.key_rotation.unwrap_or(0),
+                key_dir: self.key_dir.clone().unwrap_or_else(|| default_key_dir(output)),
+                key_url: self.key_url.clone(),
+            }
+        })
+    }
+
+    /// The library's options from these arguments, over the defaults `base` gives; the package
+    /// goes to `default` when there is no -o.
+    fn options(
+        &self,
+        base: fn(PathBuf, PathBuf) -> PackageOptions,
+        default: Option<PathBuf>,
+    ) -> anyhow::Result<PackageOptions> {
+        let outputs = match default {
+            Some(folder) => vec![Destination::Local(folder)],
+            None => self.destination.output.clone(),
+        };
+        let (output, publishing) = self.destination.publishing_to(outputs)?;
+        Ok(PackageOptions {
+            reps: self.reps.clone(),
+            ladder: self.ladder.clone(),
+            segment_duration: self.segment_duration,
+            encoder_preset: self.encoder_preset.clone(),
+            scaling: self.scaling,
+            allow_upscale: self.allow_upscale,
+            video_codec: self.codec,
+            audio_codec: self.audio_codec,
+            copy: self.copy,
+            passthrough_top: match (self.passthrough_top, self.no_passthrough_top) {
+                (true, _) => Passthrough::Always,
+                (_, true) => Passthrough::Never,
+                _ => Passthrough::Auto,
+            },
+            encryption: self.encryption(&output),
+            audio_bitrate: self.audio_bitrate,
+            force: self.job.force,
+            publishing,
+            live: self.live.job(self.input.as_deref())?,
+            ..base(self.input.clone().unwrap_or_default(), output)
+        })
+    }
+}
+
+/// Without -o, the package goes beside a file input, as in the Python library stream-pack
+/// replaces: `clip/` for `clip.mp4` with the command's `suffix` added (`clip-dash/`), and
+/// `clip-hls/` for an input `clip` without extension, whose own name that is. A URL or capture
+/// has no folder beside it, so -o is then required.
+fn default_output(args: &PackageArgs, suffix: &str) -> anyhow::Result<Option<PathBuf>> {
+    if !args.destination.output.is_empty() {
+        return Ok(None);
+    }
+    let no_output = |why: String| stream_pack::Error::Usage(format!("no --output given and {why}: give -o"));
+    let input = match &args.input {
+        Some(input) if matches!(Location::parse(&input.to_string_lossy()), Location::File(_)) => input,
+        Some(url) => return Err(no_output(format!("{} is a URL, with no folder beside it", url.display())).into()),
+        None => return Err(no_output("a capture device has no folder beside it".into()).into()),
+    };
+    let (Some(stem), Some(name)) = (input.file_stem(), input.file_name()) else {
+        return Err(no_output(format!("{} names no file", input.display())).into());
+    };
+    let mut folder = stem.to_owned();
+    folder.push(suffix);
+    if folder == name {
+        folder.push("-hls");
+    }
+    Ok(Some(input.with_file_name(folder)))
+}
+
+/// `OUTPUT.keys` beside the package: outside it, so keys are not served with the content.
+fn default_key_dir(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map_or_else(|| "package".into(), |n| n.to_string_lossy().into_owned());
+    output.with_file_name(format!("{name}.keys"))
+}
+
+pub fn hls(args: &HlsArgs) -> anyhow::Result<()> {
+    let format = args.format.segment_format();
+    package(&args.common, PackageOptions::hls, "", |options| options.format = format)
+}
+
+pub fn dash(args: &DashArgs) -> anyhow::Result<()> {
+    package(&args.common, PackageOptions::dash, "-dash", |options| {
+        options.manifests.hls = args.hls;
+    })
+}
+
+/// Runs `hls` or `dash`: the options from `args` over the defaults `base` gives, adjusted by
+/// `command` for what only that command has; without -o the package goes beside the input, in a
+/// folder named by the input and `suffix`.
+fn package(
+    args: &PackageArgs,
+    base: fn(PathBuf, PathBuf) -> PackageOptions,
+    suffix: &str,
+    command: impl FnOnce(&mut PackageOptions),
+) -> anyhow::Result<()> {
+    let mut options = args.options(base, default_output(args, suffix)?)?;
+    command(&mut options);
+    let mut monitor = args.job.monitor();
+    // Ctrl-C also stops an open or a read that waits on the input.
+    options.input_options = args.timeouts.options(cancel_on_ctrl_c()?);
+    let fetched = match &args.input {
+        Some(input) => fetch_input(input, &args.destination, &monitor)?,
+        None => None,
+    };
+    if let Some(file) = &fetched {
+        options.input = file.path().to_owned();
+    }
+    let report = stream_pack::package(&options, &mut monitor);
+    monitor.close();
+    let report = report?;
+    if !args.job.quiet {
+        report::print_report(&report);
+    }
+    Ok(())
+}
+
+/// Downloads an s3://, gs:// or az:// input to a temporary file (libav cannot read object
+/// storage), showing the progress on the bar; the file is deleted when the returned handle is
+/// dropped. Other inputs stay as they are.
+fn fetch_input(
+    input: &Path,
+    destination: &DestinationArgs,
+    monitor: &CliMonitor,
+) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
+    let Some(url) = input.to_str().filter(|text| publish::Cloud::of_url(text).is_some()) else {
+        return Ok(None);
+    };
+    // The key's extension is kept: libav guesses some formats from it.
+    let suffix = Path::new(url)
+        .extension()
+        .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
+    let file = tempfile::Builder::new()
+        .prefix(".stream-pack-input-")
+        .suffix(&suffix)
+        .tempfile()
+        .context("making a temporary file for the input")?;
+    if let Some(bar) = &monitor.bar {
+        bar.set_message("fetch");
+    }
+    publish::fetch(url, file.path(), &destination.publish_options(), |done, total| {
+        if let Some(bar) = &monitor.bar {
+            bar.set_position(done * 1000 / total.max(1));
+            bar.set_prefix(format!("{:.1} of {:.1} MB", done as f64 / 1e6, total as f64 / 1e6));
+        }
+    })?;
+    Ok(Some(file))
+}
