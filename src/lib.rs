@@ -41,6 +41,7 @@ macro_rules! named {
 
 pub mod error;
 pub mod input;
+pub mod location;
 pub mod output;
 pub mod package;
 pub mod progress;

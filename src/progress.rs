@@ -43,6 +43,8 @@ impl Cancel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Downloading an input from object storage (`s3://`, `gs://`, `az://`) before reading it.
+    Fetch,
     /// Reading the input and choosing streams and rungs.
     Probe,
     /// Decoding, scaling, encoding and segmenting.
@@ -71,6 +73,33 @@ pub struct Progress {
     /// What has gone to remote destinations so far, when there are any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub published: Option<PublishCounts>,
+    /// Bytes of the input downloaded so far and in all, while fetching it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<Fetched>,
+}
+
+/// How far the download of an input has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Fetched {
+    pub bytes: u64,
+    pub total: u64,
+}
+
+impl Progress {
+    /// A report of the input's download: `bytes` of `total` done, before any media is read.
+    pub fn fetch(bytes: u64, total: u64) -> Progress {
+        Progress {
+            stage: Stage::Fetch,
+            media_time: 0.0,
+            duration: None,
+            percent: Some(100.0 * bytes as f64 / total.max(1) as f64),
+            speed: 0.0,
+            eta: None,
+            segments: 0,
+            published: None,
+            fetched: Some(Fetched { bytes, total }),
+        }
+    }
 }
 
 /// Receives a job's reports: [`Progress`] from packaging, the recorder's own from `record`.
@@ -170,6 +199,7 @@ impl Tracker {
             eta,
             segments: self.segments,
             published: self.published,
+            fetched: None,
         }
     }
 }

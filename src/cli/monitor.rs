@@ -10,7 +10,7 @@ use crate::report::uploads;
 
 /// Shows progress as the user asked.
 pub struct CliMonitor {
-    pub bar: Option<ProgressBar>,
+    bar: Option<ProgressBar>,
     json: bool,
 }
 
@@ -43,14 +43,7 @@ impl Monitor for CliMonitor {
         if let Some(bar) = &self.bar {
             bar.set_message(format!("{:?}", progress.stage).to_lowercase());
             bar.set_position(progress.percent.map_or(0, |p| (p * 10.0) as u64));
-            let eta = progress.eta.map_or(String::new(), |e| format!("  ETA {e:.0} s"));
-            let published = progress
-                .published
-                .map_or(String::new(), |counts| format!("  {}", uploads(&counts)));
-            bar.set_prefix(format!(
-                "{:.1}x  {} segments{eta}{published}",
-                progress.speed, progress.segments
-            ));
+            bar.set_prefix(prefix(progress));
         }
         if self.json {
             let mut err = std::io::stderr().lock();
@@ -58,4 +51,20 @@ impl Monitor for CliMonitor {
             let _ = serde_json::to_writer(&mut err, progress).map(|_| writeln!(err));
         }
     }
+}
+
+/// What the bar shows after its percentage: the download of the input, or the job's pace.
+fn prefix(progress: &Progress) -> String {
+    if let Some(fetched) = progress.fetched {
+        return format!(
+            "{:.1} of {:.1} MB",
+            fetched.bytes as f64 / 1e6,
+            fetched.total as f64 / 1e6
+        );
+    }
+    let eta = progress.eta.map_or(String::new(), |e| format!("  ETA {e:.0} s"));
+    let published = progress
+        .published
+        .map_or(String::new(), |counts| format!("  {}", uploads(&counts)));
+    format!("{:.1}x  {} segments{eta}{published}", progress.speed, progress.segments)
 }

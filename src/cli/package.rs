@@ -2,21 +2,19 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use stream_pack::input::live::LiveSource;
-use stream_pack::output::publish::{self, Destination};
+use stream_pack::location::Location;
+use stream_pack::output::publish::Destination;
 use stream_pack::package::crypto::KeySource;
 use stream_pack::package::ladder::{Bitrate, Reps};
 use stream_pack::package::transcode::Scaling;
 use stream_pack::package::transcode::encoding::{AudioCodec, VideoCodec};
 use stream_pack::package::window::WindowOptions;
-use stream_pack::tools::remux::Location;
 use stream_pack::{LiveJob, PackageOptions, Passthrough};
 
 use crate::args::{
     DestinationArgs, FormatArg, InputArgs, JobArgs, parse_audio_codec, parse_bitrate, parse_reps, parse_video_codec,
 };
-use crate::monitor::CliMonitor;
 use crate::{cancel_on_ctrl_c, report};
 
 #[derive(clap::Args)]
@@ -263,13 +261,6 @@ fn package(
     let mut monitor = args.job.monitor();
     // Ctrl-C also stops an open or a read that waits on the input.
     options.input_options = args.timeouts.options(cancel_on_ctrl_c()?);
-    let fetched = match &args.input {
-        Some(input) => fetch_input(input, &args.destination, &monitor)?,
-        None => None,
-    };
-    if let Some(file) = &fetched {
-        options.input = file.path().to_owned();
-    }
     let report = stream_pack::package(&options, &mut monitor);
     monitor.close();
     let report = report?;
@@ -277,36 +268,4 @@ fn package(
         report::print_report(&report);
     }
     Ok(())
-}
-
-/// Downloads an s3://, gs:// or az:// input to a temporary file (libav cannot read object
-/// storage), showing the progress on the bar; the file is deleted when the returned handle is
-/// dropped. Other inputs stay as they are.
-fn fetch_input(
-    input: &Path,
-    destination: &DestinationArgs,
-    monitor: &CliMonitor,
-) -> anyhow::Result<Option<tempfile::NamedTempFile>> {
-    let Some(url) = input.to_str().filter(|text| publish::Cloud::of_url(text).is_some()) else {
-        return Ok(None);
-    };
-    // The key's extension is kept: libav guesses some formats from it.
-    let suffix = Path::new(url)
-        .extension()
-        .map_or_else(String::new, |e| format!(".{}", e.to_string_lossy()));
-    let file = tempfile::Builder::new()
-        .prefix(".stream-pack-input-")
-        .suffix(&suffix)
-        .tempfile()
-        .context("making a temporary file for the input")?;
-    if let Some(bar) = &monitor.bar {
-        bar.set_message("fetch");
-    }
-    publish::fetch(url, file.path(), &destination.publish_options(), |done, total| {
-        if let Some(bar) = &monitor.bar {
-            bar.set_position(done * 1000 / total.max(1));
-            bar.set_prefix(format!("{:.1} of {:.1} MB", done as f64 / 1e6, total as f64 / 1e6));
-        }
-    })?;
-    Ok(Some(file))
 }

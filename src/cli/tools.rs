@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
+use stream_pack::location::Location;
 use stream_pack::tools::concat_flv::{self, DownloadOptions};
 use stream_pack::tools::convert::{ConvertOptions, Target};
 use stream_pack::tools::record::time::parse_duration;
-use stream_pack::tools::remux::{self, Location};
+use stream_pack::tools::remux;
 use stream_pack::tools::unframe::{self, UnframeOptions, WebSocketSource};
 
 use crate::args::{DestinationArgs, FormatArg, InputArgs, JobArgs, parse_header};

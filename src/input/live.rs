@@ -14,6 +14,7 @@ use ffmpeg_next as ffmpeg;
 use crate::error::{Error, Result};
 use crate::input::source;
 use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput};
+use crate::location::Location;
 
 /// A capture device libavdevice reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,7 @@ pub enum LiveSource {
 impl LiveSource {
     /// A URL when the text has a scheme (`rtmp://…`), a file otherwise.
     pub fn parse(text: &str) -> LiveSource {
-        if crate::tools::remux::is_url(text) {
+        if Location::parse(text).is_url() {
             LiveSource::Url(text.to_owned())
         } else {
             LiveSource::File(PathBuf::from(text))
@@ -94,12 +95,11 @@ impl LiveSource {
     fn options(&self, stall: Duration) -> Dictionary<'static> {
         let url = match self {
             LiveSource::Capture { .. } => return Dictionary::new(),
-            LiveSource::File(_) => return watchdog::protocol_options("", stall),
-            LiveSource::Url(url) => url,
+            LiveSource::File(path) => return watchdog::protocol_options(&Location::File(path.clone()), stall),
+            LiveSource::Url(url) => Location::parse(url),
         };
-        let mut options = watchdog::protocol_options(url, stall);
-        let scheme = url.split_once("://").map_or("", |(s, _)| s).to_ascii_lowercase();
-        if matches!(scheme.as_str(), "rtmp" | "rtmps" | "rtmpt" | "rtmpts") {
+        let mut options = watchdog::protocol_options(&url, stall);
+        if matches!(url.scheme().as_deref(), Some("rtmp" | "rtmps" | "rtmpt" | "rtmpts")) {
             options.set("rtmp_live", "live");
         }
         options

@@ -5,11 +5,16 @@ use std::path::{Path, PathBuf};
 
 use ffmpeg::{Packet, Rational, codec, format, media};
 use ffmpeg_next as ffmpeg;
+use tempfile::TempPath;
 
 use crate::error::{Error, Result};
+use crate::input::fetch;
 use crate::input::live::{LiveInput, LiveSource};
 use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput};
+use crate::location::Location;
+use crate::output::publish::PublishOptions;
 use crate::package::ladder::DisplayGeometry;
+use crate::progress::Monitor;
 
 /// Libav prints its own diagnostics on stderr; stream-pack reports errors itself in one line, so
 /// libav stays quiet unless `STREAM_PACK_LIBAV_LOG` asks for its log (e.g. `=warning`).
@@ -104,6 +109,8 @@ pub struct Source {
     pub input: Reader,
     pub video: Option<VideoInput>,
     pub audio: Option<AudioInput>,
+    /// The temporary file an object-storage input was downloaded to, deleted with the source.
+    _fetched: Option<TempPath>,
 }
 
 /// Where packets come from: a file or URL read as fast as it can be, or a live source; both under
@@ -128,6 +135,27 @@ impl Source {
     /// Opens `path` under `options`' timeouts and picks the best video and audio streams.
     pub fn open(path: &Path, options: &InputOptions) -> Result<Source> {
         Source::choose(path, Reader::File(open_input(path, options)?))
+    }
+
+    /// [`Source::open`] for an input that may be an object in a bucket (`s3://`, `gs://`,
+    /// `az://`), which libav cannot read: it is first downloaded to a temporary file, kept while
+    /// the source is open, with `storage`'s client settings, its progress reported to `monitor`.
+    pub fn fetch_and_open(
+        path: &Path,
+        options: &InputOptions,
+        storage: &PublishOptions,
+        monitor: &mut dyn Monitor,
+    ) -> Result<Source> {
+        match fetch::fetch(&Location::of_path(path), storage, monitor)? {
+            Some(file) => {
+                let source = Source::open(&file, options)?;
+                Ok(Source {
+                    _fetched: Some(file),
+                    ..source
+                })
+            }
+            None => Source::open(path, options),
+        }
     }
 
     /// Opens a live source under `options`' timeouts and picks its streams.
@@ -164,6 +192,7 @@ impl Source {
             input,
             video,
             audio,
+            _fetched: None,
         })
     }
 
@@ -190,18 +219,18 @@ pub(crate) fn declared_duration(input: &format::context::Input) -> Option<f64> {
 /// checks libav would report less clearly. A piece of it that cannot be read (a segment of a
 /// playlist) is an error, named, when it is met.
 pub(crate) fn open_input(path: &Path, options: &InputOptions) -> Result<WatchedInput> {
-    let url = path.to_str().filter(|text| crate::tools::remux::is_url(text));
-    if url.is_none() {
+    let location = Location::of_path(path);
+    if !location.is_url() {
         check_file(path)?;
     }
-    let dictionary = watchdog::protocol_options(url.unwrap_or_default(), options.stall_timeout);
+    let dictionary = watchdog::protocol_options(&location, options.stall_timeout);
     let input =
         WatchedInput::open(path.as_os_str(), None, options, dictionary, true).map_err(|failure| match failure {
             Failure::NeverStarted(waited) => Error::LiveNeverStarted {
                 url: path.display().to_string(),
                 waited,
             },
-            Failure::Libav(e) if url.is_none() => Error::InputUnreadable {
+            Failure::Libav(e) if !location.is_url() => Error::InputUnreadable {
                 path: path.to_owned(),
                 reason: e.to_string(),
             },
@@ -224,8 +253,7 @@ pub(crate) fn read_error(path: &Path, failure: Failure, read_so_far: f64) -> Err
 
 /// An open or read of the file or URL at `path` that stopped `when` (`reading after 2.00 s`).
 fn input_error(path: &Path, failure: Failure, when: String) -> Error {
-    let url = path.to_str().filter(|text| crate::tools::remux::is_url(text));
-    match (failure, url) {
+    match (failure, Location::of_path(path).is_url()) {
         (Failure::Cancelled, _) => Error::Cancelled,
         (Failure::Missing { url: piece, reason }, _) => Error::InputIncomplete {
             path: path.to_owned(),
@@ -237,7 +265,7 @@ fn input_error(path: &Path, failure: Failure, when: String) -> Error {
             piece: format!("the media from {from:.2} s to {to:.2} s"),
             reason: "a segment is cut short or empty".into(),
         },
-        (Failure::Libav(e), None) => Error::InputCorrupt {
+        (Failure::Libav(e), false) => Error::InputCorrupt {
             path: path.to_owned(),
             reason: format!("{when}: {e}"),
         },

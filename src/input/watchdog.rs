@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::location::Location;
 use crate::progress::Cancel;
 use ffmpeg::{Dictionary, Packet, ffi, format, media};
 use ffmpeg_next as ffmpeg;
@@ -250,12 +251,11 @@ const RETRY_EMPTY: Duration = Duration::from_millis(5);
 /// make libav listen as a server). The HLS demuxer is kept from reusing connections and from
 /// opening the next segment ahead: a request on a kept-alive connection would bypass
 /// [`counted_open`], and a segment that failed to open ahead is opened again later.
-pub(crate) fn protocol_options(target: &str, stall: Duration) -> Dictionary<'static> {
+pub(crate) fn protocol_options(target: &Location, stall: Duration) -> Dictionary<'static> {
     let mut options = Dictionary::new();
     let micros = stall.as_micros().to_string();
-    let scheme = target.split_once("://").map_or("", |(s, _)| s).to_ascii_lowercase();
     options.set("rw_timeout", &micros);
-    if matches!(scheme.as_str(), "tcp" | "http" | "https") {
+    if matches!(target, Location::Http(_)) || target.scheme().as_deref() == Some("tcp") {
         options.set("timeout", &micros);
     }
     options.set("http_persistent", "0");

@@ -274,7 +274,12 @@ pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Pa
     // Ctrl-C, or fail.
     let mut source = match &options.live {
         Some(live) => Source::open_live(&live.source, &options.input_options)?,
-        None => Source::open(&options.input, &options.input_options)?,
+        None => Source::fetch_and_open(
+            &options.input,
+            &options.input_options,
+            &options.publishing.options,
+            monitor,
+        )?,
     };
     // A live presentation is visible while it runs: it is written in place. A package published
     // only to remote destinations is built in a scratch folder.

@@ -9,13 +9,13 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::input::source::{self, Source};
 use crate::input::watchdog::InputOptions;
+use crate::location::Location;
 use crate::output::publish::Publishing;
 use crate::package::ladder::{Reps, RungRequest};
 use crate::package::segment::SegmentFormat;
 use crate::package::transcode::copy;
 use crate::package::{self, PackageOptions, PackageReport};
 use crate::progress::Monitor;
-use crate::tools::remux::Location;
 
 /// The presentation to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         // libav's DASH demuxer resolves segments only against an absolute manifest path.
         Location::File(path) => std::path::absolute(path).map_err(Error::io(path))?,
         // The packager opens a path that reads as a URL with libav's network protocols.
-        Location::Url(url) => PathBuf::from(url),
+        url => url.to_path(),
     };
     let (format, base): (SegmentFormat, fn(PathBuf, PathBuf) -> PackageOptions) = match options.target {
         Target::Hls(format) => (format, |i, o| PackageOptions::hls(i, o)),

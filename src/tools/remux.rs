@@ -10,57 +10,18 @@ use ffmpeg_next as ffmpeg;
 use crate::error::{Error, Result};
 use crate::input::source;
 use crate::input::watchdog::{Failure, InputOptions, WatchedInput};
+use crate::location::Location;
 use crate::output::staging::StagedFile;
 
-/// Where media is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    File(PathBuf),
-    /// A URL libav opens itself: `http(s)://`, and the other protocols it knows.
-    Url(String),
-}
-
-impl Location {
-    /// A URL when the text has a scheme (`http://…`), a file otherwise.
-    pub fn parse(text: &str) -> Location {
-        if is_url(text) {
-            Location::Url(text.to_owned())
-        } else {
-            Location::File(PathBuf::from(text))
+/// Opens the input under `options`' timeouts. libav's DASH demuxer resolves segment names only
+/// against an absolute manifest path, so local manifests are opened by their absolute path.
+fn open(input: &Location, options: &InputOptions) -> Result<WatchedInput> {
+    match input {
+        Location::File(path) if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("mpd")) => {
+            let absolute = std::path::absolute(path).map_err(Error::io(path))?;
+            source::open_input(&absolute, options)
         }
-    }
-
-    fn name(&self) -> PathBuf {
-        match self {
-            Location::File(path) => path.clone(),
-            Location::Url(url) => PathBuf::from(url),
-        }
-    }
-
-    /// Opens the input under `options`' timeouts. libav's DASH demuxer resolves segment names
-    /// only against an absolute manifest path, so local manifests are opened by their absolute
-    /// path.
-    pub(crate) fn open(&self, options: &InputOptions) -> Result<WatchedInput> {
-        match self {
-            Location::File(path) if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("mpd")) => {
-                let absolute = std::path::absolute(path).map_err(Error::io(path))?;
-                source::open_input(&absolute, options)
-            }
-            Location::File(path) => source::open_input(path, options),
-            Location::Url(url) => source::open_input(Path::new(url), options),
-        }
-    }
-}
-
-/// Whether the text starts with a URL scheme (`rtmp://…`) rather than naming a file.
-pub(crate) fn is_url(text: &str) -> bool {
-    text.split_once("://")
-        .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()))
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.name().display())
+        input => source::open_input(&input.to_path(), options),
     }
 }
 
@@ -85,11 +46,11 @@ pub fn remux(input: &Location, output: &Path, replace: bool, options: &InputOpti
         crate::output::staging::refuse_overlap(output, [("the input", path.as_path())])?;
     }
     source::init()?;
-    let demuxer = input.open(options)?;
+    let demuxer = open(input, options)?;
     let declared = source::declared_duration(&demuxer);
     let staged = StagedFile::new(output, replace)?;
     let report = copy_into(input, demuxer, staged.path(), "mp4")?;
-    source::check_complete(&input.name(), declared, report.duration)?;
+    source::check_complete(&input.to_path(), declared, report.duration)?;
     let output = staged.publish()?;
     Ok(RemuxReport { output, ..report })
 }
@@ -113,14 +74,14 @@ pub(crate) fn remux_into(input: &Location, path: &Path) -> Result<RemuxReport> {
 /// an MP4 or MOV gets its index at the front.
 pub(crate) fn remux_as(input: &Location, path: &Path, container: &str) -> Result<RemuxReport> {
     source::init()?;
-    copy_into(input, input.open(&InputOptions::default())?, path, container)
+    copy_into(input, open(input, &InputOptions::default())?, path, container)
 }
 
 /// Copies the open `demuxer` of `input` into the file at `path`, as [`remux_as`].
 fn copy_into(input: &Location, mut demuxer: WatchedInput, path: &Path, container: &str) -> Result<RemuxReport> {
     let (chosen, notes) = choose_streams(&demuxer);
     if chosen.is_empty() {
-        return Err(Error::NoMediaStreams { path: input.name() });
+        return Err(Error::NoMediaStreams { path: input.to_path() });
     }
     let context = || format!("{}: writing the {container} file", path.display());
     let mut muxer = format::output_as(path, container).map_err(Error::ffmpeg(context()))?;
@@ -169,7 +130,7 @@ fn copy_into(input: &Location, mut demuxer: WatchedInput, path: &Path, container
     }
     let (packets, duration) = copy_packets(&mut demuxer, &mut muxer, &mappings, input, path)?;
     if packets == 0 {
-        return Err(Error::NoMediaStreams { path: input.name() });
+        return Err(Error::NoMediaStreams { path: input.to_path() });
     }
     muxer.write_trailer().map_err(Error::ffmpeg(context()))?;
     Ok(RemuxReport {
@@ -190,13 +151,16 @@ fn copy_packets(
     path: &Path,
 ) -> Result<(u64, f64)> {
     let (mut packets, mut end) = (0u64, 0.0f64);
-    while let Some(mut packet) = demuxer.read().map_err(|f| source::read_error(&input.name(), f, end))? {
+    while let Some(mut packet) = demuxer
+        .read()
+        .map_err(|f| source::read_error(&input.to_path(), f, end))?
+    {
         let Some(mapping) = mappings.get(packet.stream()).and_then(Option::as_ref) else {
             continue;
         };
         if packet.pts().is_none() && packet.dts().is_none() {
             return Err(source::read_error(
-                &input.name(),
+                &input.to_path(),
                 Failure::Libav(ffmpeg::Error::InvalidData),
                 end,
             ));
@@ -211,7 +175,7 @@ fn copy_packets(
         packet.set_stream(mapping.output);
         packet.set_position(-1);
         packet.write_interleaved(muxer).map_err(|e| Error::InputCorrupt {
-            path: input.name(),
+            path: input.to_path(),
             reason: format!(
                 "the {} muxer refused a packet at {end:.2} s ({e}); are its timestamps out of order? ({})",
                 muxer.format().name(),

@@ -5,7 +5,6 @@
 //! policy (it retries connection errors, 5xx, 408 and 429 with backoff and jitter, logging each
 //! with tracing).
 
-use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -22,58 +21,15 @@ use object_store::{
 
 use super::{PublishOptions, Store, content_type};
 use crate::error::{Error, Result};
+use crate::location::Cloud;
 use crate::output::retry::Failure;
 
-/// The object storage a `scheme://bucket/…` URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cloud {
-    /// `s3://`: AWS, or an S3-compatible server.
-    S3,
-    /// `gs://`: Google Cloud Storage.
-    Gcs,
-    /// `az://`: Azure Blob Storage (the bucket is a container).
-    Azure,
-}
-
-impl Cloud {
-    /// The cloud of a URL's scheme (`s3`, `gs`, `az`, in any case).
-    pub fn from_scheme(scheme: &str) -> Option<Cloud> {
-        match scheme.to_ascii_lowercase().as_str() {
-            "s3" => Some(Cloud::S3),
-            "gs" => Some(Cloud::Gcs),
-            "az" => Some(Cloud::Azure),
-            _ => None,
-        }
-    }
-
-    /// The cloud `url` is in, if it is `s3://`, `gs://` or `az://`.
-    pub fn of_url(url: &str) -> Option<Cloud> {
-        url.split_once("://").and_then(|(scheme, _)| Cloud::from_scheme(scheme))
-    }
-
-    pub fn scheme(self) -> &'static str {
-        match self {
-            Cloud::S3 => "s3",
-            Cloud::Gcs => "gs",
-            Cloud::Azure => "az",
-        }
-    }
-
-    /// The environment variables a client of this cloud needs, for messages.
-    fn credentials(self) -> &'static str {
-        match self {
-            Cloud::S3 => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            Cloud::Gcs => "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_SERVICE_ACCOUNT or GOOGLE_SERVICE_ACCOUNT_KEY",
-            Cloud::Azure => {
-                "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY, or AZURE_STORAGE_USE_EMULATOR=true"
-            }
-        }
-    }
-}
-
-impl fmt::Display for Cloud {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.scheme())
+/// The environment variables a client of this cloud needs, for messages.
+fn credentials(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::S3 => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        Cloud::Gcs => "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_SERVICE_ACCOUNT or GOOGLE_SERVICE_ACCOUNT_KEY",
+        Cloud::Azure => "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY, or AZURE_STORAGE_USE_EMULATOR=true",
     }
 }
 
@@ -143,7 +99,7 @@ fn client(cloud: Cloud, bucket: &str, options: &PublishOptions) -> Result<Box<dy
             {
                 return Err(refused(format!(
                     "at {endpoint}: no credentials: set {}",
-                    cloud.credentials()
+                    credentials(cloud)
                 )));
             }
             let mut builder = AmazonS3Builder::from_env()
@@ -172,7 +128,7 @@ fn client(cloud: Cloud, bucket: &str, options: &PublishOptions) -> Result<Box<dy
             .build()
             .map(|store| Box::new(store) as Box<dyn ObjectStore>),
     };
-    built.map_err(|e| refused(format!("{}; set {}", one_line(&e), cloud.credentials())))
+    built.map_err(|e| refused(format!("{}; set {}", one_line(&e), credentials(cloud))))
 }
 
 fn retry_config(options: &PublishOptions) -> RetryConfig {
@@ -214,23 +170,25 @@ fn one_line(error: &dyn std::error::Error) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Downloads `s3://`, `gs://` or `az://bucket/key` to `target` in pieces (each within the
-/// request timeout), calling `progress(done, total)` after each. Every piece after the first
-/// must come from the same version of the object, so one replaced meanwhile is an error rather
-/// than a mix of two.
-pub fn fetch(url: &str, target: &Path, options: &PublishOptions, mut progress: impl FnMut(u64, u64)) -> Result<()> {
+/// Downloads the object `key` of `bucket` to `target` in pieces (each within the request
+/// timeout), calling `progress(done, total)` after each. Every piece after the first must come
+/// from the same version of the object, so one replaced meanwhile is an error rather than a mix
+/// of two.
+pub fn fetch(
+    cloud: Cloud,
+    bucket: &str,
+    key: &str,
+    target: &Path,
+    options: &PublishOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<()> {
+    let url = format!("{cloud}://{bucket}/{key}");
     let remote = |reason: String| Error::Remote {
-        url: url.to_owned(),
+        url: url.clone(),
         reason,
     };
-    let (cloud, bucket, key) = url
-        .split_once("://")
-        .and_then(|(scheme, rest)| Some((Cloud::from_scheme(scheme)?, rest.split_once('/')?)))
-        .filter(|(_, (bucket, key))| !bucket.is_empty() && !key.is_empty())
-        .map(|(cloud, (bucket, key))| (cloud, bucket, key))
-        .ok_or_else(|| remote("give s3://, gs:// or az://bucket/key".into()))?;
     let store = client(cloud, bucket, options)?;
-    let runtime = runtime(url)?;
+    let runtime = runtime(&url)?;
     let key = ObjectPath::parse(key).map_err(|e| remote(format!("not a usable object name: {e}")))?;
     let mut file = std::fs::File::create(target).map_err(Error::io(target))?;
     const PIECE: u64 = 8 << 20;

@@ -33,10 +33,11 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::location::{Cloud, Location};
 use crate::output::retry::{Failure, RetryPolicy};
 use lane::{Lane, Op, Shared};
 
-pub use cloud::{Cloud, fetch};
+pub use cloud::fetch;
 
 /// Where `-o` puts a package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,49 +67,50 @@ impl FromStr for Destination {
     /// `http(s)://host/path/` and `s3://`, `gs://` or `az://bucket/prefix/` are remote (a missing
     /// final `/` is added: the URL names a folder); anything without a `scheme://` is a local path.
     fn from_str(value: &str) -> Result<Destination> {
-        let Some((scheme, rest)) = value.split_once("://") else {
-            return Ok(Destination::Local(PathBuf::from(value)));
-        };
-        let folder = |path: &str| match path.trim_matches('/') {
-            "" => String::new(),
-            inner => format!("{inner}/"),
-        };
-        let remote = match scheme.to_ascii_lowercase().as_str() {
-            "http" | "https" => {
-                let uri: ureq::http::Uri = value
-                    .parse()
-                    .map_err(|e| Error::Usage(format!("{value}: not a usable URL ({e})")))?;
-                match uri.authority() {
-                    Some(authority) if uri.host().is_some_and(|h| !h.is_empty()) && uri.query().is_none() => {
-                        Remote::Http(format!("{scheme}://{authority}/{}", folder(uri.path())))
-                    }
-                    _ => {
-                        return Err(Error::Usage(format!(
-                            "{value}: give a URL with a host and a path, without a query"
-                        )));
-                    }
-                }
+        let remote = match Location::parse(value) {
+            Location::File(path) => return Ok(Destination::Local(path)),
+            Location::Http(url) => http_destination(&url)?,
+            Location::Cloud { cloud, bucket, .. } if bucket.is_empty() => {
+                return Err(Error::Usage(format!(
+                    "{value}: no bucket: give {cloud}://bucket/prefix/"
+                )));
             }
+            Location::Cloud { cloud, bucket, key } => Remote::Bucket {
+                cloud,
+                bucket,
+                prefix: folder(&key),
+            },
             other => {
-                let Some(cloud) = Cloud::from_scheme(other) else {
-                    return Err(Error::Usage(format!(
-                        "{value}: stream-pack publishes to a folder, http(s)://, s3://, gs:// or az://, not {scheme}://"
-                    )));
-                };
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    return Err(Error::Usage(format!(
-                        "{value}: no bucket: give {cloud}://bucket/prefix/"
-                    )));
-                }
-                Remote::Bucket {
-                    cloud,
-                    bucket: bucket.to_owned(),
-                    prefix: folder(prefix),
-                }
+                return Err(Error::Usage(format!(
+                    "{value}: stream-pack publishes to a folder, http(s)://, s3://, gs:// or az://, not {}://",
+                    other.scheme().unwrap_or_default()
+                )));
             }
         };
         Ok(Destination::Remote(remote))
+    }
+}
+
+/// A WebDAV-style destination: a URL with a host and a path (the folder), without a query.
+fn http_destination(url: &str) -> Result<Remote> {
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| Error::Usage(format!("{url}: not a usable URL ({e})")))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) if uri.host().is_some_and(|h| !h.is_empty()) && uri.query().is_none() => {
+            Ok(Remote::Http(format!("{scheme}://{authority}/{}", folder(uri.path()))))
+        }
+        _ => Err(Error::Usage(format!(
+            "{url}: give a URL with a host and a path, without a query"
+        ))),
+    }
+}
+
+/// A path as a folder of objects: empty, or ending in `/`.
+fn folder(path: &str) -> String {
+    match path.trim_matches('/') {
+        "" => String::new(),
+        inner => format!("{inner}/"),
     }
 }
 
@@ -225,7 +227,10 @@ impl Publisher {
     /// Starts a queue and `options.concurrency` uploaders for every destination.
     pub fn start(destinations: &[Remote], options: &PublishOptions) -> Result<Publisher> {
         if options.concurrency == 0 {
-            return Err(Error::Usage("--upload-concurrency must be at least 1".into()));
+            return Err(Error::InvalidOption {
+                option: "concurrency",
+                reason: "0: must be at least 1".into(),
+            });
         }
         let shared = Arc::new(Shared::new(options.retry));
         let lanes = destinations

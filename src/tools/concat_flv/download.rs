@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::location::Location;
 use crate::output::retry::{Failure, RetryPolicy, retry};
 
 /// How downloads run.
@@ -63,7 +64,7 @@ pub fn read_list(path: &Path) -> Result<Vec<String>> {
     if let Some((number, bad)) = urls
         .iter()
         .enumerate()
-        .find(|(_, url)| !(url.starts_with("http://") || url.starts_with("https://")))
+        .find(|(_, url)| !matches!(Location::parse(url), Location::Http(_)))
     {
         return Err(Error::InputCorrupt {
             path: path.to_owned(),

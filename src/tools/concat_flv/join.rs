@@ -19,8 +19,9 @@ use stream_pack_formats::amf0::Value;
 use stream_pack_formats::flv::{self, Content, FileHeader, FlvError, FlvReader, FlvWriter};
 
 use crate::error::{Error, Result};
+use crate::location::Location;
 use crate::output::staging::{self, StagedFile};
-use crate::tools::remux::{self, Location, RemuxReport};
+use crate::tools::remux::{self, RemuxReport};
 
 /// What a join did.
 #[derive(Debug, Clone, Default)]

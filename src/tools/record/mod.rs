@@ -20,9 +20,10 @@ use ffmpeg_next as ffmpeg;
 use crate::error::{Error, Result};
 use crate::input::live::{LiveInput, LiveSource};
 use crate::input::watchdog::InputOptions;
+use crate::location::Location;
 use crate::output::staging::StagedFile;
 use crate::progress::{Cancel, Monitor};
-use crate::tools::remux::{self, Location};
+use crate::tools::remux;
 use time::wait_until;
 
 /// What to record, when, and for how long.
@@ -814,10 +815,10 @@ impl<'a> Recorder<'a> {
 /// playlist that gained its end tag). An RTMP, SRT or TCP stream that ends may come back.
 fn ends_for_good(source: &LiveSource) -> bool {
     match source {
-        LiveSource::Url(url) => {
-            let scheme = url.split_once("://").map_or("", |(s, _)| s).to_ascii_lowercase();
-            matches!(scheme.as_str(), "http" | "https" | "file")
-        }
+        LiveSource::Url(url) => matches!(
+            Location::parse(url).scheme().as_deref(),
+            Some("http" | "https" | "file")
+        ),
         LiveSource::File(_) | LiveSource::Capture { .. } => true,
     }
 }

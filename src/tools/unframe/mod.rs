@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use stream_pack_formats::framing::{AssembleError, Assembled, Assembler, FramingError, MessageReader};
 
 use crate::error::{Error, Result};
+use crate::location::Location;
 use crate::output::staging::{self, StagedFile};
 use crate::progress::Cancel;
-use crate::tools::remux::{self, Location, RemuxReport};
+use crate::tools::remux::{self, RemuxReport};
 use websocket::Stop;
 
 /// Where the output goes and in which form.
