@@ -16,6 +16,7 @@ use crate::tools::{ConcatArgs, ConvertArgs, UnframeArgs};
 
 mod args;
 mod docs;
+mod flags;
 mod monitor;
 mod package;
 mod record;
@@ -183,7 +184,7 @@ fn run(command: Command) -> anyhow::Result<()> {
 /// anyhow's `{:#}` would print a second time.
 fn each_cause_once(error: &anyhow::Error) -> String {
     let mut line = String::new();
-    for cause in error.chain().map(ToString::to_string) {
+    for cause in error.chain().map(flags::in_cli_terms) {
         if line.is_empty() {
             line = cause;
         } else if !line.ends_with(&cause) {

@@ -132,11 +132,14 @@ pub fn split(destinations: Vec<Destination>) -> Result<(Option<PathBuf>, Vec<Rem
         match destination {
             Destination::Local(path) => {
                 if let Some(first) = &local {
-                    return Err(Error::Usage(format!(
-                        "-o {}: only one local folder per job (the first was {})",
-                        path.display(),
-                        first.display()
-                    )));
+                    return Err(Error::InvalidOption {
+                        option: "output",
+                        reason: format!(
+                            "{}: only one local folder per job (the first was {})",
+                            path.display(),
+                            first.display()
+                        ),
+                    });
                 }
                 local = Some(path);
             }
@@ -399,7 +402,10 @@ mod tests {
         let (local, remotes) = parse(&["out", "s3://b/p/", "http://h/p/"]).unwrap();
         assert_eq!(local, Some(PathBuf::from("out")));
         assert_eq!(remotes.len(), 2);
-        assert!(matches!(parse(&["a", "b"]), Err(Error::Usage(_))));
+        assert!(matches!(
+            parse(&["a", "b"]),
+            Err(Error::InvalidOption { option: "output", .. })
+        ));
         assert!(matches!(parse(&[]), Err(Error::Usage(_))));
     }
 }
