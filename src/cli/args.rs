@@ -1,8 +1,9 @@
 //! Arguments shared by several commands (replacing, progress, timeouts, destinations) and the
 //! value parsers of the library's own types.
 
-use clap::ValueEnum;
 use std::path::PathBuf;
+
+use clap::ValueEnum;
 use stream_pack::input::watchdog::InputOptions;
 use stream_pack::output::publish::{self, Destination, PublishOptions, Publishing};
 use stream_pack::package::ladder::{Bitrate, Reps};
