@@ -5,7 +5,7 @@ use std::io::Read;
 
 use super::{Problems, Walk};
 use crate::amf0;
-use crate::flv::{self, Content, FlvReader};
+use crate::flv::{self, Content, FlvReader, TagInfo};
 
 /// A step in one stream's timestamps this many times its usual step (and at least a second) is a jump.
 const JUMP_FACTOR: i64 = 10;
@@ -53,20 +53,7 @@ pub(super) fn walk<R: Read>(reader: R, walk: &mut Walk) {
             tag_detail(info.timestamp, &content),
         );
         let problems = &mut walk.problems;
-        if info.previous_size != info.size + 11 {
-            problems.push(format!(
-                "tag at byte {}: PreviousTagSize is {}, the tag is {} bytes",
-                info.offset,
-                info.previous_size,
-                info.size + 11
-            ));
-        }
-        if info.stream_id != 0 {
-            problems.push(format!(
-                "tag at byte {}: stream id {} (must be 0)",
-                info.offset, info.stream_id
-            ));
-        }
+        check_header(&info, problems);
         if let Content::Script(Some(name)) = &content
             && name == flv::ON_METADATA
         {
@@ -84,6 +71,24 @@ pub(super) fn walk<R: Read>(reader: R, walk: &mut Walk) {
         check_step(&mut last[stream], name, info.offset, info.timestamp, problems);
     }
     check_metadata(&metadata, &last, end_ms, &mut walk.problems);
+}
+
+/// Flags a PreviousTagSize that is not the tag's size, and a stream id other than 0.
+fn check_header(info: &TagInfo, problems: &mut Problems) {
+    if info.previous_size != info.size + 11 {
+        problems.push(format!(
+            "tag at byte {}: PreviousTagSize is {}, the tag is {} bytes",
+            info.offset,
+            info.previous_size,
+            info.size + 11
+        ));
+    }
+    if info.stream_id != 0 {
+        problems.push(format!(
+            "tag at byte {}: stream id {} (must be 0)",
+            info.offset, info.stream_id
+        ));
+    }
 }
 
 /// The duration an onMetaData tag declares, NaN when it declares none.
