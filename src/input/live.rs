@@ -73,15 +73,15 @@ impl LiveSource {
         let device = [CaptureDevice::Lavfi, CaptureDevice::V4l2, CaptureDevice::X11grab]
             .into_iter()
             .find(|d| d.prefix() == prefix)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "--capture {text}: expected lavfi:GRAPH, v4l2:DEVICE or x11grab:DISPLAY"
-                ))
+            .ok_or_else(|| Error::InvalidOption {
+                option: "capture",
+                reason: format!("{text}: expected lavfi:GRAPH, v4l2:DEVICE or x11grab:DISPLAY"),
             })?;
         if spec.is_empty() {
-            return Err(Error::Usage(format!(
-                "--capture {text}: says which device but not what to capture"
-            )));
+            return Err(Error::InvalidOption {
+                option: "capture",
+                reason: format!("{text}: says which device but not what to capture"),
+            });
         }
         Ok(LiveSource::Capture {
             device,
@@ -233,8 +233,12 @@ mod tests {
             LiveSource::capture("v4l2:/dev/video0").unwrap().to_string(),
             "v4l2:/dev/video0"
         );
-        assert!(matches!(LiveSource::capture("dshow:video=x"), Err(Error::Usage(_))));
-        assert!(matches!(LiveSource::capture("lavfi:"), Err(Error::Usage(_))));
+        for bad in ["dshow:video=x", "lavfi:"] {
+            assert!(matches!(
+                LiveSource::capture(bad),
+                Err(Error::InvalidOption { option: "capture", .. })
+            ));
+        }
     }
 
     #[test]
