@@ -335,8 +335,7 @@ impl Segmenter {
             stream.set_time_base(packet_time_base);
             if format == SegmentFormat::Fmp4 && encoder.id() == codec::Id::HEVC {
                 // HLS wants hvc1 (parameter sets in the sample description only), never hev1.
-                // SAFETY: the stream's parameters are allocated and not shared yet.
-                unsafe { (*stream.parameters().as_mut_ptr()).codec_tag = u32::from_le_bytes(*b"hvc1") };
+                codec_string::set_codec_tag(&mut stream.parameters(), Some(b"hvc1"));
             }
         }
         let unused: Vec<String> = muxer
@@ -354,7 +353,7 @@ impl Segmenter {
             // with its first keyframe (`write`).
             SegmentFormat::Ts => (
                 None,
-                codec_string::avc1_from_annexb(crate::package::transcode::encoding::extradata(encoder)),
+                codec_string::avc1_from_annexb(codec_string::extradata(encoder)),
                 None,
             ),
             SegmentFormat::Fmp4 => {

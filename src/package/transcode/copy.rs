@@ -48,12 +48,12 @@ impl StreamCopy {
     ) -> Result<StreamCopy> {
         let params = stream.parameters();
         let video = params.medium() == ffmpeg::media::Type::Video;
-        let mut context = codec::context::Context::from_parameters(params.clone())
+        // The segment muxer picks its own tag (and hvc1 for HEVC in fMP4).
+        let mut untagged = params.clone();
+        codec_string::set_codec_tag(&mut untagged, None);
+        let mut context = codec::context::Context::from_parameters(untagged)
             .map_err(Error::ffmpeg(format!("{name}: reading the stream's parameters")))?;
         context.set_time_base(stream.time_base());
-        // SAFETY: the context is ours; a container tag (avc1, hev1, mp4a) means nothing to the
-        // output muxer, which picks its own (and hvc1 for HEVC in fMP4).
-        unsafe { (*context.as_mut_ptr()).codec_tag = 0 };
         let pending = Pending {
             dir: dir.to_owned(),
             format,
@@ -62,8 +62,7 @@ impl StreamCopy {
             delivery,
             display_matrix: source::display_matrix(stream),
         };
-        let in_band = params.id() == codec::Id::AAC
-            && crate::package::transcode::encoding::extradata(&pending.context).is_empty();
+        let in_band = params.id() == codec::Id::AAC && codec_string::extradata(&pending.context).is_empty();
         let mut copy = StreamCopy {
             name: name.to_owned(),
             segmenter: Err(pending),
@@ -95,7 +94,7 @@ impl StreamCopy {
             .displayed_with(pending.display_matrix);
             segmenter.describe(parameter_codecs(
                 pending.context.id(),
-                crate::package::transcode::encoding::extradata(&pending.context),
+                codec_string::extradata(&pending.context),
             ));
             self.segmenter = Ok(segmenter);
         }

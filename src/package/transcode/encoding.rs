@@ -282,20 +282,6 @@ fn open_checked(
     Ok(())
 }
 
-/// The codec configuration an opened encoder put in extradata (empty if none).
-pub fn extradata(context: &codec::Context) -> &[u8] {
-    // SAFETY: an opened encoder's extradata is `extradata_size` bytes owned by the context, which
-    // the returned slice borrows.
-    unsafe {
-        let ctx = context.as_ptr();
-        if (*ctx).extradata.is_null() {
-            &[]
-        } else {
-            std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size.max(0) as usize)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

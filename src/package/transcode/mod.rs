@@ -562,7 +562,7 @@ impl AudioTrack {
         let decoder = decoder.audio().map_err(Error::ffmpeg("opening the audio decoder"))?;
         let encoder = encoding::open_audio(settings.codec, &input, settings.bitrate)?;
         let codecs = match settings.codec {
-            AudioCodec::Aac => codec_string::mp4a_from_audio_specific_config(encoding::extradata(&encoder))
+            AudioCodec::Aac => codec_string::mp4a_from_audio_specific_config(codec_string::extradata(&encoder))
                 .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))?,
             AudioCodec::Opus => "opus".to_owned(),
         };
