@@ -6,8 +6,8 @@
 use ffmpeg::{codec, format::Pixel};
 use ffmpeg_next as ffmpeg;
 
-use super::{PackageOptions, Passthrough, regular_clock};
-use crate::error::{Error, Result};
+use super::{PackageOptions, Passthrough, invalid, regular_clock};
+use crate::error::Result;
 use crate::input::source::{Source, VideoInput};
 use crate::package::ladder::{self, Bitrate, RateControl, Reps, Rung};
 use crate::package::segment::{SegmentClock, SegmentFacts, SegmentFormat};
@@ -17,19 +17,27 @@ use crate::package::transcode::encoding::VideoCodec;
 /// With `copy`, the one rendition is the source's stream, named by its short side.
 pub(super) fn copy_plan(source: &Source, video: &VideoInput, format: SegmentFormat) -> Result<ladder::Plan> {
     if !copy::copyable(video.codec, format) {
-        return Err(Error::Usage(format!(
-            "--copy: {} holds {:?} video, which {} segments cannot carry without re-encoding (H.264 goes anywhere, HEVC in fMP4)",
-            source.path.display(),
-            video.codec,
-            if format == SegmentFormat::Ts { "MPEG-TS" } else { "fMP4" },
-        )));
+        return Err(invalid(
+            "copy",
+            format!(
+                "with {}: it holds {:?} video, which {} segments cannot carry without re-encoding (H.264 goes \
+                 anywhere, HEVC in fMP4)",
+                source.path.display(),
+                video.codec,
+                if format == SegmentFormat::Ts { "MPEG-TS" } else { "fMP4" },
+            ),
+        ));
     }
     if video.rotation != 0 && format == SegmentFormat::Ts {
-        return Err(Error::Usage(format!(
-            "--copy: {} is shown rotated by {}° clockwise, which MPEG-TS segments cannot say (no display matrix): use --format fmp4, which carries it, or leave out --copy to rotate the pictures",
-            source.path.display(),
-            video.rotation
-        )));
+        return Err(invalid(
+            "copy",
+            format!(
+                "with {}: it is shown rotated by {}° clockwise, which MPEG-TS segments cannot say (no display \
+                 matrix): use the fmp4 format, which carries it, or encode the video to rotate the pictures",
+                source.path.display(),
+                video.rotation
+            ),
+        ));
     }
     let stream = source.input.stream(video.index).expect("chosen stream exists");
     let bitrate = Bitrate(stream.parameters().bit_rate().max(1) as u64);
@@ -77,7 +85,10 @@ pub(super) fn segment_clock(
         return Ok((clock, false));
     }
     let refuse = |reason: String, notes: &mut Vec<String>| match options.passthrough_top {
-        Passthrough::Always => Err(Error::Usage(format!("--passthrough-top: {reason}"))),
+        Passthrough::Always => Err(invalid(
+            "passthrough_top",
+            format!("cannot pass the source's stream through: {reason}"),
+        )),
         _ => {
             notes.push(format!(
                 "the top rung {} is encoded, not passed through: {reason}",

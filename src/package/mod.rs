@@ -142,77 +142,98 @@ impl PackageOptions {
 
     fn validate(&self) -> Result<()> {
         if self.manifests.dash && self.format != SegmentFormat::Fmp4 {
-            return Err(Error::Usage("DASH needs CMAF segments: use the fmp4 format".into()));
+            return Err(invalid(
+                "format",
+                "with a DASH manifest: DASH needs CMAF segments: use the fmp4 format",
+            ));
         }
         if !(self.manifests.hls || self.manifests.dash) {
             return Err(Error::Usage("no manifest asked for: choose HLS, DASH or both".into()));
         }
         let d = self.segment_duration;
         if !(d.is_finite() && (0.1..=3600.0).contains(&d)) {
-            return Err(Error::Usage(format!(
-                "--segment-duration {d}: must be between 0.1 and 3600 seconds"
-            )));
+            return Err(invalid(
+                "segment_duration",
+                format!("{d}: must be between 0.1 and 3600 seconds"),
+            ));
         }
         encoding::preset_index(&self.encoder_preset)?;
         if let Some(live) = &self.live {
             validate_live(self, live)?;
         }
         if self.encryption.is_some() && !self.publishing.remotes.is_empty() {
-            return Err(Error::Usage(
-                "--encrypt with a remote destination: publishing encrypted packages is not supported yet".into(),
+            return Err(invalid(
+                "encryption",
+                "with a remote destination: publishing encrypted packages is not supported yet",
             ));
         }
         if self.copy && self.passthrough_top == Passthrough::Always {
-            return Err(Error::Usage(
-                "--passthrough-top is for ladders; --copy already packages the source's own stream".into(),
+            return Err(invalid(
+                "passthrough_top",
+                "with copy: it is for ladders; copy already packages the source's own stream",
             ));
         }
         if self.encryption.is_some() && self.manifests.dash {
-            return Err(Error::Usage(if self.manifests.hls {
-                "--encrypt with dash --hls: only the HLS playlists (master.m3u8) would describe the segments as \
-                 AES-128 encrypted, and DASH needs CENC, which stream-pack does not support yet"
-                    .into()
-            } else {
-                "--encrypt: DASH encryption needs CENC, which stream-pack does not support yet".into()
-            }));
+            return Err(invalid(
+                "encryption",
+                if self.manifests.hls {
+                    "with DASH and HLS manifests: only the HLS playlists (master.m3u8) would describe the segments \
+                     as AES-128 encrypted, and DASH needs CENC, which stream-pack does not support yet"
+                } else {
+                    "with a DASH manifest: DASH encryption needs CENC, which stream-pack does not support yet"
+                },
+            ));
         }
         let segments = match self.format {
             SegmentFormat::Ts => "MPEG-TS",
             SegmentFormat::Fmp4 => "fMP4",
         };
+        let unfit = |codec: &dyn std::fmt::Display| {
+            format!("{codec}: {segments} segments cannot carry it (use CMAF segments: fMP4 or DASH)")
+        };
         if !self.video_codec.fits(self.format) {
-            return Err(Error::Usage(format!(
-                "--codec {}: {segments} segments cannot carry it (use CMAF: --format fmp4, or dash)",
-                self.video_codec
-            )));
+            return Err(invalid("video_codec", unfit(&self.video_codec)));
         }
         if !self.audio_codec.fits(self.format) {
-            return Err(Error::Usage(format!(
-                "--audio-codec {}: {segments} segments cannot carry it (use CMAF: --format fmp4, or dash)",
-                self.audio_codec
-            )));
+            return Err(invalid("audio_codec", unfit(&self.audio_codec)));
         }
         Ok(())
     }
 }
 
+/// An option the job cannot use: `option` is its field's name, `reason` starts with its value
+/// or the other option it conflicts with.
+fn invalid(option: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidOption {
+        option,
+        reason: reason.into(),
+    }
+}
+
 fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
-    let refuse = |what: &str| Err(Error::Usage(format!("--live: {what}")));
-    if options.copy || options.passthrough_top == Passthrough::Always {
-        return refuse(
-            "--copy and --passthrough-top cut at the source's keyframes, which a live source does not show in \
-             advance; leave them out to encode every rung",
-        );
+    let keyframes_only = "with live: it cuts at the source's keyframes, which a live source does not show in advance; \
+                          leave it out to encode every rung";
+    if options.copy {
+        return Err(invalid("copy", keyframes_only));
+    }
+    if options.passthrough_top == Passthrough::Always {
+        return Err(invalid("passthrough_top", keyframes_only));
     }
     if options.encryption.is_some() {
-        return refuse("--encrypt is not supported for live presentations yet");
+        return Err(invalid(
+            "encryption",
+            "with live: not supported for live presentations yet",
+        ));
     }
     match live.window {
-        WindowOptions { size: Some(0), .. } => refuse("--window must keep at least 1 segment"),
+        WindowOptions { size: Some(0), .. } => Err(invalid("window", "0: must keep at least 1 segment")),
         WindowOptions {
             size: None,
             delete_segments: true,
-        } => refuse("--delete-segments needs --window: an event playlist keeps every segment"),
+        } => Err(invalid(
+            "delete_segments",
+            "without a window size: an event playlist keeps every segment",
+        )),
         _ => Ok(()),
     }
 }

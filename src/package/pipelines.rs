@@ -122,6 +122,7 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
         let encoded = outputs.split_off(1);
         let out = &outputs[0];
         let copy = StreamCopy::new(
+            &source.path,
             &out.rung.name,
             &out.dir,
             options.format,
@@ -166,6 +167,7 @@ fn audio_pipeline(source: &Source, input: &AudioInput, job: &Job) -> Result<Box<
     let stream = source.input.stream(input.index).expect("chosen stream exists");
     if copies_audio(options, input) {
         return Ok(Box::new(StreamCopy::new(
+            &source.path,
             AUDIO_DIR,
             &dir,
             options.format,

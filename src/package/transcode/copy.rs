@@ -16,6 +16,8 @@ use crate::package::transcode::StreamPipeline;
 /// One source stream segmented as it is.
 pub struct StreamCopy {
     name: String,
+    /// The source, which a stream that cannot be copied is the fault of.
+    source: PathBuf,
     /// Made at the first packet when the stream's configuration is only in-band (see `Pending`).
     segmenter: Result<Segmenter, Pending>,
     /// Video waits for its first keyframe: a segment must be decodable alone.
@@ -39,6 +41,7 @@ struct Pending {
 
 impl StreamCopy {
     pub fn new(
+        source: &Path,
         name: &str,
         dir: &Path,
         format: SegmentFormat,
@@ -65,6 +68,7 @@ impl StreamCopy {
         let in_band = params.id() == codec::Id::AAC && codec_string::extradata(&pending.context).is_empty();
         let mut copy = StreamCopy {
             name: name.to_owned(),
+            source: source.to_owned(),
             segmenter: Err(pending),
             waiting_for_keyframe: video,
             strip_adts: in_band,
@@ -99,6 +103,14 @@ impl StreamCopy {
             self.segmenter = Ok(segmenter);
         }
         Ok(self.segmenter.as_mut().ok().expect("the segmenter was just made"))
+    }
+
+    /// The source's own bitstream is at fault: `reason` in the stream of this rendition.
+    fn corrupt(&self, reason: &str) -> Error {
+        Error::InputCorrupt {
+            path: self.source.clone(),
+            reason: format!("{}: {reason}", self.name),
+        }
     }
 
     /// Takes the AudioSpecificConfig from the first ADTS header and makes the segmenter.
@@ -215,7 +227,7 @@ impl StreamPipeline for StreamCopy {
             let header = packet
                 .data()
                 .and_then(codec_string::adts)
-                .ok_or_else(|| Error::Encoder(format!("{}: an AAC packet without its ADTS header", self.name)))?;
+                .ok_or_else(|| self.corrupt("an AAC packet without its ADTS header"))?;
             self.open_from_adts(header)?;
             let payload = packet
                 .data()
@@ -233,11 +245,9 @@ impl StreamPipeline for StreamCopy {
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
-        let Ok(segmenter) = self.segmenter else {
-            return Err(Error::Encoder(format!(
-                "{}: found no codec configuration in the source",
-                self.name
-            )));
+        let segmenter = match self.segmenter {
+            Ok(segmenter) => segmenter,
+            Err(_) => return Err(self.corrupt("found no codec configuration in the source")),
         };
         Ok(vec![segmenter.finish()?])
     }

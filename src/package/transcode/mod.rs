@@ -270,7 +270,10 @@ impl StreamPipeline for VideoLadder {
         self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
         self.drain_decoder()?;
         let Some(mut running) = self.running.take() else {
-            return Err(Error::Encoder("no video frame could be decoded".into()));
+            return Err(Error::InputCorrupt {
+                path: self.context.path.clone(),
+                reason: "no video frame could be decoded".into(),
+            });
         };
         running
             .graph
@@ -563,7 +566,10 @@ impl AudioTrack {
         let encoder = encoding::open_audio(settings.codec, &input, settings.bitrate)?;
         let codecs = match settings.codec {
             AudioCodec::Aac => codec_string::mp4a_from_audio_specific_config(codec_string::extradata(&encoder))
-                .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))?,
+                .ok_or_else(|| Error::Codec {
+                    stream: "audio".into(),
+                    reason: "the AAC encoder gave no AudioSpecificConfig".into(),
+                })?,
             AudioCodec::Opus => "opus".to_owned(),
         };
         let mut segmenter = Segmenter::new(
