@@ -13,7 +13,8 @@ use super::{
 use crate::error::Result;
 use crate::input::source::{self, Source};
 use crate::output::staging::{Staging, Workspace};
-use crate::package::crypto::KeySchedule;
+use crate::package::crypto::{KeySchedule, SharedKeys};
+use crate::package::ladder;
 use crate::package::ladder::Rung;
 use crate::package::manifest::hls;
 use crate::package::pipelines::Pipelines;
@@ -49,13 +50,7 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
     };
     let mut notes = Vec::new();
     let (clock, passthrough) = keyframes::segment_clock(&source, &plan, options, &mut notes)?;
-    let keys = match keys {
-        Some(mut keys) => {
-            keys.stage(&output, &root)?;
-            Some(Arc::new(Mutex::new(keys)))
-        }
-        None => None,
-    };
+    let keys = keys.map(|keys| stage_keys(keys, &output, &root)).transpose()?;
     let job = Job::new(
         options,
         &root,
@@ -77,34 +72,45 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
             .filter(|_| options.copy || passthrough)
             .and_then(|v| keyframes::keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
     );
-    let mut warnings = Vec::new();
-    let mut keys_in_force = keys.as_ref().map(|k| k.lock().expect("key schedule lock"));
-    let package = job.manifest_package(
-        &source,
-        &plan.rungs,
-        &video,
-        audio.as_ref(),
-        keys_in_force.as_deref(),
-        None,
-    );
-    job.write_manifests(&package)?;
-    let renditions = reports(&package);
-    if let Some(keys) = keys_in_force.as_deref_mut() {
-        key_notes(keys, &video, audio.as_ref(), &output, &mut notes, &mut warnings)?;
-    }
-    drop(keys_in_force);
-    let made = Made {
-        renditions,
-        dropped_above_source: plan.dropped_above_source,
-        notes,
-        warnings,
-    };
+    let made = write_manifests(&job, &source, plan, &video, audio.as_ref(), keys.as_ref(), notes)?;
     let report = deliver(options, workspace, publisher, made, &mut tracker)?;
     if let Some(keys) = &keys {
         keys.lock().expect("key schedule lock").keep();
     }
     tracker.stage(Stage::Done, monitor);
     Ok(report)
+}
+
+/// Has the keys written where the package is built, and shares them with the segmenters.
+fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<SharedKeys> {
+    keys.stage(output, root)?;
+    Ok(Arc::new(Mutex::new(keys)))
+}
+
+/// Writes the manifests, and the key info operators need; says what was made.
+fn write_manifests(
+    job: &Job,
+    source: &Source,
+    plan: ladder::Plan,
+    video: &[EncodedRendition],
+    audio: Option<&EncodedRendition>,
+    keys: Option<&SharedKeys>,
+    mut notes: Vec<String>,
+) -> Result<Made> {
+    let mut warnings = Vec::new();
+    let mut keys_in_force = keys.map(|k| k.lock().expect("key schedule lock"));
+    let package = job.manifest_package(source, &plan.rungs, video, audio, keys_in_force.as_deref(), None);
+    job.write_manifests(&package)?;
+    let renditions = reports(&package);
+    if let Some(keys) = keys_in_force.as_deref_mut() {
+        key_notes(keys, video, audio, job.output, &mut notes, &mut warnings)?;
+    }
+    Ok(Made {
+        renditions,
+        dropped_above_source: plan.dropped_above_source,
+        notes,
+        warnings,
+    })
 }
 
 /// Reads the source once, to its end, feeding its video to the ladder and its audio to the

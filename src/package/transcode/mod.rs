@@ -157,6 +157,17 @@ trait Decoded {
     }
 }
 
+/// Feeds a frame to a filter graph's input, or with `None` the end of the frames, which flushes it.
+fn feed_graph(graph: &mut filter::Graph, frame: Option<&frame::Frame>, doing: &str) -> Result<()> {
+    let mut input = graph.get("in").expect("graph input");
+    let mut source = input.source();
+    match frame {
+        Some(frame) => source.add(frame),
+        None => source.flush(),
+    }
+    .map_err(Error::ffmpeg(doing))
+}
+
 /// The decoded video, split and scaled to every rung, each encoded and segmented.
 pub struct VideoLadder {
     input: VideoInput,
@@ -306,13 +317,11 @@ impl Decoded for VideoLadder {
             self.running = Some(self.start()?);
         }
         let running = self.running.as_mut().expect("started");
-        running
-            .graph
-            .get("in")
-            .expect("graph input")
-            .source()
-            .add(&self.decoding.frame)
-            .map_err(Error::ffmpeg("feeding the scaler graph"))?;
+        feed_graph(
+            &mut running.graph,
+            Some(&self.decoding.frame),
+            "feeding the scaler graph",
+        )?;
         running.pull()
     }
 }
@@ -330,13 +339,7 @@ impl StreamPipeline for VideoLadder {
                 reason: "no video frame could be decoded".into(),
             });
         };
-        running
-            .graph
-            .get("in")
-            .expect("graph input")
-            .source()
-            .flush()
-            .map_err(Error::ffmpeg("flushing the scaler graph"))?;
+        feed_graph(&mut running.graph, None, "flushing the scaler graph")?;
         running.pull()?;
         // Every encoder is told first and then waited for, so that they drain their lookahead
         // side by side rather than each only once the one before it is done.
@@ -735,14 +738,8 @@ impl Decoded for AudioTrack {
         if self.graph.is_none() {
             self.graph = Some(self.build_graph()?);
         }
-        self.graph
-            .as_mut()
-            .expect("built")
-            .get("in")
-            .expect("graph input")
-            .source()
-            .add(&self.decoding.frame)
-            .map_err(Error::ffmpeg("feeding the audio resampler"))?;
+        let graph = self.graph.as_mut().expect("built");
+        feed_graph(graph, Some(&self.decoding.frame), "feeding the audio resampler")?;
         self.pull()
     }
 }
@@ -755,12 +752,7 @@ impl StreamPipeline for AudioTrack {
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
         self.decode(None)?;
         if let Some(graph) = self.graph.as_mut() {
-            graph
-                .get("in")
-                .expect("graph input")
-                .source()
-                .flush()
-                .map_err(Error::ffmpeg("flushing the audio resampler"))?;
+            feed_graph(graph, None, "flushing the audio resampler")?;
             self.pull()?;
         }
         self.encoder
