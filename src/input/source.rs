@@ -12,7 +12,6 @@ pub(crate) use crate::input::watchdog::check_file;
 /// Every opener starts with these; they live with the watchdog, which live inputs share.
 pub use crate::input::watchdog::init;
 use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput, failure_reason};
-use crate::package::ladder::DisplayGeometry;
 
 /// The video stream stream-pack transcodes.
 #[derive(Debug, Clone)]
@@ -68,6 +67,38 @@ impl VideoInput {
     pub fn frame_duration(&self) -> f64 {
         1.0 / f64::from(self.frame_rate)
     }
+}
+
+/// The picture as a viewer sees it: after sample aspect ratio and rotation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DisplayGeometry {
+    pub width: f64,
+    pub height: f64,
+}
+
+impl DisplayGeometry {
+    pub fn short_side(&self) -> f64 {
+        self.width.min(self.height)
+    }
+
+    fn is_portrait(&self) -> bool {
+        self.height > self.width
+    }
+
+    /// The frame size whose short side is `short`, keeping this aspect ratio, rounded to even.
+    pub fn scaled_to(&self, short: u32) -> (u32, u32) {
+        let long = round_even(f64::from(short) * self.width.max(self.height) / self.short_side());
+        let short = round_even(f64::from(short));
+        if self.is_portrait() {
+            (short, long)
+        } else {
+            (long, short)
+        }
+    }
+}
+
+fn round_even(value: f64) -> u32 {
+    ((value / 2.0).round() as u32 * 2).max(2)
 }
 
 fn gcd(a: u64, b: u64) -> u64 {

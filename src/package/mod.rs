@@ -13,6 +13,7 @@ pub mod ladder;
 mod live;
 pub mod manifest;
 mod pipelines;
+pub mod rate;
 pub mod segment;
 pub mod transcode;
 mod vod;

@@ -6,7 +6,7 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::input::source::AudioInput;
-use crate::package::ladder::{Bitrate, RateControl};
+use crate::package::rate::{Bitrate, RateControl};
 use crate::package::segment::{Cuts, SegmentFormat};
 
 /// Preset names, fastest first, as x264 and x265 name them; VP9 and AV1 map them to their speeds.
