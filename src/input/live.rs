@@ -12,7 +12,6 @@ use ffmpeg::{Dictionary, Packet, format};
 use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
-use crate::input::source;
 use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput};
 
 /// A capture device libavdevice reads.
@@ -135,7 +134,7 @@ pub struct LiveInput {
 impl LiveInput {
     /// Opens `source` and reads its stream facts, giving up after `options.open_timeout`.
     pub fn open(source: &LiveSource, options: &InputOptions) -> Result<LiveInput> {
-        source::init()?;
+        watchdog::init()?;
         if matches!(source, LiveSource::Capture { .. }) {
             static DEVICES: Once = Once::new();
             DEVICES.call_once(ffmpeg::device::register_all);
@@ -153,7 +152,7 @@ impl LiveInput {
                 Failure::Libav(e) => open_error(source, e),
                 other => Error::Remote {
                     url: source.to_string(),
-                    reason: source::failure_reason(other),
+                    reason: watchdog::failure_reason(other),
                 },
             })?;
         Ok(LiveInput {
@@ -169,7 +168,7 @@ impl LiveInput {
             Failure::Cancelled => Error::Cancelled,
             failure => Error::LiveDropped {
                 url: self.source.to_string(),
-                reason: source::failure_reason(failure),
+                reason: watchdog::failure_reason(failure),
             },
         })
     }
@@ -196,7 +195,7 @@ impl std::ops::DerefMut for LiveInput {
 /// An open that failed for a reason of its own, not a timeout.
 fn open_error(source: &LiveSource, error: ffmpeg::Error) -> Error {
     match source {
-        LiveSource::File(path) => source::check_file(path)
+        LiveSource::File(path) => watchdog::check_file(path)
             .err()
             .unwrap_or_else(|| Error::InputUnreadable {
                 path: path.clone(),

@@ -6,7 +6,7 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::input::source::AudioInput;
-use crate::package::ladder::{Bitrate, RateControl};
+use crate::package::rate::{Bitrate, RateControl};
 use crate::package::segment::{Cuts, SegmentFormat};
 
 /// Preset names, fastest first, as x264 and x265 name them; VP9 and AV1 map them to their speeds.
@@ -281,20 +281,6 @@ fn open_checked(
         });
     }
     Ok(())
-}
-
-/// The codec configuration an opened encoder put in extradata (empty if none).
-pub fn extradata(context: &codec::Context) -> &[u8] {
-    // SAFETY: an opened encoder's extradata is `extradata_size` bytes owned by the context, which
-    // the returned slice borrows.
-    unsafe {
-        let ctx = context.as_ptr();
-        if (*ctx).extradata.is_null() {
-            &[]
-        } else {
-            std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size.max(0) as usize)
-        }
-    }
 }
 
 #[cfg(test)]
