@@ -69,6 +69,10 @@ pub enum Error {
     #[error("key file {}: {reason}", path.display())]
     KeyFile { path: PathBuf, reason: String },
 
+    /// An FFmpeg key-info file that cannot be read or does not say where its key is.
+    #[error("key-info file {}: {reason}", path.display())]
+    KeyInfoFile { path: PathBuf, reason: String },
+
     #[error("schedule file {}: {reason}", path.display())]
     Schedule { path: PathBuf, reason: String },
 
@@ -131,9 +135,11 @@ impl Error {
             | Error::LiveDropped { .. } => exit::INPUT,
             Error::InvalidOption { .. } | Error::Usage(_) | Error::Schedule { .. } => exit::USAGE,
             Error::LadderFile { .. } | Error::Ladder(_) => exit::LADDER,
-            Error::OutputExists { .. } | Error::Io { .. } | Error::Publish { .. } | Error::KeyFile { .. } => {
-                exit::OUTPUT
-            }
+            Error::OutputExists { .. }
+            | Error::Io { .. }
+            | Error::Publish { .. }
+            | Error::KeyFile { .. }
+            | Error::KeyInfoFile { .. } => exit::OUTPUT,
             Error::Cancelled => exit::CANCELLED,
             Error::Ffmpeg { .. }
             | Error::Encoder(_)

@@ -12,7 +12,6 @@ use ffmpeg::{Dictionary, Packet, format};
 use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
-use crate::input::source;
 use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput};
 use crate::location::Location;
 
@@ -74,15 +73,15 @@ impl LiveSource {
         let device = [CaptureDevice::Lavfi, CaptureDevice::V4l2, CaptureDevice::X11grab]
             .into_iter()
             .find(|d| d.prefix() == prefix)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "--capture {text}: expected lavfi:GRAPH, v4l2:DEVICE or x11grab:DISPLAY"
-                ))
+            .ok_or_else(|| Error::InvalidOption {
+                option: "capture",
+                reason: format!("{text}: expected lavfi:GRAPH, v4l2:DEVICE or x11grab:DISPLAY"),
             })?;
         if spec.is_empty() {
-            return Err(Error::Usage(format!(
-                "--capture {text}: says which device but not what to capture"
-            )));
+            return Err(Error::InvalidOption {
+                option: "capture",
+                reason: format!("{text}: says which device but not what to capture"),
+            });
         }
         Ok(LiveSource::Capture {
             device,
@@ -135,7 +134,7 @@ pub struct LiveInput {
 impl LiveInput {
     /// Opens `source` and reads its stream facts, giving up after `options.open_timeout`.
     pub fn open(source: &LiveSource, options: &InputOptions) -> Result<LiveInput> {
-        source::init()?;
+        watchdog::init()?;
         if matches!(source, LiveSource::Capture { .. }) {
             static DEVICES: Once = Once::new();
             DEVICES.call_once(ffmpeg::device::register_all);
@@ -153,7 +152,7 @@ impl LiveInput {
                 Failure::Libav(e) => open_error(source, e),
                 other => Error::Remote {
                     url: source.to_string(),
-                    reason: source::failure_reason(other),
+                    reason: watchdog::failure_reason(other),
                 },
             })?;
         Ok(LiveInput {
@@ -169,7 +168,7 @@ impl LiveInput {
             Failure::Cancelled => Error::Cancelled,
             failure => Error::LiveDropped {
                 url: self.source.to_string(),
-                reason: source::failure_reason(failure),
+                reason: watchdog::failure_reason(failure),
             },
         })
     }
@@ -196,7 +195,7 @@ impl std::ops::DerefMut for LiveInput {
 /// An open that failed for a reason of its own, not a timeout.
 fn open_error(source: &LiveSource, error: ffmpeg::Error) -> Error {
     match source {
-        LiveSource::File(path) => source::check_file(path)
+        LiveSource::File(path) => watchdog::check_file(path)
             .err()
             .unwrap_or_else(|| Error::InputUnreadable {
                 path: path.clone(),
@@ -233,8 +232,12 @@ mod tests {
             LiveSource::capture("v4l2:/dev/video0").unwrap().to_string(),
             "v4l2:/dev/video0"
         );
-        assert!(matches!(LiveSource::capture("dshow:video=x"), Err(Error::Usage(_))));
-        assert!(matches!(LiveSource::capture("lavfi:"), Err(Error::Usage(_))));
+        for bad in ["dshow:video=x", "lavfi:"] {
+            assert!(matches!(
+                LiveSource::capture(bad),
+                Err(Error::InvalidOption { option: "capture", .. })
+            ));
+        }
     }
 
     #[test]

@@ -10,26 +10,13 @@ use tempfile::TempPath;
 use crate::error::{Error, Result};
 use crate::input::fetch;
 use crate::input::live::{LiveInput, LiveSource};
-use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput};
+pub(crate) use crate::input::watchdog::check_file;
+/// Every opener starts with these; they live with the watchdog, which live inputs share.
+pub use crate::input::watchdog::init;
+use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput, failure_reason};
 use crate::location::Location;
 use crate::output::publish::PublishOptions;
-use crate::package::ladder::DisplayGeometry;
 use crate::progress::Monitor;
-
-/// Libav prints its own diagnostics on stderr; stream-pack reports errors itself in one line, so
-/// libav stays quiet unless `STREAM_PACK_LIBAV_LOG` asks for its log (e.g. `=warning`).
-pub fn init() -> Result<()> {
-    ffmpeg::init().map_err(Error::ffmpeg("initialising libav"))?;
-    let level = match std::env::var("STREAM_PACK_LIBAV_LOG").as_deref() {
-        Ok("debug") => ffmpeg::log::Level::Debug,
-        Ok("info") => ffmpeg::log::Level::Info,
-        Ok("warning") => ffmpeg::log::Level::Warning,
-        Ok("error") => ffmpeg::log::Level::Error,
-        _ => ffmpeg::log::Level::Quiet,
-    };
-    ffmpeg::log::set_level(level);
-    Ok(())
-}
 
 /// The video stream stream-pack transcodes.
 #[derive(Debug, Clone)]
@@ -85,6 +72,38 @@ impl VideoInput {
     pub fn frame_duration(&self) -> f64 {
         1.0 / f64::from(self.frame_rate)
     }
+}
+
+/// The picture as a viewer sees it: after sample aspect ratio and rotation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DisplayGeometry {
+    pub width: f64,
+    pub height: f64,
+}
+
+impl DisplayGeometry {
+    pub fn short_side(&self) -> f64 {
+        self.width.min(self.height)
+    }
+
+    fn is_portrait(&self) -> bool {
+        self.height > self.width
+    }
+
+    /// The frame size whose short side is `short`, keeping this aspect ratio, rounded to even.
+    pub fn scaled_to(&self, short: u32) -> (u32, u32) {
+        let long = round_even(f64::from(short) * self.width.max(self.height) / self.short_side());
+        let short = round_even(f64::from(short));
+        if self.is_portrait() {
+            (short, long)
+        } else {
+            (long, short)
+        }
+    }
+}
+
+fn round_even(value: f64) -> u32 {
+    ((value / 2.0).round() as u32 * 2).max(2)
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -276,19 +295,6 @@ fn input_error(path: &Path, failure: Failure, when: String) -> Error {
     }
 }
 
-/// What went wrong, in words, for a message that names the input.
-pub(crate) fn failure_reason(failure: Failure) -> String {
-    match failure {
-        Failure::Cancelled => "cancelled".into(),
-        Failure::NeverStarted(waited) => format!("sent nothing within {} s", waited.as_secs_f64()),
-        Failure::Stalled(waited) => format!("sent nothing for {} s", waited.as_secs_f64()),
-        Failure::Runaway(reason) => reason,
-        Failure::Missing { url, reason } => format!("{url}: {reason}"),
-        Failure::Hole { from, to } => format!("the media jumps from {from:.2} s to {to:.2} s"),
-        Failure::Libav(e) => e.to_string(),
-    }
-}
-
 /// A file cut short still demuxes cleanly up to the cut; compare with what its header declares.
 pub(crate) fn check_complete(path: &Path, declared: Option<f64>, media_end: f64) -> Result<()> {
     let Some(declared) = declared else {
@@ -303,50 +309,6 @@ pub(crate) fn check_complete(path: &Path, declared: Option<f64>, media_end: f64)
         });
     }
     Ok(())
-}
-
-/// Refuses a missing file, a folder or an empty file with an error that says so.
-pub(crate) fn check_file(path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::InputMissing { path: path.to_owned() },
-        _ => Error::Io {
-            path: path.to_owned(),
-            source: e,
-        },
-    })?;
-    if meta.is_dir() {
-        return Err(Error::InputUnreadable {
-            path: path.to_owned(),
-            reason: "it is a directory".into(),
-        });
-    }
-    // A FIFO or a device reports no size: it is no empty file, and it cannot be read twice as
-    // a file can, which probing and packaging need.
-    if !meta.is_file() {
-        return Err(Error::InputUnreadable {
-            path: path.to_owned(),
-            reason: format!("it is {}, not a regular file", special_kind(&meta.file_type())),
-        });
-    }
-    if meta.len() == 0 {
-        return Err(Error::InputEmpty { path: path.to_owned() });
-    }
-    Ok(())
-}
-
-fn special_kind(kind: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "a special file"
-    }
 }
 
 /// An attached picture (album art) is a video stream of one frame, not video to package.

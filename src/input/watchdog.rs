@@ -11,14 +11,20 @@
 //! keeping each in memory (5.8 GB in 10 s). And it remembers a piece that could not be opened:
 //! libav's HLS and DASH demuxers skip such a segment with no more than a log line, so a reader
 //! would see a clean end with a hole in the media.
+//!
+//! Every opener, of a file or a live source, also starts here: libav set up once and quiet
+//! (`init`), a missing, empty or special file refused by name (`check_file`), and a failure told
+//! in words (`failure_reason`).
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr, c_char, c_int, c_void};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::progress::Cancel;
 use ffmpeg::{Dictionary, Packet, ffi, format, media};
@@ -42,6 +48,78 @@ impl Default for InputOptions {
             stall_timeout: Duration::from_secs(10),
             cancel: Cancel::new(),
         }
+    }
+}
+
+/// Libav prints its own diagnostics on stderr; stream-pack reports errors itself in one line, so
+/// libav stays quiet unless `STREAM_PACK_LIBAV_LOG` asks for its log (e.g. `=warning`).
+pub fn init() -> Result<()> {
+    ffmpeg::init().map_err(Error::ffmpeg("initialising libav"))?;
+    let level = match std::env::var("STREAM_PACK_LIBAV_LOG").as_deref() {
+        Ok("debug") => ffmpeg::log::Level::Debug,
+        Ok("info") => ffmpeg::log::Level::Info,
+        Ok("warning") => ffmpeg::log::Level::Warning,
+        Ok("error") => ffmpeg::log::Level::Error,
+        _ => ffmpeg::log::Level::Quiet,
+    };
+    ffmpeg::log::set_level(level);
+    Ok(())
+}
+
+/// Refuses a missing file, a folder or an empty file with an error that says so.
+pub(crate) fn check_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::InputMissing { path: path.to_owned() },
+        _ => Error::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: "it is a directory".into(),
+        });
+    }
+    // A FIFO or a device reports no size: it is no empty file, and it cannot be read twice as
+    // a file can, which probing and packaging need.
+    if !meta.is_file() {
+        return Err(Error::InputUnreadable {
+            path: path.to_owned(),
+            reason: format!("it is {}, not a regular file", special_kind(&meta.file_type())),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(Error::InputEmpty { path: path.to_owned() });
+    }
+    Ok(())
+}
+
+fn special_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// What went wrong, in words, for a message that names the input.
+pub(crate) fn failure_reason(failure: Failure) -> String {
+    match failure {
+        Failure::Cancelled => "cancelled".into(),
+        Failure::NeverStarted(waited) => format!("sent nothing within {} s", waited.as_secs_f64()),
+        Failure::Stalled(waited) => format!("sent nothing for {} s", waited.as_secs_f64()),
+        Failure::Runaway(reason) => reason,
+        Failure::Missing { url, reason } => format!("{url}: {reason}"),
+        Failure::Hole { from, to } => format!("the media jumps from {from:.2} s to {to:.2} s"),
+        Failure::Libav(e) => e.to_string(),
     }
 }
 

@@ -71,8 +71,8 @@ impl Staging {
 
 /// Refuses an `output` that is, or is a folder holding, one of `kept`: what the job reads or must
 /// leave alone (its input, a key file or key dir, a ladder file), each named with what it is
-/// (`the input`). With `--force`, the job would replace it with its output, or delete it with
-/// the old one. Paths are compared as the file system resolves them (`..`, symbolic links); an
+/// (`the input`). Replacing an existing output would replace it too, or delete it with the old
+/// output. Paths are compared as the file system resolves them (`..`, symbolic links); an
 /// output or a kept path that does not exist cannot hold anything.
 pub fn refuse_overlap<'a>(output: &Path, kept: impl IntoIterator<Item = (&'a str, &'a Path)>) -> Result<()> {
     let Some(target) = resolved(output) else {
@@ -84,11 +84,14 @@ pub fn refuse_overlap<'a>(output: &Path, kept: impl IntoIterator<Item = (&'a str
             .flatten()
             .any(|p| p.starts_with(&target));
         if inside {
-            return Err(Error::Usage(format!(
-                "-o {}: is or holds {what} {}, which the output would replace; give another output",
-                output.display(),
-                path.display()
-            )));
+            return Err(Error::InvalidOption {
+                option: "output",
+                reason: format!(
+                    "{}: is or holds {what} {}, which the output would replace; give another output",
+                    output.display(),
+                    path.display()
+                ),
+            });
         }
     }
     Ok(())

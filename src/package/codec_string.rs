@@ -1,6 +1,32 @@
-//! RFC 6381 codec strings read from the encoded bitstream, for CODECS and @codecs.
+//! RFC 6381 codec strings read from the encoded bitstream, for CODECS and @codecs, and the codec
+//! configuration they are read from: a codec context's extradata and the container's codec tag.
 
+use ffmpeg_next::codec;
 use stream_pack_formats::bmff::ChildBox;
+
+/// The codec configuration a codec context holds in extradata (empty if none): an opened
+/// encoder's parameter sets or AudioSpecificConfig, or those of a stream read from a container.
+pub fn extradata(context: &codec::Context) -> &[u8] {
+    // SAFETY: a context's extradata is `extradata_size` bytes owned by the context, which the
+    // returned slice borrows.
+    unsafe {
+        let ctx = context.as_ptr();
+        if (*ctx).extradata.is_null() {
+            &[]
+        } else {
+            std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size.max(0) as usize)
+        }
+    }
+}
+
+/// Sets the codec tag (the container's fourcc for the codec) a muxer writes for a stream. `None`
+/// lets the muxer pick its own, as it must for a stream from another container: an FLV, TS or MP4
+/// tag means nothing to a different muxer.
+pub(crate) fn set_codec_tag(parameters: &mut codec::Parameters, tag: Option<&[u8; 4]>) {
+    // SAFETY: the parameters are allocated; the tag is a plain field the muxer reads when it
+    // writes its header.
+    unsafe { (*parameters.as_mut_ptr()).codec_tag = tag.map_or(0, |fourcc| u32::from_le_bytes(*fourcc)) };
+}
 
 /// `avc1.PPCCLL` from the first sequence parameter set in an Annex B H.264 access unit:
 /// profile_idc, the constraint flags byte and level_idc, as the SPS states them.

@@ -49,19 +49,17 @@ impl Key {
 
     /// The key in a key file, and whether the file holds the raw bytes players can fetch.
     fn read(path: &Path) -> Result<(Key, bool)> {
-        let data = crate::input::sidefile::read(path, KEY_FILE_LIMIT)
-            .map_err(|e| Error::Usage(format!("key file {}: {e}", path.display())))?;
+        let data = crate::input::sidefile::read(path, KEY_FILE_LIMIT).map_err(key_file_error(path))?;
         if let Ok(raw) = <[u8; BLOCK]>::try_from(data.as_slice()) {
             return Ok((Key(raw), true));
         }
         let text = String::from_utf8_lossy(&data);
-        parse_hex(text.trim()).map(|bytes| (Key(bytes), false)).ok_or_else(|| {
-            Error::Usage(format!(
-                "key file {}: holds {} bytes; a key is 16 raw bytes or 32 hex digits",
-                path.display(),
-                data.len()
-            ))
-        })
+        parse_hex(text.trim())
+            .map(|bytes| (Key(bytes), false))
+            .ok_or_else(|| Error::KeyFile {
+                path: path.to_owned(),
+                reason: format!("holds {} bytes; a key is 16 raw bytes or 32 hex digits", data.len()),
+            })
     }
 
     fn bytes(&self) -> &[u8; BLOCK] {
@@ -258,13 +256,16 @@ impl KeySchedule {
             KeySource::File { path, key_url } => {
                 let (key, raw) = Key::read(&path)?;
                 if !raw && key_url.is_none() {
-                    return Err(Error::Usage(format!(
-                        "key file {} holds hex digits, but players fetch 16 raw bytes from the key URI: give \
-                         --key-url for where the raw key is served, or a key file of 16 raw bytes",
-                        path.display()
-                    )));
+                    return Err(Error::InvalidOption {
+                        option: "key_url",
+                        reason: format!(
+                            "is needed: key file {} holds hex digits, but players fetch 16 raw bytes from the key \
+                             URI; give where the raw key is served, or a key file of 16 raw bytes",
+                            path.display()
+                        ),
+                    });
                 }
-                let file = std::path::absolute(&path).map_err(Error::io(&path))?;
+                let file = std::path::absolute(&path).map_err(key_file_error(&path))?;
                 let name = file
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -452,28 +453,43 @@ fn key_url_of(url: &str, file_name: &str) -> String {
 
 /// FFmpeg's key-info format: the key URI, the key file's path, and optionally the IV.
 fn read_key_info(path: &Path) -> Result<KeyPeriod> {
-    let text = crate::input::sidefile::read_text(path, KEY_INFO_LIMIT)
-        .map_err(|e| Error::Usage(format!("key-info file {}: {e}", path.display())))?;
+    let bad = |reason: String| Error::KeyInfoFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = crate::input::sidefile::read_text(path, KEY_INFO_LIMIT).map_err(|e| bad(e.to_string()))?;
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let bad = |what: &str| Error::Usage(format!("key-info file {}: {what}", path.display()));
-    let uri = lines.next().ok_or_else(|| bad("no key URI on line 1"))?.to_owned();
-    let key_path = PathBuf::from(lines.next().ok_or_else(|| bad("no key file path on line 2"))?);
+    let uri = lines
+        .next()
+        .ok_or_else(|| bad("no key URI on line 1".into()))?
+        .to_owned();
+    let key_path = PathBuf::from(lines.next().ok_or_else(|| bad("no key file path on line 2".into()))?);
     let key_path = if key_path.is_relative() {
         path.parent().unwrap_or(Path::new(".")).join(key_path)
     } else {
         key_path
     };
     let iv = match lines.next() {
-        Some(text) => Iv::parse(text).ok_or_else(|| bad("line 3 is not an IV of 32 hex digits"))?,
+        Some(text) => Iv::parse(text).ok_or_else(|| bad("line 3 is not an IV of 32 hex digits".into()))?,
         None => Iv::generate(),
     };
     Ok(KeyPeriod {
         id: uri.clone(),
         key: Key::from_file(&key_path)?,
         iv,
-        file: std::path::absolute(&key_path).map_err(Error::io(&key_path))?,
+        file: std::path::absolute(&key_path).map_err(key_file_error(&key_path))?,
         uri: Some(attr::uri(&uri)),
     })
+}
+
+/// A key file that cannot be read or used is exit 4, with the file named: the command line that
+/// gave it was right, the file is not.
+fn key_file_error(path: &Path) -> impl FnOnce(io::Error) -> Error {
+    let path = path.to_owned();
+    move |e| Error::KeyFile {
+        path,
+        reason: e.to_string(),
+    }
 }
 
 /// Encrypts one segment into `path` with the key and IV of `period`.

@@ -2,13 +2,14 @@
 //! bitrates per height; `--reps` picks rungs from it; the source's display geometry decides each
 //! rung's frame size.
 
-use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+pub use crate::input::source::DisplayGeometry;
+pub use crate::package::rate::{Bitrate, MAX_VIDEO_BITRATE, MIN_VIDEO_BITRATE, RateControl};
 use crate::package::transcode::encoding::VideoCodec;
 
 /// The ladder stream-pack ships, used when no `--ladder` file is given.
@@ -17,92 +18,6 @@ pub const DEFAULT_LADDER: &str = include_str!("../../presets/default.toml");
 /// The longest side a rung may have: the largest picture of H.264's and AV1's highest levels
 /// (HEVC's and VP9's are larger; libx264 and SVT-AV1 stop at 16384).
 pub const MAX_SIDE: u32 = 8192;
-
-/// The least bitrate a rung gets: libx264 and libx265 take whole kilobits, so anything under 1k
-/// is none at all and fails inside the encoder; a ladder interpolated down to a few pixels
-/// would ask for that.
-pub const MIN_VIDEO_BITRATE: Bitrate = Bitrate(10_000);
-
-/// The most any of a rung's rates may be: libav keeps the VBV buffer size in a 32-bit int.
-pub const MAX_VIDEO_BITRATE: Bitrate = Bitrate(2_000_000_000);
-
-/// A bitrate in bits per second, written `365k`, `3M` or `3000000`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Bitrate(pub u64);
-
-impl FromStr for Bitrate {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let (digits, multiplier) = match text.char_indices().last() {
-            Some((i, 'k' | 'K')) => (&text[..i], 1_000.0),
-            Some((i, 'm' | 'M')) => (&text[..i], 1_000_000.0),
-            _ => (text, 1.0),
-        };
-        let value: f64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` is not a bitrate (examples: 800k, 3M, 3000000)"))?;
-        let bits = (value * multiplier).round();
-        if !(bits.is_finite() && bits >= 1.0) {
-            return Err(format!("`{text}` is not a positive bitrate"));
-        }
-        Ok(Bitrate(bits as u64))
-    }
-}
-
-impl<'de> Deserialize<'de> for Bitrate {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl fmt::Display for Bitrate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_multiple_of(1000) {
-            write!(f, "{}k", self.0 / 1000)
-        } else {
-            write!(f, "{}", self.0)
-        }
-    }
-}
-
-/// One rate-control setting: average bitrate and the VBV bounds around it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateControl {
-    pub bitrate: Bitrate,
-    pub maxrate: Bitrate,
-    pub bufsize: Bitrate,
-}
-
-impl RateControl {
-    /// The same peak and buffer ratios as `self`, around another average bitrate.
-    fn with_bitrate(&self, bitrate: u64) -> RateControl {
-        let scale = |b: Bitrate| Bitrate((b.0 as f64 * bitrate as f64 / self.bitrate.0 as f64).round() as u64);
-        RateControl {
-            bitrate: Bitrate(bitrate),
-            maxrate: scale(self.maxrate),
-            bufsize: scale(self.bufsize),
-        }
-    }
-
-    /// Refuses rates the encoders cannot take, naming the one out of range.
-    fn check(&self) -> Result<(), String> {
-        for (what, rate) in [
-            ("video bitrate", self.bitrate),
-            ("maxrate", self.maxrate),
-            ("bufsize", self.bufsize),
-        ] {
-            if !(MIN_VIDEO_BITRATE..=MAX_VIDEO_BITRATE).contains(&rate) {
-                return Err(format!(
-                    "{what} {rate} is outside {MIN_VIDEO_BITRATE}–{MAX_VIDEO_BITRATE}, what the encoders take"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,38 +211,6 @@ fn parse_rung(item: &str) -> Result<RungRequest, String> {
     }
 }
 
-/// The picture as a viewer sees it: after sample aspect ratio and rotation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DisplayGeometry {
-    pub width: f64,
-    pub height: f64,
-}
-
-impl DisplayGeometry {
-    pub fn short_side(&self) -> f64 {
-        self.width.min(self.height)
-    }
-
-    fn is_portrait(&self) -> bool {
-        self.height > self.width
-    }
-
-    /// The frame size whose short side is `short`, keeping this aspect ratio, rounded to even.
-    pub fn scaled_to(&self, short: u32) -> (u32, u32) {
-        let long = round_even(f64::from(short) * self.width.max(self.height) / self.short_side());
-        let short = round_even(f64::from(short));
-        if self.is_portrait() {
-            (short, long)
-        } else {
-            (long, short)
-        }
-    }
-}
-
-fn round_even(value: f64) -> u32 {
-    ((value / 2.0).round() as u32 * 2).max(2)
-}
-
 /// A rendition to make: its name (and folder), frame size and rate control.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rung {
@@ -453,17 +336,6 @@ mod tests {
         width: 1920.0,
         height: 1080.0,
     };
-
-    #[test]
-    fn bitrates_parse_with_units() {
-        assert_eq!("365k".parse::<Bitrate>(), Ok(Bitrate(365_000)));
-        assert_eq!("3M".parse::<Bitrate>(), Ok(Bitrate(3_000_000)));
-        assert_eq!("2.5M".parse::<Bitrate>(), Ok(Bitrate(2_500_000)));
-        assert_eq!("128000".parse::<Bitrate>(), Ok(Bitrate(128_000)));
-        assert!("abc".parse::<Bitrate>().is_err());
-        assert!("0k".parse::<Bitrate>().is_err());
-        assert!("-5k".parse::<Bitrate>().is_err());
-    }
 
     #[test]
     fn reps_parse_heights_explicit_and_auto() {

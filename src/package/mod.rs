@@ -1,36 +1,40 @@
 //! The packaging job: source → one-pass ladder transcode → segments → playlists → published package.
+//!
+//! [`package`] runs one of two drivers, each its mode's plan from top to bottom: `vod` (a file
+//! or URL, packaged in a staging folder and put in place at the end, its stream copied or passed
+//! through when asked) and `live` (a live source, packaged in place as it arrives, under a
+//! window). Here are the stages they share: opening the job, the packet loop's steps, handing
+//! completed files on, describing and writing the manifests, and delivering the package.
 
 pub mod codec_string;
 pub mod crypto;
+mod keyframes;
 pub mod ladder;
+mod live;
 pub mod manifest;
+mod pipelines;
+pub mod rate;
 pub mod segment;
 pub mod transcode;
+mod vod;
 pub mod window;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
-
-use ffmpeg::{codec, format::Pixel};
-use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
-use crate::input::live::{CaptureDevice, LiveSource};
-use crate::input::source::{self, AudioInput, Source, VideoInput};
+use crate::input::live::LiveSource;
+use crate::input::source::Source;
 use crate::input::watchdog::InputOptions;
 use crate::output::publish::{PublishCounts, Publisher, Publishing};
-use crate::output::staging::{self, Staging, Workspace};
-use crate::package::crypto::{KeySchedule, KeySource};
-use crate::package::ladder::{Bitrate, Ladder, RateControl, Reps, Rung};
+use crate::output::staging::{self, Workspace};
+use crate::package::crypto::{KeySchedule, KeySource, SharedKeys};
+use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
-use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFacts, SegmentFormat};
-use crate::package::transcode::copy::{self, StreamCopy};
+use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
+use crate::package::transcode::Scaling;
 use crate::package::transcode::encoding::{self, AudioCodec, VideoCodec};
-use crate::package::transcode::{
-    AudioSettings, AudioTrack, Fanout, RungOutput, Scaling, StreamPipeline, VideoLadder, VideoSettings,
-};
-use crate::package::window::{Window, WindowOptions};
+use crate::package::window::WindowOptions;
 use crate::progress::{Monitor, Stage, Tracker};
 
 /// Which manifests describe the package.
@@ -101,21 +105,6 @@ pub struct LiveJob {
     pub window: WindowOptions,
 }
 
-impl LiveJob {
-    /// A source that does not arrive at its own pace (a file, a filter graph) is read at its
-    /// presentation rate, as a live source would send it.
-    fn paced(&self) -> bool {
-        matches!(
-            self.source,
-            LiveSource::File(_)
-                | LiveSource::Capture {
-                    device: CaptureDevice::Lavfi,
-                    ..
-                }
-        )
-    }
-}
-
 impl PackageOptions {
     /// An HLS package of TS segments.
     pub fn hls(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> PackageOptions {
@@ -154,77 +143,98 @@ impl PackageOptions {
 
     fn validate(&self) -> Result<()> {
         if self.manifests.dash && self.format != SegmentFormat::Fmp4 {
-            return Err(Error::Usage("DASH needs CMAF segments: use the fmp4 format".into()));
+            return Err(invalid(
+                "format",
+                "with a DASH manifest: DASH needs CMAF segments: use the fmp4 format",
+            ));
         }
         if !(self.manifests.hls || self.manifests.dash) {
             return Err(Error::Usage("no manifest asked for: choose HLS, DASH or both".into()));
         }
         let d = self.segment_duration;
         if !(d.is_finite() && (0.1..=3600.0).contains(&d)) {
-            return Err(Error::Usage(format!(
-                "--segment-duration {d}: must be between 0.1 and 3600 seconds"
-            )));
+            return Err(invalid(
+                "segment_duration",
+                format!("{d}: must be between 0.1 and 3600 seconds"),
+            ));
         }
         encoding::preset_index(&self.encoder_preset)?;
         if let Some(live) = &self.live {
             validate_live(self, live)?;
         }
         if self.encryption.is_some() && !self.publishing.remotes.is_empty() {
-            return Err(Error::Usage(
-                "--encrypt with a remote destination: publishing encrypted packages is not supported yet".into(),
+            return Err(invalid(
+                "encryption",
+                "with a remote destination: publishing encrypted packages is not supported yet",
             ));
         }
         if self.copy && self.passthrough_top == Passthrough::Always {
-            return Err(Error::Usage(
-                "--passthrough-top is for ladders; --copy already packages the source's own stream".into(),
+            return Err(invalid(
+                "passthrough_top",
+                "with copy: it is for ladders; copy already packages the source's own stream",
             ));
         }
         if self.encryption.is_some() && self.manifests.dash {
-            return Err(Error::Usage(if self.manifests.hls {
-                "--encrypt with dash --hls: only the HLS playlists (master.m3u8) would describe the segments as \
-                 AES-128 encrypted, and DASH needs CENC, which stream-pack does not support yet"
-                    .into()
-            } else {
-                "--encrypt: DASH encryption needs CENC, which stream-pack does not support yet".into()
-            }));
+            return Err(invalid(
+                "encryption",
+                if self.manifests.hls {
+                    "with DASH and HLS manifests: only the HLS playlists (master.m3u8) would describe the segments \
+                     as AES-128 encrypted, and DASH needs CENC, which stream-pack does not support yet"
+                } else {
+                    "with a DASH manifest: DASH encryption needs CENC, which stream-pack does not support yet"
+                },
+            ));
         }
         let segments = match self.format {
             SegmentFormat::Ts => "MPEG-TS",
             SegmentFormat::Fmp4 => "fMP4",
         };
+        let unfit = |codec: &dyn std::fmt::Display| {
+            format!("{codec}: {segments} segments cannot carry it (use CMAF segments: fMP4 or DASH)")
+        };
         if !self.video_codec.fits(self.format) {
-            return Err(Error::Usage(format!(
-                "--codec {}: {segments} segments cannot carry it (use CMAF: --format fmp4, or dash)",
-                self.video_codec
-            )));
+            return Err(invalid("video_codec", unfit(&self.video_codec)));
         }
         if !self.audio_codec.fits(self.format) {
-            return Err(Error::Usage(format!(
-                "--audio-codec {}: {segments} segments cannot carry it (use CMAF: --format fmp4, or dash)",
-                self.audio_codec
-            )));
+            return Err(invalid("audio_codec", unfit(&self.audio_codec)));
         }
         Ok(())
     }
 }
 
+/// An option the job cannot use: `option` is its field's name, `reason` starts with its value
+/// or the other option it conflicts with.
+fn invalid(option: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidOption {
+        option,
+        reason: reason.into(),
+    }
+}
+
 fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
-    let refuse = |what: &str| Err(Error::Usage(format!("--live: {what}")));
-    if options.copy || options.passthrough_top == Passthrough::Always {
-        return refuse(
-            "--copy and --passthrough-top cut at the source's keyframes, which a live source does not show in \
-             advance; leave them out to encode every rung",
-        );
+    let keyframes_only = "with live: it cuts at the source's keyframes, which a live source does not show in advance; \
+                          leave it out to encode every rung";
+    if options.copy {
+        return Err(invalid("copy", keyframes_only));
+    }
+    if options.passthrough_top == Passthrough::Always {
+        return Err(invalid("passthrough_top", keyframes_only));
     }
     if options.encryption.is_some() {
-        return refuse("--encrypt is not supported for live presentations yet");
+        return Err(invalid(
+            "encryption",
+            "with live: not supported for live presentations yet",
+        ));
     }
     match live.window {
-        WindowOptions { size: Some(0), .. } => refuse("--window must keep at least 1 segment"),
+        WindowOptions { size: Some(0), .. } => Err(invalid("window", "0: must keep at least 1 segment")),
         WindowOptions {
             size: None,
             delete_segments: true,
-        } => refuse("--delete-segments needs --window: an event playlist keeps every segment"),
+        } => Err(invalid(
+            "delete_segments",
+            "without a window size: an event playlist keeps every segment",
+        )),
         _ => Ok(()),
     }
 }
@@ -262,376 +272,72 @@ pub struct PackageReport {
     pub published: Option<PublishCounts>,
 }
 
-/// Packages `options.input` as a ladder at `options.output`.
+/// Packages `options.input` as a ladder at `options.output`, or with `options.live` a live source.
 pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<PackageReport> {
     crate::input::source::init()?;
     options.validate()?;
-    let ladder = match &options.ladder {
-        Some(path) => Ladder::from_file(path)?,
-        None => Ladder::default_ladder(),
-    };
-    // Nothing is written until the input is open: opening may wait for the open timeout or a
-    // Ctrl-C, or fail.
-    let mut source = match &options.live {
-        Some(live) => Source::open_live(&live.source, &options.input_options)?,
-        None => Source::fetch_and_open(
-            &options.input,
-            &options.input_options,
-            &options.publishing.options,
-            monitor,
-        )?,
-    };
-    // A live presentation is visible while it runs: it is written in place. A package published
-    // only to remote destinations is built in a scratch folder.
-    let staging = match (&options.live, options.publishing.remote_only) {
-        (_, true) => Some(Workspace::scratch()?),
-        (None, false) => Some(Workspace::Staged(Staging::new(&options.output, options.force)?)),
-        (Some(_), false) => None,
-    };
-    let publisher = options.publishing.start()?;
-    // Where the package will be, for key paths relative to it (keys never go to remote
-    // destinations, so a remote-only package has only its scratch folder).
-    let output = match &staging {
-        Some(scratch) if options.publishing.remote_only => scratch.path().to_owned(),
-        _ => std::path::absolute(&options.output).map_err(Error::io(&options.output))?,
-    };
-    let keys = match &options.encryption {
-        Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
-        None => None,
-    };
+    match &options.live {
+        Some(live) => live::package(options, live, monitor),
+        None => vod::package(options, monitor),
+    }
+}
+
+fn load_ladder(options: &PackageOptions) -> Result<Ladder> {
+    match &options.ladder {
+        Some(path) => Ladder::from_file(path),
+        None => Ok(Ladder::default_ladder()),
+    }
+}
+
+/// Where the package will be: `options.output`, made absolute.
+fn absolute_output(options: &PackageOptions) -> Result<PathBuf> {
+    std::path::absolute(&options.output).map_err(Error::io(&options.output))
+}
+
+/// Refuses an output folder that would hold or replace a file the job reads or keeps: the
+/// input, the ladder file and the `keys`.
+fn refuse_overlap<'a>(
+    options: &'a PackageOptions,
+    keys: impl IntoIterator<Item = (&'static str, &'a Path)>,
+) -> Result<()> {
     let mut kept = vec![("the input", options.input.as_path())];
     kept.extend(options.ladder.iter().map(|path| ("the ladder file", path.as_path())));
-    kept.extend(keys.iter().flat_map(|keys| keys.paths()));
-    staging::refuse_overlap(&options.output, kept)?;
-    let workspace = match staging {
-        Some(workspace) => workspace,
-        None => Workspace::InPlace(staging::live_folder(&output, options.force)?),
-    };
-    let root = workspace.path().to_owned();
+    kept.extend(keys);
+    staging::refuse_overlap(&options.output, kept)
+}
+
+/// The job's progress from the probe on; a job cancelled while its input opened stops here.
+fn start_tracking(source: &Source, options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Tracker> {
     let mut tracker = Tracker::new(source.declared_duration());
     tracker.stage(Stage::Probe, monitor);
     options.input_options.cancel.check()?;
-    let plan = match &source.video {
-        Some(video) if options.copy => copy_plan(&source, video, options.format)?,
+    Ok(tracker)
+}
+
+/// The rungs of the ladder for the source's video (none for audio alone).
+fn ladder_plan(source: &Source, ladder: &Ladder, options: &PackageOptions) -> Result<ladder::Plan> {
+    match &source.video {
         Some(video) => ladder::plan(
             &options.reps,
-            &ladder,
+            ladder,
             video.display_geometry(),
             options.allow_upscale,
             options.video_codec,
-        )?,
-        None => ladder::Plan {
+        ),
+        None => Ok(ladder::Plan {
             rungs: Vec::new(),
             dropped_above_source: Vec::new(),
-        },
-    };
-    let mut notes = Vec::new();
-    let (clock, passthrough) = segment_clock(&source, &plan, options, &mut notes)?;
-    let keys = match keys {
-        Some(mut keys) => {
-            keys.stage(&output, &root)?;
-            Some(Arc::new(Mutex::new(keys)))
-        }
-        None => None,
-    };
-    let (events, completed) = mpsc::channel();
-    let job = Job {
-        options,
-        root: &root,
-        output: &output,
-        clock,
-        delivery: Delivery {
-            keys: keys.clone(),
-            events: Some(events),
-        },
-        passthrough,
-        publisher: publisher.as_ref(),
-    };
-    let mut window = options
-        .live
-        .as_ref()
-        .map(|live| live_window(&source, &plan.rungs, options, live));
-    let mut lost = None;
-    let (video, audio) = transcode(
-        &mut source,
-        &plan.rungs,
-        &job,
-        (&completed, window.as_mut(), &mut lost),
-        &mut tracker,
-        monitor,
-    )?;
-    // The files the segmenters completed while flushing; the last manifests list them all.
-    let flushed: Vec<Completed> = completed.try_iter().collect();
-    tracker.segments_done(flushed.iter().filter(|file| file.segment.is_some()).count() as u64);
-    tracker.stage(Stage::Publish, monitor);
-    // Ctrl-C is how a live presentation is ended: it goes on to close its manifests.
-    if window.is_none() {
-        options.input_options.cancel.check()?;
-    }
-    for file in flushed {
-        take_completed(file, &job, window.as_mut())?;
-    }
-    if let Some(window) = &mut window {
-        publish_live(&source, &plan.rungs, &job, window, true)?;
-        delete_due(window, &job, true)?;
-    }
-    notes.extend(
-        video
-            .first()
-            .filter(|_| options.copy || passthrough)
-            .and_then(|v| keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
-    );
-    let mut warnings: Vec<String> = lost.into_iter().collect();
-    let mut keys_in_force = keys.as_ref().map(|k| k.lock().expect("key schedule lock"));
-    let package = package_of(
-        &source,
-        &plan.rungs,
-        &video,
-        audio.as_ref(),
-        &job,
-        keys_in_force.as_deref(),
-        None,
-    );
-    if window.is_none() {
-        write_manifests(&job, &package)?;
-    }
-    let renditions = reports(&package);
-    let remote_manifests = match &publisher {
-        Some(publisher) => entry_manifests(options).flat_map(|name| publisher.urls(name)).collect(),
-        None => Vec::new(),
-    };
-    if let Some(keys) = keys_in_force.as_deref_mut() {
-        let segments = video
-            .iter()
-            .chain(audio.as_ref())
-            .map(|r| r.media.segments.len())
-            .max()
-            .unwrap_or(0);
-        if let Some(info) = keys.write_key_info(segments, |period| hls::key_uri(period, &output))? {
-            notes.push(format!("key info for operators: {}", info.display()));
-        }
-        if let Some(dir) = keys.key_dir().filter(|d| d.starts_with(&output)) {
-            warnings.push(format!(
-                "the key dir {} lies inside the package: the keys will be served with the content",
-                dir.display()
-            ));
-        }
-    }
-    drop(keys_in_force);
-    let published = publisher.map(Publisher::finish).transpose()?;
-    tracker.set_published(published);
-    let output = workspace.finish()?.unwrap_or_else(|| options.output.clone());
-    if let Some(keys) = &keys {
-        keys.lock().expect("key schedule lock").keep();
-    }
-    tracker.stage(Stage::Done, monitor);
-    Ok(PackageReport {
-        manifests: entry_manifests(options)
-            .filter(|_| !options.publishing.remote_only)
-            .map(|name| output.join(name))
-            .collect(),
-        output,
-        renditions,
-        dropped_above_source: plan.dropped_above_source,
-        notes,
-        warnings,
-        remote_manifests,
-        published,
-    })
-}
-
-/// Gives a completed file to the publisher (before any manifest that lists it) and to the live
-/// window; true when it completes a segment number in every rendition of the window.
-fn take_completed(file: Completed, job: &Job, window: Option<&mut Window>) -> Result<bool> {
-    if let Some(publisher) = job.publisher {
-        publisher.file(&file.relative(), &file.path)?;
-    }
-    Ok(window.is_some_and(|window| window.add(file)))
-}
-
-/// Deletes the live segments whose time has come, here and at every remote destination.
-fn delete_due(window: &mut Window, job: &Job, wait: bool) -> Result<()> {
-    for path in window.delete_due(wait)? {
-        if let (Some(publisher), Ok(relative)) = (job.publisher, path.strip_prefix(job.root)) {
-            publisher.delete(&relative.to_string_lossy())?;
-        }
-    }
-    Ok(())
-}
-
-/// The manifests a player is given, inside the package: `master.m3u8` and/or `manifest.mpd`.
-fn entry_manifests(options: &PackageOptions) -> impl Iterator<Item = &'static str> {
-    [
-        (options.manifests.hls, hls::MASTER_PLAYLIST),
-        (options.manifests.dash, dash::MANIFEST),
-    ]
-    .into_iter()
-    .filter_map(|(wanted, name)| wanted.then_some(name))
-}
-
-/// With `copy`, the one rendition is the source's stream, named by its short side.
-fn copy_plan(source: &Source, video: &VideoInput, format: SegmentFormat) -> Result<ladder::Plan> {
-    if !copy::copyable(video.codec, format) {
-        return Err(Error::Usage(format!(
-            "--copy: {} holds {:?} video, which {} segments cannot carry without re-encoding (H.264 goes anywhere, HEVC in fMP4)",
-            source.path.display(),
-            video.codec,
-            if format == SegmentFormat::Ts { "MPEG-TS" } else { "fMP4" },
-        )));
-    }
-    if video.rotation != 0 && format == SegmentFormat::Ts {
-        return Err(Error::Usage(format!(
-            "--copy: {} is shown rotated by {}° clockwise, which MPEG-TS segments cannot say (no display matrix): use --format fmp4, which carries it, or leave out --copy to rotate the pictures",
-            source.path.display(),
-            video.rotation
-        )));
-    }
-    let stream = source.input.stream(video.index).expect("chosen stream exists");
-    let bitrate = Bitrate(stream.parameters().bit_rate().max(1) as u64);
-    let short = video.display_geometry().short_side().round() as u32;
-    // The manifests give the picture as shown: the track's display matrix turns it upright.
-    let (width, height) = match video.rotation {
-        90 | 270 => (video.height, video.width),
-        _ => (video.width, video.height),
-    };
-    Ok(ladder::Plan {
-        rungs: vec![Rung {
-            name: format!("{short}p"),
-            width,
-            height,
-            rate: RateControl {
-                bitrate,
-                maxrate: bitrate,
-                bufsize: bitrate,
-            },
-        }],
-        dropped_above_source: Vec::new(),
-    })
-}
-
-/// The clock every rendition is cut by, and whether the top rung is the source's own stream. A
-/// stream copy and a passed-through top rung are cut at the source's keyframes, so then the clock
-/// follows them and the encoded rungs place their IDRs there too.
-fn segment_clock(
-    source: &Source,
-    plan: &ladder::Plan,
-    options: &PackageOptions,
-    notes: &mut Vec<String>,
-) -> Result<(SegmentClock, bool)> {
-    let mut clock = SegmentClock::new(source.start_micros(), options.segment_duration);
-    if let Some(declared) = source.declared_duration() {
-        clock = clock.ending_at(declared);
-    }
-    let (Some(video), Some(top)) = (&source.video, plan.rungs.first()) else {
-        return Ok((clock, false));
-    };
-    let passthrough = match options.passthrough_top {
-        _ if options.copy || options.live.is_some() => false,
-        Passthrough::Always => true,
-        Passthrough::Auto => matches!(options.reps, Reps::Auto),
-        Passthrough::Never => false,
-    };
-    if !(options.copy || passthrough) {
-        return Ok((clock, false));
-    }
-    let refuse = |reason: String, notes: &mut Vec<String>| match options.passthrough_top {
-        Passthrough::Always => Err(Error::Usage(format!("--passthrough-top: {reason}"))),
-        _ => {
-            notes.push(format!(
-                "the top rung {} is encoded, not passed through: {reason}",
-                top.name
-            ));
-            Ok((clock.clone(), false))
-        }
-    };
-    if let Some(reason) = passthrough_unfit(video, top, options).filter(|_| passthrough) {
-        return refuse(reason, notes);
-    }
-    let scan = copy::keyframe_scan(&source.path, video.index, &clock, &options.input_options)?;
-    let scheduled = clock.clone().scheduled(scan.boundaries);
-    if !passthrough {
-        return Ok((scheduled, false));
-    }
-    let maxrate = top.rate.maxrate.0 as f64;
-    if scan.bitrate > maxrate {
-        return refuse(
-            format!(
-                "the source's video averages {:.0} kb/s, above the top rung's maxrate of {:.0} kb/s",
-                scan.bitrate / 1e3,
-                maxrate / 1e3
-            ),
-            notes,
-        );
-    }
-    let spread = scheduled.longest();
-    if options.passthrough_top == Passthrough::Auto && spread > 1.5 * options.segment_duration {
-        return refuse(
-            format!(
-                "the source's keyframes make segments of up to {spread:.2} s, against --segment-duration {}",
-                options.segment_duration
-            ),
-            notes,
-        );
-    }
-    notes.push(format!(
-        "the top rung {} is the source's own {:?} stream; every rung is cut at its keyframes",
-        top.name, video.codec
-    ));
-    Ok((scheduled, true))
-}
-
-/// Why the source's stream cannot stand as the top rung as it is, if it cannot.
-fn passthrough_unfit(video: &VideoInput, top: &Rung, options: &PackageOptions) -> Option<String> {
-    let same_codec = matches!(
-        (video.codec, options.video_codec),
-        (codec::Id::H264, VideoCodec::H264) | (codec::Id::HEVC, VideoCodec::H265)
-    );
-    let sar = video.sample_aspect;
-    if !same_codec {
-        Some(format!(
-            "the source's {:?} video is not the ladder's codec ({})",
-            video.codec, options.video_codec
-        ))
-    } else if !matches!(video.pixel_format, Pixel::YUV420P | Pixel::YUVJ420P) {
-        Some(format!(
-            "the source's pictures are {:?}, not 8-bit 4:2:0",
-            video.pixel_format
-        ))
-    } else if video.rotation != 0 {
-        Some(format!("the source is shown rotated by {}°", video.rotation))
-    } else if sar.numerator() > 0 && sar.numerator() != sar.denominator() {
-        Some("the source's pixels are not square".into())
-    } else if (video.width, video.height) != (top.width, top.height) {
-        Some(format!(
-            "the source is {}x{} and the top rung {}x{}",
-            video.width, video.height, top.width, top.height
-        ))
-    } else {
-        None
+        }),
     }
 }
 
-/// In a stream copy the source's keyframes decide where segments can start; say so when they
-/// keep a segment more than a frame longer than the requested duration (the last one too: a
-/// source with one keyframe makes one long segment), or one but the last more than a frame
-/// shorter.
-fn keyframe_note(segments: &[SegmentFacts], requested: f64, video: Option<&VideoInput>) -> Option<String> {
-    let frame = video.map_or(0.0, VideoInput::frame_duration);
-    let body = &segments[..segments.len().saturating_sub(1)];
-    let longest = segments.iter().map(|s| s.duration).fold(0.0, f64::max);
-    let shortest = body.iter().map(|s| s.duration).fold(longest, f64::min);
-    let uneven = longest - requested > frame + 1e-6 || requested - shortest > frame + 1e-6;
-    (!segments.is_empty() && uneven).then(|| {
-        let lasting = if longest - shortest < 1e-3 {
-            format!("{longest:.3} s")
-        } else {
-            format!("{shortest:.3}–{longest:.3} s")
-        };
-        format!(
-            "the source's keyframes cannot honour --segment-duration {requested}: segments start at the nearest \
-             keyframes and last {lasting} (the playlists give the real durations)"
-        )
-    })
+/// A boundary every segment duration from the source's start, none past its declared end.
+fn regular_clock(source: &Source, options: &PackageOptions) -> SegmentClock {
+    let clock = SegmentClock::new(source.start_micros(), options.segment_duration);
+    match source.declared_duration() {
+        Some(declared) => clock.ending_at(declared),
+        None => clock,
+    }
 }
 
 const AUDIO_DIR: &str = "audio";
@@ -646,294 +352,187 @@ struct Job<'a> {
     clock: SegmentClock,
     /// The keys, and where the segmenters tell of the files they complete.
     delivery: Delivery,
+    /// Where `delivery` tells of completed files.
+    completed: Receiver<Completed>,
     /// The top rung is the source's own stream, copied.
     passthrough: bool,
     /// Where the files go as they are completed, besides `root`.
     publisher: Option<&'a Publisher>,
 }
 
-/// Reads the source once, feeding its video to the ladder and its audio to the shared track.
-fn transcode(
-    source: &mut Source,
-    rungs: &[Rung],
-    job: &Job,
-    (completed, mut window, lost): (&Receiver<Completed>, Option<&mut Window>, &mut Option<String>),
-    tracker: &mut Tracker,
-    monitor: &mut dyn Monitor,
-) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
-    let clock = &job.clock;
-    let mut video = match &source.video {
-        Some(input) => Some(video_pipeline(source, input, rungs, job)?),
-        None => None,
-    };
-    let mut audio = match &source.audio {
-        Some(input) => Some(audio_pipeline(source, input, job)?),
-        None => None,
-    };
-    let video_index = source.video.as_ref().map(|v| v.index);
-    let audio_index = source.audio.as_ref().map(|a| a.index);
-    let mut media_end = 0.0_f64;
-    let live = job.options.live.as_ref();
-    let pace = live.filter(|l| l.paced()).map(|_| std::time::Instant::now());
-    while let Some(packet) = next_packet(source, media_end, live.is_some(), lost)? {
-        let index = Some(packet.stream());
-        let pipeline = match (&mut video, &mut audio) {
-            (Some(v), _) if index == video_index => v,
-            (_, Some(a)) if index == audio_index => a,
-            _ => continue,
-        };
-        let time_base = source
-            .input
-            .stream(packet.stream())
-            .expect("packet's stream exists")
-            .time_base();
-        if let Some(pts) = packet.pts().or(packet.dts()) {
-            let start = clock.seconds(pts, time_base);
-            if let Some(started) = pace {
-                wait_for(started, start);
-            }
-            if let Some(window) = window.as_deref_mut() {
-                window.start_clock(start);
-            }
-            let end = clock.seconds(pts + packet.duration().max(0), time_base);
-            media_end = media_end.max(end);
-            tracker.advance(end);
+impl<'a> Job<'a> {
+    fn new(
+        options: &'a PackageOptions,
+        root: &'a Path,
+        output: &'a Path,
+        clock: SegmentClock,
+        keys: Option<SharedKeys>,
+        passthrough: bool,
+        publisher: Option<&'a Publisher>,
+    ) -> Job<'a> {
+        let (events, completed) = mpsc::channel();
+        Job {
+            options,
+            root,
+            output,
+            clock,
+            delivery: Delivery {
+                keys,
+                events: Some(events),
+            },
+            completed,
+            passthrough,
+            publisher,
         }
-        pipeline.send(&packet)?;
-        for file in completed.try_iter() {
-            tracker.segments_done(u64::from(file.segment.is_some()));
-            let row_complete = take_completed(file, job, window.as_deref_mut())?;
-            if let (true, Some(window)) = (row_complete, window.as_deref_mut()) {
-                publish_live(source, rungs, job, window, false)?;
-            }
+    }
+
+    /// Gives a completed file to the publisher, before any manifest that lists it.
+    fn hand_over(&self, file: &Completed) -> Result<()> {
+        match self.publisher {
+            Some(publisher) => publisher.file(&file.relative(), &file.path),
+            None => Ok(()),
         }
-        if let Some(window) = window.as_deref_mut() {
-            delete_due(window, job, false)?;
-        }
-        tracker.set_published(job.publisher.map(Publisher::counts));
+    }
+
+    /// The files completed since the last call, counted and handed over.
+    fn take_completed(&self, tracker: &mut Tracker) -> Result<Vec<Completed>> {
+        let files: Vec<Completed> = self.completed.try_iter().collect();
+        tracker.segments_done(media_segments(&files));
+        files.iter().try_for_each(|file| self.hand_over(file))?;
+        Ok(files)
+    }
+
+    /// The files the segmenters completed while flushing, counted but not yet handed over.
+    fn take_flushed(&self, tracker: &mut Tracker) -> Vec<Completed> {
+        let files: Vec<Completed> = self.completed.try_iter().collect();
+        tracker.segments_done(media_segments(&files));
+        files
+    }
+
+    /// Reports the media read so far and what the remote destinations have, now and then.
+    fn tick(&self, tracker: &mut Tracker, media_end: f64, monitor: &mut dyn Monitor) {
+        tracker.advance(media_end);
+        tracker.set_published(self.publisher.map(Publisher::counts));
         tracker.tick(monitor);
-        if job.options.input_options.cancel.is_cancelled() {
-            // Stopping a live presentation is how it ends: what was sent is finished and kept.
-            if live.is_none() {
-                return Err(Error::Cancelled);
+    }
+
+    /// What the manifests describe: the renditions as given, with their tracks' facts.
+    fn manifest_package<'p>(
+        &'p self,
+        source: &'p Source,
+        rungs: &'p [Rung],
+        video: &'p [EncodedRendition],
+        audio: Option<&'p EncodedRendition>,
+        keys: Option<&'p KeySchedule>,
+        live: Option<&'p LiveState>,
+    ) -> manifest::Package<'p> {
+        let video_tracks: Vec<manifest::VideoTrack> = match &source.video {
+            Some(input) => rungs
+                .iter()
+                .zip(video)
+                .map(|(rung, rendition)| manifest::VideoTrack {
+                    name: &rung.name,
+                    width: rung.width,
+                    height: rung.height,
+                    frame_rate: input.frame_rate,
+                    rendition,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let audio_track = source.audio.as_ref().zip(audio).map(|(input, rendition)| {
+            let (sample_rate, channels) = if pipelines::copies_audio(self.options, input) {
+                (input.sample_rate, input.channels)
+            } else {
+                encoding::audio_output(self.options.audio_codec, input)
+            };
+            manifest::AudioTrack {
+                name: AUDIO_DIR,
+                channels,
+                sample_rate,
+                language: input.language.as_deref(),
+                rendition,
             }
-            break;
+        });
+        manifest::Package {
+            video: video_tracks,
+            audio: audio_track,
+            display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
+            keys: keys.map(KeySchedule::periods),
+            output: self.output,
+            live,
         }
     }
-    if live.is_none() {
-        source::check_complete(&source.path, source.declared_duration(), media_end)?;
-    }
-    let video = video.map(|v| v.finish()).transpose()?.unwrap_or_default();
-    let audio = audio.map(|a| a.finish()).transpose()?.and_then(|mut a| a.pop());
-    Ok((video, audio))
-}
 
-/// The next packet; `None` at the end of the source, which for a live one is also where it was
-/// told to stop or where it was lost (said in `lost`).
-fn next_packet(
-    source: &mut Source,
-    read_so_far: f64,
-    live: bool,
-    lost: &mut Option<String>,
-) -> Result<Option<ffmpeg::Packet>> {
-    match source.read(read_so_far) {
-        Err(Error::Cancelled) if live => Ok(None),
-        Err(error @ Error::LiveDropped { .. }) if live => {
-            *lost = Some(format!("{error}; the presentation was closed after {read_so_far:.1} s"));
-            Ok(None)
+    fn write_manifests(&self, package: &manifest::Package) -> Result<()> {
+        let mut written = Vec::new();
+        if self.options.manifests.hls {
+            written.extend(hls::write_package(self.root, package)?);
         }
-        other => other,
+        if self.options.manifests.dash {
+            written.push(dash::write_manifest(self.root, package)?);
+        }
+        // What was just written goes to the remote destinations, once the files before it are there.
+        if let Some(publisher) = self.publisher {
+            for (name, bytes) in written {
+                publisher.manifest(&name, bytes)?;
+            }
+        }
+        Ok(())
     }
 }
 
-/// Sleeps until `media_seconds` after `started`, to read a file at its presentation rate.
-fn wait_for(started: std::time::Instant, media_seconds: f64) {
-    let due = started + std::time::Duration::from_secs_f64(media_seconds.max(0.0));
-    if let Some(ahead) = due.checked_duration_since(std::time::Instant::now()) {
-        std::thread::sleep(ahead);
-    }
+fn media_segments(files: &[Completed]) -> u64 {
+    files.iter().filter(|file| file.segment.is_some()).count() as u64
 }
 
-/// The window of a live presentation over its renditions, in manifest order. Its target duration
-/// is the segment duration rounded up: RFC 8216 does not let it change while the playlist lives,
-/// and clock-cut segments overrun the duration by less than an audio frame.
-fn live_window(source: &Source, rungs: &[Rung], options: &PackageOptions, live: &LiveJob) -> Window {
-    let mut names: Vec<String> = match source.video {
-        Some(_) => rungs.iter().map(|r| r.name.clone()).collect(),
+/// What a driver made, for its report.
+struct Made {
+    renditions: Vec<RenditionReport>,
+    dropped_above_source: Vec<u32>,
+    notes: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// The last stage: waits for the remote destinations to have everything, then puts the package
+/// in place and says what was made.
+fn deliver(
+    options: &PackageOptions,
+    workspace: Workspace,
+    publisher: Option<Publisher>,
+    made: Made,
+    tracker: &mut Tracker,
+) -> Result<PackageReport> {
+    let remote_manifests = match &publisher {
+        Some(publisher) => entry_manifests(options).flat_map(|name| publisher.urls(name)).collect(),
         None => Vec::new(),
     };
-    names.extend(source.audio.as_ref().map(|_| AUDIO_DIR.to_owned()));
-    let target = (options.segment_duration.ceil() as u64).max(1);
-    Window::new(names, live.window, target)
-}
-
-/// Writes the manifests of a live presentation as its window stands, then lets go of the
-/// segments that left it.
-fn publish_live(source: &Source, rungs: &[Rung], job: &Job, window: &mut Window, ended: bool) -> Result<()> {
-    let (listed, state) = window.listing(ended);
-    let video_count = if source.video.is_some() { rungs.len() } else { 0 };
-    let (video, audio) = listed.split_at(video_count.min(listed.len()));
-    let package = package_of(source, rungs, video, audio.first(), job, None, Some(&state));
-    write_manifests(job, &package)?;
-    window.published(&state);
-    Ok(())
-}
-
-/// The ladder (or, with `copy`, the source's own stream) for the video.
-fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job) -> Result<Box<dyn StreamPipeline>> {
-    let (options, root, clock) = (job.options, job.root, job.clock.clone());
-    let stream = source.input.stream(input.index).expect("chosen stream exists");
-    let mut outputs = rungs
-        .iter()
-        .map(|rung| {
-            let dir = root.join(&rung.name);
-            std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
-            Ok(RungOutput {
-                rung: rung.clone(),
-                dir,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let copy = if options.copy || job.passthrough {
-        let encoded = outputs.split_off(1);
-        let out = &outputs[0];
-        let copy = StreamCopy::new(
-            &out.rung.name,
-            &out.dir,
-            options.format,
-            &stream,
-            clock.clone(),
-            job.delivery.clone(),
-        )?;
-        outputs = encoded;
-        Some(Box::new(copy) as Box<dyn StreamPipeline>)
-    } else {
-        None
-    };
-    if outputs.is_empty() {
-        return Ok(copy.expect("a rendition per rung"));
-    }
-    let settings = VideoSettings {
-        codec: options.video_codec,
-        preset: encoding::preset_index(&options.encoder_preset)?,
-        scaling: options.scaling,
-        format: options.format,
-        delivery: job.delivery.clone(),
-    };
-    let ladder: Box<dyn StreamPipeline> = Box::new(VideoLadder::new(
-        &source.path,
-        &stream,
-        input.clone(),
-        outputs,
-        settings,
-        clock,
-    )?);
-    Ok(match copy {
-        Some(copy) => Box::new(Fanout(vec![copy, ladder])),
-        None => ladder,
+    let published = publisher.map(Publisher::finish).transpose()?;
+    tracker.set_published(published);
+    let output = workspace.finish()?.unwrap_or_else(|| options.output.clone());
+    Ok(PackageReport {
+        manifests: entry_manifests(options)
+            .filter(|_| !options.publishing.remote_only)
+            .map(|name| output.join(name))
+            .collect(),
+        output,
+        renditions: made.renditions,
+        dropped_above_source: made.dropped_above_source,
+        notes: made.notes,
+        warnings: made.warnings,
+        remote_manifests,
+        published,
     })
 }
 
-/// The shared audio rendition: encoded once, or copied when `copy` and the source's is AAC.
-fn audio_pipeline(source: &Source, input: &AudioInput, job: &Job) -> Result<Box<dyn StreamPipeline>> {
-    let (options, clock) = (job.options, job.clock.clone());
-    let dir = job.root.join(AUDIO_DIR);
-    std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
-    let stream = source.input.stream(input.index).expect("chosen stream exists");
-    if copies_audio(options, input) {
-        return Ok(Box::new(StreamCopy::new(
-            AUDIO_DIR,
-            &dir,
-            options.format,
-            &stream,
-            clock,
-            job.delivery.clone(),
-        )?));
-    }
-    let settings = AudioSettings {
-        codec: options.audio_codec,
-        bitrate: options.audio_bitrate,
-        format: options.format,
-        delivery: job.delivery.clone(),
-    };
-    Ok(Box::new(AudioTrack::new(
-        &source.path,
-        &stream,
-        input.clone(),
-        &dir,
-        &settings,
-        clock,
-    )?))
-}
-
-/// Whether the source's audio is packaged as it is: with `copy`, when it is AAC.
-fn copies_audio(options: &PackageOptions, input: &AudioInput) -> bool {
-    options.copy && input.codec == codec::Id::AAC
-}
-
-/// What the manifests describe: the renditions as given, with their tracks' facts.
-fn package_of<'a>(
-    source: &'a Source,
-    rungs: &'a [Rung],
-    video: &'a [EncodedRendition],
-    audio: Option<&'a EncodedRendition>,
-    job: &'a Job,
-    keys: Option<&'a KeySchedule>,
-    live: Option<&'a LiveState>,
-) -> manifest::Package<'a> {
-    let video_tracks: Vec<manifest::VideoTrack> = match &source.video {
-        Some(input) => rungs
-            .iter()
-            .zip(video)
-            .map(|(rung, rendition)| manifest::VideoTrack {
-                name: &rung.name,
-                width: rung.width,
-                height: rung.height,
-                frame_rate: input.frame_rate,
-                rendition,
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let audio_track = source.audio.as_ref().zip(audio).map(|(input, rendition)| {
-        let (sample_rate, channels) = if copies_audio(job.options, input) {
-            (input.sample_rate, input.channels)
-        } else {
-            encoding::audio_output(job.options.audio_codec, input)
-        };
-        manifest::AudioTrack {
-            name: AUDIO_DIR,
-            channels,
-            sample_rate,
-            language: input.language.as_deref(),
-            rendition,
-        }
-    });
-    manifest::Package {
-        video: video_tracks,
-        audio: audio_track,
-        display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
-        keys: keys.map(KeySchedule::periods),
-        output: job.output,
-        live,
-    }
-}
-
-fn write_manifests(job: &Job, package: &manifest::Package) -> Result<()> {
-    let mut written = Vec::new();
-    if job.options.manifests.hls {
-        written.extend(hls::write_package(job.root, package)?);
-    }
-    if job.options.manifests.dash {
-        written.push(dash::write_manifest(job.root, package)?);
-    }
-    // What was just written goes to the remote destinations, once the files before it are there.
-    if let Some(publisher) = job.publisher {
-        for (name, bytes) in written {
-            publisher.manifest(&name, bytes)?;
-        }
-    }
-    Ok(())
+/// The manifests a player is given, inside the package: `master.m3u8` and/or `manifest.mpd`.
+fn entry_manifests(options: &PackageOptions) -> impl Iterator<Item = &'static str> {
+    [
+        (options.manifests.hls, hls::MASTER_PLAYLIST),
+        (options.manifests.dash, dash::MANIFEST),
+    ]
+    .into_iter()
+    .filter_map(|(wanted, name)| wanted.then_some(name))
 }
 
 fn reports(package: &manifest::Package) -> Vec<RenditionReport> {

@@ -335,8 +335,7 @@ impl Segmenter {
             stream.set_time_base(packet_time_base);
             if format == SegmentFormat::Fmp4 && encoder.id() == codec::Id::HEVC {
                 // HLS wants hvc1 (parameter sets in the sample description only), never hev1.
-                // SAFETY: the stream's parameters are allocated and not shared yet.
-                unsafe { (*stream.parameters().as_mut_ptr()).codec_tag = u32::from_le_bytes(*b"hvc1") };
+                codec_string::set_codec_tag(&mut stream.parameters(), Some(b"hvc1"));
             }
         }
         let unused: Vec<String> = muxer
@@ -346,7 +345,10 @@ impl Segmenter {
             .map(|(key, _)| key.to_owned())
             .collect();
         if let Some(key) = unused.first() {
-            return Err(Error::Encoder(format!("{}: the muxer ignored option {key}", context())));
+            return Err(Error::Mux {
+                path: dir.to_owned(),
+                reason: format!("starting the {} muxer: the muxer ignored option {key}", format.muxer()),
+            });
         }
         let stream_time_base = muxer.stream(0).expect("the muxer has its stream").time_base();
         let (init, init_codecs, pending_init) = match format {
@@ -354,7 +356,7 @@ impl Segmenter {
             // with its first keyframe (`write`).
             SegmentFormat::Ts => (
                 None,
-                codec_string::avc1_from_annexb(crate::package::transcode::encoding::extradata(encoder)),
+                codec_string::avc1_from_annexb(codec_string::extradata(encoder)),
                 None,
             ),
             SegmentFormat::Fmp4 => {
@@ -395,11 +397,9 @@ impl Segmenter {
 
     /// Writes one encoded packet, first closing the current segment if the packet starts a new one.
     pub fn write(&mut self, mut packet: Packet) -> Result<()> {
-        let pts = packet.pts().or(packet.dts()).ok_or_else(|| {
-            Error::Encoder(format!(
-                "{}: the encoder produced a packet without a timestamp",
-                self.name
-            ))
+        let pts = packet.pts().or(packet.dts()).ok_or_else(|| Error::Codec {
+            stream: self.name.clone(),
+            reason: "the encoder produced a packet without a timestamp".into(),
         })?;
         if self.codecs.is_none() && self.annexb_h264 {
             self.codecs = packet.data().and_then(codec_string::avc1_from_annexb);
@@ -419,11 +419,13 @@ impl Segmenter {
         };
         if starts_segment {
             if self.cuts != Cuts::Boundary && !packet.is_key() {
-                return Err(Error::Encoder(format!(
-                    "{}: the frame at {:.3} s starts a segment but was not encoded as a keyframe",
-                    self.name,
-                    self.clock.seconds(pts, self.stream_time_base)
-                )));
+                return Err(Error::Codec {
+                    stream: self.name.clone(),
+                    reason: format!(
+                        "the frame at {:.3} s starts a segment but was not encoded as a keyframe",
+                        self.clock.seconds(pts, self.stream_time_base)
+                    ),
+                });
             }
             let shift = *self.decode_shift.get_or_insert(pts - dts);
             self.write_init()?;
@@ -453,7 +455,7 @@ impl Segmenter {
         let Some(bytes) = self.pending_init.take() else {
             return Ok(());
         };
-        let failed = |e: bmff::BoxError| Error::Encoder(format!("{}: completing the init segment: {e}", self.name));
+        let failed = |e: bmff::BoxError| self.mux_error(format!("completing the init segment: {e}"));
         let shift = self.decode_shift.unwrap_or(0);
         let mut bytes = match u64::try_from(shift) {
             Ok(media_time) if media_time > 0 => bmff::with_edit_list(&bytes, media_time).map_err(failed)?,
@@ -485,7 +487,7 @@ impl Segmenter {
         unsafe {
             let ctx = self.muxer.as_mut_ptr();
             if ffmpeg::ffi::av_write_frame(ctx, std::ptr::null_mut()) < 0 {
-                return Err(Error::Encoder(format!("{}: flushing the muxer failed", self.name)));
+                return Err(self.mux_error("flushing the muxer failed".into()));
             }
             ffmpeg::ffi::avio_flush((*ctx).pb);
         }
@@ -524,9 +526,9 @@ impl Segmenter {
             SegmentFormat::Fmp4 => {
                 let decode_start = self.start_of(open.first_pts, open.first_dts, self.decode_shift.unwrap_or(0));
                 let base = u64::try_from(decode_start)
-                    .map_err(|_| Error::Encoder(format!("{}: a fragment would start before time zero", self.name)))?;
+                    .map_err(|_| self.mux_error("a fragment would start before time zero".into()))?;
                 bmff::set_decode_time(&mut bytes, base)
-                    .map_err(|e| Error::Encoder(format!("{}: rewriting the muxer's fragment: {e}", self.name)))?;
+                    .map_err(|e| self.mux_error(format!("rewriting the muxer's fragment: {e}")))?;
                 decode_start
             }
         };
@@ -559,6 +561,14 @@ impl Segmenter {
         self.tell(path, Some(facts.clone()));
         self.written.push(facts);
         Ok(())
+    }
+
+    /// A muxer failure in this rendition's folder.
+    fn mux_error(&self, reason: String) -> Error {
+        Error::Mux {
+            path: self.dir.clone(),
+            reason,
+        }
     }
 
     /// Tells the job of a completed file. A job that stopped listening is ending anyway, and its
@@ -604,10 +614,10 @@ impl Segmenter {
         if self.current.is_some() {
             self.store(None)?;
         }
-        let codecs = self
-            .codecs
-            .take()
-            .ok_or_else(|| Error::Encoder(format!("{}: found no codec configuration in the stream", self.name)))?;
+        let codecs = self.codecs.take().ok_or_else(|| Error::Codec {
+            stream: self.name.clone(),
+            reason: "found no codec configuration in the stream".into(),
+        })?;
         let segments = std::mem::take(&mut self.written);
         Ok(EncodedRendition {
             media: self.stream(segments),

@@ -1,6 +1,6 @@
 //! The standalone tools, each a command of its own beside packaging: [`probe`], [`convert`]
 //! (HLS ↔ DASH), [`remux`] (to a faststart MP4), [`concat_flv`] (FLV chunks joined), [`unframe`]
-//! (websocket captures), [`record`] (live streams to files) and [`inspect`] (fMP4 checks).
+//! (websocket captures), [`record`] (live streams to files) and [`inspect`] (fMP4 and FLV checks).
 
 pub mod concat_flv;
 pub mod convert;

@@ -297,7 +297,7 @@ fn encryption_key_file_of_15_bytes_is_refused_naming_it() {
         "--key-file",
         key.to_str().expect("UTF-8 path"),
     ];
-    let error = refused(&media("tiny"), &args, 2);
+    let error = refused(&media("tiny"), &args, 4);
     assert!(
         error.contains("secret.key"),
         "the error does not name the key file: {error}"

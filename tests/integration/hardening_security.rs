@@ -478,8 +478,8 @@ fn item05_side_files_are_read_with_a_limit() {
     };
     let cases: Vec<(Vec<&str>, i32)> = vec![
         (package(&["--ladder", "/dev/zero"]), 5),
-        (package(&["--encrypt", "--key-file", "/dev/zero"]), 2),
-        (package(&["--encrypt", "--key-info", "/dev/zero"]), 2),
+        (package(&["--encrypt", "--key-file", "/dev/zero"]), 4),
+        (package(&["--encrypt", "--key-info", "/dev/zero"]), 4),
         (vec!["concat-flv", "--list", "/dev/zero", "-o", joined], 2),
         (vec!["record", "--schedule", "/dev/zero"], 2),
     ];

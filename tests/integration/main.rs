@@ -11,6 +11,7 @@ mod convert;
 mod copy;
 mod dash;
 mod encrypt;
+mod exit_codes;
 mod hardening_av;
 mod hardening_input;
 mod hardening_newcomer;

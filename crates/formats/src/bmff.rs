@@ -1,9 +1,11 @@
-//! ISO-BMFF fragment surgery. libav's mp4 muxer (FFmpeg 5.1) starts every track's decode timeline
-//! at the track's first DTS, so tracks whose first DTS differ (B-frame delay, AAC priming) end up on
-//! different timelines. `set_decode_time` rewrites a fragment's baseMediaDecodeTime (tfdt) in
-//! place — same size, so no offset moves — to put every track on the source's one timeline.
-//! `with_edit_list` adds the edit list that says where a track's presentation starts, which the
-//! muxer cannot know when it writes an init segment before the first packet.
+//! ISO-BMFF boxes read (headers, children, sample entries, trex defaults, movie fragments checked
+//! against their mdat) and patched. The patching is fragment surgery: libav's mp4 muxer (FFmpeg
+//! 5.1) starts every track's decode timeline at the track's first DTS, so tracks whose first DTS
+//! differ (B-frame delay, AAC priming) end up on different timelines. `set_decode_time` rewrites a
+//! fragment's baseMediaDecodeTime (tfdt) in place — same size, so no offset moves — to put every
+//! track on the source's one timeline. `with_edit_list` adds the edit list that says where a
+//! track's presentation starts, which the muxer cannot know when it writes an init segment before
+//! the first packet.
 
 use thiserror::Error;
 

@@ -1,19 +1,20 @@
 //! Readers and writers of container structures that libav does not expose: FLV tags, AMF0 script
-//! data, ISO-BMFF boxes, and the tagged websocket framing of fragmented MP4. Each reader bounds
-//! every length it reads by the bytes that are there, so hostile input is an error, never a
-//! panic or a huge allocation; each has a fuzz target under `fuzz/`. A crate of its own, with no
-//! libav, so that the fuzz targets and these tests build without FFmpeg's libraries.
+//! data, ISO-BMFF boxes, and the tagged websocket framing of fragmented MP4; and, built on them,
+//! the box and tag walks and checks of `stream-pack inspect`. Each reader bounds every length it
+//! reads by the bytes that are there, so hostile input is an error, never a panic or a huge
+//! allocation; each has a fuzz target under `fuzz/`. A crate of its own, with no libav, so that
+//! the fuzz targets and these tests build without FFmpeg's libraries.
 
 pub mod amf0;
 pub mod bmff;
 pub mod flv;
 pub mod framing;
+pub mod inspect;
 
 /// Calls `f` on `iterations` mutations of `sample` (a few random bytes changed each time), for the
-/// cheap "corrupt input is an error, not a panic" tests that run with the normal suite. Public
-/// with the `test-support` feature for stream-pack's own tests of its readers built on these.
-#[cfg(any(test, feature = "test-support"))]
-pub fn fuzz_bytes(sample: &[u8], iterations: usize, mut f: impl FnMut(&[u8])) {
+/// cheap "corrupt input is an error, not a panic" tests that run with the normal suite.
+#[cfg(test)]
+fn fuzz_bytes(sample: &[u8], iterations: usize, mut f: impl FnMut(&[u8])) {
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     for _ in 0..iterations {
         let mut bad = sample.to_vec();

@@ -16,6 +16,8 @@ use crate::package::transcode::StreamPipeline;
 /// One source stream segmented as it is.
 pub struct StreamCopy {
     name: String,
+    /// The source, which a stream that cannot be copied is the fault of.
+    source: PathBuf,
     /// Made at the first packet when the stream's configuration is only in-band (see `Pending`).
     segmenter: Result<Segmenter, Pending>,
     /// Video waits for its first keyframe: a segment must be decodable alone.
@@ -39,6 +41,7 @@ struct Pending {
 
 impl StreamCopy {
     pub fn new(
+        source: &Path,
         name: &str,
         dir: &Path,
         format: SegmentFormat,
@@ -48,12 +51,12 @@ impl StreamCopy {
     ) -> Result<StreamCopy> {
         let params = stream.parameters();
         let video = params.medium() == ffmpeg::media::Type::Video;
-        let mut context = codec::context::Context::from_parameters(params.clone())
+        // The segment muxer picks its own tag (and hvc1 for HEVC in fMP4).
+        let mut untagged = params.clone();
+        codec_string::set_codec_tag(&mut untagged, None);
+        let mut context = codec::context::Context::from_parameters(untagged)
             .map_err(Error::ffmpeg(format!("{name}: reading the stream's parameters")))?;
         context.set_time_base(stream.time_base());
-        // SAFETY: the context is ours; a container tag (avc1, hev1, mp4a) means nothing to the
-        // output muxer, which picks its own (and hvc1 for HEVC in fMP4).
-        unsafe { (*context.as_mut_ptr()).codec_tag = 0 };
         let pending = Pending {
             dir: dir.to_owned(),
             format,
@@ -62,10 +65,10 @@ impl StreamCopy {
             delivery,
             display_matrix: source::display_matrix(stream),
         };
-        let in_band = params.id() == codec::Id::AAC
-            && crate::package::transcode::encoding::extradata(&pending.context).is_empty();
+        let in_band = params.id() == codec::Id::AAC && codec_string::extradata(&pending.context).is_empty();
         let mut copy = StreamCopy {
             name: name.to_owned(),
+            source: source.to_owned(),
             segmenter: Err(pending),
             waiting_for_keyframe: video,
             strip_adts: in_band,
@@ -95,11 +98,19 @@ impl StreamCopy {
             .displayed_with(pending.display_matrix);
             segmenter.describe(parameter_codecs(
                 pending.context.id(),
-                crate::package::transcode::encoding::extradata(&pending.context),
+                codec_string::extradata(&pending.context),
             ));
             self.segmenter = Ok(segmenter);
         }
         Ok(self.segmenter.as_mut().ok().expect("the segmenter was just made"))
+    }
+
+    /// The source's own bitstream is at fault: `reason` in the stream of this rendition.
+    fn corrupt(&self, reason: &str) -> Error {
+        Error::InputCorrupt {
+            path: self.source.clone(),
+            reason: format!("{}: {reason}", self.name),
+        }
     }
 
     /// Takes the AudioSpecificConfig from the first ADTS header and makes the segmenter.
@@ -216,7 +227,7 @@ impl StreamPipeline for StreamCopy {
             let header = packet
                 .data()
                 .and_then(codec_string::adts)
-                .ok_or_else(|| Error::Encoder(format!("{}: an AAC packet without its ADTS header", self.name)))?;
+                .ok_or_else(|| self.corrupt("an AAC packet without its ADTS header"))?;
             self.open_from_adts(header)?;
             let payload = packet
                 .data()
@@ -234,11 +245,9 @@ impl StreamPipeline for StreamCopy {
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<EncodedRendition>> {
-        let Ok(segmenter) = self.segmenter else {
-            return Err(Error::Encoder(format!(
-                "{}: found no codec configuration in the source",
-                self.name
-            )));
+        let segmenter = match self.segmenter {
+            Ok(segmenter) => segmenter,
+            Err(_) => return Err(self.corrupt("found no codec configuration in the source")),
         };
         Ok(vec![segmenter.finish()?])
     }

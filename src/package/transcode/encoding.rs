@@ -6,7 +6,7 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::input::source::AudioInput;
-use crate::package::ladder::{Bitrate, RateControl};
+use crate::package::rate::{Bitrate, RateControl};
 use crate::package::segment::{Cuts, SegmentFormat};
 
 /// Preset names, fastest first, as x264 and x265 name them; VP9 and AV1 map them to their speeds.
@@ -25,12 +25,13 @@ pub const PRESETS: [&str; 10] = [
 
 /// The index of a preset name in `PRESETS`, or an error listing them.
 pub fn preset_index(name: &str) -> Result<usize> {
-    PRESETS.iter().position(|p| *p == name).ok_or_else(|| {
-        Error::Usage(format!(
-            "--encoder-preset {name}: not a preset (one of {})",
-            PRESETS.join(", ")
-        ))
-    })
+    PRESETS
+        .iter()
+        .position(|p| *p == name)
+        .ok_or_else(|| Error::InvalidOption {
+            option: "encoder_preset",
+            reason: format!("{name}: not a preset (one of {})", PRESETS.join(", ")),
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -170,7 +171,7 @@ pub struct VideoEncoding {
 }
 
 pub fn open_video(spec: &VideoEncoding, name: &str) -> Result<encoder::video::Encoder> {
-    let codec = find_encoder(spec.codec.encoder())?;
+    let codec = find_encoder(spec.codec.encoder(), name)?;
     let mut video = codec::context::Context::new_with_codec(codec)
         .encoder()
         .video()
@@ -215,7 +216,7 @@ pub fn audio_output(codec: AudioCodec, input: &AudioInput) -> (u32, u16) {
 /// The audio encoder as `audio_output` says, with its configuration (AAC's AudioSpecificConfig)
 /// in extradata so the codec string can be read from it.
 pub fn open_audio(codec_choice: AudioCodec, input: &AudioInput, bitrate: Bitrate) -> Result<encoder::audio::Encoder> {
-    let codec = find_encoder(codec_choice.encoder())?;
+    let codec = find_encoder(codec_choice.encoder(), "audio")?;
     let mut audio = codec::context::Context::new_with_codec(codec)
         .encoder()
         .audio()
@@ -244,11 +245,11 @@ pub fn open_audio(codec_choice: AudioCodec, input: &AudioInput, bitrate: Bitrate
     Ok(encoder::audio::Encoder(audio))
 }
 
-fn find_encoder(name: &str) -> Result<codec::codec::Codec> {
-    encoder::find_by_name(name).ok_or_else(|| {
-        Error::Encoder(format!(
-            "this FFmpeg has no {name} encoder (install a build with {name})"
-        ))
+/// The encoder called `name` for `stream` (a rendition's name, or `audio`).
+fn find_encoder(name: &str, stream: &str) -> Result<codec::codec::Codec> {
+    encoder::find_by_name(name).ok_or_else(|| Error::Codec {
+        stream: stream.to_owned(),
+        reason: format!("this FFmpeg has no {name} encoder (install a build with {name})"),
     })
 }
 
@@ -266,34 +267,20 @@ fn open_checked(
         let status = ffmpeg::ffi::avcodec_open2(context.as_mut_ptr(), codec.as_ptr(), &mut raw);
         let unused = Dictionary::own(raw);
         if status < 0 {
-            return Err(Error::Ffmpeg {
-                context: format!("{what}: opening the {} encoder", codec.name()),
-                source: ffmpeg::Error::from(status),
+            return Err(Error::Codec {
+                stream: what.to_owned(),
+                reason: format!("opening the {} encoder: {}", codec.name(), ffmpeg::Error::from(status)),
             });
         }
         unused
     };
     if let Some((key, value)) = unused.iter().next() {
-        return Err(Error::Encoder(format!(
-            "{what}: the {} encoder does not accept option {key}={value}",
-            codec.name()
-        )));
+        return Err(Error::Codec {
+            stream: what.to_owned(),
+            reason: format!("the {} encoder does not accept option {key}={value}", codec.name()),
+        });
     }
     Ok(())
-}
-
-/// The codec configuration an opened encoder put in extradata (empty if none).
-pub fn extradata(context: &codec::Context) -> &[u8] {
-    // SAFETY: an opened encoder's extradata is `extradata_size` bytes owned by the context, which
-    // the returned slice borrows.
-    unsafe {
-        let ctx = context.as_ptr();
-        if (*ctx).extradata.is_null() {
-            &[]
-        } else {
-            std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size.max(0) as usize)
-        }
-    }
 }
 
 #[cfg(test)]

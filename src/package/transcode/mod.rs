@@ -5,6 +5,7 @@
 pub mod copy;
 pub mod encoding;
 
+use std::ops::DerefMut;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -104,17 +105,78 @@ impl DecodeContext {
     }
 }
 
+/// The decode front end every decoding pipeline shares: packets in, frames out, and errors that
+/// name the file, the kind of stream and where.
+struct Decoding<D, F> {
+    decoder: D,
+    /// The frame last decoded.
+    frame: F,
+    context: DecodeContext,
+}
+
+impl<D, F> Decoding<D, F>
+where
+    D: DerefMut<Target = decoder::Opened>,
+    F: DerefMut<Target = frame::Frame>,
+{
+    /// Sends a packet, or with `None` the end of the stream, which flushes the decoder.
+    fn send(&mut self, packet: Option<&Packet>) -> Result<()> {
+        match packet {
+            Some(packet) => self
+                .decoder
+                .send_packet(packet)
+                .map_err(|e| self.context.error(packet.pts(), e)),
+            None => self.decoder.send_eof().map_err(|e| self.context.error(None, e)),
+        }
+    }
+
+    /// Decodes the next frame into `frame`; false when the decoder needs more input first.
+    fn receive(&mut self) -> Result<bool> {
+        received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.context.error(None, e))
+    }
+}
+
+/// A pipeline that decodes its packets before anything else.
+trait Decoded {
+    type Decoder: DerefMut<Target = decoder::Opened>;
+    type Frame: DerefMut<Target = frame::Frame>;
+
+    fn decoding(&mut self) -> &mut Decoding<Self::Decoder, Self::Frame>;
+
+    /// Takes the frame just decoded (`decoding().frame`) on through the pipeline.
+    fn take_frame(&mut self) -> Result<()>;
+
+    /// Sends a packet, or with `None` the end of the stream, and takes every frame the decoder
+    /// then has ready.
+    fn decode(&mut self, packet: Option<&Packet>) -> Result<()> {
+        self.decoding().send(packet)?;
+        while self.decoding().receive()? {
+            self.take_frame()?;
+        }
+        Ok(())
+    }
+}
+
+/// Feeds a frame to a filter graph's input, or with `None` the end of the frames, which flushes it.
+fn feed_graph(graph: &mut filter::Graph, frame: Option<&frame::Frame>, doing: &str) -> Result<()> {
+    let mut input = graph.get("in").expect("graph input");
+    let mut source = input.source();
+    match frame {
+        Some(frame) => source.add(frame),
+        None => source.flush(),
+    }
+    .map_err(Error::ffmpeg(doing))
+}
+
 /// The decoded video, split and scaled to every rung, each encoded and segmented.
 pub struct VideoLadder {
     input: VideoInput,
-    context: DecodeContext,
-    decoder: decoder::Video,
+    decoding: Decoding<decoder::Video, frame::Video>,
     outputs: Vec<RungOutput>,
     settings: VideoSettings,
     /// Built from the first decoded frame, whose format and size the graph must be told.
     running: Option<RunningLadder>,
     last_pts: Option<i64>,
-    frame: frame::Video,
 }
 
 struct RunningLadder {
@@ -142,34 +204,16 @@ impl VideoLadder {
         };
         Ok(VideoLadder {
             input,
-            context,
-            decoder,
+            decoding: Decoding {
+                decoder,
+                frame: frame::Video::empty(),
+                context,
+            },
             outputs,
             settings,
             running: None,
             last_pts: None,
-            frame: frame::Video::empty(),
         })
-    }
-
-    fn drain_decoder(&mut self) -> Result<()> {
-        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.context.error(None, e))? {
-            let pts = self.next_pts();
-            self.frame.set_pts(Some(pts));
-            if self.running.is_none() {
-                self.running = Some(self.start()?);
-            }
-            let running = self.running.as_mut().expect("started");
-            running
-                .graph
-                .get("in")
-                .expect("graph input")
-                .source()
-                .add(&self.frame)
-                .map_err(Error::ffmpeg("feeding the scaler graph"))?;
-            running.pull()?;
-        }
-        Ok(())
     }
 
     /// The frame's timestamp, made strictly increasing: the encoders and muxers require it, and
@@ -178,7 +222,7 @@ impl VideoLadder {
         let step = (1.0 / (f64::from(self.input.frame_rate) * f64::from(self.input.time_base)))
             .round()
             .max(1.0) as i64;
-        let pts = match (self.frame.timestamp(), self.last_pts) {
+        let pts = match (self.decoding.frame.timestamp(), self.last_pts) {
             (Some(pts), Some(last)) if pts > last => pts,
             (Some(pts), None) => pts,
             (_, Some(last)) => last + step,
@@ -202,7 +246,7 @@ impl VideoLadder {
             .iter()
             .zip(encoder_threads(&sizes, cores))
             .map(|(out, threads)| {
-                let clock = self.context.clock.clone();
+                let clock = self.decoding.context.clock.clone();
                 RungEncoder::new(out, time_base, &self.input, &self.settings, clock, threads).map(RungWorker::start)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -211,7 +255,7 @@ impl VideoLadder {
 
     /// `buffer → [rotate] → split → scale per rung → buffersink per rung`, all in one graph.
     fn build_graph(&self) -> Result<filter::Graph> {
-        let frame = &self.frame;
+        let frame = &self.decoding.frame;
         let sar = frame.aspect_ratio();
         let sar = if sar.numerator() > 0 { sar } else { Rational::new(1, 1) };
         let tb = self.input.time_base;
@@ -258,27 +302,44 @@ impl VideoLadder {
     }
 }
 
+impl Decoded for VideoLadder {
+    type Decoder = decoder::Video;
+    type Frame = frame::Video;
+
+    fn decoding(&mut self) -> &mut Decoding<decoder::Video, frame::Video> {
+        &mut self.decoding
+    }
+
+    fn take_frame(&mut self) -> Result<()> {
+        let pts = self.next_pts();
+        self.decoding.frame.set_pts(Some(pts));
+        if self.running.is_none() {
+            self.running = Some(self.start()?);
+        }
+        let running = self.running.as_mut().expect("started");
+        feed_graph(
+            &mut running.graph,
+            Some(&self.decoding.frame),
+            "feeding the scaler graph",
+        )?;
+        running.pull()
+    }
+}
+
 impl StreamPipeline for VideoLadder {
     fn send(&mut self, packet: &Packet) -> Result<()> {
-        self.decoder
-            .send_packet(packet)
-            .map_err(|e| self.context.error(packet.pts(), e))?;
-        self.drain_decoder()
+        self.decode(Some(packet))
     }
 
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
-        self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
-        self.drain_decoder()?;
+        self.decode(None)?;
         let Some(mut running) = self.running.take() else {
-            return Err(Error::Encoder("no video frame could be decoded".into()));
+            return Err(Error::InputCorrupt {
+                path: self.decoding.context.path.clone(),
+                reason: "no video frame could be decoded".into(),
+            });
         };
-        running
-            .graph
-            .get("in")
-            .expect("graph input")
-            .source()
-            .flush()
-            .map_err(Error::ffmpeg("flushing the scaler graph"))?;
+        feed_graph(&mut running.graph, None, "flushing the scaler graph")?;
         running.pull()?;
         // Every encoder is told first and then waited for, so that they drain their lookahead
         // side by side rather than each only once the one before it is done.
@@ -540,12 +601,10 @@ pub struct AudioSettings {
 /// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
 pub struct AudioTrack {
     input: AudioInput,
-    context: DecodeContext,
-    decoder: decoder::Audio,
+    decoding: Decoding<decoder::Audio, frame::Audio>,
     encoder: encoder::audio::Encoder,
     segmenter: Segmenter,
     graph: Option<filter::Graph>,
-    frame: frame::Audio,
 }
 
 impl AudioTrack {
@@ -562,8 +621,11 @@ impl AudioTrack {
         let decoder = decoder.audio().map_err(Error::ffmpeg("opening the audio decoder"))?;
         let encoder = encoding::open_audio(settings.codec, &input, settings.bitrate)?;
         let codecs = match settings.codec {
-            AudioCodec::Aac => codec_string::mp4a_from_audio_specific_config(encoding::extradata(&encoder))
-                .ok_or_else(|| Error::Encoder("audio: the AAC encoder gave no AudioSpecificConfig".into()))?,
+            AudioCodec::Aac => codec_string::mp4a_from_audio_specific_config(codec_string::extradata(&encoder))
+                .ok_or_else(|| Error::Codec {
+                    stream: "audio".into(),
+                    reason: "the AAC encoder gave no AudioSpecificConfig".into(),
+                })?,
             AudioCodec::Opus => "opus".to_owned(),
         };
         let mut segmenter = Segmenter::new(
@@ -585,33 +647,15 @@ impl AudioTrack {
         };
         Ok(AudioTrack {
             input,
-            context,
-            decoder,
+            decoding: Decoding {
+                decoder,
+                frame: frame::Audio::empty(),
+                context,
+            },
             encoder,
             segmenter,
             graph: None,
-            frame: frame::Audio::empty(),
         })
-    }
-
-    fn drain_decoder(&mut self) -> Result<()> {
-        while received(self.decoder.receive_frame(&mut self.frame)).map_err(|e| self.context.error(None, e))? {
-            let pts = self.frame.timestamp();
-            self.frame.set_pts(pts);
-            if self.graph.is_none() {
-                self.graph = Some(self.build_graph()?);
-            }
-            self.graph
-                .as_mut()
-                .expect("built")
-                .get("in")
-                .expect("graph input")
-                .source()
-                .add(&self.frame)
-                .map_err(Error::ffmpeg("feeding the audio resampler"))?;
-            self.pull()?;
-        }
-        Ok(())
     }
 
     /// `abuffer → aresample → aformat → abuffersink` cutting frames of the encoder's size, in
@@ -619,7 +663,7 @@ impl AudioTrack {
     /// reads only the first plane and would take a planar frame's left channel and whatever
     /// memory lies beyond it as interleaved samples.
     fn build_graph(&self) -> Result<filter::Graph> {
-        let frame = &self.frame;
+        let frame = &self.decoding.frame;
         let layout = if frame.channel_layout().bits() == 0 {
             ChannelLayout::default(i32::from(frame.channels()))
         } else {
@@ -680,24 +724,35 @@ impl AudioTrack {
     }
 }
 
+impl Decoded for AudioTrack {
+    type Decoder = decoder::Audio;
+    type Frame = frame::Audio;
+
+    fn decoding(&mut self) -> &mut Decoding<decoder::Audio, frame::Audio> {
+        &mut self.decoding
+    }
+
+    fn take_frame(&mut self) -> Result<()> {
+        let pts = self.decoding.frame.timestamp();
+        self.decoding.frame.set_pts(pts);
+        if self.graph.is_none() {
+            self.graph = Some(self.build_graph()?);
+        }
+        let graph = self.graph.as_mut().expect("built");
+        feed_graph(graph, Some(&self.decoding.frame), "feeding the audio resampler")?;
+        self.pull()
+    }
+}
+
 impl StreamPipeline for AudioTrack {
     fn send(&mut self, packet: &Packet) -> Result<()> {
-        self.decoder
-            .send_packet(packet)
-            .map_err(|e| self.context.error(packet.pts(), e))?;
-        self.drain_decoder()
+        self.decode(Some(packet))
     }
 
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
-        self.decoder.send_eof().map_err(|e| self.context.error(None, e))?;
-        self.drain_decoder()?;
+        self.decode(None)?;
         if let Some(graph) = self.graph.as_mut() {
-            graph
-                .get("in")
-                .expect("graph input")
-                .source()
-                .flush()
-                .map_err(Error::ffmpeg("flushing the audio resampler"))?;
+            feed_graph(graph, None, "flushing the audio resampler")?;
             self.pull()?;
         }
         self.encoder

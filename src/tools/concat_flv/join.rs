@@ -92,10 +92,10 @@ fn join(chunks: &[PathBuf], path: &Path) -> Result<ConcatReport> {
     let (metadata, note) = plan.metadata(writer.position());
     writer.write_tag(flv::SCRIPT, 0, &metadata).map_err(Error::io(path))?;
     let body_start = writer.position();
-    let mut sink = Writer { flv: writer, path };
-    let written = Joiner::new(chunks.len()).run(chunks, &mut sink)?;
-    let end = sink.flv.position();
-    sink.flv.into_inner().flush().map_err(Error::io(path))?;
+    let mut output = FileWriter { flv: writer, path };
+    let written = Joiner::new(chunks.len()).run(chunks, &mut output)?;
+    let end = output.flv.position();
+    output.flv.into_inner().flush().map_err(Error::io(path))?;
     if end - body_start != plan.body_len || written.video_frames != planned.video_frames {
         return Err(Error::InputCorrupt {
             path: chunks[0].clone(),
@@ -107,8 +107,8 @@ fn join(chunks: &[PathBuf], path: &Path) -> Result<ConcatReport> {
     Ok(report)
 }
 
-/// Receives the tags of the joined stream, in order.
-trait Sink {
+/// One pass over the tags of the joined stream, in order: the plan, then the writing.
+trait Pass {
     fn tag(&mut self, kind: u8, timestamp: u32, payload: &[u8], keyframe: bool) -> Result<()>;
     /// The first chunk's onMetaData properties, offered once.
     fn metadata(&mut self, _properties: Vec<(String, Value)>) {}
@@ -190,7 +190,7 @@ impl Plan {
     }
 }
 
-impl Sink for Plan {
+impl Pass for Plan {
     fn tag(&mut self, kind: u8, timestamp: u32, payload: &[u8], keyframe: bool) -> Result<()> {
         if keyframe {
             self.keyframes.push((timestamp, self.body_len));
@@ -210,13 +210,13 @@ impl Sink for Plan {
     }
 }
 
-/// The second pass: the tags written.
-struct Writer<'a> {
+/// The second pass: the tags written to the joined file.
+struct FileWriter<'a> {
     flv: FlvWriter<BufWriter<File>>,
     path: &'a Path,
 }
 
-impl Sink for Writer<'_> {
+impl Pass for FileWriter<'_> {
     fn tag(&mut self, kind: u8, timestamp: u32, payload: &[u8], _keyframe: bool) -> Result<()> {
         self.flv
             .write_tag(kind, timestamp, payload)
@@ -291,9 +291,9 @@ impl Joiner {
         }
     }
 
-    fn run(mut self, chunks: &[PathBuf], sink: &mut dyn Sink) -> Result<ConcatReport> {
+    fn run(mut self, chunks: &[PathBuf], pass: &mut dyn Pass) -> Result<ConcatReport> {
         for (number, path) in chunks.iter().enumerate() {
-            self.chunk(number, path, sink)?;
+            self.chunk(number, path, pass)?;
         }
         self.report.chunks = chunks.len();
         if self.bad_previous_sizes > 0 {
@@ -310,11 +310,11 @@ impl Joiner {
         }
         let end = self.tracks.iter().filter_map(Track::end).fold(0.0, f64::max).round() as i64;
         self.report.duration = end as f64 / 1000.0;
-        sink.end(end);
+        pass.end(end);
         Ok(self.report)
     }
 
-    fn chunk(&mut self, number: usize, path: &Path, sink: &mut dyn Sink) -> Result<()> {
+    fn chunk(&mut self, number: usize, path: &Path, pass: &mut dyn Pass) -> Result<()> {
         let first = first_media_times(path)?;
         self.offset = self.chunk_offset(number, first);
         let (_, mut reader) = open_chunk(path)?;
@@ -326,17 +326,17 @@ impl Joiner {
             let ts = i64::from(info.timestamp) + self.offset;
             match flv::classify(info.kind, payload) {
                 Content::Script(Some(name)) if name == flv::ON_METADATA => {
-                    self.metadata(path, payload, sink);
+                    self.metadata(path, payload, pass);
                 }
-                Content::AudioConfig => self.config(AUDIO, ts, info.kind, payload, sink)?,
-                Content::VideoConfig => self.config(VIDEO, ts, info.kind, payload, sink)?,
+                Content::AudioConfig => self.config(AUDIO, ts, info.kind, payload, pass)?,
+                Content::VideoConfig => self.config(VIDEO, ts, info.kind, payload, pass)?,
                 // Libav ends every FLV with an end-of-sequence tag: only the last one stays.
                 Content::VideoEnd if !last_chunk => {}
-                Content::AudioFrame => self.frame(AUDIO, ts, info.kind, payload, false, sink)?,
-                Content::VideoFrame { keyframe, .. } => self.frame(VIDEO, ts, info.kind, payload, keyframe, sink)?,
+                Content::AudioFrame => self.frame(AUDIO, ts, info.kind, payload, false, pass)?,
+                Content::VideoFrame { keyframe, .. } => self.frame(VIDEO, ts, info.kind, payload, keyframe, pass)?,
                 Content::Script(_) | Content::VideoEnd | Content::VideoOther | Content::Empty => {
                     let ts = ts.max(self.written);
-                    self.emit(info.kind, ts, payload, false, sink)?;
+                    self.emit(info.kind, ts, payload, false, pass)?;
                 }
             }
         }
@@ -381,14 +381,14 @@ impl Joiner {
             .fold(placed, i64::max)
     }
 
-    fn metadata(&mut self, path: &Path, payload: &[u8], sink: &mut dyn Sink) {
+    fn metadata(&mut self, path: &Path, payload: &[u8], pass: &mut dyn Pass) {
         if self.seen_metadata {
             self.report.dropped_metadata += 1;
             return;
         }
         self.seen_metadata = true;
         match flv::metadata(payload) {
-            Some(Ok(Value::EcmaArray(properties) | Value::Object(properties))) => sink.metadata(properties),
+            Some(Ok(Value::EcmaArray(properties) | Value::Object(properties))) => pass.metadata(properties),
             Some(Err(e)) => self.report.notes.push(format!(
                 "{}: its onMetaData could not be read ({e}); the output's is made anew",
                 path.display()
@@ -398,7 +398,7 @@ impl Joiner {
     }
 
     /// A codec sequence header: dropped when it repeats the one in force.
-    fn config(&mut self, stream: usize, ts: i64, kind: u8, payload: &[u8], sink: &mut dyn Sink) -> Result<()> {
+    fn config(&mut self, stream: usize, ts: i64, kind: u8, payload: &[u8], pass: &mut dyn Pass) -> Result<()> {
         match &self.configs[stream] {
             Some(current) if current == payload => {
                 self.report.dropped_sequence_headers += 1;
@@ -409,7 +409,7 @@ impl Joiner {
         }
         self.configs[stream] = Some(payload.to_vec());
         let ts = ts.max(self.written);
-        self.emit(kind, ts, payload, false, sink)
+        self.emit(kind, ts, payload, false, pass)
     }
 
     fn frame(
@@ -419,7 +419,7 @@ impl Joiner {
         kind: u8,
         payload: &[u8],
         keyframe: bool,
-        sink: &mut dyn Sink,
+        pass: &mut dyn Pass,
     ) -> Result<()> {
         let ts = ts.max(0);
         let track = &mut self.tracks[stream];
@@ -432,17 +432,17 @@ impl Joiner {
         } else {
             self.report.audio_frames += 1;
         }
-        self.emit(kind, ts, payload, keyframe, sink)
+        self.emit(kind, ts, payload, keyframe, pass)
     }
 
-    fn emit(&mut self, kind: u8, ts: i64, payload: &[u8], keyframe: bool, sink: &mut dyn Sink) -> Result<()> {
+    fn emit(&mut self, kind: u8, ts: i64, payload: &[u8], keyframe: bool, pass: &mut dyn Pass) -> Result<()> {
         let timestamp = u32::try_from(ts.max(0)).map_err(|_| {
             Error::Usage(format!(
                 "the joined timestamps pass {ts} ms, beyond what FLV can hold (49.7 days)"
             ))
         })?;
         self.written = self.written.max(ts);
-        sink.tag(kind, timestamp, payload, keyframe)
+        pass.tag(kind, timestamp, payload, keyframe)
     }
 }
 

@@ -144,9 +144,13 @@ pub fn run(
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Encoder("a recording thread panicked".into())))
+            .zip(jobs)
+            .map(|(h, job)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Panicked {
+                        what: format!("the recording to {}", job.options.output.display()),
+                    })
+                })
             })
             .collect()
     })

@@ -1,0 +1,169 @@
+//! The VOD driver: a file or URL read as fast as it comes, packaged in a staging folder (a scratch
+//! folder when it goes only to remote destinations) and put in place whole at the end. Its video
+//! may be copied or its top rung passed through, cut at its keyframes; its segments may be
+//! encrypted.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::{
+    Job, Made, PackageOptions, PackageReport, absolute_output, deliver, keyframes, ladder_plan, load_ladder,
+    refuse_overlap, reports, start_tracking,
+};
+use crate::error::Result;
+use crate::input::source::{self, Source};
+use crate::output::staging::{Staging, Workspace};
+use crate::package::crypto::{KeySchedule, SharedKeys};
+use crate::package::ladder;
+use crate::package::ladder::Rung;
+use crate::package::manifest::hls;
+use crate::package::pipelines::Pipelines;
+use crate::package::segment::EncodedRendition;
+use crate::progress::{Monitor, Stage, Tracker};
+
+pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<PackageReport> {
+    let ladder = load_ladder(options)?;
+    // Nothing is written until the input is open: opening may wait for the open timeout or a
+    // Ctrl-C, or fail; an object-storage input is downloaded first.
+    let mut source = Source::fetch_and_open(
+        &options.input,
+        &options.input_options,
+        &options.publishing.options,
+        monitor,
+    )?;
+    let workspace = match options.publishing.remote_only {
+        true => Workspace::scratch()?,
+        false => Workspace::Staged(Staging::new(&options.output, options.force)?),
+    };
+    let publisher = options.publishing.start()?;
+    // Where the package will be, for key paths relative to it (keys never go to remote
+    // destinations, so a remote-only package has only its scratch folder).
+    let output = match options.publishing.remote_only {
+        true => workspace.path().to_owned(),
+        false => absolute_output(options)?,
+    };
+    let keys = match &options.encryption {
+        Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
+        None => None,
+    };
+    refuse_overlap(options, keys.iter().flat_map(KeySchedule::paths))?;
+    let root = workspace.path().to_owned();
+    let mut tracker = start_tracking(&source, options, monitor)?;
+    let plan = match &source.video {
+        Some(video) if options.copy => keyframes::copy_plan(&source, video, options.format)?,
+        _ => ladder_plan(&source, &ladder, options)?,
+    };
+    let mut notes = Vec::new();
+    let (clock, passthrough) = keyframes::segment_clock(&source, &plan, options, &mut notes)?;
+    let keys = keys.map(|keys| stage_keys(keys, &output, &root)).transpose()?;
+    let job = Job::new(
+        options,
+        &root,
+        &output,
+        clock,
+        keys.clone(),
+        passthrough,
+        publisher.as_ref(),
+    );
+    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut tracker, monitor)?;
+    // The files the segmenters completed while flushing; the manifests list them all.
+    let flushed = job.take_flushed(&mut tracker);
+    tracker.stage(Stage::Publish, monitor);
+    options.input_options.cancel.check()?;
+    flushed.iter().try_for_each(|file| job.hand_over(file))?;
+    notes.extend(
+        video
+            .first()
+            .filter(|_| options.copy || passthrough)
+            .and_then(|v| keyframes::keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
+    );
+    let made = write_manifests(&job, &source, plan, &video, audio.as_ref(), keys.as_ref(), notes)?;
+    let report = deliver(options, workspace, publisher, made, &mut tracker)?;
+    if let Some(keys) = &keys {
+        keys.lock().expect("key schedule lock").keep();
+    }
+    tracker.stage(Stage::Done, monitor);
+    Ok(report)
+}
+
+/// Has the keys written where the package is built, and shares them with the segmenters.
+fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<SharedKeys> {
+    keys.stage(output, root)?;
+    Ok(Arc::new(Mutex::new(keys)))
+}
+
+/// Writes the manifests, and the key info operators need; says what was made.
+fn write_manifests(
+    job: &Job,
+    source: &Source,
+    plan: ladder::Plan,
+    video: &[EncodedRendition],
+    audio: Option<&EncodedRendition>,
+    keys: Option<&SharedKeys>,
+    mut notes: Vec<String>,
+) -> Result<Made> {
+    let mut warnings = Vec::new();
+    let mut keys_in_force = keys.map(|k| k.lock().expect("key schedule lock"));
+    let package = job.manifest_package(source, &plan.rungs, video, audio, keys_in_force.as_deref(), None);
+    job.write_manifests(&package)?;
+    let renditions = reports(&package);
+    if let Some(keys) = keys_in_force.as_deref_mut() {
+        key_notes(keys, video, audio, job.output, &mut notes, &mut warnings)?;
+    }
+    Ok(Made {
+        renditions,
+        dropped_above_source: plan.dropped_above_source,
+        notes,
+        warnings,
+    })
+}
+
+/// Reads the source once, to its end, feeding its video to the ladder and its audio to the
+/// shared track; a cancelled job stops at once.
+fn transcode(
+    source: &mut Source,
+    rungs: &[Rung],
+    job: &Job,
+    tracker: &mut Tracker,
+    monitor: &mut dyn Monitor,
+) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
+    let mut pipelines = Pipelines::new(source, rungs, job)?;
+    while let Some(packet) = source.read(pipelines.media_end())? {
+        let Some(routed) = pipelines.route(&packet, &job.clock) else {
+            continue;
+        };
+        routed.pipeline.send(&packet)?;
+        job.take_completed(tracker)?;
+        job.tick(tracker, pipelines.media_end(), monitor);
+        job.options.input_options.cancel.check()?;
+    }
+    source::check_complete(&source.path, source.declared_duration(), pipelines.media_end())?;
+    pipelines.finish()
+}
+
+/// Writes the key info file operators need, and warns of keys served with the content.
+fn key_notes(
+    keys: &mut KeySchedule,
+    video: &[EncodedRendition],
+    audio: Option<&EncodedRendition>,
+    output: &Path,
+    notes: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let segments = video
+        .iter()
+        .chain(audio)
+        .map(|r| r.media.segments.len())
+        .max()
+        .unwrap_or(0);
+    if let Some(info) = keys.write_key_info(segments, |period| hls::key_uri(period, output))? {
+        notes.push(format!("key info for operators: {}", info.display()));
+    }
+    if let Some(dir) = keys.key_dir().filter(|d| d.starts_with(output)) {
+        warnings.push(format!(
+            "the key dir {} lies inside the package: the keys will be served with the content",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
