@@ -82,7 +82,8 @@ pub enum Error {
     #[error("{0}")]
     Ladder(String),
 
-    #[error("{}: already exists (use --force to replace it)", path.display())]
+    /// The output is there already and the options do not allow replacing it (`force`).
+    #[error("{}: already exists", path.display())]
     OutputExists { path: PathBuf },
 
     #[error("{}: {source}", path.display())]
@@ -98,9 +99,6 @@ pub enum Error {
         #[source]
         source: ffmpeg_next::Error,
     },
-
-    #[error("{0}")]
-    Encoder(String),
 
     /// Writing segments or a file failed in the muxer (an option it ignored, a flush, a fragment
     /// it wrote that cannot be completed).
@@ -141,11 +139,7 @@ impl Error {
             | Error::KeyFile { .. }
             | Error::KeyInfoFile { .. } => exit::OUTPUT,
             Error::Cancelled => exit::CANCELLED,
-            Error::Ffmpeg { .. }
-            | Error::Encoder(_)
-            | Error::Mux { .. }
-            | Error::Codec { .. }
-            | Error::Panicked { .. } => exit::FAILURE,
+            Error::Ffmpeg { .. } | Error::Mux { .. } | Error::Codec { .. } | Error::Panicked { .. } => exit::FAILURE,
         }
     }
 

@@ -2,11 +2,13 @@
 //! options struct (`segment_duration`), the CLI's the flag the user typed (`--segment-duration`).
 
 /// The options whose flag is not their name with `-` for `_`.
-const RENAMED: [(&str, &str); 4] = [
+const RENAMED: [(&str, &str); 6] = [
     ("video_codec", "--codec"),
     ("encryption", "--encrypt"),
     ("concurrency", "--upload-concurrency"),
     ("output", "-o"),
+    ("websocket_url", "--ws"),
+    ("headers", "--header"),
 ];
 
 /// The flag that sets the library's `option`.
@@ -17,10 +19,12 @@ pub fn flag(option: &str) -> String {
     )
 }
 
-/// One cause of an error as the CLI says it: an invalid option by its flag, anything else as it is.
+/// One cause of an error as the CLI says it: an invalid option by its flag, an existing output with
+/// the flag that replaces it, anything else as it is.
 pub fn in_cli_terms(cause: &(dyn std::error::Error + 'static)) -> String {
     match cause.downcast_ref::<stream_pack::Error>() {
         Some(stream_pack::Error::InvalidOption { option, reason }) => format!("{} {reason}", flag(option)),
+        Some(exists @ stream_pack::Error::OutputExists { .. }) => format!("{exists} (use --force to replace it)"),
         _ => cause.to_string(),
     }
 }
@@ -44,8 +48,8 @@ mod tests {
             ("concurrency", "--upload-concurrency"),
             ("upload_concurrency", "--upload-concurrency"),
             ("capture", "--capture"),
-            ("header", "--header"),
-            ("ws", "--ws"),
+            ("headers", "--header"),
+            ("websocket_url", "--ws"),
             ("list", "--list"),
             ("init", "--init"),
             ("encoder_preset", "--encoder-preset"),

@@ -191,7 +191,12 @@ fn each_cause_once(error: &anyhow::Error) -> String {
             line = format!("{line}: {cause}");
         }
     }
-    line
+    // A message of several lines (a parser's, a file name holding a newline) still makes one line.
+    line.lines()
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Clap's message up to its usage hint, on one line: the bad option and why.

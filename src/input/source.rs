@@ -10,9 +10,7 @@ use tempfile::TempPath;
 use crate::error::{Error, Result};
 use crate::input::fetch;
 use crate::input::live::{LiveInput, LiveSource};
-pub(crate) use crate::input::watchdog::check_file;
 /// Every opener starts with these; they live with the watchdog, which live inputs share.
-pub use crate::input::watchdog::init;
 use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput, failure_reason};
 use crate::location::Location;
 use crate::output::publish::PublishOptions;
@@ -240,7 +238,7 @@ pub(crate) fn declared_duration(input: &format::context::Input) -> Option<f64> {
 pub(crate) fn open_input(path: &Path, options: &InputOptions) -> Result<WatchedInput> {
     let location = Location::of_path(path);
     if !location.is_url() {
-        check_file(path)?;
+        watchdog::check_file(path)?;
     }
     let dictionary = watchdog::protocol_options(&location, options.stall_timeout);
     let input =

@@ -265,7 +265,7 @@ pub fn plan(
         let asked: Vec<String> = dropped.iter().map(|(h, _)| h.to_string()).collect();
         return Err(Error::Ladder(format!(
             "no rung fits the source: it is {source_short} pixels high (short side) and the ladder asks for {} \
-             (use --allow-upscale to encode above the source)",
+             (allow upscaling to encode above the source)",
             asked.join(", ")
         )));
     }

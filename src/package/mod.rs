@@ -274,7 +274,7 @@ pub struct PackageReport {
 
 /// Packages `options.input` as a ladder at `options.output`, or with `options.live` a live source.
 pub fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<PackageReport> {
-    crate::input::source::init()?;
+    crate::input::watchdog::init()?;
     options.validate()?;
     match &options.live {
         Some(live) => live::package(options, live, monitor),

@@ -338,18 +338,7 @@ impl Segmenter {
                 codec_string::set_codec_tag(&mut stream.parameters(), Some(b"hvc1"));
             }
         }
-        let unused: Vec<String> = muxer
-            .write_header_with(format.options())
-            .map_err(Error::ffmpeg(context()))?
-            .iter()
-            .map(|(key, _)| key.to_owned())
-            .collect();
-        if let Some(key) = unused.first() {
-            return Err(Error::Mux {
-                path: dir.to_owned(),
-                reason: format!("starting the {} muxer: the muxer ignored option {key}", format.muxer()),
-            });
-        }
+        write_header(&mut muxer, format.options(), dir, format.muxer())?;
         let stream_time_base = muxer.stream(0).expect("the muxer has its stream").time_base();
         let (init, init_codecs, pending_init) = match format {
             // An encoder's Annex B parameter sets are in its extradata; a copied stream's come
@@ -638,6 +627,27 @@ impl Segmenter {
             timescale: (tb.denominator() / tb.numerator().max(1)) as u32,
             segments,
         }
+    }
+}
+
+/// Writes a muxer's header, failing if the muxer ignored any option: libav drops unknown
+/// options silently, and a segment written without them would be wrong without a word.
+pub(crate) fn write_header(
+    muxer: &mut format::context::Output,
+    options: Dictionary,
+    path: &Path,
+    container: &str,
+) -> Result<()> {
+    let unused = muxer.write_header_with(options).map_err(|source| Error::Ffmpeg {
+        context: format!("{}: starting the {container} muxer", path.display()),
+        source,
+    })?;
+    match unused.iter().next() {
+        Some((key, _)) => Err(Error::Mux {
+            path: path.to_owned(),
+            reason: format!("starting the {container} muxer: the muxer ignored option {key}"),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::input::source::{self, Source};
-use crate::input::watchdog::InputOptions;
+use crate::input::source::Source;
+use crate::input::watchdog::{self, InputOptions};
 use crate::location::Location;
 use crate::output::publish::Publishing;
 use crate::package::ladder::{Reps, RungRequest};
@@ -50,7 +50,7 @@ pub struct ConvertReport {
 
 /// Converts `options.input` into a package at `options.output`.
 pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<ConvertReport> {
-    source::init()?;
+    watchdog::init()?;
     let input = match &options.input {
         // libav's DASH demuxer resolves segments only against an absolute manifest path.
         Location::File(path) => std::path::absolute(path).map_err(Error::io(path))?,

@@ -56,7 +56,7 @@ pub struct Inspector<R> {
 impl Inspector<File> {
     /// Opens an MP4, fMP4, media segment or FLV file.
     pub fn open(path: &Path) -> Result<Inspector<File>> {
-        crate::input::source::check_file(path)?;
+        crate::input::watchdog::check_file(path)?;
         let file = File::open(path).map_err(Error::io(path))?;
         Inspector::new(path, file)
     }
@@ -85,11 +85,14 @@ impl<R: Read + Seek> Inspector<R> {
     /// Takes the track facts (timescales, trex defaults) of a media segment from its init segment.
     pub fn with_init(mut self, init: &Path) -> Result<Inspector<R>> {
         if self.format != Format::Mp4 {
-            return Err(Error::Usage(format!(
-                "--init {}: an init segment goes with an MP4 media segment; {} is an FLV",
-                init.display(),
-                self.path.display()
-            )));
+            return Err(Error::InvalidOption {
+                option: "init",
+                reason: format!(
+                    "{}: an init segment goes with an MP4 media segment; {} is an FLV",
+                    init.display(),
+                    self.path.display()
+                ),
+            });
         }
         self.init = Some(init_segment(init)?);
         Ok(self)
@@ -254,7 +257,7 @@ impl fmt::Display for Inspection {
 
 /// The init segment at `init`, read whole (an init segment is a few KiB).
 fn init_segment(init: &Path) -> Result<InitSegment> {
-    crate::input::source::check_file(init)?;
+    crate::input::watchdog::check_file(init)?;
     let file = File::open(init).map_err(Error::io(init))?;
     let mut bytes = Vec::new();
     file.take(MAX_BOX_IN_MEMORY + 1)

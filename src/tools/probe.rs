@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::input::source;
-use crate::input::watchdog::InputOptions;
+use crate::input::watchdog::{self, InputOptions};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MediaInfo {
@@ -56,7 +56,7 @@ pub struct StreamInfo {
 /// Reads the container and stream facts of `path` (a file or a URL), opened under `options`'
 /// timeouts.
 pub fn probe(path: &Path, options: &InputOptions) -> Result<MediaInfo> {
-    source::init()?;
+    watchdog::init()?;
     let input = source::open_input(path, options)?;
     let streams = input
         .streams()

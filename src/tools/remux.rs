@@ -9,9 +9,10 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::input::source;
-use crate::input::watchdog::{Failure, InputOptions, WatchedInput};
+use crate::input::watchdog::{self, Failure, InputOptions, WatchedInput};
 use crate::location::Location;
 use crate::output::staging::StagedFile;
+use crate::package::{codec_string, segment};
 
 /// Opens the input under `options`' timeouts. libav's DASH demuxer resolves segment names only
 /// against an absolute manifest path, so local manifests are opened by their absolute path.
@@ -45,7 +46,7 @@ pub fn remux(input: &Location, output: &Path, replace: bool, options: &InputOpti
     if let Location::File(path) = input {
         crate::output::staging::refuse_overlap(output, [("the input", path.as_path())])?;
     }
-    source::init()?;
+    watchdog::init()?;
     let demuxer = open(input, options)?;
     let declared = source::declared_duration(&demuxer);
     let staged = StagedFile::new(output, replace)?;
@@ -73,7 +74,7 @@ pub(crate) fn remux_into(input: &Location, path: &Path) -> Result<RemuxReport> {
 /// Remuxes `input` into the file at `path` in libav's `container` (`mp4`, `matroska`, `flv`…);
 /// an MP4 or MOV gets its index at the front.
 pub(crate) fn remux_as(input: &Location, path: &Path, container: &str) -> Result<RemuxReport> {
-    source::init()?;
+    watchdog::init()?;
     copy_into(input, open(input, &InputOptions::default())?, path, container)
 }
 
@@ -95,27 +96,15 @@ fn copy_into(input: &Location, mut demuxer: WatchedInput, path: &Path, container
         out.set_parameters(params);
         out.set_time_base(stream.time_base());
         out.set_metadata(stream.metadata().to_owned());
-        // SAFETY: the new stream's parameters are ours; a container's tag (FLV's, TS's) means
-        // nothing to another muxer, which picks its own (avc1, hvc1, mp4a).
-        unsafe { (*out.parameters().as_mut_ptr()).codec_tag = 0 };
+        // A container's tag (FLV's, TS's) means nothing to another muxer, which picks its own.
+        codec_string::set_codec_tag(&mut out.parameters(), None);
     }
     muxer.set_metadata(demuxer.metadata().to_owned());
     let mut options = Dictionary::new();
     if matches!(container, "mp4" | "mov") {
         options.set("movflags", "+faststart");
     }
-    let unused: Option<String> = muxer
-        .write_header_with(options)
-        .map_err(Error::ffmpeg(context()))?
-        .iter()
-        .next()
-        .map(|(key, _)| key.to_owned());
-    if let Some(key) = unused {
-        return Err(Error::Encoder(format!(
-            "{}: the {container} muxer ignored option {key}",
-            context()
-        )));
-    }
+    segment::write_header(&mut muxer, options, path, container)?;
     discard_others(&mut demuxer, &chosen);
     let start_micros = source_start(&demuxer);
     let mut mappings: Vec<Option<Mapping>> = (0..demuxer.streams().count()).map(|_| None).collect();

@@ -42,7 +42,10 @@ const LIST_LIMIT: u64 = 16 << 20;
 pub fn read_list(path: &Path) -> Result<Vec<String>> {
     let text = crate::input::sidefile::read_text(path, LIST_LIMIT).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::InputMissing { path: path.to_owned() },
-        std::io::ErrorKind::FileTooLarge => Error::Usage(format!("--list {}: {e}", path.display())),
+        std::io::ErrorKind::FileTooLarge => Error::InvalidOption {
+            option: "list",
+            reason: format!("{}: {e}", path.display()),
+        },
         std::io::ErrorKind::InvalidData => Error::InputUnreadable {
             path: path.to_owned(),
             reason: "not a text file of URLs".into(),

@@ -448,7 +448,7 @@ impl Joiner {
 
 /// Opens a chunk after the checks that name a missing or empty file plainly.
 fn open_chunk(path: &Path) -> Result<(FileHeader, FlvReader<BufReader<File>>)> {
-    crate::input::source::check_file(path)?;
+    crate::input::watchdog::check_file(path)?;
     let file = File::open(path).map_err(Error::io(path))?;
     FlvReader::new(BufReader::new(file)).map_err(|e| chunk_error(path, e))
 }

@@ -22,6 +22,7 @@ use crate::input::live::{LiveInput, LiveSource};
 use crate::input::watchdog::InputOptions;
 use crate::location::Location;
 use crate::output::staging::StagedFile;
+use crate::package::{codec_string, segment};
 use crate::progress::{Cancel, Monitor};
 use crate::tools::remux;
 use time::wait_until;
@@ -335,14 +336,14 @@ impl PartWriter {
             let mut out = muxer.add_stream(None).map_err(Error::ffmpeg(context()))?;
             out.set_parameters(stream.parameters());
             out.set_time_base(stream.time_base());
-            // SAFETY: the new stream's parameters are ours; FLV's codec tags mean nothing to TS.
-            unsafe { (*out.parameters().as_mut_ptr()).codec_tag = 0 };
+            // FLV's codec tags mean nothing to TS.
+            codec_string::set_codec_tag(&mut out.parameters(), None);
             streams.push(Fingerprint::of(&stream));
         }
         let mut options = Dictionary::new();
         // Every packet reaches the file at once: a kill loses at most the packet being written.
         options.set("flush_packets", "1");
-        muxer.write_header_with(options).map_err(Error::ffmpeg(context()))?;
+        segment::write_header(&mut muxer, options, &part, "mpegts")?;
         let count = streams.len();
         Ok(PartWriter {
             muxer,

@@ -108,7 +108,7 @@ impl Output {
 /// cut off mid-message or mid-fragment gives every complete fragment before the cut.
 pub fn unframe_file(capture: &Path, options: &UnframeOptions) -> Result<UnframeReport> {
     crate::output::staging::refuse_overlap(&options.output, [("the capture", capture)])?;
-    crate::input::source::check_file(capture)?;
+    crate::input::watchdog::check_file(capture)?;
     let file = File::open(capture).map_err(Error::io(capture))?;
     let mut reader = MessageReader::new(BufReader::new(file));
     let mut output = Output::new(options)?;

@@ -52,13 +52,19 @@ impl WebSocketSource {
     /// server closes, `cancel` is cancelled, or the connection breaks.
     pub fn capture(&self, cancel: &Cancel, mut on_message: impl FnMut(&[u8]) -> Result<()>) -> Result<Stop> {
         if !(self.url.starts_with("ws://") || self.url.starts_with("wss://")) {
-            return Err(Error::Usage(format!("--ws {}: not a ws:// or wss:// URL", self.url)));
+            return Err(Error::InvalidOption {
+                option: "websocket_url",
+                reason: format!("{}: not a ws:// or wss:// URL", self.url),
+            });
         }
         let mut request = self.url.as_str().into_client_request().map_err(|e| self.remote(e))?;
         for (name, value) in &self.headers {
-            let name =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| Error::Usage(format!("--header {name}: {e}")))?;
-            let value = HeaderValue::from_str(value).map_err(|e| Error::Usage(format!("--header {name}: {e}")))?;
+            let refused = |e: &dyn std::fmt::Display| Error::InvalidOption {
+                option: "headers",
+                reason: format!("{name}: {e}"),
+            };
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| refused(&e))?;
+            let value = HeaderValue::from_str(value).map_err(|e| refused(&e))?;
             request.headers_mut().insert(name, value);
         }
         let (mut socket, _) = tungstenite::connect(request).map_err(|e| self.remote(e))?;
