@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// A staging folder that disappears unless published: a failure or a cancel leaves nothing.
+/// A staging folder that disappears unless put in place: a failure or a cancel leaves nothing.
 pub struct Staging {
     dir: tempfile::TempDir,
     target: PathBuf,
@@ -41,7 +41,7 @@ impl Staging {
 
     /// Moves the staged package to the target. An existing target (allowed by `replace`) is moved
     /// aside first and deleted only once the new package is in place.
-    pub fn publish(self) -> Result<PathBuf> {
+    pub fn put_in_place(self) -> Result<PathBuf> {
         let staged = self.dir.path().to_owned();
         let aside = if self.replace && self.target.exists() {
             let aside = staged.with_extension("old");
@@ -136,7 +136,7 @@ impl Workspace {
     /// Moves a staged package into place and returns where it is; deletes a scratch folder.
     pub fn finish(self) -> Result<Option<PathBuf>> {
         match self {
-            Workspace::Staged(staging) => staging.publish().map(Some),
+            Workspace::Staged(staging) => staging.put_in_place().map(Some),
             Workspace::InPlace(target) => Ok(Some(target)),
             Workspace::Scratch(dir) => {
                 let path = dir.path().to_owned();
@@ -213,7 +213,7 @@ impl StagedFile {
     }
 
     /// Renames the staged file to the target.
-    pub fn publish(self) -> Result<PathBuf> {
+    pub fn put_in_place(self) -> Result<PathBuf> {
         let result = if self.replace {
             self.temp.persist(&self.target)
         } else {
@@ -289,7 +289,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
         let staged = StagedFile::new(&target, false).unwrap();
         std::fs::write(staged.path(), b"whole").unwrap();
-        staged.publish().unwrap();
+        staged.put_in_place().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"whole");
         assert!(matches!(
             StagedFile::new(&target, false),
@@ -297,7 +297,7 @@ mod tests {
         ));
         let staged = StagedFile::new(&target, true).unwrap();
         std::fs::write(staged.path(), b"new").unwrap();
-        staged.publish().unwrap();
+        staged.put_in_place().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
     }
@@ -322,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn publish_replaces_only_when_allowed() {
+    fn put_in_place_replaces_only_when_allowed() {
         let root = tempfile::tempdir().unwrap();
         let target = root.path().join("out");
         std::fs::create_dir(&target).unwrap();
@@ -330,7 +330,7 @@ mod tests {
         assert!(matches!(Staging::new(&target, false), Err(Error::OutputExists { .. })));
         let staging = Staging::new(&target, true).unwrap();
         std::fs::write(staging.path().join("new"), b"y").unwrap();
-        staging.publish().unwrap();
+        staging.put_in_place().unwrap();
         assert!(target.join("new").exists());
         assert!(!target.join("old").exists());
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);

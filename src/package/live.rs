@@ -167,7 +167,7 @@ fn write_live_manifests(source: &Source, rungs: &[Rung], job: &Job, window: &mut
     let (video, audio) = listed.split_at(video_count.min(listed.len()));
     let package = job.manifest_package(source, rungs, video, audio.first(), None, Some(&state));
     job.write_manifests(&package)?;
-    window.published(&state);
+    window.manifests_written(&state);
     Ok(())
 }
 

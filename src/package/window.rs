@@ -38,7 +38,7 @@ pub struct Window {
     renditions: Vec<Progress>,
     /// Segment numbers complete in every rendition.
     complete: usize,
-    /// The first number listed by the manifests last published.
+    /// The first number listed by the manifests last written.
     first_listed: usize,
     epoch: Option<DateTime<Utc>>,
     /// availabilityStartTime: the epoch moved later by the time the first segments took to be
@@ -78,7 +78,7 @@ impl Window {
     }
 
     /// Records a completed file; true when it completes a new segment number in every rendition,
-    /// so the manifests should be published again.
+    /// so the manifests should be written again.
     pub fn add(&mut self, file: Completed) -> bool {
         let Some(segment) = file.segment else {
             return false;
@@ -166,9 +166,9 @@ impl Window {
         self.options.size.map_or(0, |size| end.saturating_sub(size))
     }
 
-    /// After the manifests of `listing` were published: the segments that have left them may be
+    /// After manifests listing `state` were written: the segments that have left them may be
     /// deleted one target duration from now.
-    pub fn published(&mut self, state: &LiveState) {
+    pub fn manifests_written(&mut self, state: &LiveState) {
         if state.first <= self.first_listed {
             return;
         }

@@ -52,7 +52,7 @@ pub fn remux(input: &Location, output: &Path, replace: bool, options: &InputOpti
     let staged = StagedFile::new(output, replace)?;
     let report = copy_into(input, demuxer, staged.path(), "mp4")?;
     source::check_complete(&input.to_path(), declared, report.duration)?;
-    let output = staged.publish()?;
+    let output = staged.put_in_place()?;
     Ok(RemuxReport { output, ..report })
 }
 

@@ -79,7 +79,7 @@ pub fn concat_flv(chunks: &[PathBuf], output: &Path, replace: bool) -> Result<Co
     } else {
         join(chunks, staged.path())?
     };
-    report.output = staged.publish()?;
+    report.output = staged.put_in_place()?;
     Ok(report)
 }
 

@@ -416,7 +416,7 @@ fn finalise(part: &Path, output: &Path, replace: bool) -> Result<PathBuf> {
             std::fs::remove_file(part).map_err(Error::io(part))?;
         }
     }
-    staged.publish()
+    staged.put_in_place()
 }
 
 /// How the source's timestamps map onto the recording's single timeline (microseconds).

@@ -96,7 +96,7 @@ impl Output {
             None => None,
         };
         Ok(UnframeReport {
-            output: self.staged.publish()?,
+            output: self.staged.put_in_place()?,
             assembled,
             notes,
             remux,

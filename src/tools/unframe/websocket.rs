@@ -9,6 +9,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 use crate::error::{Error, Result};
+use crate::location::Location;
 use crate::progress::Cancel;
 
 /// What to capture.
@@ -51,7 +52,7 @@ impl WebSocketSource {
     /// Connects and hands every binary message to `on_message` until the duration passes, the
     /// server closes, `cancel` is cancelled, or the connection breaks.
     pub fn capture(&self, cancel: &Cancel, mut on_message: impl FnMut(&[u8]) -> Result<()>) -> Result<Stop> {
-        if !(self.url.starts_with("ws://") || self.url.starts_with("wss://")) {
+        if !matches!(Location::parse(&self.url).scheme().as_deref(), Some("ws" | "wss")) {
             return Err(Error::InvalidOption {
                 option: "websocket_url",
                 reason: format!("{}: not a ws:// or wss:// URL", self.url),
