@@ -14,7 +14,7 @@ use crate::package::segment::{EncodedRendition, SegmentClock};
 use crate::package::transcode::copy::StreamCopy;
 use crate::package::transcode::encoding;
 use crate::package::transcode::{
-    AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings,
+    AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, Threaded, VideoLadder, VideoSettings,
 };
 
 /// A source stream and the pipeline its packets go to.
@@ -61,7 +61,10 @@ impl Pipelines {
         let audio = job
             .audio
             .iter()
-            .map(|audio| Ok(Fed::new(source, audio.input.index, audio_pipeline(source, audio, job)?)))
+            .map(|audio| {
+                let pipeline = Threaded::start(audio_pipeline(source, audio, job)?);
+                Ok(Fed::new(source, audio.input.index, Box::new(pipeline)))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Pipelines {
             video,
@@ -162,7 +165,7 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
 }
 
 /// An audio rendition: encoded once, or copied when `copy` and the source's is AAC.
-fn audio_pipeline(source: &Source, audio: &AudioRendition, job: &Job) -> Result<Box<dyn StreamPipeline>> {
+fn audio_pipeline(source: &Source, audio: &AudioRendition, job: &Job) -> Result<Box<dyn StreamPipeline + Send>> {
     let (options, clock, input) = (job.options, job.clock.clone(), &audio.input);
     let dir = job.root.join(&audio.dir);
     std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
