@@ -381,7 +381,7 @@ fn audio_input(path: &Path, stream: &format::stream::Stream) -> Result<AudioInpu
         channels: decoder.channels(),
         time_base: stream.time_base(),
         language: language(stream),
-        title: stream.metadata().get("title").map(str::to_owned),
+        title: title(stream),
         disposition: audio_disposition(stream),
     })
 }
@@ -429,6 +429,11 @@ pub(crate) fn language(stream: &format::stream::Stream) -> Option<String> {
         .get("language")
         .filter(|l| !l.is_empty() && *l != "und")
         .map(str::to_owned)
+}
+
+/// The stream's `title` tag.
+pub(crate) fn title(stream: &format::stream::Stream) -> Option<String> {
+    stream.metadata().get("title").map(str::to_owned)
 }
 
 /// The stream's display matrix (ISO/IEC 14496-12 §8.3.2, as libav states it), if it has one.
