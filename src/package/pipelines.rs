@@ -39,6 +39,8 @@ impl Fed {
 pub(super) struct Pipelines {
     video: Option<Fed>,
     audio: Vec<Fed>,
+    /// The audio renditions of pipelines already finished.
+    finished_audio: Vec<EncodedRendition>,
     media_end: f64,
 }
 
@@ -69,6 +71,7 @@ impl Pipelines {
         Ok(Pipelines {
             video,
             audio,
+            finished_audio: Vec::new(),
             media_end: 0.0,
         })
     }
@@ -97,14 +100,21 @@ impl Pipelines {
         })
     }
 
-    /// Flushes every pipeline: the video renditions, then the audio ones in the job's order.
-    pub fn finish(self) -> Result<(Vec<EncodedRendition>, Vec<EncodedRendition>)> {
-        let video = self.video.map(|v| v.pipeline.finish()).transpose()?.unwrap_or_default();
-        let mut audio = Vec::new();
-        for fed in self.audio {
-            audio.extend(fed.pipeline.finish()?);
+    /// Flushes the audio pipelines, whose threads may have stopped on an error the packet loop
+    /// has not heard of yet: called at the end of the input, it reports that error first, as
+    /// it would be had the audio been decoded in the loop.
+    pub fn finish_audio(&mut self) -> Result<()> {
+        for fed in std::mem::take(&mut self.audio) {
+            self.finished_audio.extend(fed.pipeline.finish()?);
         }
-        Ok((video, audio))
+        Ok(())
+    }
+
+    /// Flushes every pipeline: the video renditions, then the audio ones in the job's order.
+    pub fn finish(mut self) -> Result<(Vec<EncodedRendition>, Vec<EncodedRendition>)> {
+        self.finish_audio()?;
+        let video = self.video.map(|v| v.pipeline.finish()).transpose()?.unwrap_or_default();
+        Ok((video, self.finished_audio))
     }
 }
 

@@ -141,6 +141,7 @@ fn transcode(
         job.tick(tracker, pipelines.media_end(), monitor);
         job.options.input_options.cancel.check()?;
     }
+    pipelines.finish_audio()?;
     source::check_complete(&source.path, source.declared_duration(), pipelines.media_end())?;
     pipelines.finish()
 }
