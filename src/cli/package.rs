@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use stream_pack::input::live::LiveSource;
 use stream_pack::location::Location;
 use stream_pack::output::publish::Destination;
+use stream_pack::package::audio::AudioSelection;
 use stream_pack::package::crypto::KeySource;
 use stream_pack::package::ladder::{Bitrate, Reps};
 use stream_pack::package::transcode::Scaling;
@@ -103,6 +104,14 @@ struct PackageArgs {
     /// AAC bitrate of the shared audio rendition.
     #[arg(long, default_value = "128k", value_parser = parse_bitrate)]
     audio_bitrate: Bitrate,
+    /// The source's audio streams to keep, each its own rendition: all, none, or a list of
+    /// languages (en,ja) or stream indexes as probe numbers them (1,3).
+    #[arg(long, default_value = "all", value_parser = AudioSelection::parse)]
+    audio: AudioSelection,
+    /// The language of the audio rendition players start with; default: the source's default
+    /// audio stream, else the first kept.
+    #[arg(long)]
+    default_audio: Option<String>,
     #[command(flatten)]
     job: JobArgs,
 }
@@ -195,6 +204,8 @@ impl PackageArgs {
             },
             encryption: self.encryption(&output),
             audio_bitrate: self.audio_bitrate,
+            audio: self.audio.clone(),
+            default_audio: self.default_audio.clone(),
             force: self.job.force,
             publishing,
             live: self.live.job(self.input.as_deref())?,

@@ -108,7 +108,7 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// The audio stream stream-pack transcodes.
+/// An audio stream of the source.
 #[derive(Debug, Clone)]
 pub struct AudioInput {
     pub index: usize,
@@ -117,6 +117,20 @@ pub struct AudioInput {
     pub channels: u16,
     pub time_base: Rational,
     pub language: Option<String>,
+    /// The stream's `title` tag.
+    pub title: Option<String>,
+    pub disposition: AudioDisposition,
+}
+
+/// What the container says an audio stream is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AudioDisposition {
+    /// The stream a player should start with.
+    pub default: bool,
+    /// A commentary: never picked for the viewer automatically.
+    pub comment: bool,
+    /// An audio description of the picture, for viewers who cannot see it.
+    pub visual_impaired: bool,
 }
 
 /// An opened input with its chosen streams.
@@ -125,7 +139,10 @@ pub struct Source {
     pub path: PathBuf,
     pub input: Reader,
     pub video: Option<VideoInput>,
+    /// The best audio stream, as libav ranks them: the one a live job or a copy packages.
     pub audio: Option<AudioInput>,
+    /// Every audio stream, in the container's order.
+    pub audio_streams: Vec<AudioInput>,
     /// The temporary file an object-storage input was downloaded to, deleted with the source.
     _fetched: Option<TempPath>,
 }
@@ -196,11 +213,13 @@ impl Source {
             .filter(|s| !is_cover_art(s))
             .map(|s| video_input(path, &s))
             .transpose()?;
-        let audio = input
+        let audio_streams = input
             .streams()
-            .best(media::Type::Audio)
+            .filter(|s| s.parameters().medium() == media::Type::Audio)
             .map(|s| audio_input(path, &s))
-            .transpose()?;
+            .collect::<Result<Vec<_>>>()?;
+        let best = input.streams().best(media::Type::Audio).map(|s| s.index());
+        let audio = audio_streams.iter().find(|a| Some(a.index) == best).cloned();
         if video.is_none() && audio.is_none() {
             return Err(Error::NoMediaStreams { path: path.to_owned() });
         }
@@ -209,6 +228,7 @@ impl Source {
             input,
             video,
             audio,
+            audio_streams,
             _fetched: None,
         })
     }
@@ -361,7 +381,19 @@ fn audio_input(path: &Path, stream: &format::stream::Stream) -> Result<AudioInpu
         channels: decoder.channels(),
         time_base: stream.time_base(),
         language: language(stream),
+        title: title(stream),
+        disposition: audio_disposition(stream),
     })
+}
+
+pub(crate) fn audio_disposition(stream: &format::stream::Stream) -> AudioDisposition {
+    use format::stream::Disposition;
+    let disposition = stream.disposition();
+    AudioDisposition {
+        default: disposition.contains(Disposition::DEFAULT),
+        comment: disposition.contains(Disposition::COMMENT),
+        visual_impaired: disposition.contains(Disposition::VISUAL_IMPAIRED),
+    }
 }
 
 /// A decoder for the stream, or an error naming the codec libav cannot decode.
@@ -397,6 +429,11 @@ pub(crate) fn language(stream: &format::stream::Stream) -> Option<String> {
         .get("language")
         .filter(|l| !l.is_empty() && *l != "und")
         .map(str::to_owned)
+}
+
+/// The stream's `title` tag.
+pub(crate) fn title(stream: &format::stream::Stream) -> Option<String> {
+    stream.metadata().get("title").map(str::to_owned)
 }
 
 /// The stream's display matrix (ISO/IEC 14496-12 §8.3.2, as libav states it), if it has one.

@@ -6,13 +6,14 @@
 use std::time::Instant;
 
 use super::{
-    AUDIO_DIR, Job, LiveJob, Made, PackageOptions, PackageReport, absolute_output, deliver, ladder_plan, load_ladder,
+    Job, LiveJob, Made, PackageOptions, PackageReport, absolute_output, deliver, ladder_plan, load_ladder,
     refuse_overlap, regular_clock, reports, start_tracking,
 };
 use crate::error::{Error, Result};
 use crate::input::live::{CaptureDevice, LiveSource};
 use crate::input::source::Source;
 use crate::output::staging::{self, Workspace};
+use crate::package::audio::{self, AudioPick, AudioSelection};
 use crate::package::ladder::Rung;
 use crate::package::pipelines::Pipelines;
 use crate::package::segment::EncodedRendition;
@@ -43,8 +44,11 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     let mut tracker = start_tracking(&source, options, monitor)?;
     let plan = ladder_plan(&source, &ladder, options)?;
     let clock = regular_clock(&source, options);
-    let job = Job::new(options, &root, &output, clock, None, false, publisher.as_ref());
-    let mut window = live_window(&source, &plan.rungs, options, live);
+    // A live job packages the best audio stream alone, as before multi-audio.
+    let best = source.audio.iter().map(|a| AudioPick::Index(a.index)).collect();
+    let audio = audio::choose(&source, &AudioSelection::Streams(best), None)?;
+    let job = Job::new(options, &root, &output, clock, None, false, publisher.as_ref()).with_audio(audio);
+    let mut window = live_window(&source, &plan.rungs, &job, live);
     let (video, audio, lost) = transcode(&mut source, live, &plan.rungs, &job, &mut window, &mut tracker, monitor)?;
     // The files the segmenters completed while flushing; the last manifests list them all.
     let flushed = job.take_flushed(&mut tracker);
@@ -55,7 +59,7 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     }
     write_live_manifests(&source, &plan.rungs, &job, &mut window, true)?;
     delete_due(&mut window, &job, true)?;
-    let package = job.manifest_package(&source, &plan.rungs, &video, audio.as_ref(), None, None);
+    let package = job.manifest_package(&source, &plan.rungs, &video, &audio, None, None);
     let made = Made {
         renditions: reports(&package),
         dropped_above_source: plan.dropped_above_source,
@@ -78,7 +82,7 @@ fn transcode(
     window: &mut Window,
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
-) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>, Option<String>)> {
+) -> Result<(Vec<EncodedRendition>, Vec<EncodedRendition>, Option<String>)> {
     let mut pipelines = Pipelines::new(source, rungs, job)?;
     let paced_from = paced(&live.source).then(Instant::now);
     let mut lost = None;
@@ -149,13 +153,13 @@ fn wait_for(started: Instant, media_seconds: f64) {
 /// The window of a live presentation over its renditions, in manifest order. Its target duration
 /// is the segment duration rounded up: RFC 8216 does not let it change while the playlist lives,
 /// and clock-cut segments overrun the duration by less than an audio frame.
-fn live_window(source: &Source, rungs: &[Rung], options: &PackageOptions, live: &LiveJob) -> Window {
+fn live_window(source: &Source, rungs: &[Rung], job: &Job, live: &LiveJob) -> Window {
     let mut names: Vec<String> = match source.video {
         Some(_) => rungs.iter().map(|r| r.name.clone()).collect(),
         None => Vec::new(),
     };
-    names.extend(source.audio.as_ref().map(|_| AUDIO_DIR.to_owned()));
-    let target = (options.segment_duration.ceil() as u64).max(1);
+    names.extend(job.audio.iter().map(|a| a.dir.clone()));
+    let target = (job.options.segment_duration.ceil() as u64).max(1);
     Window::new(names, live.window, target)
 }
 
@@ -165,7 +169,7 @@ fn write_live_manifests(source: &Source, rungs: &[Rung], job: &Job, window: &mut
     let (listed, state) = window.listing(ended);
     let video_count = if source.video.is_some() { rungs.len() } else { 0 };
     let (video, audio) = listed.split_at(video_count.min(listed.len()));
-    let package = job.manifest_package(source, rungs, video, audio.first(), None, Some(&state));
+    let package = job.manifest_package(source, rungs, video, audio, None, Some(&state));
     job.write_manifests(&package)?;
     window.manifests_written(&state);
     Ok(())

@@ -6,6 +6,7 @@
 //! window). Here are the stages they share: opening the job, the packet loop's steps, handing
 //! completed files on, describing and writing the manifests, and delivering the package.
 
+pub mod audio;
 pub mod codec_string;
 pub mod crypto;
 mod keyframes;
@@ -28,6 +29,7 @@ use crate::input::source::Source;
 use crate::input::watchdog::InputOptions;
 use crate::output::publish::{PublishCounts, Publisher, Publishing};
 use crate::output::staging::{self, Workspace};
+use crate::package::audio::{AudioRendition, AudioSelection};
 use crate::package::crypto::{KeySchedule, KeySource, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
@@ -78,6 +80,11 @@ pub struct PackageOptions {
     pub video_codec: VideoCodec,
     pub audio_codec: AudioCodec,
     pub audio_bitrate: Bitrate,
+    /// The source's audio streams to keep, each its own rendition: every one by default.
+    pub audio: AudioSelection,
+    /// The language of the rendition players start with; by default the source's
+    /// default-disposition stream, else the first kept.
+    pub default_audio: Option<String>,
     /// Package the source's own H.264/HEVC (and AAC) without re-encoding, cut at its keyframes;
     /// `reps`, `ladder` and the codecs are then unused.
     pub copy: bool,
@@ -121,6 +128,8 @@ impl PackageOptions {
             video_codec: VideoCodec::H264,
             audio_codec: AudioCodec::Aac,
             audio_bitrate: Bitrate(128_000),
+            audio: AudioSelection::All,
+            default_audio: None,
             copy: false,
             passthrough_top: Passthrough::Auto,
             force: false,
@@ -340,8 +349,6 @@ fn regular_clock(source: &Source, options: &PackageOptions) -> SegmentClock {
     }
 }
 
-const AUDIO_DIR: &str = "audio";
-
 /// What every stage of one job shares.
 struct Job<'a> {
     options: &'a PackageOptions,
@@ -356,6 +363,8 @@ struct Job<'a> {
     completed: Receiver<Completed>,
     /// The top rung is the source's own stream, copied.
     passthrough: bool,
+    /// The source's audio streams packaged, each its own rendition.
+    audio: Vec<AudioRendition>,
     /// Where the files go as they are completed, besides `root`.
     publisher: Option<&'a Publisher>,
 }
@@ -382,8 +391,14 @@ impl<'a> Job<'a> {
             },
             completed,
             passthrough,
+            audio: Vec::new(),
             publisher,
         }
+    }
+
+    /// The job with these audio renditions.
+    fn with_audio(self, audio: Vec<AudioRendition>) -> Job<'a> {
+        Job { audio, ..self }
     }
 
     /// Gives a completed file to the publisher, before any manifest that lists it.
@@ -422,7 +437,7 @@ impl<'a> Job<'a> {
         source: &'p Source,
         rungs: &'p [Rung],
         video: &'p [EncodedRendition],
-        audio: Option<&'p EncodedRendition>,
+        audio: &'p [EncodedRendition],
         keys: Option<&'p KeySchedule>,
         live: Option<&'p LiveState>,
     ) -> manifest::Package<'p> {
@@ -440,27 +455,39 @@ impl<'a> Job<'a> {
                 .collect(),
             None => Vec::new(),
         };
-        let audio_track = source.audio.as_ref().zip(audio).map(|(input, rendition)| {
-            let (sample_rate, channels) = if pipelines::copies_audio(self.options, input) {
-                (input.sample_rate, input.channels)
-            } else {
-                encoding::audio_output(self.options.audio_codec, input)
-            };
-            manifest::AudioTrack {
-                name: AUDIO_DIR,
-                channels,
-                sample_rate,
-                language: input.language.as_deref(),
-                rendition,
-            }
-        });
         manifest::Package {
             video: video_tracks,
-            audio: audio_track,
+            audio: self
+                .audio
+                .iter()
+                .zip(audio)
+                .map(|(a, r)| self.audio_track(a, r))
+                .collect(),
             display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
             keys: keys.map(KeySchedule::periods),
             output: self.output,
             live,
+        }
+    }
+
+    /// What the manifests say of an audio rendition.
+    fn audio_track<'p>(&self, audio: &'p AudioRendition, rendition: &'p EncodedRendition) -> manifest::AudioTrack<'p> {
+        let input = &audio.input;
+        let (sample_rate, channels) = if pipelines::copies_audio(self.options, input) {
+            (input.sample_rate, input.channels)
+        } else {
+            encoding::audio_output(self.options.audio_codec, input)
+        };
+        manifest::AudioTrack {
+            name: &audio.dir,
+            label: &audio.label,
+            channels,
+            sample_rate,
+            language: input.language.as_deref(),
+            default: audio.default,
+            commentary: input.disposition.comment,
+            describes_video: input.disposition.visual_impaired,
+            rendition,
         }
     }
 
@@ -548,6 +575,6 @@ fn reports(package: &manifest::Package) -> Vec<RenditionReport> {
         .iter()
         .map(|v| report(v.name, Some((v.width, v.height)), v.rendition))
         .collect();
-    reports.extend(package.audio.as_ref().map(|a| report(a.name, None, a.rendition)));
+    reports.extend(package.audio.iter().map(|a| report(a.name, None, a.rendition)));
     reports
 }

@@ -1,19 +1,20 @@
 //! The source's streams on their way to segments: the video's pipeline (the ladder, the source's
-//! own stream copied, or both with a passed-through top rung) and the shared audio rendition's,
-//! each fed its stream's packets.
+//! own stream copied, or both with a passed-through top rung) and each audio rendition's, each
+//! fed its stream's packets.
 
 use ffmpeg::{Packet, Rational, codec};
 use ffmpeg_next as ffmpeg;
 
-use super::{AUDIO_DIR, Job, PackageOptions};
+use super::{Job, PackageOptions};
 use crate::error::{Error, Result};
 use crate::input::source::{AudioInput, Source, VideoInput};
+use crate::package::audio::AudioRendition;
 use crate::package::ladder::Rung;
 use crate::package::segment::{EncodedRendition, SegmentClock};
 use crate::package::transcode::copy::StreamCopy;
 use crate::package::transcode::encoding;
 use crate::package::transcode::{
-    AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, VideoLadder, VideoSettings,
+    AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, Threaded, VideoLadder, VideoSettings,
 };
 
 /// A source stream and the pipeline its packets go to.
@@ -37,7 +38,9 @@ impl Fed {
 /// The pipelines of one job, and how far into the media their packets reach.
 pub(super) struct Pipelines {
     video: Option<Fed>,
-    audio: Option<Fed>,
+    audio: Vec<Fed>,
+    /// The audio renditions of pipelines already finished.
+    finished_audio: Vec<EncodedRendition>,
     media_end: f64,
 }
 
@@ -57,13 +60,18 @@ impl Pipelines {
             )),
             None => None,
         };
-        let audio = match &source.audio {
-            Some(input) => Some(Fed::new(source, input.index, audio_pipeline(source, input, job)?)),
-            None => None,
-        };
+        let audio = job
+            .audio
+            .iter()
+            .map(|audio| {
+                let pipeline = Threaded::start(audio_pipeline(source, audio, job)?);
+                Ok(Fed::new(source, audio.input.index, Box::new(pipeline)))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Pipelines {
             video,
             audio,
+            finished_audio: Vec::new(),
             media_end: 0.0,
         })
     }
@@ -76,9 +84,10 @@ impl Pipelines {
     /// The pipeline of the packet's stream, `None` for a stream no pipeline takes.
     pub fn route(&mut self, packet: &Packet, clock: &SegmentClock) -> Option<Routed<'_>> {
         let index = packet.stream();
-        let fed = [self.video.as_mut(), self.audio.as_mut()]
-            .into_iter()
-            .flatten()
+        let fed = self
+            .video
+            .iter_mut()
+            .chain(self.audio.iter_mut())
             .find(|fed| fed.index == index)?;
         let start = packet.pts().or(packet.dts()).map(|pts| {
             let end = clock.seconds(pts + packet.duration().max(0), fed.time_base);
@@ -91,15 +100,21 @@ impl Pipelines {
         })
     }
 
-    /// Flushes every pipeline: the video renditions, and the audio one if there is audio.
-    pub fn finish(self) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
+    /// Flushes the audio pipelines, whose threads may have stopped on an error the packet loop
+    /// has not heard of yet: called at the end of the input, it reports that error first, as
+    /// it would be had the audio been decoded in the loop.
+    pub fn finish_audio(&mut self) -> Result<()> {
+        for fed in std::mem::take(&mut self.audio) {
+            self.finished_audio.extend(fed.pipeline.finish()?);
+        }
+        Ok(())
+    }
+
+    /// Flushes every pipeline: the video renditions, then the audio ones in the job's order.
+    pub fn finish(mut self) -> Result<(Vec<EncodedRendition>, Vec<EncodedRendition>)> {
+        self.finish_audio()?;
         let video = self.video.map(|v| v.pipeline.finish()).transpose()?.unwrap_or_default();
-        let audio = self
-            .audio
-            .map(|a| a.pipeline.finish())
-            .transpose()?
-            .and_then(|mut a| a.pop());
-        Ok((video, audio))
+        Ok((video, self.finished_audio))
     }
 }
 
@@ -159,16 +174,16 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
     })
 }
 
-/// The shared audio rendition: encoded once, or copied when `copy` and the source's is AAC.
-fn audio_pipeline(source: &Source, input: &AudioInput, job: &Job) -> Result<Box<dyn StreamPipeline>> {
-    let (options, clock) = (job.options, job.clock.clone());
-    let dir = job.root.join(AUDIO_DIR);
+/// An audio rendition: encoded once, or copied when `copy` and the source's is AAC.
+fn audio_pipeline(source: &Source, audio: &AudioRendition, job: &Job) -> Result<Box<dyn StreamPipeline + Send>> {
+    let (options, clock, input) = (job.options, job.clock.clone(), &audio.input);
+    let dir = job.root.join(&audio.dir);
     std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
     let stream = source.input.stream(input.index).expect("chosen stream exists");
     if copies_audio(options, input) {
         return Ok(Box::new(StreamCopy::new(
             &source.path,
-            AUDIO_DIR,
+            &audio.dir,
             &dir,
             options.format,
             &stream,

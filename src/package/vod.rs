@@ -13,6 +13,7 @@ use super::{
 use crate::error::Result;
 use crate::input::source::{self, Source};
 use crate::output::staging::{Staging, Workspace};
+use crate::package::audio;
 use crate::package::crypto::{KeySchedule, SharedKeys};
 use crate::package::ladder;
 use crate::package::ladder::Rung;
@@ -31,6 +32,8 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         &options.publishing.options,
         monitor,
     )?;
+    // Refused before anything is written: a selection naming a stream that is not there.
+    let audio = audio::choose(&source, &options.audio, options.default_audio.as_deref())?;
     let workspace = match options.publishing.remote_only {
         true => Workspace::scratch()?,
         false => Workspace::Staged(Staging::new(&options.output, options.force)?),
@@ -64,7 +67,8 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         keys.clone(),
         passthrough,
         publisher.as_ref(),
-    );
+    )
+    .with_audio(audio);
     let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut tracker, monitor)?;
     // The files the segmenters completed while flushing; the manifests list them all.
     let flushed = job.take_flushed(&mut tracker);
@@ -77,7 +81,7 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
             .filter(|_| options.copy || passthrough)
             .and_then(|v| keyframes::keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
     );
-    let made = write_manifests(&job, &source, plan, &video, audio.as_ref(), keys.as_ref(), notes)?;
+    let made = write_manifests(&job, &source, plan, &video, &audio, keys.as_ref(), notes)?;
     let report = deliver(options, workspace, publisher, made, &mut tracker)?;
     if let Some(keys) = &keys {
         keys.lock().expect("key schedule lock").keep();
@@ -98,7 +102,7 @@ fn write_manifests(
     source: &Source,
     plan: ladder::Plan,
     video: &[EncodedRendition],
-    audio: Option<&EncodedRendition>,
+    audio: &[EncodedRendition],
     keys: Option<&SharedKeys>,
     mut notes: Vec<String>,
 ) -> Result<Made> {
@@ -118,15 +122,15 @@ fn write_manifests(
     })
 }
 
-/// Reads the source once, to its end, feeding its video to the ladder and its audio to the
-/// shared track; a cancelled job stops at once.
+/// Reads the source once, to its end, feeding its video to the ladder and each audio stream kept
+/// to its rendition; a cancelled job stops at once.
 fn transcode(
     source: &mut Source,
     rungs: &[Rung],
     job: &Job,
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
-) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
+) -> Result<(Vec<EncodedRendition>, Vec<EncodedRendition>)> {
     let mut pipelines = Pipelines::new(source, rungs, job)?;
     while let Some(packet) = source.read(pipelines.media_end())? {
         let Some(routed) = pipelines.route(&packet, &job.clock) else {
@@ -137,6 +141,7 @@ fn transcode(
         job.tick(tracker, pipelines.media_end(), monitor);
         job.options.input_options.cancel.check()?;
     }
+    pipelines.finish_audio()?;
     source::check_complete(&source.path, source.declared_duration(), pipelines.media_end())?;
     pipelines.finish()
 }
@@ -145,7 +150,7 @@ fn transcode(
 fn key_notes(
     keys: &mut KeySchedule,
     video: &[EncodedRendition],
-    audio: Option<&EncodedRendition>,
+    audio: &[EncodedRendition],
     output: &Path,
     notes: &mut Vec<String>,
     warnings: &mut Vec<String>,

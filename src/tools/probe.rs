@@ -51,7 +51,24 @@ pub struct StreamInfo {
     pub sample_rate: Option<u32>,
     pub channels: Option<u16>,
     pub language: Option<String>,
+    /// The stream's `title` tag.
+    pub title: Option<String>,
+    /// What the container says the stream is for, in ffprobe's words: `default`, `comment`,
+    /// `forced`, `hearing_impaired`, `visual_impaired`…
+    pub disposition: Vec<&'static str>,
 }
+
+/// The dispositions `probe` names, as ffprobe names them.
+const DISPOSITIONS: [(format::stream::Disposition, &str); 8] = [
+    (format::stream::Disposition::DEFAULT, "default"),
+    (format::stream::Disposition::DUB, "dub"),
+    (format::stream::Disposition::ORIGINAL, "original"),
+    (format::stream::Disposition::COMMENT, "comment"),
+    (format::stream::Disposition::FORCED, "forced"),
+    (format::stream::Disposition::HEARING_IMPAIRED, "hearing_impaired"),
+    (format::stream::Disposition::VISUAL_IMPAIRED, "visual_impaired"),
+    (format::stream::Disposition::ATTACHED_PIC, "attached_pic"),
+];
 
 /// Reads the container and stream facts of `path` (a file or a URL), opened under `options`'
 /// timeouts.
@@ -113,6 +130,12 @@ fn stream_info(path: &Path, stream: &format::stream::Stream) -> Result<StreamInf
         sample_rate: None,
         channels: None,
         language: source::language(stream),
+        title: source::title(stream),
+        disposition: DISPOSITIONS
+            .iter()
+            .filter(|(flag, _)| stream.disposition().contains(*flag))
+            .map(|(_, name)| *name)
+            .collect(),
     };
     match kind {
         "video" if raw.width > 0 && raw.height > 0 => {
@@ -207,6 +230,12 @@ impl fmt::Display for MediaInfo {
             }
             if let Some(l) = &s.language {
                 write!(f, "  [{l}]")?;
+            }
+            if let Some(title) = &s.title {
+                write!(f, "  {title:?}")?;
+            }
+            if !s.disposition.is_empty() {
+                write!(f, "  ({})", s.disposition.join(", "))?;
             }
             writeln!(f)?;
         }

@@ -26,5 +26,6 @@ mod probe;
 mod publish;
 mod record;
 mod remux;
+mod tracks_audio;
 mod unframe;
 mod util;

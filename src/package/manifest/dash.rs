@@ -5,11 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use dash_mpd_core::{
-    AdaptationSet, AudioChannelConfiguration, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
-    UTCTiming,
+    Accessibility, AdaptationSet, AudioChannelConfiguration, Label, MPD, Period, Representation, Role, S,
+    SegmentTemplate, SegmentTimeline, UTCTiming,
 };
 
-use super::{Package, WrittenManifest, millis, peak_bitrate, write};
+use super::{AudioTrack, Package, WrittenManifest, millis, peak_bitrate, write};
 use crate::error::Result;
 use crate::package::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
 
@@ -17,6 +17,9 @@ pub const MANIFEST: &str = "manifest.mpd";
 const PROFILE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
 const NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
 const CHANNEL_CONFIGURATION: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
+const ROLE: &str = "urn:mpeg:dash:role:2011";
+/// TV-Anytime's AudioPurposeCS, value 1: for the visually impaired (DASH-IF IOP §3.9.4.4).
+const AUDIO_PURPOSE: &str = "urn:tva:metadata:cs:AudioPurposeCS:2007";
 
 /// Writes `manifest.mpd` into `root`.
 pub fn write_manifest(root: &Path, package: &Package) -> Result<WrittenManifest> {
@@ -33,29 +36,9 @@ pub fn mpd(package: &Package) -> MPD {
     if !package.video.is_empty() {
         adaptations.push(video_adaptation(package, target));
     }
-    if let Some(audio) = &package.audio {
-        adaptations.push(AdaptationSet {
-            id: Some(adaptations.len().to_string()),
-            contentType: Some("audio".into()),
-            mimeType: Some("audio/mp4".into()),
-            lang: audio.language_tag().map(str::to_owned),
-            segmentAlignment: Some(true),
-            startWithSAP: Some(1),
-            representations: vec![Representation {
-                id: Some(audio.name.to_owned()),
-                bandwidth: Some(peak_bitrate(&audio.rendition.media.segments, target).round() as u64),
-                codecs: Some(audio.rendition.codecs.clone()),
-                audioSamplingRate: Some(audio.sample_rate.to_string()),
-                AudioChannelConfiguration: vec![AudioChannelConfiguration {
-                    schemeIdUri: CHANNEL_CONFIGURATION.into(),
-                    value: Some(audio.channels.to_string()),
-                    ..Default::default()
-                }],
-                SegmentTemplate: Some(template(&audio.rendition.media, package)),
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
+    for audio in &package.audio {
+        let id = adaptations.len().to_string();
+        adaptations.push(audio_adaptation(audio, id, package, target));
     }
     let duration = package
         .renditions()
@@ -90,6 +73,57 @@ pub fn mpd(package: &Package) -> MPD {
             id: Some("0".into()),
             start: Some(Duration::ZERO),
             adaptations,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// An audio rendition's own AdaptationSet. DASH-IF IOP (v4.3 §3.9.4) keeps in one set only
+/// Representations a player may switch between seamlessly, which two languages or a commentary
+/// and the main track are not; with one Representation per rendition here, a set per rendition
+/// is a set per language and role.
+fn audio_adaptation(audio: &AudioTrack, id: String, package: &Package, target: u64) -> AdaptationSet {
+    let role = match (audio.commentary, audio.describes_video, audio.default) {
+        (true, _, _) => "commentary",
+        (_, true, _) => "description",
+        (_, _, true) => "main",
+        _ => "alternate",
+    };
+    // DASH-IF IOP §3.9.4.4: an audio description is also signalled as serving the visually impaired.
+    let accessibility = audio.describes_video.then(|| Accessibility {
+        schemeIdUri: AUDIO_PURPOSE.into(),
+        value: Some("1".into()),
+        ..Default::default()
+    });
+    AdaptationSet {
+        id: Some(id),
+        contentType: Some("audio".into()),
+        mimeType: Some("audio/mp4".into()),
+        lang: Some(audio.language_tag()),
+        segmentAlignment: Some(true),
+        startWithSAP: Some(1),
+        Accessibility: accessibility.into_iter().collect(),
+        Role: vec![Role {
+            schemeIdUri: ROLE.into(),
+            value: Some(role.into()),
+            ..Default::default()
+        }],
+        Label: vec![Label {
+            content: audio.label.to_owned(),
+            ..Default::default()
+        }],
+        representations: vec![Representation {
+            id: Some(audio.name.to_owned()),
+            bandwidth: Some(peak_bitrate(&audio.rendition.media.segments, target).round() as u64),
+            codecs: Some(audio.rendition.codecs.clone()),
+            audioSamplingRate: Some(audio.sample_rate.to_string()),
+            AudioChannelConfiguration: vec![AudioChannelConfiguration {
+                schemeIdUri: CHANNEL_CONFIGURATION.into(),
+                value: Some(audio.channels.to_string()),
+                ..Default::default()
+            }],
+            SegmentTemplate: Some(template(&audio.rendition.media, package)),
             ..Default::default()
         }],
         ..Default::default()

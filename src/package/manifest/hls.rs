@@ -114,9 +114,14 @@ pub fn media_playlist(
 }
 
 pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
-    let audio = package.audio.as_ref();
-    let audio_peak = audio.map_or(0.0, |a| peak_bitrate(&a.rendition.media.segments, target));
-    let audio_average = audio.map_or(0.0, |a| average_bitrate(&a.rendition.media.segments));
+    let audio = &package.audio;
+    // A variant's bandwidth counts the richest rendition of its audio group (RFC 8216 §4.3.4.2).
+    let richest = |rate: &dyn Fn(&AudioTrack) -> f64| audio.iter().map(rate).fold(0.0, f64::max);
+    let audio_peak = richest(&|a| peak_bitrate(&a.rendition.media.segments, target));
+    let audio_average = richest(&|a| average_bitrate(&a.rendition.media.segments));
+    let mut audio_codecs: Vec<&str> = audio.iter().map(|a| a.rendition.codecs.as_str()).collect();
+    audio_codecs.dedup();
+    let audio_codecs = audio_codecs.join(",");
     let mut variants: Vec<VariantStream> = package
         .video
         .iter()
@@ -124,15 +129,15 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
             uri: format!("{}/{MEDIA_PLAYLIST}", v.name),
             bandwidth: (peak_bitrate(&v.rendition.media.segments, target) + audio_peak).round() as u64,
             average_bandwidth: Some((average_bitrate(&v.rendition.media.segments) + audio_average).round() as u64),
-            codecs: Some(match audio {
-                Some(a) => format!("{},{}", v.rendition.codecs, a.rendition.codecs),
-                None => v.rendition.codecs.clone(),
+            codecs: Some(match audio.is_empty() {
+                false => format!("{},{audio_codecs}", v.rendition.codecs),
+                true => v.rendition.codecs.clone(),
             }),
             resolution: Some(Resolution {
                 width: u64::from(v.width),
                 height: u64::from(v.height),
             }),
-            audio: audio.map(|_| AUDIO_GROUP.to_owned()),
+            audio: (!audio.is_empty()).then(|| AUDIO_GROUP.to_owned()),
             // m3u8-rs prints FRAME-RATE with as few digits as possible; HLS wants three decimals.
             other_attributes: Some(HashMap::from([(
                 "FRAME-RATE".to_owned(),
@@ -141,20 +146,22 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
             ..VariantStream::default()
         })
         .collect();
-    let alternatives = match (package.video.is_empty(), audio) {
-        (false, Some(a)) => vec![audio_media(a)],
-        (true, Some(a)) => {
-            variants.push(VariantStream {
-                uri: format!("{}/{MEDIA_PLAYLIST}", a.name),
-                bandwidth: audio_peak.round() as u64,
-                average_bandwidth: Some(audio_average.round() as u64),
-                codecs: Some(a.rendition.codecs.clone()),
-                ..VariantStream::default()
-            });
-            Vec::new()
+    let mut alternatives: Vec<AlternativeMedia> = audio.iter().map(audio_media).collect();
+    // Audio alone: the variant is the default rendition, and a group only when there is a choice.
+    if let (true, Some(a)) = (package.video.is_empty(), audio.iter().find(|a| a.default)) {
+        let single = audio.len() == 1;
+        variants.push(VariantStream {
+            uri: format!("{}/{MEDIA_PLAYLIST}", a.name),
+            bandwidth: audio_peak.round() as u64,
+            average_bandwidth: Some(audio_average.round() as u64),
+            codecs: Some(audio_codecs.clone()),
+            audio: (!single).then(|| AUDIO_GROUP.to_owned()),
+            ..VariantStream::default()
+        });
+        if single {
+            alternatives.clear();
         }
-        (_, None) => Vec::new(),
-    };
+    }
     MasterPlaylist {
         version: Some(PLAYLIST_VERSION),
         variants,
@@ -170,10 +177,14 @@ fn audio_media(audio: &AudioTrack) -> AlternativeMedia {
         media_type: AlternativeMediaType::Audio,
         uri: Some(format!("{}/{MEDIA_PLAYLIST}", audio.name)),
         group_id: AUDIO_GROUP.to_owned(),
-        language: audio.language_tag().map(str::to_owned),
-        name: audio.language_tag().unwrap_or("Audio").to_owned(),
-        default: true,
-        autoselect: true,
+        language: Some(audio.language_tag()),
+        name: audio.label.to_owned(),
+        default: audio.default,
+        // A commentary is chosen, never picked; RFC 8216 §4.3.4.1.1 wants the default AUTOSELECT.
+        autoselect: audio.default || !audio.commentary,
+        characteristics: audio
+            .describes_video
+            .then(|| "public.accessibility.describes-video".to_owned()),
         channels: Some(audio.channels.to_string()),
         ..AlternativeMedia::default()
     }

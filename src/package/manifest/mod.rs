@@ -4,6 +4,7 @@
 pub mod attr;
 pub mod dash;
 pub mod hls;
+pub mod language;
 
 use std::path::Path;
 
@@ -25,27 +26,36 @@ pub struct VideoTrack<'a> {
     pub rendition: &'a EncodedRendition,
 }
 
-/// The audio rendition every video rendition shares.
+/// An audio rendition, which every video rendition may play with.
 pub struct AudioTrack<'a> {
+    /// Folder, relative to the package root; also the DASH Representation id.
     pub name: &'a str,
+    /// What players list it as (HLS NAME, DASH Label): unique in the package.
+    pub label: &'a str,
     pub channels: u16,
     pub sample_rate: u32,
     /// The source's tag, as the input gives it: manifests use [`AudioTrack::language_tag`].
     pub language: Option<&'a str>,
+    /// The rendition players start with.
+    pub default: bool,
+    /// A commentary, which players do not pick by themselves.
+    pub commentary: bool,
+    /// An audio description of the picture.
+    pub describes_video: bool,
     pub rendition: &'a EncodedRendition,
 }
 
 impl AudioTrack<'_> {
-    /// The language manifests name: the source's tag when it is a language tag at all.
-    pub fn language_tag(&self) -> Option<&str> {
-        self.language.and_then(attr::language)
+    /// The language manifests name, in BCP 47: `und` when the source states none.
+    pub fn language_tag(&self) -> String {
+        language::bcp47(self.language)
     }
 }
 
 /// Everything a manifest describes.
 pub struct Package<'a> {
     pub video: Vec<VideoTrack<'a>>,
-    pub audio: Option<AudioTrack<'a>>,
+    pub audio: Vec<AudioTrack<'a>>,
     /// The picture aspect ratio as shown, reduced (16:9; 9:16 for portrait).
     pub display_aspect: (u32, u32),
     /// The AES-128 keys of an encrypted package, indexed by `SegmentFacts::key`.
@@ -94,7 +104,7 @@ impl Package<'_> {
     /// Every rendition, video first.
     pub fn renditions(&self) -> impl Iterator<Item = (&str, &EncodedRendition)> {
         let video = self.video.iter().map(|v| (v.name, v.rendition));
-        video.chain(self.audio.as_ref().map(|a| (a.name, a.rendition)))
+        video.chain(self.audio.iter().map(|a| (a.name, a.rendition)))
     }
 
     /// The longest segment rounded to the nearest second (EXT-X-TARGETDURATION's rule, RFC 8216

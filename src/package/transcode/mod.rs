@@ -45,6 +45,30 @@ impl StreamPipeline for Fanout {
     }
 }
 
+/// A pipeline on a thread of its own, fed copies of its packets: the audio renditions decode and
+/// encode side by side with each other and with the video ladder.
+pub struct Threaded(Worker<Packet, Vec<EncodedRendition>>);
+
+impl Threaded {
+    pub fn start(mut pipeline: Box<dyn StreamPipeline + Send>) -> Threaded {
+        Threaded(Worker::start(PACKET_QUEUE, move |queue| {
+            until_finish(queue, |packet: Packet| pipeline.send(&packet))?;
+            pipeline.finish()
+        }))
+    }
+}
+
+impl StreamPipeline for Threaded {
+    fn send(&mut self, packet: &Packet) -> Result<()> {
+        self.0.send(packet.clone())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
+        self.0.request_finish();
+        self.0.join()
+    }
+}
+
 /// A rung and the folder its segments go to.
 pub struct RungOutput {
     pub rung: Rung,
@@ -247,7 +271,8 @@ impl VideoLadder {
             .zip(encoder_threads(&sizes, cores))
             .map(|(out, threads)| {
                 let clock = self.decoding.context.clock.clone();
-                RungEncoder::new(out, time_base, &self.input, &self.settings, clock, threads).map(RungWorker::start)
+                RungEncoder::new(out, time_base, &self.input, &self.settings, clock, threads)
+                    .map(|encoder| Worker::start(FRAME_QUEUE, move |queue| encoder.run(queue)))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(RunningLadder { graph, workers })
@@ -431,52 +456,71 @@ fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
 /// decoded and scaled, small enough that memory stays a few frames per rung.
 const FRAME_QUEUE: usize = 4;
 
-/// What an encoder thread is sent.
-enum Work {
-    Frame(frame::Video),
+/// Depth of each threaded pipeline's packet queue: an audio packet is small, and a few dozen
+/// keep its thread busy while the demuxer reads on.
+const PACKET_QUEUE: usize = 64;
+
+/// What a worker thread is sent.
+enum Work<T> {
+    Item(T),
     Finish,
 }
 
-/// A rung's encoder and segmenter on a thread of their own, fed through a bounded queue, so that
-/// every rung encodes (and muxes and writes) while the next frames are decoded and scaled.
-struct RungWorker {
-    work: Option<SyncSender<Work>>,
-    thread: Option<JoinHandle<Result<EncodedRendition>>>,
+/// Takes every item the queue brings until `Finish`; a queue closed without it abandons the work.
+fn until_finish<T>(queue: &Receiver<Work<T>>, mut take: impl FnMut(T) -> Result<()>) -> Result<()> {
+    loop {
+        match queue.recv() {
+            Ok(Work::Item(item)) => take(item)?,
+            Ok(Work::Finish) => return Ok(()),
+            Err(mpsc::RecvError) => return Err(Error::Cancelled),
+        }
+    }
 }
 
-impl RungWorker {
-    fn start(encoder: RungEncoder) -> RungWorker {
-        let (work, queue) = mpsc::sync_channel(FRAME_QUEUE);
-        let thread = std::thread::spawn(move || encoder.run(&queue));
-        RungWorker {
+/// Work on a thread of its own, fed through a bounded queue: a rung's encoder and segmenter,
+/// which encode (and mux and write) while the next frames are decoded and scaled, or a whole
+/// audio pipeline, which decodes and encodes while the video does.
+struct Worker<T, R> {
+    work: Option<SyncSender<Work<T>>>,
+    thread: Option<JoinHandle<Result<R>>>,
+}
+
+/// A rung's encoder thread, fed scaled frames.
+type RungWorker = Worker<frame::Video, EncodedRendition>;
+
+impl<T: Send + 'static, R: Send + 'static> Worker<T, R> {
+    fn start(depth: usize, run: impl FnOnce(&Receiver<Work<T>>) -> Result<R> + Send + 'static) -> Worker<T, R> {
+        let (work, queue) = mpsc::sync_channel(depth);
+        let thread = std::thread::spawn(move || run(&queue));
+        Worker {
             work: Some(work),
             thread: Some(thread),
         }
     }
 
-    fn send(&mut self, frame: frame::Video) -> Result<()> {
+    fn send(&mut self, item: T) -> Result<()> {
         let work = self.work.as_ref().expect("the queue is open until finish");
-        if work.send(Work::Frame(frame)).is_err() {
+        if work.send(Work::Item(item)).is_err() {
             // The thread stopped on an error; it is the one to report.
             return Err(self.join().err().unwrap_or(Error::Cancelled));
         }
         Ok(())
     }
 
-    /// Asks the thread to flush its encoder and segmenter; `join` then gives the rendition.
+    /// Asks the thread to flush its work; `join` then gives what it made.
     fn request_finish(&mut self) {
         // A failed send means the thread already stopped with an error, which join returns.
         let _ = self.work.take().expect("finished once").send(Work::Finish);
     }
 
-    fn join(&mut self) -> Result<EncodedRendition> {
+    fn join(&mut self) -> Result<R> {
         self.work = None;
         let thread = self.thread.take().expect("joined once");
         thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 
-impl Drop for RungWorker {
+impl<T, R> Drop for Worker<T, R> {
     /// A job that stops early closes the queue without `Finish`: the thread drops its encoder
     /// without flushing, and nothing is written after the job has returned.
     fn drop(&mut self) {
@@ -561,14 +605,9 @@ impl RungEncoder {
     }
 
     /// The encoder thread: frames until `Finish`; a queue closed without it abandons the work.
-    fn run(mut self, queue: &Receiver<Work>) -> Result<EncodedRendition> {
-        loop {
-            match queue.recv() {
-                Ok(Work::Frame(mut frame)) => self.encode(&mut frame)?,
-                Ok(Work::Finish) => return self.finish(),
-                Err(mpsc::RecvError) => return Err(Error::Cancelled),
-            }
-        }
+    fn run(mut self, queue: &Receiver<Work<frame::Video>>) -> Result<EncodedRendition> {
+        until_finish(queue, |mut frame| self.encode(&mut frame))?;
+        self.finish()
     }
 
     fn drain(&mut self) -> Result<()> {

@@ -48,6 +48,12 @@ pub struct Mpd {
 pub struct AdaptationSet {
     pub attributes: Attributes,
     pub representations: Vec<Representation>,
+    /// The attributes of each Role element.
+    pub roles: Vec<Attributes>,
+    /// The attributes of each Accessibility element.
+    pub accessibility: Vec<Attributes>,
+    /// The text of each Label element.
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -115,14 +121,28 @@ pub fn parse_mpd(text: &str) -> Result<Mpd, String> {
 }
 
 fn adaptation_set(node: Node) -> Result<AdaptationSet, String> {
-    let representations = children(node, "Representation")?
-        .into_iter()
-        .map(representation)
-        .collect::<Result<_, _>>()?;
-    Ok(AdaptationSet {
+    let mut set = AdaptationSet {
         attributes: attributes(node),
-        representations,
-    })
+        representations: Vec::new(),
+        roles: Vec::new(),
+        accessibility: Vec::new(),
+        labels: Vec::new(),
+    };
+    for child in elements(node) {
+        let name = child.tag_name().name();
+        check_name(child, name)?;
+        match name {
+            "Representation" => set.representations.push(representation(child)?),
+            "Role" => set.roles.push(attributes(child)),
+            "Accessibility" => set.accessibility.push(attributes(child)),
+            "Label" => set.labels.push(child.text().unwrap_or_default().to_owned()),
+            other => return Err(format!("unexpected <{other}> in an AdaptationSet")),
+        }
+    }
+    if set.representations.is_empty() {
+        return Err("an AdaptationSet without a Representation".into());
+    }
+    Ok(set)
 }
 
 fn representation(node: Node) -> Result<Representation, String> {
