@@ -15,6 +15,7 @@ pub mod manifest;
 mod pipelines;
 pub mod rate;
 pub mod segment;
+pub mod subtitles;
 pub mod transcode;
 mod vod;
 pub mod window;
@@ -32,6 +33,7 @@ use crate::package::crypto::{KeySchedule, KeySource, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
+use crate::package::subtitles::SubtitleSidecar;
 use crate::package::transcode::Scaling;
 use crate::package::transcode::encoding::{self, AudioCodec, VideoCodec};
 use crate::package::window::WindowOptions;
@@ -96,6 +98,8 @@ pub struct PackageOptions {
     pub live: Option<LiveJob>,
     /// HTTP and object storage destinations the package is published to as it is made.
     pub publishing: Publishing,
+    /// Subtitle files beside the input, each a subtitle rendition (VOD only).
+    pub subtitles: Vec<SubtitleSidecar>,
 }
 
 /// A live presentation: where it comes from and how much of it the manifests keep.
@@ -129,6 +133,7 @@ impl PackageOptions {
             input_options: InputOptions::default(),
             live: None,
             publishing: Publishing::default(),
+            subtitles: Vec::new(),
         }
     }
 
@@ -226,6 +231,12 @@ fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
             "with live: not supported for live presentations yet",
         ));
     }
+    if !options.subtitles.is_empty() {
+        return Err(invalid(
+            "subtitles",
+            "with live: not supported for live presentations yet",
+        ));
+    }
     match live.window {
         WindowOptions { size: Some(0), .. } => Err(invalid("window", "0: must keep at least 1 segment")),
         WindowOptions {
@@ -302,6 +313,7 @@ fn refuse_overlap<'a>(
 ) -> Result<()> {
     let mut kept = vec![("the input", options.input.as_path())];
     kept.extend(options.ladder.iter().map(|path| ("the ladder file", path.as_path())));
+    kept.extend(options.subtitles.iter().map(|s| ("a subtitles file", s.path.as_path())));
     kept.extend(keys);
     staging::refuse_overlap(&options.output, kept)
 }
@@ -457,6 +469,7 @@ impl<'a> Job<'a> {
         manifest::Package {
             video: video_tracks,
             audio: audio_track,
+            subtitles: Vec::new(),
             display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
             keys: keys.map(KeySchedule::periods),
             output: self.output,

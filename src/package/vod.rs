@@ -16,13 +16,15 @@ use crate::output::staging::{Staging, Workspace};
 use crate::package::crypto::{KeySchedule, SharedKeys};
 use crate::package::ladder;
 use crate::package::ladder::Rung;
-use crate::package::manifest::hls;
+use crate::package::manifest::{self, hls};
 use crate::package::pipelines::Pipelines;
 use crate::package::segment::EncodedRendition;
+use crate::package::subtitles::{self, TextRendition};
 use crate::progress::{Monitor, Stage, Tracker};
 
 pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<PackageReport> {
     let ladder = load_ladder(options)?;
+    let text_tracks = subtitles::load_sidecars(&options.subtitles)?;
     // Nothing is written until the input is open: opening may wait for the open timeout or a
     // Ctrl-C, or fail; an object-storage input is downloaded first.
     let mut source = Source::fetch_and_open(
@@ -77,7 +79,13 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
             .filter(|_| options.copy || passthrough)
             .and_then(|v| keyframes::keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
     );
-    let made = write_manifests(&job, &source, plan, &video, audio.as_ref(), keys.as_ref(), notes)?;
+    let subtitles = write_subtitles(&job, text_tracks, video.first().or(audio.as_ref()))?;
+    let written = Written {
+        video: &video,
+        audio: audio.as_ref(),
+        subtitles: &subtitles,
+    };
+    let made = write_manifests(&job, &source, plan, &written, keys.as_ref(), notes)?;
     let report = deliver(options, workspace, publisher, made, &mut tracker)?;
     if let Some(keys) = &keys {
         keys.lock().expect("key schedule lock").keep();
@@ -92,19 +100,53 @@ fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<Share
     Ok(Arc::new(Mutex::new(keys)))
 }
 
+/// Writes the subtitle renditions, cut like `timeline` (the top video rendition, or the audio),
+/// and hands their files over.
+fn write_subtitles(
+    job: &Job,
+    tracks: Vec<subtitles::TextTrack>,
+    timeline: Option<&EncodedRendition>,
+) -> Result<Vec<TextRendition>> {
+    let Some(timeline) = timeline else {
+        return Ok(Vec::new());
+    };
+    let renditions = subtitles::write_renditions(job.root, tracks, &timeline.media)?;
+    renditions
+        .iter()
+        .flat_map(|s| s.completed(job.root))
+        .try_for_each(|file| job.hand_over(&file))?;
+    Ok(renditions)
+}
+
+/// The renditions the pass wrote.
+struct Written<'a> {
+    video: &'a [EncodedRendition],
+    audio: Option<&'a EncodedRendition>,
+    subtitles: &'a [TextRendition],
+}
+
 /// Writes the manifests, and the key info operators need; says what was made.
 fn write_manifests(
     job: &Job,
     source: &Source,
     plan: ladder::Plan,
-    video: &[EncodedRendition],
-    audio: Option<&EncodedRendition>,
+    written: &Written,
     keys: Option<&SharedKeys>,
     mut notes: Vec<String>,
 ) -> Result<Made> {
     let mut warnings = Vec::new();
     let mut keys_in_force = keys.map(|k| k.lock().expect("key schedule lock"));
-    let package = job.manifest_package(source, &plan.rungs, video, audio, keys_in_force.as_deref(), None);
+    let (video, audio) = (written.video, written.audio);
+    let mut package = job.manifest_package(source, &plan.rungs, video, audio, keys_in_force.as_deref(), None);
+    package.subtitles = written
+        .subtitles
+        .iter()
+        .map(|s| manifest::SubtitleTrack {
+            name: &s.name,
+            track: &s.track,
+            media: &s.media,
+        })
+        .collect();
     job.write_manifests(&package)?;
     let renditions = reports(&package);
     if let Some(keys) = keys_in_force.as_deref_mut() {
