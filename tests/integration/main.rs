@@ -26,5 +26,6 @@ mod probe;
 mod publish;
 mod record;
 mod remux;
+mod tracks_text;
 mod unframe;
 mod util;
