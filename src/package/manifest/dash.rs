@@ -38,7 +38,7 @@ pub fn mpd(package: &Package) -> MPD {
             id: Some(adaptations.len().to_string()),
             contentType: Some("audio".into()),
             mimeType: Some("audio/mp4".into()),
-            lang: audio.language_tag().map(str::to_owned),
+            lang: Some(audio.language_tag()),
             segmentAlignment: Some(true),
             startWithSAP: Some(1),
             representations: vec![Representation {

@@ -4,6 +4,7 @@
 pub mod attr;
 pub mod dash;
 pub mod hls;
+pub mod language;
 
 use std::path::Path;
 
@@ -37,9 +38,9 @@ pub struct AudioTrack<'a> {
 }
 
 impl AudioTrack<'_> {
-    /// The language manifests name: the source's tag when it is a language tag at all.
-    pub fn language_tag(&self) -> Option<&str> {
-        self.language.and_then(attr::language)
+    /// The language manifests name, in BCP 47: `und` when the source states none.
+    pub fn language_tag(&self) -> String {
+        language::bcp47(self.language)
     }
 }
 

@@ -380,11 +380,10 @@ fn check_audio_set(
         Some("audio/mp4"),
         "audio AdaptationSet@mimeType"
     );
-    let language = source.audio().language.as_deref();
     assert_eq!(
         attributes.get("lang"),
-        language,
-        "audio AdaptationSet@lang vs the source's tag"
+        Some(source.audio().bcp47()),
+        "audio AdaptationSet@lang vs the source's tag in BCP 47"
     );
     let [representation] = &set.representations[..] else {
         panic!("the audio AdaptationSet has one Representation")

@@ -145,7 +145,7 @@ fn language_tag_of_the_source_becomes_the_audio_lang() {
         .adaptation_sets
         .iter()
         .find(|set| set.attributes.get("contentType") == Some("audio"));
-    assert_eq!(audio.and_then(|set| set.attributes.get("lang")), Some("eng"));
+    assert_eq!(audio.and_then(|set| set.attributes.get("lang")), Some("en"));
 }
 
 #[test]

