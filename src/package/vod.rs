@@ -19,6 +19,7 @@ use crate::package::ladder::Rung;
 use crate::package::manifest::{self, hls};
 use crate::package::pipelines::Pipelines;
 use crate::package::segment::EncodedRendition;
+use crate::package::subtitles::source::SourceSubtitles;
 use crate::package::subtitles::{self, TextRendition};
 use crate::progress::{Monitor, Stage, Tracker};
 
@@ -67,7 +68,9 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         passthrough,
         publisher.as_ref(),
     );
-    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut tracker, monitor)?;
+    let mut source_texts = SourceSubtitles::new(&source, &mut notes)?;
+    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut source_texts, &mut tracker, monitor)?;
+    let text_tracks = source_texts.finish().into_iter().chain(text_tracks).collect();
     // The files the segmenters completed while flushing; the manifests list them all.
     let flushed = job.take_flushed(&mut tracker);
     tracker.stage(Stage::Publish, monitor);
@@ -160,17 +163,21 @@ fn write_manifests(
     })
 }
 
-/// Reads the source once, to its end, feeding its video to the ladder and its audio to the
-/// shared track; a cancelled job stops at once.
+/// Reads the source once, to its end, feeding its video to the ladder, its audio to the shared
+/// track and its text subtitles to `texts`; a cancelled job stops at once.
 fn transcode(
     source: &mut Source,
     rungs: &[Rung],
     job: &Job,
+    texts: &mut SourceSubtitles,
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Option<EncodedRendition>)> {
     let mut pipelines = Pipelines::new(source, rungs, job)?;
     while let Some(packet) = source.read(pipelines.media_end())? {
+        if texts.take(&packet, &job.clock)? {
+            continue;
+        }
         let Some(routed) = pipelines.route(&packet, &job.clock) else {
             continue;
         };

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::cli::{assert_failure, assert_success, package};
+use crate::util::cli::{assert_failure, assert_says, assert_success, package};
+use crate::util::ffprobe::{number, probe};
 use crate::util::m3u8::{MediaPlaylist, read_master, read_media};
 use crate::util::webvtt;
 
@@ -16,12 +17,44 @@ const TIMELINE_OFFSET: f64 = 1.4;
 const FRAME: f64 = 0.04;
 const SEGMENT: &str = "1.5";
 
-/// A subtitle track as the source or sidecar has it: cues of (start, end, text).
+/// A subtitle track as the source or sidecar has it: cues of (start, end, text as WebVTT says it).
 struct Expected {
     language: &'static str,
     name: &'static str,
     forced: bool,
+    hearing_impaired: bool,
     cues: Vec<(f64, f64, &'static str)>,
+}
+
+/// The source's English subtitles: a SubRip stream (hearing impaired) in Matroska, mov_text in MP4.
+fn english() -> (Expected, &'static str) {
+    let expected = Expected {
+        language: "en",
+        name: "English",
+        forced: false,
+        hearing_impaired: true,
+        cues: vec![
+            (0.5, 1.2, "<i>Hello</i> &amp; bye"),
+            (1.3, 3.4, "Across two cuts"),
+            (3.6, 3.9, "Last"),
+        ],
+    };
+    (
+        expected,
+        "1\n00:00:00,500 --> 00:00:01,200\n<i>Hello</i> & bye\n\n2\n00:00:01,300 --> 00:00:03,400\nAcross two cuts\n\n3\n00:00:03,600 --> 00:00:03,900\nLast\n",
+    )
+}
+
+/// The source's forced French subtitles (signs), with a title.
+fn french() -> (Expected, &'static str) {
+    let expected = Expected {
+        language: "fr",
+        name: "Panneaux",
+        forced: true,
+        hearing_impaired: false,
+        cues: vec![(2.0, 2.5, "Boulangerie")],
+    };
+    (expected, "1\n00:00:02,000 --> 00:00:02,500\nBoulangerie\n")
 }
 
 fn japanese() -> Expected {
@@ -29,6 +62,7 @@ fn japanese() -> Expected {
         language: "ja",
         name: "日本語",
         forced: false,
+        hearing_impaired: false,
         cues: vec![
             (0.2, 1.0, "こんにちは"),
             (1.4, 3.2, "境界を<i>跨ぐ</i>"),
@@ -55,19 +89,67 @@ fn srt(cues: &[(f64, f64, &str)]) -> String {
         .collect()
 }
 
-/// 4 s of 320x180 video at 25 fps and a tone, in `name` (its extension picks the container).
-fn make_source(dir: &Path, name: &str) -> PathBuf {
+/// 4 s of 320x180 video at 25 fps and a tone, in `name` (its extension picks the container), with
+/// a subtitle stream of each `(SubRip text, ffmpeg options)` in `codec`.
+fn make_source(dir: &Path, name: &str, codec: &str, subtitles: &[(&str, &[&str])]) -> PathBuf {
     let path = dir.join(name);
-    let status = Command::new("ffmpeg")
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg
         .args(["-v", "error", "-nostdin", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4"])
-        .args(["-f", "lavfi", "-i", "sine=duration=4:sample_rate=48000"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"])
-        .arg(&path)
-        .status()
-        .expect("run ffmpeg");
+        .args(["-f", "lavfi", "-i", "sine=duration=4:sample_rate=48000"]);
+    for (index, (text, _)) in subtitles.iter().enumerate() {
+        let file = dir.join(format!("{name}.{index}.srt"));
+        std::fs::write(&file, text).unwrap();
+        ffmpeg.arg("-i").arg(file);
+    }
+    ffmpeg.args(["-map", "0", "-map", "1"]);
+    for (index, (_, options)) in subtitles.iter().enumerate() {
+        ffmpeg.args(["-map", &(index + 2).to_string()]).args(*options);
+    }
+    ffmpeg.args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-c:s", codec]);
+    let status = ffmpeg.arg(&path).status().expect("run ffmpeg");
     assert!(status.success(), "ffmpeg could not make {name}");
     path
+}
+
+/// `expected` with each cue's times as the source file has them (ffprobe's packet times of its
+/// subtitle stream `index`, one packet a cue), which a container may have moved a little.
+fn as_stored(source: &Path, index: usize, expected: Expected) -> Expected {
+    let packets = probe(
+        &[
+            "-select_streams",
+            &format!("s:{index}"),
+            "-show_entries",
+            "packet=pts_time,duration_time,size",
+            "-show_packets",
+        ],
+        source,
+    );
+    // MP4 fills the gaps between cues with empty samples (mov_text: a 2-byte length of 0).
+    let packets: Vec<_> = packets["packets"]
+        .as_array()
+        .expect("packets")
+        .iter()
+        .filter(|p| number(&p["size"]) > 2.0)
+        .cloned()
+        .collect();
+    assert_eq!(
+        packets.len(),
+        expected.cues.len(),
+        "a packet per cue in {}",
+        source.display()
+    );
+    let cues = expected
+        .cues
+        .iter()
+        .zip(&packets)
+        .map(|((_, _, text), packet)| {
+            let start = number(&packet["pts_time"]);
+            (start, start + number(&packet["duration_time"]), *text)
+        })
+        .collect();
+    Expected { cues, ..expected }
 }
 
 /// The subtitle playlist of `language` is cut like the video's, and every cue of `expected` is on
@@ -88,6 +170,8 @@ fn judge(out: &Path, expected: &Expected) {
     assert_eq!(media.quoted("GROUP-ID"), Some("subs"));
     assert_eq!(media.quoted("NAME"), Some(expected.name));
     assert_eq!(media.plain("FORCED") == Some("YES"), expected.forced);
+    let sdh = "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
+    assert_eq!(media.quoted("CHARACTERISTICS") == Some(sdh), expected.hearing_impaired);
     assert_ne!(media.plain("DEFAULT"), Some("YES"), "subtitles are not on by default");
     let uri = media.quoted("URI").expect("a URI");
     let subtitles = read_media(&out.join(uri));
@@ -155,7 +239,7 @@ fn boundaries(playlist: &MediaPlaylist) -> Vec<(f64, f64)> {
 #[test]
 fn a_sidecar_becomes_segmented_webvtt_in_ts_and_fmp4() {
     let dir = tempfile::tempdir().unwrap();
-    let source = make_source(dir.path(), "plain.mp4");
+    let source = make_source(dir.path(), "plain.mp4", "mov_text", &[]);
     let sidecar = dir.path().join("ja.srt");
     std::fs::write(&sidecar, srt(&japanese().cues)).unwrap();
     let spec = format!("{}:ja:日本語", sidecar.display());
@@ -179,7 +263,7 @@ fn a_sidecar_becomes_segmented_webvtt_in_ts_and_fmp4() {
 #[test]
 fn bad_sidecars_are_one_line_and_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let source = make_source(dir.path(), "plain.mp4");
+    let source = make_source(dir.path(), "plain.mp4", "mov_text", &[]);
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
@@ -218,4 +302,122 @@ fn bad_sidecars_are_one_line_and_leave_nothing() {
         assert!(line.contains(says), "{spec}: {line}");
         assert!(!out.exists(), "{spec}: the failed run left {}", out.display());
     }
+}
+
+#[test]
+fn the_sources_subrip_and_mov_text_streams_become_webvtt_beside_a_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = dir.path().join("ja.srt");
+    std::fs::write(&sidecar, srt(&japanese().cues)).unwrap();
+    let spec = format!("{}:ja:日本語", sidecar.display());
+    let (en, en_srt) = english();
+    let (fr, fr_srt) = french();
+    let mkv = make_source(
+        dir.path(),
+        "title.mkv",
+        "srt",
+        &[
+            (
+                en_srt,
+                &[
+                    "-metadata:s:s:0",
+                    "language=eng",
+                    "-disposition:s:0",
+                    "hearing_impaired",
+                ],
+            ),
+            (
+                fr_srt,
+                &[
+                    "-metadata:s:s:1",
+                    "language=fre",
+                    "-metadata:s:s:1",
+                    "title=Panneaux",
+                    "-disposition:s:1",
+                    "forced",
+                ],
+            ),
+        ],
+    );
+    let out = dir.path().join("mkv");
+    let args = ["--reps", "180", "--segment-duration", SEGMENT, "--subtitles", &spec];
+    assert_success(&package("hls", &mkv, &out, &args));
+    judge(&out, &as_stored(&mkv, 0, en));
+    judge(&out, &as_stored(&mkv, 1, fr));
+    judge(&out, &japanese());
+
+    let (en, en_srt) = english();
+    let mp4 = make_source(
+        dir.path(),
+        "title.mp4",
+        "mov_text",
+        &[(en_srt, &["-metadata:s:s:0", "language=eng"])],
+    );
+    let en = Expected {
+        hearing_impaired: false,
+        ..as_stored(&mp4, 0, en)
+    };
+    for (command, extra) in [("hls", ["--format", "fmp4"]), ("dash", ["--hls", "--force"])] {
+        let out = dir.path().join(format!("mp4-{command}"));
+        let args = ["--reps", "180", "--segment-duration", SEGMENT, extra[0], extra[1]];
+        assert_success(&package(command, &mp4, &out, &args));
+        judge(&out, &en);
+    }
+}
+
+/// A PGS (Blu-ray) subtitle stream of two empty display sets, each a presentation composition
+/// segment and an end segment: what ffmpeg cannot encode from text, written by hand.
+fn pgs() -> Vec<u8> {
+    let segment = |pts: u32, kind: u8, data: &[u8]| {
+        let mut bytes = b"PG".to_vec();
+        bytes.extend(pts.to_be_bytes());
+        bytes.extend(0u32.to_be_bytes());
+        bytes.push(kind);
+        bytes.extend((data.len() as u16).to_be_bytes());
+        bytes.extend(data);
+        bytes
+    };
+    let composition = |number: u8, state: u8| [1, 64, 0, 180, 0x10, 0, number, state, 0, 0, 0];
+    [
+        segment(90_000, 0x16, &composition(0, 0x80)),
+        segment(90_000, 0x80, &[]),
+        segment(180_000, 0x16, &composition(1, 0)),
+        segment(180_000, 0x80, &[]),
+    ]
+    .concat()
+}
+
+#[test]
+fn picture_subtitles_are_left_out_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = make_source(dir.path(), "plain.mp4", "mov_text", &[]);
+    let sup = dir.path().join("signs.sup");
+    std::fs::write(&sup, pgs()).unwrap();
+    let with_pgs = dir.path().join("pgs.mkv");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(&plain)
+        .arg("-i")
+        .arg(&sup)
+        .args(["-map", "0", "-map", "1", "-c", "copy"])
+        .arg(&with_pgs)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not mux the PGS stream");
+    let out = dir.path().join("out");
+    let output = package("hls", &with_pgs, &out, &["--reps", "180"]);
+    assert_success(&output);
+    assert_says(
+        &output,
+        &["subtitle stream #2", "hdmv_pgs_subtitle", "left out"],
+        "that the PGS stream was left out",
+    );
+    let master = read_master(&out.join("master.m3u8"));
+    assert!(!master.media.iter().any(|m| m.plain("TYPE") == Some("SUBTITLES")));
+    assert!(
+        master
+            .variants
+            .iter()
+            .all(|v| v.attributes.quoted("SUBTITLES").is_none())
+    );
 }

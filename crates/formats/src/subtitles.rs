@@ -378,6 +378,8 @@ impl CueText {
                 [style @ (b'i' | b'b' | b'u'), b'1'] => self.style(*style as char, true),
                 [style @ (b'i' | b'b' | b'u'), b'0'] => self.style(*style as char, false),
                 [b'a', b'n', digit @ b'1'..=b'9'] => self.alignment = Some(digit - b'0'),
+                // `\r` (or `\rStyle`) resets to a style: what libav's mov_text decoder ends styles with.
+                [b'r', ..] => self.close_all(),
                 _ => {}
             }
         }
@@ -414,10 +416,14 @@ impl CueText {
         }
     }
 
-    fn finish(mut self) -> (String, String) {
+    fn close_all(&mut self) {
         while let Some(style) = self.open.pop() {
             self.text.push_str(&format!("</{style}>"));
         }
+    }
+
+    fn finish(mut self) -> (String, String) {
+        self.close_all();
         let lines: Vec<&str> = self
             .text
             .split(['\n', '\r'])
@@ -523,6 +529,8 @@ mod tests {
         assert_eq!((cues[0].start_ms, cues[0].end_ms), (1500, 2250));
         assert_eq!(cues[0].settings, "line:0 align:start");
         assert_eq!(cues[1].text, "second");
+        let (_, reset) = to_webvtt("{\\i1}{\\b1}Hello{\\r} & bye", Markup::Ass);
+        assert_eq!(reset, "<i><b>Hello</b></i> &amp; bye");
         let (_, drawing) = to_webvtt("{\\p1}{\\i1}{\\i0}", Markup::Ass);
         assert_eq!(drawing, "");
     }

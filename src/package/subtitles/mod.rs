@@ -1,6 +1,7 @@
 //! Subtitle renditions: text tracks from sidecar files (and the source's text streams) read into
 //! cues, then written as WebVTT cut at the video's segment boundaries.
 
+pub mod source;
 pub mod webvtt;
 
 use std::path::{Path, PathBuf};
