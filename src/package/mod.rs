@@ -469,7 +469,7 @@ impl<'a> Job<'a> {
         manifest::Package {
             video: video_tracks,
             audio: audio_track,
-            subtitles: Vec::new(),
+            subtitles: &[],
             display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
             keys: keys.map(KeySchedule::periods),
             output: self.output,

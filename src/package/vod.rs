@@ -16,7 +16,7 @@ use crate::output::staging::{Staging, Workspace};
 use crate::package::crypto::{KeySchedule, SharedKeys};
 use crate::package::ladder;
 use crate::package::ladder::Rung;
-use crate::package::manifest::{self, hls};
+use crate::package::manifest::{dash, hls};
 use crate::package::pipelines::Pipelines;
 use crate::package::segment::EncodedRendition;
 use crate::package::subtitles::source::SourceSubtitles;
@@ -82,7 +82,7 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
             .filter(|_| options.copy || passthrough)
             .and_then(|v| keyframes::keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
     );
-    let subtitles = write_subtitles(&job, text_tracks, video.first().or(audio.as_ref()))?;
+    let subtitles = write_subtitles(&job, text_tracks, &video, audio.as_ref())?;
     let written = Written {
         video: &video,
         audio: audio.as_ref(),
@@ -103,17 +103,23 @@ fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<Share
     Ok(Arc::new(Mutex::new(keys)))
 }
 
-/// Writes the subtitle renditions, cut like `timeline` (the top video rendition, or the audio),
-/// and hands their files over.
+/// Writes the subtitle renditions, cut like the top video rendition (or the audio), with a
+/// whole file each for DASH counting from its period's start, and hands their files over.
 fn write_subtitles(
     job: &Job,
     tracks: Vec<subtitles::TextTrack>,
-    timeline: Option<&EncodedRendition>,
+    video: &[EncodedRendition],
+    audio: Option<&EncodedRendition>,
 ) -> Result<Vec<TextRendition>> {
-    let Some(timeline) = timeline else {
+    let Some(timeline) = video.first().or(audio) else {
         return Ok(Vec::new());
     };
-    let renditions = subtitles::write_renditions(job.root, tracks, &timeline.media)?;
+    let period_start = job
+        .options
+        .manifests
+        .dash
+        .then(|| dash::latest_start(video.iter().chain(audio).map(|r| &r.media)));
+    let renditions = subtitles::write_renditions(job.root, tracks, &timeline.media, period_start)?;
     renditions
         .iter()
         .flat_map(|s| s.completed(job.root))
@@ -141,15 +147,7 @@ fn write_manifests(
     let mut keys_in_force = keys.map(|k| k.lock().expect("key schedule lock"));
     let (video, audio) = (written.video, written.audio);
     let mut package = job.manifest_package(source, &plan.rungs, video, audio, keys_in_force.as_deref(), None);
-    package.subtitles = written
-        .subtitles
-        .iter()
-        .map(|s| manifest::SubtitleTrack {
-            name: &s.name,
-            track: &s.track,
-            media: &s.media,
-        })
-        .collect();
+    package.subtitles = written.subtitles;
     job.write_manifests(&package)?;
     let renditions = reports(&package);
     if let Some(keys) = keys_in_force.as_deref_mut() {

@@ -113,6 +113,37 @@ fn make_source(dir: &Path, name: &str, codec: &str, subtitles: &[(&str, &[&str])
     path
 }
 
+/// The Japanese sidecar written in `dir`, as `--subtitles` names it.
+fn japanese_sidecar(dir: &Path) -> String {
+    let sidecar = dir.join("ja.srt");
+    std::fs::write(&sidecar, srt(&japanese().cues)).unwrap();
+    format!("{}:ja:日本語", sidecar.display())
+}
+
+/// A Matroska title with the English (hearing impaired) and forced French SubRip streams.
+fn title_mkv(dir: &Path) -> PathBuf {
+    let english: &[&str] = &[
+        "-metadata:s:s:0",
+        "language=eng",
+        "-disposition:s:0",
+        "hearing_impaired",
+    ];
+    let french: &[&str] = &[
+        "-metadata:s:s:1",
+        "language=fre",
+        "-metadata:s:s:1",
+        "title=Panneaux",
+        "-disposition:s:1",
+        "forced",
+    ];
+    make_source(
+        dir,
+        "title.mkv",
+        "srt",
+        &[(self::english().1, english), (self::french().1, french)],
+    )
+}
+
 /// `expected` with each cue's times as the source file has them (ffprobe's packet times of its
 /// subtitle stream `index`, one packet a cue), which a container may have moved a little.
 fn as_stored(source: &Path, index: usize, expected: Expected) -> Expected {
@@ -240,9 +271,7 @@ fn boundaries(playlist: &MediaPlaylist) -> Vec<(f64, f64)> {
 fn a_sidecar_becomes_segmented_webvtt_in_ts_and_fmp4() {
     let dir = tempfile::tempdir().unwrap();
     let source = make_source(dir.path(), "plain.mp4", "mov_text", &[]);
-    let sidecar = dir.path().join("ja.srt");
-    std::fs::write(&sidecar, srt(&japanese().cues)).unwrap();
-    let spec = format!("{}:ja:日本語", sidecar.display());
+    let spec = japanese_sidecar(dir.path());
     for format in ["ts", "fmp4"] {
         let out = dir.path().join(format!("out-{format}"));
         let args = [
@@ -307,43 +336,13 @@ fn bad_sidecars_are_one_line_and_leave_nothing() {
 #[test]
 fn the_sources_subrip_and_mov_text_streams_become_webvtt_beside_a_sidecar() {
     let dir = tempfile::tempdir().unwrap();
-    let sidecar = dir.path().join("ja.srt");
-    std::fs::write(&sidecar, srt(&japanese().cues)).unwrap();
-    let spec = format!("{}:ja:日本語", sidecar.display());
-    let (en, en_srt) = english();
-    let (fr, fr_srt) = french();
-    let mkv = make_source(
-        dir.path(),
-        "title.mkv",
-        "srt",
-        &[
-            (
-                en_srt,
-                &[
-                    "-metadata:s:s:0",
-                    "language=eng",
-                    "-disposition:s:0",
-                    "hearing_impaired",
-                ],
-            ),
-            (
-                fr_srt,
-                &[
-                    "-metadata:s:s:1",
-                    "language=fre",
-                    "-metadata:s:s:1",
-                    "title=Panneaux",
-                    "-disposition:s:1",
-                    "forced",
-                ],
-            ),
-        ],
-    );
+    let spec = japanese_sidecar(dir.path());
+    let mkv = title_mkv(dir.path());
     let out = dir.path().join("mkv");
     let args = ["--reps", "180", "--segment-duration", SEGMENT, "--subtitles", &spec];
     assert_success(&package("hls", &mkv, &out, &args));
-    judge(&out, &as_stored(&mkv, 0, en));
-    judge(&out, &as_stored(&mkv, 1, fr));
+    judge(&out, &as_stored(&mkv, 0, english().0));
+    judge(&out, &as_stored(&mkv, 1, french().0));
     judge(&out, &japanese());
 
     let (en, en_srt) = english();
@@ -363,6 +362,73 @@ fn the_sources_subrip_and_mov_text_streams_become_webvtt_beside_a_sidecar() {
         assert_success(&package(command, &mp4, &out, &args));
         judge(&out, &en);
     }
+    judge_dash(&dir.path().join("mp4-dash"), &en);
+}
+
+#[test]
+fn dash_has_a_text_adaptation_set_per_track_with_one_webvtt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mkv = title_mkv(dir.path());
+    let spec = japanese_sidecar(dir.path());
+    let out = dir.path().join("out");
+    let args = ["--reps", "180", "--segment-duration", SEGMENT, "--subtitles", &spec];
+    assert_success(&package("dash", &mkv, &out, &args));
+    judge_dash(&out, &as_stored(&mkv, 0, english().0));
+    judge_dash(&out, &as_stored(&mkv, 1, french().0));
+    judge_dash(&out, &japanese());
+}
+
+/// The MPD has a text AdaptationSet for `expected` (lang, Label, Role, text/vtt at a BaseURL), and
+/// its one WebVTT file puts every cue, counted from the period's start, where the source has it.
+fn judge_dash(out: &Path, expected: &Expected) {
+    let text = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
+    let document = roxmltree::Document::parse(&text).unwrap();
+    let sets: Vec<roxmltree::Node> = document
+        .descendants()
+        .filter(|n| n.has_tag_name("AdaptationSet"))
+        .collect();
+    // The period starts where the video's SegmentTemplate says: its presentationTimeOffset, less
+    // the timeline offset, is that instant of the source.
+    let video = sets
+        .iter()
+        .find(|s| s.attribute("contentType") == Some("video"))
+        .expect("video");
+    let template = child(*video, "SegmentTemplate").expect("a SegmentTemplate");
+    let ticks: f64 = template.attribute("presentationTimeOffset").unwrap().parse().unwrap();
+    let timescale: f64 = template.attribute("timescale").unwrap().parse().unwrap();
+    let period_start = ticks / timescale - TIMELINE_OFFSET;
+    let set = sets
+        .iter()
+        .find(|s| {
+            s.attribute("contentType") == Some("text")
+                && s.attribute("lang") == Some(expected.language)
+                && child(**s, "Label").and_then(|l| l.text()) == Some(expected.name)
+        })
+        .unwrap_or_else(|| panic!("no text AdaptationSet {} {}", expected.language, expected.name));
+    assert_eq!(set.attribute("mimeType"), Some("text/vtt"));
+    let role = child(*set, "Role").expect("a Role");
+    assert_eq!(role.attribute("schemeIdUri"), Some("urn:mpeg:dash:role:2011"));
+    let wanted = if expected.forced { "forced-subtitle" } else { "subtitle" };
+    assert_eq!(role.attribute("value"), Some(wanted));
+    let accessibility = child(*set, "Accessibility").and_then(|a| a.attribute("value"));
+    assert_eq!(accessibility == Some("2"), expected.hearing_impaired);
+    let base = child(*set, "BaseURL").and_then(|b| b.text()).expect("a BaseURL");
+    let file = std::fs::read_to_string(out.join(base)).unwrap();
+    let file = webvtt::parse(&file).unwrap_or_else(|e| panic!("{base}: {e}"));
+    assert_eq!(file.cues.len(), expected.cues.len(), "{base}: every cue once");
+    for ((start, end, text), cue) in expected.cues.iter().zip(&file.cues) {
+        assert_eq!(cue.text, *text);
+        let (at, until) = (cue.start + period_start, cue.end + period_start);
+        assert!(
+            (at - start).abs() <= FRAME && (until - end).abs() <= FRAME,
+            "{base}: {cue:?} at {at}, source {start}"
+        );
+    }
+}
+
+/// The first element `name` inside `node`.
+fn child<'a, 'input>(node: roxmltree::Node<'a, 'input>, name: &str) -> Option<roxmltree::Node<'a, 'input>> {
+    node.descendants().find(|n| n.has_tag_name(name))
 }
 
 /// A PGS (Blu-ray) subtitle stream of two empty display sets, each a presentation composition

@@ -8,12 +8,11 @@ use m3u8_rs::{
     MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
-use super::{
-    AudioTrack, LiveState, Package, SubtitleTrack, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write,
-};
+use super::{AudioTrack, LiveState, Package, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write};
 use crate::error::Result;
 use crate::package::crypto::KeyPeriod;
 use crate::package::segment::SegmentedStream;
+use crate::package::subtitles::TextRendition;
 
 /// Decimal EXTINF needs version 3; EXT-X-MAP without I-frames-only needs 6 (RFC 8216 §7).
 const PLAYLIST_VERSION: usize = 3;
@@ -37,8 +36,8 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
             playlist.write_to(w)
         })?);
     }
-    for subtitles in &package.subtitles {
-        let playlist = media_playlist(subtitles.media, target, None, None);
+    for subtitles in package.subtitles {
+        let playlist = media_playlist(&subtitles.media, target, None, None);
         written.push(write(root, format!("{}/{MEDIA_PLAYLIST}", subtitles.name), |w| {
             playlist.write_to(w)
         })?);
@@ -167,7 +166,7 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
         }
         (_, None) => Vec::new(),
     };
-    let subtitles = subtitle_media(&package.subtitles);
+    let subtitles = subtitle_media(package.subtitles);
     if !subtitles.is_empty() {
         variants
             .iter_mut()
@@ -201,7 +200,7 @@ fn audio_media(audio: &AudioTrack) -> AlternativeMedia {
 /// The subtitle renditions, each NAME unique in the group. None is DEFAULT (a viewer turns
 /// subtitles on); every one is AUTOSELECT, which lets a player pick one in the viewer's language,
 /// and a forced one when none is chosen.
-fn subtitle_media(subtitles: &[SubtitleTrack]) -> Vec<AlternativeMedia> {
+fn subtitle_media(subtitles: &[TextRendition]) -> Vec<AlternativeMedia> {
     let mut names: Vec<String> = Vec::new();
     subtitles
         .iter()

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::package::crypto::KeyPeriod;
 use crate::package::segment::EncodedRendition;
 use crate::package::segment::{SegmentFacts, SegmentedStream};
-use crate::package::subtitles::TextTrack;
+use crate::package::subtitles::TextRendition;
 
 /// A video rendition of the package.
 pub struct VideoTrack<'a> {
@@ -44,19 +44,11 @@ impl AudioTrack<'_> {
     }
 }
 
-/// A subtitle rendition: WebVTT segments cut at the video's boundaries.
-pub struct SubtitleTrack<'a> {
-    /// Folder, relative to the package root.
-    pub name: &'a str,
-    pub track: &'a TextTrack,
-    pub media: &'a SegmentedStream,
-}
-
 /// Everything a manifest describes.
 pub struct Package<'a> {
     pub video: Vec<VideoTrack<'a>>,
     pub audio: Option<AudioTrack<'a>>,
-    pub subtitles: Vec<SubtitleTrack<'a>>,
+    pub subtitles: &'a [TextRendition],
     /// The picture aspect ratio as shown, reduced (16:9; 9:16 for portrait).
     pub display_aspect: (u32, u32),
     /// The AES-128 keys of an encrypted package, indexed by `SegmentFacts::key`.

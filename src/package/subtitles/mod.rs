@@ -118,16 +118,20 @@ pub struct TextRendition {
     pub name: String,
     pub track: TextTrack,
     pub media: SegmentedStream,
+    /// The whole track as one WebVTT file, for DASH: its name in the folder and its size.
+    pub whole_file: Option<(String, u64)>,
 }
 
 impl TextRendition {
-    /// Its files, for the publisher: each segment, in order.
+    /// Its files, for the publisher: each segment, in order, then the whole file.
     pub fn completed(&self, root: &Path) -> impl Iterator<Item = Completed> + '_ {
         let dir = root.join(&self.name);
-        self.media.segments.iter().map(move |segment| Completed {
+        let segments = self.media.segments.iter().map(|s| (&s.uri, Some(s.clone())));
+        let whole = self.whole_file.iter().map(|(file, _)| (file, None));
+        segments.chain(whole).map(move |(file, segment)| Completed {
             rendition: self.name.clone(),
-            path: dir.join(&segment.uri),
-            segment: Some(segment.clone()),
+            path: dir.join(file),
+            segment,
             codecs: Some(WEBVTT_CODEC.to_owned()),
             stream: SegmentedStream {
                 segments: Vec::new(),
@@ -140,9 +144,18 @@ impl TextRendition {
 /// WebVTT's RFC 6381 name.
 const WEBVTT_CODEC: &str = "wvtt";
 
+/// The whole-track WebVTT file of a rendition's folder.
+const WHOLE_FILE: &str = "subtitles.vtt";
+
 /// Writes every track into `root`, in a folder of its own named by its language
-/// (`subtitles-en`, `subtitles-en-2`), cut like `timeline`.
-pub fn write_renditions(root: &Path, tracks: Vec<TextTrack>, timeline: &SegmentedStream) -> Result<Vec<TextRendition>> {
+/// (`subtitles-en`, `subtitles-en-2`), cut like `timeline`; with a `period_start` (seconds from the
+/// source's start) also as one file whose times count from there.
+pub fn write_renditions(
+    root: &Path,
+    tracks: Vec<TextTrack>,
+    timeline: &SegmentedStream,
+    period_start: Option<f64>,
+) -> Result<Vec<TextRendition>> {
     let mut renditions: Vec<TextRendition> = Vec::with_capacity(tracks.len());
     for track in tracks {
         let base = format!("subtitles-{}", track.language);
@@ -150,8 +163,22 @@ pub fn write_renditions(root: &Path, tracks: Vec<TextTrack>, timeline: &Segmente
             .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
             .find(|candidate| renditions.iter().all(|r| &r.name != candidate))
             .expect("some number is free");
-        let media = webvtt::write_segments(&root.join(&name), &track, timeline)?;
-        renditions.push(TextRendition { name, track, media });
+        let dir = root.join(&name);
+        let media = webvtt::write_segments(&dir, &track, timeline)?;
+        let whole_file = match period_start {
+            Some(start) => {
+                let offset_ms = (start * 1000.0).round().max(0.0) as u64;
+                let bytes = webvtt::write_whole(&dir.join(WHOLE_FILE), &track, offset_ms)?;
+                Some((WHOLE_FILE.to_owned(), bytes))
+            }
+            None => None,
+        };
+        renditions.push(TextRendition {
+            name,
+            track,
+            media,
+            whole_file,
+        });
     }
     Ok(renditions)
 }

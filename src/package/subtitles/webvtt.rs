@@ -71,10 +71,12 @@ fn overlapping(cues: &[Cue], from: i64, to: i64) -> impl Iterator<Item = &Cue> {
         .filter(move |cue| (cue.start_ms as i64) < to && (cue.end_ms as i64) > from)
 }
 
-/// The whole track as one WebVTT file, times from the source's start (DASH's period time).
-pub fn write_whole(path: &Path, track: &TextTrack) -> Result<u64> {
+/// The whole track as one WebVTT file, times from `offset_ms` after the source's start (DASH's
+/// period time); a cue over by then is left out.
+pub fn write_whole(path: &Path, track: &TextTrack, offset_ms: u64) -> Result<u64> {
     let mut body = String::from("WEBVTT\n\n");
-    track.cues.iter().for_each(|cue| cues::write_cue(cue, 0, &mut body));
+    let shown = track.cues.iter().filter(|cue| cue.end_ms > offset_ms);
+    shown.for_each(|cue| cues::write_cue(cue, offset_ms, &mut body));
     std::fs::write(path, &body).map_err(Error::io(path))?;
     Ok(body.len() as u64)
 }
