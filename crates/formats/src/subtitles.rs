@@ -19,6 +19,36 @@ pub struct Cue {
     pub text: String,
 }
 
+impl Cue {
+    /// A cue of plain text with no settings.
+    pub fn new(start_ms: u64, end_ms: u64, text: impl Into<String>) -> Cue {
+        Cue {
+            start_ms,
+            end_ms,
+            settings: String::new(),
+            text: text.into(),
+        }
+    }
+}
+
+/// A cue's timing line: its start, end and (WebVTT) settings.
+struct Timing {
+    start_ms: u64,
+    end_ms: u64,
+    settings: String,
+}
+
+impl Timing {
+    fn with_text(self, text: String) -> Cue {
+        Cue {
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            settings: self.settings,
+            text,
+        }
+    }
+}
+
 /// A cue that cannot be read: the 1-based line where it is, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("line {line}: {reason}")]
@@ -149,19 +179,11 @@ fn parse_subrip(text: &str) -> Result<Vec<Cue>, CueError> {
                 "expected a cue number or a timing line (00:00:01,000 --> 00:00:02,500)",
             ));
         };
-        let (start_ms, end_ms, _) = timing_line(timing).map_err(|reason| error(line, reason))?;
+        let timing = timing_line(timing).map_err(|reason| error(line, reason))?;
         let raw: Vec<&str> = lines.map(|(_, l)| l).collect();
+        // SubRip's own timing line has no settings; ASS codes in its text may give some.
         let (settings, text) = to_webvtt(&raw.join("\n"), Markup::SubRip);
-        push_in_order(
-            &mut cues,
-            Cue {
-                start_ms,
-                end_ms,
-                settings,
-                text,
-            },
-            line,
-        )?;
+        push_in_order(&mut cues, Timing { settings, ..timing }.with_text(text), line)?;
     }
     Ok(cues)
 }
@@ -184,7 +206,7 @@ fn parse_webvtt(text: &str) -> Result<Vec<Cue>, CueError> {
         let (line, timing) = *block
             .get(timing_at)
             .ok_or_else(|| error(number, "a cue identifier with no timing line after it"))?;
-        let (start_ms, end_ms, settings) = timing_line(timing).map_err(|reason| error(line, reason))?;
+        let timing = timing_line(timing).map_err(|reason| error(line, reason))?;
         let payload = &block[timing_at + 1..];
         if let Some((at, _)) = payload.iter().find(|(_, l)| l.contains("-->")) {
             return Err(error(
@@ -193,16 +215,7 @@ fn parse_webvtt(text: &str) -> Result<Vec<Cue>, CueError> {
             ));
         }
         let text = payload.iter().map(|(_, l)| *l).collect::<Vec<_>>().join("\n");
-        push_in_order(
-            &mut cues,
-            Cue {
-                start_ms,
-                end_ms,
-                settings,
-                text,
-            },
-            line,
-        )?;
+        push_in_order(&mut cues, timing.with_text(text), line)?;
     }
     Ok(cues)
 }
@@ -246,16 +259,16 @@ fn ass_dialogue(dialogue: &str, fields: &[String]) -> Result<Cue, String> {
         return Err("the cue ends before it starts".into());
     }
     let (settings, text) = to_webvtt(field("Text")?, Markup::Ass);
-    Ok(Cue {
+    Ok(Timing {
         start_ms,
         end_ms,
         settings,
-        text,
-    })
+    }
+    .with_text(text))
 }
 
 /// The start, end and (WebVTT) settings of a `start --> end [settings]` line.
-fn timing_line(line: &str) -> Result<(u64, u64, String), String> {
+fn timing_line(line: &str) -> Result<Timing, String> {
     let (start, rest) = line.split_once("-->").ok_or("expected a timing line: START --> END")?;
     let mut words = rest.split_whitespace();
     let end = words.next().ok_or("a timing line without an end time")?;
@@ -266,7 +279,11 @@ fn timing_line(line: &str) -> Result<(u64, u64, String), String> {
     if settings.iter().any(|s| s.contains("-->")) {
         return Err("a timing line with two arrows".into());
     }
-    Ok((start_ms, end_ms, settings.join(" ")))
+    Ok(Timing {
+        start_ms,
+        end_ms,
+        settings: settings.join(" "),
+    })
 }
 
 /// Milliseconds from `[H:]MM:SS.fff`: hours of any length, minutes and seconds below 60, a
@@ -469,21 +486,12 @@ fn alignment_settings(numpad: u8) -> String {
 mod tests {
     use super::*;
 
-    fn cue(start_ms: u64, end_ms: u64, text: &str) -> Cue {
-        Cue {
-            start_ms,
-            end_ms,
-            settings: String::new(),
-            text: text.into(),
-        }
-    }
-
     #[test]
     fn subrip_cues_are_read_with_their_markup_reduced() {
         let srt = "1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> & <font color=\"red\">you</font>\r\n\r\n\
                    2\r\n00:00:03,000 --> 00:00:04,000 X1:10\r\n{\\an8}こんにちは\r\n二行目\r\n";
         let cues = parse(srt, Syntax::SubRip).unwrap();
-        assert_eq!(cues[0], cue(1000, 2500, "<i>Hello</i> &amp; you"));
+        assert_eq!(cues[0], Cue::new(1000, 2500, "<i>Hello</i> &amp; you"));
         assert_eq!(cues[1].text, "こんにちは\n二行目");
         assert_eq!(cues[1].settings, "line:0 align:center");
     }
@@ -552,10 +560,10 @@ mod tests {
     #[test]
     fn written_cues_read_back_the_same() {
         let cues = vec![
-            cue(0, 1500, "a &lt; b"),
+            Cue::new(0, 1500, "a &lt; b"),
             Cue {
                 settings: "line:0 align:start".into(),
-                ..cue(3_600_000, 3_600_001, "<i>x</i>\ny")
+                ..Cue::new(3_600_000, 3_600_001, "<i>x</i>\ny")
             },
         ];
         let mut vtt = String::from("WEBVTT\n\n");

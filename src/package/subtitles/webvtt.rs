@@ -85,15 +85,6 @@ pub fn write_whole(path: &Path, track: &TextTrack, offset_ms: u64) -> Result<u64
 mod tests {
     use super::*;
 
-    fn cue(start_ms: u64, end_ms: u64, text: &str) -> Cue {
-        Cue {
-            start_ms,
-            end_ms,
-            settings: String::new(),
-            text: text.into(),
-        }
-    }
-
     fn timeline() -> SegmentedStream {
         // Two 2 s segments of a TS rendition, the source starting at 0.
         let segment = |start_ticks, uri: &str| SegmentFacts {
@@ -121,9 +112,9 @@ mod tests {
             forced: false,
             hearing_impaired: false,
             cues: vec![
-                cue(500, 1000, "first"),
-                cue(1500, 2500, "across"),
-                cue(3000, 9000, "last"),
+                Cue::new(500, 1000, "first"),
+                Cue::new(1500, 2500, "across"),
+                Cue::new(3000, 9000, "last"),
             ],
         };
         let out = dir.path().join("subs");
