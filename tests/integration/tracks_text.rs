@@ -487,3 +487,47 @@ fn picture_subtitles_are_left_out_with_a_note() {
             .all(|v| v.attributes.quoted("SUBTITLES").is_none())
     );
 }
+
+#[test]
+fn utf16_and_ass_sidecars_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = make_source(dir.path(), "plain.mp4", "mov_text", &[]);
+    let utf16 = dir.path().join("ja16.srt");
+    let text = srt(&japanese().cues);
+    let units = [0xfeff_u16].into_iter().chain(text.encode_utf16());
+    std::fs::write(&utf16, units.flat_map(u16::to_le_bytes).collect::<Vec<u8>>()).unwrap();
+    let ass = dir.path().join("de.ass");
+    std::fs::write(
+        &ass,
+        "[Script Info]\nScriptType: v4.00+\n\n[Events]\n\
+         Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n\
+         Dialogue: 0,0:00:02.50,0:00:03.20,Default,,0,0,0,,{\\an8}Oben {\\i1}Schild{\\i0}\n\
+         Dialogue: 0,0:00:00.40,0:00:01.10,Default,,0,0,0,,Erste\\NZeile zwei\n",
+    )
+    .unwrap();
+    let german = Expected {
+        language: "de",
+        name: "Deutsch",
+        forced: false,
+        hearing_impaired: false,
+        cues: vec![(0.4, 1.1, "Erste\nZeile zwei"), (2.5, 3.2, "Oben <i>Schild</i>")],
+    };
+    let specs = [
+        format!("{}:ja:日本語", utf16.display()),
+        format!("{}:de:Deutsch", ass.display()),
+    ];
+    let out = dir.path().join("out");
+    let args = [
+        "--reps",
+        "180",
+        "--segment-duration",
+        SEGMENT,
+        "--subtitles",
+        &specs[0],
+        "--subtitles",
+        &specs[1],
+    ];
+    assert_success(&package("hls", &source, &out, &args));
+    judge(&out, &japanese());
+    judge(&out, &german);
+}
