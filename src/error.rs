@@ -73,6 +73,10 @@ pub enum Error {
     #[error("key-info file {}: {reason}", path.display())]
     KeyInfoFile { path: PathBuf, reason: String },
 
+    /// A subtitle file given beside the input that cannot be read or holds a bad cue.
+    #[error("subtitles file {}: {reason}", path.display())]
+    SubtitleFile { path: PathBuf, reason: String },
+
     #[error("schedule file {}: {reason}", path.display())]
     Schedule { path: PathBuf, reason: String },
 
@@ -130,7 +134,8 @@ impl Error {
             | Error::InputIncomplete { .. }
             | Error::Remote { .. }
             | Error::LiveNeverStarted { .. }
-            | Error::LiveDropped { .. } => exit::INPUT,
+            | Error::LiveDropped { .. }
+            | Error::SubtitleFile { .. } => exit::INPUT,
             Error::InvalidOption { .. } | Error::Usage(_) | Error::Schedule { .. } => exit::USAGE,
             Error::LadderFile { .. } | Error::Ladder(_) => exit::LADDER,
             Error::OutputExists { .. }

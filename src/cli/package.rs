@@ -8,6 +8,7 @@ use stream_pack::output::publish::Destination;
 use stream_pack::package::audio::AudioSelection;
 use stream_pack::package::crypto::KeySource;
 use stream_pack::package::ladder::{Bitrate, Reps};
+use stream_pack::package::subtitles::SubtitleSidecar;
 use stream_pack::package::transcode::Scaling;
 use stream_pack::package::transcode::encoding::{AudioCodec, VideoCodec};
 use stream_pack::package::window::WindowOptions;
@@ -112,6 +113,10 @@ struct PackageArgs {
     /// audio stream, else the first kept.
     #[arg(long)]
     default_audio: Option<String>,
+    /// A subtitle file (.srt, .vtt, .ass; UTF-8 or UTF-16) as a subtitle rendition: PATH[:LANG[:NAME]],
+    /// LANG a BCP 47 tag (default und). Repeatable.
+    #[arg(long = "subtitles", value_name = "PATH[:LANG[:NAME]]", conflicts_with = "live")]
+    subtitles: Vec<String>,
     #[command(flatten)]
     job: JobArgs,
 }
@@ -209,6 +214,7 @@ impl PackageArgs {
             force: self.job.force,
             publishing,
             live: self.live.job(self.input.as_deref())?,
+            subtitles: self.subtitles.iter().map(|spec| SubtitleSidecar::parse(spec)).collect(),
             ..base(self.input.clone().unwrap_or_default(), output)
         })
     }

@@ -1,6 +1,6 @@
-//! Side files (a ladder, a key, key info, a list of chunk URLs, a recording schedule) are small,
-//! so they are read up to a limit: `/dev/zero` or an endless pipe given by mistake fails at once,
-//! naming the limit, instead of taking the machine's memory.
+//! Side files (a ladder, a key, key info, a list of chunk URLs, a recording schedule, subtitles)
+//! are small, so they are read up to a limit: `/dev/zero` or an endless pipe given by mistake
+//! fails at once, naming the limit, instead of taking the machine's memory.
 
 use std::io::{self, Read};
 use std::path::Path;

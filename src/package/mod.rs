@@ -16,6 +16,7 @@ pub mod manifest;
 mod pipelines;
 pub mod rate;
 pub mod segment;
+pub mod subtitles;
 pub mod transcode;
 mod vod;
 pub mod window;
@@ -34,6 +35,7 @@ use crate::package::crypto::{KeySchedule, KeySource, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
+use crate::package::subtitles::SubtitleSidecar;
 use crate::package::transcode::Scaling;
 use crate::package::transcode::encoding::{self, AudioCodec, VideoCodec};
 use crate::package::window::WindowOptions;
@@ -103,6 +105,8 @@ pub struct PackageOptions {
     pub live: Option<LiveJob>,
     /// HTTP and object storage destinations the package is published to as it is made.
     pub publishing: Publishing,
+    /// Subtitle files beside the input, each a subtitle rendition (VOD only).
+    pub subtitles: Vec<SubtitleSidecar>,
 }
 
 /// A live presentation: where it comes from and how much of it the manifests keep.
@@ -138,6 +142,7 @@ impl PackageOptions {
             input_options: InputOptions::default(),
             live: None,
             publishing: Publishing::default(),
+            subtitles: Vec::new(),
         }
     }
 
@@ -235,6 +240,12 @@ fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
             "with live: not supported for live presentations yet",
         ));
     }
+    if !options.subtitles.is_empty() {
+        return Err(invalid(
+            "subtitles",
+            "with live: not supported for live presentations yet",
+        ));
+    }
     match live.window {
         WindowOptions { size: Some(0), .. } => Err(invalid("window", "0: must keep at least 1 segment")),
         WindowOptions {
@@ -311,6 +322,7 @@ fn refuse_overlap<'a>(
 ) -> Result<()> {
     let mut kept = vec![("the input", options.input.as_path())];
     kept.extend(options.ladder.iter().map(|path| ("the ladder file", path.as_path())));
+    kept.extend(options.subtitles.iter().map(|s| ("a subtitles file", s.path.as_path())));
     kept.extend(keys);
     staging::refuse_overlap(&options.output, kept)
 }
@@ -463,6 +475,7 @@ impl<'a> Job<'a> {
                 .zip(audio)
                 .map(|(a, r)| self.audio_track(a, r))
                 .collect(),
+            subtitles: &[],
             display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
             keys: keys.map(KeySchedule::periods),
             output: self.output,

@@ -17,13 +17,16 @@ use crate::package::audio;
 use crate::package::crypto::{KeySchedule, SharedKeys};
 use crate::package::ladder;
 use crate::package::ladder::Rung;
-use crate::package::manifest::hls;
+use crate::package::manifest::{dash, hls};
 use crate::package::pipelines::Pipelines;
 use crate::package::segment::EncodedRendition;
+use crate::package::subtitles::source::SourceSubtitles;
+use crate::package::subtitles::{self, TextRendition};
 use crate::progress::{Monitor, Stage, Tracker};
 
 pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<PackageReport> {
     let ladder = load_ladder(options)?;
+    let text_tracks = subtitles::load_sidecars(&options.subtitles)?;
     // Nothing is written until the input is open: opening may wait for the open timeout or a
     // Ctrl-C, or fail; an object-storage input is downloaded first.
     let mut source = Source::fetch_and_open(
@@ -69,7 +72,9 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         publisher.as_ref(),
     )
     .with_audio(audio);
-    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut tracker, monitor)?;
+    let mut source_texts = SourceSubtitles::new(&source, &mut notes)?;
+    let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut source_texts, &mut tracker, monitor)?;
+    let text_tracks = source_texts.finish().into_iter().chain(text_tracks).collect();
     // The files the segmenters completed while flushing; the manifests list them all.
     let flushed = job.take_flushed(&mut tracker);
     tracker.stage(Stage::Publish, monitor);
@@ -81,7 +86,13 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
             .filter(|_| options.copy || passthrough)
             .and_then(|v| keyframes::keyframe_note(&v.media.segments, options.segment_duration, source.video.as_ref())),
     );
-    let made = write_manifests(&job, &source, plan, &video, &audio, keys.as_ref(), notes)?;
+    let subtitles = write_subtitles(&job, text_tracks, &video, &audio)?;
+    let written = Written {
+        video: &video,
+        audio: &audio,
+        subtitles: &subtitles,
+    };
+    let made = write_manifests(&job, &source, plan, &written, keys.as_ref(), notes)?;
     let report = deliver(options, workspace, publisher, made, &mut tracker)?;
     if let Some(keys) = &keys {
         keys.lock().expect("key schedule lock").keep();
@@ -96,19 +107,51 @@ fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<Share
     Ok(Arc::new(Mutex::new(keys)))
 }
 
+/// Writes the subtitle renditions, cut like the top video rendition (or the audio), with a
+/// whole file each for DASH counting from its period's start, and hands their files over.
+fn write_subtitles(
+    job: &Job,
+    tracks: Vec<subtitles::TextTrack>,
+    video: &[EncodedRendition],
+    audio: &[EncodedRendition],
+) -> Result<Vec<TextRendition>> {
+    let Some(timeline) = video.first().or(audio.first()) else {
+        return Ok(Vec::new());
+    };
+    let period_start = job
+        .options
+        .manifests
+        .dash
+        .then(|| dash::latest_start(video.iter().chain(audio).map(|r| &r.media)));
+    let renditions = subtitles::write_renditions(job.root, tracks, &timeline.media, period_start)?;
+    renditions
+        .iter()
+        .flat_map(|s| s.completed(job.root))
+        .try_for_each(|file| job.hand_over(&file))?;
+    Ok(renditions)
+}
+
+/// The renditions the pass wrote.
+struct Written<'a> {
+    video: &'a [EncodedRendition],
+    audio: &'a [EncodedRendition],
+    subtitles: &'a [TextRendition],
+}
+
 /// Writes the manifests, and the key info operators need; says what was made.
 fn write_manifests(
     job: &Job,
     source: &Source,
     plan: ladder::Plan,
-    video: &[EncodedRendition],
-    audio: &[EncodedRendition],
+    written: &Written,
     keys: Option<&SharedKeys>,
     mut notes: Vec<String>,
 ) -> Result<Made> {
     let mut warnings = Vec::new();
     let mut keys_in_force = keys.map(|k| k.lock().expect("key schedule lock"));
-    let package = job.manifest_package(source, &plan.rungs, video, audio, keys_in_force.as_deref(), None);
+    let (video, audio) = (written.video, written.audio);
+    let mut package = job.manifest_package(source, &plan.rungs, video, audio, keys_in_force.as_deref(), None);
+    package.subtitles = written.subtitles;
     job.write_manifests(&package)?;
     let renditions = reports(&package);
     if let Some(keys) = keys_in_force.as_deref_mut() {
@@ -122,17 +165,21 @@ fn write_manifests(
     })
 }
 
-/// Reads the source once, to its end, feeding its video to the ladder and each audio stream kept
-/// to its rendition; a cancelled job stops at once.
+/// Reads the source once, to its end, feeding its video to the ladder, each audio stream kept to
+/// its rendition and its text subtitles to `texts`; a cancelled job stops at once.
 fn transcode(
     source: &mut Source,
     rungs: &[Rung],
     job: &Job,
+    texts: &mut SourceSubtitles,
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Vec<EncodedRendition>)> {
     let mut pipelines = Pipelines::new(source, rungs, job)?;
     while let Some(packet) = source.read(pipelines.media_end())? {
+        if texts.take(&packet, &job.clock)? {
+            continue;
+        }
         let Some(routed) = pipelines.route(&packet, &job.clock) else {
             continue;
         };

@@ -27,5 +27,6 @@ mod publish;
 mod record;
 mod remux;
 mod tracks_audio;
+mod tracks_text;
 mod unframe;
 mod util;

@@ -10,6 +10,7 @@ pub mod bmff;
 pub mod flv;
 pub mod framing;
 pub mod inspect;
+pub mod subtitles;
 
 /// Calls `f` on `iterations` mutations of `sample` (a few random bytes changed each time), for the
 /// cheap "corrupt input is an error, not a panic" tests that run with the normal suite.

@@ -46,6 +46,30 @@ pub fn language(tag: &str) -> Option<&str> {
     (primary_ok && rest_ok).then_some(tag)
 }
 
+/// Text from outside (a title, a name given on the command line) as an HLS quoted-string: `"`
+/// becomes `'` and every control character a space, so it can neither end the string nor the line.
+pub fn quoted_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// `name`, or `name (2)`, `name (3)`… whichever is not `taken`: renditions of a group may not share
+/// a NAME (RFC 8216 §4.4.6.1).
+pub fn unique_name(name: &str, taken: &[String]) -> String {
+    (1..)
+        .map(|n| match n {
+            1 => name.to_owned(),
+            n => format!("{name} ({n})"),
+        })
+        .find(|candidate| !taken.contains(candidate))
+        .expect("some number is free")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +91,14 @@ mod tests {
         ] {
             assert_eq!(language(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn names_stay_one_quoted_string_and_unique() {
+        assert_eq!(quoted_text("Ja \"forced\"\r\n#EXT"), "Ja 'forced'  #EXT");
+        let taken = vec!["en".to_owned(), "en (2)".to_owned()];
+        assert_eq!(unique_name("en", &taken), "en (3)");
+        assert_eq!(unique_name("ja", &taken), "ja");
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use dash_mpd_core::{
-    Accessibility, AdaptationSet, AudioChannelConfiguration, Label, MPD, Period, Representation, Role, S,
+    Accessibility, AdaptationSet, AudioChannelConfiguration, BaseURL, Label, MPD, Period, Representation, Role, S,
     SegmentTemplate, SegmentTimeline, UTCTiming,
 };
 
-use super::{AudioTrack, Package, WrittenManifest, millis, peak_bitrate, write};
+use super::{AudioTrack, Package, WrittenManifest, attr, millis, peak_bitrate, write};
 use crate::error::Result;
 use crate::package::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
 
@@ -18,8 +18,9 @@ const PROFILE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
 const NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
 const CHANNEL_CONFIGURATION: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
 const ROLE: &str = "urn:mpeg:dash:role:2011";
-/// TV-Anytime's AudioPurposeCS, value 1: for the visually impaired (DASH-IF IOP §3.9.4.4).
-const AUDIO_PURPOSE: &str = "urn:tva:metadata:cs:AudioPurposeCS:2007";
+/// TV-Anytime's AudioPurposeCS (DASH-IF IOP §3.9.4.4): 1 is for the visually impaired, 2 for the
+/// hard of hearing.
+const PURPOSE: &str = "urn:tva:metadata:cs:AudioPurposeCS:2007";
 
 /// Writes `manifest.mpd` into `root`.
 pub fn write_manifest(root: &Path, package: &Package) -> Result<WrittenManifest> {
@@ -40,6 +41,8 @@ pub fn mpd(package: &Package) -> MPD {
         let id = adaptations.len().to_string();
         adaptations.push(audio_adaptation(audio, id, package, target));
     }
+    let first_text = adaptations.len();
+    adaptations.extend(text_adaptations(package, first_text));
     let duration = package
         .renditions()
         .map(|(_, r)| presentation_end(&r.media, package))
@@ -92,7 +95,7 @@ fn audio_adaptation(audio: &AudioTrack, id: String, package: &Package, target: u
     };
     // DASH-IF IOP §3.9.4.4: an audio description is also signalled as serving the visually impaired.
     let accessibility = audio.describes_video.then(|| Accessibility {
-        schemeIdUri: AUDIO_PURPOSE.into(),
+        schemeIdUri: PURPOSE.into(),
         value: Some("1".into()),
         ..Default::default()
     });
@@ -168,6 +171,58 @@ fn video_adaptation(package: &Package, target: u64) -> AdaptationSet {
     }
 }
 
+/// An AdaptationSet per subtitle rendition, numbered from `first_id`: its whole track as one
+/// WebVTT file (`text/vtt` at a BaseURL, the form dash.js and Shaka Player both read), its cue
+/// times period time (`latest_start`). Role `subtitle` or `forced-subtitle`; hearing impaired as an Accessibility.
+fn text_adaptations(package: &Package, first_id: usize) -> Vec<AdaptationSet> {
+    let with_files = package
+        .subtitles
+        .iter()
+        .filter_map(|s| s.whole_file.as_ref().map(|w| (s, w)));
+    with_files
+        .enumerate()
+        .map(|(index, (subtitles, (file, bytes)))| {
+            let track = &subtitles.track;
+            let seconds: f64 = subtitles.media.segments.iter().map(|s| s.duration).sum();
+            let role = if track.forced { "forced-subtitle" } else { "subtitle" };
+            AdaptationSet {
+                id: Some((first_id + index).to_string()),
+                contentType: Some("text".into()),
+                mimeType: Some("text/vtt".into()),
+                lang: attr::language(&track.language).map(str::to_owned),
+                Label: vec![Label {
+                    content: track.name.clone(),
+                    ..Default::default()
+                }],
+                Role: vec![Role {
+                    schemeIdUri: ROLE.into(),
+                    value: Some(role.into()),
+                    ..Default::default()
+                }],
+                Accessibility: track
+                    .hearing_impaired
+                    .then(|| Accessibility {
+                        schemeIdUri: PURPOSE.into(),
+                        value: Some("2".into()),
+                        ..Default::default()
+                    })
+                    .into_iter()
+                    .collect(),
+                representations: vec![Representation {
+                    id: Some(subtitles.name.clone()),
+                    bandwidth: Some((*bytes as f64 * 8.0 / seconds.max(1.0)).ceil() as u64),
+                    BaseURL: vec![BaseURL {
+                        base: format!("{}/{file}", subtitles.name),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
 /// Seconds from the start of the period to the end of the rendition's last segment.
 fn presentation_end(media: &SegmentedStream, package: &Package) -> f64 {
     media.segments.last().map_or(0.0, |last| {
@@ -185,15 +240,19 @@ fn period_seconds(package: &Package) -> f64 {
     match package.live {
         Some(live) if live.ended => live.listed_from,
         Some(_) => 0.0,
-        None => package
-            .renditions()
-            .filter_map(|(_, r)| {
-                let media = &r.media;
-                let first = media.segments.first()?;
-                Some((first.start_ticks - media.presentation_offset) as f64 / f64::from(media.timescale))
-            })
-            .fold(0.0, f64::max),
+        None => latest_start(package.renditions().map(|(_, r)| &r.media)),
     }
+}
+
+/// Seconds from the source's start to where the stream that starts last starts: a VOD period's
+/// start, at which the whole-file WebVTT of a subtitle rendition counts its cue times from.
+pub fn latest_start<'a>(streams: impl Iterator<Item = &'a SegmentedStream>) -> f64 {
+    streams
+        .filter_map(|media| {
+            let first = media.segments.first()?;
+            Some((first.start_ticks - media.presentation_offset) as f64 / f64::from(media.timescale))
+        })
+        .fold(0.0, f64::max)
 }
 
 /// The media time at which the period starts, in this stream's ticks.

@@ -12,11 +12,16 @@ use super::{AudioTrack, LiveState, Package, WrittenManifest, attr, average_bitra
 use crate::error::Result;
 use crate::package::crypto::KeyPeriod;
 use crate::package::segment::SegmentedStream;
+use crate::package::subtitles::TextRendition;
 
 /// Decimal EXTINF needs version 3; EXT-X-MAP without I-frames-only needs 6 (RFC 8216 §7).
 const PLAYLIST_VERSION: usize = 3;
 const PLAYLIST_VERSION_WITH_MAP: usize = 6;
 const AUDIO_GROUP: &str = "audio";
+const SUBTITLES_GROUP: &str = "subs";
+/// What HLS calls subtitles for the deaf and hard of hearing (Apple's HLS authoring spec).
+const SDH_CHARACTERISTICS: &str =
+    "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
 const MEDIA_PLAYLIST: &str = "index.m3u8";
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
 
@@ -28,6 +33,12 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
         let keys = package.keys.map(|periods| (periods, package.output));
         let playlist = media_playlist(&rendition.media, target, keys, package.live);
         written.push(write(root, format!("{name}/{MEDIA_PLAYLIST}"), |w| {
+            playlist.write_to(w)
+        })?);
+    }
+    for subtitles in package.subtitles {
+        let playlist = media_playlist(&subtitles.media, target, None, None);
+        written.push(write(root, format!("{}/{MEDIA_PLAYLIST}", subtitles.name), |w| {
             playlist.write_to(w)
         })?);
     }
@@ -162,6 +173,13 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
             alternatives.clear();
         }
     }
+    let subtitles = subtitle_media(package.subtitles);
+    if !subtitles.is_empty() {
+        variants
+            .iter_mut()
+            .for_each(|v| v.subtitles = Some(SUBTITLES_GROUP.to_owned()));
+    }
+    alternatives.extend(subtitles);
     MasterPlaylist {
         version: Some(PLAYLIST_VERSION),
         variants,
@@ -188,4 +206,30 @@ fn audio_media(audio: &AudioTrack) -> AlternativeMedia {
         channels: Some(audio.channels.to_string()),
         ..AlternativeMedia::default()
     }
+}
+
+/// The subtitle renditions, each NAME unique in the group. None is DEFAULT (a viewer turns
+/// subtitles on); every one is AUTOSELECT, which lets a player pick one in the viewer's language,
+/// and a forced one when none is chosen.
+fn subtitle_media(subtitles: &[TextRendition]) -> Vec<AlternativeMedia> {
+    let mut names: Vec<String> = Vec::new();
+    subtitles
+        .iter()
+        .map(|s| {
+            let name = attr::unique_name(&attr::quoted_text(&s.track.name), &names);
+            names.push(name.clone());
+            AlternativeMedia {
+                media_type: AlternativeMediaType::Subtitles,
+                uri: Some(format!("{}/{MEDIA_PLAYLIST}", s.name)),
+                group_id: SUBTITLES_GROUP.to_owned(),
+                language: attr::language(&s.track.language).map(str::to_owned),
+                name,
+                default: false,
+                autoselect: true,
+                forced: s.track.forced,
+                characteristics: s.track.hearing_impaired.then(|| SDH_CHARACTERISTICS.to_owned()),
+                ..AlternativeMedia::default()
+            }
+        })
+        .collect()
 }

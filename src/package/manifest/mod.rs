@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::package::crypto::KeyPeriod;
 use crate::package::segment::EncodedRendition;
 use crate::package::segment::{SegmentFacts, SegmentedStream};
+use crate::package::subtitles::TextRendition;
 
 /// A video rendition of the package.
 pub struct VideoTrack<'a> {
@@ -56,6 +57,7 @@ impl AudioTrack<'_> {
 pub struct Package<'a> {
     pub video: Vec<VideoTrack<'a>>,
     pub audio: Vec<AudioTrack<'a>>,
+    pub subtitles: &'a [TextRendition],
     /// The picture aspect ratio as shown, reduced (16:9; 9:16 for portrait).
     pub display_aspect: (u32, u32),
     /// The AES-128 keys of an encrypted package, indexed by `SegmentFacts::key`.

@@ -21,6 +21,7 @@ pub mod mpd;
 pub mod rtmp;
 mod selftest;
 pub mod source;
+pub mod webvtt;
 pub mod ws;
 
 pub use media::media;

@@ -8,6 +8,7 @@ use super::ffprobe::{self, number};
 use super::h264::avc1_codec;
 use super::m3u8::{Attributes, Key, parse_master, parse_media, read_media};
 use super::media;
+use super::webvtt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -409,4 +410,18 @@ fn box_reader_judges_ffmpeg_dash_fragments() {
         first.samples[0].composition_offset, video.init.edit_start as i64,
         "the edit list takes exactly the first sample's composition offset off"
     );
+}
+
+#[test]
+fn the_webvtt_reader_is_strict() {
+    let good = "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n\n1\n00:00:01.500 --> 00:01:02.000 line:0\nHi\nthere\n";
+    let file = webvtt::parse(good).unwrap();
+    assert_eq!(file.timestamp_map, Some((126_000, 0.0)));
+    assert_eq!(file.cues[0].text, "Hi\nthere");
+    let (start, end) = file.media_times(&file.cues[0]);
+    assert!((start - 2.9).abs() < 1e-9 && (end - 63.4).abs() < 1e-9, "{start} {end}");
+    assert!(webvtt::parse("WEBVTTX\n\n").is_err());
+    assert!(webvtt::parse("WEBVTT\n\n00:01,500 --> 00:02.000\nx\n").is_err());
+    assert!(webvtt::parse("WEBVTT\n\n00:02.000 --> 00:01.000\nx\n").is_err());
+    assert!(webvtt::parse("WEBVTT\n\n00:03.000 --> 00:04.000\nx\n\n00:01.000 --> 00:02.000\ny\n").is_err());
 }

@@ -1,0 +1,588 @@
+//! Subtitle text: SubRip (`.srt`), WebVTT (`.vtt`) and ASS/SSA (`.ass`, `.ssa`) read into timed
+//! cues whose text is WebVTT cue text, and cues written back as WebVTT blocks.
+//!
+//! Hand-written: the crates that read these formats give no line numbers, and a sidecar with a
+//! bad cue must be refused naming its line. Markup is reduced to what WebVTT can say: `<i>`,
+//! `<b>`, `<u>` kept, ASS override codes turned into those tags and into cue settings (the
+//! `\an` alignment), everything else dropped; `&`, `<` and `>` in plain text are escaped, so a
+//! cue's text never holds a blank line or `-->` and every written block reads back the same.
+
+use thiserror::Error;
+
+/// One cue: milliseconds from the start of the media, settings (WebVTT's `line:0 align:start`…)
+/// and the text as WebVTT cue text, lines joined by `\n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cue {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub settings: String,
+    pub text: String,
+}
+
+impl Cue {
+    /// A cue of plain text with no settings.
+    pub fn new(start_ms: u64, end_ms: u64, text: impl Into<String>) -> Cue {
+        Cue {
+            start_ms,
+            end_ms,
+            settings: String::new(),
+            text: text.into(),
+        }
+    }
+}
+
+/// A cue's timing line: its start, end and (WebVTT) settings.
+struct Timing {
+    start_ms: u64,
+    end_ms: u64,
+    settings: String,
+}
+
+impl Timing {
+    fn with_text(self, text: String) -> Cue {
+        Cue {
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            settings: self.settings,
+            text,
+        }
+    }
+}
+
+/// A cue that cannot be read: the 1-based line where it is, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("line {line}: {reason}")]
+pub struct CueError {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// The syntax a subtitle file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    SubRip,
+    WebVtt,
+    /// Advanced SubStation Alpha and its predecessor SSA: `Dialogue:` lines of an `[Events]` section.
+    Ass,
+}
+
+impl Syntax {
+    /// The syntax a file name's extension names (`srt`, `vtt`, `ass`, `ssa`, any case).
+    pub fn from_extension(extension: &str) -> Option<Syntax> {
+        match extension.to_ascii_lowercase().as_str() {
+            "srt" => Some(Syntax::SubRip),
+            "vtt" => Some(Syntax::WebVtt),
+            "ass" | "ssa" => Some(Syntax::Ass),
+            _ => None,
+        }
+    }
+}
+
+/// The text of a subtitle file: UTF-8 (a byte-order mark dropped), or UTF-16 of either byte order
+/// when it starts with its byte-order mark. Anything else is refused with the reason: a legacy
+/// 8-bit encoding cannot be told from binary data with certainty.
+pub fn decode(bytes: &[u8]) -> Result<String, &'static str> {
+    let text = match bytes {
+        [0xff, 0xfe, rest @ ..] => utf16(rest, u16::from_le_bytes)?,
+        [0xfe, 0xff, rest @ ..] => utf16(rest, u16::from_be_bytes)?,
+        [0xef, 0xbb, 0xbf, rest @ ..] => std::str::from_utf8(rest).map_err(|_| NOT_TEXT)?.to_owned(),
+        _ => std::str::from_utf8(bytes).map_err(|_| NOT_TEXT)?.to_owned(),
+    };
+    if text.contains('\0') {
+        return Err("not a text file (it holds NUL characters)");
+    }
+    Ok(text)
+}
+
+const NOT_TEXT: &str = "not UTF-8 or UTF-16 text (a binary file, or a legacy encoding: convert it to UTF-8)";
+
+fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, &'static str> {
+    if !bytes.len().is_multiple_of(2) {
+        return Err("not UTF-16 text: an odd number of bytes after its byte-order mark");
+    }
+    let units = bytes.chunks_exact(2).map(|pair| unit([pair[0], pair[1]]));
+    char::decode_utf16(units)
+        .collect::<Result<String, _>>()
+        .map_err(|_| "not UTF-16 text: a broken surrogate pair")
+}
+
+/// The cues of a whole file. SubRip and WebVTT cues must come in order of their start times and
+/// end no earlier than they start; ASS events may come in any order and are sorted. Cues that
+/// last no time, or have no text left once their markup is reduced, are left out.
+pub fn parse(text: &str, syntax: Syntax) -> Result<Vec<Cue>, CueError> {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut cues = match syntax {
+        Syntax::SubRip => parse_subrip(&text)?,
+        Syntax::WebVtt => parse_webvtt(&text)?,
+        Syntax::Ass => parse_ass(&text)?,
+    };
+    cues.retain(|cue| cue.end_ms > cue.start_ms && !cue.text.is_empty());
+    Ok(cues)
+}
+
+/// Lines numbered from 1, grouped into blocks separated by blank lines.
+fn blocks(text: &str) -> Vec<Vec<(usize, &str)>> {
+    let mut blocks = vec![Vec::new()];
+    for (index, line) in text.lines().enumerate() {
+        match (line.trim().is_empty(), blocks.last_mut()) {
+            (true, Some(block)) if block.is_empty() => {}
+            (true, _) => blocks.push(Vec::new()),
+            (false, Some(block)) => block.push((index + 1, line)),
+            (false, None) => unreachable!("blocks starts with one"),
+        }
+    }
+    blocks.retain(|block| !block.is_empty());
+    blocks
+}
+
+fn error(line: usize, reason: impl Into<String>) -> CueError {
+    CueError {
+        line,
+        reason: reason.into(),
+    }
+}
+
+/// Adds a cue read at `line`, refusing one that ends before it starts or starts before the one
+/// before it.
+fn push_in_order(cues: &mut Vec<Cue>, cue: Cue, line: usize) -> Result<(), CueError> {
+    if cue.end_ms < cue.start_ms {
+        return Err(error(line, "the cue ends before it starts"));
+    }
+    if let Some(previous) = cues.last().filter(|previous| previous.start_ms > cue.start_ms) {
+        return Err(error(
+            line,
+            format!(
+                "the cue starts at {}, before the cue above it ({}): cues must be in order of time",
+                timestamp(cue.start_ms),
+                timestamp(previous.start_ms)
+            ),
+        ));
+    }
+    cues.push(cue);
+    Ok(())
+}
+
+fn parse_subrip(text: &str) -> Result<Vec<Cue>, CueError> {
+    let mut cues = Vec::new();
+    for block in blocks(text) {
+        let mut lines = block.into_iter();
+        let (number, first) = lines.next().expect("blocks are not empty");
+        let (line, timing) = if first.contains("-->") {
+            (number, first)
+        } else if first.trim().bytes().all(|b| b.is_ascii_digit()) {
+            lines
+                .next()
+                .ok_or_else(|| error(number, "a cue number with no timing line after it"))?
+        } else {
+            return Err(error(
+                number,
+                "expected a cue number or a timing line (00:00:01,000 --> 00:00:02,500)",
+            ));
+        };
+        let timing = timing_line(timing).map_err(|reason| error(line, reason))?;
+        let raw: Vec<&str> = lines.map(|(_, l)| l).collect();
+        // SubRip's own timing line has no settings; ASS codes in its text may give some.
+        let (settings, text) = to_webvtt(&raw.join("\n"), Markup::SubRip);
+        push_in_order(&mut cues, Timing { settings, ..timing }.with_text(text), line)?;
+    }
+    Ok(cues)
+}
+
+fn parse_webvtt(text: &str) -> Result<Vec<Cue>, CueError> {
+    let mut blocks = blocks(text).into_iter();
+    let header = blocks.next().and_then(|block| block.first().map(|(_, l)| *l));
+    let signature = header.and_then(|line| line.strip_prefix("WEBVTT"));
+    if !signature.is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t'])) {
+        return Err(error(1, "not a WebVTT file: it does not start with WEBVTT"));
+    }
+    let mut cues = Vec::new();
+    for block in blocks {
+        let (number, first) = block[0];
+        let keyword = first.split([' ', '\t']).next().unwrap_or_default();
+        if !first.contains("-->") && matches!(keyword, "NOTE" | "STYLE" | "REGION") {
+            continue;
+        }
+        let timing_at = usize::from(!first.contains("-->"));
+        let (line, timing) = *block
+            .get(timing_at)
+            .ok_or_else(|| error(number, "a cue identifier with no timing line after it"))?;
+        let timing = timing_line(timing).map_err(|reason| error(line, reason))?;
+        let payload = &block[timing_at + 1..];
+        if let Some((at, _)) = payload.iter().find(|(_, l)| l.contains("-->")) {
+            return Err(error(
+                *at,
+                "a timing line inside a cue's text (a blank line missing before it?)",
+            ));
+        }
+        let text = payload.iter().map(|(_, l)| *l).collect::<Vec<_>>().join("\n");
+        push_in_order(&mut cues, timing.with_text(text), line)?;
+    }
+    Ok(cues)
+}
+
+/// The fields of a `Dialogue:` line when the `[Events]` section names none (ASS's own order).
+const ASS_FIELDS: [&str; 10] = [
+    "Layer", "Start", "End", "Style", "Name", "MarginL", "MarginR", "MarginV", "Effect", "Text",
+];
+
+fn parse_ass(text: &str) -> Result<Vec<Cue>, CueError> {
+    let mut fields: Vec<String> = ASS_FIELDS.iter().map(|f| f.to_string()).collect();
+    let mut in_events = false;
+    let mut cues = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.starts_with('[') {
+            in_events = line.trim_end().eq_ignore_ascii_case("[events]");
+        } else if let (true, Some(format)) = (in_events, line.strip_prefix("Format:")) {
+            fields = format.split(',').map(|f| f.trim().to_owned()).collect();
+        } else if let (true, Some(dialogue)) = (in_events, line.strip_prefix("Dialogue:")) {
+            cues.push(ass_dialogue(dialogue, &fields).map_err(|reason| error(index + 1, reason))?);
+        }
+    }
+    // ASS orders events by layer and style, not by time: a player sorts them, as this does.
+    cues.sort_by_key(|cue| cue.start_ms);
+    Ok(cues)
+}
+
+fn ass_dialogue(dialogue: &str, fields: &[String]) -> Result<Cue, String> {
+    let values: Vec<&str> = dialogue.trim_start().splitn(fields.len().max(1), ',').collect();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .position(|f| f.eq_ignore_ascii_case(name))
+            .and_then(|at| values.get(at))
+            .ok_or_else(|| format!("a Dialogue line without its {name} field"))
+    };
+    let start_ms = parse_timestamp(field("Start")?.trim()).ok_or("a Dialogue line with a bad Start time")?;
+    let end_ms = parse_timestamp(field("End")?.trim()).ok_or("a Dialogue line with a bad End time")?;
+    if end_ms < start_ms {
+        return Err("the cue ends before it starts".into());
+    }
+    let (settings, text) = to_webvtt(field("Text")?, Markup::Ass);
+    Ok(Timing {
+        start_ms,
+        end_ms,
+        settings,
+    }
+    .with_text(text))
+}
+
+/// The start, end and (WebVTT) settings of a `start --> end [settings]` line.
+fn timing_line(line: &str) -> Result<Timing, String> {
+    let (start, rest) = line.split_once("-->").ok_or("expected a timing line: START --> END")?;
+    let mut words = rest.split_whitespace();
+    let end = words.next().ok_or("a timing line without an end time")?;
+    let bad = |what: &str, time: &str| format!("the {what} time {time:?} is not a timestamp (HH:MM:SS.mmm)");
+    let start_ms = parse_timestamp(start.trim()).ok_or_else(|| bad("start", start.trim()))?;
+    let end_ms = parse_timestamp(end).ok_or_else(|| bad("end", end))?;
+    let settings: Vec<&str> = words.collect();
+    if settings.iter().any(|s| s.contains("-->")) {
+        return Err("a timing line with two arrows".into());
+    }
+    Ok(Timing {
+        start_ms,
+        end_ms,
+        settings: settings.join(" "),
+    })
+}
+
+/// Milliseconds from `[H:]MM:SS.fff`: hours of any length, minutes and seconds below 60, a
+/// fraction of 1 to 3 digits after `.` or `,` (ASS writes centiseconds, SubRip a comma).
+pub fn parse_timestamp(text: &str) -> Option<u64> {
+    let (clock, fraction) = text.rsplit_once(['.', ','])?;
+    if !(1..=3).contains(&fraction.len()) {
+        return None;
+    }
+    let fraction_ms = number(fraction)? * 10u64.pow(3 - fraction.len() as u32);
+    let parts: Vec<&str> = clock.split(':').collect();
+    let (hours, minutes, seconds) = match parts.as_slice() {
+        [h, m, s] => (number(h)?, number(m)?, number(s)?),
+        [m, s] => (0, number(m)?, number(s)?),
+        _ => return None,
+    };
+    if minutes >= 60 || seconds >= 60 {
+        return None;
+    }
+    hours
+        .checked_mul(3_600_000)?
+        .checked_add(minutes * 60_000 + seconds * 1000 + fraction_ms)
+}
+
+/// Digits only, not too many to overflow.
+fn number(text: &str) -> Option<u64> {
+    (!text.is_empty() && text.len() <= 9 && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok())?
+}
+
+/// `HH:MM:SS.mmm`, as WebVTT writes a time.
+pub fn timestamp(ms: u64) -> String {
+    let (hours, rest) = (ms / 3_600_000, ms % 3_600_000);
+    format!(
+        "{hours:02}:{:02}:{:02}.{:03}",
+        rest / 60_000,
+        rest % 60_000 / 1000,
+        rest % 1000
+    )
+}
+
+/// A cue as a WebVTT block: its timing line and text, and the blank line that ends it. `offset_ms`
+/// is taken off both times (a cue starting before it starts at zero).
+pub fn write_cue(cue: &Cue, offset_ms: u64, out: &mut String) {
+    let start = timestamp(cue.start_ms.saturating_sub(offset_ms));
+    let end = timestamp(cue.end_ms.saturating_sub(offset_ms));
+    let settings = if cue.settings.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", cue.settings)
+    };
+    out.push_str(&format!("{start} --> {end}{settings}\n{}\n\n", cue.text));
+}
+
+/// The markup a cue's text is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markup {
+    /// HTML-like `<i>`, `<b>`, `<u>`, `<font …>`, and (as many files carry) ASS `{\an8}` codes.
+    SubRip,
+    /// ASS override blocks `{\i1\an8}` and the escapes `\N`, `\n`, `\h`; `<` is plain text.
+    Ass,
+}
+
+/// A cue's text as WebVTT settings and cue text: styles kept as `<i>`, `<b>`, `<u>`, an ASS
+/// alignment as `line`/`align` settings, every other code dropped, plain `&<>` escaped, blank
+/// lines removed.
+pub fn to_webvtt(text: &str, markup: Markup) -> (String, String) {
+    let mut writer = CueText::default();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        match c {
+            // SubRip files carry ASS codes (`{\an8}`) too; other braces there are text.
+            '{' if rest.contains('}') && (markup == Markup::Ass || rest.starts_with('\\')) => {
+                let (codes, after) = rest.split_once('}').expect("checked");
+                writer.override_codes(codes);
+                rest = after;
+            }
+            '<' if markup == Markup::SubRip && rest.contains('>') => {
+                let (tag, after) = rest.split_once('>').expect("checked");
+                writer.html_tag(tag);
+                rest = after;
+            }
+            '\\' if markup == Markup::Ass && rest.starts_with(['N', 'n', 'h']) => {
+                writer.text.push(if rest.starts_with('h') { '\u{a0}' } else { '\n' });
+                rest = &rest[1..];
+            }
+            '&' => writer.text.push_str("&amp;"),
+            '<' => writer.text.push_str("&lt;"),
+            '>' => writer.text.push_str("&gt;"),
+            c => writer.text.push(c),
+        }
+    }
+    writer.finish()
+}
+
+/// Cue text being written, with the styles left open and the alignment asked for.
+#[derive(Default)]
+struct CueText {
+    text: String,
+    open: Vec<char>,
+    alignment: Option<u8>,
+}
+
+impl CueText {
+    /// An ASS override block's codes (`\i1\an8\pos(10,20)`): styles and alignment kept.
+    fn override_codes(&mut self, codes: &str) {
+        for code in codes.split('\\').map(str::trim) {
+            match code.as_bytes() {
+                [style @ (b'i' | b'b' | b'u'), b'1'] => self.style(*style as char, true),
+                [style @ (b'i' | b'b' | b'u'), b'0'] => self.style(*style as char, false),
+                [b'a', b'n', digit @ b'1'..=b'9'] => self.alignment = Some(digit - b'0'),
+                // `\r` (or `\rStyle`) resets to a style: what libav's mov_text decoder ends styles with.
+                [b'r', ..] => self.close_all(),
+                _ => {}
+            }
+        }
+    }
+
+    /// A SubRip tag (`i`, `/b`, `font color=…`): the three styles kept, the rest dropped.
+    fn html_tag(&mut self, tag: &str) {
+        let tag = tag.trim().to_ascii_lowercase();
+        let (closing, name) = match tag.strip_prefix('/') {
+            Some(name) => (true, name.trim()),
+            None => (false, tag.as_str()),
+        };
+        if let [style @ (b'i' | b'b' | b'u')] = name.as_bytes() {
+            self.style(*style as char, !closing);
+        }
+    }
+
+    fn style(&mut self, style: char, on: bool) {
+        match (on, self.open.iter().rposition(|s| *s == style)) {
+            (true, None) => {
+                self.open.push(style);
+                self.text.push_str(&format!("<{style}>"));
+            }
+            (false, Some(at)) => {
+                // Close the inner styles too, as WebVTT tags must nest; they stay open after it.
+                let inner: Vec<char> = self.open.split_off(at + 1);
+                self.open.pop();
+                inner.iter().rev().for_each(|s| self.text.push_str(&format!("</{s}>")));
+                self.text.push_str(&format!("</{style}>"));
+                inner.iter().for_each(|s| self.text.push_str(&format!("<{s}>")));
+                self.open.extend(inner);
+            }
+            _ => {}
+        }
+    }
+
+    fn close_all(&mut self) {
+        while let Some(style) = self.open.pop() {
+            self.text.push_str(&format!("</{style}>"));
+        }
+    }
+
+    fn finish(mut self) -> (String, String) {
+        self.close_all();
+        let lines: Vec<&str> = self
+            .text
+            .split(['\n', '\r'])
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let text = if lines.iter().all(|l| is_only_tags(l)) {
+            String::new()
+        } else {
+            lines.join("\n")
+        };
+        let settings = self.alignment.map_or_else(String::new, alignment_settings);
+        (settings, text)
+    }
+}
+
+/// A line of nothing but tags (`<i></i>`) is no text.
+fn is_only_tags(line: &str) -> bool {
+    let mut inside = false;
+    line.chars().all(|c| {
+        let tag = inside || c == '<';
+        inside = (inside || c == '<') && c != '>';
+        tag || c.is_whitespace()
+    })
+}
+
+/// The numpad alignment of ASS `\anN` (1 bottom left … 9 top right) as WebVTT cue settings.
+fn alignment_settings(numpad: u8) -> String {
+    let line = match numpad {
+        7..=9 => "line:0 ",
+        4..=6 => "line:50% ",
+        _ => "",
+    };
+    let align = match numpad % 3 {
+        1 => "start",
+        2 => "center",
+        _ => "end",
+    };
+    format!("{line}align:{align}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subrip_cues_are_read_with_their_markup_reduced() {
+        let srt = "1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> & <font color=\"red\">you</font>\r\n\r\n\
+                   2\r\n00:00:03,000 --> 00:00:04,000 X1:10\r\n{\\an8}こんにちは\r\n二行目\r\n";
+        let cues = parse(srt, Syntax::SubRip).unwrap();
+        assert_eq!(cues[0], Cue::new(1000, 2500, "<i>Hello</i> &amp; you"));
+        assert_eq!(cues[1].text, "こんにちは\n二行目");
+        assert_eq!(cues[1].settings, "line:0 align:center");
+    }
+
+    #[test]
+    fn cues_out_of_order_or_backwards_are_refused_at_their_line() {
+        let srt = "1\n00:00:05,000 --> 00:00:06,000\na\n\n2\n00:00:01,000 --> 00:00:02,000\nb\n";
+        let error = parse(srt, Syntax::SubRip).unwrap_err();
+        assert_eq!(error.line, 6, "{error}");
+        assert!(error.reason.contains("in order"), "{error}");
+        let backwards = parse("1\n00:00:05,000 --> 00:00:04,000\na\n", Syntax::SubRip).unwrap_err();
+        assert_eq!(backwards.to_string(), "line 2: the cue ends before it starts");
+        let bad = parse("1\n00:00:05 --> 00:00:06,000\na\n", Syntax::SubRip).unwrap_err();
+        assert_eq!(bad.line, 2);
+        assert!(parse("just some words\n", Syntax::SubRip).is_err());
+    }
+
+    #[test]
+    fn webvtt_cues_keep_their_settings_and_skip_notes() {
+        let vtt = "WEBVTT - a title\n\nNOTE a comment\n\nSTYLE\n::cue { color: red }\n\n\
+                   id-1\n00:01.000 --> 00:02.000 align:start line:0\n<b>Bold</b>\n\n01:00:00.500 --> 01:00:01.000\nlate\n";
+        let cues = parse(vtt, Syntax::WebVtt).unwrap();
+        assert_eq!(cues.len(), 2);
+        assert_eq!((cues[0].start_ms, cues[0].end_ms), (1000, 2000));
+        assert_eq!(cues[0].settings, "align:start line:0");
+        assert_eq!(cues[1].start_ms, 3_600_500);
+        assert_eq!(
+            parse("1\n00:01.000 --> 00:02.000\nx\n", Syntax::WebVtt)
+                .unwrap_err()
+                .line,
+            1
+        );
+    }
+
+    #[test]
+    fn ass_events_lose_their_override_codes_but_keep_italics_and_position() {
+        let ass = "[Script Info]\nTitle: x\n\n[Events]\n\
+                   Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n\
+                   Dialogue: 0,0:00:03.00,0:00:04.00,Default,,0,0,0,,second\n\
+                   Dialogue: 0,0:00:01.50,0:00:02.25,Default,,0,0,0,,{\\i1\\pos(10,20)}Hi, there{\\i0}\\Nnext {\\an7}line\n";
+        let cues = parse(ass, Syntax::Ass).unwrap();
+        assert_eq!(cues[0].text, "<i>Hi, there</i>\nnext line");
+        assert_eq!((cues[0].start_ms, cues[0].end_ms), (1500, 2250));
+        assert_eq!(cues[0].settings, "line:0 align:start");
+        assert_eq!(cues[1].text, "second");
+        let (_, reset) = to_webvtt("{\\i1}{\\b1}Hello{\\r} & bye", Markup::Ass);
+        assert_eq!(reset, "<i><b>Hello</b></i> &amp; bye");
+        let (_, drawing) = to_webvtt("{\\p1}{\\i1}{\\i0}", Markup::Ass);
+        assert_eq!(drawing, "");
+    }
+
+    #[test]
+    fn utf16_is_converted_and_binary_refused() {
+        let utf16: Vec<u8> = [0xfeff_u16]
+            .into_iter()
+            .chain("字幕".encode_utf16())
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(decode(&utf16).unwrap(), "字幕");
+        assert_eq!(decode(b"\xef\xbb\xbfWEBVTT").unwrap(), "WEBVTT");
+        assert!(decode(&[0x89, b'P', b'N', b'G', 0, 0xff]).is_err());
+        assert!(decode(b"a\0b").is_err());
+        assert!(decode(b"caf\xe9").unwrap_err().contains("convert it to UTF-8"));
+    }
+
+    #[test]
+    fn written_cues_read_back_the_same() {
+        let cues = vec![
+            Cue::new(0, 1500, "a &lt; b"),
+            Cue {
+                settings: "line:0 align:start".into(),
+                ..Cue::new(3_600_000, 3_600_001, "<i>x</i>\ny")
+            },
+        ];
+        let mut vtt = String::from("WEBVTT\n\n");
+        cues.iter().for_each(|c| write_cue(c, 0, &mut vtt));
+        assert_eq!(parse(&vtt, Syntax::WebVtt).unwrap(), cues);
+        assert_eq!(timestamp(3_723_004), "01:02:03.004");
+        assert_eq!(parse_timestamp("1:02:03.4"), Some(3_723_400));
+        assert_eq!(parse_timestamp("00:60.000"), None);
+    }
+
+    #[test]
+    fn corrupt_files_are_errors_not_panics() {
+        let sample = b"1\n00:00:01,000 --> 00:00:02,500\n<i>Hi</i> {\\an8}\\N\n\n[Events]\nDialogue: 0,0:00:01.00,0:00:02.00,,,0,0,0,,{\\i1}x\n";
+        crate::fuzz_bytes(sample, 2000, |bad| {
+            if let Ok(text) = decode(bad) {
+                for syntax in [Syntax::SubRip, Syntax::WebVtt, Syntax::Ass] {
+                    let _ = parse(&text, syntax);
+                }
+            }
+        });
+    }
+}

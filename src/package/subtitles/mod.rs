@@ -1,0 +1,223 @@
+//! Subtitle renditions: text tracks from sidecar files (and the source's text streams) read into
+//! cues, then written as WebVTT cut at the video's segment boundaries.
+
+pub mod source;
+pub mod webvtt;
+
+use std::path::{Path, PathBuf};
+
+use stream_pack_formats::subtitles::{self as cues, Cue, Syntax};
+
+use crate::error::{Error, Result};
+use crate::package::manifest::attr;
+use crate::package::segment::{Completed, SegmentedStream};
+
+/// The largest sidecar read: a feature film's subtitles take a few hundred KiB.
+const SIDECAR_LIMIT: u64 = 16 << 20;
+
+/// A subtitle file given beside the input: `PATH[:LANG[:NAME]]` on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtitleSidecar {
+    /// A `.srt`, `.vtt`, `.ass` or `.ssa` file, UTF-8 or UTF-16 with its byte-order mark.
+    pub path: PathBuf,
+    /// A BCP 47 language tag; `None` is `und`.
+    pub language: Option<String>,
+    /// What players show; `None` names it by its language.
+    pub name: Option<String>,
+}
+
+impl SubtitleSidecar {
+    /// `PATH[:LANG[:NAME]]`: the path up to the first `:`, the name may hold more.
+    pub fn parse(spec: &str) -> SubtitleSidecar {
+        let mut parts = spec.splitn(3, ':');
+        let path = PathBuf::from(parts.next().unwrap_or_default());
+        let language = parts.next().filter(|l| !l.is_empty()).map(str::to_owned);
+        let name = parts.next().filter(|n| !n.is_empty()).map(str::to_owned);
+        SubtitleSidecar { path, language, name }
+    }
+}
+
+/// One subtitle rendition's cues and how players are told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextTrack {
+    /// A BCP 47 tag (`und` when unknown).
+    pub language: String,
+    pub name: String,
+    /// Shown when the viewer chose no subtitles (signs, foreign dialogue).
+    pub forced: bool,
+    /// Subtitles for the deaf and hard of hearing: they describe sounds and music too.
+    pub hearing_impaired: bool,
+    /// In order of their start, times from the source's start.
+    pub cues: Vec<Cue>,
+}
+
+/// Checks every sidecar's language, then reads each: all of them before anything is written.
+pub fn load_sidecars(sidecars: &[SubtitleSidecar]) -> Result<Vec<TextTrack>> {
+    for sidecar in sidecars {
+        sidecar_syntax(sidecar)?;
+        if let Some(language) = sidecar.language.as_deref().filter(|l| attr::language(l).is_none()) {
+            return Err(Error::InvalidOption {
+                option: "subtitles",
+                reason: format!(
+                    "{}:{language}: {language:?} is not a language tag (BCP 47: en, ja, pt-BR)",
+                    sidecar.path.display()
+                ),
+            });
+        }
+    }
+    sidecars.iter().map(load_sidecar).collect()
+}
+
+fn sidecar_syntax(sidecar: &SubtitleSidecar) -> Result<Syntax> {
+    let extension = sidecar
+        .path
+        .extension()
+        .map(|e| e.to_string_lossy())
+        .unwrap_or_default();
+    Syntax::from_extension(&extension).ok_or_else(|| Error::InvalidOption {
+        option: "subtitles",
+        reason: format!("{}: not a .srt, .vtt, .ass or .ssa file", sidecar.path.display()),
+    })
+}
+
+fn load_sidecar(sidecar: &SubtitleSidecar) -> Result<TextTrack> {
+    let path = &sidecar.path;
+    let bad = |reason: String| Error::SubtitleFile {
+        path: path.clone(),
+        reason,
+    };
+    let bytes = crate::input::sidefile::read(path, SIDECAR_LIMIT).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => bad("no such file".into()),
+        _ => bad(e.to_string()),
+    })?;
+    let text = cues::decode(&bytes).map_err(|reason| bad(reason.into()))?;
+    let cues = cues::parse(&text, sidecar_syntax(sidecar)?).map_err(|e| bad(e.to_string()))?;
+    let language = sidecar.language.clone().unwrap_or_else(|| "und".into());
+    Ok(TextTrack {
+        name: sidecar.name.clone().unwrap_or_else(|| default_name(&language, path)),
+        language,
+        forced: false,
+        hearing_impaired: false,
+        cues,
+    })
+}
+
+/// A sidecar without a name is named by its language, or by its file when that is unknown.
+fn default_name(language: &str, path: &Path) -> String {
+    match language {
+        "und" => path
+            .file_stem()
+            .map_or_else(|| "Subtitles".into(), |s| s.to_string_lossy().into_owned()),
+        tag => tag.to_owned(),
+    }
+}
+
+/// A subtitle rendition as written: its folder inside the package, its track and its segments.
+#[derive(Debug, Clone)]
+pub struct TextRendition {
+    pub name: String,
+    pub track: TextTrack,
+    pub media: SegmentedStream,
+    /// The whole track as one WebVTT file, for DASH: its name in the folder and its size.
+    pub whole_file: Option<(String, u64)>,
+}
+
+impl TextRendition {
+    /// Its files, for the publisher: each segment, in order, then the whole file.
+    pub fn completed(&self, root: &Path) -> impl Iterator<Item = Completed> + '_ {
+        let dir = root.join(&self.name);
+        let segments = self.media.segments.iter().map(|s| (&s.uri, Some(s.clone())));
+        let whole = self.whole_file.iter().map(|(file, _)| (file, None));
+        segments.chain(whole).map(move |(file, segment)| Completed {
+            rendition: self.name.clone(),
+            path: dir.join(file),
+            segment,
+            codecs: Some(WEBVTT_CODEC.to_owned()),
+            stream: SegmentedStream {
+                segments: Vec::new(),
+                ..self.media.clone()
+            },
+        })
+    }
+}
+
+/// WebVTT's RFC 6381 name.
+const WEBVTT_CODEC: &str = "wvtt";
+
+/// The whole-track WebVTT file of a rendition's folder.
+const WHOLE_FILE: &str = "subtitles.vtt";
+
+/// Writes every track into `root`, in a folder of its own named by its language
+/// (`subtitles-en`, `subtitles-en-2`), cut like `timeline`; with a `period_start` (seconds from the
+/// source's start) also as one file whose times count from there.
+pub fn write_renditions(
+    root: &Path,
+    tracks: Vec<TextTrack>,
+    timeline: &SegmentedStream,
+    period_start: Option<f64>,
+) -> Result<Vec<TextRendition>> {
+    let mut renditions: Vec<TextRendition> = Vec::with_capacity(tracks.len());
+    for track in tracks {
+        let base = format!("subtitles-{}", track.language);
+        let name = (1..)
+            .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+            .find(|candidate| renditions.iter().all(|r| &r.name != candidate))
+            .expect("some number is free");
+        let dir = root.join(&name);
+        let media = webvtt::write_segments(&dir, &track, timeline)?;
+        let whole_file = match period_start {
+            Some(start) => {
+                let offset_ms = (start * 1000.0).round().max(0.0) as u64;
+                let bytes = webvtt::write_whole(&dir.join(WHOLE_FILE), &track, offset_ms)?;
+                Some((WHOLE_FILE.to_owned(), bytes))
+            }
+            None => None,
+        };
+        renditions.push(TextRendition {
+            name,
+            track,
+            media,
+            whole_file,
+        });
+    }
+    Ok(renditions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sidecar_spec_names_path_language_and_name() {
+        assert_eq!(
+            SubtitleSidecar::parse("subs/ja.srt:ja:日本語: 字幕"),
+            SubtitleSidecar {
+                path: "subs/ja.srt".into(),
+                language: Some("ja".into()),
+                name: Some("日本語: 字幕".into()),
+            }
+        );
+        assert_eq!(SubtitleSidecar::parse("a.vtt").language, None);
+        assert_eq!(SubtitleSidecar::parse("a.vtt::Named").name.as_deref(), Some("Named"));
+    }
+
+    #[test]
+    fn sidecars_are_checked_before_any_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("en.srt");
+        std::fs::write(&good, "1\n00:00:01,000 --> 00:00:02,000\nHi\n").unwrap();
+        let sidecar = |path: &Path, language: Option<&str>| SubtitleSidecar {
+            path: path.to_owned(),
+            language: language.map(str::to_owned),
+            name: None,
+        };
+        let tracks = load_sidecars(&[sidecar(&good, Some("en"))]).unwrap();
+        assert_eq!((tracks[0].name.as_str(), tracks[0].cues.len()), ("en", 1));
+        let missing = dir.path().join("missing.srt");
+        let bad_language = load_sidecars(&[sidecar(&missing, None), sidecar(&good, Some("en\"x"))]).unwrap_err();
+        assert_eq!(bad_language.exit_code(), crate::error::exit::USAGE, "{bad_language}");
+        let missing = load_sidecars(&[sidecar(&missing, None)]).unwrap_err();
+        assert_eq!(missing.exit_code(), crate::error::exit::INPUT);
+        assert!(missing.to_string().ends_with("missing.srt: no such file"), "{missing}");
+    }
+}

@@ -1,0 +1,533 @@
+//! Subtitles: sidecar files (and the source's text streams) as segmented WebVTT renditions, judged
+//! with the tests' own WebVTT reader and playlist parser: every cue on the media timeline where
+//! the source has it, every subtitle segment cut where the video's is.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::cli::{assert_failure, assert_says, assert_success, package};
+use crate::util::ffprobe::{number, probe};
+use crate::util::m3u8::{MediaPlaylist, read_master, read_media};
+use crate::util::webvtt;
+
+/// What stream-pack adds to every timestamp (README: "Every output's timestamps are the source's
+/// plus 1.4 s").
+const TIMELINE_OFFSET: f64 = 1.4;
+/// One frame of the test video (25 fps): how far a cue may move.
+const FRAME: f64 = 0.04;
+const SEGMENT: &str = "1.5";
+
+/// A subtitle track as the source or sidecar has it: cues of (start, end, text as WebVTT says it).
+struct Expected {
+    language: &'static str,
+    name: &'static str,
+    forced: bool,
+    hearing_impaired: bool,
+    cues: Vec<(f64, f64, &'static str)>,
+}
+
+/// The source's English subtitles: a SubRip stream (hearing impaired) in Matroska, mov_text in MP4.
+fn english() -> (Expected, &'static str) {
+    let expected = Expected {
+        language: "en",
+        name: "English",
+        forced: false,
+        hearing_impaired: true,
+        cues: vec![
+            (0.5, 1.2, "<i>Hello</i> &amp; bye"),
+            (1.3, 3.4, "Across two cuts"),
+            (3.6, 3.9, "Last"),
+        ],
+    };
+    (
+        expected,
+        "1\n00:00:00,500 --> 00:00:01,200\n<i>Hello</i> & bye\n\n2\n00:00:01,300 --> 00:00:03,400\nAcross two cuts\n\n3\n00:00:03,600 --> 00:00:03,900\nLast\n",
+    )
+}
+
+/// The source's forced French subtitles (signs), with a title.
+fn french() -> (Expected, &'static str) {
+    let expected = Expected {
+        language: "fr",
+        name: "Panneaux",
+        forced: true,
+        hearing_impaired: false,
+        cues: vec![(2.0, 2.5, "Boulangerie")],
+    };
+    (expected, "1\n00:00:02,000 --> 00:00:02,500\nBoulangerie\n")
+}
+
+fn japanese() -> Expected {
+    Expected {
+        language: "ja",
+        name: "日本語",
+        forced: false,
+        hearing_impaired: false,
+        cues: vec![
+            (0.2, 1.0, "こんにちは"),
+            (1.4, 3.2, "境界を<i>跨ぐ</i>"),
+            (3.52, 3.96, "終わり\n二行目"),
+        ],
+    }
+}
+
+/// SubRip text of `cues`.
+fn srt(cues: &[(f64, f64, &str)]) -> String {
+    let time = |t: f64| {
+        let ms = (t * 1000.0).round() as u64;
+        format!(
+            "{:02}:{:02}:{:02},{:03}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    };
+    cues.iter()
+        .enumerate()
+        .map(|(i, (start, end, text))| format!("{}\n{} --> {}\n{text}\n\n", i + 1, time(*start), time(*end)))
+        .collect()
+}
+
+/// 4 s of 320x180 video at 25 fps and a tone, in `name` (its extension picks the container), with
+/// a subtitle stream of each `(SubRip text, ffmpeg options)` in `codec`.
+fn make_source(dir: &Path, name: &str, codec: &str, subtitles: &[(&str, &[&str])]) -> PathBuf {
+    let path = dir.join(name);
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg
+        .args(["-v", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4"])
+        .args(["-f", "lavfi", "-i", "sine=duration=4:sample_rate=48000"]);
+    for (index, (text, _)) in subtitles.iter().enumerate() {
+        let file = dir.join(format!("{name}.{index}.srt"));
+        std::fs::write(&file, text).unwrap();
+        ffmpeg.arg("-i").arg(file);
+    }
+    ffmpeg.args(["-map", "0", "-map", "1"]);
+    for (index, (_, options)) in subtitles.iter().enumerate() {
+        ffmpeg.args(["-map", &(index + 2).to_string()]).args(*options);
+    }
+    ffmpeg.args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-c:s", codec]);
+    let status = ffmpeg.arg(&path).status().expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {name}");
+    path
+}
+
+/// The Japanese sidecar written in `dir`, as `--subtitles` names it.
+fn japanese_sidecar(dir: &Path) -> String {
+    let sidecar = dir.join("ja.srt");
+    std::fs::write(&sidecar, srt(&japanese().cues)).unwrap();
+    format!("{}:ja:日本語", sidecar.display())
+}
+
+/// A Matroska title with the English (hearing impaired) and forced French SubRip streams.
+fn title_mkv(dir: &Path) -> PathBuf {
+    let english: &[&str] = &[
+        "-metadata:s:s:0",
+        "language=eng",
+        "-disposition:s:0",
+        "hearing_impaired",
+    ];
+    let french: &[&str] = &[
+        "-metadata:s:s:1",
+        "language=fre",
+        "-metadata:s:s:1",
+        "title=Panneaux",
+        "-disposition:s:1",
+        "forced",
+    ];
+    make_source(
+        dir,
+        "title.mkv",
+        "srt",
+        &[(self::english().1, english), (self::french().1, french)],
+    )
+}
+
+/// `expected` with each cue's times as the source file has them (ffprobe's packet times of its
+/// subtitle stream `index`, one packet a cue), which a container may have moved a little.
+fn as_stored(source: &Path, index: usize, expected: Expected) -> Expected {
+    let packets = probe(
+        &[
+            "-select_streams",
+            &format!("s:{index}"),
+            "-show_entries",
+            "packet=pts_time,duration_time,size",
+            "-show_packets",
+        ],
+        source,
+    );
+    // MP4 fills the gaps between cues with empty samples (mov_text: a 2-byte length of 0).
+    let packets: Vec<_> = packets["packets"]
+        .as_array()
+        .expect("packets")
+        .iter()
+        .filter(|p| number(&p["size"]) > 2.0)
+        .cloned()
+        .collect();
+    assert_eq!(
+        packets.len(),
+        expected.cues.len(),
+        "a packet per cue in {}",
+        source.display()
+    );
+    let cues = expected
+        .cues
+        .iter()
+        .zip(&packets)
+        .map(|((_, _, text), packet)| {
+            let start = number(&packet["pts_time"]);
+            (start, start + number(&packet["duration_time"]), *text)
+        })
+        .collect();
+    Expected { cues, ..expected }
+}
+
+/// The subtitle playlist of `language` is cut like the video's, and every cue of `expected` is on
+/// the media timeline where the source has it, in every segment it overlaps.
+fn judge(out: &Path, expected: &Expected) {
+    let master = read_master(&out.join("master.m3u8"));
+    assert!(
+        master
+            .variants
+            .iter()
+            .all(|v| v.attributes.quoted("SUBTITLES") == Some("subs"))
+    );
+    let media = master
+        .media
+        .iter()
+        .find(|m| m.plain("TYPE") == Some("SUBTITLES") && m.quoted("LANGUAGE") == Some(expected.language))
+        .unwrap_or_else(|| panic!("no SUBTITLES rendition in {}", expected.language));
+    assert_eq!(media.quoted("GROUP-ID"), Some("subs"));
+    assert_eq!(media.quoted("NAME"), Some(expected.name));
+    assert_eq!(media.plain("FORCED") == Some("YES"), expected.forced);
+    let sdh = "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
+    assert_eq!(media.quoted("CHARACTERISTICS") == Some(sdh), expected.hearing_impaired);
+    assert_ne!(media.plain("DEFAULT"), Some("YES"), "subtitles are not on by default");
+    let uri = media.quoted("URI").expect("a URI");
+    let subtitles = read_media(&out.join(uri));
+    let video = read_media(&out.join(&master.variants[0].uri));
+    let bounds = boundaries(&video);
+    assert_eq!(
+        boundaries(&subtitles),
+        bounds,
+        "subtitle segments end where the video's do"
+    );
+    assert_eq!(subtitles.target_duration, video.target_duration);
+    let dir = out.join(uri).parent().unwrap().to_owned();
+    let segments: Vec<webvtt::WebVtt> = subtitles
+        .segments
+        .iter()
+        .map(|s| {
+            let text = std::fs::read_to_string(dir.join(&s.uri)).unwrap();
+            webvtt::parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", s.uri))
+        })
+        .collect();
+    for (index, segment) in segments.iter().enumerate() {
+        let (from, to) = (bounds[index].0, bounds[index].1);
+        for cue in &segment.cues {
+            let (start, end) = segment.media_times(cue);
+            let (start, end) = (start - TIMELINE_OFFSET, end - TIMELINE_OFFSET);
+            assert!(
+                start < to + FRAME && end > from - FRAME,
+                "cue {cue:?} outside segment {index}"
+            );
+            let source = expected.cues.iter().find(|c| c.2 == cue.text);
+            let (s, e, _) = source.unwrap_or_else(|| panic!("cue {cue:?} is not in the source"));
+            assert!(
+                (start - s).abs() <= FRAME && (end - e).abs() <= FRAME,
+                "{cue:?} at {start}..{end}, source {s}..{e}"
+            );
+        }
+    }
+    for (start, end, text) in &expected.cues {
+        let overlapped: Vec<usize> = (0..bounds.len())
+            .filter(|i| *start < bounds[*i].1 && *end > bounds[*i].0)
+            .collect();
+        assert!(!overlapped.is_empty(), "{text:?} falls in no segment");
+        for i in overlapped {
+            assert!(
+                segments[i].cues.iter().any(|c| c.text == *text),
+                "{text:?} missing from segment {i}"
+            );
+        }
+    }
+}
+
+/// Each segment's start and end, seconds from the first segment's start.
+fn boundaries(playlist: &MediaPlaylist) -> Vec<(f64, f64)> {
+    let mut start = 0.0;
+    playlist
+        .segments
+        .iter()
+        .map(|s| {
+            start += s.duration;
+            (start - s.duration, start)
+        })
+        .collect()
+}
+
+#[test]
+fn a_sidecar_becomes_segmented_webvtt_in_ts_and_fmp4() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = make_source(dir.path(), "plain.mp4", "mov_text", &[]);
+    let spec = japanese_sidecar(dir.path());
+    for format in ["ts", "fmp4"] {
+        let out = dir.path().join(format!("out-{format}"));
+        let args = [
+            "--reps",
+            "180",
+            "--segment-duration",
+            SEGMENT,
+            "--format",
+            format,
+            "--subtitles",
+            &spec,
+        ];
+        assert_success(&package("hls", &source, &out, &args));
+        judge(&out, &japanese());
+    }
+}
+
+#[test]
+fn bad_sidecars_are_one_line_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = make_source(dir.path(), "plain.mp4", "mov_text", &[]);
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    };
+    let binary: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let cases = [
+        (
+            dir.path().join("missing.srt").display().to_string(),
+            3,
+            "missing.srt: no such file",
+        ),
+        (write("binary.srt", &binary), 3, "binary.srt: not UTF-8"),
+        (
+            write("order.srt", srt(&[(2.0, 3.0, "b"), (1.0, 1.5, "a")]).as_bytes()),
+            3,
+            "order.srt: line 6",
+        ),
+        (
+            write("backwards.vtt", b"WEBVTT\n\n00:02.000 --> 00:01.000\nx\n"),
+            3,
+            "backwards.vtt: line 3",
+        ),
+        (
+            format!("{}:not a language", write("fine.srt", b"")),
+            2,
+            "not a language tag",
+        ),
+    ];
+    for (spec, code, says) in cases {
+        let out = dir.path().join("out");
+        let output = package("hls", &source, &out, &["--reps", "180", "--subtitles", &spec]);
+        let line = assert_failure(&output, code);
+        assert!(line.contains(says), "{spec}: {line}");
+        assert!(!out.exists(), "{spec}: the failed run left {}", out.display());
+    }
+}
+
+#[test]
+fn the_sources_subrip_and_mov_text_streams_become_webvtt_beside_a_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = japanese_sidecar(dir.path());
+    let mkv = title_mkv(dir.path());
+    let out = dir.path().join("mkv");
+    let args = ["--reps", "180", "--segment-duration", SEGMENT, "--subtitles", &spec];
+    assert_success(&package("hls", &mkv, &out, &args));
+    judge(&out, &as_stored(&mkv, 0, english().0));
+    judge(&out, &as_stored(&mkv, 1, french().0));
+    judge(&out, &japanese());
+
+    let (en, en_srt) = english();
+    let mp4 = make_source(
+        dir.path(),
+        "title.mp4",
+        "mov_text",
+        &[(en_srt, &["-metadata:s:s:0", "language=eng"])],
+    );
+    let en = Expected {
+        hearing_impaired: false,
+        ..as_stored(&mp4, 0, en)
+    };
+    for (command, extra) in [("hls", ["--format", "fmp4"]), ("dash", ["--hls", "--force"])] {
+        let out = dir.path().join(format!("mp4-{command}"));
+        let args = ["--reps", "180", "--segment-duration", SEGMENT, extra[0], extra[1]];
+        assert_success(&package(command, &mp4, &out, &args));
+        judge(&out, &en);
+    }
+    judge_dash(&dir.path().join("mp4-dash"), &en);
+}
+
+#[test]
+fn dash_has_a_text_adaptation_set_per_track_with_one_webvtt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mkv = title_mkv(dir.path());
+    let spec = japanese_sidecar(dir.path());
+    let out = dir.path().join("out");
+    let args = ["--reps", "180", "--segment-duration", SEGMENT, "--subtitles", &spec];
+    assert_success(&package("dash", &mkv, &out, &args));
+    judge_dash(&out, &as_stored(&mkv, 0, english().0));
+    judge_dash(&out, &as_stored(&mkv, 1, french().0));
+    judge_dash(&out, &japanese());
+}
+
+/// The MPD has a text AdaptationSet for `expected` (lang, Label, Role, text/vtt at a BaseURL), and
+/// its one WebVTT file puts every cue, counted from the period's start, where the source has it.
+fn judge_dash(out: &Path, expected: &Expected) {
+    let text = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
+    let document = roxmltree::Document::parse(&text).unwrap();
+    let sets: Vec<roxmltree::Node> = document
+        .descendants()
+        .filter(|n| n.has_tag_name("AdaptationSet"))
+        .collect();
+    // The period starts where the video's SegmentTemplate says: its presentationTimeOffset, less
+    // the timeline offset, is that instant of the source.
+    let video = sets
+        .iter()
+        .find(|s| s.attribute("contentType") == Some("video"))
+        .expect("video");
+    let template = child(*video, "SegmentTemplate").expect("a SegmentTemplate");
+    let ticks: f64 = template.attribute("presentationTimeOffset").unwrap().parse().unwrap();
+    let timescale: f64 = template.attribute("timescale").unwrap().parse().unwrap();
+    let period_start = ticks / timescale - TIMELINE_OFFSET;
+    let set = sets
+        .iter()
+        .find(|s| {
+            s.attribute("contentType") == Some("text")
+                && s.attribute("lang") == Some(expected.language)
+                && child(**s, "Label").and_then(|l| l.text()) == Some(expected.name)
+        })
+        .unwrap_or_else(|| panic!("no text AdaptationSet {} {}", expected.language, expected.name));
+    assert_eq!(set.attribute("mimeType"), Some("text/vtt"));
+    let role = child(*set, "Role").expect("a Role");
+    assert_eq!(role.attribute("schemeIdUri"), Some("urn:mpeg:dash:role:2011"));
+    let wanted = if expected.forced { "forced-subtitle" } else { "subtitle" };
+    assert_eq!(role.attribute("value"), Some(wanted));
+    let accessibility = child(*set, "Accessibility").and_then(|a| a.attribute("value"));
+    assert_eq!(accessibility == Some("2"), expected.hearing_impaired);
+    let base = child(*set, "BaseURL").and_then(|b| b.text()).expect("a BaseURL");
+    let file = std::fs::read_to_string(out.join(base)).unwrap();
+    let file = webvtt::parse(&file).unwrap_or_else(|e| panic!("{base}: {e}"));
+    assert_eq!(file.cues.len(), expected.cues.len(), "{base}: every cue once");
+    for ((start, end, text), cue) in expected.cues.iter().zip(&file.cues) {
+        assert_eq!(cue.text, *text);
+        let (at, until) = (cue.start + period_start, cue.end + period_start);
+        assert!(
+            (at - start).abs() <= FRAME && (until - end).abs() <= FRAME,
+            "{base}: {cue:?} at {at}, source {start}"
+        );
+    }
+}
+
+/// The first element `name` inside `node`.
+fn child<'a, 'input>(node: roxmltree::Node<'a, 'input>, name: &str) -> Option<roxmltree::Node<'a, 'input>> {
+    node.descendants().find(|n| n.has_tag_name(name))
+}
+
+/// A PGS (Blu-ray) subtitle stream of two empty display sets, each a presentation composition
+/// segment and an end segment: what ffmpeg cannot encode from text, written by hand.
+fn pgs() -> Vec<u8> {
+    let segment = |pts: u32, kind: u8, data: &[u8]| {
+        let mut bytes = b"PG".to_vec();
+        bytes.extend(pts.to_be_bytes());
+        bytes.extend(0u32.to_be_bytes());
+        bytes.push(kind);
+        bytes.extend((data.len() as u16).to_be_bytes());
+        bytes.extend(data);
+        bytes
+    };
+    let composition = |number: u8, state: u8| [1, 64, 0, 180, 0x10, 0, number, state, 0, 0, 0];
+    [
+        segment(90_000, 0x16, &composition(0, 0x80)),
+        segment(90_000, 0x80, &[]),
+        segment(180_000, 0x16, &composition(1, 0)),
+        segment(180_000, 0x80, &[]),
+    ]
+    .concat()
+}
+
+#[test]
+fn picture_subtitles_are_left_out_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = make_source(dir.path(), "plain.mp4", "mov_text", &[]);
+    let sup = dir.path().join("signs.sup");
+    std::fs::write(&sup, pgs()).unwrap();
+    let with_pgs = dir.path().join("pgs.mkv");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(&plain)
+        .arg("-i")
+        .arg(&sup)
+        .args(["-map", "0", "-map", "1", "-c", "copy"])
+        .arg(&with_pgs)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not mux the PGS stream");
+    let out = dir.path().join("out");
+    let output = package("hls", &with_pgs, &out, &["--reps", "180"]);
+    assert_success(&output);
+    assert_says(
+        &output,
+        &["subtitle stream #2", "hdmv_pgs_subtitle", "left out"],
+        "that the PGS stream was left out",
+    );
+    let master = read_master(&out.join("master.m3u8"));
+    assert!(!master.media.iter().any(|m| m.plain("TYPE") == Some("SUBTITLES")));
+    assert!(
+        master
+            .variants
+            .iter()
+            .all(|v| v.attributes.quoted("SUBTITLES").is_none())
+    );
+}
+
+#[test]
+fn utf16_and_ass_sidecars_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = make_source(dir.path(), "plain.mp4", "mov_text", &[]);
+    let utf16 = dir.path().join("ja16.srt");
+    let text = srt(&japanese().cues);
+    let units = [0xfeff_u16].into_iter().chain(text.encode_utf16());
+    std::fs::write(&utf16, units.flat_map(u16::to_le_bytes).collect::<Vec<u8>>()).unwrap();
+    let ass = dir.path().join("de.ass");
+    std::fs::write(
+        &ass,
+        "[Script Info]\nScriptType: v4.00+\n\n[Events]\n\
+         Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n\
+         Dialogue: 0,0:00:02.50,0:00:03.20,Default,,0,0,0,,{\\an8}Oben {\\i1}Schild{\\i0}\n\
+         Dialogue: 0,0:00:00.40,0:00:01.10,Default,,0,0,0,,Erste\\NZeile zwei\n",
+    )
+    .unwrap();
+    let german = Expected {
+        language: "de",
+        name: "Deutsch",
+        forced: false,
+        hearing_impaired: false,
+        cues: vec![(0.4, 1.1, "Erste\nZeile zwei"), (2.5, 3.2, "Oben <i>Schild</i>")],
+    };
+    let specs = [
+        format!("{}:ja:日本語", utf16.display()),
+        format!("{}:de:Deutsch", ass.display()),
+    ];
+    let out = dir.path().join("out");
+    let args = [
+        "--reps",
+        "180",
+        "--segment-duration",
+        SEGMENT,
+        "--subtitles",
+        &specs[0],
+        "--subtitles",
+        &specs[1],
+    ];
+    assert_success(&package("hls", &source, &out, &args));
+    judge(&out, &japanese());
+    judge(&out, &german);
+}
