@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, Key, KeyMethod, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType,
-    MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
+    AlternativeMedia, AlternativeMediaType, ClosedCaptionGroupId, InstreamId, Key, KeyMethod, Map, MasterPlaylist,
+    MediaPlaylist, MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
 use super::{AudioTrack, LiveState, Package, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write};
@@ -19,6 +19,7 @@ const PLAYLIST_VERSION: usize = 3;
 const PLAYLIST_VERSION_WITH_MAP: usize = 6;
 const AUDIO_GROUP: &str = "audio";
 const SUBTITLES_GROUP: &str = "subs";
+const CAPTIONS_GROUP: &str = "cc";
 /// What HLS calls subtitles for the deaf and hard of hearing (Apple's HLS authoring spec).
 const SDH_CHARACTERISTICS: &str =
     "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
@@ -180,6 +181,7 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
             .for_each(|v| v.subtitles = Some(SUBTITLES_GROUP.to_owned()));
     }
     alternatives.extend(subtitles);
+    alternatives.extend(signal_captions(package, &mut variants));
     MasterPlaylist {
         version: Some(PLAYLIST_VERSION),
         variants,
@@ -188,6 +190,34 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
         alternatives,
         ..MasterPlaylist::default()
     }
+}
+
+/// CLOSED-CAPTIONS on every video variant: the group of the CEA-608 rendition (returned, once)
+/// when its rung carries captions, NONE when it does not (RFC 8216bis §4.4.6.2: players then do
+/// not look for them), nothing when the pass cannot tell. 608 captions state no language: the
+/// rendition says English, the language US broadcast captions CC1 carry.
+fn signal_captions(package: &Package, variants: &mut [VariantStream]) -> Option<AlternativeMedia> {
+    for (variant, video) in variants.iter_mut().zip(&package.video) {
+        variant.closed_captions = package.captions(video).map(|captions| match captions {
+            true => ClosedCaptionGroupId::GroupId(CAPTIONS_GROUP.to_owned()),
+            false => ClosedCaptionGroupId::None,
+        });
+    }
+    package
+        .video
+        .iter()
+        .any(|v| package.captions(v) == Some(true))
+        .then(|| AlternativeMedia {
+            media_type: AlternativeMediaType::ClosedCaptions,
+            group_id: CAPTIONS_GROUP.to_owned(),
+            language: Some("en".to_owned()),
+            name: "English".to_owned(),
+            // Like subtitles: the viewer turns them on.
+            default: false,
+            autoselect: true,
+            instream_id: Some(InstreamId::CC(1)),
+            ..AlternativeMedia::default()
+        })
 }
 
 fn audio_media(audio: &AudioTrack) -> AlternativeMedia {

@@ -109,6 +109,14 @@ impl Package<'_> {
         video.chain(self.audio.iter().map(|a| (a.name, a.rendition)))
     }
 
+    /// Whether a video rendition carries CEA-608/708 captions; `None` when nothing tells. A copied
+    /// bitstream is not decoded, but it is the source's, which an encoded rung that kept
+    /// captions shows has them.
+    pub fn captions(&self, video: &VideoTrack) -> Option<bool> {
+        let source_has_them = self.video.iter().any(|v| v.rendition.captions == Some(true));
+        video.rendition.captions.or(source_has_them.then_some(true))
+    }
+
     /// The longest segment rounded to the nearest second (EXT-X-TARGETDURATION's rule, RFC 8216
     /// §4.3.3.1), at least 1: one value for the whole package, so every rendition switches alike.
     pub fn target_duration(&self) -> u64 {

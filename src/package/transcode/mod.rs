@@ -538,6 +538,11 @@ struct RungEncoder {
     clock: SegmentClock,
     time_base: Rational,
     segment: Option<u64>,
+    /// Whether the encoder writes the frames' A/53 captions into its bitstream: libx264 does
+    /// (its `a53cc` option, on by default); FFmpeg 5.1's libx265, libvpx and SVT-AV1 do not.
+    keeps_captions: bool,
+    /// Whether a frame with captions reached an encoder that keeps them.
+    captions: bool,
 }
 
 impl RungEncoder {
@@ -583,6 +588,8 @@ impl RungEncoder {
             clock,
             time_base,
             segment: None,
+            keeps_captions: settings.codec == VideoCodec::H264,
+            captions: false,
         })
     }
 
@@ -598,6 +605,7 @@ impl RungEncoder {
             picture::Type::None
         });
         self.segment = Some(index);
+        self.captions |= self.keeps_captions && frame.side_data(frame::side_data::Type::A53CC).is_some();
         self.encoder
             .send_frame(frame)
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?;
@@ -625,7 +633,11 @@ impl RungEncoder {
             .send_eof()
             .map_err(Error::ffmpeg(format!("{}: finishing the encoder", self.name)))?;
         self.drain()?;
-        self.segmenter.finish()
+        let rendition = self.segmenter.finish()?;
+        Ok(EncodedRendition {
+            captions: Some(self.captions),
+            ..rendition
+        })
     }
 }
 
