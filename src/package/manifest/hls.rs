@@ -197,8 +197,13 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
 /// not look for them), nothing when the pass cannot tell. 608 captions state no language: the
 /// rendition says English, the language US broadcast captions CC1 carry.
 fn signal_captions(package: &Package, variants: &mut [VariantStream]) -> Option<AlternativeMedia> {
-    for (variant, video) in variants.iter_mut().zip(&package.video) {
-        variant.closed_captions = package.captions(video).map(|captions| match captions {
+    // Matched by URI: a rung may have several variants (one per audio group).
+    for variant in variants.iter_mut() {
+        let video = package
+            .video
+            .iter()
+            .find(|v| variant.uri == format!("{}/{MEDIA_PLAYLIST}", v.name));
+        variant.closed_captions = video.and_then(|v| package.captions(v)).map(|captions| match captions {
             true => ClosedCaptionGroupId::GroupId(CAPTIONS_GROUP.to_owned()),
             false => ClosedCaptionGroupId::None,
         });
