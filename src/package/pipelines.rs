@@ -196,6 +196,7 @@ fn audio_pipeline(source: &Source, audio: &AudioRendition, job: &Job) -> Result<
         bitrate: options.audio_bitrate,
         format: options.format,
         delivery: job.delivery.clone(),
+        surround: audio.surround,
     };
     Ok(Box::new(AudioTrack::new(
         &source.path,
