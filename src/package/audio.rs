@@ -88,24 +88,31 @@ pub(super) struct AudioRendition {
 /// The channel count from which a source stream also gives a 5.1 rendition.
 const SURROUND_CHANNELS: u16 = 6;
 
-/// The renditions with, after them, a 5.1 one for every multichannel stream `encoded` says is
-/// encoded (a copied stream keeps its channels already), unless `surround` is `None`. It shares
-/// its stereo sibling's NAME, as Apple's HLS authoring spec wants of one content in two groups.
+/// The renditions, each multichannel stream's followed by a 5.1 one when `encoded` says the
+/// stream is encoded (a copied stream keeps its channels already), unless `surround` is `None`.
+/// It shares its stereo sibling's NAME, as Apple's HLS authoring spec wants of one content in
+/// two groups.
 pub(super) fn with_surround(
     renditions: Vec<AudioRendition>,
     surround: Surround,
     encoded: impl Fn(&AudioInput) -> bool,
 ) -> Vec<AudioRendition> {
-    let wide: Vec<AudioRendition> = renditions
-        .iter()
-        .filter(|r| surround == Surround::Aac && r.input.channels >= SURROUND_CHANNELS && encoded(&r.input))
-        .map(|r| AudioRendition {
-            dir: format!("{}-5.1", r.dir),
-            surround: true,
-            ..r.clone()
+    let wide = |r: &AudioRendition| {
+        (surround == Surround::Aac && r.input.channels >= SURROUND_CHANNELS && encoded(&r.input)).then(|| {
+            AudioRendition {
+                dir: format!("{}-5.1", r.dir),
+                surround: true,
+                ..r.clone()
+            }
         })
-        .collect();
-    renditions.into_iter().chain(wide).collect()
+    };
+    renditions
+        .into_iter()
+        .flat_map(|r| {
+            let surround = wide(&r);
+            std::iter::once(r).chain(surround)
+        })
+        .collect()
 }
 
 /// The renditions `selection` keeps of the source's audio streams, the one in `default_language`

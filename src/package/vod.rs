@@ -37,7 +37,9 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
     )?;
     // Refused before anything is written: a selection naming a stream that is not there.
     let audio = audio::choose(&source, &options.audio, options.default_audio.as_deref())?;
-    let audio = audio::with_surround(audio, options.surround, |input| !pipelines::copies_audio(options, input));
+    let audio = audio::with_surround(audio, options.surround, |input| {
+        !pipelines::copies_audio(options, input)
+    });
     let workspace = match options.publishing.remote_only {
         true => Workspace::scratch()?,
         false => Workspace::Staged(Staging::new(&options.output, options.force)?),

@@ -80,7 +80,7 @@ const FAST: [&str; 6] = [
 ];
 
 /// Seconds of audio the stream `selector` (`a:0`) of `file` decodes to: its samples over its rate.
-fn decoded_seconds(file: &Path, selector: &str, rate: u64) -> f64 {
+pub(crate) fn decoded_seconds(file: &Path, selector: &str, rate: u64) -> f64 {
     let frames = ffprobe::probe(
         &["-select_streams", selector, "-show_entries", "frame=nb_samples"],
         file,

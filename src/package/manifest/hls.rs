@@ -8,7 +8,9 @@ use m3u8_rs::{
     MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
-use super::{AudioTrack, LiveState, Package, VideoTrack, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write};
+use super::{
+    AudioTrack, LiveState, Package, VideoTrack, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write,
+};
 use crate::error::Result;
 use crate::package::crypto::KeyPeriod;
 use crate::package::segment::SegmentedStream;
@@ -130,7 +132,12 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
     let mut alternatives: Vec<AlternativeMedia> = Vec::new();
     for group in &groups {
         let rates = GroupRates::of(group, target);
-        variants.extend(package.video.iter().map(|v| video_variant(v, Some((group, &rates)), target)));
+        variants.extend(
+            package
+                .video
+                .iter()
+                .map(|v| video_variant(v, Some((group, &rates)), target)),
+        );
         // Audio alone: the variant is the group's default rendition, and a group only when there
         // is a choice.
         let single = package.video.is_empty() && group.members.len() == 1;
@@ -145,7 +152,12 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
             });
         }
         if !single {
-            alternatives.extend(group.members.iter().map(|(a, default)| audio_media(a, &group.id, *default)));
+            alternatives.extend(
+                group
+                    .members
+                    .iter()
+                    .map(|(a, default)| audio_media(a, &group.id, *default)),
+            );
         }
     }
     if groups.is_empty() {
@@ -205,7 +217,11 @@ fn audio_groups<'p>(audio: &'p [AudioTrack<'p>]) -> Vec<AudioGroup<'p>> {
                     1 => AUDIO_GROUP.to_owned(),
                     _ => format!("{AUDIO_GROUP}-{}", layout_name(channels)),
                 },
-                members: members.into_iter().enumerate().map(|(i, a)| (a, i == default)).collect(),
+                members: members
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| (a, i == default))
+                    .collect(),
             }
         })
         .collect()
@@ -230,7 +246,8 @@ struct GroupRates {
 
 impl GroupRates {
     fn of(group: &AudioGroup, target: u64) -> GroupRates {
-        let richest = |rate: &dyn Fn(&AudioTrack) -> f64| group.members.iter().map(|(a, _)| rate(a)).fold(0.0, f64::max);
+        let richest =
+            |rate: &dyn Fn(&AudioTrack) -> f64| group.members.iter().map(|(a, _)| rate(a)).fold(0.0, f64::max);
         let mut codecs: Vec<&str> = group.members.iter().map(|(a, _)| a.rendition.codecs.as_str()).collect();
         codecs.dedup();
         GroupRates {
