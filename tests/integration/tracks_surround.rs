@@ -211,6 +211,38 @@ fn a_surround_stream_gives_an_adaptation_set_per_layout_in_dash() {
     );
 }
 
+/// The RMS level (dB) of each channel of the audio `file` decodes to, as ffmpeg's astats says it.
+fn channel_levels(file: &Path) -> Vec<f64> {
+    let output = Command::new("ffmpeg")
+        .args(["-nostdin", "-i"])
+        .arg(file)
+        .args(["-af", "astats=measure_overall=none:measure_perchannel=RMS_level"])
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| line.split("RMS level dB: ").nth(1))
+        .map(|level| level.trim().parse().expect("a level"))
+        .collect()
+}
+
+#[test]
+fn the_stereo_rendition_is_a_standard_downmix_of_the_surround_stream() {
+    let (_dir, out) = cli::package_in_temp("hls", title(), &FAST);
+    // Each source channel is a 0.3 sine (power 0.045); the standard downmix puts the front, half
+    // the power of the centre and of the surround on its side into each side, and no LFE.
+    let expected = 10.0 * (0.045f64 * (1.0 + 0.5 + 0.5)).log10();
+    let levels = channel_levels(&out.join("audio-en/index.m3u8"));
+    assert_eq!(levels.len(), 2, "{levels:?}");
+    for level in levels {
+        assert!(
+            (level - expected).abs() < 0.5,
+            "{level} dB, not the downmix's {expected} dB"
+        );
+    }
+}
+
 #[test]
 fn surround_none_keeps_the_stereo_downmix_alone_in_one_group() {
     let args = [&FAST[..], &["--surround", "none"]].concat();
