@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::tracks_audio::decoded_seconds;
+use crate::tracks_audio::{FAST, decoded_seconds, generated};
 use crate::util::cli;
 use crate::util::ffprobe::{self, number};
 use crate::util::m3u8::{Attributes, read_master};
@@ -19,38 +19,22 @@ use crate::util::mpd::read_mpd;
 fn title() -> &'static Path {
     static TITLE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = TITLE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("create a temporary folder");
-        let path = dir.path().join("surround.mkv");
         let tones = [330, 440, 550, 60, 660, 770]
             .map(|f| format!("0.3*sin({f}*2*PI*t)"))
             .join("|");
-        let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-nostdin", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=3"])
-            .args(["-f", "lavfi", "-i", &format!("aevalsrc={tones}:s=48000:d=3:c=5.1")])
-            .args(["-f", "lavfi", "-i", "sine=f=660:r=44100:d=3"])
-            .args(["-map", "0", "-map", "1", "-map", "2"])
-            .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
-            .args(["-ac:a:0", "6", "-channel_layout:a:0", "5.1", "-ac:a:1", "2"])
-            .args(["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=jpn"])
-            .args(["-disposition:a:0", "default", "-disposition:a:1", "0"])
-            .arg(&path)
-            .status()
-            .expect("run ffmpeg");
-        assert!(status.success(), "ffmpeg could not make the title");
-        (dir, path)
+        generated("surround.mkv", |ffmpeg| {
+            ffmpeg
+                .args(["-f", "lavfi", "-i", &format!("aevalsrc={tones}:s=48000:d=3:c=5.1")])
+                .args(["-f", "lavfi", "-i", "sine=f=660:r=44100:d=3"])
+                .args(["-map", "0", "-map", "1", "-map", "2"])
+                .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+                .args(["-ac:a:0", "6", "-channel_layout:a:0", "5.1", "-ac:a:1", "2"])
+                .args(["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=jpn"])
+                .args(["-disposition:a:0", "default", "-disposition:a:1", "0"]);
+        })
     });
     path
 }
-
-const FAST: [&str; 6] = [
-    "--reps",
-    "180",
-    "--segment-duration",
-    "1",
-    "--encoder-preset",
-    "ultrafast",
-];
 
 /// What one audio rendition must be: its source stream (`a:N`), language, channels and layout.
 struct Rendition {
