@@ -115,8 +115,9 @@ fn check_hls(out: &Path, groups: &[(&str, &[&Rendition])]) {
         }
     }
     assert_eq!(listed, audio.len(), "no audio rendition outside the groups: {audio:?}");
+    // A video rendition's variants; an audio-only package's variants are its groups' defaults.
     let mut per_video: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for variant in &master.variants {
+    for variant in master.variants.iter().filter(|v| !v.uri.starts_with("audio")) {
         let group = variant
             .attributes
             .quoted("AUDIO")
@@ -234,4 +235,33 @@ fn surround_none_keeps_the_stereo_downmix_alone_in_one_group() {
     check_hls(&out, &[("audio", &[&EN_STEREO, &JA_STEREO])]);
     let text = std::fs::read_to_string(out.join("master.m3u8")).expect("read master.m3u8");
     assert!(!text.contains("CHANNELS=\"6\""), "{text}");
+}
+
+#[test]
+fn an_audio_only_surround_source_keeps_its_groups_so_players_read_channels() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let source = dir.path().join("surround-audio.mkv");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(title())
+        .args(["-map", "0:a:0", "-c", "copy"])
+        .arg(&source)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not take the 5.1 stream alone");
+    let (_out_dir, out) = cli::package_in_temp("hls", &source, &FAST[2..]);
+    check_hls(&out, &[("audio-stereo", &[&EN_STEREO]), ("audio-5.1", &[&EN_SURROUND])]);
+    let master = read_master(&out.join("master.m3u8"));
+    let variants: Vec<(&str, Option<&str>)> = master
+        .variants
+        .iter()
+        .map(|v| (v.uri.as_str(), v.attributes.quoted("AUDIO")))
+        .collect();
+    assert_eq!(
+        variants,
+        [
+            ("audio/index.m3u8", Some("audio-stereo")),
+            ("audio-5.1/index.m3u8", Some("audio-5.1"))
+        ]
+    );
 }

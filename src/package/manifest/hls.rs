@@ -139,8 +139,8 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
                 .map(|v| video_variant(v, Some((group, &rates)), target)),
         );
         // Audio alone: the variant is the group's default rendition, and a group only when there
-        // is a choice.
-        let single = package.video.is_empty() && group.members.len() == 1;
+        // is a choice, or other layouts whose CHANNELS a player must read to choose.
+        let single = package.video.is_empty() && groups.len() == 1 && group.members.len() == 1;
         if let (true, Some((a, _))) = (package.video.is_empty(), group.members.iter().find(|(_, d)| *d)) {
             variants.push(VariantStream {
                 uri: format!("{}/{MEDIA_PLAYLIST}", a.name),
