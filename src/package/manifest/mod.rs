@@ -29,6 +29,8 @@ pub struct VideoTrack<'a> {
 
 /// An audio rendition, which every video rendition may play with.
 pub struct AudioTrack<'a> {
+    /// The source stream it comes from: a stream's stereo and 5.1 renditions share it.
+    pub stream: usize,
     /// Folder, relative to the package root; also the DASH Representation id.
     pub name: &'a str,
     /// What players list it as (HLS NAME, DASH Label): unique in the package.

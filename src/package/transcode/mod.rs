@@ -647,6 +647,8 @@ pub struct AudioSettings {
     pub bitrate: Bitrate,
     pub format: SegmentFormat,
     pub delivery: Delivery,
+    /// 5.1 rather than the stereo downmix.
+    pub surround: bool,
 }
 
 /// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
@@ -670,7 +672,7 @@ impl AudioTrack {
         let mut decoder = source::decoder_context(path, stream)?;
         decoder.set_packet_time_base(input.time_base);
         let decoder = decoder.audio().map_err(Error::ffmpeg("opening the audio decoder"))?;
-        let encoder = encoding::open_audio(settings.codec, &input, settings.bitrate)?;
+        let encoder = encoding::open_audio(settings.codec, &input, settings.bitrate, settings.surround)?;
         let codecs = match settings.codec {
             AudioCodec::Aac => codec_string::mp4a_from_audio_specific_config(codec_string::extradata(&encoder))
                 .ok_or_else(|| Error::Codec {
