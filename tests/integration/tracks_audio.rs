@@ -198,6 +198,12 @@ fn every_audio_stream_becomes_an_adaptation_set_in_dash() {
 }
 
 #[test]
+fn copy_keeps_every_aac_stream_as_its_own_rendition() {
+    let (_dir, out) = cli::package_in_temp("hls", title(), &["--copy", "--segment-duration", "1"]);
+    check_hls(&out, &all(), 0);
+}
+
+#[test]
 fn audio_ja_keeps_the_japanese_stream_alone() {
     let args = [&FAST[..], &["--audio", "ja"]].concat();
     let (_dir, out) = cli::package_in_temp("hls", title(), &args);
