@@ -20,6 +20,7 @@ const EDGE = 0.25;
 //   counts and played ranges below still judge what was really buffered and played. That first
 //   fragment is the first hls.js loads of its type (main, audio): sn 0 in VOD, wherever it
 //   joins a live presentation.
+// - the load of a subtitle segment is aborted when the check chooses another subtitle track;
 // - joining a live presentation mid-window, hls.js puts the playhead at the first fragment's
 //   start as the playlist gives it, then skips to where its media is buffered from, a rounding
 //   error (1 µs seen) or a composition delay later. A hole anywhere else is not tolerated, and
@@ -34,6 +35,9 @@ function toleratedByHls(data, firstLoaded) {
       return data.frag?.sn === firstLoaded[data.frag?.type] && data.frag?.url.endsWith('.ts');
     case 'bufferSeekOverHole':
       return data.frag?.sn === firstLoaded[data.frag?.type];
+    // A subtitle segment still loading when the check chooses another subtitle track.
+    case 'aborted':
+      return data.frag?.type === 'subtitle';
     default:
       return false;
   }
@@ -95,9 +99,7 @@ const adapters = {
     const events = dashjs.MediaPlayer.events;
     player.updateSettings({
       debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE },
-      // dash.js shows the first text track unless told not to, whatever the MPD says (DASH has no
-      // flag for a subtitle track to show or not); a viewer turns subtitles on, as in HLS.
-      streaming: { abr: { autoSwitchBitrate: { video: false } }, text: { defaultEnabled: !options.tracks } },
+      streaming: { abr: { autoSwitchBitrate: { video: false } } },
     });
     player.on(events.ERROR, (event) => report(`dash.js error ${event.error?.code}: ${event.error?.message}`));
     player.on(events.PLAYBACK_ERROR, (event) => report(`dash.js playback error: ${event.error?.message ?? event.error}`));
@@ -106,6 +108,11 @@ const adapters = {
         const initialized = new Promise((resolve) => player.on(events.STREAM_INITIALIZED, resolve));
         player.initialize(video, url, false);
         await initialized;
+        // dash.js shows the first text track, whatever the MPD says (DASH has no flag for a
+        // subtitle track to show or not): turned off as a viewer would, who then chooses one.
+        // Not with the setting streaming.text.defaultEnabled, with which dash.js 5.2 never loads
+        // a text track's file.
+        if (options.tracks) player.enableText(false);
       },
       renditions: () => player.getRepresentationsByType('video').map((rep) => ({ height: rep.height, id: rep.id })),
       // forceReplace: drop what is buffered of the old representation.
@@ -123,18 +130,17 @@ const adapters = {
         return player.getTracksFor('audio').map((info) => ({ ...dashTrack(info), active: info.id === current?.id, info }));
       },
       selectAudio: (track) => player.setCurrentTrack(track.info),
-      textTracks: () => player.getTracksFor('text').map((info) => ({ ...dashTrack(info), info })),
-      selectText: (track) => {
-        player.enableText(true);
-        player.setCurrentTrack(track.info);
-      },
+      textTracks: () => player.getTracksFor('text').map((info, index) => ({ ...dashTrack(info), index })),
+      // By its place among the text tracks, which also turns text on: setCurrentTrack after
+      // enableText(true) shows a track with no cues.
+      selectText: (track) => player.setTextTrack(track.index),
     };
   },
 
   shaka(video, report, options) {
     shaka.polyfill.installAll();
     const player = new shaka.Player();
-    player.configure({ abr: { enabled: false }, streaming: { alwaysStreamText: Boolean(options.tracks) } });
+    player.configure({ abr: { enabled: false } });
     player.addEventListener('error', (event) => report(describeShaka(event.detail)));
     return {
       async load(url) {
@@ -142,6 +148,16 @@ const adapters = {
         await player.load(url).catch((error) => {
           throw new PlaybackFailure(`Shaka load failed: ${describeShaka(error)}`);
         });
+        // Shaka 5.2 holds back HLS WebVTT until a media append has given it the segments'
+        // timestamp offset, which its text engine learns only while it streams text: a text track
+        // first chosen once the whole 8 s title is buffered shows nothing (one chosen in a long
+        // title gets its cues at the next media append). A text stream started and stopped at
+        // the load, while the media is being appended, learns it, as viewers' players would.
+        const [text] = options.tracks ? player.getTextTracks() : [];
+        if (text) {
+          player.selectTextTrack(text);
+          player.selectTextTrack(null);
+        }
       },
       renditions: () => player.getVariantTracks().map((track) => ({ height: track.height, track })),
       // clearBuffer: drop what is buffered of the old variant.
@@ -164,10 +180,7 @@ const adapters = {
           track,
         })),
       selectAudio: (track) => player.selectAudioTrack(track.track),
-      // Shaka 5 shows the text track it is given and hides the others. Shaka defers appending HLS
-      // WebVTT until a media append has told it the segments' timestamp offset; a text track first
-      // chosen once all 8 s of media are buffered would wait for ever. alwaysStreamText (set by
-      // checkTracks) streams text from the load, as a title longer than its buffer would.
+      // Shaka 5 shows the text track it is given and hides the others.
       textTracks: () =>
         player.getTextTracks().map((track) => ({ language: track.language, name: track.label, default: track.primary, track })),
       selectText: (track) => player.selectTextTrack(track.track),
