@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use stream_pack::input::live::LiveSource;
 use stream_pack::location::Location;
 use stream_pack::output::publish::Destination;
-use stream_pack::package::audio::AudioSelection;
+use stream_pack::package::audio::{AudioSelection, Surround};
 use stream_pack::package::crypto::KeySource;
 use stream_pack::package::ladder::{Bitrate, Reps};
 use stream_pack::package::subtitles::SubtitleSidecar;
@@ -113,6 +113,10 @@ struct PackageArgs {
     /// audio stream, else the first kept.
     #[arg(long)]
     default_audio: Option<String>,
+    /// What a source audio stream of 6 channels or more gives besides its stereo downmix: aac
+    /// (a 5.1 AAC rendition too, in its own HLS audio group) or none (the downmix alone).
+    #[arg(long, default_value = "aac", value_parser = Surround::parse)]
+    surround: Surround,
     /// A subtitle file (.srt, .vtt, .ass; UTF-8 or UTF-16) as a subtitle rendition: PATH[:LANG[:NAME]],
     /// LANG a BCP 47 tag (default und). Repeatable.
     #[arg(long = "subtitles", value_name = "PATH[:LANG[:NAME]]", conflicts_with = "live")]
@@ -211,6 +215,7 @@ impl PackageArgs {
             audio_bitrate: self.audio_bitrate,
             audio: self.audio.clone(),
             default_audio: self.default_audio.clone(),
+            surround: self.surround,
             force: self.job.force,
             publishing,
             live: self.live.job(self.input.as_deref())?,

@@ -20,6 +20,27 @@ pub enum AudioSelection {
     Streams(Vec<AudioPick>),
 }
 
+/// What a multichannel source stream (6 channels or more) gives besides its stereo downmix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Surround {
+    /// A 5.1 rendition too, in the audio codec chosen.
+    #[default]
+    Aac,
+    /// The stereo downmix alone.
+    None,
+}
+
+impl Surround {
+    /// `aac` or `none`.
+    pub fn parse(text: &str) -> std::result::Result<Surround, String> {
+        match text {
+            "aac" => Ok(Surround::Aac),
+            "none" => Ok(Surround::None),
+            _ => Err(format!("{text:?}: expected aac or none")),
+        }
+    }
+}
+
 /// One item of an audio selection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AudioPick {
@@ -57,8 +78,41 @@ pub(super) struct AudioRendition {
     pub dir: String,
     /// The NAME players list: the stream's title, else its language's English name; unique.
     pub label: String,
-    /// The rendition players start with: exactly one in a package is.
+    /// The rendition players start with: exactly one stereo rendition in a package is, and
+    /// the 5.1 one of the same stream.
     pub default: bool,
+    /// The 5.1 rendition of a multichannel stream, beside its stereo downmix.
+    pub surround: bool,
+}
+
+/// The channel count from which a source stream also gives a 5.1 rendition.
+const SURROUND_CHANNELS: u16 = 6;
+
+/// The renditions, each multichannel stream's followed by a 5.1 one when `encoded` says the
+/// stream is encoded (a copied stream keeps its channels already), unless `surround` is `None`.
+/// It shares its stereo sibling's NAME, as Apple's HLS authoring spec wants of one content in
+/// two groups.
+pub(super) fn with_surround(
+    renditions: Vec<AudioRendition>,
+    surround: Surround,
+    encoded: impl Fn(&AudioInput) -> bool,
+) -> Vec<AudioRendition> {
+    let wide = |r: &AudioRendition| {
+        (surround == Surround::Aac && r.input.channels >= SURROUND_CHANNELS && encoded(&r.input)).then(|| {
+            AudioRendition {
+                dir: format!("{}-5.1", r.dir),
+                surround: true,
+                ..r.clone()
+            }
+        })
+    };
+    renditions
+        .into_iter()
+        .flat_map(|r| {
+            let surround = wide(&r);
+            std::iter::once(r).chain(surround)
+        })
+        .collect()
 }
 
 /// The renditions `selection` keeps of the source's audio streams, the one in `default_language`
@@ -101,6 +155,7 @@ pub(super) fn choose(
             dir,
             label,
             default: Some(i) == default,
+            surround: false,
         })
         .collect())
 }

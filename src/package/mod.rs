@@ -30,7 +30,7 @@ use crate::input::source::Source;
 use crate::input::watchdog::InputOptions;
 use crate::output::publish::{PublishCounts, Publisher, Publishing};
 use crate::output::staging::{self, Workspace};
-use crate::package::audio::{AudioRendition, AudioSelection};
+use crate::package::audio::{AudioRendition, AudioSelection, Surround};
 use crate::package::crypto::{KeySchedule, KeySource, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
@@ -87,6 +87,9 @@ pub struct PackageOptions {
     /// The language of the rendition players start with; by default the source's
     /// default-disposition stream, else the first kept.
     pub default_audio: Option<String>,
+    /// A 5.1 rendition of each multichannel stream beside its stereo downmix (`Aac`, the
+    /// default), or the downmix alone (`None`).
+    pub surround: Surround,
     /// Package the source's own H.264/HEVC (and AAC) without re-encoding, cut at its keyframes;
     /// `reps`, `ladder` and the codecs are then unused.
     pub copy: bool,
@@ -134,6 +137,7 @@ impl PackageOptions {
             audio_bitrate: Bitrate(128_000),
             audio: AudioSelection::All,
             default_audio: None,
+            surround: Surround::Aac,
             copy: false,
             passthrough_top: Passthrough::Auto,
             force: false,
@@ -489,9 +493,10 @@ impl<'a> Job<'a> {
         let (sample_rate, channels) = if pipelines::copies_audio(self.options, input) {
             (input.sample_rate, input.channels)
         } else {
-            encoding::audio_output(self.options.audio_codec, input)
+            encoding::audio_output(self.options.audio_codec, input, audio.surround)
         };
         manifest::AudioTrack {
+            stream: input.index,
             name: &audio.dir,
             label: &audio.label,
             channels,

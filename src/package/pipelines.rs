@@ -60,14 +60,18 @@ impl Pipelines {
             )),
             None => None,
         };
-        let audio = job
-            .audio
-            .iter()
-            .map(|audio| {
-                let pipeline = Threaded::start(audio_pipeline(source, audio, job)?);
-                Ok(Fed::new(source, audio.input.index, Box::new(pipeline)))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // A stream's stereo and 5.1 renditions (next to each other in the job) share its packets.
+        let mut audio: Vec<Fed> = Vec::new();
+        for rendition in &job.audio {
+            let pipeline = Box::new(Threaded::start(audio_pipeline(source, rendition, job)?));
+            match audio.last_mut() {
+                Some(fed) if fed.index == rendition.input.index => {
+                    let sibling = std::mem::replace(&mut fed.pipeline, Box::new(Fanout(Vec::new())));
+                    fed.pipeline = Box::new(Fanout(vec![sibling, pipeline]));
+                }
+                _ => audio.push(Fed::new(source, rendition.input.index, pipeline)),
+            }
+        }
         Ok(Pipelines {
             video,
             audio,
@@ -196,6 +200,7 @@ fn audio_pipeline(source: &Source, audio: &AudioRendition, job: &Job) -> Result<
         bitrate: options.audio_bitrate,
         format: options.format,
         delivery: job.delivery.clone(),
+        surround: audio.surround,
     };
     Ok(Box::new(AudioTrack::new(
         &source.path,

@@ -297,6 +297,9 @@ pub struct Segmenter {
 pub struct EncodedRendition {
     pub media: SegmentedStream,
     pub codecs: String,
+    /// Whether its video carries CEA-608/708 captions (A/53): `None` when the pass cannot tell,
+    /// a bitstream copied without being decoded.
+    pub captions: Option<bool>,
 }
 
 /// Everything a segmenter wrote for one rendition.
@@ -611,6 +614,7 @@ impl Segmenter {
         Ok(EncodedRendition {
             media: self.stream(segments),
             codecs,
+            captions: None,
         })
     }
 

@@ -18,7 +18,7 @@ use crate::package::crypto::{KeySchedule, SharedKeys};
 use crate::package::ladder;
 use crate::package::ladder::Rung;
 use crate::package::manifest::{dash, hls};
-use crate::package::pipelines::Pipelines;
+use crate::package::pipelines::{self, Pipelines};
 use crate::package::segment::EncodedRendition;
 use crate::package::subtitles::source::SourceSubtitles;
 use crate::package::subtitles::{self, TextRendition};
@@ -37,6 +37,9 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
     )?;
     // Refused before anything is written: a selection naming a stream that is not there.
     let audio = audio::choose(&source, &options.audio, options.default_audio.as_deref())?;
+    let audio = audio::with_surround(audio, options.surround, |input| {
+        !pipelines::copies_audio(options, input)
+    });
     let workspace = match options.publishing.remote_only {
         true => Workspace::scratch()?,
         false => Workspace::Staged(Staging::new(&options.output, options.force)?),

@@ -89,6 +89,8 @@ impl Window {
         let rendition = progress.rendition.get_or_insert_with(|| EncodedRendition {
             media: file.stream,
             codecs: file.codecs.unwrap_or_default(),
+            // A live master playlist is written before the pass could know.
+            captions: None,
         });
         rendition.media.segments.push(segment);
         progress.files.push(file.path);
@@ -141,6 +143,7 @@ impl Window {
                     segments: slice(&r.media.segments, first, end).to_vec(),
                 },
                 codecs: r.codecs.clone(),
+                captions: r.captions,
             })
             .collect();
         let listed_from = renditions.first().map_or(0.0, |r: &EncodedRendition| {

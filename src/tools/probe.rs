@@ -54,12 +54,12 @@ pub struct StreamInfo {
     /// The stream's `title` tag.
     pub title: Option<String>,
     /// What the container says the stream is for, in ffprobe's words: `default`, `comment`,
-    /// `forced`, `hearing_impaired`, `visual_impaired`…
+    /// `forced`, `hearing_impaired`, `visual_impaired`, `captions`…
     pub disposition: Vec<&'static str>,
 }
 
 /// The dispositions `probe` names, as ffprobe names them.
-const DISPOSITIONS: [(format::stream::Disposition, &str); 8] = [
+const DISPOSITIONS: [(format::stream::Disposition, &str); 10] = [
     (format::stream::Disposition::DEFAULT, "default"),
     (format::stream::Disposition::DUB, "dub"),
     (format::stream::Disposition::ORIGINAL, "original"),
@@ -67,6 +67,8 @@ const DISPOSITIONS: [(format::stream::Disposition, &str); 8] = [
     (format::stream::Disposition::FORCED, "forced"),
     (format::stream::Disposition::HEARING_IMPAIRED, "hearing_impaired"),
     (format::stream::Disposition::VISUAL_IMPAIRED, "visual_impaired"),
+    (format::stream::Disposition::CAPTIONS, "captions"),
+    (format::stream::Disposition::DESCRIPTIONS, "descriptions"),
     (format::stream::Disposition::ATTACHED_PIC, "attached_pic"),
 ];
 

@@ -27,6 +27,8 @@ mod publish;
 mod record;
 mod remux;
 mod tracks_audio;
+mod tracks_captions;
+mod tracks_surround;
 mod tracks_text;
 mod unframe;
 mod util;

@@ -195,3 +195,103 @@ fn probe_into_a_pipe_closed_early_exits_0_without_a_panic() {
     assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
     assert!(stderr.is_empty(), "stderr: {stderr}");
 }
+
+/// A Matroska file with a video and two SubRip streams: English for the hearing impaired (which
+/// describes the sound too), and forced French signs with a title.
+fn subtitled(dir: &Path) -> std::path::PathBuf {
+    let srt = dir.join("cues.srt");
+    std::fs::write(&srt, "1\n00:00:00,500 --> 00:00:01,200\nHello\n").unwrap();
+    let path = dir.join("subtitled.mkv");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi"])
+        .args(["-i", "testsrc2=size=320x180:rate=25:duration=2", "-i"])
+        .arg(&srt)
+        .arg("-i")
+        .arg(&srt)
+        .args([
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-map",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:s",
+            "srt",
+        ])
+        .args([
+            "-metadata:s:s:0",
+            "language=eng",
+            "-disposition:s:0",
+            "hearing_impaired+descriptions",
+        ])
+        .args(["-metadata:s:s:1", "language=fre", "-metadata:s:s:1", "title=Panneaux"])
+        .args(["-disposition:s:1", "forced"])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the subtitled file");
+    path
+}
+
+/// Subtitle streams are listed with their codec, language, title and disposition, as ffprobe
+/// reads them, in the JSON and in the table.
+#[test]
+fn subtitle_streams_are_listed_as_ffprobe_sees_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = subtitled(dir.path());
+    let ours = probe_json(&source);
+    let theirs = ffprobe::streams_and_format(&source);
+    let ours = ours["streams"].as_array().expect("streams");
+    let subtitles: Vec<&Value> = theirs["streams"]
+        .as_array()
+        .expect("ffprobe streams")
+        .iter()
+        .filter(|s| s["codec_type"] == "subtitle")
+        .collect();
+    assert_eq!(subtitles.len(), 2);
+    for theirs in subtitles {
+        let stream = ours
+            .iter()
+            .find(|s| s["index"] == theirs["index"])
+            .unwrap_or_else(|| panic!("no stream {} in {ours:?}", theirs["index"]));
+        assert_eq!(stream["kind"], "subtitle");
+        assert_eq!(stream["codec"], theirs["codec_name"]);
+        assert_eq!(stream["language"], theirs["tags"]["language"]);
+        assert_eq!(stream["title"], theirs["tags"]["title"]);
+        let mut their_dispositions: Vec<&str> = theirs["disposition"]
+            .as_object()
+            .expect("disposition")
+            .iter()
+            .filter(|(_, set)| set.as_i64() == Some(1))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        their_dispositions.sort_unstable();
+        let mut dispositions: Vec<&str> = stream["disposition"]
+            .as_array()
+            .expect("disposition is an array")
+            .iter()
+            .map(|d| d.as_str().expect("a name"))
+            .collect();
+        dispositions.sort_unstable();
+        assert_eq!(dispositions, their_dispositions, "stream {}", theirs["index"]);
+    }
+    let table = probe_table(&source);
+    let lines: Vec<&str> = table
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#') && l.contains(" subtitle "))
+        .collect();
+    assert_eq!(lines.len(), 2, "table:\n{table}");
+    for (line, words) in lines.iter().zip([
+        &["subrip", "[eng]", "hearing_impaired", "descriptions"][..],
+        &["subrip", "[fre]", "\"Panneaux\"", "(forced)"][..],
+    ]) {
+        assert!(
+            words.iter().all(|w| line.contains(w)),
+            "{line:?} lacks one of {words:?}"
+        );
+    }
+}

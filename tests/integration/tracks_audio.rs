@@ -42,35 +42,43 @@ const TITLE_AUDIO: [Expected; 3] = [
 fn title() -> &'static Path {
     static TITLE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = TITLE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("create a temporary folder");
-        let path = dir.path().join("title.mkv");
-        let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-nostdin", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=3"])
-            .args(["-f", "lavfi", "-i", "sine=f=440:r=48000:d=3"])
-            .args(["-f", "lavfi", "-i", "sine=f=660:r=44100:d=3"])
-            .args(["-f", "lavfi", "-i", "sine=f=880:r=48000:d=3"])
-            .args(["-map", "0", "-map", "1", "-map", "2", "-map", "3"])
-            .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-ac", "2"])
-            .args(["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=jpn"])
-            .args([
-                "-metadata:s:a:2",
-                "language=eng",
-                "-metadata:s:a:2",
-                "title=Director's commentary",
-            ])
-            .args(["-disposition:a:0", "default", "-disposition:a:1", "0"])
-            .args(["-disposition:a:2", "comment"])
-            .arg(&path)
-            .status()
-            .expect("run ffmpeg");
-        assert!(status.success(), "ffmpeg could not make the title");
-        (dir, path)
+        generated("title.mkv", |ffmpeg| {
+            ffmpeg
+                .args(["-f", "lavfi", "-i", "sine=f=440:r=48000:d=3"])
+                .args(["-f", "lavfi", "-i", "sine=f=660:r=44100:d=3"])
+                .args(["-f", "lavfi", "-i", "sine=f=880:r=48000:d=3"])
+                .args(["-map", "0", "-map", "1", "-map", "2", "-map", "3"])
+                .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-ac", "2"])
+                .args(["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=jpn"])
+                .args([
+                    "-metadata:s:a:2",
+                    "language=eng",
+                    "-metadata:s:a:2",
+                    "title=Director's commentary",
+                ])
+                .args(["-disposition:a:0", "default", "-disposition:a:1", "0"])
+                .args(["-disposition:a:2", "comment"]);
+        })
     });
     path
 }
 
-const FAST: [&str; 6] = [
+/// A title `file` made by ffmpeg in a temporary folder, from 3 s of 320x180 video and what
+/// `streams` adds: more inputs, maps, codecs and tags.
+pub(crate) fn generated(file: &str, streams: impl FnOnce(&mut Command)) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let path = dir.path().join(file);
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg
+        .args(["-v", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=3"]);
+    streams(&mut ffmpeg);
+    let status = ffmpeg.arg(&path).status().expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {file}");
+    (dir, path)
+}
+
+pub(crate) const FAST: [&str; 6] = [
     "--reps",
     "180",
     "--segment-duration",
@@ -80,7 +88,7 @@ const FAST: [&str; 6] = [
 ];
 
 /// Seconds of audio the stream `selector` (`a:0`) of `file` decodes to: its samples over its rate.
-fn decoded_seconds(file: &Path, selector: &str, rate: u64) -> f64 {
+pub(crate) fn decoded_seconds(file: &Path, selector: &str, rate: u64) -> f64 {
     let frames = ffprobe::probe(
         &["-select_streams", selector, "-show_entries", "frame=nb_samples"],
         file,

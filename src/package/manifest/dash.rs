@@ -166,9 +166,24 @@ fn video_adaptation(package: &Package, target: u64) -> AdaptationSet {
         maxHeight: package.video.iter().map(|v| u64::from(v.height)).max(),
         frameRate: Some(frame_rate),
         par: Some(format!("{par_w}:{par_h}")),
+        Accessibility: captions_accessibility(package).into_iter().collect(),
         representations,
         ..Default::default()
     }
+}
+
+/// CEA-608 captions on CC1 (SCTE 214-1 §6.7.2), when every rung carries them: 608 captions
+/// state no language; the value says English, as the HLS rendition does.
+fn captions_accessibility(package: &Package) -> Option<Accessibility> {
+    package
+        .video
+        .iter()
+        .all(|v| package.captions(v) == Some(true))
+        .then(|| Accessibility {
+            schemeIdUri: "urn:scte:dash:cc:cea-608:2015".into(),
+            value: Some("CC1=eng".into()),
+            ..Default::default()
+        })
 }
 
 /// An AdaptationSet per subtitle rendition, numbered from `first_id`: its whole track as one

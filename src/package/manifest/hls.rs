@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, Key, KeyMethod, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType,
-    MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
+    AlternativeMedia, AlternativeMediaType, ClosedCaptionGroupId, InstreamId, Key, KeyMethod, Map, MasterPlaylist,
+    MediaPlaylist, MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
-use super::{AudioTrack, LiveState, Package, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write};
+use super::{
+    AudioTrack, LiveState, Package, VideoTrack, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write,
+};
 use crate::error::Result;
 use crate::package::crypto::KeyPeriod;
 use crate::package::segment::SegmentedStream;
@@ -19,6 +21,7 @@ const PLAYLIST_VERSION: usize = 3;
 const PLAYLIST_VERSION_WITH_MAP: usize = 6;
 const AUDIO_GROUP: &str = "audio";
 const SUBTITLES_GROUP: &str = "subs";
+const CAPTIONS_GROUP: &str = "cc";
 /// What HLS calls subtitles for the deaf and hard of hearing (Apple's HLS authoring spec).
 const SDH_CHARACTERISTICS: &str =
     "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
@@ -125,53 +128,41 @@ pub fn media_playlist(
 }
 
 pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
-    let audio = &package.audio;
-    // A variant's bandwidth counts the richest rendition of its audio group (RFC 8216 §4.3.4.2).
-    let richest = |rate: &dyn Fn(&AudioTrack) -> f64| audio.iter().map(rate).fold(0.0, f64::max);
-    let audio_peak = richest(&|a| peak_bitrate(&a.rendition.media.segments, target));
-    let audio_average = richest(&|a| average_bitrate(&a.rendition.media.segments));
-    let mut audio_codecs: Vec<&str> = audio.iter().map(|a| a.rendition.codecs.as_str()).collect();
-    audio_codecs.dedup();
-    let audio_codecs = audio_codecs.join(",");
-    let mut variants: Vec<VariantStream> = package
-        .video
-        .iter()
-        .map(|v| VariantStream {
-            uri: format!("{}/{MEDIA_PLAYLIST}", v.name),
-            bandwidth: (peak_bitrate(&v.rendition.media.segments, target) + audio_peak).round() as u64,
-            average_bandwidth: Some((average_bitrate(&v.rendition.media.segments) + audio_average).round() as u64),
-            codecs: Some(match audio.is_empty() {
-                false => format!("{},{audio_codecs}", v.rendition.codecs),
-                true => v.rendition.codecs.clone(),
-            }),
-            resolution: Some(Resolution {
-                width: u64::from(v.width),
-                height: u64::from(v.height),
-            }),
-            audio: (!audio.is_empty()).then(|| AUDIO_GROUP.to_owned()),
-            // m3u8-rs prints FRAME-RATE with as few digits as possible; HLS wants three decimals.
-            other_attributes: Some(HashMap::from([(
-                "FRAME-RATE".to_owned(),
-                QuotedOrUnquoted::Unquoted(format!("{:.3}", f64::from(v.frame_rate))),
-            )])),
-            ..VariantStream::default()
-        })
-        .collect();
-    let mut alternatives: Vec<AlternativeMedia> = audio.iter().map(audio_media).collect();
-    // Audio alone: the variant is the default rendition, and a group only when there is a choice.
-    if let (true, Some(a)) = (package.video.is_empty(), audio.iter().find(|a| a.default)) {
-        let single = audio.len() == 1;
-        variants.push(VariantStream {
-            uri: format!("{}/{MEDIA_PLAYLIST}", a.name),
-            bandwidth: audio_peak.round() as u64,
-            average_bandwidth: Some(audio_average.round() as u64),
-            codecs: Some(audio_codecs.clone()),
-            audio: (!single).then(|| AUDIO_GROUP.to_owned()),
-            ..VariantStream::default()
-        });
-        if single {
-            alternatives.clear();
+    let groups = audio_groups(&package.audio);
+    let mut variants: Vec<VariantStream> = Vec::new();
+    let mut alternatives: Vec<AlternativeMedia> = Vec::new();
+    for group in &groups {
+        let rates = GroupRates::of(group, target);
+        variants.extend(
+            package
+                .video
+                .iter()
+                .map(|v| video_variant(v, Some((group, &rates)), target)),
+        );
+        // Audio alone: the variant is the group's default rendition, and a group only when there
+        // is a choice, or other layouts whose CHANNELS a player must read to choose.
+        let single = package.video.is_empty() && groups.len() == 1 && group.members.len() == 1;
+        if let (true, Some((a, _))) = (package.video.is_empty(), group.members.iter().find(|(_, d)| *d)) {
+            variants.push(VariantStream {
+                uri: format!("{}/{MEDIA_PLAYLIST}", a.name),
+                bandwidth: rates.peak.round() as u64,
+                average_bandwidth: Some(rates.average.round() as u64),
+                codecs: Some(rates.codecs.clone()),
+                audio: (!single).then(|| group.id.clone()),
+                ..VariantStream::default()
+            });
         }
+        if !single {
+            alternatives.extend(
+                group
+                    .members
+                    .iter()
+                    .map(|(a, default)| audio_media(a, &group.id, *default)),
+            );
+        }
+    }
+    if groups.is_empty() {
+        variants.extend(package.video.iter().map(|v| video_variant(v, None, target)));
     }
     let subtitles = subtitle_media(package.subtitles);
     if !subtitles.is_empty() {
@@ -180,6 +171,7 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
             .for_each(|v| v.subtitles = Some(SUBTITLES_GROUP.to_owned()));
     }
     alternatives.extend(subtitles);
+    alternatives.extend(signal_captions(package, &mut variants));
     MasterPlaylist {
         version: Some(PLAYLIST_VERSION),
         variants,
@@ -190,16 +182,152 @@ pub fn master_playlist(package: &Package, target: u64) -> MasterPlaylist {
     }
 }
 
-fn audio_media(audio: &AudioTrack) -> AlternativeMedia {
+/// CLOSED-CAPTIONS on every video variant: the group of the CEA-608 rendition (returned, once)
+/// when its rung carries captions, NONE when it does not (RFC 8216bis §4.4.6.2: players then do
+/// not look for them), nothing when the pass cannot tell. 608 captions state no language: the
+/// rendition says English, the language US broadcast captions CC1 carry.
+fn signal_captions(package: &Package, variants: &mut [VariantStream]) -> Option<AlternativeMedia> {
+    // Matched by URI: a rung may have several variants (one per audio group).
+    for variant in variants.iter_mut() {
+        let video = package
+            .video
+            .iter()
+            .find(|v| variant.uri == format!("{}/{MEDIA_PLAYLIST}", v.name));
+        variant.closed_captions = video.and_then(|v| package.captions(v)).map(|captions| match captions {
+            true => ClosedCaptionGroupId::GroupId(CAPTIONS_GROUP.to_owned()),
+            false => ClosedCaptionGroupId::None,
+        });
+    }
+    package
+        .video
+        .iter()
+        .any(|v| package.captions(v) == Some(true))
+        .then(|| AlternativeMedia {
+            media_type: AlternativeMediaType::ClosedCaptions,
+            group_id: CAPTIONS_GROUP.to_owned(),
+            language: Some("en".to_owned()),
+            name: "English".to_owned(),
+            // Like subtitles: the viewer turns them on.
+            default: false,
+            autoselect: true,
+            instream_id: Some(InstreamId::CC(1)),
+            ..AlternativeMedia::default()
+        })
+}
+
+/// One HLS audio group: its GROUP-ID and its renditions, each with whether it is the group's
+/// DEFAULT (exactly one is).
+struct AudioGroup<'p> {
+    id: String,
+    members: Vec<(&'p AudioTrack<'p>, bool)>,
+}
+
+/// The audio groups of Apple's HLS authoring spec for stereo beside multichannel audio: one per
+/// channel layout, each video variant repeated with each, so a player that plays stereo alone
+/// never picks 5.1 (it keeps to the variants whose CODECS and group it can play). A group lists
+/// each source stream once, in its layout, else (in a multichannel group) in stereo, so every
+/// language is in every group. A package of one layout has the one group `audio`, as before.
+fn audio_groups<'p>(audio: &'p [AudioTrack<'p>]) -> Vec<AudioGroup<'p>> {
+    let layout = |a: &AudioTrack| a.channels.max(2);
+    let mut layouts: Vec<u16> = audio.iter().map(layout).collect();
+    layouts.sort_unstable();
+    layouts.dedup();
+    let has_layout = |stream: usize, channels: u16| audio.iter().any(|b| b.stream == stream && layout(b) == channels);
+    let first_of = |stream: usize| audio.iter().position(|b| b.stream == stream);
+    layouts
+        .iter()
+        .map(|&channels| {
+            let mut members: Vec<&AudioTrack> = audio
+                .iter()
+                .filter(|a| match layout(a) {
+                    l if l == channels => true,
+                    2 => !has_layout(a.stream, channels),
+                    _ => false,
+                })
+                .collect();
+            members.sort_by_key(|a| first_of(a.stream));
+            let default = members.iter().position(|a| a.default).unwrap_or(0);
+            AudioGroup {
+                id: match layouts.len() {
+                    1 => AUDIO_GROUP.to_owned(),
+                    _ => format!("{AUDIO_GROUP}-{}", layout_name(channels)),
+                },
+                members: members
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| (a, i == default))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// What a group of this many channels is called: `stereo`, `5.1`, `8ch`.
+fn layout_name(channels: u16) -> String {
+    match channels {
+        2 => "stereo".to_owned(),
+        6 => "5.1".to_owned(),
+        n => format!("{n}ch"),
+    }
+}
+
+/// What an audio group adds to a variant: a variant's bandwidth counts the richest rendition of
+/// its audio group (RFC 8216 §4.3.4.2), its CODECS every codec in the group.
+struct GroupRates {
+    peak: f64,
+    average: f64,
+    codecs: String,
+}
+
+impl GroupRates {
+    fn of(group: &AudioGroup, target: u64) -> GroupRates {
+        let richest =
+            |rate: &dyn Fn(&AudioTrack) -> f64| group.members.iter().map(|(a, _)| rate(a)).fold(0.0, f64::max);
+        let mut codecs: Vec<&str> = group.members.iter().map(|(a, _)| a.rendition.codecs.as_str()).collect();
+        codecs.dedup();
+        GroupRates {
+            peak: richest(&|a| peak_bitrate(&a.rendition.media.segments, target)),
+            average: richest(&|a| average_bitrate(&a.rendition.media.segments)),
+            codecs: codecs.join(","),
+        }
+    }
+}
+
+/// A video rendition's variant, with this audio group's renditions (or none).
+fn video_variant(v: &VideoTrack, audio: Option<(&AudioGroup, &GroupRates)>, target: u64) -> VariantStream {
+    let (audio_peak, audio_average) = audio.map_or((0.0, 0.0), |(_, r)| (r.peak, r.average));
+    VariantStream {
+        uri: format!("{}/{MEDIA_PLAYLIST}", v.name),
+        bandwidth: (peak_bitrate(&v.rendition.media.segments, target) + audio_peak).round() as u64,
+        average_bandwidth: Some((average_bitrate(&v.rendition.media.segments) + audio_average).round() as u64),
+        codecs: Some(match audio {
+            Some((_, rates)) => format!("{},{}", v.rendition.codecs, rates.codecs),
+            None => v.rendition.codecs.clone(),
+        }),
+        resolution: Some(Resolution {
+            width: u64::from(v.width),
+            height: u64::from(v.height),
+        }),
+        audio: audio.map(|(group, _)| group.id.clone()),
+        // m3u8-rs prints FRAME-RATE with as few digits as possible; HLS wants three decimals.
+        other_attributes: Some(HashMap::from([(
+            "FRAME-RATE".to_owned(),
+            QuotedOrUnquoted::Unquoted(format!("{:.3}", f64::from(v.frame_rate))),
+        )])),
+        ..VariantStream::default()
+    }
+}
+
+fn audio_media(audio: &AudioTrack, group: &str, default: bool) -> AlternativeMedia {
     AlternativeMedia {
         media_type: AlternativeMediaType::Audio,
         uri: Some(format!("{}/{MEDIA_PLAYLIST}", audio.name)),
-        group_id: AUDIO_GROUP.to_owned(),
+        group_id: group.to_owned(),
         language: Some(audio.language_tag()),
         name: audio.label.to_owned(),
-        default: audio.default,
+        default,
         // A commentary is chosen, never picked; RFC 8216 §4.3.4.1.1 wants the default AUTOSELECT.
-        autoselect: audio.default || !audio.commentary,
+        autoselect: default || !audio.commentary,
         characteristics: audio
             .describes_video
             .then(|| "public.accessibility.describes-video".to_owned()),

@@ -29,6 +29,8 @@ pub struct VideoTrack<'a> {
 
 /// An audio rendition, which every video rendition may play with.
 pub struct AudioTrack<'a> {
+    /// The source stream it comes from: a stream's stereo and 5.1 renditions share it.
+    pub stream: usize,
     /// Folder, relative to the package root; also the DASH Representation id.
     pub name: &'a str,
     /// What players list it as (HLS NAME, DASH Label): unique in the package.
@@ -107,6 +109,14 @@ impl Package<'_> {
     pub fn renditions(&self) -> impl Iterator<Item = (&str, &EncodedRendition)> {
         let video = self.video.iter().map(|v| (v.name, v.rendition));
         video.chain(self.audio.iter().map(|a| (a.name, a.rendition)))
+    }
+
+    /// Whether a video rendition carries CEA-608/708 captions; `None` when nothing tells. A copied
+    /// bitstream is not decoded, but it is the source's, which an encoded rung that kept
+    /// captions shows has them.
+    pub fn captions(&self, video: &VideoTrack) -> Option<bool> {
+        let source_has_them = self.video.iter().any(|v| v.rendition.captions == Some(true));
+        video.rendition.captions.or(source_has_them.then_some(true))
     }
 
     /// The longest segment rounded to the nearest second (EXT-X-TARGETDURATION's rule, RFC 8216

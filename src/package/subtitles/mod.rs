@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use stream_pack_formats::subtitles::{self as cues, Cue, Syntax};
 
 use crate::error::{Error, Result};
-use crate::package::manifest::attr;
+use crate::package::manifest::{attr, language};
 use crate::package::segment::{Completed, SegmentedStream};
 
 /// The largest sidecar read: a feature film's subtitles take a few hundred KiB.
@@ -102,13 +102,14 @@ fn load_sidecar(sidecar: &SubtitleSidecar) -> Result<TextTrack> {
     })
 }
 
-/// A sidecar without a name is named by its language, or by its file when that is unknown.
+/// A sidecar without a name is named as the source's streams are: by its language's English name,
+/// else by the tag, else (no language) by its file.
 fn default_name(language: &str, path: &Path) -> String {
     match language {
         "und" => path
             .file_stem()
             .map_or_else(|| "Subtitles".into(), |s| s.to_string_lossy().into_owned()),
-        tag => tag.to_owned(),
+        tag => language::english_name(tag).map_or_else(|| tag.to_owned(), str::to_owned),
     }
 }
 
@@ -212,7 +213,7 @@ mod tests {
             name: None,
         };
         let tracks = load_sidecars(&[sidecar(&good, Some("en"))]).unwrap();
-        assert_eq!((tracks[0].name.as_str(), tracks[0].cues.len()), ("en", 1));
+        assert_eq!((tracks[0].name.as_str(), tracks[0].cues.len()), ("English", 1));
         let missing = dir.path().join("missing.srt");
         let bad_language = load_sidecars(&[sidecar(&missing, None), sidecar(&good, Some("en\"x"))]).unwrap_err();
         assert_eq!(bad_language.exit_code(), crate::error::exit::USAGE, "{bad_language}");

@@ -203,29 +203,44 @@ pub fn open_video(spec: &VideoEncoding, name: &str) -> Result<encoder::video::En
     Ok(encoder::video::Encoder(video))
 }
 
-/// The shared audio rendition's sample rate and channel count: the source's rate up to 48 kHz
-/// (Opus: always 48 kHz), mono kept mono and anything wider mixed to stereo.
-pub fn audio_output(codec: AudioCodec, input: &AudioInput) -> (u32, u16) {
+/// An audio rendition's sample rate and channel count: the source's rate up to 48 kHz (Opus:
+/// always 48 kHz); a `surround` rendition 5.1, any other mono kept mono and anything wider mixed
+/// to stereo.
+pub fn audio_output(codec: AudioCodec, input: &AudioInput, surround: bool) -> (u32, u16) {
     let rate = match codec {
         AudioCodec::Aac => input.sample_rate.min(48_000),
         AudioCodec::Opus => 48_000,
     };
-    (rate, input.channels.min(2))
+    let channels = match surround {
+        true => SURROUND_LAYOUT.channels() as u16,
+        false => input.channels.min(2),
+    };
+    (rate, channels)
 }
 
+/// A 5.1 rendition's layout: FFmpeg's "5.1" (back surrounds), AAC's channel configuration 6;
+/// a source in 5.1(side) is mapped to it by the resampler.
+const SURROUND_LAYOUT: ChannelLayout = ChannelLayout::_5POINT1_BACK;
+
 /// The audio encoder as `audio_output` says, with its configuration (AAC's AudioSpecificConfig)
-/// in extradata so the codec string can be read from it.
-pub fn open_audio(codec_choice: AudioCodec, input: &AudioInput, bitrate: Bitrate) -> Result<encoder::audio::Encoder> {
+/// in extradata so the codec string can be read from it. `bitrate` is a stereo rendition's:
+/// a 5.1 one gets three times as much, the usual share for its six channels.
+pub fn open_audio(
+    codec_choice: AudioCodec,
+    input: &AudioInput,
+    bitrate: Bitrate,
+    surround: bool,
+) -> Result<encoder::audio::Encoder> {
     let codec = find_encoder(codec_choice.encoder(), "audio")?;
     let mut audio = codec::context::Context::new_with_codec(codec)
         .encoder()
         .audio()
         .map_err(Error::ffmpeg(format!("audio: creating the {} encoder", codec.name())))?;
-    let (rate, channels) = audio_output(codec_choice, input);
-    let layout = if channels == 1 {
-        ChannelLayout::MONO
-    } else {
-        ChannelLayout::STEREO
+    let (rate, channels) = audio_output(codec_choice, input, surround);
+    let layout = match channels {
+        1 => ChannelLayout::MONO,
+        2 => ChannelLayout::STEREO,
+        _ => SURROUND_LAYOUT,
     };
     audio.set_rate(rate as i32);
     audio.set_channel_layout(layout);
@@ -234,7 +249,7 @@ pub fn open_audio(codec_choice: AudioCodec, input: &AudioInput, bitrate: Bitrate
         AudioCodec::Aac => ffmpeg::format::sample::Type::Planar,
         AudioCodec::Opus => ffmpeg::format::sample::Type::Packed,
     }));
-    audio.set_bit_rate(bitrate.0 as usize);
+    audio.set_bit_rate(bitrate.0 as usize * if surround { 3 } else { 1 });
     audio.set_time_base(Rational::new(1, rate as i32));
     audio.set_flags(codec::Flags::GLOBAL_HEADER);
     let mut options = Dictionary::new();

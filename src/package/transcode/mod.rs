@@ -538,6 +538,11 @@ struct RungEncoder {
     clock: SegmentClock,
     time_base: Rational,
     segment: Option<u64>,
+    /// Whether the encoder writes the frames' A/53 captions into its bitstream: libx264 does
+    /// (its `a53cc` option, on by default); FFmpeg 5.1's libx265, libvpx and SVT-AV1 do not.
+    keeps_captions: bool,
+    /// Whether a frame with captions reached an encoder that keeps them.
+    captions: bool,
 }
 
 impl RungEncoder {
@@ -583,6 +588,8 @@ impl RungEncoder {
             clock,
             time_base,
             segment: None,
+            keeps_captions: settings.codec == VideoCodec::H264,
+            captions: false,
         })
     }
 
@@ -598,6 +605,7 @@ impl RungEncoder {
             picture::Type::None
         });
         self.segment = Some(index);
+        self.captions |= self.keeps_captions && frame.side_data(frame::side_data::Type::A53CC).is_some();
         self.encoder
             .send_frame(frame)
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?;
@@ -625,7 +633,11 @@ impl RungEncoder {
             .send_eof()
             .map_err(Error::ffmpeg(format!("{}: finishing the encoder", self.name)))?;
         self.drain()?;
-        self.segmenter.finish()
+        let rendition = self.segmenter.finish()?;
+        Ok(EncodedRendition {
+            captions: Some(self.captions),
+            ..rendition
+        })
     }
 }
 
@@ -635,6 +647,8 @@ pub struct AudioSettings {
     pub bitrate: Bitrate,
     pub format: SegmentFormat,
     pub delivery: Delivery,
+    /// 5.1 rather than the stereo downmix.
+    pub surround: bool,
 }
 
 /// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
@@ -658,7 +672,7 @@ impl AudioTrack {
         let mut decoder = source::decoder_context(path, stream)?;
         decoder.set_packet_time_base(input.time_base);
         let decoder = decoder.audio().map_err(Error::ffmpeg("opening the audio decoder"))?;
-        let encoder = encoding::open_audio(settings.codec, &input, settings.bitrate)?;
+        let encoder = encoding::open_audio(settings.codec, &input, settings.bitrate, settings.surround)?;
         let codecs = match settings.codec {
             AudioCodec::Aac => codec_string::mp4a_from_audio_specific_config(codec_string::extradata(&encoder))
                 .ok_or_else(|| Error::Codec {
