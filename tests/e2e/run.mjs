@@ -16,11 +16,14 @@ import { PAGE_HEADER, play } from './lib/play.mjs';
 import { serve } from './lib/server.mjs';
 import {
   SOURCE,
+  TITLE,
   buildStreamPack,
   declaredCodecs,
   makeSource,
+  makeTitle,
   remuxToTs,
   streamPack,
+  subtitleOptions,
   targetDir,
   withSegmentPastEnd,
   withoutFile,
@@ -61,6 +64,17 @@ const GOOD = [
     keys: KEYS,
   },
 ];
+
+// A title with three audio tracks and two subtitle sidecars (lib/packages.mjs TITLE), in one
+// rendition: these cells judge the tracks (page/check.js checkTracks), which the ladder cells do
+// not have, and play only what that needs.
+const TRACKS_ARGS = ['--reps', '144', '--segment-duration', String(SEGMENT)];
+const TRACKS = [
+  { name: 'tracks-hls-ts', make: (_, work) => ['hls', '--format', 'ts', ...subtitleOptions(work)], manifest: 'master.m3u8', players: ['hls.js', 'shaka'] },
+  { name: 'tracks-hls-fmp4', make: (_, work) => ['hls', '--format', 'fmp4', ...subtitleOptions(work)], manifest: 'master.m3u8', players: ['hls.js', 'shaka'] },
+  { name: 'tracks-dash', make: (_, work) => ['dash', ...subtitleOptions(work)], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'] },
+  { name: 'tracks-dash-hls', make: (_, work) => ['dash', '--hls', ...subtitleOptions(work)], manifest: 'master.m3u8', players: ['hls.js', 'shaka'] },
+].map((cell) => ({ ...cell, input: 'title', ladder: TRACKS_ARGS }));
 
 // breakage(good, broken, file): makes the broken folder from the good one. A broken cell must
 // fail, and its failure must name `file`, so that it failed for the breakage and not by chance.
@@ -143,8 +157,12 @@ async function main() {
     const binary = timed('build stream-pack', () => buildStreamPack(REPOSITORY));
     const vod = cells.filter((cell) => !isLive(cell));
     if (vod.length) {
-      const mp4 = timed('generate the source', () => makeSource(work));
-      const sources = { mp4, ts: timed('remux the source to MPEG-TS', () => remuxToTs(mp4)) };
+      const sources = {};
+      if (vod.some((cell) => !TRACKS.includes(cell))) {
+        sources.mp4 = timed('generate the source', () => makeSource(work));
+        sources.ts = timed('remux the source to MPEG-TS', () => remuxToTs(sources.mp4));
+      }
+      if (vod.some((cell) => TRACKS.includes(cell))) sources.title = timed('generate the title', () => makeTitle(work));
       for (const cell of vod) {
         timed(`make ${cell.name}`, () => makePackage(cell, binary, sources[cell.input ?? 'mp4'], server.origin, work));
       }
@@ -177,7 +195,7 @@ async function main() {
 }
 
 function selectCells(wanted) {
-  const all = [...GOOD, ...BROKEN, ...LIVE, ...BROKEN_LIVE];
+  const all = [...GOOD, ...TRACKS, ...BROKEN, ...LIVE, ...BROKEN_LIVE];
   const unknown = wanted.filter((name) => !all.some((cell) => cell.name === name));
   if (unknown.length) throw new Error(`unknown cell ${unknown}; cells: ${all.map((cell) => cell.name).join(', ')}`);
   const named = wanted.length ? all.filter((cell) => wanted.includes(cell.name)) : all;
@@ -192,7 +210,7 @@ function makePackage(cell, binary, source, origin, work) {
     cell.breakage(path.join(work, cell.from), output, cell.file);
   } else {
     const [command, ...options] = cell.make(origin, work);
-    streamPack(binary, [command, source, ...options, ...LADDER_ARGS, '-o', output]);
+    streamPack(binary, [command, source, ...options, ...(cell.ladder ?? LADDER_ARGS), '-o', output]);
   }
 }
 
@@ -233,6 +251,7 @@ async function runLive(browser, server, work, binary, cell, brokenCells) {
 }
 
 function expectedOf(cell, manifest) {
+  if (TRACKS.includes(cell)) return { codecs: declaredCodecs(manifest), tracks: TITLE };
   const expected = { heights: LADDER, fps: SOURCE.fps, segment: SEGMENT, audio: true, codecs: declaredCodecs(manifest) };
   return isLive(cell) ? { ...expected, observe: OBSERVE } : { ...expected, duration: SOURCE.seconds };
 }
@@ -244,7 +263,7 @@ async function playCell(browser, server, work, cell, player) {
   const firstRequest = server.requests.length;
   const started = Date.now();
   const url = `${server.origin}/pkg/${cell.name}/${manifest}`;
-  const check = isLive(cell) ? 'checkLive' : 'check';
+  const check = isLive(cell) ? 'checkLive' : TRACKS.includes(cell) ? 'checkTracks' : 'check';
   const result = await play(browser, server.origin, url, player, expected, { check, label });
   // Other pages may be playing meanwhile: only this page's requests are its.
   const requests = server.requests.slice(firstRequest).filter((request) => request.by === label);
@@ -261,7 +280,7 @@ async function playCell(browser, server, work, cell, player) {
 function judge(cell, result) {
   if (result.harnessError) return { ok: false, verdict: `the harness itself failed: ${result.harnessError}` };
   const failures = result.failures.join('; ');
-  const measured = isLive(cell) ? liveSummary(result) : summary(result);
+  const measured = isLive(cell) ? liveSummary(result) : TRACKS.includes(cell) ? tracksSummary(result) : summary(result);
   if (!cell.from) {
     return failures ? { ok: false, verdict: `${failures}\n      measured: ${measured}` } : { ok: true, verdict: measured };
   }
@@ -302,6 +321,19 @@ function summary(result) {
   }
   if (result.tolerated.length) parts.push(`tolerated: ${result.tolerated.join('; ')}`);
   return parts.join('; ') || 'nothing';
+}
+
+function tracksSummary(result) {
+  const { listed, audio = [], text = [] } = result.measures ?? {};
+  if (!listed) return 'nothing';
+  const parts = [
+    `audio tracks listed: ${listed.audio.join(', ')}`,
+    `subtitle tracks listed: ${listed.text.join(', ')}`,
+    ...audio.map((track) => `${track.track}: ${track.bytes} audio bytes decoded, ${track.segments} of its files fetched`),
+    ...text.map((track) => `${track.track}: ${track.cues.join(', ') || 'no cue shown'}`),
+  ];
+  if (result.tolerated.length) parts.push(`tolerated: ${result.tolerated.join('; ')}`);
+  return parts.join('; ');
 }
 
 function liveSummary(result) {

@@ -23,6 +23,98 @@ export function makeSource(folder) {
   return file;
 }
 
+// A title with tracks: video, three audio streams told apart by their tones and tags, and two
+// subtitle sidecars (one in Japanese script) written beside it. What `expected.tracks` in
+// page/check.js is judged against; `folder` is where stream-pack puts each audio rendition.
+export const TITLE = {
+  width: 320,
+  height: 180,
+  audio: [
+    { frequency: 440, tags: { language: 'eng' }, disposition: 'default', language: 'en', name: 'English', default: true, folder: 'audio-en' },
+    { frequency: 660, tags: { language: 'jpn' }, disposition: '0', language: 'ja', name: 'Japanese', default: false, folder: 'audio-ja' },
+    {
+      frequency: 880,
+      tags: { language: 'eng', title: "Director's commentary" },
+      disposition: 'comment',
+      language: 'en',
+      name: "Director's commentary",
+      default: false,
+      folder: 'audio-en-2',
+    },
+  ],
+  // `option` is what follows the file in --subtitles; a sidecar given no name is named after its
+  // language, in English, as every other rendition is. The second English cue spans the 4 s
+  // segment boundary, so it is in two HLS segments and must still be one cue to the player.
+  subtitles: [
+    {
+      file: 'tracks-en.srt',
+      option: 'en:English',
+      language: 'en',
+      name: 'English',
+      default: false,
+      cues: [
+        { start: 1.0, end: 2.5, text: 'Hello from the start' },
+        { start: 3.6, end: 4.4, text: 'Across a segment boundary' },
+        { start: 6.2, end: 7.3, text: 'The last words' },
+      ],
+    },
+    {
+      file: 'tracks-ja.srt',
+      option: 'ja',
+      language: 'ja',
+      name: 'Japanese',
+      default: false,
+      cues: [
+        { start: 1.5, end: 3.0, text: 'こんにちは、世界' },
+        { start: 5.0, end: 6.1, text: 'さようなら' },
+      ],
+    },
+  ],
+};
+
+// TITLE as a Matroska file (which keeps each stream's language, title and disposition) and its
+// SubRip sidecars, all in `folder`; returns the title's path.
+export function makeTitle(folder) {
+  const file = path.join(folder, 'title.mkv');
+  const { width, height, audio, subtitles } = TITLE;
+  const { fps, seconds, sampleRate } = SOURCE;
+  const tones = audio.flatMap(({ frequency }) => [
+    '-f', 'lavfi', '-i', `sine=frequency=${frequency}:sample_rate=${sampleRate}:duration=${seconds}`,
+  ]);
+  const tags = audio.flatMap(({ tags, disposition }, index) => [
+    ...Object.entries(tags).flatMap(([key, value]) => [`-metadata:s:a:${index}`, `${key}=${value}`]),
+    `-disposition:a:${index}`, disposition,
+  ]);
+  run('ffmpeg', [
+    '-v', 'error', '-nostdin', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}:duration=${seconds}`,
+    ...tones,
+    ...audio.flatMap((_, index) => ['-map', String(index)]), '-map', String(audio.length),
+    '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-g', '37',
+    '-c:a', 'aac', '-ac', '2', '-b:a', '64k',
+    ...tags,
+    file,
+  ]);
+  for (const track of subtitles) writeFileSync(path.join(folder, track.file), subRip(track.cues));
+  return file;
+}
+
+// stream-pack's --subtitles options for TITLE's sidecars in `folder`.
+export function subtitleOptions(folder) {
+  return TITLE.subtitles.flatMap((track) => ['--subtitles', `${path.join(folder, track.file)}:${track.option}`]);
+}
+
+function subRip(cues) {
+  const time = (seconds) => {
+    const milliseconds = Math.round(seconds * 1000);
+    const [h, m, s, ms] = [3_600_000, 60_000, 1000, 1].map((unit, index, units) =>
+      Math.floor((milliseconds % (units[index - 1] ?? Infinity)) / unit),
+    );
+    return `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')},${String(ms).padStart(3, '0')}`;
+  };
+  return cues.map((cue, index) => `${index + 1}\n${time(cue.start)} --> ${time(cue.end)}\n${cue.text}\n`).join('\n');
+}
+
 // The source remuxed to MPEG-TS by libav, which starts its audio (with the AAC priming) one
 // frame before its video, as broadcast captures do.
 export function remuxToTs(source) {

@@ -14,6 +14,7 @@ const TYPES = {
   '.mp4': 'video/mp4',
   '.m4s': 'video/iso.segment',
   '.key': 'application/octet-stream',
+  '.vtt': 'text/vtt; charset=utf-8',
 };
 
 // Serves `routes` ({ '/prefix/': '/folder' }) and resolves to { origin, requests, close }; a

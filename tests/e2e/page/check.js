@@ -20,6 +20,7 @@ const EDGE = 0.25;
 //   counts and played ranges below still judge what was really buffered and played. That first
 //   fragment is the first hls.js loads of its type (main, audio): sn 0 in VOD, wherever it
 //   joins a live presentation.
+// - the load of a subtitle segment is aborted when the check chooses another subtitle track;
 // - joining a live presentation mid-window, hls.js puts the playhead at the first fragment's
 //   start as the playlist gives it, then skips to where its media is buffered from, a rounding
 //   error (1 µs seen) or a composition delay later. A hole anywhere else is not tolerated, and
@@ -34,6 +35,9 @@ function toleratedByHls(data, firstLoaded) {
       return data.frag?.sn === firstLoaded[data.frag?.type] && data.frag?.url.endsWith('.ts');
     case 'bufferSeekOverHole':
       return data.frag?.sn === firstLoaded[data.frag?.type];
+    // A subtitle segment still loading when the check chooses another subtitle track.
+    case 'aborted':
+      return data.frag?.type === 'subtitle';
     default:
       return false;
   }
@@ -70,6 +74,23 @@ const adapters = {
       audioCodec: () => audioCodec,
       isLive: () => Boolean(hls.levels[hls.currentLevel]?.details?.live),
       latency: () => hls.latency,
+      audioTracks: () =>
+        hls.audioTracks.map((track, index) => ({
+          language: track.lang,
+          name: track.name,
+          default: track.default,
+          active: hls.audioTrack === index,
+          index,
+        })),
+      selectAudio: (track) => {
+        hls.audioTrack = track.index;
+      },
+      textTracks: () =>
+        hls.subtitleTracks.map((track, index) => ({ language: track.lang, name: track.name, default: track.default, index })),
+      selectText: (track) => {
+        hls.subtitleDisplay = true;
+        hls.subtitleTrack = track.index;
+      },
     };
   },
 
@@ -87,6 +108,7 @@ const adapters = {
         const initialized = new Promise((resolve) => player.on(events.STREAM_INITIALIZED, resolve));
         player.initialize(video, url, false);
         await initialized;
+
       },
       renditions: () => player.getRepresentationsByType('video').map((rep) => ({ height: rep.height, id: rep.id })),
       // forceReplace: drop what is buffered of the old representation.
@@ -98,10 +120,23 @@ const adapters = {
       audioCodec: () => player.getCurrentTrackFor('audio')?.codec ?? null,
       isLive: () => player.isDynamic(),
       latency: () => player.getCurrentLiveLatency(),
+      // dash.js has no default flag of its own: the Role main is what makes a track the default.
+      audioTracks: () => {
+        const current = player.getCurrentTrackFor('audio');
+        return player.getTracksFor('audio').map((info) => ({ ...dashTrack(info), active: info.id === current?.id, info }));
+      },
+      selectAudio: (track) => player.setCurrentTrack(track.info),
+      textTracks: () => player.getTracksFor('text').map((info, index) => ({ ...dashTrack(info), index })),
+      // By its place among the text tracks. dash.js 5.2 shows the first text track from the load
+      // whatever the MPD says (DASH has no flag for a subtitle track to show or not), and a text
+      // track turned off (enableText(false), or the setting streaming.text.defaultEnabled)
+      // loses its cues for good: the check lets it show one before any is chosen.
+      selectText: (track) => player.setTextTrack(track.index),
+      showsTextFromTheLoad: true,
     };
   },
 
-  shaka(video, report) {
+  shaka(video, report, options) {
     shaka.polyfill.installAll();
     const player = new shaka.Player();
     player.configure({ abr: { enabled: false } });
@@ -112,6 +147,16 @@ const adapters = {
         await player.load(url).catch((error) => {
           throw new PlaybackFailure(`Shaka load failed: ${describeShaka(error)}`);
         });
+        // Shaka 5.2 holds back HLS WebVTT until a media append has given it the segments'
+        // timestamp offset, which its text engine learns only while it streams text: a text track
+        // first chosen once the whole 8 s title is buffered shows nothing (one chosen in a long
+        // title gets its cues at the next media append). A text stream started and stopped at
+        // the load, while the media is being appended, learns it, as viewers' players would.
+        const [text] = options.tracks ? player.getTextTracks() : [];
+        if (text) {
+          player.selectTextTrack(text);
+          player.selectTextTrack(null);
+        }
       },
       renditions: () => player.getVariantTracks().map((track) => ({ height: track.height, track })),
       // clearBuffer: drop what is buffered of the old variant.
@@ -123,9 +168,32 @@ const adapters = {
       audioCodec: () => player.getVariantTracks().find((track) => track.active)?.audioCodec ?? null,
       isLive: () => player.isLive(),
       latency: () => player.getStats().liveLatency,
+      // Shaka 5's getAudioTracks lists each audio track once (getVariantTracks would list it per
+      // video rendition); `primary` is the default of the manifest (DEFAULT=YES, Role main).
+      audioTracks: () =>
+        player.getAudioTracks().map((track) => ({
+          language: track.language,
+          name: track.label,
+          default: track.primary,
+          active: track.active,
+          track,
+        })),
+      selectAudio: (track) => player.selectAudioTrack(track.track),
+      // Shaka 5 shows the text track it is given and hides the others.
+      textTracks: () =>
+        player.getTextTracks().map((track) => ({ language: track.language, name: track.label, default: track.primary, track })),
+      selectText: (track) => player.selectTextTrack(track.track),
     };
   },
 };
+
+function dashTrack(info) {
+  return {
+    language: info.lang,
+    name: info.labels?.[0]?.text,
+    default: Boolean(info.roles?.some((role) => (role.value ?? role) === 'main')),
+  };
+}
 
 function describeHls(data) {
   // The loader's URL (a key's for a key error), else the fragment's.
@@ -150,6 +218,7 @@ function describeShaka(error) {
 
 window.check = (playerName, url, expected) => checkWith(playerName, url, expected, playEveryRendition);
 window.checkLive = (playerName, url, expected) => checkWith(playerName, url, expected, playLive);
+window.checkTracks = (playerName, url, expected) => checkWith(playerName, url, expected, playEveryTrack);
 
 // Loads `url` in the player and hands it to `body`, which measures and says what failed. Any
 // player error, fatal or not (but the tolerated ones), stops the check and fails it.
@@ -170,7 +239,7 @@ async function checkWith(playerName, url, expected, body) {
     checkCodecs(expected.codecs);
     const video = document.querySelector('video');
     video.addEventListener('error', () => report(`HTMLMediaElement error ${video.error.code}: ${video.error.message}`));
-    const player = adapters[playerName](video, report);
+    const player = adapters[playerName](video, report, { tracks: Boolean(expected.tracks) });
     const metadata = waitFor(video, 'loadedmetadata', 'the first media data', 20);
     // Bounded by the wait for metadata: a player can wait for ever for a presentation that does
     // not come.
@@ -351,6 +420,162 @@ function audioFailures(measures, expected) {
     `audio ${expected.audio ? 'missing' : 'unexpected'}: ${measures.audioBytesDecoded} bytes decoded, ` +
       `player's audio codec ${measures.audioCodec}, SourceBuffers ${measures.sourceBuffers}`,
   ];
+}
+
+// A title's tracks: expected.tracks is { audio: [{ language, name, default, folder }],
+// subtitles: [{ language, name, default, cues: [{ start, end, text }] }] }. The player must list
+// each track with its language, name and default flag (where it has one), start with the default
+// audio and no subtitles, decode audio from each audio track it is switched to, and show each cue
+// of each subtitle track, once, at the sidecar's times.
+async function playEveryTrack({ video, player, step, result }, expected) {
+  performance.setResourceTimingBufferSize(100_000);
+  const { audio, subtitles } = expected.tracks;
+  const listedAudio = player.audioTracks();
+  const listedText = player.textTracks();
+  result.measures.listed = { audio: listedAudio.map(describeTrack), text: listedText.map(describeTrack) };
+  result.failures.push(...listingFailures('audio', listedAudio, audio), ...listingFailures('subtitle', listedText, subtitles));
+  const playing = listedAudio.filter((track) => track.active);
+  const main = audio.find((track) => track.default);
+  if (playing.length !== 1 || !sameTrack(playing[0], main)) {
+    result.failures.push(`the player starts with audio ${playing.map(describeTrack).join(', ') || 'none'}, the default is ${describeTrack(main)}`);
+  }
+  const shown = showingTextTracks(video);
+  if (shown.length > (player.showsTextFromTheLoad ? 1 : 0)) result.failures.push(`subtitles shown before any is chosen: ${shown.map((track) => track.label)}`);
+  result.measures.audio = [];
+  for (const want of audio) {
+    const track = findTrack(player.audioTracks(), want, audio);
+    if (!track) continue;
+    const measured = await step(playAudioTrack(video, player, track, want, () => findTrack(player.audioTracks(), want, audio)));
+    result.measures.audio.push(measured);
+    if (!(measured.bytes > 0)) result.failures.push(`no audio decoded while playing ${measured.track}`);
+    if (!measured.segments) result.failures.push(`nothing fetched from ${want.folder}/ for ${measured.track}`);
+  }
+  result.measures.text = [];
+  for (const want of subtitles) {
+    const track = findTrack(player.textTracks(), want, subtitles);
+    if (!track) continue;
+    const measured = await step(showCues(video, player, track, want));
+    result.measures.text.push(measured);
+    result.failures.push(...measured.failures);
+  }
+}
+
+// Where an audio track is played from, and for how long (at 1×, which Chromium plays as it is).
+const AUDIO_FROM = 1;
+const AUDIO_PLAY = 1;
+// How far a cue may be from the sidecar's times on the media element's timeline.
+const CUE_SLACK = 0.1;
+
+function sameTrack(listed, want) {
+  return listed.language === want.language && listed.name === want.name;
+}
+
+// The listed track that is `want`, else (when its name is wrong, which the listing check reports)
+// the one at its place among the tracks of its language, so that its playback is judged anyway.
+function findTrack(listed, want, expected) {
+  const exact = listed.find((track) => sameTrack(track, want));
+  if (exact) return exact;
+  const place = expected.filter((other) => other.language === want.language).indexOf(want);
+  return listed.filter((track) => track.language === want.language)[place];
+}
+
+function describeTrack(track) {
+  return `${track.language} "${track.name}"${track.default ? ' (default)' : ''}`;
+}
+
+// Each expected track listed once, nothing else listed, and default flags as expected where the
+// player has them (dash.js has none for text).
+function listingFailures(kind, listed, expected) {
+  const failures = [];
+  const key = (track) => `${track.language} "${track.name}"`;
+  const listedKeys = listed.map(key).sort();
+  const expectedKeys = expected.map(key).sort();
+  if (JSON.stringify(listedKeys) !== JSON.stringify(expectedKeys)) {
+    failures.push(`the player lists ${kind} tracks ${listedKeys.join(', ') || 'none'}, expected ${expectedKeys.join(', ')}`);
+  }
+  for (const want of expected) {
+    const track = listed.find((other) => sameTrack(other, want));
+    if (track && track.default !== undefined && Boolean(track.default) !== want.default) {
+      failures.push(`${kind} track ${key(want)} is ${track.default ? '' : 'not '}the default in the player, the source says ${want.default ? 'it is' : 'it is not'}`);
+    }
+  }
+  return failures;
+}
+
+// Switches to `track`, plays AUDIO_PLAY s of it from AUDIO_FROM and counts the audio decoded and
+// the files of its folder fetched since the switch (or ever, for the track playing already);
+// `current()` is the track as the player lists it now.
+async function playAudioTrack(video, player, track, want, current) {
+  const label = describeTrack(want);
+  const fetchedBefore = performance.getEntriesByType('resource').length;
+  player.selectAudio(track);
+  await until(() => current()?.active, `the player to switch to ${label}`, 10);
+  await seekTo(video, AUDIO_FROM);
+  const bytesBefore = video.webkitAudioDecodedByteCount;
+  video.playbackRate = 1;
+  await video.play();
+  await until(() => video.currentTime >= AUDIO_FROM + AUDIO_PLAY, `${AUDIO_PLAY} s of ${label} to play`, 15);
+  video.pause();
+  const fetched = performance.getEntriesByType('resource').slice(track.active ? 0 : fetchedBefore);
+  return {
+    track: label,
+    bytes: video.webkitAudioDecodedByteCount - bytesBefore,
+    segments: fetched.filter((entry) => new URL(entry.name).pathname.includes(`/${want.folder}/`)).length,
+  };
+}
+
+// Chooses a subtitle track and seeks to the middle of each of its cues, which must then be the
+// active cue of the one text track shown, with the sidecar's times, and there once.
+async function showCues(video, player, track, want) {
+  const label = describeTrack(want);
+  const measured = { track: label, cues: [], failures: [] };
+  player.selectText(track);
+  for (const cue of want.cues) {
+    const middle = (cue.start + cue.end) / 2;
+    await seekTo(video, middle);
+    const matching = () => showingTextTracks(video).flatMap((shown) => Array.from(shown.cues ?? []).filter((other) => cueText(other) === cue.text));
+    const active = () => showingTextTracks(video).some((shown) => Array.from(shown.activeCues ?? []).some((other) => cueText(other) === cue.text));
+    try {
+      await until(() => matching().length > 0 && active(), () => `"${cue.text}" of ${label} shown at ${middle} s (showing: ${showingDescription(video)})`, 10);
+    } catch (error) {
+      if (!(error instanceof PlaybackFailure)) throw error;
+      measured.failures.push(error.message);
+      continue;
+    }
+    const found = matching();
+    measured.cues.push(found.map((other) => `"${cue.text}" ${other.startTime.toFixed(3)}–${other.endTime.toFixed(3)}`).join(' + '));
+    if (found.length !== 1) measured.failures.push(`"${cue.text}" of ${label} is in the text track ${found.length} times`);
+    const [shown] = found;
+    if (Math.abs(shown.startTime - cue.start) > CUE_SLACK || Math.abs(shown.endTime - cue.end) > CUE_SLACK) {
+      measured.failures.push(
+        `"${cue.text}" of ${label} shown ${shown.startTime.toFixed(3)}–${shown.endTime.toFixed(3)} s, the sidecar says ${cue.start}–${cue.end} s`,
+      );
+    }
+  }
+  if (showingTextTracks(video).length > 1) measured.failures.push(`several text tracks shown at once: ${showingDescription(video)}`);
+  return measured;
+}
+
+function showingTextTracks(video) {
+  return Array.from(video.textTracks).filter((track) => track.mode === 'showing');
+}
+
+function showingDescription(video) {
+  const shown = showingTextTracks(video);
+  if (!shown.length) return 'no text track';
+  return shown
+    .map((track) => `${track.language} "${track.label}": ${Array.from(track.cues ?? []).map((cue) => `${cue.startTime.toFixed(2)} ${cueText(cue)}`).join(' | ') || 'no cues'}`)
+    .join('; ');
+}
+
+function cueText(cue) {
+  return (cue.text ?? '').replace(/<[^>]*>/g, '').trim();
+}
+
+function seekTo(video, time) {
+  const seeked = waitFor(video, 'seeked', `the seek to ${time} s`, 10);
+  video.currentTime = time;
+  return seeked;
 }
 
 // Joins a live presentation where the player chooses to, plays it at 1× for expected.observe
