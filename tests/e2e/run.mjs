@@ -324,13 +324,14 @@ function summary(result) {
 }
 
 function tracksSummary(result) {
-  const { listed, audio = [], text = [] } = result.measures ?? {};
+  const { listed, audio = [], text = [], cues } = result.measures ?? {};
   if (!listed) return 'nothing';
   const parts = [
     `audio tracks listed: ${listed.audio.join(', ')}`,
     `subtitle tracks listed: ${listed.text.join(', ')}`,
     ...audio.map((track) => `${track.track}: ${track.bytes} audio bytes decoded, ${track.segments} of its files fetched`),
     ...text.map((track) => `${track.track}: ${track.cues.join(', ') || 'no cue shown'}`),
+    ...(cues ? [`cues ${cues}`] : []),
   ];
   if (result.tolerated.length) parts.push(`tolerated: ${result.tolerated.join('; ')}`);
   return parts.join('; ');
