@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::input::source::{AudioInput, Source};
-use crate::package::manifest::language;
+use crate::package::language;
 
 /// The folder of a package's only audio rendition.
 pub(super) const AUDIO_DIR: &str = "audio";

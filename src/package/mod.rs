@@ -11,6 +11,7 @@ pub mod codec_string;
 pub mod crypto;
 mod keyframes;
 pub mod ladder;
+pub mod language;
 mod live;
 pub mod manifest;
 mod pipelines;

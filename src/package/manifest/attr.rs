@@ -35,17 +35,6 @@ pub fn path_segment(name: &str) -> String {
     utf8_percent_encode(name, NOT_IN_SEGMENT).to_string()
 }
 
-/// The tag, if it is a language tag by the syntax of BCP 47 (RFC 5646): subtags of letters and
-/// digits, up to 8 each, joined by `-`, the first of 2 to 8 letters. Anything else (a quote, a
-/// line break, an empty subtag) is no language, and manifests then name none.
-pub fn language(tag: &str) -> Option<&str> {
-    let mut subtags = tag.split('-');
-    let primary = subtags.next()?;
-    let primary_ok = (2..=8).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic());
-    let rest_ok = subtags.all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()));
-    (primary_ok && rest_ok).then_some(tag)
-}
-
 /// Text from outside (a title, a name given on the command line) as an HLS quoted-string: `"`
 /// becomes `'` and every control character a space, so it can neither end the string nor the line.
 pub fn quoted_text(text: &str) -> String {
@@ -73,25 +62,6 @@ pub fn unique_name(name: &str, taken: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn languages_keep_to_the_bcp47_syntax() {
-        for good in ["en", "eng", "pt-BR", "zh-Hant-TW", "sgn-BE-FR", "de-CH-1996"] {
-            assert_eq!(language(good), Some(good));
-        }
-        for bad in [
-            "",
-            "e",
-            "en\"><x",
-            "en\n#EXT-X-STREAM-INF:BANDWIDTH=1",
-            "en-",
-            "en--US",
-            "e1",
-            "en US",
-        ] {
-            assert_eq!(language(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn names_stay_one_quoted_string_and_unique() {

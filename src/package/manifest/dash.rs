@@ -9,8 +9,9 @@ use dash_mpd_core::{
     SegmentTemplate, SegmentTimeline, UTCTiming,
 };
 
-use super::{AudioTrack, Package, WrittenManifest, attr, millis, peak_bitrate, write};
+use super::{AudioTrack, Package, WrittenManifest, millis, peak_bitrate, write};
 use crate::error::Result;
+use crate::package::language;
 use crate::package::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
 
 pub const MANIFEST: &str = "manifest.mpd";
@@ -204,7 +205,7 @@ fn text_adaptations(package: &Package, first_id: usize) -> Vec<AdaptationSet> {
                 id: Some((first_id + index).to_string()),
                 contentType: Some("text".into()),
                 mimeType: Some("text/vtt".into()),
-                lang: attr::language(&track.language).map(str::to_owned),
+                lang: language::well_formed(&track.language).map(str::to_owned),
                 Label: vec![Label {
                     content: track.name.clone(),
                     ..Default::default()

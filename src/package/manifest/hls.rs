@@ -13,6 +13,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::package::crypto::KeyPeriod;
+use crate::package::language;
 use crate::package::segment::SegmentedStream;
 use crate::package::subtitles::TextRendition;
 
@@ -350,7 +351,7 @@ fn subtitle_media(subtitles: &[TextRendition]) -> Vec<AlternativeMedia> {
                 media_type: AlternativeMediaType::Subtitles,
                 uri: Some(format!("{}/{MEDIA_PLAYLIST}", s.name)),
                 group_id: SUBTITLES_GROUP.to_owned(),
-                language: attr::language(&s.track.language).map(str::to_owned),
+                language: language::well_formed(&s.track.language).map(str::to_owned),
                 name,
                 default: false,
                 autoselect: true,

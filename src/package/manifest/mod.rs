@@ -4,7 +4,6 @@
 pub mod attr;
 pub mod dash;
 pub mod hls;
-pub mod language;
 
 use std::path::Path;
 
@@ -13,6 +12,7 @@ use ffmpeg_next::Rational;
 
 use crate::error::{Error, Result};
 use crate::package::crypto::KeyPeriod;
+use crate::package::language;
 use crate::package::segment::EncodedRendition;
 use crate::package::segment::{SegmentFacts, SegmentedStream};
 use crate::package::subtitles::TextRendition;

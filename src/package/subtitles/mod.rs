@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use stream_pack_formats::subtitles::{self as cues, Cue, Syntax};
 
 use crate::error::{Error, Result};
-use crate::package::manifest::{attr, language};
+use crate::package::language;
 use crate::package::segment::{Completed, SegmentedStream};
 
 /// The largest sidecar read: a feature film's subtitles take a few hundred KiB.
@@ -55,7 +55,11 @@ pub struct TextTrack {
 pub fn load_sidecars(sidecars: &[SubtitleSidecar]) -> Result<Vec<TextTrack>> {
     for sidecar in sidecars {
         sidecar_syntax(sidecar)?;
-        if let Some(language) = sidecar.language.as_deref().filter(|l| attr::language(l).is_none()) {
+        if let Some(language) = sidecar
+            .language
+            .as_deref()
+            .filter(|l| language::well_formed(l).is_none())
+        {
             return Err(Error::InvalidOption {
                 option: "subtitles",
                 reason: format!(

@@ -13,7 +13,7 @@ use stream_pack_formats::subtitles::{self as cues, Cue, Markup};
 use super::TextTrack;
 use crate::error::{Error, Result};
 use crate::input::source::{self, Source};
-use crate::package::manifest::language;
+use crate::package::language;
 use crate::package::segment::SegmentClock;
 
 /// The codecs whose events are text libav decodes.

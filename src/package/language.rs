@@ -5,8 +5,6 @@
 //! equivalent, taken from Debian's iso-codes, with its English name for renditions that have no
 //! title of their own.
 
-use super::attr;
-
 /// A language that has a two-letter code.
 struct Language {
     /// ISO 639-1: the BCP 47 primary subtag.
@@ -35,11 +33,22 @@ const fn lang(
 /// The BCP 47 tag of "no language stated" (RFC 5646 §4.1).
 pub const UNDETERMINED: &str = "und";
 
+/// The tag, if it is a language tag by the syntax of BCP 47 (RFC 5646): subtags of letters and
+/// digits, up to 8 each, joined by `-`, the first of 2 to 8 letters. Anything else (a quote, a
+/// line break, an empty subtag) is no language, and manifests then name none.
+pub fn well_formed(tag: &str) -> Option<&str> {
+    let mut subtags = tag.split('-');
+    let primary = subtags.next()?;
+    let primary_ok = (2..=8).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic());
+    let rest_ok = subtags.all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()));
+    (primary_ok && rest_ok).then_some(tag)
+}
+
 /// The BCP 47 tag for a container's language tag: an ISO 639-2 code with a two-letter equivalent
 /// becomes that code, any other tag passes the BCP 47 gate as it is, and no tag, or text that is
 /// no language tag, is `und`.
 pub fn bcp47(tag: Option<&str>) -> String {
-    let Some(tag) = tag.and_then(attr::language) else {
+    let Some(tag) = tag.and_then(well_formed) else {
         return UNDETERMINED.to_owned();
     };
     let mut subtags = tag.splitn(2, '-');
@@ -254,6 +263,25 @@ const LANGUAGES: [Language; 184] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn languages_keep_to_the_bcp47_syntax() {
+        for good in ["en", "eng", "pt-BR", "zh-Hant-TW", "sgn-BE-FR", "de-CH-1996"] {
+            assert_eq!(well_formed(good), Some(good));
+        }
+        for bad in [
+            "",
+            "e",
+            "en\"><x",
+            "en\n#EXT-X-STREAM-INF:BANDWIDTH=1",
+            "en-",
+            "en--US",
+            "e1",
+            "en US",
+        ] {
+            assert_eq!(well_formed(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn iso_639_2_codes_become_their_two_letter_tags() {
