@@ -334,10 +334,19 @@ fn is_cover_art(stream: &format::stream::Stream) -> bool {
     stream.disposition().contains(format::stream::Disposition::ATTACHED_PIC)
 }
 
+/// The error of libav refusing a stream's parameters, naming the file and the stream.
+pub(crate) fn reading_parameters(path: &Path, stream: &format::stream::Stream) -> impl FnOnce(ffmpeg::Error) -> Error {
+    Error::ffmpeg(format!(
+        "{}: reading the parameters of stream #{}",
+        path.display(),
+        stream.index()
+    ))
+}
+
 fn video_input(path: &Path, stream: &format::stream::Stream) -> Result<VideoInput> {
     let decoder = decoder_context(path, stream)?
         .video()
-        .map_err(Error::ffmpeg("reading video parameters"))?;
+        .map_err(reading_parameters(path, stream))?;
     if decoder.width() == 0 || decoder.height() == 0 {
         return Err(Error::InputCorrupt {
             path: path.to_owned(),
@@ -367,7 +376,7 @@ fn video_input(path: &Path, stream: &format::stream::Stream) -> Result<VideoInpu
 fn audio_input(path: &Path, stream: &format::stream::Stream) -> Result<AudioInput> {
     let decoder = decoder_context(path, stream)?
         .audio()
-        .map_err(Error::ffmpeg("reading audio parameters"))?;
+        .map_err(reading_parameters(path, stream))?;
     if decoder.rate() == 0 || decoder.channels() == 0 {
         return Err(Error::InputCorrupt {
             path: path.to_owned(),
@@ -409,8 +418,7 @@ pub(crate) fn decoder_context(path: &Path, stream: &format::stream::Stream) -> R
             ),
         });
     }
-    let mut context =
-        codec::context::Context::from_parameters(params).map_err(Error::ffmpeg("reading stream parameters"))?;
+    let mut context = codec::context::Context::from_parameters(params).map_err(reading_parameters(path, stream))?;
     // Frame-threaded decoding on every core: one decoder feeds every rung's encoder.
     if let Ok(parallelism) = std::thread::available_parallelism() {
         context.set_threading(codec::threading::Config {

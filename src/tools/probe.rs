@@ -7,7 +7,7 @@ use ffmpeg::{Rational, format, media};
 use ffmpeg_next as ffmpeg;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::input::source;
 use crate::input::watchdog::{self, InputOptions};
 
@@ -162,7 +162,7 @@ fn stream_info(path: &Path, stream: &format::stream::Stream) -> Result<StreamInf
         "audio" => {
             let decoder = source::decoder_context(path, stream)?
                 .audio()
-                .map_err(Error::ffmpeg("reading audio parameters"))?;
+                .map_err(source::reading_parameters(path, stream))?;
             info.sample_rate = Some(decoder.rate()).filter(|r| *r > 0);
             info.channels = Some(decoder.channels()).filter(|c| *c > 0);
         }
