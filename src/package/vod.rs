@@ -110,8 +110,9 @@ fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<Share
     Ok(Arc::new(Mutex::new(keys)))
 }
 
-/// Writes the subtitle renditions, cut like the top video rendition (or the audio), with a
-/// whole file each for DASH counting from its period's start, and hands their files over.
+/// Writes the subtitle renditions, cut like the top video rendition (or the audio), their cue
+/// times counted from where the DASH period starts (whether or not there is an MPD, so that
+/// `dash --hls` and `hls` write the same files), and hands their files over.
 fn write_subtitles(
     job: &Job,
     tracks: Vec<subtitles::TextTrack>,
@@ -121,12 +122,9 @@ fn write_subtitles(
     let Some(timeline) = video.first().or(audio.first()) else {
         return Ok(Vec::new());
     };
-    let period_start = job
-        .options
-        .manifests
-        .dash
-        .then(|| dash::latest_start(video.iter().chain(audio).map(|r| &r.media)));
-    let renditions = subtitles::write_renditions(job.root, tracks, &timeline.media, period_start)?;
+    let period_start = dash::latest_start(video.iter().chain(audio).map(|r| &r.media));
+    let origin_ms = (period_start * 1000.0).round().max(0.0) as u64;
+    let renditions = subtitles::write_renditions(job.root, tracks, &timeline.media, origin_ms)?;
     renditions
         .iter()
         .flat_map(|s| s.completed(job.root))

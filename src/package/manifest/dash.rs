@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dash_mpd_core::{
-    Accessibility, AdaptationSet, AudioChannelConfiguration, BaseURL, Label, MPD, Period, Representation, Role, S,
+    Accessibility, AdaptationSet, AudioChannelConfiguration, Label, MPD, Period, Representation, Role, S,
     SegmentTemplate, SegmentTimeline, UTCTiming,
 };
 
@@ -43,7 +43,7 @@ pub fn mpd(package: &Package) -> MPD {
         adaptations.push(audio_adaptation(audio, id, package, target));
     }
     let first_text = adaptations.len();
-    adaptations.extend(text_adaptations(package, first_text));
+    adaptations.extend(text_adaptations(package, first_text, target));
     let duration = package
         .renditions()
         .map(|(_, r)| presentation_end(&r.media, package))
@@ -187,19 +187,17 @@ fn captions_accessibility(package: &Package) -> Option<Accessibility> {
         })
 }
 
-/// An AdaptationSet per subtitle rendition, numbered from `first_id`: its whole track as one
-/// WebVTT file (`text/vtt` at a BaseURL, the form dash.js and Shaka Player both read), its cue
-/// times period time (`latest_start`). Role `subtitle` or `forced-subtitle`; hearing impaired as an Accessibility.
-fn text_adaptations(package: &Package, first_id: usize) -> Vec<AdaptationSet> {
-    let with_files = package
+/// An AdaptationSet per subtitle rendition, numbered from `first_id`: its WebVTT segments
+/// (`text/vtt` with a SegmentTemplate, the segmented form dash.js and Shaka Player both read),
+/// the very files the HLS playlists list. Role `subtitle` or `forced-subtitle`; hearing impaired
+/// as an Accessibility.
+fn text_adaptations(package: &Package, first_id: usize, target: u64) -> Vec<AdaptationSet> {
+    package
         .subtitles
         .iter()
-        .filter_map(|s| s.whole_file.as_ref().map(|w| (s, w)));
-    with_files
         .enumerate()
-        .map(|(index, (subtitles, (file, bytes)))| {
+        .map(|(index, subtitles)| {
             let track = &subtitles.track;
-            let seconds: f64 = subtitles.media.segments.iter().map(|s| s.duration).sum();
             let role = if track.forced { "forced-subtitle" } else { "subtitle" };
             AdaptationSet {
                 id: Some((first_id + index).to_string()),
@@ -226,17 +224,40 @@ fn text_adaptations(package: &Package, first_id: usize) -> Vec<AdaptationSet> {
                     .collect(),
                 representations: vec![Representation {
                     id: Some(subtitles.name.clone()),
-                    bandwidth: Some((*bytes as f64 * 8.0 / seconds.max(1.0)).ceil() as u64),
-                    BaseURL: vec![BaseURL {
-                        base: format!("{}/{file}", subtitles.name),
-                        ..Default::default()
-                    }],
+                    bandwidth: Some(peak_bitrate(&subtitles.media.segments, target).ceil() as u64),
+                    SegmentTemplate: Some(text_template(&subtitles.media, package)),
                     ..Default::default()
                 }],
                 ..Default::default()
             }
         })
         .collect()
+}
+
+/// The template of WebVTT segments. dash.js and Shaka Player take a segment's cue times as period
+/// time, which is how they are written (`subtitles::webvtt`): so the timeline counts from the
+/// period's start too, with no presentationTimeOffset (Shaka would take it off the cue times).
+fn text_template(media: &SegmentedStream, package: &Package) -> SegmentTemplate {
+    let start = period_start(media, package);
+    let from_period: Vec<SegmentFacts> = media
+        .segments
+        .iter()
+        .map(|segment| {
+            let begins = (segment.start_ticks - start).max(0);
+            SegmentFacts {
+                start_ticks: begins,
+                duration_ticks: segment.start_ticks + segment.duration_ticks - start - begins,
+                ..segment.clone()
+            }
+        })
+        .collect();
+    SegmentTemplate {
+        timescale: Some(u64::from(media.timescale)),
+        media: Some("$RepresentationID$/segment$Number%05d$.vtt".into()),
+        startNumber: Some(0),
+        SegmentTimeline: Some(timeline(&from_period)),
+        ..Default::default()
+    }
 }
 
 /// Seconds from the start of the period to the end of the rendition's last segment.
@@ -261,7 +282,7 @@ fn period_seconds(package: &Package) -> f64 {
 }
 
 /// Seconds from the source's start to where the stream that starts last starts: a VOD period's
-/// start, at which the whole-file WebVTT of a subtitle rendition counts its cue times from.
+/// start, from which subtitle segments count their cue times.
 pub fn latest_start<'a>(streams: impl Iterator<Item = &'a SegmentedStream>) -> f64 {
     streams
         .filter_map(|media| {

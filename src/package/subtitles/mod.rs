@@ -117,26 +117,23 @@ fn default_name(language: &str, path: &Path) -> String {
     }
 }
 
-/// A subtitle rendition as written: its folder inside the package, its track and its segments.
+/// A subtitle rendition as written: its folder inside the package, its track and its segments,
+/// which HLS and DASH share.
 #[derive(Debug, Clone)]
 pub struct TextRendition {
     pub name: String,
     pub track: TextTrack,
     pub media: SegmentedStream,
-    /// The whole track as one WebVTT file, for DASH: its name in the folder and its size.
-    pub whole_file: Option<(String, u64)>,
 }
 
 impl TextRendition {
-    /// Its files, for the publisher: each segment, in order, then the whole file.
+    /// Its files, for the publisher: each segment, in order.
     pub fn completed(&self, root: &Path) -> impl Iterator<Item = Completed> + '_ {
         let dir = root.join(&self.name);
-        let segments = self.media.segments.iter().map(|s| (&s.uri, Some(s.clone())));
-        let whole = self.whole_file.iter().map(|(file, _)| (file, None));
-        segments.chain(whole).map(move |(file, segment)| Completed {
+        self.media.segments.iter().map(move |segment| Completed {
             rendition: self.name.clone(),
-            path: dir.join(file),
-            segment,
+            path: dir.join(&segment.uri),
+            segment: Some(segment.clone()),
             codecs: Some(WEBVTT_CODEC.to_owned()),
             stream: SegmentedStream {
                 segments: Vec::new(),
@@ -149,17 +146,14 @@ impl TextRendition {
 /// WebVTT's RFC 6381 name.
 const WEBVTT_CODEC: &str = "wvtt";
 
-/// The whole-track WebVTT file of a rendition's folder.
-const WHOLE_FILE: &str = "subtitles.vtt";
-
 /// Writes every track into `root`, in a folder of its own named by its language
-/// (`subtitles-en`, `subtitles-en-2`), cut like `timeline`; with a `period_start` (seconds from the
-/// source's start) also as one file whose times count from there.
+/// (`subtitles-en`, `subtitles-en-2`), cut like `timeline`, its cue times counted from
+/// `origin_ms` after the source's start: where a DASH period starts.
 pub fn write_renditions(
     root: &Path,
     tracks: Vec<TextTrack>,
     timeline: &SegmentedStream,
-    period_start: Option<f64>,
+    origin_ms: u64,
 ) -> Result<Vec<TextRendition>> {
     let mut renditions: Vec<TextRendition> = Vec::with_capacity(tracks.len());
     for track in tracks {
@@ -168,22 +162,8 @@ pub fn write_renditions(
             .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
             .find(|candidate| renditions.iter().all(|r| &r.name != candidate))
             .expect("some number is free");
-        let dir = root.join(&name);
-        let media = webvtt::write_segments(&dir, &track, timeline)?;
-        let whole_file = match period_start {
-            Some(start) => {
-                let offset_ms = (start * 1000.0).round().max(0.0) as u64;
-                let bytes = webvtt::write_whole(&dir.join(WHOLE_FILE), &track, offset_ms)?;
-                Some((WHOLE_FILE.to_owned(), bytes))
-            }
-            None => None,
-        };
-        renditions.push(TextRendition {
-            name,
-            track,
-            media,
-            whole_file,
-        });
+        let media = webvtt::write_segments(&root.join(&name), &track, timeline, origin_ms)?;
+        renditions.push(TextRendition { name, track, media });
     }
     Ok(renditions)
 }

@@ -1,6 +1,9 @@
-//! WebVTT written for players: for HLS one segment per media segment, cut at the same instants as
-//! the video's (the timeline the segmenters measured), each with an `X-TIMESTAMP-MAP` that puts
-//! its cues on the media's timeline; a cue that spans a boundary is in both segments.
+//! WebVTT written for players: one segment per media segment, cut at the same instants as the
+//! video's (the timeline the segmenters measured); a cue that spans a boundary is in both
+//! segments. The same files serve HLS and DASH: cue times count from the DASH period's start,
+//! which is what DASH players read them as (dash.js and Shaka Player take segmented `text/vtt`
+//! cue times as period time), and each segment's `X-TIMESTAMP-MAP` puts that instant on the
+//! media's timeline for HLS players.
 
 use std::path::Path;
 
@@ -14,9 +17,15 @@ use crate::package::segment::{SegmentFacts, SegmentedStream};
 const MPEGTS_HZ: i64 = 90_000;
 
 /// Writes `track` into `dir` as `segment00000.vtt`… one per segment of `timeline` (the video's,
-/// or the audio's when there is no video), and says what it wrote in the same terms: the same
-/// durations and start times, so the playlists list them alike.
-pub fn write_segments(dir: &Path, track: &TextTrack, timeline: &SegmentedStream) -> Result<SegmentedStream> {
+/// or the audio's when there is no video), its cue times counted from `origin_ms` after the
+/// source's start (a cue over by then is left out), and says what it wrote in the same terms as
+/// the timeline: the same durations and start times, so the manifests list them alike.
+pub fn write_segments(
+    dir: &Path,
+    track: &TextTrack,
+    timeline: &SegmentedStream,
+    origin_ms: u64,
+) -> Result<SegmentedStream> {
     std::fs::create_dir(dir).map_err(Error::io(dir))?;
     let starts: Vec<i64> = timeline
         .segments
@@ -25,15 +34,16 @@ pub fn write_segments(dir: &Path, track: &TextTrack, timeline: &SegmentedStream)
         .collect();
     let header = format!(
         "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{},LOCAL:00:00:00.000\n\n",
-        timestamp_map(timeline)
+        timestamp_map(timeline, origin_ms)
     );
+    let shown: Vec<&Cue> = track.cues.iter().filter(|cue| cue.end_ms > origin_ms).collect();
     let mut segments = Vec::with_capacity(starts.len());
     for (index, facts) in timeline.segments.iter().enumerate() {
         // The first segment takes every cue before it, the last every cue after it.
         let from = if index == 0 { i64::MIN } else { starts[index] };
         let to = starts.get(index + 1).copied().unwrap_or(i64::MAX);
         let mut body = header.clone();
-        overlapping(&track.cues, from, to).for_each(|cue| cues::write_cue(cue, 0, &mut body));
+        overlapping(&shown, from, to).for_each(|cue| cues::write_cue(cue, origin_ms, &mut body));
         let uri = format!("segment{index:05}.vtt");
         let path = dir.join(&uri);
         std::fs::write(&path, &body).map_err(Error::io(&path))?;
@@ -51,11 +61,12 @@ pub fn write_segments(dir: &Path, track: &TextTrack, timeline: &SegmentedStream)
     })
 }
 
-/// Where the source starts on the MPEG-TS clock: the segments' presentation offset (the source's
-/// start plus `TIMELINE_OFFSET_MICROS`), at which the cues' time zero is shown.
-fn timestamp_map(timeline: &SegmentedStream) -> i64 {
+/// Where the cues' time zero is on the MPEG-TS clock: `origin_ms` after the source's start, which
+/// is at the segments' presentation offset (the source's start plus `TIMELINE_OFFSET_MICROS`).
+fn timestamp_map(timeline: &SegmentedStream, origin_ms: u64) -> i64 {
     let ticks = i128::from(timeline.presentation_offset) * i128::from(MPEGTS_HZ);
-    (ticks / i128::from(timeline.timescale.max(1))) as i64
+    let source_start = (ticks / i128::from(timeline.timescale.max(1))) as i64;
+    source_start + origin_ms as i64 * (MPEGTS_HZ / 1000)
 }
 
 /// Milliseconds from the source's start to `ticks` of the timeline, rounded.
@@ -66,19 +77,10 @@ fn millis_from_origin(ticks: i64, timeline: &SegmentedStream) -> i64 {
 }
 
 /// The cues shown at some instant of `[from, to)`.
-fn overlapping(cues: &[Cue], from: i64, to: i64) -> impl Iterator<Item = &Cue> {
+fn overlapping<'a>(cues: &'a [&'a Cue], from: i64, to: i64) -> impl Iterator<Item = &'a Cue> {
     cues.iter()
+        .copied()
         .filter(move |cue| (cue.start_ms as i64) < to && (cue.end_ms as i64) > from)
-}
-
-/// The whole track as one WebVTT file, times from `offset_ms` after the source's start (DASH's
-/// period time); a cue over by then is left out.
-pub fn write_whole(path: &Path, track: &TextTrack, offset_ms: u64) -> Result<u64> {
-    let mut body = String::from("WEBVTT\n\n");
-    let shown = track.cues.iter().filter(|cue| cue.end_ms > offset_ms);
-    shown.for_each(|cue| cues::write_cue(cue, offset_ms, &mut body));
-    std::fs::write(path, &body).map_err(Error::io(path))?;
-    Ok(body.len() as u64)
 }
 
 #[cfg(test)]
@@ -112,21 +114,24 @@ mod tests {
             forced: false,
             hearing_impaired: false,
             cues: vec![
+                Cue::new(0, 20, "before the period"),
                 Cue::new(500, 1000, "first"),
                 Cue::new(1500, 2500, "across"),
                 Cue::new(3000, 9000, "last"),
             ],
         };
         let out = dir.path().join("subs");
-        let media = write_segments(&out, &track, &timeline()).unwrap();
+        // The period starts 21 ms into the source: cue times count from there.
+        let media = write_segments(&out, &track, &timeline(), 21).unwrap();
         assert_eq!(media.segments.len(), 2);
         assert_eq!(media.segments[1].uri, "segment00001.vtt");
         assert_eq!(media.segments[1].duration, 2.0);
         let first = std::fs::read_to_string(out.join("segment00000.vtt")).unwrap();
-        assert!(first.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n\n"));
-        assert!(first.contains("first") && first.contains("across") && !first.contains("last"));
+        assert!(first.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:127890,LOCAL:00:00:00.000\n\n"));
+        assert!(first.contains("00:00:00.479 --> 00:00:00.979\nfirst"));
+        assert!(first.contains("across") && !first.contains("last") && !first.contains("before"));
         let second = std::fs::read_to_string(out.join("segment00001.vtt")).unwrap();
-        assert!(second.contains("00:00:01.500 --> 00:00:02.500\nacross"));
+        assert!(second.contains("00:00:01.479 --> 00:00:02.479\nacross"));
         assert!(second.contains("last") && !second.contains("first"));
     }
 }
