@@ -152,8 +152,21 @@ const WEBVTT_CODEC: &str = "wvtt";
 /// The whole-track WebVTT file of a rendition's folder.
 const WHOLE_FILE: &str = "subtitles.vtt";
 
-/// Writes every track into `root`, in a folder of its own named by its language
-/// (`subtitles-en`, `subtitles-en-2`), cut like `timeline`; with a `period_start` (seconds from the
+/// Each track's folder, named by its language: `subtitles-en`, `subtitles-en-2`.
+pub fn folder_names(tracks: &[TextTrack]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::with_capacity(tracks.len());
+    for track in tracks {
+        let base = format!("subtitles-{}", track.language);
+        let name = (1..)
+            .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+            .find(|candidate| !names.contains(candidate))
+            .expect("some number is free");
+        names.push(name);
+    }
+    names
+}
+
+/// Writes every track into `root`, in a folder of its own ([`folder_names`]), cut like `timeline`; with a `period_start` (seconds from the
 /// source's start) also as one file whose times count from there.
 pub fn write_renditions(
     root: &Path,
@@ -162,12 +175,8 @@ pub fn write_renditions(
     period_start: Option<f64>,
 ) -> Result<Vec<TextRendition>> {
     let mut renditions: Vec<TextRendition> = Vec::with_capacity(tracks.len());
-    for track in tracks {
-        let base = format!("subtitles-{}", track.language);
-        let name = (1..)
-            .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
-            .find(|candidate| renditions.iter().all(|r| &r.name != candidate))
-            .expect("some number is free");
+    let names = folder_names(&tracks);
+    for (track, name) in tracks.into_iter().zip(names) {
         let dir = root.join(&name);
         let media = webvtt::write_segments(&dir, &track, timeline)?;
         let whole_file = match period_start {

@@ -18,36 +18,49 @@ const MPEGTS_HZ: i64 = 90_000;
 /// durations and start times, so the playlists list them alike.
 pub fn write_segments(dir: &Path, track: &TextTrack, timeline: &SegmentedStream) -> Result<SegmentedStream> {
     std::fs::create_dir(dir).map_err(Error::io(dir))?;
-    let starts: Vec<i64> = timeline
-        .segments
-        .iter()
-        .map(|s| millis_from_origin(s.start_ticks, timeline))
-        .collect();
-    let header = format!(
-        "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{},LOCAL:00:00:00.000\n\n",
-        timestamp_map(timeline)
-    );
-    let mut segments = Vec::with_capacity(starts.len());
-    for (index, facts) in timeline.segments.iter().enumerate() {
-        // The first segment takes every cue before it, the last every cue after it.
-        let from = if index == 0 { i64::MIN } else { starts[index] };
-        let to = starts.get(index + 1).copied().unwrap_or(i64::MAX);
-        let mut body = header.clone();
-        overlapping(&track.cues, from, to).for_each(|cue| cues::write_cue(cue, 0, &mut body));
-        let uri = format!("segment{index:05}.vtt");
-        let path = dir.join(&uri);
-        std::fs::write(&path, &body).map_err(Error::io(&path))?;
-        segments.push(SegmentFacts {
-            uri,
-            key: None,
-            bytes: body.len() as u64,
-            ..facts.clone()
-        });
-    }
+    let segments = (0..timeline.segments.len())
+        .map(|index| write_segment(dir, track, timeline, index, true))
+        .collect::<Result<Vec<_>>>()?;
     Ok(SegmentedStream {
         init: None,
         segments,
         ..timeline.clone()
+    })
+}
+
+/// Writes segment `index` of `track` into `dir`, cut like that segment of `timeline`. The first
+/// segment takes every cue before it; the last one known takes every cue after it when `ended`
+/// says no segment follows (a live presentation writes each as its row completes).
+pub fn write_segment(
+    dir: &Path,
+    track: &TextTrack,
+    timeline: &SegmentedStream,
+    index: usize,
+    ended: bool,
+) -> Result<SegmentFacts> {
+    let facts = &timeline.segments[index];
+    let from = match index {
+        0 => i64::MIN,
+        _ => millis_from_origin(facts.start_ticks, timeline),
+    };
+    let to = match timeline.segments.get(index + 1) {
+        Some(next) => millis_from_origin(next.start_ticks, timeline),
+        None if ended => i64::MAX,
+        None => millis_from_origin(facts.start_ticks + facts.duration_ticks, timeline),
+    };
+    let mut body = format!(
+        "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{},LOCAL:00:00:00.000\n\n",
+        timestamp_map(timeline)
+    );
+    overlapping(&track.cues, from, to).for_each(|cue| cues::write_cue(cue, 0, &mut body));
+    let uri = format!("segment{index:05}.vtt");
+    let path = dir.join(&uri);
+    std::fs::write(&path, &body).map_err(Error::io(&path))?;
+    Ok(SegmentFacts {
+        uri,
+        key: None,
+        bytes: body.len() as u64,
+        ..facts.clone()
     })
 }
 
