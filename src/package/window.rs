@@ -251,3 +251,67 @@ fn slice<T>(items: &[T], from: usize, to: usize) -> &[T] {
     let to = to.min(items.len());
     &items[from.min(to)..to]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::segment::SegmentFacts;
+
+    /// Segment `n` (1 s at 90 kHz) of the rendition in folder `name` under `root`.
+    fn file(root: &std::path::Path, name: &str, n: i64) -> Completed {
+        let uri = format!("segment{n:05}.ts");
+        Completed {
+            rendition: name.into(),
+            path: root.join(name).join(&uri),
+            segment: Some(SegmentFacts {
+                uri,
+                duration: 1.0,
+                start_ticks: n * 90_000,
+                duration_ticks: 90_000,
+                bytes: 100,
+                key: None,
+            }),
+            codecs: None,
+            stream: SegmentedStream {
+                init: None,
+                timescale: 90_000,
+                presentation_offset: 0,
+                segments: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn followers_neither_hold_back_a_row_nor_outlive_the_window() {
+        let root = tempfile::tempdir().unwrap();
+        let options = WindowOptions {
+            size: Some(1),
+            delete_segments: true,
+        };
+        let mut window = Window::new(vec!["video".into(), "audio".into()], options, 1).followed_by(vec!["subs".into()]);
+        assert!(!window.add(file(root.path(), "video", 0)));
+        assert!(
+            window.add(file(root.path(), "audio", 0)),
+            "the row is complete without its subtitles"
+        );
+        assert_eq!(window.timeline().map(|t| t.segments.len()), Some(1));
+        assert!(!window.add(file(root.path(), "subs", 0)));
+        for name in ["video", "audio", "subs"] {
+            window.add(file(root.path(), name, 1));
+        }
+        assert_eq!(window.complete(), 2);
+        let (listed, state) = window.listing(false);
+        let names: Vec<(&str, usize)> = listed
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.media.segments.len()))
+            .collect();
+        assert_eq!(names, [("video", 1), ("audio", 1), ("subs", 1)]);
+        window.manifests_written(&state);
+        let leaving: Vec<PathBuf> = window.leaving.iter().map(|(_, path)| path.clone()).collect();
+        let expected: Vec<PathBuf> = ["video", "audio", "subs"]
+            .iter()
+            .map(|name| root.path().join(name).join("segment00000.ts"))
+            .collect();
+        assert_eq!(leaving, expected, "segment 0 leaves every rendition");
+    }
+}
