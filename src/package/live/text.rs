@@ -73,7 +73,7 @@ impl LiveText {
                 .collect::<Result<Vec<_>>>()?;
             let rendition = TextRendition {
                 name: name.clone(),
-                track: track.clone(),
+                track: described(track),
                 media: SegmentedStream {
                     segments,
                     init: None,
@@ -97,11 +97,22 @@ impl LiveText {
                 let track = tracks[self.names.iter().position(|n| *n == name)?];
                 Some(TextRendition {
                     name,
-                    track: track.clone(),
+                    track: described(track),
                     media: rendition.media,
                     whole_file: None,
                 })
             })
             .collect()
+    }
+}
+
+/// What the manifests say of a track, without its cues, which a long presentation piles up.
+fn described(track: &TextTrack) -> TextTrack {
+    TextTrack {
+        language: track.language.clone(),
+        name: track.name.clone(),
+        forced: track.forced,
+        hearing_impaired: track.hearing_impaired,
+        cues: Vec::new(),
     }
 }
