@@ -485,3 +485,97 @@ fn live_audio_is_chosen_as_in_vod() {
     assert!(message.contains("--audio 7"), "{message}");
     assert!(!refused.exists());
 }
+
+/// Waits (up to 10 s) until something listens on UDP `port`, as /proc/net/udp shows it.
+fn wait_for_udp_listener(port: u16) {
+    let local = format!(":{port:04X} ");
+    for _ in 0..100 {
+        let table = std::fs::read_to_string("/proc/net/udp").expect("read /proc/net/udp");
+        if table.lines().any(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| format!("{a} ").contains(&local))
+        }) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listened on UDP port {port}");
+}
+
+#[test]
+fn a_live_mpeg_ts_stream_brings_every_audio_stream_over_the_network() {
+    // RTMP carries one audio stream; MPEG-TS over UDP, as broadcast contribution links send it,
+    // carries them all (languages, not titles or dispositions).
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("udp://127.0.0.1:{port}");
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("udp");
+    let mut run = LiveRun::start(
+        "hls",
+        &[&url],
+        &out,
+        &["--window", "3", "--delete-segments", "--stall-timeout", "2s"],
+    );
+    wait_for_udp_listener(port);
+    let mut sender = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-re"])
+        .arg("-i")
+        .arg(title())
+        .args([
+            "-map",
+            "0:v",
+            "-map",
+            "0:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-c:a",
+            "copy",
+        ])
+        .args(["-f", "mpegts"])
+        .arg(format!("{url}?pkt_size=1316"))
+        .spawn()
+        .expect("run ffmpeg");
+    let names: Vec<&str> = VIDEO.into_iter().chain(AUDIO.iter().map(|a| a.dir)).collect();
+    let mut seen: BTreeMap<&str, Seen> = names.iter().map(|n| (*n, Seen::default())).collect();
+    let status = run.watch(Duration::from_secs(60), |out, now| {
+        for (name, seen) in &mut seen {
+            seen.look(&out.join(name), 3, now);
+        }
+    });
+    assert!(sender.wait().unwrap().success(), "ffmpeg could not send the title");
+    let stderr = run.stderr();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sent nothing for 2 s"),
+        "the stream ends by going silent: {stderr}"
+    );
+    for name in &names {
+        let listed = if name.starts_with("audio") { 3..=4 } else { 3..=3 };
+        assert_closed(&out.join(name), &seen[name], listed);
+    }
+    let master = read_master(&out.join("master.m3u8"));
+    let languages: Vec<(Option<&str>, Option<&str>, Option<&str>)> = master
+        .media
+        .iter()
+        .filter(|m| m.quoted("GROUP-ID") == Some("audio-5.1"))
+        .map(|m| (m.quoted("URI"), m.quoted("LANGUAGE"), m.quoted("CHANNELS")))
+        .collect();
+    assert_eq!(
+        languages,
+        [
+            (Some("audio-en/index.m3u8"), Some("en"), Some("2")),
+            (Some("audio-ja-5.1/index.m3u8"), Some("ja"), Some("6")),
+            (Some("audio-en-2/index.m3u8"), Some("en"), Some("2")),
+        ]
+    );
+    judge_audio(&out, false);
+}
