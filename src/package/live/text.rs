@@ -23,11 +23,11 @@ pub(super) struct LiveText {
 }
 
 impl LiveText {
-    /// Makes a folder in `root` for each track of `source` and each sidecar; with `written`
+    /// Makes a folder in `root` for each track of `source` and each sidecar; with `wanted`
     /// false (no manifest could list them), reads the source's tracks but writes nothing.
-    pub fn new(root: &Path, mut source: SourceSubtitles, sidecars: Vec<TextTrack>, written: bool) -> Result<LiveText> {
+    pub fn new(root: &Path, mut source: SourceSubtitles, sidecars: Vec<TextTrack>, wanted: bool) -> Result<LiveText> {
         let tracks: Vec<TextTrack> = source.tracks().cloned().chain(sidecars.iter().cloned()).collect();
-        let names = match written {
+        let names = match wanted {
             true => subtitles::folder_names(&tracks),
             false => Vec::new(),
         };
