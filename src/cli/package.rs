@@ -119,7 +119,7 @@ struct PackageArgs {
     surround: Surround,
     /// A subtitle file (.srt, .vtt, .ass; UTF-8 or UTF-16) as a subtitle rendition: PATH[:LANG[:NAME]],
     /// LANG a BCP 47 tag (default und). Repeatable.
-    #[arg(long = "subtitles", value_name = "PATH[:LANG[:NAME]]", conflicts_with = "live")]
+    #[arg(long = "subtitles", value_name = "PATH[:LANG[:NAME]]")]
     subtitles: Vec<String>,
     #[command(flatten)]
     job: JobArgs,

@@ -1,30 +1,42 @@
 //! The live driver: a live source packaged in place as it arrives (in a scratch folder when it goes
 //! only to remote destinations), its manifests rewritten as each segment row completes, under a
 //! window that may let old segments go. Stopping the job (Ctrl-C) or losing the source ends the
-//! presentation: what was sent is finished and kept.
+//! presentation: what was sent is finished and kept. It carries every track as a file does:
+//! each audio stream chosen, its 5.1 rendition beside its stereo one, and the subtitles (the
+//! source's text streams and the sidecars) as WebVTT segments in HLS.
+
+mod text;
 
 use std::time::Instant;
 
 use super::{
-    Job, LiveJob, Made, PackageOptions, PackageReport, absolute_output, deliver, ladder_plan, load_ladder,
+    Job, LiveJob, Made, PackageOptions, PackageReport, absolute_output, deliver, ladder_plan, load_ladder, pipelines,
     refuse_overlap, regular_clock, reports, start_tracking,
 };
 use crate::error::{Error, Result};
 use crate::input::live::{CaptureDevice, LiveSource};
 use crate::input::source::Source;
 use crate::output::staging::{self, Workspace};
-use crate::package::audio::{self, AudioPick, AudioSelection};
+use crate::package::audio;
 use crate::package::ladder::Rung;
 use crate::package::pipelines::Pipelines;
-use crate::package::segment::EncodedRendition;
+use crate::package::segment::{Completed, EncodedRendition};
+use crate::package::subtitles::{self, source::SourceSubtitles};
 use crate::package::window::Window;
 use crate::progress::{Monitor, Stage, Tracker};
+use text::LiveText;
 
 pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dyn Monitor) -> Result<PackageReport> {
     let ladder = load_ladder(options)?;
+    let sidecars = subtitles::load_sidecars(&options.subtitles)?;
     // Nothing is written until the source is open: opening may wait for the open timeout or a
     // Ctrl-C, or fail.
     let mut source = Source::open_live(&live.source, &options.input_options)?;
+    // Refused before anything is written: a selection naming a stream that is not there.
+    let audio = audio::choose(&source, &options.audio, options.default_audio.as_deref())?;
+    let audio = audio::with_surround(audio, options.surround, |input| {
+        !pipelines::copies_audio(options, input)
+    });
     let scratch = match options.publishing.remote_only {
         true => Some(Workspace::scratch()?),
         false => None,
@@ -44,26 +56,29 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     let mut tracker = start_tracking(&source, options, monitor)?;
     let plan = ladder_plan(&source, &ladder, options)?;
     let clock = regular_clock(&source, options);
-    // A live job packages the best audio stream alone, as before multi-audio.
-    let best = source.audio.iter().map(|a| AudioPick::Index(a.index)).collect();
-    let audio = audio::choose(&source, &AudioSelection::Streams(best), None)?;
     let job = Job::new(options, &root, &output, clock, None, false, publisher.as_ref()).with_audio(audio);
-    let mut window = live_window(&source, &plan.rungs, &job, live);
-    let (video, audio, lost) = transcode(&mut source, live, &plan.rungs, &job, &mut window, &mut tracker, monitor)?;
+    let mut notes = Vec::new();
+    let source_texts = SourceSubtitles::new(&source, &mut notes)?;
+    notes.extend(dash_text_note(options, source_texts.count() + sidecars.len()));
+    let texts = LiveText::new(&root, source_texts, sidecars, options.manifests.hls)?;
+    let mut presentation = Presentation {
+        window: live_window(&source, &plan.rungs, &job, live).followed_by(texts.names()),
+        job: &job,
+        rungs: &plan.rungs,
+        texts,
+    };
+    let (video, audio, lost) = transcode(&mut source, live, &mut presentation, &mut tracker, monitor)?;
     // The files the segmenters completed while flushing; the last manifests list them all.
     let flushed = job.take_flushed(&mut tracker);
     tracker.stage(Stage::Publish, monitor);
-    for file in flushed {
-        job.hand_over(&file)?;
-        window.add(file);
-    }
-    write_live_manifests(&source, &plan.rungs, &job, &mut window, true)?;
-    delete_due(&mut window, &job, true)?;
+    flushed.iter().try_for_each(|file| job.hand_over(file))?;
+    presentation.add(&source, flushed, true)?;
+    presentation.delete_due(true)?;
     let package = job.manifest_package(&source, &plan.rungs, &video, &audio, None, None);
     let made = Made {
         renditions: reports(&package),
         dropped_above_source: plan.dropped_above_source,
-        notes: Vec::new(),
+        notes,
         warnings: lost.into_iter().collect(),
     };
     let report = deliver(options, workspace, publisher, made, &mut tracker)?;
@@ -71,22 +86,36 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     Ok(report)
 }
 
+/// A live DASH manifest lists no subtitles: its text form is a whole file, which a live track
+/// cannot be while it grows.
+fn dash_text_note(options: &PackageOptions, tracks: usize) -> Option<String> {
+    (options.manifests.dash && tracks > 0).then(|| {
+        let listed = match options.manifests.hls {
+            true => "listed in the HLS playlists only",
+            false => "left out",
+        };
+        format!("{tracks} subtitle track(s): {listed}; a live DASH manifest carries no subtitles yet")
+    })
+}
+
 /// Reads the source until it ends, is stopped or is lost (the returned sentence says so), feeding
-/// its video to the ladder and its audio to the shared track, and rewriting the manifests as
-/// each row of segments completes.
+/// its video to the ladder, its audio streams to their renditions and its text streams to the
+/// subtitles, and rewriting the manifests as each row of segments completes.
 fn transcode(
     source: &mut Source,
     live: &LiveJob,
-    rungs: &[Rung],
-    job: &Job,
-    window: &mut Window,
+    presentation: &mut Presentation,
     tracker: &mut Tracker,
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Vec<EncodedRendition>, Option<String>)> {
-    let mut pipelines = Pipelines::new(source, rungs, job)?;
+    let job = presentation.job;
+    let mut pipelines = Pipelines::new(source, presentation.rungs, job)?;
     let paced_from = paced(&live.source).then(Instant::now);
     let mut lost = None;
     while let Some(packet) = next_packet(source, pipelines.media_end(), &mut lost)? {
+        if presentation.texts.take(&packet, &job.clock)? {
+            continue;
+        }
         let Some(routed) = pipelines.route(&packet, &job.clock) else {
             continue;
         };
@@ -94,15 +123,12 @@ fn transcode(
             if let Some(started) = paced_from {
                 wait_for(started, start);
             }
-            window.start_clock(start);
+            presentation.window.start_clock(start);
         }
         routed.pipeline.send(&packet)?;
-        for file in job.take_completed(tracker)? {
-            if window.add(file) {
-                write_live_manifests(source, rungs, job, window, false)?;
-            }
-        }
-        delete_due(window, job, false)?;
+        let completed = job.take_completed(tracker)?;
+        presentation.add(source, completed, false)?;
+        presentation.delete_due(false)?;
         job.tick(tracker, pipelines.media_end(), monitor);
         // Stopping a live presentation is how it ends: what was sent is finished and kept.
         if job.options.input_options.cancel.is_cancelled() {
@@ -163,24 +189,68 @@ fn live_window(source: &Source, rungs: &[Rung], job: &Job, live: &LiveJob) -> Wi
     Window::new(names, live.window, target)
 }
 
-/// Writes the manifests of a live presentation as its window stands, then lets go of the
-/// segments that left it.
-fn write_live_manifests(source: &Source, rungs: &[Rung], job: &Job, window: &mut Window, ended: bool) -> Result<()> {
-    let (listed, state) = window.listing(ended);
-    let video_count = if source.video.is_some() { rungs.len() } else { 0 };
-    let (video, audio) = listed.split_at(video_count.min(listed.len()));
-    let package = job.manifest_package(source, rungs, video, audio, None, Some(&state));
-    job.write_manifests(&package)?;
-    window.manifests_written(&state);
-    Ok(())
+/// A live presentation as it is written: its window over the renditions, and its subtitles.
+struct Presentation<'a> {
+    job: &'a Job<'a>,
+    rungs: &'a [Rung],
+    window: Window,
+    texts: LiveText,
 }
 
-/// Deletes the live segments whose time has come, here and at every remote destination.
-fn delete_due(window: &mut Window, job: &Job, wait: bool) -> Result<()> {
-    for path in window.delete_due(wait)? {
-        if let (Some(publisher), Ok(relative)) = (job.publisher, path.strip_prefix(job.root)) {
-            publisher.delete(&relative.to_string_lossy())?;
+impl Presentation<'_> {
+    /// Adds files completed (and handed over); when they complete a row, or the presentation
+    /// has `ended`, writes the subtitles' segments of the rows complete, then the manifests.
+    fn add(&mut self, source: &Source, files: Vec<Completed>, ended: bool) -> Result<()> {
+        let mut grew = false;
+        for file in files {
+            grew |= self.window.add(file);
         }
+        if !(grew || ended) {
+            return Ok(());
+        }
+        let written = match self.window.timeline() {
+            Some(timeline) => {
+                let rows = match ended {
+                    true => timeline.segments.len(),
+                    false => self.window.complete(),
+                };
+                self.texts.write_up_to(self.job.root, timeline, rows, ended)?
+            }
+            None => Vec::new(),
+        };
+        for file in written {
+            self.job.hand_over(&file)?;
+            self.window.add(file);
+        }
+        self.write_manifests(source, ended)
     }
-    Ok(())
+
+    /// Writes the manifests as the window stands, then lets go of the segments that left it.
+    fn write_manifests(&mut self, source: &Source, ended: bool) -> Result<()> {
+        let (mut listed, state) = self.window.listing(ended);
+        let texts = self.texts.names();
+        let media_count = listed.iter().filter(|(name, _)| !texts.contains(name)).count();
+        let text_listed = listed.split_off(media_count);
+        let video_count = if source.video.is_some() { self.rungs.len() } else { 0 };
+        let media: Vec<EncodedRendition> = listed.into_iter().map(|(_, r)| r).collect();
+        let (video, audio) = media.split_at(video_count.min(media.len()));
+        let subtitles = self.texts.renditions(text_listed);
+        let mut package = self
+            .job
+            .manifest_package(source, self.rungs, video, audio, None, Some(&state));
+        package.subtitles = &subtitles;
+        self.job.write_manifests(&package)?;
+        self.window.manifests_written(&state);
+        Ok(())
+    }
+
+    /// Deletes the live segments whose time has come, here and at every remote destination.
+    fn delete_due(&mut self, wait: bool) -> Result<()> {
+        for path in self.window.delete_due(wait)? {
+            if let (Some(publisher), Ok(relative)) = (self.job.publisher, path.strip_prefix(self.job.root)) {
+                publisher.delete(&relative.to_string_lossy())?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -109,7 +109,8 @@ pub struct PackageOptions {
     pub live: Option<LiveJob>,
     /// HTTP and object storage destinations the package is published to as it is made.
     pub publishing: Publishing,
-    /// Subtitle files beside the input, each a subtitle rendition (VOD only).
+    /// Subtitle files beside the input, each a subtitle rendition (live: cue times count from
+    /// the live source's start).
     pub subtitles: Vec<SubtitleSidecar>,
 }
 
@@ -242,12 +243,6 @@ fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
     if options.encryption.is_some() {
         return Err(invalid(
             "encryption",
-            "with live: not supported for live presentations yet",
-        ));
-    }
-    if !options.subtitles.is_empty() {
-        return Err(invalid(
-            "subtitles",
             "with live: not supported for live presentations yet",
         ));
     }

@@ -2,7 +2,8 @@
 //! ones that have left every manifest may be deleted.
 //!
 //! A segment number is listed only once every rendition has completed it, so each manifest
-//! names the same segments, all of them whole on disk. With a window of N, the manifests list the
+//! names the same segments, all of them whole on disk. Renditions that follow (subtitles) are
+//! written once a number is complete, cut like the first rendition, and leave with it. With a window of N, the manifests list the
 //! newest N numbers; a segment that drops out is deleted (with `--delete-segments`) one target
 //! duration later at the earliest, so a client that loaded the previous manifest can still fetch it.
 
@@ -30,6 +31,8 @@ struct Progress {
     name: String,
     rendition: Option<EncodedRendition>,
     files: Vec<PathBuf>,
+    /// Written after each complete number rather than counted towards it.
+    follows: bool,
 }
 
 pub struct Window {
@@ -55,20 +58,32 @@ impl Window {
         Window {
             options,
             target,
-            renditions: names
-                .into_iter()
-                .map(|name| Progress {
-                    name,
-                    rendition: None,
-                    files: Vec::new(),
-                })
-                .collect(),
+            renditions: names.into_iter().map(|name| progress(name, false)).collect(),
             complete: 0,
             first_listed: 0,
             epoch: None,
             availability_start: None,
             leaving: VecDeque::new(),
         }
+    }
+
+    /// The window with renditions (folder names) that follow the others: written once a number is
+    /// complete, listed and deleted with it.
+    pub fn followed_by(mut self, names: Vec<String>) -> Window {
+        self.renditions
+            .extend(names.into_iter().map(|name| progress(name, true)));
+        self
+    }
+
+    /// Segment numbers complete in every rendition that does not follow.
+    pub fn complete(&self) -> usize {
+        self.complete
+    }
+
+    /// The segments the first rendition (the top video rung, else the first audio) has written:
+    /// the timeline the followers are cut like.
+    pub fn timeline(&self) -> Option<&SegmentedStream> {
+        self.renditions.first()?.rendition.as_ref().map(|r| &r.media)
     }
 
     /// Notes that presentation time `media_seconds` is happening now, once: the wall clock of the
@@ -83,7 +98,13 @@ impl Window {
         let Some(segment) = file.segment else {
             return false;
         };
-        let Some(progress) = self.renditions.iter_mut().find(|r| r.name == file.rendition) else {
+        // Known by its folder, which the window's names are.
+        let folder = file.path.parent().and_then(|p| p.file_name());
+        let Some(progress) = self
+            .renditions
+            .iter_mut()
+            .find(|r| folder.is_some_and(|f| *f == *r.name))
+        else {
             return false;
         };
         let rendition = progress.rendition.get_or_insert_with(|| EncodedRendition {
@@ -116,37 +137,40 @@ impl Window {
             .fold(0.0, f64::max)
     }
 
-    /// Segments completed, per rendition.
+    /// Segments completed, per rendition that does not follow.
     fn counts(&self) -> impl Iterator<Item = usize> + '_ {
-        self.renditions.iter().map(|r| r.files.len())
+        self.renditions.iter().filter(|r| !r.follows).map(|r| r.files.len())
     }
 
-    /// Every rendition as the manifests should list it now, video rungs first, and the state of
-    /// the presentation. The last listing (`ended`) takes each rendition to its own end, so one
+    /// Every rendition written so far, named, as the manifests should list it now, in the
+    /// window's order, and the state of the presentation. The last listing (`ended`) takes each rendition to its own end, so one
     /// that wrote a segment more than the others (audio's last frames) lists it too.
-    pub fn listing(&self, ended: bool) -> (Vec<EncodedRendition>, LiveState) {
+    pub fn listing(&self, ended: bool) -> (Vec<(String, EncodedRendition)>, LiveState) {
         let end = if ended {
             self.counts().max().unwrap_or(0)
         } else {
             self.complete
         };
         let first = self.first_for(self.complete);
-        let renditions: Vec<EncodedRendition> = self
+        let renditions: Vec<(String, EncodedRendition)> = self
             .renditions
             .iter()
-            .filter_map(|r| r.rendition.as_ref())
-            .map(|r| EncodedRendition {
-                media: SegmentedStream {
-                    init: r.media.init.clone(),
-                    timescale: r.media.timescale,
-                    presentation_offset: r.media.presentation_offset,
-                    segments: slice(&r.media.segments, first, end).to_vec(),
-                },
-                codecs: r.codecs.clone(),
-                captions: r.captions,
+            .filter_map(|p| Some((p.name.clone(), p.rendition.as_ref()?)))
+            .map(|(name, r)| {
+                let listed = EncodedRendition {
+                    media: SegmentedStream {
+                        init: r.media.init.clone(),
+                        timescale: r.media.timescale,
+                        presentation_offset: r.media.presentation_offset,
+                        segments: slice(&r.media.segments, first, end).to_vec(),
+                    },
+                    codecs: r.codecs.clone(),
+                    captions: r.captions,
+                };
+                (name, listed)
             })
             .collect();
-        let listed_from = renditions.first().map_or(0.0, |r: &EncodedRendition| {
+        let listed_from = renditions.first().map_or(0.0, |(_, r)| {
             r.media.segments.first().map_or(0.0, |s| {
                 (s.start_ticks - r.media.presentation_offset) as f64 / f64::from(r.media.timescale.max(1))
             })
@@ -210,6 +234,15 @@ impl Window {
     }
 }
 
+fn progress(name: String, follows: bool) -> Progress {
+    Progress {
+        name,
+        rendition: None,
+        files: Vec::new(),
+        follows,
+    }
+}
+
 fn micros(seconds: f64) -> chrono::TimeDelta {
     chrono::TimeDelta::microseconds((seconds * 1e6) as i64)
 }
@@ -217,4 +250,68 @@ fn micros(seconds: f64) -> chrono::TimeDelta {
 fn slice<T>(items: &[T], from: usize, to: usize) -> &[T] {
     let to = to.min(items.len());
     &items[from.min(to)..to]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::segment::SegmentFacts;
+
+    /// Segment `n` (1 s at 90 kHz) of the rendition in folder `name` under `root`.
+    fn file(root: &std::path::Path, name: &str, n: i64) -> Completed {
+        let uri = format!("segment{n:05}.ts");
+        Completed {
+            rendition: name.into(),
+            path: root.join(name).join(&uri),
+            segment: Some(SegmentFacts {
+                uri,
+                duration: 1.0,
+                start_ticks: n * 90_000,
+                duration_ticks: 90_000,
+                bytes: 100,
+                key: None,
+            }),
+            codecs: None,
+            stream: SegmentedStream {
+                init: None,
+                timescale: 90_000,
+                presentation_offset: 0,
+                segments: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn followers_neither_hold_back_a_row_nor_outlive_the_window() {
+        let root = tempfile::tempdir().unwrap();
+        let options = WindowOptions {
+            size: Some(1),
+            delete_segments: true,
+        };
+        let mut window = Window::new(vec!["video".into(), "audio".into()], options, 1).followed_by(vec!["subs".into()]);
+        assert!(!window.add(file(root.path(), "video", 0)));
+        assert!(
+            window.add(file(root.path(), "audio", 0)),
+            "the row is complete without its subtitles"
+        );
+        assert_eq!(window.timeline().map(|t| t.segments.len()), Some(1));
+        assert!(!window.add(file(root.path(), "subs", 0)));
+        for name in ["video", "audio", "subs"] {
+            window.add(file(root.path(), name, 1));
+        }
+        assert_eq!(window.complete(), 2);
+        let (listed, state) = window.listing(false);
+        let names: Vec<(&str, usize)> = listed
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.media.segments.len()))
+            .collect();
+        assert_eq!(names, [("video", 1), ("audio", 1), ("subs", 1)]);
+        window.manifests_written(&state);
+        let leaving: Vec<PathBuf> = window.leaving.iter().map(|(_, path)| path.clone()).collect();
+        let expected: Vec<PathBuf> = ["video", "audio", "subs"]
+            .iter()
+            .map(|name| root.path().join(name).join("segment00000.ts"))
+            .collect();
+        assert_eq!(leaving, expected, "segment 0 leaves every rendition");
+    }
 }

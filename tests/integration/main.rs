@@ -28,6 +28,7 @@ mod record;
 mod remux;
 mod tracks_audio;
 mod tracks_captions;
+mod tracks_live;
 mod tracks_surround;
 mod tracks_text;
 mod unframe;

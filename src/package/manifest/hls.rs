@@ -41,7 +41,7 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
         })?);
     }
     for subtitles in package.subtitles {
-        let playlist = media_playlist(&subtitles.media, target, None, None);
+        let playlist = media_playlist(&subtitles.media, target, None, package.live);
         written.push(write(root, format!("{}/{MEDIA_PLAYLIST}", subtitles.name), |w| {
             playlist.write_to(w)
         })?);

@@ -146,9 +146,23 @@ impl TextRendition {
 /// WebVTT's RFC 6381 name.
 const WEBVTT_CODEC: &str = "wvtt";
 
-/// Writes every track into `root`, in a folder of its own named by its language
-/// (`subtitles-en`, `subtitles-en-2`), cut like `timeline`, its cue times counted from
-/// `origin_ms` after the source's start: where a DASH period starts.
+/// Each track's folder, named by its language: `subtitles-en`, `subtitles-en-2`.
+pub fn folder_names(tracks: &[TextTrack]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::with_capacity(tracks.len());
+    for track in tracks {
+        let base = format!("subtitles-{}", track.language);
+        let name = (1..)
+            .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+            .find(|candidate| !names.contains(candidate))
+            .expect("some number is free");
+        names.push(name);
+    }
+    names
+}
+
+/// Writes every track into `root`, in a folder of its own ([`folder_names`]), cut like
+/// `timeline`, its cue times counted from `origin_ms` after the source's start: where a DASH
+/// period starts.
 pub fn write_renditions(
     root: &Path,
     tracks: Vec<TextTrack>,
@@ -156,12 +170,8 @@ pub fn write_renditions(
     origin_ms: u64,
 ) -> Result<Vec<TextRendition>> {
     let mut renditions: Vec<TextRendition> = Vec::with_capacity(tracks.len());
-    for track in tracks {
-        let base = format!("subtitles-{}", track.language);
-        let name = (1..)
-            .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
-            .find(|candidate| renditions.iter().all(|r| &r.name != candidate))
-            .expect("some number is free");
+    let names = folder_names(&tracks);
+    for (track, name) in tracks.into_iter().zip(names) {
         let media = webvtt::write_segments(&root.join(&name), &track, timeline, origin_ms)?;
         renditions.push(TextRendition { name, track, media });
     }

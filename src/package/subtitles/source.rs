@@ -122,15 +122,23 @@ impl SourceSubtitles {
         Ok(true)
     }
 
+    /// How many text streams the source has.
+    pub fn count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The tracks as read so far, each's cues in order of their start: a live presentation
+    /// writes them as it goes.
+    pub fn tracks(&mut self) -> impl Iterator<Item = &TextTrack> {
+        self.streams.iter_mut().map(|stream| {
+            stream.track.cues.sort_by_key(|cue| cue.start_ms);
+            &stream.track
+        })
+    }
+
     /// The tracks read, each's cues in order of their start.
-    pub fn finish(self) -> Vec<TextTrack> {
-        self.streams
-            .into_iter()
-            .map(|mut stream| {
-                stream.track.cues.sort_by_key(|cue| cue.start_ms);
-                stream.track
-            })
-            .collect()
+    pub fn finish(mut self) -> Vec<TextTrack> {
+        self.tracks().cloned().collect()
     }
 }
 

@@ -27,37 +27,58 @@ pub fn write_segments(
     origin_ms: u64,
 ) -> Result<SegmentedStream> {
     std::fs::create_dir(dir).map_err(Error::io(dir))?;
-    let starts: Vec<i64> = timeline
-        .segments
-        .iter()
-        .map(|s| millis_from_origin(s.start_ticks, timeline))
-        .collect();
-    let header = format!(
-        "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{},LOCAL:00:00:00.000\n\n",
-        timestamp_map(timeline, origin_ms)
-    );
-    let shown: Vec<&Cue> = track.cues.iter().filter(|cue| cue.end_ms > origin_ms).collect();
-    let mut segments = Vec::with_capacity(starts.len());
-    for (index, facts) in timeline.segments.iter().enumerate() {
-        // The first segment takes every cue before it, the last every cue after it.
-        let from = if index == 0 { i64::MIN } else { starts[index] };
-        let to = starts.get(index + 1).copied().unwrap_or(i64::MAX);
-        let mut body = header.clone();
-        overlapping(&shown, from, to).for_each(|cue| cues::write_cue(cue, origin_ms, &mut body));
-        let uri = format!("segment{index:05}.vtt");
-        let path = dir.join(&uri);
-        std::fs::write(&path, &body).map_err(Error::io(&path))?;
-        segments.push(SegmentFacts {
-            uri,
-            key: None,
-            bytes: body.len() as u64,
-            ..facts.clone()
-        });
-    }
+    let segments = (0..timeline.segments.len())
+        .map(|index| write_segment(dir, track, timeline, index, Cut { origin_ms, ended: true }))
+        .collect::<Result<Vec<_>>>()?;
     Ok(SegmentedStream {
         init: None,
         segments,
         ..timeline.clone()
+    })
+}
+
+/// How a track is cut into segments: its cue times count from `origin_ms` after the source's
+/// start (a cue over by then is left out); `ended` says no segment follows the last one known.
+#[derive(Debug, Clone, Copy)]
+pub struct Cut {
+    pub origin_ms: u64,
+    pub ended: bool,
+}
+
+/// Writes segment `index` of `track` into `dir`, cut like that segment of `timeline`. The first
+/// segment takes every cue before it; the last one known takes every cue after it when the cut
+/// has ended (a live presentation writes each as its row completes).
+pub fn write_segment(
+    dir: &Path,
+    track: &TextTrack,
+    timeline: &SegmentedStream,
+    index: usize,
+    cut: Cut,
+) -> Result<SegmentFacts> {
+    let facts = &timeline.segments[index];
+    let from = match index {
+        0 => i64::MIN,
+        _ => millis_from_origin(facts.start_ticks, timeline),
+    };
+    let to = match timeline.segments.get(index + 1) {
+        Some(next) => millis_from_origin(next.start_ticks, timeline),
+        None if cut.ended => i64::MAX,
+        None => millis_from_origin(facts.start_ticks + facts.duration_ticks, timeline),
+    };
+    let mut body = format!(
+        "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{},LOCAL:00:00:00.000\n\n",
+        timestamp_map(timeline, cut.origin_ms)
+    );
+    let shown = track.cues.iter().filter(|cue| cue.end_ms > cut.origin_ms);
+    overlapping(shown, from, to).for_each(|cue| cues::write_cue(cue, cut.origin_ms, &mut body));
+    let uri = format!("segment{index:05}.vtt");
+    let path = dir.join(&uri);
+    std::fs::write(&path, &body).map_err(Error::io(&path))?;
+    Ok(SegmentFacts {
+        uri,
+        key: None,
+        bytes: body.len() as u64,
+        ..facts.clone()
     })
 }
 
@@ -77,10 +98,8 @@ fn millis_from_origin(ticks: i64, timeline: &SegmentedStream) -> i64 {
 }
 
 /// The cues shown at some instant of `[from, to)`.
-fn overlapping<'a>(cues: &'a [&'a Cue], from: i64, to: i64) -> impl Iterator<Item = &'a Cue> {
-    cues.iter()
-        .copied()
-        .filter(move |cue| (cue.start_ms as i64) < to && (cue.end_ms as i64) > from)
+fn overlapping<'a>(cues: impl Iterator<Item = &'a Cue>, from: i64, to: i64) -> impl Iterator<Item = &'a Cue> {
+    cues.filter(move |cue| (cue.start_ms as i64) < to && (cue.end_ms as i64) > from)
 }
 
 #[cfg(test)]
