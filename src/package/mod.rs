@@ -36,7 +36,8 @@ use crate::package::crypto::{KeySchedule, KeySource, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
-use crate::package::subtitles::SubtitleSidecar;
+use crate::package::subtitles::source::SubtitleSelection;
+use crate::package::subtitles::{SubtitleSidecar, TextTrack};
 use crate::package::transcode::Scaling;
 use crate::package::transcode::encoding::{self, AudioCodec, VideoCodec};
 use crate::package::window::WindowOptions;
@@ -111,6 +112,11 @@ pub struct PackageOptions {
     pub publishing: Publishing,
     /// Subtitle files beside the input, each a subtitle rendition (VOD only).
     pub subtitles: Vec<SubtitleSidecar>,
+    /// The source's own subtitle streams kept, each a subtitle rendition (VOD only).
+    pub subtitle_streams: SubtitleSelection,
+    /// Subtitle renditions whose cues were built in code, after the source's and before the
+    /// files' (VOD only).
+    pub text_tracks: Vec<TextTrack>,
 }
 
 /// A live presentation: where it comes from and how much of it the manifests keep.
@@ -148,6 +154,8 @@ impl PackageOptions {
             live: None,
             publishing: Publishing::default(),
             subtitles: Vec::new(),
+            subtitle_streams: SubtitleSelection::All,
+            text_tracks: Vec::new(),
         }
     }
 
@@ -178,6 +186,7 @@ impl PackageOptions {
             ));
         }
         encoding::preset_index(&self.encoder_preset)?;
+        subtitles::check_tracks(&self.text_tracks)?;
         if let Some(live) = &self.live {
             validate_live(self, live)?;
         }
@@ -245,7 +254,7 @@ fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
             "with live: not supported for live presentations yet",
         ));
     }
-    if !options.subtitles.is_empty() {
+    if !options.subtitles.is_empty() || !options.text_tracks.is_empty() {
         return Err(invalid(
             "subtitles",
             "with live: not supported for live presentations yet",

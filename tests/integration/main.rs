@@ -30,5 +30,6 @@ mod tracks_audio;
 mod tracks_captions;
 mod tracks_surround;
 mod tracks_text;
+mod tracks_title;
 mod unframe;
 mod util;
