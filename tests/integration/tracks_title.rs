@@ -62,7 +62,7 @@ struct Text {
 }
 
 /// The source's SubRip stream (hearing impaired), its ASS stream (forced signs, placed with
-/// `\pos` on a 640x360 script), and the Japanese sidecar.
+/// `\pos` on a 640x360 script or by an italic top-aligned style), and the Japanese sidecar.
 const TEXTS: [Text; 3] = [
     Text {
         language: "en",
@@ -87,7 +87,7 @@ const TEXTS: [Text; 3] = [
                 "<i>Boulangerie</i>",
                 "position:50%,center line:25%,start align:center",
             ),
-            (2.2, 3.3, "Sortie\nGare", "line:0 align:center"),
+            (2.2, 3.3, "<i>Sortie\nGare</i>", "line:0 align:center"),
         ],
     },
     Text {
@@ -111,9 +111,11 @@ const ASS: &str = "[Script Info]\nScriptType: v4.00+\nPlayResX: 640\nPlayResY: 3
                    BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, \
                    Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n\
                    Style: Default,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,1,0,\
-                   2,10,10,10,1\n\n\
+                   2,10,10,10,1\n\
+                   Style: Sign,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,-1,0,0,100,100,0,0,1,1,0,\
+                   8,10,10,10,1\n\n\
                    [Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n\
-                   Dialogue: 0,0:00:02.20,0:00:03.30,Default,,0,0,0,,{\\an8\\fad(100,100)}Sortie\\NGare\
+                   Dialogue: 0,0:00:02.20,0:00:03.30,Sign,,0,0,0,,{\\fad(100,100)}Sortie\\NGare\
                    {\\p1}m 0 0 l 20 0 20 20{\\p0}\n\
                    Dialogue: 0,0:00:00.80,0:00:01.60,Default,,0,0,0,,{\\an8\\pos(320,90)\\i1\\c&H0000FF&}Boulangerie\n";
 

@@ -287,7 +287,7 @@ const ASS_FIELDS: [&str; 10] = [
 ];
 
 fn parse_ass(text: &str) -> Result<Vec<Cue>, CueError> {
-    let play_res = PlayRes::from_script(text);
+    let script = AssScript::from_script(text);
     let mut fields: Vec<String> = ASS_FIELDS.iter().map(|f| f.to_string()).collect();
     let mut in_events = false;
     let mut cues = Vec::new();
@@ -298,7 +298,7 @@ fn parse_ass(text: &str) -> Result<Vec<Cue>, CueError> {
         } else if let (true, Some(format)) = (in_events, line.strip_prefix("Format:")) {
             fields = format.split(',').map(|f| f.trim().to_owned()).collect();
         } else if let (true, Some(dialogue)) = (in_events, line.strip_prefix("Dialogue:")) {
-            cues.push(ass_dialogue(dialogue, &fields, play_res).map_err(|reason| error(index + 1, reason))?);
+            cues.push(ass_dialogue(dialogue, &fields, &script).map_err(|reason| error(index + 1, reason))?);
         }
     }
     // ASS orders events by layer and style, not by time: a player sorts them, as this does.
@@ -306,7 +306,7 @@ fn parse_ass(text: &str) -> Result<Vec<Cue>, CueError> {
     Ok(cues)
 }
 
-fn ass_dialogue(dialogue: &str, fields: &[String], play_res: PlayRes) -> Result<Cue, String> {
+fn ass_dialogue(dialogue: &str, fields: &[String], script: &AssScript) -> Result<Cue, String> {
     let values: Vec<&str> = dialogue.trim_start().splitn(fields.len().max(1), ',').collect();
     let field = |name: &str| {
         fields
@@ -320,7 +320,8 @@ fn ass_dialogue(dialogue: &str, fields: &[String], play_res: PlayRes) -> Result<
     if end_ms < start_ms {
         return Err("the cue ends before it starts".into());
     }
-    let (settings, text) = to_webvtt(field("Text")?, Markup::Ass(play_res));
+    let style = field("Style").map_or("", |s| s);
+    let (settings, text) = to_webvtt(field("Text")?, script.markup(style));
     Ok(Timing {
         start_ms,
         end_ms,
@@ -405,8 +406,85 @@ pub enum Markup {
     /// HTML-like `<i>`, `<b>`, `<u>`, `<font …>`, and (as many files carry) ASS `{\an8}` codes.
     SubRip,
     /// ASS override blocks `{\i1\an8\pos(x,y)}` and the escapes `\N`, `\n`, `\h`; `<` is plain
-    /// text. Positions are in the script's own resolution.
-    Ass(PlayRes),
+    /// text. Positions are in the script's own resolution; the event's style gives what it
+    /// starts with.
+    Ass(PlayRes, AssStyle),
+}
+
+/// What an ASS style gives the events in it, of what WebVTT can say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AssStyle {
+    pub bold: bool,
+    pub italic: bool,
+    pub underline: bool,
+    /// Numpad alignment (SSA's legacy values converted).
+    pub alignment: Option<u8>,
+}
+
+/// What shapes a script's events beyond their own codes: its resolution and its styles.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AssScript {
+    pub play_res: PlayRes,
+    styles: Vec<(String, AssStyle)>,
+}
+
+impl AssScript {
+    /// The resolution and the styles (`[V4+ Styles]`, or SSA's `[V4 Styles]`) of a script or of
+    /// the header libav gives its events with.
+    pub fn from_script(script: &str) -> AssScript {
+        AssScript {
+            play_res: PlayRes::from_script(script),
+            styles: styles(script),
+        }
+    }
+
+    /// The markup of an event in `style`; a name the script does not define is its `Default`
+    /// style, as libass has it.
+    pub fn markup(&self, style: &str) -> Markup {
+        let named = |name: &str| self.styles.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+        let style = named(style.trim().trim_start_matches('*')).or_else(|| named("Default"));
+        Markup::Ass(self.play_res, style.unwrap_or_default())
+    }
+}
+
+/// The `Style:` lines of a script, by name.
+fn styles(script: &str) -> Vec<(String, AssStyle)> {
+    // In a styles section: whether it is SSA's, whose alignment values are not numpad ones.
+    let mut section: Option<bool> = None;
+    let mut fields: Vec<String> = Vec::new();
+    let mut styles = Vec::new();
+    for line in script.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = match line.to_ascii_lowercase().as_str() {
+                "[v4+ styles]" => Some(false),
+                "[v4 styles]" => Some(true),
+                _ => None,
+            };
+        } else if let (Some(_), Some(format)) = (section, line.strip_prefix("Format:")) {
+            fields = format.split(',').map(|f| f.trim().to_ascii_lowercase()).collect();
+        } else if let (Some(ssa), Some(style)) = (section, line.strip_prefix("Style:")) {
+            let values: Vec<&str> = style.splitn(fields.len().max(1), ',').map(str::trim).collect();
+            let value = |name: &str| fields.iter().position(|f| f == name).and_then(|at| values.get(at));
+            let number = |name: &str| value(name).and_then(|v| v.parse::<i32>().ok());
+            // -1 is ASS's true; some writers put 1, or a font weight for bold.
+            let flag = |name: &str| number(name).is_some_and(|v| v == -1 || v == 1 || v >= 700);
+            let alignment = number("alignment").and_then(|a| u32::try_from(a).ok());
+            let alignment = match ssa {
+                true => alignment.and_then(ssa_alignment),
+                false => alignment.filter(|a| (1..=9).contains(a)).map(|a| a as u8),
+            };
+            if let Some(name) = value("name") {
+                let style = AssStyle {
+                    bold: flag("bold"),
+                    italic: flag("italic"),
+                    underline: flag("underline"),
+                    alignment,
+                };
+                styles.push((name.trim_start_matches('*').to_owned(), style));
+            }
+        }
+    }
+    styles
 }
 
 /// The resolution ASS positions (`\pos(x,y)`) are given in: a script's `PlayResX`/`PlayResY`.
@@ -463,8 +541,15 @@ impl PlayRes {
 /// alignment and position as `line`/`position`/`align` settings, drawings and every other code
 /// dropped, plain `&<>` escaped, blank lines removed.
 pub fn to_webvtt(text: &str, markup: Markup) -> (String, String) {
-    let ass = matches!(markup, Markup::Ass(_));
-    let mut writer = CueText::default();
+    let (ass, play_res, style) = match markup {
+        Markup::Ass(play_res, style) => (true, play_res, style),
+        Markup::SubRip => (false, PlayRes::default(), AssStyle::default()),
+    };
+    let mut writer = CueText {
+        style,
+        ..CueText::default()
+    };
+    writer.open_style();
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
         rest = &rest[c.len_utf8()..];
@@ -495,10 +580,6 @@ pub fn to_webvtt(text: &str, markup: Markup) -> (String, String) {
             c => writer.push(c.encode_utf8(&mut [0; 4])),
         }
     }
-    let play_res = match markup {
-        Markup::Ass(play_res) => play_res,
-        Markup::SubRip => PlayRes::default(),
-    };
     writer.finish(play_res)
 }
 
@@ -513,6 +594,8 @@ struct CueText {
     position: Option<(f64, f64)>,
     /// Inside `\p1`…`\p0`: the text is drawing commands, not words.
     drawing: bool,
+    /// The event's style, which `\r` returns to.
+    style: AssStyle,
 }
 
 impl CueText {
@@ -536,8 +619,12 @@ impl CueText {
                 ("a", Some(legacy)) => self.alignment = ssa_alignment(legacy).or(self.alignment),
                 ("pos" | "move", None) => self.position = coordinates(value).or(self.position),
                 ("p", Some(scale)) => self.drawing = scale > 0,
-                // `\r` (or `\rStyle`) resets to a style: what libav's mov_text decoder ends styles with.
-                ("r", _) => self.close_all(),
+                // `\r` (or `\rStyle`) resets to a style: what libav's mov_text decoder ends styles
+                // with. Another style is taken as the event's own, whose name is all there is here.
+                ("r", _) => {
+                    self.close_all();
+                    self.open_style();
+                }
                 _ => {}
             }
         }
@@ -574,6 +661,19 @@ impl CueText {
         }
     }
 
+    fn open_style(&mut self) {
+        let AssStyle {
+            bold,
+            italic,
+            underline,
+            ..
+        } = self.style;
+        [(bold, 'b'), (italic, 'i'), (underline, 'u')]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .for_each(|(_, style)| self.style(style, true));
+    }
+
     fn close_all(&mut self) {
         while let Some(style) = self.open.pop() {
             self.text.push_str(&format!("</{style}>"));
@@ -593,8 +693,13 @@ impl CueText {
         } else {
             lines.join("\n")
         };
-        let settings = match (self.position, self.alignment) {
-            (Some(point), numpad) => position_settings(numpad.unwrap_or(2), point, play_res),
+        // A style's bottom-centre alignment is WebVTT's own default: no settings for it.
+        let styled = self.style.alignment.filter(|numpad| *numpad != 2);
+        let settings = match (self.position, self.alignment.or(styled)) {
+            (Some(point), _) => {
+                let numpad = self.alignment.or(self.style.alignment).unwrap_or(2);
+                position_settings(numpad, point, play_res)
+            }
             (None, Some(numpad)) => alignment_settings(numpad),
             (None, None) => String::new(),
         };
@@ -756,12 +861,48 @@ mod tests {
         );
         assert_eq!(cues[2].text, "<b><u>loud</u></b><u>\u{a0}and soft</u>");
         assert_eq!(cues[2].settings, "");
-        let (_, reset) = to_webvtt("{\\i1}{\\b1}Hello{\\r} & bye", Markup::Ass(PlayRes::default()));
+        let (_, reset) = to_webvtt(
+            "{\\i1}{\\b1}Hello{\\r} & bye",
+            Markup::Ass(PlayRes::default(), AssStyle::default()),
+        );
         assert_eq!(reset, "<i><b>Hello</b></i> &amp; bye");
-        let (_, drawing) = to_webvtt("{\\p1}m 0 0 l 100 0 100 100{\\p0}", Markup::Ass(PlayRes::default()));
+        let (_, drawing) = to_webvtt(
+            "{\\p1}m 0 0 l 100 0 100 100{\\p0}",
+            Markup::Ass(PlayRes::default(), AssStyle::default()),
+        );
         assert_eq!(drawing, "");
-        let (settings, _) = to_webvtt("{\\a5\\move(-10,300,0,0)}x", Markup::Ass(PlayRes::default()));
+        let (settings, _) = to_webvtt(
+            "{\\a5\\move(-10,300,0,0)}x",
+            Markup::Ass(PlayRes::default(), AssStyle::default()),
+        );
         assert_eq!(settings, "position:0%,line-left line:100%,start align:start");
+    }
+
+    #[test]
+    fn an_events_style_gives_its_italics_bold_and_alignment() {
+        let ass = "[Script Info]\nPlayResX: 640\nPlayResY: 360\n\n[V4+ Styles]\n\
+                   Format: Name, Fontname, Bold, Italic, Underline, Alignment\n\
+                   Style: Default,Arial,0,0,0,2\nStyle: Sign,Arial,-1,-1,0,8\n\n[Events]\n\
+                   Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n\
+                   Dialogue: 0,0:00:01.00,0:00:02.00,Sign,,0,0,0,,Exit\\Nhere{\\i0} now{\\r} again\n\
+                   Dialogue: 0,0:00:03.00,0:00:04.00,*Default,,0,0,0,,plain\n\
+                   Dialogue: 0,0:00:05.00,0:00:06.00,Unknown,,0,0,0,,{\\pos(64,36)}default\n";
+        let cues = parse(ass, Syntax::Ass).unwrap();
+        assert_eq!(cues[0].text, "<b><i>Exit\nhere</i> now</b><b><i> again</i></b>");
+        assert_eq!(cues[0].settings, "line:0 align:center");
+        assert_eq!((cues[1].text.as_str(), cues[1].settings.as_str()), ("plain", ""));
+        assert_eq!(cues[2].settings, "position:10%,center line:10%,end align:center");
+        let ssa = AssScript::from_script("[V4 Styles]\nFormat: Name, Italic, Alignment\nStyle: Top,-1,6\n");
+        let top = AssStyle {
+            italic: true,
+            alignment: Some(8),
+            ..AssStyle::default()
+        };
+        assert_eq!(ssa.markup("Top"), Markup::Ass(PlayRes::default(), top));
+        assert_eq!(
+            ssa.markup("Other"),
+            Markup::Ass(PlayRes::default(), AssStyle::default())
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use ffmpeg::codec::{self, subtitle::Rect};
 use ffmpeg::format::stream::{Disposition, Stream};
 use ffmpeg::{Packet, Rational, media};
 use ffmpeg_next as ffmpeg;
-use stream_pack_formats::subtitles::{self as cues, Cue, Markup, PlayRes};
+use stream_pack_formats::subtitles::{self as cues, AssScript, Cue};
 
 use super::TextTrack;
 use crate::error::{Error, Result};
@@ -44,8 +44,9 @@ struct TextStream {
     index: usize,
     time_base: Rational,
     decoder: codec::decoder::Subtitle,
-    /// The resolution its ASS events' positions are in, from the script header libav holds.
-    play_res: PlayRes,
+    /// The resolution its ASS events' positions are in and their styles, from the script header
+    /// libav holds.
+    script: AssScript,
     track: TextTrack,
 }
 
@@ -96,7 +97,7 @@ impl SourceSubtitles {
                 path: self.path.clone(),
                 reason: format!("subtitle stream #{}: {e}", stream.index),
             });
-        let texts: Vec<String> = subtitle.rects().filter_map(|rect| rect_text(&rect)).collect();
+        let texts: Vec<(String, String)> = subtitle.rects().filter_map(|rect| rect_text(&rect)).collect();
         let end_display = subtitle.end();
         // SAFETY: frees what the decoder allocated in `subtitle`, which is not used after this.
         unsafe { ffmpeg::ffi::avsubtitle_free(subtitle.as_mut_ptr()) };
@@ -109,7 +110,10 @@ impl SourceSubtitles {
             d if d > 0 => millis(pts + d),
             _ => start_ms + u64::from(end_display),
         };
-        for (settings, text) in texts.iter().map(|t| cues::to_webvtt(t, Markup::Ass(stream.play_res))) {
+        for (settings, text) in texts
+            .iter()
+            .map(|(style, text)| cues::to_webvtt(text, stream.script.markup(style)))
+        {
             if end_ms > start_ms && !text.is_empty() {
                 stream.track.cues.push(Cue {
                     start_ms,
@@ -134,12 +138,15 @@ impl SourceSubtitles {
     }
 }
 
-/// An event's text: an ASS event's Text field (after ReadOrder, Layer, Style, Name, three margins
-/// and Effect), or plain text.
-fn rect_text(rect: &Rect) -> Option<String> {
+/// An event's style and text: an ASS event's Style and Text fields (of ReadOrder, Layer, Style,
+/// Name, three margins, Effect and Text), or plain text in the default style.
+fn rect_text(rect: &Rect) -> Option<(String, String)> {
     match rect {
-        Rect::Ass(ass) => ass.get().splitn(9, ',').nth(8).map(str::to_owned),
-        Rect::Text(text) => Some(text.get().replace('\n', "\\N")),
+        Rect::Ass(ass) => {
+            let fields: Vec<&str> = ass.get().splitn(9, ',').collect();
+            Some((fields.get(2)?.to_string(), fields.get(8)?.to_string()))
+        }
+        Rect::Text(text) => Some((String::new(), text.get().replace('\n', "\\N"))),
         _ => None,
     }
 }
@@ -234,7 +241,7 @@ fn text_stream(source: &Source, stream: &Stream) -> Result<TextStream> {
     Ok(TextStream {
         index: stream.index(),
         time_base: stream.time_base(),
-        play_res: PlayRes::from_script(&script_header(&decoder)),
+        script: AssScript::from_script(&script_header(&decoder)),
         decoder,
         track: TextTrack {
             language,
