@@ -254,7 +254,8 @@ fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
             "with live: not supported for live presentations yet",
         ));
     }
-    if !options.subtitles.is_empty() || !options.text_tracks.is_empty() {
+    let chosen_streams = matches!(options.subtitle_streams, SubtitleSelection::Streams(_));
+    if !options.subtitles.is_empty() || !options.text_tracks.is_empty() || chosen_streams {
         return Err(invalid(
             "subtitles",
             "with live: not supported for live presentations yet",

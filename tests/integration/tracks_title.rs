@@ -655,6 +655,22 @@ fn a_rust_caller_chooses_streams_and_adds_a_track_built_in_code() {
     assert!(!options.output.exists(), "nothing is written for a refused track");
 
     options.text_tracks = vec![signs];
+    let live = stream_pack::PackageOptions {
+        live: Some(stream_pack::LiveJob {
+            source: stream_pack::input::live::LiveSource::File(title().to_owned()),
+            window: stream_pack::package::window::WindowOptions {
+                size: None,
+                delete_segments: false,
+            },
+        }),
+        text_tracks: Vec::new(),
+        ..options.clone()
+    };
+    let refused = stream_pack::package(&live, &mut stream_pack::progress::Silent).unwrap_err();
+    assert!(
+        refused.to_string().contains("subtitles with live: not supported"),
+        "{refused}"
+    );
     stream_pack::package(&options, &mut stream_pack::progress::Silent).expect("the package");
     let master = read_master(&options.output.join("master.m3u8"));
     assert_eq!(media_of(&master, "AUDIO").len(), 1);
