@@ -3,9 +3,10 @@
 //!
 //! Hand-written: the crates that read these formats give no line numbers, and a sidecar with a
 //! bad cue must be refused naming its line. Markup is reduced to what WebVTT can say: `<i>`,
-//! `<b>`, `<u>` kept, ASS override codes turned into those tags and into cue settings (the
-//! `\an` alignment), everything else dropped; `&`, `<` and `>` in plain text are escaped, so a
-//! cue's text never holds a blank line or `-->` and every written block reads back the same.
+//! `<b>`, `<u>` kept, ASS styles and override codes turned into those tags and into cue settings
+//! (the `\an` alignment, the `\pos` position), drawings and everything else dropped; `&`, `<`
+//! and `>` in plain text are escaped, so a cue's text never holds a blank line or `-->` and every
+//! written block reads back the same.
 
 use thiserror::Error;
 

@@ -16,11 +16,11 @@ use crate::error::{Error, Result};
 use crate::input::source::{self, Source};
 use crate::package::audio::{AudioPick, AudioSelection};
 use crate::package::language;
+use crate::package::segment::SegmentClock;
 
 /// The source's subtitle streams a package keeps, said as audio's are: `All` (the default), `None`,
 /// or `Streams` of stream indexes (as `probe` numbers them) and languages.
 pub type SubtitleSelection = AudioSelection;
-use crate::package::segment::SegmentClock;
 
 /// The codecs whose events are text libav decodes.
 const TEXT_CODECS: [codec::Id; 6] = [
@@ -161,7 +161,7 @@ fn unreadable(stream: &Stream) -> Option<&'static str> {
     }
 }
 
-/// `#3 (hdmv_pgs_subtitle, ja)`, as messages name a stream.
+/// `#3 (hdmv_pgs_subtitle, jpn)`, as messages name a stream (the container's language tag).
 fn describe(stream: &Stream) -> String {
     let language = source::language(stream).unwrap_or_else(|| language::UNDETERMINED.into());
     format!("#{} ({}, {language})", stream.index(), stream.parameters().id().name())
