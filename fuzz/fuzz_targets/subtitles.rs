@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use stream_pack_formats::subtitles::{self, Syntax};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = subtitles::decode(data) else {
+    let Ok((text, _)) = subtitles::decode(data) else {
         return;
     };
     for syntax in [Syntax::SubRip, Syntax::WebVtt, Syntax::Ass] {

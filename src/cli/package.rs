@@ -9,6 +9,7 @@ use stream_pack::package::audio::{AudioSelection, Surround};
 use stream_pack::package::crypto::KeySource;
 use stream_pack::package::ladder::{Bitrate, Reps};
 use stream_pack::package::subtitles::SubtitleSidecar;
+use stream_pack::package::subtitles::source::SubtitleSelection;
 use stream_pack::package::transcode::Scaling;
 use stream_pack::package::transcode::encoding::{AudioCodec, VideoCodec};
 use stream_pack::package::window::WindowOptions;
@@ -117,10 +118,14 @@ struct PackageArgs {
     /// (a 5.1 AAC rendition too, in its own HLS audio group) or none (the downmix alone).
     #[arg(long, default_value = "aac", value_parser = Surround::parse)]
     surround: Surround,
-    /// A subtitle file (.srt, .vtt, .ass; UTF-8 or UTF-16) as a subtitle rendition: PATH[:LANG[:NAME]],
+    /// A subtitle file (.srt, .vtt, .ass; UTF-8, UTF-16 or Windows-1252) as a subtitle rendition: PATH[:LANG[:NAME]],
     /// LANG a BCP 47 tag (default und). Repeatable.
     #[arg(long = "subtitles", value_name = "PATH[:LANG[:NAME]]")]
     subtitles: Vec<String>,
+    /// The source's text subtitle streams to keep, each a subtitle rendition: all, none, or a
+    /// list of languages (en,ja) or stream indexes as probe numbers them (2,4).
+    #[arg(long, default_value = "all", value_parser = SubtitleSelection::parse, conflicts_with = "live")]
+    subtitle_streams: SubtitleSelection,
     #[command(flatten)]
     job: JobArgs,
 }
@@ -220,6 +225,7 @@ impl PackageArgs {
             publishing,
             live: self.live.job(self.input.as_deref())?,
             subtitles: self.subtitles.iter().map(|spec| SubtitleSidecar::parse(spec)).collect(),
+            subtitle_streams: self.subtitle_streams.clone(),
             ..base(self.input.clone().unwrap_or_default(), output)
         })
     }

@@ -28,7 +28,12 @@ use text::LiveText;
 
 pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dyn Monitor) -> Result<PackageReport> {
     let ladder = load_ladder(options)?;
-    let sidecars = subtitles::load_sidecars(&options.subtitles)?;
+    let mut notes = Vec::new();
+    // Tracks built in code come before the files, as in VOD.
+    let built = options.text_tracks.iter().cloned();
+    let sidecars: Vec<_> = built
+        .chain(subtitles::load_sidecars(&options.subtitles, &mut notes)?)
+        .collect();
     // Nothing is written until the source is open: opening may wait for the open timeout or a
     // Ctrl-C, or fail.
     let mut source = Source::open_live(&live.source, &options.input_options)?;
@@ -57,8 +62,7 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     let plan = ladder_plan(&source, &ladder, options)?;
     let clock = regular_clock(&source, options);
     let job = Job::new(options, &root, &output, clock, None, false, publisher.as_ref()).with_audio(audio);
-    let mut notes = Vec::new();
-    let source_texts = SourceSubtitles::new(&source, &mut notes)?;
+    let source_texts = SourceSubtitles::new(&source, &options.subtitle_streams, &mut notes)?;
     notes.extend(dash_text_note(options, source_texts.count() + sidecars.len()));
     let texts = LiveText::new(&root, source_texts, sidecars, options.manifests.hls)?;
     let mut presentation = Presentation {

@@ -36,7 +36,8 @@ use crate::package::crypto::{KeySchedule, KeySource, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
-use crate::package::subtitles::SubtitleSidecar;
+use crate::package::subtitles::source::SubtitleSelection;
+use crate::package::subtitles::{SubtitleSidecar, TextTrack};
 use crate::package::transcode::Scaling;
 use crate::package::transcode::encoding::{self, AudioCodec, VideoCodec};
 use crate::package::window::WindowOptions;
@@ -112,6 +113,11 @@ pub struct PackageOptions {
     /// Subtitle files beside the input, each a subtitle rendition (live: cue times count from
     /// the live source's start).
     pub subtitles: Vec<SubtitleSidecar>,
+    /// The source's own subtitle streams kept, each a subtitle rendition.
+    pub subtitle_streams: SubtitleSelection,
+    /// Subtitle renditions whose cues were built in code, after the source's and before the
+    /// files'.
+    pub text_tracks: Vec<TextTrack>,
 }
 
 /// A live presentation: where it comes from and how much of it the manifests keep.
@@ -149,6 +155,8 @@ impl PackageOptions {
             live: None,
             publishing: Publishing::default(),
             subtitles: Vec::new(),
+            subtitle_streams: SubtitleSelection::All,
+            text_tracks: Vec::new(),
         }
     }
 
@@ -179,6 +187,7 @@ impl PackageOptions {
             ));
         }
         encoding::preset_index(&self.encoder_preset)?;
+        subtitles::check_tracks(&self.text_tracks)?;
         if let Some(live) = &self.live {
             validate_live(self, live)?;
         }

@@ -26,7 +26,8 @@ use crate::progress::{Monitor, Stage, Tracker};
 
 pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<PackageReport> {
     let ladder = load_ladder(options)?;
-    let text_tracks = subtitles::load_sidecars(&options.subtitles)?;
+    let mut notes = Vec::new();
+    let text_tracks = subtitles::load_sidecars(&options.subtitles, &mut notes)?;
     // Nothing is written until the input is open: opening may wait for the open timeout or a
     // Ctrl-C, or fail; an object-storage input is downloaded first.
     let mut source = Source::fetch_and_open(
@@ -62,7 +63,6 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         Some(video) if options.copy => keyframes::copy_plan(&source, video, options.format)?,
         _ => ladder_plan(&source, &ladder, options)?,
     };
-    let mut notes = Vec::new();
     let (clock, passthrough) = keyframes::segment_clock(&source, &plan, options, &mut notes)?;
     let keys = keys.map(|keys| stage_keys(keys, &output, &root)).transpose()?;
     let job = Job::new(
@@ -75,9 +75,15 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         publisher.as_ref(),
     )
     .with_audio(audio);
-    let mut source_texts = SourceSubtitles::new(&source, &mut notes)?;
+    let mut source_texts = SourceSubtitles::new(&source, &options.subtitle_streams, &mut notes)?;
     let (video, audio) = transcode(&mut source, &plan.rungs, &job, &mut source_texts, &mut tracker, monitor)?;
-    let text_tracks = source_texts.finish().into_iter().chain(text_tracks).collect();
+    let built = options.text_tracks.iter().cloned();
+    let text_tracks = source_texts
+        .finish()
+        .into_iter()
+        .chain(built)
+        .chain(text_tracks)
+        .collect();
     // The files the segmenters completed while flushing; the manifests list them all.
     let flushed = job.take_flushed(&mut tracker);
     tracker.stage(Stage::Publish, monitor);

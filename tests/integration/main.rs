@@ -31,5 +31,6 @@ mod tracks_captions;
 mod tracks_live;
 mod tracks_surround;
 mod tracks_text;
+mod tracks_title;
 mod unframe;
 mod util;

@@ -33,7 +33,7 @@ fn plain(dir: &Path) -> PathBuf {
 }
 
 /// How many of the video frames of `media` carry A/53 captions, and how many frames there are.
-fn frames_with_captions(media: &Path) -> (usize, usize) {
+pub(crate) fn frames_with_captions(media: &Path) -> (usize, usize) {
     let frames = probe(
         &[
             "-select_streams",

@@ -3,9 +3,10 @@
 //!
 //! Hand-written: the crates that read these formats give no line numbers, and a sidecar with a
 //! bad cue must be refused naming its line. Markup is reduced to what WebVTT can say: `<i>`,
-//! `<b>`, `<u>` kept, ASS override codes turned into those tags and into cue settings (the
-//! `\an` alignment), everything else dropped; `&`, `<` and `>` in plain text are escaped, so a
-//! cue's text never holds a blank line or `-->` and every written block reads back the same.
+//! `<b>`, `<u>` kept, ASS styles and override codes turned into those tags and into cue settings
+//! (the `\an` alignment, the `\pos` position), drawings and everything else dropped; `&`, `<`
+//! and `>` in plain text are escaped, so a cue's text never holds a blank line or `-->` and every
+//! written block reads back the same.
 
 use thiserror::Error;
 
@@ -78,23 +79,53 @@ impl Syntax {
     }
 }
 
-/// The text of a subtitle file: UTF-8 (a byte-order mark dropped), or UTF-16 of either byte order
-/// when it starts with its byte-order mark. Anything else is refused with the reason: a legacy
-/// 8-bit encoding cannot be told from binary data with certainty.
-pub fn decode(bytes: &[u8]) -> Result<String, &'static str> {
-    let text = match bytes {
-        [0xff, 0xfe, rest @ ..] => utf16(rest, u16::from_le_bytes)?,
-        [0xfe, 0xff, rest @ ..] => utf16(rest, u16::from_be_bytes)?,
-        [0xef, 0xbb, 0xbf, rest @ ..] => std::str::from_utf8(rest).map_err(|_| NOT_TEXT)?.to_owned(),
-        _ => std::str::from_utf8(bytes).map_err(|_| NOT_TEXT)?.to_owned(),
+/// The character encoding a subtitle file was read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    /// Either byte order, told by its byte-order mark.
+    Utf16,
+    /// Not UTF-8 but text in a legacy 8-bit encoding, read as Windows-1252 (Latin-1 and the
+    /// quotes and dashes Windows adds), which Western European subtitle files are written in.
+    Windows1252,
+}
+
+/// The text of a subtitle file: UTF-8 (a byte-order mark dropped), UTF-16 of either byte order
+/// when it starts with its byte-order mark, else, when every byte reads as a printable Windows-1252
+/// character or a line break, Windows-1252. Anything else is refused with the reason.
+pub fn decode(bytes: &[u8]) -> Result<(String, Encoding), &'static str> {
+    let (text, encoding) = match bytes {
+        [0xff, 0xfe, rest @ ..] => (utf16(rest, u16::from_le_bytes)?, Encoding::Utf16),
+        [0xfe, 0xff, rest @ ..] => (utf16(rest, u16::from_be_bytes)?, Encoding::Utf16),
+        [0xef, 0xbb, 0xbf, rest @ ..] => (
+            std::str::from_utf8(rest).map_err(|_| NOT_TEXT)?.to_owned(),
+            Encoding::Utf8,
+        ),
+        _ => match std::str::from_utf8(bytes) {
+            Ok(text) => (text.to_owned(), Encoding::Utf8),
+            Err(_) => (windows_1252(bytes)?, Encoding::Windows1252),
+        },
     };
     if text.contains('\0') {
         return Err("not a text file (it holds NUL characters)");
     }
-    Ok(text)
+    Ok((text, encoding))
 }
 
-const NOT_TEXT: &str = "not UTF-8 or UTF-16 text (a binary file, or a legacy encoding: convert it to UTF-8)";
+const NOT_TEXT: &str = "not UTF-8, UTF-16 or Windows-1252 (Latin-1) text: a binary file, or another encoding \
+                        (convert it to UTF-8)";
+
+/// Bytes that are not UTF-8 as Windows-1252, if they read as text: no control characters but
+/// tabs and line breaks, and none of the five bytes Windows-1252 leaves undefined (WHATWG maps
+/// them to C1 controls), which text in it never holds.
+fn windows_1252(bytes: &[u8]) -> Result<String, &'static str> {
+    let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
+    let printable = |c: char| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\u{c}');
+    match text.chars().all(printable) {
+        true => Ok(text.into_owned()),
+        false => Err(NOT_TEXT),
+    }
+}
 
 fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, &'static str> {
     if !bytes.len().is_multiple_of(2) {
@@ -145,20 +176,51 @@ fn error(line: usize, reason: impl Into<String>) -> CueError {
 /// Adds a cue read at `line`, refusing one that ends before it starts or starts before the one
 /// before it.
 fn push_in_order(cues: &mut Vec<Cue>, cue: Cue, line: usize) -> Result<(), CueError> {
-    if cue.end_ms < cue.start_ms {
-        return Err(error(line, "the cue ends before it starts"));
+    if let Some(reason) = order_problem(cues.last(), &cue) {
+        return Err(error(line, reason));
     }
-    if let Some(previous) = cues.last().filter(|previous| previous.start_ms > cue.start_ms) {
-        return Err(error(
-            line,
+    cues.push(cue);
+    Ok(())
+}
+
+/// What is wrong with `cue` coming after `previous`: ending before it starts, or starting before
+/// the cue above it.
+fn order_problem(previous: Option<&Cue>, cue: &Cue) -> Option<String> {
+    if cue.end_ms < cue.start_ms {
+        return Some("the cue ends before it starts".into());
+    }
+    previous
+        .filter(|previous| previous.start_ms > cue.start_ms)
+        .map(|previous| {
             format!(
                 "the cue starts at {}, before the cue above it ({}): cues must be in order of time",
                 timestamp(cue.start_ms),
                 timestamp(previous.start_ms)
-            ),
-        ));
+            )
+        })
+}
+
+/// Checks cues built in code, which `write_cue` writes as they are: each in order of time, with
+/// text (no blank line, no `-->`) and settings (one line) a WebVTT file can hold. The error
+/// numbers the first bad cue from 1.
+pub fn check(cues: &[Cue]) -> Result<(), (usize, String)> {
+    for (index, cue) in cues.iter().enumerate() {
+        let previous = index.checked_sub(1).map(|at| &cues[at]);
+        let layout = if cue.text.trim().is_empty() {
+            Some("the cue has no text".to_owned())
+        } else if cue.text.contains("-->") || cue.settings.contains("-->") {
+            Some("the cue holds \"-->\", which would end it in a WebVTT file".to_owned())
+        } else if cue.text.contains('\r') || cue.text.split('\n').any(|l| l.trim().is_empty()) {
+            Some("the cue's text has a blank line or a carriage return".to_owned())
+        } else if cue.settings.contains(['\n', '\r']) {
+            Some("the cue's settings are more than one line".to_owned())
+        } else {
+            None
+        };
+        if let Some(reason) = order_problem(previous, cue).or(layout) {
+            return Err((index + 1, reason));
+        }
     }
-    cues.push(cue);
     Ok(())
 }
 
@@ -226,6 +288,7 @@ const ASS_FIELDS: [&str; 10] = [
 ];
 
 fn parse_ass(text: &str) -> Result<Vec<Cue>, CueError> {
+    let script = AssScript::from_script(text);
     let mut fields: Vec<String> = ASS_FIELDS.iter().map(|f| f.to_string()).collect();
     let mut in_events = false;
     let mut cues = Vec::new();
@@ -236,7 +299,7 @@ fn parse_ass(text: &str) -> Result<Vec<Cue>, CueError> {
         } else if let (true, Some(format)) = (in_events, line.strip_prefix("Format:")) {
             fields = format.split(',').map(|f| f.trim().to_owned()).collect();
         } else if let (true, Some(dialogue)) = (in_events, line.strip_prefix("Dialogue:")) {
-            cues.push(ass_dialogue(dialogue, &fields).map_err(|reason| error(index + 1, reason))?);
+            cues.push(ass_dialogue(dialogue, &fields, &script).map_err(|reason| error(index + 1, reason))?);
         }
     }
     // ASS orders events by layer and style, not by time: a player sorts them, as this does.
@@ -244,7 +307,7 @@ fn parse_ass(text: &str) -> Result<Vec<Cue>, CueError> {
     Ok(cues)
 }
 
-fn ass_dialogue(dialogue: &str, fields: &[String]) -> Result<Cue, String> {
+fn ass_dialogue(dialogue: &str, fields: &[String], script: &AssScript) -> Result<Cue, String> {
     let values: Vec<&str> = dialogue.trim_start().splitn(fields.len().max(1), ',').collect();
     let field = |name: &str| {
         fields
@@ -258,7 +321,8 @@ fn ass_dialogue(dialogue: &str, fields: &[String]) -> Result<Cue, String> {
     if end_ms < start_ms {
         return Err("the cue ends before it starts".into());
     }
-    let (settings, text) = to_webvtt(field("Text")?, Markup::Ass);
+    let style = field("Style").map_or("", |s| s);
+    let (settings, text) = to_webvtt(field("Text")?, script.markup(style));
     Ok(Timing {
         start_ms,
         end_ms,
@@ -338,65 +402,230 @@ pub fn write_cue(cue: &Cue, offset_ms: u64, out: &mut String) {
 }
 
 /// The markup a cue's text is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Markup {
     /// HTML-like `<i>`, `<b>`, `<u>`, `<font …>`, and (as many files carry) ASS `{\an8}` codes.
     SubRip,
-    /// ASS override blocks `{\i1\an8}` and the escapes `\N`, `\n`, `\h`; `<` is plain text.
-    Ass,
+    /// ASS override blocks `{\i1\an8\pos(x,y)}` and the escapes `\N`, `\n`, `\h`; `<` is plain
+    /// text. Positions are in the script's own resolution; the event's style gives what it
+    /// starts with.
+    Ass(PlayRes, AssStyle),
+}
+
+/// What an ASS style gives the events in it, of what WebVTT can say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AssStyle {
+    pub bold: bool,
+    pub italic: bool,
+    pub underline: bool,
+    /// Numpad alignment (SSA's legacy values converted).
+    pub alignment: Option<u8>,
+}
+
+/// What shapes a script's events beyond their own codes: its resolution and its styles.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AssScript {
+    pub play_res: PlayRes,
+    styles: Vec<(String, AssStyle)>,
+}
+
+impl AssScript {
+    /// The resolution and the styles (`[V4+ Styles]`, or SSA's `[V4 Styles]`) of a script or of
+    /// the header libav gives its events with.
+    pub fn from_script(script: &str) -> AssScript {
+        AssScript {
+            play_res: PlayRes::from_script(script),
+            styles: styles(script),
+        }
+    }
+
+    /// The markup of an event in `style`; a name the script does not define is its `Default`
+    /// style, as libass has it.
+    pub fn markup(&self, style: &str) -> Markup {
+        let named = |name: &str| self.styles.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+        let style = named(style.trim().trim_start_matches('*')).or_else(|| named("Default"));
+        Markup::Ass(self.play_res, style.unwrap_or_default())
+    }
+}
+
+/// The `Style:` lines of a script, by name.
+fn styles(script: &str) -> Vec<(String, AssStyle)> {
+    // In a styles section: whether it is SSA's, whose alignment values are not numpad ones.
+    let mut section: Option<bool> = None;
+    let mut fields: Vec<String> = Vec::new();
+    let mut styles = Vec::new();
+    for line in script.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = match line.to_ascii_lowercase().as_str() {
+                "[v4+ styles]" => Some(false),
+                "[v4 styles]" => Some(true),
+                _ => None,
+            };
+        } else if let (Some(_), Some(format)) = (section, line.strip_prefix("Format:")) {
+            fields = format.split(',').map(|f| f.trim().to_ascii_lowercase()).collect();
+        } else if let (Some(ssa), Some(style)) = (section, line.strip_prefix("Style:")) {
+            let values: Vec<&str> = style.splitn(fields.len().max(1), ',').map(str::trim).collect();
+            let value = |name: &str| fields.iter().position(|f| f == name).and_then(|at| values.get(at));
+            let number = |name: &str| value(name).and_then(|v| v.parse::<i32>().ok());
+            // -1 is ASS's true; some writers put 1, or a font weight for bold.
+            let flag = |name: &str| number(name).is_some_and(|v| v == -1 || v == 1 || v >= 700);
+            let alignment = number("alignment").and_then(|a| u32::try_from(a).ok());
+            let alignment = match ssa {
+                true => alignment.and_then(ssa_alignment),
+                false => alignment.filter(|a| (1..=9).contains(a)).map(|a| a as u8),
+            };
+            if let Some(name) = value("name") {
+                let style = AssStyle {
+                    bold: flag("bold"),
+                    italic: flag("italic"),
+                    underline: flag("underline"),
+                    alignment,
+                };
+                styles.push((name.trim_start_matches('*').to_owned(), style));
+            }
+        }
+    }
+    styles
+}
+
+/// The resolution ASS positions (`\pos(x,y)`) are given in: a script's `PlayResX`/`PlayResY`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlayRes {
+    pub width: f64,
+    pub height: f64,
+}
+
+impl Default for PlayRes {
+    /// What libass and VSFilter assume of a script that gives neither.
+    fn default() -> PlayRes {
+        PlayRes {
+            width: 384.0,
+            height: 288.0,
+        }
+    }
+}
+
+impl PlayRes {
+    /// The resolution a script's `[Script Info]` section gives; one that gives one side has the
+    /// other at 4:3 (1280×1024 for either of those), as libass has it.
+    pub fn from_script(script: &str) -> PlayRes {
+        let mut in_info = false;
+        let (mut width, mut height) = (None, None);
+        for line in script.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_info = line.eq_ignore_ascii_case("[script info]");
+            } else if let (true, Some((key, value))) = (in_info, line.split_once(':')) {
+                let value = value.trim().parse::<u32>().ok().filter(|v| *v > 0).map(f64::from);
+                match key.trim() {
+                    "PlayResX" => width = value,
+                    "PlayResY" => height = value,
+                    _ => {}
+                }
+            }
+        }
+        match (width, height) {
+            (Some(width), Some(height)) => PlayRes { width, height },
+            (Some(width), None) => PlayRes {
+                width,
+                height: if width == 1280.0 { 1024.0 } else { width * 3.0 / 4.0 },
+            },
+            (None, Some(height)) => PlayRes {
+                width: if height == 1024.0 { 1280.0 } else { height * 4.0 / 3.0 },
+                height,
+            },
+            (None, None) => PlayRes::default(),
+        }
+    }
 }
 
 /// A cue's text as WebVTT settings and cue text: styles kept as `<i>`, `<b>`, `<u>`, an ASS
-/// alignment as `line`/`align` settings, every other code dropped, plain `&<>` escaped, blank
-/// lines removed.
+/// alignment and position as `line`/`position`/`align` settings, drawings and every other code
+/// dropped, plain `&<>` escaped, blank lines removed.
 pub fn to_webvtt(text: &str, markup: Markup) -> (String, String) {
-    let mut writer = CueText::default();
+    let (ass, play_res, style) = match markup {
+        Markup::Ass(play_res, style) => (true, play_res, style),
+        Markup::SubRip => (false, PlayRes::default(), AssStyle::default()),
+    };
+    let mut writer = CueText {
+        style,
+        ..CueText::default()
+    };
+    writer.open_style();
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
         rest = &rest[c.len_utf8()..];
         match c {
             // SubRip files carry ASS codes (`{\an8}`) too; other braces there are text.
-            '{' if rest.contains('}') && (markup == Markup::Ass || rest.starts_with('\\')) => {
+            '{' if rest.contains('}') && (ass || rest.starts_with('\\')) => {
                 let (codes, after) = rest.split_once('}').expect("checked");
                 writer.override_codes(codes);
                 rest = after;
             }
-            '<' if markup == Markup::SubRip && rest.contains('>') => {
+            '<' if !ass && rest.contains('>') => {
                 let (tag, after) = rest.split_once('>').expect("checked");
                 writer.html_tag(tag);
                 rest = after;
             }
-            '\\' if markup == Markup::Ass && rest.starts_with(['N', 'n', 'h']) => {
-                writer.text.push(if rest.starts_with('h') { '\u{a0}' } else { '\n' });
+            // `\n` breaks a line only in wrap style 2; elsewhere it is a space, as libass shows it.
+            '\\' if ass && rest.starts_with(['N', 'n', 'h']) => {
+                writer.push(match rest.as_bytes()[0] {
+                    b'N' => "\n",
+                    b'n' => " ",
+                    _ => "\u{a0}",
+                });
                 rest = &rest[1..];
             }
-            '&' => writer.text.push_str("&amp;"),
-            '<' => writer.text.push_str("&lt;"),
-            '>' => writer.text.push_str("&gt;"),
-            c => writer.text.push(c),
+            '&' => writer.push("&amp;"),
+            '<' => writer.push("&lt;"),
+            '>' => writer.push("&gt;"),
+            c => writer.push(c.encode_utf8(&mut [0; 4])),
         }
     }
-    writer.finish()
+    writer.finish(play_res)
 }
 
-/// Cue text being written, with the styles left open and the alignment asked for.
+/// Cue text being written, with the styles left open and the placement asked for.
 #[derive(Default)]
 struct CueText {
     text: String,
     open: Vec<char>,
+    /// The numpad alignment of `\anN` (or SSA's `\aN`).
     alignment: Option<u8>,
+    /// `\pos(x,y)` (or where `\move` starts), in the script's resolution.
+    position: Option<(f64, f64)>,
+    /// Inside `\p1`…`\p0`: the text is drawing commands, not words.
+    drawing: bool,
+    /// The event's style, which `\r` returns to.
+    style: AssStyle,
 }
 
 impl CueText {
-    /// An ASS override block's codes (`\i1\an8\pos(10,20)`): styles and alignment kept.
+    fn push(&mut self, text: &str) {
+        if !self.drawing {
+            self.text.push_str(text);
+        }
+    }
+
+    /// An ASS override block's codes (`\i1\an8\pos(10,20)`): styles, alignment and position kept.
     fn override_codes(&mut self, codes: &str) {
         for code in codes.split('\\').map(str::trim) {
-            match code.as_bytes() {
-                [style @ (b'i' | b'b' | b'u'), b'1'] => self.style(*style as char, true),
-                [style @ (b'i' | b'b' | b'u'), b'0'] => self.style(*style as char, false),
-                [b'a', b'n', digit @ b'1'..=b'9'] => self.alignment = Some(digit - b'0'),
-                // `\r` (or `\rStyle`) resets to a style: what libav's mov_text decoder ends styles with.
-                [b'r', ..] => self.close_all(),
+            let (name, value) = code.split_at(code.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(code.len()));
+            let flag = value.parse::<u32>().ok();
+            match (name, flag) {
+                ("i" | "u", Some(on)) => self.style(name.as_bytes()[0] as char, on == 1),
+                // `\b` takes 0/1 or a font weight, bold from 700.
+                ("b", Some(weight)) => self.style('b', weight == 1 || weight >= 700),
+                ("i" | "u" | "b", None) if value.is_empty() => self.style(name.as_bytes()[0] as char, false),
+                ("an", Some(digit @ 1..=9)) => self.alignment = Some(digit as u8),
+                ("a", Some(legacy)) => self.alignment = ssa_alignment(legacy).or(self.alignment),
+                ("pos" | "move", None) => self.position = coordinates(value).or(self.position),
+                ("p", Some(scale)) => self.drawing = scale > 0,
+                // `\r` (or `\rStyle`) resets to a style: what libav's mov_text decoder ends styles
+                // with. Another style is taken as the event's own, whose name is all there is here.
+                ("r", _) => {
+                    self.close_all();
+                    self.open_style();
+                }
                 _ => {}
             }
         }
@@ -433,13 +662,26 @@ impl CueText {
         }
     }
 
+    fn open_style(&mut self) {
+        let AssStyle {
+            bold,
+            italic,
+            underline,
+            ..
+        } = self.style;
+        [(bold, 'b'), (italic, 'i'), (underline, 'u')]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .for_each(|(_, style)| self.style(style, true));
+    }
+
     fn close_all(&mut self) {
         while let Some(style) = self.open.pop() {
             self.text.push_str(&format!("</{style}>"));
         }
     }
 
-    fn finish(mut self) -> (String, String) {
+    fn finish(mut self, play_res: PlayRes) -> (String, String) {
         self.close_all();
         let lines: Vec<&str> = self
             .text
@@ -452,9 +694,38 @@ impl CueText {
         } else {
             lines.join("\n")
         };
-        let settings = self.alignment.map_or_else(String::new, alignment_settings);
+        // A style's bottom-centre alignment is WebVTT's own default: no settings for it.
+        let styled = self.style.alignment.filter(|numpad| *numpad != 2);
+        let settings = match (self.position, self.alignment.or(styled)) {
+            (Some(point), _) => {
+                let numpad = self.alignment.or(self.style.alignment).unwrap_or(2);
+                position_settings(numpad, point, play_res)
+            }
+            (None, Some(numpad)) => alignment_settings(numpad),
+            (None, None) => String::new(),
+        };
         (settings, text)
     }
+}
+
+/// SSA's `\aN` (1–3 bottom, 5–7 top, 9–11 middle) as a numpad alignment.
+fn ssa_alignment(legacy: u32) -> Option<u8> {
+    let numpad = match legacy {
+        1..=3 => legacy,
+        5..=7 => legacy + 2,
+        9..=11 => legacy - 5,
+        _ => return None,
+    };
+    Some(numpad as u8)
+}
+
+/// The first point of `(x,y…)`: `\pos(x,y)`, or where `\move(x1,y1,x2,y2…)` starts.
+fn coordinates(arguments: &str) -> Option<(f64, f64)> {
+    let inner = arguments.trim().strip_prefix('(')?.trim_end().trim_end_matches(')');
+    let mut numbers = inner
+        .split(',')
+        .map(|n| n.trim().parse::<f64>().ok().filter(|n| n.is_finite()));
+    Some((numbers.next()??, numbers.next()??))
 }
 
 /// A line of nothing but tags (`<i></i>`) is no text.
@@ -467,6 +738,15 @@ fn is_only_tags(line: &str) -> bool {
     })
 }
 
+/// The edge of the text a numpad alignment anchors, across (`start`, `center`, `end`).
+fn column(numpad: u8) -> &'static str {
+    match numpad % 3 {
+        1 => "start",
+        2 => "center",
+        _ => "end",
+    }
+}
+
 /// The numpad alignment of ASS `\anN` (1 bottom left … 9 top right) as WebVTT cue settings.
 fn alignment_settings(numpad: u8) -> String {
     let line = match numpad {
@@ -474,12 +754,33 @@ fn alignment_settings(numpad: u8) -> String {
         4..=6 => "line:50% ",
         _ => "",
     };
-    let align = match numpad % 3 {
-        1 => "start",
-        2 => "center",
+    format!("{line}align:{}", column(numpad))
+}
+
+/// `\pos(x,y)` as WebVTT settings: the point as percentages of the script's resolution, the cue
+/// box anchored there by the same edge the alignment anchors the ASS text by (bottom centre
+/// unless `\an` says otherwise).
+fn position_settings(numpad: u8, (x, y): (f64, f64), play_res: PlayRes) -> String {
+    let percent = |value: f64, whole: f64| {
+        let rounded = format!("{:.2}", (value / whole * 100.0).clamp(0.0, 100.0));
+        rounded.trim_end_matches('0').trim_end_matches('.').to_owned()
+    };
+    let across = match column(numpad) {
+        "start" => "line-left",
+        "center" => "center",
+        _ => "line-right",
+    };
+    let down = match numpad {
+        7..=9 => "start",
+        4..=6 => "center",
         _ => "end",
     };
-    format!("{line}align:{align}")
+    format!(
+        "position:{}%,{across} line:{}%,{down} align:{}",
+        percent(x, play_res.width),
+        percent(y, play_res.height),
+        column(numpad)
+    )
 }
 
 #[cfg(test)]
@@ -510,6 +811,24 @@ mod tests {
     }
 
     #[test]
+    fn cues_built_in_code_are_checked_before_they_are_written() {
+        assert_eq!(
+            check(&[Cue::new(0, 1000, "a"), Cue::new(500, 600, "<i>b</i>\nc")]),
+            Ok(())
+        );
+        let refused = |cues: &[Cue]| check(cues).unwrap_err();
+        assert_eq!(refused(&[Cue::new(0, 1000, "a"), Cue::new(2000, 1000, "b")]).0, 2);
+        assert!(
+            refused(&[Cue::new(5, 6, "a"), Cue::new(4, 6, "b")])
+                .1
+                .contains("in order")
+        );
+        assert!(refused(&[Cue::new(0, 1, "a\n\nb")]).1.contains("blank line"));
+        assert!(refused(&[Cue::new(0, 1, "a --> b")]).1.contains("-->"));
+        assert!(refused(&[Cue::new(0, 1, " ")]).1.contains("no text"));
+    }
+
+    #[test]
     fn webvtt_cues_keep_their_settings_and_skip_notes() {
         let vtt = "WEBVTT - a title\n\nNOTE a comment\n\nSTYLE\n::cue { color: red }\n\n\
                    id-1\n00:01.000 --> 00:02.000 align:start line:0\n<b>Bold</b>\n\n01:00:00.500 --> 01:00:01.000\nlate\n";
@@ -528,33 +847,116 @@ mod tests {
 
     #[test]
     fn ass_events_lose_their_override_codes_but_keep_italics_and_position() {
-        let ass = "[Script Info]\nTitle: x\n\n[Events]\n\
+        let ass = "[Script Info]\nTitle: x\nPlayResX: 640\nPlayResY: 360\n\n[Events]\n\
                    Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n\
-                   Dialogue: 0,0:00:03.00,0:00:04.00,Default,,0,0,0,,second\n\
-                   Dialogue: 0,0:00:01.50,0:00:02.25,Default,,0,0,0,,{\\i1\\pos(10,20)}Hi, there{\\i0}\\Nnext {\\an7}line\n";
+                   Dialogue: 0,0:00:03.00,0:00:04.00,Default,,0,0,0,,{\\an8}second\n\
+                   Dialogue: 0,0:00:01.50,0:00:02.25,Default,,0,0,0,,{\\i1\\pos(320,90)}Hi, there{\\i0}\\Nnext {\\an7}line\n\
+                   Dialogue: 0,0:00:05.00,0:00:06.00,Default,,0,0,0,,{\\b700\\u1}loud{\\b0}\\hand\\nsoft{\\p1}m 0 0 l 10 10{\\p0}\n";
         let cues = parse(ass, Syntax::Ass).unwrap();
         assert_eq!(cues[0].text, "<i>Hi, there</i>\nnext line");
         assert_eq!((cues[0].start_ms, cues[0].end_ms), (1500, 2250));
-        assert_eq!(cues[0].settings, "line:0 align:start");
-        assert_eq!(cues[1].text, "second");
-        let (_, reset) = to_webvtt("{\\i1}{\\b1}Hello{\\r} & bye", Markup::Ass);
+        assert_eq!(cues[0].settings, "position:50%,line-left line:25%,start align:start");
+        assert_eq!(
+            (cues[1].text.as_str(), cues[1].settings.as_str()),
+            ("second", "line:0 align:center")
+        );
+        assert_eq!(cues[2].text, "<b><u>loud</u></b><u>\u{a0}and soft</u>");
+        assert_eq!(cues[2].settings, "");
+        let (_, reset) = to_webvtt(
+            "{\\i1}{\\b1}Hello{\\r} & bye",
+            Markup::Ass(PlayRes::default(), AssStyle::default()),
+        );
         assert_eq!(reset, "<i><b>Hello</b></i> &amp; bye");
-        let (_, drawing) = to_webvtt("{\\p1}{\\i1}{\\i0}", Markup::Ass);
+        let (_, drawing) = to_webvtt(
+            "{\\p1}m 0 0 l 100 0 100 100{\\p0}",
+            Markup::Ass(PlayRes::default(), AssStyle::default()),
+        );
         assert_eq!(drawing, "");
+        let (settings, _) = to_webvtt(
+            "{\\a5\\move(-10,300,0,0)}x",
+            Markup::Ass(PlayRes::default(), AssStyle::default()),
+        );
+        assert_eq!(settings, "position:0%,line-left line:100%,start align:start");
     }
 
     #[test]
-    fn utf16_is_converted_and_binary_refused() {
+    fn an_events_style_gives_its_italics_bold_and_alignment() {
+        let ass = "[Script Info]\nPlayResX: 640\nPlayResY: 360\n\n[V4+ Styles]\n\
+                   Format: Name, Fontname, Bold, Italic, Underline, Alignment\n\
+                   Style: Default,Arial,0,0,0,2\nStyle: Sign,Arial,-1,-1,0,8\n\n[Events]\n\
+                   Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n\
+                   Dialogue: 0,0:00:01.00,0:00:02.00,Sign,,0,0,0,,Exit\\Nhere{\\i0} now{\\r} again\n\
+                   Dialogue: 0,0:00:03.00,0:00:04.00,*Default,,0,0,0,,plain\n\
+                   Dialogue: 0,0:00:05.00,0:00:06.00,Unknown,,0,0,0,,{\\pos(64,36)}default\n";
+        let cues = parse(ass, Syntax::Ass).unwrap();
+        assert_eq!(cues[0].text, "<b><i>Exit\nhere</i> now</b><b><i> again</i></b>");
+        assert_eq!(cues[0].settings, "line:0 align:center");
+        assert_eq!((cues[1].text.as_str(), cues[1].settings.as_str()), ("plain", ""));
+        assert_eq!(cues[2].settings, "position:10%,center line:10%,end align:center");
+        let ssa = AssScript::from_script("[V4 Styles]\nFormat: Name, Italic, Alignment\nStyle: Top,-1,6\n");
+        let top = AssStyle {
+            italic: true,
+            alignment: Some(8),
+            ..AssStyle::default()
+        };
+        assert_eq!(ssa.markup("Top"), Markup::Ass(PlayRes::default(), top));
+        assert_eq!(
+            ssa.markup("Other"),
+            Markup::Ass(PlayRes::default(), AssStyle::default())
+        );
+    }
+
+    #[test]
+    fn a_script_without_both_sides_of_its_resolution_has_them_at_4_3() {
+        let play_res = |info: &str| PlayRes::from_script(&format!("[Script Info]\n{info}\n[Events]\nPlayResX: 9\n"));
+        assert_eq!(play_res(""), PlayRes::default());
+        assert_eq!(
+            play_res("PlayResY: 720"),
+            PlayRes {
+                width: 960.0,
+                height: 720.0
+            }
+        );
+        assert_eq!(
+            play_res("PlayResX: 1280"),
+            PlayRes {
+                width: 1280.0,
+                height: 1024.0
+            }
+        );
+        assert_eq!(
+            play_res("PlayResX: 1920\nPlayResY: 1080"),
+            PlayRes {
+                width: 1920.0,
+                height: 1080.0
+            }
+        );
+    }
+
+    #[test]
+    fn utf16_and_windows_1252_are_converted_and_binary_refused() {
         let utf16: Vec<u8> = [0xfeff_u16]
             .into_iter()
             .chain("字幕".encode_utf16())
             .flat_map(u16::to_le_bytes)
             .collect();
-        assert_eq!(decode(&utf16).unwrap(), "字幕");
-        assert_eq!(decode(b"\xef\xbb\xbfWEBVTT").unwrap(), "WEBVTT");
-        assert!(decode(&[0x89, b'P', b'N', b'G', 0, 0xff]).is_err());
+        assert_eq!(decode(&utf16).unwrap(), ("字幕".into(), Encoding::Utf16));
+        assert_eq!(
+            decode(b"\xef\xbb\xbfWEBVTT").unwrap(),
+            ("WEBVTT".into(), Encoding::Utf8)
+        );
+        assert_eq!(
+            decode(b"Caf\xe9 \x93cr\xe8me\x94\r\n").unwrap(),
+            ("Café “crème”\r\n".into(), Encoding::Windows1252)
+        );
+        assert!(
+            decode(&[0x89, b'P', b'N', b'G', 0, 0xff])
+                .unwrap_err()
+                .contains("convert it to UTF-8")
+        );
         assert!(decode(b"a\0b").is_err());
-        assert!(decode(b"caf\xe9").unwrap_err().contains("convert it to UTF-8"));
+        assert!(decode(b"caf\xe9\x1b[0m").is_err(), "an escape character is not text");
+        assert!(decode(b"caf\xe9\x81").is_err(), "0x81 is not a Windows-1252 character");
     }
 
     #[test]
@@ -578,7 +980,7 @@ mod tests {
     fn corrupt_files_are_errors_not_panics() {
         let sample = b"1\n00:00:01,000 --> 00:00:02,500\n<i>Hi</i> {\\an8}\\N\n\n[Events]\nDialogue: 0,0:00:01.00,0:00:02.00,,,0,0,0,,{\\i1}x\n";
         crate::fuzz_bytes(sample, 2000, |bad| {
-            if let Ok(text) = decode(bad) {
+            if let Ok((text, _)) = decode(bad) {
                 for syntax in [Syntax::SubRip, Syntax::WebVtt, Syntax::Ass] {
                     let _ = parse(&text, syntax);
                 }

@@ -6,7 +6,8 @@ pub mod webvtt;
 
 use std::path::{Path, PathBuf};
 
-use stream_pack_formats::subtitles::{self as cues, Cue, Syntax};
+pub use stream_pack_formats::subtitles::Cue;
+use stream_pack_formats::subtitles::{self as cues, Syntax};
 
 use crate::error::{Error, Result};
 use crate::package::language;
@@ -51,8 +52,9 @@ pub struct TextTrack {
     pub cues: Vec<Cue>,
 }
 
-/// Checks every sidecar's language, then reads each: all of them before anything is written.
-pub fn load_sidecars(sidecars: &[SubtitleSidecar]) -> Result<Vec<TextTrack>> {
+/// Checks every sidecar's language, then reads each: all of them before anything is written. A
+/// file read as Windows-1252 (it is not UTF-8) gets a note in `notes`.
+pub fn load_sidecars(sidecars: &[SubtitleSidecar], notes: &mut Vec<String>) -> Result<Vec<TextTrack>> {
     for sidecar in sidecars {
         sidecar_syntax(sidecar)?;
         if let Some(language) = sidecar
@@ -69,7 +71,29 @@ pub fn load_sidecars(sidecars: &[SubtitleSidecar]) -> Result<Vec<TextTrack>> {
             });
         }
     }
-    sidecars.iter().map(load_sidecar).collect()
+    sidecars.iter().map(|sidecar| load_sidecar(sidecar, notes)).collect()
+}
+
+/// Checks text tracks built in code as sidecars are checked: a language tag, a name players can
+/// list, cues a WebVTT file can hold in order of time.
+pub fn check_tracks(tracks: &[TextTrack]) -> Result<()> {
+    for track in tracks {
+        let refused = |reason: String| Error::InvalidOption {
+            option: "text_tracks",
+            reason: format!("{:?}: {reason}", track.name),
+        };
+        if language::well_formed(&track.language).is_none() {
+            return Err(refused(format!(
+                "{:?} is not a language tag (BCP 47: en, ja, pt-BR, or und)",
+                track.language
+            )));
+        }
+        if track.name.trim().is_empty() {
+            return Err(refused("a track needs a name".into()));
+        }
+        cues::check(&track.cues).map_err(|(number, reason)| refused(format!("cue {number}: {reason}")))?;
+    }
+    Ok(())
 }
 
 fn sidecar_syntax(sidecar: &SubtitleSidecar) -> Result<Syntax> {
@@ -84,7 +108,7 @@ fn sidecar_syntax(sidecar: &SubtitleSidecar) -> Result<Syntax> {
     })
 }
 
-fn load_sidecar(sidecar: &SubtitleSidecar) -> Result<TextTrack> {
+fn load_sidecar(sidecar: &SubtitleSidecar, notes: &mut Vec<String>) -> Result<TextTrack> {
     let path = &sidecar.path;
     let bad = |reason: String| Error::SubtitleFile {
         path: path.clone(),
@@ -94,7 +118,13 @@ fn load_sidecar(sidecar: &SubtitleSidecar) -> Result<TextTrack> {
         std::io::ErrorKind::NotFound => bad("no such file".into()),
         _ => bad(e.to_string()),
     })?;
-    let text = cues::decode(&bytes).map_err(|reason| bad(reason.into()))?;
+    let (text, encoding) = cues::decode(&bytes).map_err(|reason| bad(reason.into()))?;
+    if encoding == cues::Encoding::Windows1252 {
+        notes.push(format!(
+            "subtitles file {}: not UTF-8, read as Windows-1252 (Latin-1); if its accents look wrong, convert it to UTF-8",
+            path.display()
+        ));
+    }
     let cues = cues::parse(&text, sidecar_syntax(sidecar)?).map_err(|e| bad(e.to_string()))?;
     let language = sidecar.language.clone().unwrap_or_else(|| "und".into());
     Ok(TextTrack {
@@ -206,12 +236,16 @@ mod tests {
             language: language.map(str::to_owned),
             name: None,
         };
-        let tracks = load_sidecars(&[sidecar(&good, Some("en"))]).unwrap();
+        let tracks = load_sidecars(&[sidecar(&good, Some("en"))], &mut Vec::new()).unwrap();
         assert_eq!((tracks[0].name.as_str(), tracks[0].cues.len()), ("English", 1));
         let missing = dir.path().join("missing.srt");
-        let bad_language = load_sidecars(&[sidecar(&missing, None), sidecar(&good, Some("en\"x"))]).unwrap_err();
+        let bad_language = load_sidecars(
+            &[sidecar(&missing, None), sidecar(&good, Some("en\"x"))],
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(bad_language.exit_code(), crate::error::exit::USAGE, "{bad_language}");
-        let missing = load_sidecars(&[sidecar(&missing, None)]).unwrap_err();
+        let missing = load_sidecars(&[sidecar(&missing, None)], &mut Vec::new()).unwrap_err();
         assert_eq!(missing.exit_code(), crate::error::exit::INPUT);
         assert!(missing.to_string().ends_with("missing.srt: no such file"), "{missing}");
     }

@@ -1,6 +1,7 @@
 //! The source's own subtitle streams, read in the one pass: a text one (SubRip, mov_text, WebVTT,
 //! ASS/SSA) is decoded by libav, whose text decoders all give ASS events, into cues; a picture one
-//! (PGS, DVD, DVB) cannot become text and is left out with a note naming it.
+//! (PGS, DVD, DVB) cannot become text and is left out with a note naming it. A selection, like
+//! audio's, keeps some of them.
 
 use std::path::PathBuf;
 
@@ -8,13 +9,18 @@ use ffmpeg::codec::{self, subtitle::Rect};
 use ffmpeg::format::stream::{Disposition, Stream};
 use ffmpeg::{Packet, Rational, media};
 use ffmpeg_next as ffmpeg;
-use stream_pack_formats::subtitles::{self as cues, Cue, Markup};
+use stream_pack_formats::subtitles::{self as cues, AssScript, Cue};
 
 use super::TextTrack;
 use crate::error::{Error, Result};
 use crate::input::source::{self, Source};
+use crate::package::audio::{AudioPick, AudioSelection};
 use crate::package::language;
 use crate::package::segment::SegmentClock;
+
+/// The source's subtitle streams a package keeps, said as audio's are: `All` (the default), `None`,
+/// or `Streams` of stream indexes (as `probe` numbers them) and languages.
+pub type SubtitleSelection = AudioSelection;
 
 /// The codecs whose events are text libav decodes.
 const TEXT_CODECS: [codec::Id; 6] = [
@@ -38,6 +44,9 @@ struct TextStream {
     index: usize,
     time_base: Rational,
     decoder: codec::decoder::Subtitle,
+    /// The resolution its ASS events' positions are in and their styles, from the script header
+    /// libav holds.
+    script: AssScript,
     track: TextTrack,
 }
 
@@ -49,28 +58,20 @@ pub struct SourceSubtitles {
 }
 
 impl SourceSubtitles {
-    /// A reader of each text stream; each other subtitle stream is left out with a note.
-    pub fn new(source: &Source, notes: &mut Vec<String>) -> Result<SourceSubtitles> {
-        let mut streams = Vec::new();
-        for stream in source
+    /// A reader of each text stream `selection` keeps; with `All`, each other subtitle stream is
+    /// left out with a note. A selection naming a stream that is not there, or one that holds
+    /// pictures, is refused.
+    pub fn new(source: &Source, selection: &SubtitleSelection, notes: &mut Vec<String>) -> Result<SourceSubtitles> {
+        let all: Vec<Stream> = source
             .input
             .streams()
             .filter(|s| s.parameters().medium() == media::Type::Subtitle)
-        {
-            let id = stream.parameters().id();
-            if TEXT_CODECS.contains(&id) {
-                streams.push(text_stream(&stream)?);
-            } else {
-                let why = match PICTURE_CODECS.contains(&id) {
-                    true => "holds pictures of text, which WebVTT cannot carry",
-                    false => "is in a subtitle format stream-pack does not read",
-                };
-                let language = source::language(&stream).unwrap_or_else(|| language::UNDETERMINED.into());
-                notes.push(format!(
-                    "subtitle stream #{} ({}, {language}) {why}: left out",
-                    stream.index(),
-                    id.name()
-                ));
+            .collect();
+        let mut streams = Vec::new();
+        for stream in selected(&all, selection)? {
+            match unreadable(stream) {
+                None => streams.push(text_stream(source, stream)?),
+                Some(why) => notes.push(format!("subtitle stream {} {why}: left out", describe(stream))),
             }
         }
         Ok(SourceSubtitles {
@@ -96,7 +97,7 @@ impl SourceSubtitles {
                 path: self.path.clone(),
                 reason: format!("subtitle stream #{}: {e}", stream.index),
             });
-        let texts: Vec<String> = subtitle.rects().filter_map(|rect| rect_text(&rect)).collect();
+        let texts: Vec<(String, String)> = subtitle.rects().filter_map(|rect| rect_text(&rect)).collect();
         let end_display = subtitle.end();
         // SAFETY: frees what the decoder allocated in `subtitle`, which is not used after this.
         unsafe { ffmpeg::ffi::avsubtitle_free(subtitle.as_mut_ptr()) };
@@ -109,7 +110,10 @@ impl SourceSubtitles {
             d if d > 0 => millis(pts + d),
             _ => start_ms + u64::from(end_display),
         };
-        for (settings, text) in texts.iter().map(|t| cues::to_webvtt(t, Markup::Ass)) {
+        for (settings, text) in texts
+            .iter()
+            .map(|(style, text)| cues::to_webvtt(text, stream.script.markup(style)))
+        {
             if end_ms > start_ms && !text.is_empty() {
                 stream.track.cues.push(Cue {
                     start_ms,
@@ -142,19 +146,92 @@ impl SourceSubtitles {
     }
 }
 
-/// An event's text: an ASS event's Text field (after ReadOrder, Layer, Style, Name, three margins
-/// and Effect), or plain text.
-fn rect_text(rect: &Rect) -> Option<String> {
+/// An event's style and text: an ASS event's Style and Text fields (of ReadOrder, Layer, Style,
+/// Name, three margins, Effect and Text), or plain text in the default style.
+fn rect_text(rect: &Rect) -> Option<(String, String)> {
     match rect {
-        Rect::Ass(ass) => ass.get().splitn(9, ',').nth(8).map(str::to_owned),
-        Rect::Text(text) => Some(text.get().replace('\n', "\\N")),
+        Rect::Ass(ass) => {
+            let fields: Vec<&str> = ass.get().splitn(9, ',').collect();
+            Some((fields.get(2)?.to_string(), fields.get(8)?.to_string()))
+        }
+        Rect::Text(text) => Some((String::new(), text.get().replace('\n', "\\N"))),
         _ => None,
     }
 }
 
-fn text_stream(stream: &Stream) -> Result<TextStream> {
+/// Why a subtitle stream cannot become a text track, if it cannot.
+fn unreadable(stream: &Stream) -> Option<&'static str> {
+    let id = stream.parameters().id();
+    match (TEXT_CODECS.contains(&id), PICTURE_CODECS.contains(&id)) {
+        (true, _) => None,
+        (false, true) => Some("holds pictures of text, which WebVTT cannot carry"),
+        (false, false) => Some("is in a subtitle format stream-pack does not read"),
+    }
+}
+
+/// `#3 (hdmv_pgs_subtitle, jpn)`, as messages name a stream (the container's language tag).
+fn describe(stream: &Stream) -> String {
+    let language = source::language(stream).unwrap_or_else(|| language::UNDETERMINED.into());
+    format!("#{} ({}, {language})", stream.index(), stream.parameters().id().name())
+}
+
+/// The streams `selection` keeps, in its order, each once: with `All` every subtitle stream (the
+/// ones that cannot be read then get a note), else the text streams it names.
+fn selected<'s, 'a>(all: &'s [Stream<'a>], selection: &SubtitleSelection) -> Result<Vec<&'s Stream<'a>>> {
+    let picks = match selection {
+        AudioSelection::All => return Ok(all.iter().collect()),
+        AudioSelection::None => return Ok(Vec::new()),
+        AudioSelection::Streams(picks) => picks,
+    };
+    let mut chosen: Vec<&Stream> = Vec::new();
+    for pick in picks {
+        let matching: Vec<&Stream> = all
+            .iter()
+            .filter(|stream| match pick {
+                AudioPick::Index(index) => stream.index() == *index,
+                AudioPick::Language(wanted) => {
+                    unreadable(stream).is_none()
+                        && language::bcp47(source::language(stream).as_deref()) == language::bcp47(Some(wanted))
+                }
+            })
+            .collect();
+        let refused = |reason: String| Error::InvalidOption {
+            option: "subtitle_streams",
+            reason,
+        };
+        let named = match pick {
+            AudioPick::Index(index) => index.to_string(),
+            AudioPick::Language(wanted) => wanted.clone(),
+        };
+        if matching.is_empty() {
+            return Err(refused(format!("{named}: {}", no_such_stream(all))));
+        }
+        if let Some((stream, why)) = matching.iter().find_map(|s| unreadable(s).map(|why| (s, why))) {
+            return Err(refused(format!("{named}: subtitle stream {} {why}", describe(stream))));
+        }
+        for stream in matching {
+            if chosen.iter().all(|c| c.index() != stream.index()) {
+                chosen.push(stream);
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// Says that no text subtitle stream matched, and which subtitle streams there are.
+fn no_such_stream(all: &[Stream]) -> String {
+    match all.is_empty() {
+        true => "the source has no subtitle stream".to_owned(),
+        false => {
+            let listed: Vec<String> = all.iter().map(describe).collect();
+            format!("no such text subtitle stream (the source's: {})", listed.join(", "))
+        }
+    }
+}
+
+fn text_stream(source: &Source, stream: &Stream) -> Result<TextStream> {
     let context = codec::context::Context::from_parameters(stream.parameters())
-        .map_err(Error::ffmpeg("reading subtitle stream parameters"))?;
+        .map_err(source::reading_parameters(&source.path, stream))?;
     let decoder = context.decoder().subtitle().map_err(Error::ffmpeg(format!(
         "opening the decoder of subtitle stream #{}",
         stream.index()
@@ -172,6 +249,7 @@ fn text_stream(stream: &Stream) -> Result<TextStream> {
     Ok(TextStream {
         index: stream.index(),
         time_base: stream.time_base(),
+        script: AssScript::from_script(&script_header(&decoder)),
         decoder,
         track: TextTrack {
             language,
@@ -181,4 +259,19 @@ fn text_stream(stream: &Stream) -> Result<TextStream> {
             cues: Vec::new(),
         },
     })
+}
+
+/// The ASS script header the decoder gives its events with (an ASS stream's own, with its
+/// `PlayResX`/`PlayResY`; libav's default for the other text codecs).
+fn script_header(decoder: &codec::decoder::Subtitle) -> String {
+    // SAFETY: the decoder is open; libav owns `subtitle_header`, `subtitle_header_size` bytes long
+    // (or null), for the decoder's life, and it is only read here.
+    unsafe {
+        let context = decoder.as_ptr();
+        let (header, size) = ((*context).subtitle_header, (*context).subtitle_header_size);
+        match (header.is_null(), usize::try_from(size)) {
+            (false, Ok(size)) => String::from_utf8_lossy(std::slice::from_raw_parts(header, size)).into_owned(),
+            _ => String::new(),
+        }
+    }
 }
