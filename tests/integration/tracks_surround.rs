@@ -265,3 +265,63 @@ fn an_audio_only_surround_source_keeps_its_groups_so_players_read_channels() {
         ]
     );
 }
+
+/// The seconds each audio rendition was encoded to, as the progress reports on stderr give them,
+/// report by report, in the order of `names`; every report after the probe names each of them.
+fn reported_track_times(stderr: &[u8], names: &[&str]) -> Vec<Vec<f64>> {
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|report: &serde_json::Value| report["stage"] != "probe")
+        .collect();
+    assert_eq!(reports.last().map(|r| &r["stage"]), Some(&"done".into()));
+    reports
+        .iter()
+        .map(|report| {
+            let tracks = report["tracks"].as_array().expect("tracks in every report");
+            assert_eq!(tracks.len(), names.len(), "{report}");
+            names
+                .iter()
+                .map(|name| {
+                    let track = tracks.iter().find(|t| t["name"] == *name);
+                    number(&track.unwrap_or_else(|| panic!("{name} in {report}"))["media_time"])
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn progress_json_reports_how_far_each_audio_rendition_has_encoded() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let out = dir.path().join("out");
+    let output = cli::package_showing("json", "hls", title(), &out, &FAST);
+    cli::assert_success(&output);
+    let master = read_master(&out.join("master.m3u8"));
+    // Each rendition once, though the Japanese one is in both groups.
+    let mut renditions: Vec<(&str, &Rendition)> = Vec::new();
+    for name in master.media.iter().filter_map(|m| m.quoted("URI")?.split('/').next()) {
+        let expected = match name {
+            "audio-en" => &EN_STEREO,
+            "audio-en-5.1" => &EN_SURROUND,
+            _ => &JA_STEREO,
+        };
+        if renditions.iter().all(|(seen, _)| *seen != name) {
+            renditions.push((name, expected));
+        }
+    }
+    let names: Vec<&str> = renditions.iter().map(|(name, _)| *name).collect();
+    let times = reported_track_times(&output.stderr, &names);
+    for pair in times.windows(2) {
+        assert!(pair[0].iter().zip(&pair[1]).all(|(a, b)| a <= b), "went back: {pair:?}");
+    }
+    let last = times.last().expect("a report");
+    for ((name, expected), reported) in renditions.iter().zip(last) {
+        let rate = expected.sample_rate;
+        let source = decoded_seconds(title(), &format!("a:{}", expected.source), rate);
+        assert!(
+            (reported - source).abs() <= 1024.0 / rate as f64 + 1e-6,
+            "{name}: reported {reported} s, the source's stream lasts {source} s"
+        );
+    }
+}
