@@ -457,10 +457,6 @@ fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
 /// decoded and scaled, small enough that memory stays a few frames per rung.
 const FRAME_QUEUE: usize = 4;
 
-/// Depth of each audio rendition's frame queue: a decoded audio frame is small (1024 samples for
-/// AAC), and as many as a packet queue holds keep the encoder busy.
-const AUDIO_FRAME_QUEUE: usize = PACKET_QUEUE;
-
 /// Depth of each threaded pipeline's packet queue: an audio packet is small, and a few dozen
 /// keep its thread busy while the demuxer reads on.
 const PACKET_QUEUE: usize = 64;
@@ -669,11 +665,12 @@ pub(crate) struct AudioOutput {
 /// encoded and segmented from the same decoded frames.
 pub struct AudioTrack {
     decoding: Decoding<decoder::Audio, frame::Audio>,
-    renditions: Vec<Worker<frame::Audio, EncodedRendition>>,
+    renditions: Vec<AudioEncode>,
 }
 
-/// One rendition's way from decoded frames to segments, on a thread of its own: the renditions
-/// of a stream encode side by side, as the streams do.
+/// One rendition's way from decoded frames to segments, on its stream's thread. Handing each
+/// frame to a thread per rendition costs as much CPU as the second decode it replaces
+/// (bench/RESULTS.md), for encoders that each need under 2 % of a core.
 struct AudioEncode {
     name: String,
     encoder: encoder::audio::Encoder,
@@ -708,10 +705,7 @@ impl AudioTrack {
         AUDIO_DECODERS_OPENED.with(|opened| opened.set(opened.get() + 1));
         let renditions = outputs
             .into_iter()
-            .map(|output| {
-                AudioEncode::new(output, input, settings, clock.clone())
-                    .map(|encode| Worker::start(AUDIO_FRAME_QUEUE, move |queue| encode.run(queue)))
-            })
+            .map(|output| AudioEncode::new(output, input, settings, clock.clone()))
             .collect::<Result<Vec<_>>>()?;
         let context = DecodeContext {
             path: path.to_owned(),
@@ -863,12 +857,6 @@ impl AudioEncode {
         Ok(())
     }
 
-    /// The encoder thread: frames until `Finish`; a queue closed without it abandons the work.
-    fn run(mut self, queue: &Receiver<Work<frame::Audio>>) -> Result<EncodedRendition> {
-        until_finish(queue, |frame| self.take(Some(&frame)))?;
-        self.finish()
-    }
-
     fn finish(mut self) -> Result<EncodedRendition> {
         self.take(None)?;
         self.encoder
@@ -893,7 +881,7 @@ impl Decoded for AudioTrack {
         let frame = &self.decoding.frame;
         self.renditions
             .iter_mut()
-            .try_for_each(|rendition| rendition.send(shared(frame)?))
+            .try_for_each(|rendition| rendition.take(Some(&shared(frame)?)))
     }
 }
 
@@ -916,10 +904,7 @@ impl StreamPipeline for AudioTrack {
 
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
         self.decode(None)?;
-        for rendition in &mut self.renditions {
-            rendition.request_finish();
-        }
-        self.renditions.iter_mut().map(Worker::join).collect()
+        self.renditions.into_iter().map(AudioEncode::finish).collect()
     }
 }
 
