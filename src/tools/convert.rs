@@ -6,11 +6,15 @@
 
 use std::path::PathBuf;
 
+use ffmpeg::format;
+use ffmpeg_next as ffmpeg;
+
 use crate::error::{Error, Result};
 use crate::input::source::Source;
 use crate::input::watchdog::{self, InputOptions};
 use crate::location::Location;
 use crate::output::publish::Publishing;
+use crate::package::audio::{AudioPick, AudioSelection};
 use crate::package::ladder::{Reps, RungRequest};
 use crate::package::segment::SegmentFormat;
 use crate::package::transcode::copy;
@@ -63,6 +67,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
     };
     let source = Source::open(&input, &options.input_options)?;
     let transcoded_because = reason_to_transcode(&source, format);
+    let audio = audio_beside_video(&source);
     let reps = match (&transcoded_because, &source.video) {
         (Some(_), Some(video)) => Reps::List(vec![RungRequest::Height(
             video.display_geometry().short_side().round() as u32
@@ -74,6 +79,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         format,
         copy: transcoded_because.is_none(),
         reps,
+        audio,
         // The source's own size, even if the ladder's rungs stop below it.
         allow_upscale: true,
         segment_duration: options.segment_duration,
@@ -88,6 +94,47 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         copied: transcoded_because.is_none(),
         transcoded_because,
     })
+}
+
+/// The audio streams to carry: every one that plays with the video kept. libav's HLS demuxer
+/// makes a program of each variant, with the variant's own streams and its audio group's
+/// renditions; a variant of another video stream carries its own copy of the same audio (every
+/// rung of a package with muxed audio does), which must not become a rendition of its own.
+fn audio_beside_video(source: &Source) -> AudioSelection {
+    let Some(video) = &source.video else {
+        return AudioSelection::All;
+    };
+    let with_video: Vec<Vec<usize>> = programs(&source.input)
+        .into_iter()
+        .filter(|streams| streams.contains(&video.index))
+        .collect();
+    if with_video.is_empty() {
+        return AudioSelection::All;
+    }
+    let picks = source
+        .audio_streams
+        .iter()
+        .filter(|audio| with_video.iter().any(|streams| streams.contains(&audio.index)))
+        .map(|audio| AudioPick::Index(audio.index))
+        .collect();
+    AudioSelection::Streams(picks)
+}
+
+/// The stream indexes of each program of the input.
+fn programs(input: &format::context::Input) -> Vec<Vec<usize>> {
+    // SAFETY: the context is open: it holds `nb_programs` programs, each listing
+    // `nb_stream_indexes` stream indexes, and nothing changes them while this reads.
+    unsafe {
+        let context = &*input.as_ptr();
+        (0..context.nb_programs as usize)
+            .map(|p| {
+                let program = &**context.programs.add(p);
+                (0..program.nb_stream_indexes as usize)
+                    .map(|s| *program.stream_index.add(s) as usize)
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// Why the source's video cannot be copied into `format` segments, if it cannot.

@@ -4,9 +4,11 @@
 
 use crate::copy::expect;
 use crate::hls::check::{Segments, check_package as check_hls};
+use crate::tracks_audio;
+use crate::util::mpd::read_mpd;
 use crate::util::{bmff, cli, ffprobe, file_names, made_by_libav, media};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 fn convert(input: &Path, to: &str, out: &Path, extra: &[&str]) -> Output {
     let (input, out) = (input.display().to_string(), out.display().to_string());
@@ -114,4 +116,90 @@ fn a_missing_manifest_is_refused() {
     let error = cli::assert_failure(&output, 3);
     assert!(error.contains("gone.m3u8"), "{error}");
     assert!(file_names(dir.path()).is_empty());
+}
+
+/// An HLS presentation of the three-audio title (English, Japanese, English commentary) made by
+/// libav, with `var_stream_map` as given and `master.m3u8` as its master playlist.
+fn hls_by_libav(dir: &Path, var_stream_map: &str, maps: &[&str]) -> PathBuf {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(tracks_audio::title())
+        .args(maps)
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "300k",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+        ])
+        .args(["-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod"])
+        .args(["-var_stream_map", var_stream_map, "-master_pl_name", "master.m3u8"])
+        .arg(dir.join("out_%v.m3u8"))
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the HLS presentation");
+    dir.join("master.m3u8")
+}
+
+/// The audio AdaptationSets of a manifest: each one's @lang, Role and audioSamplingRate.
+fn audio_sets(manifest: &Path) -> Vec<(String, String, String)> {
+    let mpd = read_mpd(manifest);
+    mpd.adaptation_sets
+        .iter()
+        .filter(|set| set.attributes.get("contentType") == Some("audio"))
+        .map(|set| {
+            let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
+            let role = set.roles.first().and_then(|r| r.get("value"));
+            let rate = set.representations[0].attributes.get("audioSamplingRate");
+            (text(set.attributes.get("lang")), text(role), text(rate))
+        })
+        .collect()
+}
+
+#[test]
+fn every_rendition_of_an_hls_audio_group_is_carried_into_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let streams = "v:0,agroup:aud a:0,agroup:aud,language:eng,default:yes a:1,agroup:aud,language:jpn \
+                   a:2,agroup:aud,language:eng";
+    let maps = ["-map", "0:v", "-map", "0:a:0", "-map", "0:a:1", "-map", "0:a:2"];
+    let master = hls_by_libav(dir.path(), streams, &maps);
+    let out = dir.path().join("dash");
+    cli::assert_success(&convert(&master, "dash", &out, &["--segment-duration", "1"]));
+    let manifest = std::path::absolute(out.join("manifest.mpd")).unwrap();
+    let owned = |(lang, role, rate): (&str, &str, &str)| (lang.to_owned(), role.to_owned(), rate.to_owned());
+    assert_eq!(
+        audio_sets(&manifest),
+        [
+            ("en", "main", "48000"),
+            ("ja", "alternate", "44100"),
+            ("en", "alternate", "48000")
+        ]
+        .map(owned),
+        "each language and rate, the group's DEFAULT the main one"
+    );
+    ffprobe::assert_decodes_cleanly(&manifest);
+}
+
+#[test]
+fn rungs_that_each_carry_the_same_audio_give_one_audio_rendition() {
+    let dir = tempfile::tempdir().unwrap();
+    let maps = [
+        "-map", "0:v", "-map", "0:v", "-map", "0:a:0", "-map", "0:a:0", "-s:v:1", "160x90",
+    ];
+    let master = hls_by_libav(dir.path(), "v:0,a:0 v:1,a:1", &maps);
+    let out = dir.path().join("dash");
+    cli::assert_success(&convert(&master, "dash", &out, &["--segment-duration", "1"]));
+    let manifest = std::path::absolute(out.join("manifest.mpd")).unwrap();
+    let sets = audio_sets(&manifest);
+    assert_eq!(
+        sets.len(),
+        1,
+        "the top rung's audio alone, not a copy per rung: {sets:?}"
+    );
+    ffprobe::assert_decodes_cleanly(&manifest);
 }
