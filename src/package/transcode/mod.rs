@@ -657,7 +657,7 @@ pub(crate) struct AudioOutput {
     pub dir: PathBuf,
     /// 5.1 rather than the stereo downmix.
     pub surround: bool,
-    /// Where its thread tells how far it has encoded.
+    /// Where it tells how far it has encoded, for the progress reports.
     pub position: TrackPosition,
 }
 
