@@ -4,10 +4,11 @@
 //! its keyframes (`PackageOptions::copy`); otherwise it is transcoded once, to one rendition at
 //! the source's size. The manifests follow the packagers' rules either way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ffmpeg::format;
 use ffmpeg_next as ffmpeg;
+use m3u8_rs::{AlternativeMediaType, Playlist};
 
 use crate::error::{Error, Result};
 use crate::input::source::Source;
@@ -88,7 +89,10 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         input_options: options.input_options.clone(),
         ..base(input, options.output.clone())
     };
-    let package = package::package(&package_options, monitor)?;
+    let mut package = package::package(&package_options, monitor)?;
+    if let Location::File(path) = &options.input {
+        package.notes.extend(subtitles_left_out(path));
+    }
     Ok(ConvertReport {
         package,
         copied: transcoded_because.is_none(),
@@ -135,6 +139,30 @@ fn programs(input: &format::context::Input) -> Vec<Vec<usize>> {
             })
             .collect()
     }
+}
+
+/// Notes naming each subtitle rendition of an HLS master playlist on disk: FFmpeg 5.1's HLS
+/// demuxer leaves them out without a word.
+fn subtitles_left_out(input: &Path) -> Vec<String> {
+    // libav has just read the file: one that cannot be read again now simply gets no note.
+    let Ok(bytes) = std::fs::read(input) else {
+        return Vec::new();
+    };
+    let Ok(Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&bytes) else {
+        return Vec::new();
+    };
+    master
+        .alternatives
+        .iter()
+        .filter(|media| media.media_type == AlternativeMediaType::Subtitles)
+        .map(|media| {
+            format!(
+                "the subtitle rendition {:?} ({:?}) was left out: FFmpeg 5.1's HLS demuxer does not read subtitles",
+                media.name,
+                media.language.as_deref().unwrap_or("und")
+            )
+        })
+        .collect()
 }
 
 /// Why the source's video cannot be copied into `format` segments, if it cannot.

@@ -203,3 +203,29 @@ fn rungs_that_each_carry_the_same_audio_give_one_audio_rendition() {
     );
     ffprobe::assert_decodes_cleanly(&manifest);
 }
+
+#[test]
+fn subtitle_renditions_that_libav_cannot_read_are_named_in_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = dir.path().join("fr.srt");
+    std::fs::write(&sidecar, "1\n00:00:00,500 --> 00:00:01,500\nBonjour\n").unwrap();
+    let hls = dir.path().join("hls");
+    let subtitles = format!("{}:fr", sidecar.display());
+    let args = ["--reps", "180", "--segment-duration", "1", "--subtitles", &subtitles];
+    cli::assert_success(&cli::package("hls", tracks_audio::title(), &hls, &args));
+    let out = dir.path().join("dash");
+    let output = convert(&hls.join("master.m3u8"), "dash", &out, &["--segment-duration", "1"]);
+    cli::assert_success(&output);
+    cli::assert_says(
+        &output,
+        &["\"French\"", "\"fr\"", "left out"],
+        "which subtitles were left out",
+    );
+    let mpd = read_mpd(&out.join("manifest.mpd"));
+    assert!(
+        mpd.adaptation_sets
+            .iter()
+            .all(|set| set.attributes.get("contentType") != Some("text")),
+        "libav gave the packager no subtitles to carry"
+    );
+}
