@@ -68,7 +68,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
     };
     let source = Source::open(&input, &options.input_options)?;
     let transcoded_because = reason_to_transcode(&source, format);
-    let audio = audio_beside_video(&source);
+    let audio = audio_to_carry(&source, &options.input);
     let reps = match (&transcoded_because, &source.video) {
         (Some(_), Some(video)) => Reps::List(vec![RungRequest::Height(
             video.display_geometry().short_side().round() as u32
@@ -100,28 +100,72 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
     })
 }
 
-/// The audio streams to carry: every one that plays with the video kept. libav's HLS demuxer
-/// makes a program of each variant, with the variant's own streams and its audio group's
-/// renditions; a variant of another video stream carries its own copy of the same audio (every
-/// rung of a package with muxed audio does), which must not become a rendition of its own.
-fn audio_beside_video(source: &Source) -> AudioSelection {
-    let Some(video) = &source.video else {
-        return AudioSelection::All;
-    };
-    let with_video: Vec<Vec<usize>> = programs(&source.input)
-        .into_iter()
-        .filter(|streams| streams.contains(&video.index))
-        .collect();
-    if with_video.is_empty() {
-        return AudioSelection::All;
+/// The audio streams to carry: every one that plays with the video kept, each content once.
+/// libav's HLS demuxer makes a program of each variant, with the variant's own streams and its
+/// audio group's renditions: a variant of another video stream carries its own copy of the same
+/// audio (every rung of a package with muxed audio does). Its DASH demuxer makes a stream of each
+/// Representation: an AdaptationSet's are one content at several bit rates, of which the best is
+/// kept. Neither copy may become a rendition of its own.
+fn audio_to_carry(source: &Source, input: &Location) -> AudioSelection {
+    let mut carried: Vec<usize> = source.audio_streams.iter().map(|audio| audio.index).collect();
+    if let Some(video) = &source.video {
+        let with_video: Vec<Vec<usize>> = programs(&source.input)
+            .into_iter()
+            .filter(|streams| streams.contains(&video.index))
+            .collect();
+        if !with_video.is_empty() {
+            carried.retain(|index| with_video.iter().any(|streams| streams.contains(index)));
+        }
     }
-    let picks = source
-        .audio_streams
+    if let Location::File(path) = input {
+        let sets = audio_adaptation_sets(path);
+        carried.retain(|&index| !outranked(source, index, &sets));
+    }
+    AudioSelection::Streams(carried.into_iter().map(AudioPick::Index).collect())
+}
+
+/// Each audio AdaptationSet of an MPD on disk, as its Representations' ids and bandwidths; none
+/// for any other input.
+fn audio_adaptation_sets(input: &Path) -> Vec<Vec<(String, u64)>> {
+    // libav has just read the file: one that cannot be read again is treated as no MPD.
+    let Ok(text) = std::fs::read_to_string(input) else {
+        return Vec::new();
+    };
+    let Ok(mpd) = dash_mpd_core::parse(&text) else {
+        return Vec::new();
+    };
+    let is_audio = |set: &&dash_mpd_core::AdaptationSet| {
+        set.contentType.as_deref() == Some("audio")
+            || set.mimeType.as_deref().is_some_and(|mime| mime.starts_with("audio/"))
+            || set
+                .representations
+                .iter()
+                .any(|r| r.mimeType.as_deref().is_some_and(|mime| mime.starts_with("audio/")))
+    };
+    mpd.periods
         .iter()
-        .filter(|audio| with_video.iter().any(|streams| streams.contains(&audio.index)))
-        .map(|audio| AudioPick::Index(audio.index))
-        .collect();
-    AudioSelection::Streams(picks)
+        .flat_map(|period| period.adaptations.iter().filter(is_audio))
+        .map(|set| {
+            let representation = |r: &dash_mpd_core::Representation| Some((r.id.clone()?, r.bandwidth.unwrap_or(0)));
+            set.representations.iter().filter_map(representation).collect()
+        })
+        .collect()
+}
+
+/// Whether the stream is a Representation of an AdaptationSet whose best is another: the one of
+/// highest bandwidth, the first listed of equals.
+fn outranked(source: &Source, index: usize, sets: &[Vec<(String, u64)>]) -> bool {
+    let Some(id) = source
+        .input
+        .stream(index)
+        .and_then(|s| s.metadata().get("id").map(str::to_owned))
+    else {
+        return false;
+    };
+    sets.iter().any(|set| {
+        let best = set.iter().rev().max_by_key(|(_, bandwidth)| *bandwidth);
+        set.iter().any(|(rep, _)| *rep == id) && best.is_some_and(|(rep, _)| *rep != id)
+    })
 }
 
 /// The stream indexes of each program of the input.

@@ -5,6 +5,7 @@
 use crate::copy::expect;
 use crate::hls::check::{Segments, check_package as check_hls};
 use crate::tracks_audio;
+use crate::util::m3u8::read_master;
 use crate::util::mpd::read_mpd;
 use crate::util::{bmff, cli, ffprobe, file_names, made_by_libav, media};
 use std::path::{Path, PathBuf};
@@ -227,5 +228,44 @@ fn subtitle_renditions_that_libav_cannot_read_are_named_in_a_note() {
             .iter()
             .all(|set| set.attributes.get("contentType") != Some("text")),
         "libav gave the packager no subtitles to carry"
+    );
+}
+
+/// The sizes of the packets of stream `selector` (`a:0`) as ffprobe reads them.
+fn packet_sizes(file: &Path, selector: &str) -> Vec<u64> {
+    let packets = ffprobe::probe(&["-select_streams", selector, "-show_entries", "packet=size"], file);
+    let packets = packets["packets"].as_array().expect("packets");
+    packets.iter().map(|p| ffprobe::number(&p["size"]) as u64).collect()
+}
+
+#[test]
+fn a_dash_adaptation_set_at_two_bit_rates_gives_one_rendition_of_the_better() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(tracks_audio::title())
+        .args(["-map", "0:v", "-map", "0:a:0", "-map", "0:a:0", "-map", "0:a:1"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+        .args(["-b:a:0", "128k", "-b:a:1", "64k", "-b:a:2", "96k", "-f", "dash"])
+        .args(["-adaptation_sets", "id=0,streams=v id=1,streams=1,2 id=2,streams=3"])
+        .arg(dir.path().join("manifest.mpd"))
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the DASH presentation");
+    let manifest = dir.path().join("manifest.mpd");
+    let out = dir.path().join("hls");
+    cli::assert_success(&convert(&manifest, "hls", &out, &["--segment-duration", "1"]));
+    let master = read_master(&out.join("master.m3u8"));
+    let languages: Vec<Option<&str>> = master
+        .media
+        .iter()
+        .filter(|m| m.plain("TYPE") == Some("AUDIO"))
+        .map(|m| m.quoted("LANGUAGE"))
+        .collect();
+    assert_eq!(languages, [Some("en"), Some("ja")], "one rendition per AdaptationSet");
+    assert_eq!(
+        packet_sizes(&out.join("audio-en/index.m3u8"), "a:0"),
+        packet_sizes(&manifest, "a:0"),
+        "the English rendition is the 128 kb/s Representation, copied"
     );
 }
