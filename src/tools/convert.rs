@@ -6,12 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg::format;
-use ffmpeg_next as ffmpeg;
 use m3u8_rs::{AlternativeMediaType, Playlist};
 
 use crate::error::{Error, Result};
-use crate::input::source::Source;
+use crate::input::source::{AudioInput, Source};
 use crate::input::watchdog::{self, InputOptions};
 use crate::location::Location;
 use crate::output::publish::Publishing;
@@ -100,28 +98,39 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
     })
 }
 
-/// The audio streams to carry: every one that plays with the video kept, each content once.
-/// libav's HLS demuxer makes a program of each variant, with the variant's own streams and its
-/// audio group's renditions: a variant of another video stream carries its own copy of the same
-/// audio (every rung of a package with muxed audio does). Its DASH demuxer makes a stream of each
-/// Representation: an AdaptationSet's are one content at several bit rates, of which the best is
-/// kept. Neither copy may become a rendition of its own.
+/// The audio streams to carry: each content once. libav's HLS demuxer makes streams of every
+/// variant's playlists, so a rendition in the audio groups of several variants (a language beside
+/// both a stereo and a 5.1 group) is several streams, and so is the audio each rung of a
+/// presentation with muxed audio carries; they are told apart by what the master playlist says
+/// of them (its NAME is the stream's `comment`), language, channels, rate and codec. Its DASH
+/// demuxer makes a stream of each Representation: of an AdaptationSet's, one content at several
+/// bit rates, the best is kept.
 fn audio_to_carry(source: &Source, input: &Location) -> AudioSelection {
-    let mut carried: Vec<usize> = source.audio_streams.iter().map(|audio| audio.index).collect();
-    if let Some(video) = &source.video {
-        let with_video: Vec<Vec<usize>> = programs(&source.input)
-            .into_iter()
-            .filter(|streams| streams.contains(&video.index))
-            .collect();
-        if !with_video.is_empty() {
-            carried.retain(|index| with_video.iter().any(|streams| streams.contains(index)));
-        }
+    let mut carried: Vec<&AudioInput> = source.audio_streams.iter().collect();
+    if source.input.format().name() == "hls" {
+        let mut seen = Vec::new();
+        carried.retain(|audio| {
+            let comment = source
+                .input
+                .stream(audio.index)
+                .and_then(|s| s.metadata().get("comment").map(str::to_owned));
+            let identity = (
+                audio.language.clone(),
+                comment,
+                audio.channels,
+                audio.sample_rate,
+                audio.codec,
+            );
+            let first = !seen.contains(&identity);
+            seen.push(identity);
+            first
+        });
     }
     if let Location::File(path) = input {
         let sets = audio_adaptation_sets(path);
-        carried.retain(|&index| !outranked(source, index, &sets));
+        carried.retain(|audio| !outranked(source, audio.index, &sets));
     }
-    AudioSelection::Streams(carried.into_iter().map(AudioPick::Index).collect())
+    AudioSelection::Streams(carried.iter().map(|audio| AudioPick::Index(audio.index)).collect())
 }
 
 /// Each audio AdaptationSet of an MPD on disk, as its Representations' ids and bandwidths; none
@@ -166,23 +175,6 @@ fn outranked(source: &Source, index: usize, sets: &[Vec<(String, u64)>]) -> bool
         let best = set.iter().rev().max_by_key(|(_, bandwidth)| *bandwidth);
         set.iter().any(|(rep, _)| *rep == id) && best.is_some_and(|(rep, _)| *rep != id)
     })
-}
-
-/// The stream indexes of each program of the input.
-fn programs(input: &format::context::Input) -> Vec<Vec<usize>> {
-    // SAFETY: the context is open: it holds `nb_programs` programs, each listing
-    // `nb_stream_indexes` stream indexes, and nothing changes them while this reads.
-    unsafe {
-        let context = &*input.as_ptr();
-        (0..context.nb_programs as usize)
-            .map(|p| {
-                let program = &**context.programs.add(p);
-                (0..program.nb_stream_indexes as usize)
-                    .map(|s| *program.stream_index.add(s) as usize)
-                    .collect()
-            })
-            .collect()
-    }
 }
 
 /// Notes naming each subtitle rendition of an HLS master playlist on disk: FFmpeg 5.1's HLS

@@ -4,10 +4,10 @@
 
 use crate::copy::expect;
 use crate::hls::check::{Segments, check_package as check_hls};
-use crate::tracks_audio;
 use crate::util::m3u8::read_master;
 use crate::util::mpd::read_mpd;
 use crate::util::{bmff, cli, ffprobe, file_names, made_by_libav, media};
+use crate::{tracks_audio, tracks_surround};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -268,4 +268,32 @@ fn a_dash_adaptation_set_at_two_bit_rates_gives_one_rendition_of_the_better() {
         packet_sizes(&manifest, "a:0"),
         "the English rendition is the 128 kb/s Representation, copied"
     );
+}
+
+#[test]
+fn a_rendition_in_several_hls_audio_groups_is_carried_once_beside_the_5_1_one() {
+    // stream-pack's own HLS of a 5.1 English and a stereo Japanese stream: the groups
+    // audio-stereo (English stereo, Japanese) and audio-5.1 (English 5.1, the same Japanese).
+    let dir = tempfile::tempdir().unwrap();
+    let hls = dir.path().join("hls");
+    let args = [&tracks_audio::FAST[..], &["--format", "fmp4"]].concat();
+    cli::assert_success(&cli::package("hls", tracks_surround::title(), &hls, &args));
+    let out = dir.path().join("dash");
+    cli::assert_success(&convert(
+        &hls.join("master.m3u8"),
+        "dash",
+        &out,
+        &["--segment-duration", "1"],
+    ));
+    let manifest = std::path::absolute(out.join("manifest.mpd")).unwrap();
+    assert_eq!(
+        tracks_surround::languages_and_channels(&read_mpd(&manifest)),
+        [
+            (Some("en"), Some("2")),
+            (Some("ja"), Some("2")),
+            (Some("en"), Some("6"))
+        ],
+        "each rendition once, the 5.1 one too"
+    );
+    ffprobe::assert_decodes_cleanly(&manifest);
 }

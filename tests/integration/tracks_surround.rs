@@ -12,11 +12,11 @@ use crate::tracks_audio::{FAST, decoded_seconds, generated};
 use crate::util::cli;
 use crate::util::ffprobe::{self, number};
 use crate::util::m3u8::{Attributes, read_master};
-use crate::util::mpd::read_mpd;
+use crate::util::mpd::{Mpd, read_mpd};
 
 /// 3 s of video, English 5.1 at 48 kHz (a tone of its own in each channel, the default stream)
 /// and Japanese stereo at 44.1 kHz, in Matroska, made once per test run.
-fn title() -> &'static Path {
+pub(crate) fn title() -> &'static Path {
     static TITLE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = TITLE.get_or_init(|| {
         let tones = [330, 440, 550, 60, 660, 770]
@@ -174,8 +174,21 @@ fn a_surround_stream_gives_an_adaptation_set_per_layout_in_dash() {
     let (_dir, out) = cli::package_in_temp("dash", title(), &args);
     check_hls(&out, &SURROUND_GROUPS);
     let mpd = read_mpd(&out.join("manifest.mpd"));
-    let audio: Vec<(Option<&str>, Option<&str>)> = mpd
-        .adaptation_sets
+    assert_eq!(
+        languages_and_channels(&mpd),
+        [
+            (Some("en"), Some("2")),
+            (Some("en"), Some("6")),
+            (Some("ja"), Some("2"))
+        ],
+        "the English stereo and 5.1 each an AdaptationSet"
+    );
+}
+
+/// Each audio AdaptationSet's @lang and AudioChannelConfiguration value, the configuration in
+/// the MPEG-DASH scheme.
+pub(crate) fn languages_and_channels(mpd: &Mpd) -> Vec<(Option<&str>, Option<&str>)> {
+    mpd.adaptation_sets
         .iter()
         .filter(|set| set.attributes.get("contentType") == Some("audio"))
         .map(|set| {
@@ -184,16 +197,7 @@ fn a_surround_stream_gives_an_adaptation_set_per_layout_in_dash() {
             assert_eq!(scheme, Some("urn:mpeg:dash:23003:3:audio_channel_configuration:2011"));
             (set.attributes.get("lang"), configuration.and_then(|c| c.get("value")))
         })
-        .collect();
-    assert_eq!(
-        audio,
-        [
-            (Some("en"), Some("2")),
-            (Some("en"), Some("6")),
-            (Some("ja"), Some("2"))
-        ],
-        "the English stereo and 5.1 each an AdaptationSet"
-    );
+        .collect()
 }
 
 /// The RMS level (dB) of each channel of the audio `file` decodes to, as ffmpeg's astats says it.
