@@ -76,8 +76,9 @@ pub struct Progress {
     /// Bytes of the input downloaded so far and in all, while fetching it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetched: Option<Fetched>,
-    /// The tracks that encode on threads of their own (the audio renditions), each with how far
-    /// it has come: they may trail `media_time`, which counts the media read.
+    /// The renditions that encode on threads of their own (each encoded video rung, each encoded
+    /// audio rendition), each with how far it has come: they may trail `media_time`, which counts
+    /// the media read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tracks: Vec<TrackProgress>,
 }
@@ -85,7 +86,7 @@ pub struct Progress {
 /// How far one track has come.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrackProgress {
-    /// The rendition's folder in the package (`audio-en`, `audio-en-5.1`).
+    /// The rendition's folder in the package (`720p`, `audio-en`, `audio-en-5.1`).
     pub name: String,
     /// Seconds of media encoded.
     pub media_time: f64,

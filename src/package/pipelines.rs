@@ -40,7 +40,7 @@ impl Fed {
 pub(super) struct Pipelines {
     video: Option<Fed>,
     audio: Vec<Fed>,
-    /// Each encoded audio rendition's position, told by its thread.
+    /// Each encoded rendition's position (the video rungs', then the audio's), told by its thread.
     tracks: Vec<TrackPosition>,
     /// The audio renditions of pipelines already finished.
     finished_audio: Vec<EncodedRendition>,
@@ -55,15 +55,15 @@ pub(super) struct Routed<'p> {
 
 impl Pipelines {
     pub fn new(source: &Source, rungs: &[Rung], job: &Job) -> Result<Pipelines> {
+        let mut tracks = Vec::new();
         let video = match &source.video {
-            Some(input) => Some(Fed::new(
-                source,
-                input.index,
-                video_pipeline(source, input, rungs, job)?,
-            )),
+            Some(input) => {
+                let (pipeline, positions) = video_pipeline(source, input, rungs, job)?;
+                tracks.extend(positions);
+                Some(Fed::new(source, input.index, pipeline))
+            }
             None => None,
         };
-        let mut tracks = Vec::new();
         let audio = audio_streams(&job.audio)
             .into_iter()
             .map(|renditions| {
@@ -82,7 +82,7 @@ impl Pipelines {
         })
     }
 
-    /// The encoded audio renditions' positions, which their threads keep up to date.
+    /// The encoded renditions' positions, which their threads keep up to date.
     pub fn tracks(&self) -> Vec<TrackPosition> {
         self.tracks.clone()
     }
@@ -129,8 +129,14 @@ impl Pipelines {
     }
 }
 
-/// The ladder (or, with `copy`, the source's own stream) for the video.
-fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job) -> Result<Box<dyn StreamPipeline>> {
+/// The ladder (or, with `copy`, the source's own stream) for the video, with the encoded rungs'
+/// positions.
+fn video_pipeline(
+    source: &Source,
+    input: &VideoInput,
+    rungs: &[Rung],
+    job: &Job,
+) -> Result<(Box<dyn StreamPipeline>, Vec<TrackPosition>)> {
     let (options, root, clock) = (job.options, job.root, job.clock.clone());
     let stream = source.input.stream(input.index).expect("chosen stream exists");
     let mut outputs = rungs
@@ -141,6 +147,7 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
             Ok(RungOutput {
                 rung: rung.clone(),
                 dir,
+                position: TrackPosition::new(&rung.name),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -162,8 +169,9 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
         None
     };
     if outputs.is_empty() {
-        return Ok(copy.expect("a rendition per rung"));
+        return Ok((copy.expect("a rendition per rung"), Vec::new()));
     }
+    let positions = outputs.iter().map(|output| output.position.clone()).collect();
     let settings = VideoSettings {
         codec: options.video_codec,
         preset: encoding::preset_index(&options.encoder_preset)?,
@@ -179,10 +187,11 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
         settings,
         clock,
     )?);
-    Ok(match copy {
+    let pipeline: Box<dyn StreamPipeline> = match copy {
         Some(copy) => Box::new(Fanout(vec![copy, ladder])),
         None => ladder,
-    })
+    };
+    Ok((pipeline, positions))
 }
 
 /// The job's renditions grouped by source stream: a stream's stereo and 5.1 renditions are next

@@ -296,35 +296,45 @@ fn reported_track_times(stderr: &[u8], names: &[&str]) -> Vec<Vec<f64>> {
 }
 
 #[test]
-fn progress_json_reports_how_far_each_audio_rendition_has_encoded() {
+fn progress_json_reports_how_far_each_rung_and_audio_rendition_has_encoded() {
     let dir = tempfile::tempdir().expect("create a temporary folder");
     let out = dir.path().join("out");
     let output = cli::package_showing("json", "hls", title(), &out, &FAST);
     cli::assert_success(&output);
     let master = read_master(&out.join("master.m3u8"));
-    // Each rendition once, though the Japanese one is in both groups.
-    let mut renditions: Vec<(&str, &Rendition)> = Vec::new();
-    for name in master.media.iter().filter_map(|m| m.quoted("URI")?.split('/').next()) {
+    // Each rendition once, with its length in the source and how close it must be: a video rung
+    // within a frame (25 fps), an audio one within an AAC frame. The Japanese one is in both groups.
+    let video = ffprobe::video_frames(title());
+    let video_seconds = video.count as f64 / 25.0;
+    let audio = |expected: &Rendition| {
+        let rate = expected.sample_rate;
+        let seconds = decoded_seconds(title(), &format!("a:{}", expected.source), rate);
+        (seconds, 1024.0 / rate as f64)
+    };
+    let uris = master.variants.iter().map(|v| v.uri.as_str());
+    let uris = uris.chain(master.media.iter().filter_map(|m| m.quoted("URI")));
+    let mut renditions: Vec<(&str, (f64, f64))> = Vec::new();
+    for name in uris.filter_map(|uri| uri.split('/').next()) {
         let expected = match name {
-            "audio-en" => &EN_STEREO,
-            "audio-en-5.1" => &EN_SURROUND,
-            _ => &JA_STEREO,
+            "audio-en" => audio(&EN_STEREO),
+            "audio-en-5.1" => audio(&EN_SURROUND),
+            "audio-ja" => audio(&JA_STEREO),
+            _ => (video_seconds, 1.0 / 25.0),
         };
         if renditions.iter().all(|(seen, _)| *seen != name) {
             renditions.push((name, expected));
         }
     }
     let names: Vec<&str> = renditions.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names.len(), 4, "the rung and three audio renditions: {names:?}");
     let times = reported_track_times(&output.stderr, &names);
     for pair in times.windows(2) {
         assert!(pair[0].iter().zip(&pair[1]).all(|(a, b)| a <= b), "went back: {pair:?}");
     }
     let last = times.last().expect("a report");
-    for ((name, expected), reported) in renditions.iter().zip(last) {
-        let rate = expected.sample_rate;
-        let source = decoded_seconds(title(), &format!("a:{}", expected.source), rate);
+    for ((name, (source, within)), reported) in renditions.iter().zip(last) {
         assert!(
-            (reported - source).abs() <= 1024.0 / rate as f64 + 1e-6,
+            (reported - source).abs() <= within + 1e-6,
             "{name}: reported {reported} s, the source's stream lasts {source} s"
         );
     }

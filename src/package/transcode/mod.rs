@@ -74,6 +74,8 @@ impl StreamPipeline for Threaded {
 pub struct RungOutput {
     pub rung: Rung,
     pub dir: PathBuf,
+    /// Where its encoder tells how far it has encoded, for the progress reports.
+    pub(crate) position: TrackPosition,
 }
 
 /// Where each rung's picture is scaled from.
@@ -539,6 +541,7 @@ struct RungEncoder {
     clock: SegmentClock,
     time_base: Rational,
     segment: Option<u64>,
+    position: TrackPosition,
     /// Whether the encoder writes the frames' A/53 captions into its bitstream: libx264 does
     /// (its `a53cc` option, on by default); FFmpeg 5.1's libx265, libvpx and SVT-AV1 do not.
     keeps_captions: bool,
@@ -589,6 +592,7 @@ impl RungEncoder {
             clock,
             time_base,
             segment: None,
+            position: output.position.clone(),
             keeps_captions: settings.codec == VideoCodec::H264,
             captions: false,
         })
@@ -624,6 +628,7 @@ impl RungEncoder {
         while received(self.encoder.receive_packet(&mut packet))
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
         {
+            tell_position(&self.position, &self.clock, &packet, self.time_base);
             self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
         }
         Ok(())
@@ -848,10 +853,7 @@ impl AudioEncode {
         while received(self.encoder.receive_packet(&mut packet))
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
         {
-            if let Some(pts) = packet.pts() {
-                let end = pts + packet.duration().max(0);
-                self.position.advance(self.clock.seconds(end, self.encoder.time_base()));
-            }
+            tell_position(&self.position, &self.clock, &packet, self.encoder.time_base());
             self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
         }
         Ok(())
@@ -882,6 +884,14 @@ impl Decoded for AudioTrack {
         self.renditions
             .iter_mut()
             .try_for_each(|rendition| rendition.take(Some(&shared(frame)?)))
+    }
+}
+
+/// Tells a rendition's progress reports that it is encoded up to the end of `packet`: packets
+/// leave a video encoder out of presentation order, and the position keeps the latest end.
+fn tell_position(position: &TrackPosition, clock: &SegmentClock, packet: &Packet, time_base: Rational) {
+    if let Some(pts) = packet.pts() {
+        position.advance(clock.seconds(pts + packet.duration().max(0), time_base));
     }
 }
 
