@@ -67,6 +67,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
     let source = Source::open(&input, &options.input_options)?;
     let transcoded_because = reason_to_transcode(&source, format);
     let audio = audio_to_carry(&source, &options.input);
+    let read_by_hls = source.input.format().name() == "hls";
     let reps = match (&transcoded_because, &source.video) {
         (Some(_), Some(video)) => Reps::List(vec![RungRequest::Height(
             video.display_geometry().short_side().round() as u32
@@ -88,7 +89,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         ..base(input, options.output.clone())
     };
     let mut package = package::package(&package_options, monitor)?;
-    if let Location::File(path) = &options.input {
+    if let (Location::File(path), true) = (&options.input, read_by_hls) {
         package.notes.extend(subtitles_left_out(path));
     }
     Ok(ConvertReport {
@@ -126,15 +127,14 @@ fn audio_to_carry(source: &Source, input: &Location) -> AudioSelection {
             first
         });
     }
-    if let Location::File(path) = input {
+    if let (Location::File(path), "dash") = (input, source.input.format().name()) {
         let sets = audio_adaptation_sets(path);
         carried.retain(|audio| !outranked(source, audio.index, &sets));
     }
     AudioSelection::Streams(carried.iter().map(|audio| AudioPick::Index(audio.index)).collect())
 }
 
-/// Each audio AdaptationSet of an MPD on disk, as its Representations' ids and bandwidths; none
-/// for any other input.
+/// Each audio AdaptationSet of an MPD on disk, as its Representations' ids and bandwidths.
 fn audio_adaptation_sets(input: &Path) -> Vec<Vec<(String, u64)>> {
     // libav has just read the file: one that cannot be read again is treated as no MPD.
     let Ok(text) = std::fs::read_to_string(input) else {
