@@ -3,7 +3,7 @@
 //! is cancelled — from a signal handler, another thread or the monitor itself.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -76,6 +76,49 @@ pub struct Progress {
     /// Bytes of the input downloaded so far and in all, while fetching it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetched: Option<Fetched>,
+    /// The renditions that encode on threads of their own (each encoded video rung, each encoded
+    /// audio rendition), each with how far it has come: they may trail `media_time`, which counts
+    /// the media read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackProgress>,
+}
+
+/// How far one track has come.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackProgress {
+    /// The rendition's folder in the package (`720p`, `audio-en`, `audio-en-5.1`).
+    pub name: String,
+    /// Seconds of media encoded.
+    pub media_time: f64,
+    /// Whether the track trails the media read by more than a segment.
+    pub lagging: bool,
+}
+
+/// How far a track's own thread has encoded, shared with the tracker that reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct TrackPosition {
+    name: String,
+    /// The seconds as `f64` bits: for non-negative values their order is the numbers' order.
+    encoded_bits: Arc<AtomicU64>,
+}
+
+impl TrackPosition {
+    pub fn new(name: &str) -> TrackPosition {
+        TrackPosition {
+            name: name.to_owned(),
+            encoded_bits: Arc::default(),
+        }
+    }
+
+    /// Records that the track is encoded up to `seconds` of media.
+    pub fn advance(&self, seconds: f64) {
+        self.encoded_bits
+            .fetch_max(seconds.max(0.0).to_bits(), Ordering::Relaxed);
+    }
+
+    fn seconds(&self) -> f64 {
+        f64::from_bits(self.encoded_bits.load(Ordering::Relaxed))
+    }
 }
 
 /// How far the download of an input has come.
@@ -98,6 +141,7 @@ impl Progress {
             segments: 0,
             published: None,
             fetched: Some(Fetched { bytes, total }),
+            tracks: Vec::new(),
         }
     }
 }
@@ -128,6 +172,9 @@ pub(crate) struct Tracker {
     media_time: f64,
     segments: u64,
     published: Option<PublishCounts>,
+    tracks: Vec<TrackPosition>,
+    /// How far a track may trail the media read before it is said to lag: a segment.
+    lag_allowed: f64,
 }
 
 const REPORT_INTERVAL: Duration = Duration::from_millis(250);
@@ -141,7 +188,16 @@ impl Tracker {
             media_time: 0.0,
             segments: 0,
             published: None,
+            tracks: Vec::new(),
+            lag_allowed: f64::INFINITY,
         }
+    }
+
+    /// Reports these tracks' own positions too; one trailing the media read by more than
+    /// `segment_duration` is said to lag.
+    pub fn follow(&mut self, tracks: Vec<TrackPosition>, segment_duration: f64) {
+        self.tracks = tracks;
+        self.lag_allowed = segment_duration;
     }
 
     pub fn advance(&mut self, media_time: f64) {
@@ -200,6 +256,43 @@ impl Tracker {
             segments: self.segments,
             published: self.published,
             fetched: None,
+            tracks: self.track_progress(),
         }
+    }
+
+    fn track_progress(&self) -> Vec<TrackProgress> {
+        self.tracks
+            .iter()
+            .map(|track| {
+                let media_time = track.seconds();
+                TrackProgress {
+                    name: track.name.clone(),
+                    media_time,
+                    lagging: self.media_time - media_time > self.lag_allowed,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_track_trailing_the_media_read_by_more_than_a_segment_is_lagging() {
+        let (stereo, surround) = (TrackPosition::new("audio"), TrackPosition::new("audio-5.1"));
+        let mut tracker = Tracker::new(Some(60.0));
+        tracker.follow(vec![stereo.clone(), surround.clone()], 6.0);
+        tracker.advance(20.0);
+        stereo.advance(15.0);
+        surround.advance(13.5);
+        surround.advance(12.0);
+        let tracks = tracker.progress(Stage::Transcode).tracks;
+        let shown: Vec<(&str, f64, bool)> = tracks
+            .iter()
+            .map(|t| (t.name.as_str(), t.media_time, t.lagging))
+            .collect();
+        assert_eq!(shown, [("audio", 15.0, false), ("audio-5.1", 13.5, true)]);
     }
 }

@@ -66,5 +66,14 @@ fn prefix(progress: &Progress) -> String {
     let published = progress
         .published
         .map_or(String::new(), |counts| format!("  {}", uploads(&counts)));
-    format!("{:.1}x  {} segments{eta}{published}", progress.speed, progress.segments)
+    let lagging: String = progress
+        .tracks
+        .iter()
+        .filter(|track| track.lagging)
+        .map(|track| format!("  {} at {:.1} s", track.name, track.media_time))
+        .collect();
+    format!(
+        "{:.1}x  {} segments{eta}{published}{lagging}",
+        progress.speed, progress.segments
+    )
 }

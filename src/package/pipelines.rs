@@ -14,8 +14,9 @@ use crate::package::segment::{EncodedRendition, SegmentClock};
 use crate::package::transcode::copy::StreamCopy;
 use crate::package::transcode::encoding;
 use crate::package::transcode::{
-    AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, Threaded, VideoLadder, VideoSettings,
+    AudioOutput, AudioSettings, AudioTrack, Fanout, RungOutput, StreamPipeline, Threaded, VideoLadder, VideoSettings,
 };
+use crate::progress::TrackPosition;
 
 /// A source stream and the pipeline its packets go to.
 struct Fed {
@@ -39,6 +40,8 @@ impl Fed {
 pub(super) struct Pipelines {
     video: Option<Fed>,
     audio: Vec<Fed>,
+    /// Each encoded rendition's position (the video rungs', then the audio's), told by its thread.
+    tracks: Vec<TrackPosition>,
     /// The audio renditions of pipelines already finished.
     finished_audio: Vec<EncodedRendition>,
     media_end: f64,
@@ -52,32 +55,36 @@ pub(super) struct Routed<'p> {
 
 impl Pipelines {
     pub fn new(source: &Source, rungs: &[Rung], job: &Job) -> Result<Pipelines> {
+        let mut tracks = Vec::new();
         let video = match &source.video {
-            Some(input) => Some(Fed::new(
-                source,
-                input.index,
-                video_pipeline(source, input, rungs, job)?,
-            )),
+            Some(input) => {
+                let (pipeline, positions) = video_pipeline(source, input, rungs, job)?;
+                tracks.extend(positions);
+                Some(Fed::new(source, input.index, pipeline))
+            }
             None => None,
         };
-        // A stream's stereo and 5.1 renditions (next to each other in the job) share its packets.
-        let mut audio: Vec<Fed> = Vec::new();
-        for rendition in &job.audio {
-            let pipeline = Box::new(Threaded::start(audio_pipeline(source, rendition, job)?));
-            match audio.last_mut() {
-                Some(fed) if fed.index == rendition.input.index => {
-                    let sibling = std::mem::replace(&mut fed.pipeline, Box::new(Fanout(Vec::new())));
-                    fed.pipeline = Box::new(Fanout(vec![sibling, pipeline]));
-                }
-                _ => audio.push(Fed::new(source, rendition.input.index, pipeline)),
-            }
-        }
+        let audio = audio_streams(&job.audio)
+            .into_iter()
+            .map(|renditions| {
+                let (pipeline, positions) = audio_pipeline(source, renditions, job)?;
+                tracks.extend(positions);
+                let index = renditions[0].input.index;
+                Ok(Fed::new(source, index, Box::new(Threaded::start(pipeline))))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Pipelines {
             video,
             audio,
+            tracks,
             finished_audio: Vec::new(),
             media_end: 0.0,
         })
+    }
+
+    /// The encoded renditions' positions, which their threads keep up to date.
+    pub fn tracks(&self) -> Vec<TrackPosition> {
+        self.tracks.clone()
     }
 
     /// Seconds from the clock's origin to the end of the latest packet routed.
@@ -122,8 +129,14 @@ impl Pipelines {
     }
 }
 
-/// The ladder (or, with `copy`, the source's own stream) for the video.
-fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job) -> Result<Box<dyn StreamPipeline>> {
+/// The ladder (or, with `copy`, the source's own stream) for the video, with the encoded rungs'
+/// positions.
+fn video_pipeline(
+    source: &Source,
+    input: &VideoInput,
+    rungs: &[Rung],
+    job: &Job,
+) -> Result<(Box<dyn StreamPipeline>, Vec<TrackPosition>)> {
     let (options, root, clock) = (job.options, job.root, job.clock.clone());
     let stream = source.input.stream(input.index).expect("chosen stream exists");
     let mut outputs = rungs
@@ -134,6 +147,7 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
             Ok(RungOutput {
                 rung: rung.clone(),
                 dir,
+                position: TrackPosition::new(&rung.name),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -155,8 +169,9 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
         None
     };
     if outputs.is_empty() {
-        return Ok(copy.expect("a rendition per rung"));
+        return Ok((copy.expect("a rendition per rung"), Vec::new()));
     }
+    let positions = outputs.iter().map(|output| output.position.clone()).collect();
     let settings = VideoSettings {
         codec: options.video_codec,
         preset: encoding::preset_index(&options.encoder_preset)?,
@@ -172,47 +187,127 @@ fn video_pipeline(source: &Source, input: &VideoInput, rungs: &[Rung], job: &Job
         settings,
         clock,
     )?);
-    Ok(match copy {
+    let pipeline: Box<dyn StreamPipeline> = match copy {
         Some(copy) => Box::new(Fanout(vec![copy, ladder])),
         None => ladder,
-    })
+    };
+    Ok((pipeline, positions))
 }
 
-/// An audio rendition: encoded once, or copied when `copy` and the source's is AAC.
-fn audio_pipeline(source: &Source, audio: &AudioRendition, job: &Job) -> Result<Box<dyn StreamPipeline + Send>> {
-    let (options, clock, input) = (job.options, job.clock.clone(), &audio.input);
-    let dir = job.root.join(&audio.dir);
-    std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+/// The job's renditions grouped by source stream: a stream's stereo and 5.1 renditions are next
+/// to each other in the job.
+fn audio_streams(renditions: &[AudioRendition]) -> Vec<&[AudioRendition]> {
+    renditions.chunk_by(|a, b| a.input.index == b.input.index).collect()
+}
+
+/// A source stream's renditions (all of one stream): decoded once and each encoded, or copied
+/// when `copy` and the source's is AAC; with the encoded renditions' positions.
+fn audio_pipeline(
+    source: &Source,
+    renditions: &[AudioRendition],
+    job: &Job,
+) -> Result<(Box<dyn StreamPipeline + Send>, Vec<TrackPosition>)> {
+    let (options, clock, input) = (job.options, job.clock.clone(), &renditions[0].input);
     let stream = source.input.stream(input.index).expect("chosen stream exists");
+    let mut outputs = Vec::new();
+    for rendition in renditions {
+        let dir = job.root.join(&rendition.dir);
+        std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+        outputs.push(AudioOutput {
+            name: rendition.dir.clone(),
+            dir,
+            surround: rendition.surround,
+            position: TrackPosition::new(&rendition.dir),
+        });
+    }
     if copies_audio(options, input) {
-        return Ok(Box::new(StreamCopy::new(
+        let [copied] = &outputs[..] else {
+            unreachable!("a copied stream has one rendition: with_surround adds none")
+        };
+        let copy = StreamCopy::new(
             &source.path,
-            &audio.dir,
-            &dir,
+            &copied.name,
+            &copied.dir,
             options.format,
             &stream,
             clock,
             job.delivery.clone(),
-        )?));
+        )?;
+        return Ok((Box::new(copy), Vec::new()));
     }
     let settings = AudioSettings {
         codec: options.audio_codec,
         bitrate: options.audio_bitrate,
         format: options.format,
         delivery: job.delivery.clone(),
-        surround: audio.surround,
     };
-    Ok(Box::new(AudioTrack::new(
-        &source.path,
-        &stream,
-        input.clone(),
-        &dir,
-        &settings,
-        clock,
-    )?))
+    let positions = outputs.iter().map(|output| output.position.clone()).collect();
+    let track = AudioTrack::new(&source.path, &stream, input, outputs, &settings, clock)?;
+    Ok((Box::new(track), positions))
 }
 
 /// Whether the source's audio is packaged as it is: with `copy`, when it is AAC.
 pub(super) fn copies_audio(options: &PackageOptions, input: &AudioInput) -> bool {
     options.copy && input.codec == codec::Id::AAC
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use crate::package::transcode::AUDIO_DECODERS_OPENED;
+    use crate::package::{PackageOptions, package};
+    use crate::progress::Silent;
+
+    /// The channel count of each audio stream ffprobe (not stream-pack) finds in a media playlist.
+    fn channels(playlist: &Path) -> Vec<u64> {
+        let output = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "a",
+                "-show_entries",
+                "stream=channels",
+            ])
+            .args(["-of", "json"])
+            .arg(playlist)
+            .output()
+            .expect("ffprobe runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let facts: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ffprobe's JSON");
+        let streams = facts["streams"].as_array().expect("streams");
+        streams.iter().filter_map(|s| s["channels"].as_u64()).collect()
+    }
+
+    #[test]
+    fn a_multichannel_stream_is_decoded_once_for_its_stereo_and_surround_renditions() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("two-streams.mkv");
+        let made = Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "lavfi", "-i", "sine=f=440:r=48000:d=2"])
+            .args(["-f", "lavfi", "-i", "sine=f=660:r=44100:d=2"])
+            .args(["-map", "0", "-map", "1", "-c:a", "aac", "-ac:a:0", "6", "-ac:a:1", "2"])
+            .arg(&source)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(made.success());
+        let out = dir.path().join("out");
+        AUDIO_DECODERS_OPENED.with(|opened| opened.set(0));
+        package(&PackageOptions::hls(&source, &out), &mut Silent).unwrap();
+        assert_eq!(
+            AUDIO_DECODERS_OPENED.with(|opened| opened.get()),
+            2,
+            "one decoder per source stream"
+        );
+        let layouts: Vec<Vec<u64>> = [
+            "audio-und/index.m3u8",
+            "audio-und-5.1/index.m3u8",
+            "audio-und-2/index.m3u8",
+        ]
+        .map(|playlist| channels(&out.join(playlist)))
+        .into();
+        assert_eq!(layouts, [[2], [6], [2]], "three renditions from the two streams");
+    }
 }

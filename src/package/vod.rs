@@ -183,6 +183,7 @@ fn transcode(
     monitor: &mut dyn Monitor,
 ) -> Result<(Vec<EncodedRendition>, Vec<EncodedRendition>)> {
     let mut pipelines = Pipelines::new(source, rungs, job)?;
+    tracker.follow(pipelines.tracks(), job.clock.longest());
     while let Some(packet) = source.read(pipelines.media_end())? {
         if texts.take(&packet, &job.clock)? {
             continue;

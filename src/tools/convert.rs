@@ -4,13 +4,16 @@
 //! its keyframes (`PackageOptions::copy`); otherwise it is transcoded once, to one rendition at
 //! the source's size. The manifests follow the packagers' rules either way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use m3u8_rs::{AlternativeMediaType, Playlist};
 
 use crate::error::{Error, Result};
-use crate::input::source::Source;
+use crate::input::source::{AudioInput, Source};
 use crate::input::watchdog::{self, InputOptions};
 use crate::location::Location;
 use crate::output::publish::Publishing;
+use crate::package::audio::{AudioPick, AudioSelection};
 use crate::package::ladder::{Reps, RungRequest};
 use crate::package::segment::SegmentFormat;
 use crate::package::transcode::copy;
@@ -63,6 +66,8 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
     };
     let source = Source::open(&input, &options.input_options)?;
     let transcoded_because = reason_to_transcode(&source, format);
+    let audio = audio_to_carry(&source, &options.input);
+    let read_by_hls = source.input.format().name() == "hls";
     let reps = match (&transcoded_because, &source.video) {
         (Some(_), Some(video)) => Reps::List(vec![RungRequest::Height(
             video.display_geometry().short_side().round() as u32
@@ -74,6 +79,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         format,
         copy: transcoded_because.is_none(),
         reps,
+        audio,
         // The source's own size, even if the ladder's rungs stop below it.
         allow_upscale: true,
         segment_duration: options.segment_duration,
@@ -82,12 +88,117 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         input_options: options.input_options.clone(),
         ..base(input, options.output.clone())
     };
-    let package = package::package(&package_options, monitor)?;
+    let mut package = package::package(&package_options, monitor)?;
+    if let (Location::File(path), true) = (&options.input, read_by_hls) {
+        package.notes.extend(subtitles_left_out(path));
+    }
     Ok(ConvertReport {
         package,
         copied: transcoded_because.is_none(),
         transcoded_because,
     })
+}
+
+/// The audio streams to carry: each content once. libav's HLS demuxer makes streams of every
+/// variant's playlists, so a rendition in the audio groups of several variants (a language beside
+/// both a stereo and a 5.1 group) is several streams, and so is the audio each rung of a
+/// presentation with muxed audio carries; they are told apart by what the master playlist says
+/// of them (its NAME is the stream's `comment`), language, channels, rate and codec. Its DASH
+/// demuxer makes a stream of each Representation: of an AdaptationSet's, one content at several
+/// bit rates, the best is kept.
+fn audio_to_carry(source: &Source, input: &Location) -> AudioSelection {
+    let mut carried: Vec<&AudioInput> = source.audio_streams.iter().collect();
+    if source.input.format().name() == "hls" {
+        let mut seen = Vec::new();
+        carried.retain(|audio| {
+            let comment = source
+                .input
+                .stream(audio.index)
+                .and_then(|s| s.metadata().get("comment").map(str::to_owned));
+            let identity = (
+                audio.language.clone(),
+                comment,
+                audio.channels,
+                audio.sample_rate,
+                audio.codec,
+            );
+            let first = !seen.contains(&identity);
+            seen.push(identity);
+            first
+        });
+    }
+    if let (Location::File(path), "dash") = (input, source.input.format().name()) {
+        let sets = audio_adaptation_sets(path);
+        carried.retain(|audio| !outranked(source, audio.index, &sets));
+    }
+    AudioSelection::Streams(carried.iter().map(|audio| AudioPick::Index(audio.index)).collect())
+}
+
+/// Each audio AdaptationSet of an MPD on disk, as its Representations' ids and bandwidths.
+fn audio_adaptation_sets(input: &Path) -> Vec<Vec<(String, u64)>> {
+    // libav has just read the file: one that cannot be read again is treated as no MPD.
+    let Ok(text) = std::fs::read_to_string(input) else {
+        return Vec::new();
+    };
+    let Ok(mpd) = dash_mpd_core::parse(&text) else {
+        return Vec::new();
+    };
+    let is_audio = |set: &&dash_mpd_core::AdaptationSet| {
+        set.contentType.as_deref() == Some("audio")
+            || set.mimeType.as_deref().is_some_and(|mime| mime.starts_with("audio/"))
+            || set
+                .representations
+                .iter()
+                .any(|r| r.mimeType.as_deref().is_some_and(|mime| mime.starts_with("audio/")))
+    };
+    mpd.periods
+        .iter()
+        .flat_map(|period| period.adaptations.iter().filter(is_audio))
+        .map(|set| {
+            let representation = |r: &dash_mpd_core::Representation| Some((r.id.clone()?, r.bandwidth.unwrap_or(0)));
+            set.representations.iter().filter_map(representation).collect()
+        })
+        .collect()
+}
+
+/// Whether the stream is a Representation of an AdaptationSet whose best is another: the one of
+/// highest bandwidth, the first listed of equals.
+fn outranked(source: &Source, index: usize, sets: &[Vec<(String, u64)>]) -> bool {
+    let Some(id) = source
+        .input
+        .stream(index)
+        .and_then(|s| s.metadata().get("id").map(str::to_owned))
+    else {
+        return false;
+    };
+    sets.iter().any(|set| {
+        let best = set.iter().rev().max_by_key(|(_, bandwidth)| *bandwidth);
+        set.iter().any(|(rep, _)| *rep == id) && best.is_some_and(|(rep, _)| *rep != id)
+    })
+}
+
+/// Notes naming each subtitle rendition of an HLS master playlist on disk: FFmpeg 5.1's HLS
+/// demuxer leaves them out without a word.
+fn subtitles_left_out(input: &Path) -> Vec<String> {
+    // libav has just read the file: one that cannot be read again now simply gets no note.
+    let Ok(bytes) = std::fs::read(input) else {
+        return Vec::new();
+    };
+    let Ok(Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&bytes) else {
+        return Vec::new();
+    };
+    master
+        .alternatives
+        .iter()
+        .filter(|media| media.media_type == AlternativeMediaType::Subtitles)
+        .map(|media| {
+            format!(
+                "the subtitle rendition {:?} ({:?}) was left out: FFmpeg 5.1's HLS demuxer does not read subtitles",
+                media.name,
+                media.language.as_deref().unwrap_or("und")
+            )
+        })
+        .collect()
 }
 
 /// Why the source's video cannot be copied into `format` segments, if it cannot.

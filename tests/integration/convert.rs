@@ -4,9 +4,12 @@
 
 use crate::copy::expect;
 use crate::hls::check::{Segments, check_package as check_hls};
+use crate::util::m3u8::read_master;
+use crate::util::mpd::read_mpd;
 use crate::util::{bmff, cli, ffprobe, file_names, made_by_libav, media};
+use crate::{tracks_audio, tracks_surround};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 fn convert(input: &Path, to: &str, out: &Path, extra: &[&str]) -> Output {
     let (input, out) = (input.display().to_string(), out.display().to_string());
@@ -114,4 +117,183 @@ fn a_missing_manifest_is_refused() {
     let error = cli::assert_failure(&output, 3);
     assert!(error.contains("gone.m3u8"), "{error}");
     assert!(file_names(dir.path()).is_empty());
+}
+
+/// An HLS presentation of the three-audio title (English, Japanese, English commentary) made by
+/// libav, with `var_stream_map` as given and `master.m3u8` as its master playlist.
+fn hls_by_libav(dir: &Path, var_stream_map: &str, maps: &[&str]) -> PathBuf {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(tracks_audio::title())
+        .args(maps)
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "300k",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+        ])
+        .args(["-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod"])
+        .args(["-var_stream_map", var_stream_map, "-master_pl_name", "master.m3u8"])
+        .arg(dir.join("out_%v.m3u8"))
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the HLS presentation");
+    dir.join("master.m3u8")
+}
+
+/// The audio AdaptationSets of a manifest: each one's @lang, Role and audioSamplingRate.
+fn audio_sets(manifest: &Path) -> Vec<(String, String, String)> {
+    let mpd = read_mpd(manifest);
+    mpd.adaptation_sets
+        .iter()
+        .filter(|set| set.attributes.get("contentType") == Some("audio"))
+        .map(|set| {
+            let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
+            let role = set.roles.first().and_then(|r| r.get("value"));
+            let rate = set.representations[0].attributes.get("audioSamplingRate");
+            (text(set.attributes.get("lang")), text(role), text(rate))
+        })
+        .collect()
+}
+
+#[test]
+fn every_rendition_of_an_hls_audio_group_is_carried_into_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let streams = "v:0,agroup:aud a:0,agroup:aud,language:eng,default:yes a:1,agroup:aud,language:jpn \
+                   a:2,agroup:aud,language:eng";
+    let maps = ["-map", "0:v", "-map", "0:a:0", "-map", "0:a:1", "-map", "0:a:2"];
+    let master = hls_by_libav(dir.path(), streams, &maps);
+    let out = dir.path().join("dash");
+    cli::assert_success(&convert(&master, "dash", &out, &["--segment-duration", "1"]));
+    let manifest = std::path::absolute(out.join("manifest.mpd")).unwrap();
+    let owned = |(lang, role, rate): (&str, &str, &str)| (lang.to_owned(), role.to_owned(), rate.to_owned());
+    assert_eq!(
+        audio_sets(&manifest),
+        [
+            ("en", "main", "48000"),
+            ("ja", "alternate", "44100"),
+            ("en", "alternate", "48000")
+        ]
+        .map(owned),
+        "each language and rate, the group's DEFAULT the main one"
+    );
+    ffprobe::assert_decodes_cleanly(&manifest);
+}
+
+#[test]
+fn rungs_that_each_carry_the_same_audio_give_one_audio_rendition() {
+    let dir = tempfile::tempdir().unwrap();
+    let maps = [
+        "-map", "0:v", "-map", "0:v", "-map", "0:a:0", "-map", "0:a:0", "-s:v:1", "160x90",
+    ];
+    let master = hls_by_libav(dir.path(), "v:0,a:0 v:1,a:1", &maps);
+    let out = dir.path().join("dash");
+    cli::assert_success(&convert(&master, "dash", &out, &["--segment-duration", "1"]));
+    let manifest = std::path::absolute(out.join("manifest.mpd")).unwrap();
+    let sets = audio_sets(&manifest);
+    assert_eq!(
+        sets.len(),
+        1,
+        "the top rung's audio alone, not a copy per rung: {sets:?}"
+    );
+    ffprobe::assert_decodes_cleanly(&manifest);
+}
+
+#[test]
+fn subtitle_renditions_that_libav_cannot_read_are_named_in_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = dir.path().join("fr.srt");
+    std::fs::write(&sidecar, "1\n00:00:00,500 --> 00:00:01,500\nBonjour\n").unwrap();
+    let hls = dir.path().join("hls");
+    let subtitles = format!("{}:fr", sidecar.display());
+    let args = ["--reps", "180", "--segment-duration", "1", "--subtitles", &subtitles];
+    cli::assert_success(&cli::package("hls", tracks_audio::title(), &hls, &args));
+    let out = dir.path().join("dash");
+    let output = convert(&hls.join("master.m3u8"), "dash", &out, &["--segment-duration", "1"]);
+    cli::assert_success(&output);
+    cli::assert_says(
+        &output,
+        &["\"French\"", "\"fr\"", "left out"],
+        "which subtitles were left out",
+    );
+    let mpd = read_mpd(&out.join("manifest.mpd"));
+    assert!(
+        mpd.adaptation_sets
+            .iter()
+            .all(|set| set.attributes.get("contentType") != Some("text")),
+        "libav gave the packager no subtitles to carry"
+    );
+}
+
+/// The sizes of the packets of stream `selector` (`a:0`) as ffprobe reads them.
+fn packet_sizes(file: &Path, selector: &str) -> Vec<u64> {
+    let packets = ffprobe::probe(&["-select_streams", selector, "-show_entries", "packet=size"], file);
+    let packets = packets["packets"].as_array().expect("packets");
+    packets.iter().map(|p| ffprobe::number(&p["size"]) as u64).collect()
+}
+
+#[test]
+fn a_dash_adaptation_set_at_two_bit_rates_gives_one_rendition_of_the_better() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(tracks_audio::title())
+        .args(["-map", "0:v", "-map", "0:a:0", "-map", "0:a:0", "-map", "0:a:1"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"])
+        .args(["-b:a:0", "128k", "-b:a:1", "64k", "-b:a:2", "96k", "-f", "dash"])
+        .args(["-adaptation_sets", "id=0,streams=v id=1,streams=1,2 id=2,streams=3"])
+        .arg(dir.path().join("manifest.mpd"))
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the DASH presentation");
+    let manifest = dir.path().join("manifest.mpd");
+    let out = dir.path().join("hls");
+    cli::assert_success(&convert(&manifest, "hls", &out, &["--segment-duration", "1"]));
+    let master = read_master(&out.join("master.m3u8"));
+    let languages: Vec<Option<&str>> = master
+        .media
+        .iter()
+        .filter(|m| m.plain("TYPE") == Some("AUDIO"))
+        .map(|m| m.quoted("LANGUAGE"))
+        .collect();
+    assert_eq!(languages, [Some("en"), Some("ja")], "one rendition per AdaptationSet");
+    assert_eq!(
+        packet_sizes(&out.join("audio-en/index.m3u8"), "a:0"),
+        packet_sizes(&manifest, "a:0"),
+        "the English rendition is the 128 kb/s Representation, copied"
+    );
+}
+
+#[test]
+fn a_rendition_in_several_hls_audio_groups_is_carried_once_beside_the_5_1_one() {
+    // stream-pack's own HLS of a 5.1 English and a stereo Japanese stream: the groups
+    // audio-stereo (English stereo, Japanese) and audio-5.1 (English 5.1, the same Japanese).
+    let dir = tempfile::tempdir().unwrap();
+    let hls = dir.path().join("hls");
+    let args = [&tracks_audio::FAST[..], &["--format", "fmp4"]].concat();
+    cli::assert_success(&cli::package("hls", tracks_surround::title(), &hls, &args));
+    let out = dir.path().join("dash");
+    cli::assert_success(&convert(
+        &hls.join("master.m3u8"),
+        "dash",
+        &out,
+        &["--segment-duration", "1"],
+    ));
+    let manifest = std::path::absolute(out.join("manifest.mpd")).unwrap();
+    assert_eq!(
+        tracks_surround::languages_and_channels(&read_mpd(&manifest)),
+        [
+            (Some("en"), Some("2")),
+            (Some("ja"), Some("2")),
+            (Some("en"), Some("6"))
+        ],
+        "each rendition once, the 5.1 one too"
+    );
+    ffprobe::assert_decodes_cleanly(&manifest);
 }

@@ -39,7 +39,7 @@ const TITLE_AUDIO: [Expected; 3] = [
 
 /// The generated title: 3 s of 320x180 video and the three audio streams, in Matroska (which
 /// keeps titles and dispositions), made once per test run.
-fn title() -> &'static Path {
+pub(crate) fn title() -> &'static Path {
     static TITLE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = TITLE.get_or_init(|| {
         generated("title.mkv", |ffmpeg| {
@@ -200,6 +200,28 @@ fn every_audio_stream_becomes_an_adaptation_set_in_dash() {
 #[test]
 fn copy_keeps_every_aac_stream_as_its_own_rendition() {
     let (_dir, out) = cli::package_in_temp("hls", title(), &["--copy", "--segment-duration", "1"]);
+    check_hls(&out, &all(), 0);
+}
+
+#[test]
+fn passthrough_top_keeps_every_audio_stream_as_its_own_rendition() {
+    let parent = tempfile::tempdir().expect("create a temporary folder");
+    let out = parent.path().join("out");
+    // A top rung of the source's size and a maxrate above its 0.6 Mb/s, which it fits.
+    let args = [
+        "--reps",
+        "320x180@700k,160x90@100k",
+        "--passthrough-top",
+        "--segment-duration",
+        "1",
+    ];
+    let output = cli::package("hls", title(), &out, &[&args[..], &FAST[4..]].concat());
+    cli::assert_success(&output);
+    cli::assert_says(
+        &output,
+        &["180p", "source's own"],
+        "that the top rung is the source's stream",
+    );
     check_hls(&out, &all(), 0);
 }
 

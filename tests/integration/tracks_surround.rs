@@ -12,11 +12,11 @@ use crate::tracks_audio::{FAST, decoded_seconds, generated};
 use crate::util::cli;
 use crate::util::ffprobe::{self, number};
 use crate::util::m3u8::{Attributes, read_master};
-use crate::util::mpd::read_mpd;
+use crate::util::mpd::{Mpd, read_mpd};
 
 /// 3 s of video, English 5.1 at 48 kHz (a tone of its own in each channel, the default stream)
 /// and Japanese stereo at 44.1 kHz, in Matroska, made once per test run.
-fn title() -> &'static Path {
+pub(crate) fn title() -> &'static Path {
     static TITLE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = TITLE.get_or_init(|| {
         let tones = [330, 440, 550, 60, 660, 770]
@@ -174,8 +174,21 @@ fn a_surround_stream_gives_an_adaptation_set_per_layout_in_dash() {
     let (_dir, out) = cli::package_in_temp("dash", title(), &args);
     check_hls(&out, &SURROUND_GROUPS);
     let mpd = read_mpd(&out.join("manifest.mpd"));
-    let audio: Vec<(Option<&str>, Option<&str>)> = mpd
-        .adaptation_sets
+    assert_eq!(
+        languages_and_channels(&mpd),
+        [
+            (Some("en"), Some("2")),
+            (Some("en"), Some("6")),
+            (Some("ja"), Some("2"))
+        ],
+        "the English stereo and 5.1 each an AdaptationSet"
+    );
+}
+
+/// Each audio AdaptationSet's @lang and AudioChannelConfiguration value, the configuration in
+/// the MPEG-DASH scheme.
+pub(crate) fn languages_and_channels(mpd: &Mpd) -> Vec<(Option<&str>, Option<&str>)> {
+    mpd.adaptation_sets
         .iter()
         .filter(|set| set.attributes.get("contentType") == Some("audio"))
         .map(|set| {
@@ -184,16 +197,7 @@ fn a_surround_stream_gives_an_adaptation_set_per_layout_in_dash() {
             assert_eq!(scheme, Some("urn:mpeg:dash:23003:3:audio_channel_configuration:2011"));
             (set.attributes.get("lang"), configuration.and_then(|c| c.get("value")))
         })
-        .collect();
-    assert_eq!(
-        audio,
-        [
-            (Some("en"), Some("2")),
-            (Some("en"), Some("6")),
-            (Some("ja"), Some("2"))
-        ],
-        "the English stereo and 5.1 each an AdaptationSet"
-    );
+        .collect()
 }
 
 /// The RMS level (dB) of each channel of the audio `file` decodes to, as ffmpeg's astats says it.
@@ -264,4 +268,74 @@ fn an_audio_only_surround_source_keeps_its_groups_so_players_read_channels() {
             ("audio-5.1/index.m3u8", Some("audio-5.1"))
         ]
     );
+}
+
+/// The seconds each audio rendition was encoded to, as the progress reports on stderr give them,
+/// report by report, in the order of `names`; every report after the probe names each of them.
+fn reported_track_times(stderr: &[u8], names: &[&str]) -> Vec<Vec<f64>> {
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|report: &serde_json::Value| report["stage"] != "probe")
+        .collect();
+    assert_eq!(reports.last().map(|r| &r["stage"]), Some(&"done".into()));
+    reports
+        .iter()
+        .map(|report| {
+            let tracks = report["tracks"].as_array().expect("tracks in every report");
+            assert_eq!(tracks.len(), names.len(), "{report}");
+            names
+                .iter()
+                .map(|name| {
+                    let track = tracks.iter().find(|t| t["name"] == *name);
+                    number(&track.unwrap_or_else(|| panic!("{name} in {report}"))["media_time"])
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn progress_json_reports_how_far_each_rung_and_audio_rendition_has_encoded() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let out = dir.path().join("out");
+    let output = cli::package_showing("json", "hls", title(), &out, &FAST);
+    cli::assert_success(&output);
+    let master = read_master(&out.join("master.m3u8"));
+    // Each rendition once, with its length in the source and how close it must be: a video rung
+    // within a frame (25 fps), an audio one within an AAC frame. The Japanese one is in both groups.
+    let video = ffprobe::video_frames(title());
+    let video_seconds = video.count as f64 / 25.0;
+    let audio = |expected: &Rendition| {
+        let rate = expected.sample_rate;
+        let seconds = decoded_seconds(title(), &format!("a:{}", expected.source), rate);
+        (seconds, 1024.0 / rate as f64)
+    };
+    let uris = master.variants.iter().map(|v| v.uri.as_str());
+    let uris = uris.chain(master.media.iter().filter_map(|m| m.quoted("URI")));
+    let mut renditions: Vec<(&str, (f64, f64))> = Vec::new();
+    for name in uris.filter_map(|uri| uri.split('/').next()) {
+        let expected = match name {
+            "audio-en" => audio(&EN_STEREO),
+            "audio-en-5.1" => audio(&EN_SURROUND),
+            "audio-ja" => audio(&JA_STEREO),
+            _ => (video_seconds, 1.0 / 25.0),
+        };
+        if renditions.iter().all(|(seen, _)| *seen != name) {
+            renditions.push((name, expected));
+        }
+    }
+    let names: Vec<&str> = renditions.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names.len(), 4, "the rung and three audio renditions: {names:?}");
+    let times = reported_track_times(&output.stderr, &names);
+    for pair in times.windows(2) {
+        assert!(pair[0].iter().zip(&pair[1]).all(|(a, b)| a <= b), "went back: {pair:?}");
+    }
+    let last = times.last().expect("a report");
+    for ((name, (source, within)), reported) in renditions.iter().zip(last) {
+        assert!(
+            (reported - source).abs() <= within + 1e-6,
+            "{name}: reported {reported} s, the source's stream lasts {source} s"
+        );
+    }
 }

@@ -19,6 +19,7 @@ use crate::package::codec_string;
 use crate::package::ladder::{Bitrate, Rung};
 use crate::package::segment::{Cuts, Delivery, EncodedRendition, SegmentClock, SegmentFormat, Segmenter};
 use crate::package::transcode::encoding::{AudioCodec, VideoCodec, VideoEncoding};
+use crate::progress::TrackPosition;
 
 /// One source stream's way to segments: decoded and encoded (a ladder, the audio track) or
 /// copied. The packaging loop feeds each its demuxed packets.
@@ -45,8 +46,8 @@ impl StreamPipeline for Fanout {
     }
 }
 
-/// A pipeline on a thread of its own, fed copies of its packets: the audio renditions decode and
-/// encode side by side with each other and with the video ladder.
+/// A pipeline on a thread of its own, fed copies of its packets: each audio stream decodes side
+/// by side with the others and with the video ladder.
 pub struct Threaded(Worker<Packet, Vec<EncodedRendition>>);
 
 impl Threaded {
@@ -73,6 +74,8 @@ impl StreamPipeline for Threaded {
 pub struct RungOutput {
     pub rung: Rung,
     pub dir: PathBuf,
+    /// Where its encoder tells how far it has encoded, for the progress reports.
+    pub(crate) position: TrackPosition,
 }
 
 /// Where each rung's picture is scaled from.
@@ -538,6 +541,7 @@ struct RungEncoder {
     clock: SegmentClock,
     time_base: Rational,
     segment: Option<u64>,
+    position: TrackPosition,
     /// Whether the encoder writes the frames' A/53 captions into its bitstream: libx264 does
     /// (its `a53cc` option, on by default); FFmpeg 5.1's libx265, libvpx and SVT-AV1 do not.
     keeps_captions: bool,
@@ -588,6 +592,7 @@ impl RungEncoder {
             clock,
             time_base,
             segment: None,
+            position: output.position.clone(),
             keeps_captions: settings.codec == VideoCodec::H264,
             captions: false,
         })
@@ -623,6 +628,7 @@ impl RungEncoder {
         while received(self.encoder.receive_packet(&mut packet))
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
         {
+            tell_position(&self.position, &self.clock, &packet, self.time_base);
             self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
         }
         Ok(())
@@ -641,49 +647,107 @@ impl RungEncoder {
     }
 }
 
-/// What the shared audio rendition is encoded to.
+/// What every audio rendition of a job is encoded to.
 pub struct AudioSettings {
     pub codec: AudioCodec,
     pub bitrate: Bitrate,
     pub format: SegmentFormat,
     pub delivery: Delivery,
-    /// 5.1 rather than the stereo downmix.
-    pub surround: bool,
 }
 
-/// The decoded audio, resampled and encoded once to AAC-LC, segmented for every variant to share.
+/// One rendition of an audio stream: where it goes, and its channels.
+pub(crate) struct AudioOutput {
+    /// Its folder's name in the package, which names it in messages and progress too.
+    pub name: String,
+    pub dir: PathBuf,
+    /// 5.1 rather than the stereo downmix.
+    pub surround: bool,
+    /// Where it tells how far it has encoded, for the progress reports.
+    pub position: TrackPosition,
+}
+
+/// An audio stream decoded once, each of its renditions (a stereo downmix, a 5.1 one) resampled,
+/// encoded and segmented from the same decoded frames.
 pub struct AudioTrack {
-    input: AudioInput,
     decoding: Decoding<decoder::Audio, frame::Audio>,
+    renditions: Vec<AudioEncode>,
+}
+
+/// One rendition's way from decoded frames to segments, on its stream's thread. Handing each
+/// frame to a thread per rendition costs as much CPU as the second decode it replaces
+/// (bench/RESULTS.md), for encoders that each need under 2 % of a core.
+struct AudioEncode {
+    name: String,
     encoder: encoder::audio::Encoder,
     segmenter: Segmenter,
+    /// Built from the first decoded frame, whose format the graph must be told.
     graph: Option<filter::Graph>,
+    /// The decoded frames' time base.
+    input_time_base: Rational,
+    position: TrackPosition,
+    clock: SegmentClock,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Audio decoders opened on this thread, for the tests that check a stream is decoded once.
+    pub(crate) static AUDIO_DECODERS_OPENED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl AudioTrack {
-    pub fn new(
+    pub(crate) fn new(
         path: &Path,
         stream: &format::stream::Stream,
-        input: AudioInput,
-        dir: &Path,
+        input: &AudioInput,
+        outputs: Vec<AudioOutput>,
         settings: &AudioSettings,
         clock: SegmentClock,
     ) -> Result<AudioTrack> {
         let mut decoder = source::decoder_context(path, stream)?;
         decoder.set_packet_time_base(input.time_base);
         let decoder = decoder.audio().map_err(Error::ffmpeg("opening the audio decoder"))?;
-        let encoder = encoding::open_audio(settings.codec, &input, settings.bitrate, settings.surround)?;
+        #[cfg(test)]
+        AUDIO_DECODERS_OPENED.with(|opened| opened.set(opened.get() + 1));
+        let renditions = outputs
+            .into_iter()
+            .map(|output| AudioEncode::new(output, input, settings, clock.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let context = DecodeContext {
+            path: path.to_owned(),
+            kind: "audio",
+            clock,
+            time_base: input.time_base,
+        };
+        Ok(AudioTrack {
+            decoding: Decoding {
+                decoder,
+                frame: frame::Audio::empty(),
+                context,
+            },
+            renditions,
+        })
+    }
+}
+
+impl AudioEncode {
+    fn new(
+        output: AudioOutput,
+        input: &AudioInput,
+        settings: &AudioSettings,
+        clock: SegmentClock,
+    ) -> Result<AudioEncode> {
+        let encoder = encoding::open_audio(settings.codec, input, settings.bitrate, output.surround)?;
         let codecs = match settings.codec {
             AudioCodec::Aac => codec_string::mp4a_from_audio_specific_config(codec_string::extradata(&encoder))
                 .ok_or_else(|| Error::Codec {
-                    stream: "audio".into(),
+                    stream: output.name.clone(),
                     reason: "the AAC encoder gave no AudioSpecificConfig".into(),
                 })?,
             AudioCodec::Opus => "opus".to_owned(),
         };
         let mut segmenter = Segmenter::new(
-            "audio",
-            dir,
+            &output.name,
+            &output.dir,
             settings.format,
             &encoder,
             clock.clone(),
@@ -692,41 +756,33 @@ impl AudioTrack {
         )?
         .delivering(settings.delivery.clone());
         segmenter.describe(Some(codecs));
-        let context = DecodeContext {
-            path: path.to_owned(),
-            kind: "audio",
-            clock,
-            time_base: input.time_base,
-        };
-        Ok(AudioTrack {
-            input,
-            decoding: Decoding {
-                decoder,
-                frame: frame::Audio::empty(),
-                context,
-            },
+        Ok(AudioEncode {
+            name: output.name,
             encoder,
             segmenter,
             graph: None,
+            input_time_base: input.time_base,
+            position: output.position,
+            clock,
         })
     }
 
     /// `abuffer → aresample → aformat → abuffersink` cutting frames of the encoder's size, in
-    /// the encoder's own sample format: planar for AAC, packed (interleaved) for libopus, which
-    /// reads only the first plane and would take a planar frame's left channel and whatever
-    /// memory lies beyond it as interleaved samples.
-    fn build_graph(&self) -> Result<filter::Graph> {
-        let frame = &self.decoding.frame;
+    /// the encoder's own layout (swresample's standard downmix where it has fewer channels) and
+    /// sample format: planar for AAC, packed (interleaved) for libopus, which reads only the
+    /// first plane and would take a planar frame's left channel and whatever memory lies beyond
+    /// it as interleaved samples.
+    fn build_graph(&self, frame: &frame::Audio) -> Result<filter::Graph> {
+        let time_base = self.input_time_base;
         let layout = if frame.channel_layout().bits() == 0 {
             ChannelLayout::default(i32::from(frame.channels()))
         } else {
             frame.channel_layout()
         };
-        let tb = self.input.time_base;
         let args = format!(
             "time_base={}/{}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
-            tb.numerator(),
-            tb.denominator(),
+            time_base.numerator(),
+            time_base.denominator(),
             frame.rate(),
             frame.format().name(),
             layout.bits()
@@ -763,6 +819,21 @@ impl AudioTrack {
         Ok(graph)
     }
 
+    /// Resamples and encodes a decoded frame, or with `None` flushes the resampler.
+    fn take(&mut self, frame: Option<&frame::Audio>) -> Result<()> {
+        let graph = match (self.graph.as_mut(), frame) {
+            (Some(graph), _) => graph,
+            (None, Some(frame)) => self.graph.insert(self.build_graph(frame)?),
+            (None, None) => return Ok(()),
+        };
+        let doing = match frame {
+            Some(_) => "feeding the audio resampler",
+            None => "flushing the audio resampler",
+        };
+        feed_graph(graph, frame.map(|f| &**f), doing)?;
+        self.pull()
+    }
+
     fn pull(&mut self) -> Result<()> {
         let mut resampled = frame::Audio::empty();
         let graph = self.graph.as_mut().expect("built");
@@ -770,10 +841,31 @@ impl AudioTrack {
         while received(sink.sink().frame(&mut resampled)).map_err(Error::ffmpeg("resampling audio"))? {
             self.encoder
                 .send_frame(&resampled)
-                .map_err(Error::ffmpeg("audio: encoding"))?;
-            drain_audio(&mut self.encoder, &mut self.segmenter)?;
+                .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?;
+            self.drain()?;
         }
         Ok(())
+    }
+
+    /// Segments every packet the encoder has ready, and tells how far the rendition has come.
+    fn drain(&mut self) -> Result<()> {
+        let mut packet = Packet::empty();
+        while received(self.encoder.receive_packet(&mut packet))
+            .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
+        {
+            tell_position(&self.position, &self.clock, &packet, self.encoder.time_base());
+            self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<EncodedRendition> {
+        self.take(None)?;
+        self.encoder
+            .send_eof()
+            .map_err(Error::ffmpeg(format!("{}: finishing the encoder", self.name)))?;
+        self.drain()?;
+        self.segmenter.finish()
     }
 }
 
@@ -788,12 +880,30 @@ impl Decoded for AudioTrack {
     fn take_frame(&mut self) -> Result<()> {
         let pts = self.decoding.frame.timestamp();
         self.decoding.frame.set_pts(pts);
-        if self.graph.is_none() {
-            self.graph = Some(self.build_graph()?);
-        }
-        let graph = self.graph.as_mut().expect("built");
-        feed_graph(graph, Some(&self.decoding.frame), "feeding the audio resampler")?;
-        self.pull()
+        let frame = &self.decoding.frame;
+        self.renditions
+            .iter_mut()
+            .try_for_each(|rendition| rendition.take(Some(&shared(frame)?)))
+    }
+}
+
+/// Tells a rendition's progress reports that it is encoded up to the end of `packet`: packets
+/// leave a video encoder out of presentation order, and the position keeps the latest end.
+fn tell_position(position: &TrackPosition, clock: &SegmentClock, packet: &Packet, time_base: Rational) {
+    if let Some(pts) = packet.pts() {
+        position.advance(clock.seconds(pts + packet.duration().max(0), time_base));
+    }
+}
+
+/// A new reference to a decoded frame's samples: a graph's source takes the frame it is given and
+/// leaves it empty, and each rendition's graph is given the same frame.
+fn shared(frame: &frame::Audio) -> Result<frame::Audio> {
+    let mut reference = frame::Audio::empty();
+    // SAFETY: both point at valid frames, and `reference` is empty, as av_frame_ref requires.
+    let status = unsafe { ffmpeg::ffi::av_frame_ref(reference.as_mut_ptr(), frame.as_ptr()) };
+    match status {
+        0 => Ok(reference),
+        e => Err(Error::ffmpeg("sharing a decoded audio frame")(ffmpeg::Error::from(e))),
     }
 }
 
@@ -804,24 +914,8 @@ impl StreamPipeline for AudioTrack {
 
     fn finish(mut self: Box<Self>) -> Result<Vec<EncodedRendition>> {
         self.decode(None)?;
-        if let Some(graph) = self.graph.as_mut() {
-            feed_graph(graph, None, "flushing the audio resampler")?;
-            self.pull()?;
-        }
-        self.encoder
-            .send_eof()
-            .map_err(Error::ffmpeg("audio: finishing the encoder"))?;
-        drain_audio(&mut self.encoder, &mut self.segmenter)?;
-        Ok(vec![self.segmenter.finish()?])
+        self.renditions.into_iter().map(AudioEncode::finish).collect()
     }
-}
-
-fn drain_audio(encoder: &mut encoder::audio::Encoder, segmenter: &mut Segmenter) -> Result<()> {
-    let mut packet = Packet::empty();
-    while received(encoder.receive_packet(&mut packet)).map_err(Error::ffmpeg("audio: encoding"))? {
-        segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
