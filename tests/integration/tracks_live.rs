@@ -463,7 +463,7 @@ impl MpdRead {
         let mpd = parse_mpd(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let segments = text_segments(&mpd)
             .into_iter()
-            .map(|(_, _, path)| {
+            .map(|path| {
                 let file = out.join(&path);
                 let body = std::fs::read_to_string(&file)
                     .unwrap_or_else(|e| panic!("{} listed but not readable: {e}", file.display()));
@@ -475,8 +475,8 @@ impl MpdRead {
     }
 }
 
-/// Every subtitle segment `mpd` lists: (track folder, number, path in the package).
-fn text_segments(mpd: &Mpd) -> Vec<(String, u64, String)> {
+/// The path in the package of every subtitle segment `mpd` lists.
+fn text_segments(mpd: &Mpd) -> Vec<String> {
     let texts = mpd
         .adaptation_sets
         .iter()
@@ -489,7 +489,7 @@ fn text_segments(mpd: &Mpd) -> Vec<(String, u64, String)> {
             let first: u64 = template.attributes.parse("startNumber");
             let media = template.attributes.get("media").expect("SegmentTemplate@media");
             let count = template.segments().len() as u64;
-            (first..first + count).map(move |n| (id.to_owned(), n, expand(media, id, n)))
+            (first..first + count).map(move |n| expand(media, id, n))
         })
         .collect()
 }
@@ -576,10 +576,10 @@ fn judge_mpd_text(out: &Path, read: &MpdRead) {
 }
 
 /// Runs `dash --live --hls` with `extra` on the title and the Japanese sidecar, reading the MPD
-/// and the subtitle segments it lists (and, with `collected`, the HLS playlists) as it runs;
-/// checks that each dynamic MPD lists every track, audio and text, with every text segment at
-/// the right period time, and that the last MPD is static. Returns the MPD at the end and the
-/// startNumber of each dynamic MPD read.
+/// and the subtitle segments it lists, and the HLS playlists into `collected`, as it runs; checks
+/// that each dynamic MPD and the static one at the end list every track, audio and text, with
+/// every text segment at the right period time, and that no segment a dynamic MPD listed changed
+/// afterwards. Returns the MPD at the end and the startNumber of each dynamic MPD state.
 fn run_dash_live(out: &Path, extra: &[&str], collected: &mut Collected) -> (MpdRead, Vec<u64>) {
     let sidecar = japanese_sidecar(out.parent().unwrap());
     let args = [&["--hls", "--subtitles", &sidecar][..], extra].concat();
