@@ -139,7 +139,8 @@ pub struct Source {
     pub path: PathBuf,
     pub input: Reader,
     pub video: Option<VideoInput>,
-    /// The best audio stream, as libav ranks them: the one a live job or a copy packages.
+    /// The best audio stream, as libav ranks them: whether the source has any audio (what is
+    /// packaged is chosen from `audio_streams`).
     pub audio: Option<AudioInput>,
     /// Every audio stream, in the container's order.
     pub audio_streams: Vec<AudioInput>,

@@ -3,7 +3,7 @@
 //! window that may let old segments go. Stopping the job (Ctrl-C) or losing the source ends the
 //! presentation: what was sent is finished and kept. It carries every track as a file does:
 //! each audio stream chosen, its 5.1 rendition beside its stereo one, and the subtitles (the
-//! source's text streams and the sidecars) as WebVTT segments in HLS.
+//! source's text streams and the sidecars) as WebVTT segments that HLS and DASH both list.
 
 mod text;
 
@@ -19,8 +19,10 @@ use crate::input::source::Source;
 use crate::output::staging::{self, Workspace};
 use crate::package::audio;
 use crate::package::ladder::Rung;
+use crate::package::manifest::dash;
 use crate::package::pipelines::Pipelines;
 use crate::package::segment::{Completed, EncodedRendition};
+use crate::package::subtitles::webvtt::Cut;
 use crate::package::subtitles::{self, source::SourceSubtitles};
 use crate::package::window::Window;
 use crate::progress::{Monitor, Stage, Tracker};
@@ -63,8 +65,7 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     let clock = regular_clock(&source, options);
     let job = Job::new(options, &root, &output, clock, None, false, publisher.as_ref()).with_audio(audio);
     let source_texts = SourceSubtitles::new(&source, &options.subtitle_streams, &mut notes)?;
-    notes.extend(dash_text_note(options, source_texts.count() + sidecars.len()));
-    let texts = LiveText::new(&root, source_texts, sidecars, options.manifests.hls)?;
+    let texts = LiveText::new(&root, source_texts, sidecars)?;
     let mut presentation = Presentation {
         window: live_window(&source, &plan.rungs, &job, live).followed_by(texts.names()),
         job: &job,
@@ -90,18 +91,6 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     Ok(report)
 }
 
-/// A live DASH manifest lists no subtitles: its text form is a whole file, which a live track
-/// cannot be while it grows.
-fn dash_text_note(options: &PackageOptions, tracks: usize) -> Option<String> {
-    (options.manifests.dash && tracks > 0).then(|| {
-        let listed = match options.manifests.hls {
-            true => "listed in the HLS playlists only",
-            false => "left out",
-        };
-        format!("{tracks} subtitle track(s): {listed}; a live DASH manifest carries no subtitles yet")
-    })
-}
-
 /// Reads the source until it ends, is stopped or is lost (the returned sentence says so), feeding
 /// its video to the ladder, its audio streams to their renditions and its text streams to the
 /// subtitles, and rewriting the manifests as each row of segments completes.
@@ -114,6 +103,7 @@ fn transcode(
 ) -> Result<(Vec<EncodedRendition>, Vec<EncodedRendition>, Option<String>)> {
     let job = presentation.job;
     let mut pipelines = Pipelines::new(source, presentation.rungs, job)?;
+    tracker.follow(pipelines.tracks(), job.clock.longest());
     let paced_from = paced(&live.source).then(Instant::now);
     let mut lost = None;
     while let Some(packet) = next_packet(source, pipelines.media_end(), &mut lost)? {
@@ -212,21 +202,44 @@ impl Presentation<'_> {
         if !(grew || ended) {
             return Ok(());
         }
-        let written = match self.window.timeline() {
-            Some(timeline) => {
-                let rows = match ended {
-                    true => timeline.segments.len(),
-                    false => self.window.complete(),
-                };
-                self.texts.write_up_to(self.job.root, timeline, rows, ended)?
-            }
-            None => Vec::new(),
+        self.write_subtitles(ended)?;
+        self.write_manifests(source, ended)
+    }
+
+    /// Writes the subtitles' segments of the rows complete (every row once `ended`), their cue
+    /// times counted from where the DASH period starts, hands them over and has the window
+    /// list them. When the period moved at the end, the segments the static MPD lists are cut
+    /// again for it.
+    fn write_subtitles(&mut self, ended: bool) -> Result<()> {
+        let Some(timeline) = self.window.timeline() else {
+            return Ok(());
         };
+        let rows = match ended {
+            true => timeline.segments.len(),
+            false => self.window.complete(),
+        };
+        let live = dash::live_period_start(&self.window.state(false));
+        let cut = |period_start: f64| Cut {
+            origin_ms: (period_start * 1000.0).round() as u64,
+            ended,
+        };
+        let written = self.texts.write_up_to(self.job.root, timeline, rows, cut(live))?;
+        let state = self.window.state(ended);
+        let moved = dash::live_period_start(&state);
+        let again = match self.job.options.manifests.dash && moved != live {
+            true => self
+                .texts
+                .write_moved(self.job.root, timeline, state.first..rows, cut(moved))?,
+            false => Vec::new(),
+        };
+        for file in again {
+            self.job.hand_over(&file)?;
+        }
         for file in written {
             self.job.hand_over(&file)?;
             self.window.add(file);
         }
-        self.write_manifests(source, ended)
+        Ok(())
     }
 
     /// Writes the manifests as the window stands, then lets go of the segments that left it.

@@ -146,11 +146,7 @@ impl Window {
     /// window's order, and the state of the presentation. The last listing (`ended`) takes each rendition to its own end, so one
     /// that wrote a segment more than the others (audio's last frames) lists it too.
     pub fn listing(&self, ended: bool) -> (Vec<(String, EncodedRendition)>, LiveState) {
-        let end = if ended {
-            self.counts().max().unwrap_or(0)
-        } else {
-            self.complete
-        };
+        let end = self.listed_end(ended);
         let first = self.first_for(self.complete);
         let renditions: Vec<(String, EncodedRendition)> = self
             .renditions
@@ -170,13 +166,21 @@ impl Window {
                 (name, listed)
             })
             .collect();
-        let listed_from = renditions.first().map_or(0.0, |(_, r)| {
-            r.media.segments.first().map_or(0.0, |s| {
-                (s.start_ticks - r.media.presentation_offset) as f64 / f64::from(r.media.timescale.max(1))
-            })
+        (renditions, self.state(ended))
+    }
+
+    /// The state of the presentation as manifests written now would list it.
+    pub fn state(&self, ended: bool) -> LiveState {
+        let first = self.first_for(self.complete);
+        let listed_from = self.timeline().map_or(0.0, |media| {
+            slice(&media.segments, first, self.listed_end(ended))
+                .first()
+                .map_or(0.0, |s| {
+                    (s.start_ticks - media.presentation_offset) as f64 / f64::from(media.timescale.max(1))
+                })
         });
         let epoch = self.epoch.unwrap_or_else(Utc::now);
-        let state = LiveState {
+        LiveState {
             first,
             listed_from: if first > 0 { listed_from } else { 0.0 },
             epoch,
@@ -185,8 +189,15 @@ impl Window {
             target: self.target,
             ended,
             published: Utc::now(),
-        };
-        (renditions, state)
+        }
+    }
+
+    /// The number after the last one listed.
+    fn listed_end(&self, ended: bool) -> usize {
+        match ended {
+            true => self.counts().max().unwrap_or(0),
+            false => self.complete,
+        }
     }
 
     fn first_for(&self, end: usize) -> usize {

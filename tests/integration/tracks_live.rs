@@ -3,8 +3,9 @@
 //! Japanese sidecar, read at its own pace: every audio rendition is listed in the live master
 //! playlist and MPD, named, tagged and grouped as in VOD, and decodes (ffmpeg) to its stream's
 //! channels and rate; the subtitles are WebVTT segments that slide out of the window with the
-//! video's, every cue on the media timeline where the source has it. Judged with ffprobe/ffmpeg
-//! and the tests' own playlist, MPD and WebVTT readers.
+//! video's, every cue on the media timeline where the source has it (HLS) and at the period time
+//! where the source has it (DASH, while live and once ended). Judged with ffprobe/ffmpeg and the
+//! tests' own playlist, MPD and WebVTT readers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,10 +15,11 @@ use std::time::Duration;
 
 use crate::live::{LiveRun, Seen, assert_closed, number as segment_number, read_live};
 use crate::tracks_audio::decoded_seconds;
+use crate::tracks_text::{period_grid, video_timeline};
 use crate::util::cli;
 use crate::util::ffprobe::{self, assert_decodes_cleanly, number};
 use crate::util::m3u8::{Attributes, read_master};
-use crate::util::mpd::{parse_mpd, read_mpd};
+use crate::util::mpd::{Mpd, SegmentTemplate, expand, parse_mpd};
 use crate::util::webvtt;
 
 /// What stream-pack adds to every timestamp (README: "Every output's timestamps are the source's
@@ -77,8 +79,7 @@ const AUDIO: [Rendition; 4] = [
     },
 ];
 
-/// The source's French SubRip stream (forced, titled) and the Japanese sidecar: their folders and
-/// cues (start, end, text).
+/// Cues (start, end, text), seconds of the source.
 type Cues = &'static [(f64, f64, &'static str)];
 const FRENCH: Cues = &[
     (0.5, 1.5, "Bonjour"),
@@ -86,7 +87,33 @@ const FRENCH: Cues = &[
     (4.5, 5.5, "Encore"),
 ];
 const JAPANESE: Cues = &[(1.2, 2.3, "こんにちは"), (3.5, 4.2, "さようなら"), (5.2, 5.8, "終わり")];
-const SUBTITLES: [(&str, Cues); 2] = [("subtitles-fr", FRENCH), ("subtitles-ja", JAPANESE)];
+
+/// A subtitle track as the manifests should list it.
+struct Subtitles {
+    dir: &'static str,
+    language: &'static str,
+    name: &'static str,
+    forced: bool,
+    cues: Cues,
+}
+
+/// The source's French SubRip stream (forced, titled) and the Japanese sidecar.
+const SUBTITLES: [Subtitles; 2] = [
+    Subtitles {
+        dir: "subtitles-fr",
+        language: "fr",
+        name: "Panneaux",
+        forced: true,
+        cues: FRENCH,
+    },
+    Subtitles {
+        dir: "subtitles-ja",
+        language: "ja",
+        name: "日本語",
+        forced: false,
+        cues: JAPANESE,
+    },
+];
 
 fn srt(cues: Cues) -> String {
     let time = |t: f64| {
@@ -161,7 +188,7 @@ impl Collected {
                 self.video.insert(segment_number(&segment.uri), segment.duration);
             }
         }
-        for (dir, _) in SUBTITLES {
+        for Subtitles { dir, .. } in SUBTITLES {
             let Some(playlist) = read_live(&out.join(dir).join("index.m3u8")) else {
                 continue;
             };
@@ -198,32 +225,78 @@ impl Collected {
         assert_eq!(video, (0..6).collect::<Vec<_>>(), "6 one-second video segments seen");
         assert_eq!(numbers, video, "{dir}: a subtitle segment for every video segment");
         for n in numbers {
-            let text = &self.subtitles[&(dir, n)];
-            let vtt = webvtt::parse(text).unwrap_or_else(|e| panic!("{dir}/{n}: {e}\n{text}"));
-            let (from, to) = self.bounds(n);
-            for cue in &vtt.cues {
-                let (start, end) = vtt.media_times(cue);
-                let (start, end) = (start - TIMELINE_OFFSET, end - TIMELINE_OFFSET);
-                let (s, e, _) = cues
-                    .iter()
-                    .find(|c| c.2 == cue.text)
-                    .unwrap_or_else(|| panic!("{dir}/{n}: cue {cue:?} is not in the source"));
-                assert!(
-                    (start - s).abs() <= FRAME && (end - e).abs() <= FRAME,
-                    "{dir}/{n}: {cue:?} at {start}..{end}, source {s}..{e}"
-                );
-                assert!(
-                    start < to + FRAME && (end > from - FRAME || n == 0),
-                    "{dir}/{n}: {cue:?} outside {from}..{to}"
-                );
-            }
-            for (start, end, text) in cues {
-                if *start < to - FRAME && *end > from + FRAME {
-                    assert!(vtt.cues.iter().any(|c| c.text == *text), "{dir}/{n}: {text:?} missing");
-                }
-            }
+            let span = Span {
+                first: n == 0,
+                ..Span::of(self.bounds(n))
+            };
+            judge_hls_segment(&self.subtitles[&(dir, n)], span, cues, &format!("{dir}/{n}"));
         }
     }
+}
+
+/// Where a subtitle segment lies, seconds of the source.
+#[derive(Clone, Copy)]
+struct Span {
+    from: f64,
+    to: f64,
+    /// Where the presentation begins: a cue that began before shows from there.
+    opens: f64,
+    /// The presentation's first segment, which also takes the cues before it.
+    first: bool,
+}
+
+impl Span {
+    fn of((from, to): (f64, f64)) -> Span {
+        Span {
+            from,
+            to,
+            opens: 0.0,
+            first: false,
+        }
+    }
+}
+
+/// The cues `found` in one subtitle segment, (start, end, text) in seconds of the source, are
+/// exactly the cues of `cues` that overlap the segment's span, each where the source has it
+/// (within a frame).
+fn judge_segment(found: &[(f64, f64, String)], span: Span, cues: Cues, what: &str) {
+    for (start, end, text) in found {
+        let (s, e, _) = cues
+            .iter()
+            .find(|c| c.2 == text)
+            .unwrap_or_else(|| panic!("{what}: cue {text:?} is not in the source"));
+        let s = s.max(span.opens);
+        assert!(
+            (start - s).abs() <= FRAME && (end - e).abs() <= FRAME,
+            "{what}: {text:?} at {start}..{end}, source {s}..{e}"
+        );
+        assert!(
+            *start < span.to + FRAME && (*end > span.from - FRAME || span.first),
+            "{what}: {text:?} outside {}..{}",
+            span.from,
+            span.to
+        );
+    }
+    for (start, end, text) in cues {
+        if *start < span.to - FRAME && *end > span.from + FRAME {
+            assert!(found.iter().any(|c| c.2 == *text), "{what}: {text:?} missing");
+        }
+    }
+}
+
+/// An HLS subtitle segment's `text`: its cues, put on the media timeline by its X-TIMESTAMP-MAP,
+/// are the source's that overlap `span`.
+fn judge_hls_segment(text: &str, span: Span, cues: Cues, what: &str) {
+    let vtt = webvtt::parse(text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+    let found: Vec<(f64, f64, String)> = vtt
+        .cues
+        .iter()
+        .map(|cue| {
+            let (start, end) = vtt.media_times(cue);
+            (start - TIMELINE_OFFSET, end - TIMELINE_OFFSET, cue.text.clone())
+        })
+        .collect();
+    judge_segment(&found, span, cues, what);
 }
 
 /// The EXT-X-MEDIA of the master playlist of `TYPE` `kind`, as (GROUP-ID, URI, LANGUAGE, NAME,
@@ -290,10 +363,14 @@ fn expected_audio_media() -> Vec<[String; 7]> {
 }
 
 fn expected_subtitle_media() -> Vec<[String; 7]> {
-    vec![
-        row("subs", "subtitles-fr/index.m3u8", "fr", "Panneaux", false, true, "YES"),
-        row("subs", "subtitles-ja/index.m3u8", "ja", "日本語", false, true, ""),
-    ]
+    let forced = |flag: bool| if flag { "YES" } else { "" };
+    SUBTITLES
+        .iter()
+        .map(|t| {
+            let uri = format!("{}/index.m3u8", t.dir);
+            row("subs", &uri, t.language, t.name, false, true, forced(t.forced))
+        })
+        .collect()
 }
 
 /// Each audio rendition's playlist decodes cleanly to its channels and rate; with `whole`, to
@@ -329,7 +406,7 @@ fn a_live_window_slides_every_audio_rendition_and_subtitle_track_together() {
     let names: Vec<&str> = VIDEO
         .into_iter()
         .chain(AUDIO.iter().map(|a| a.dir))
-        .chain(SUBTITLES.iter().map(|(dir, _)| *dir))
+        .chain(SUBTITLES.iter().map(|t| t.dir))
         .collect();
     let mut seen: BTreeMap<&str, Seen> = names.iter().map(|n| (*n, Seen::default())).collect();
     let mut collected = Collected::default();
@@ -365,56 +442,258 @@ fn a_live_window_slides_every_audio_rendition_and_subtitle_track_together() {
         assert_eq!(variant.attributes.quoted("SUBTITLES"), Some("subs"));
     }
     judge_audio(&out, false);
-    for (dir, cues) in SUBTITLES {
-        collected.judge_cues(dir, cues);
+    for t in &SUBTITLES {
+        collected.judge_cues(t.dir, t.cues);
     }
 }
 
-#[test]
-fn a_live_mpd_lists_every_audio_rendition_and_the_hls_side_every_track() {
-    let root = tempfile::tempdir().unwrap();
-    let out = root.path().join("dash");
-    let sidecar = japanese_sidecar(root.path());
-    let mut run = LiveRun::start(
-        "dash",
-        &[title().to_str().unwrap()],
-        &out,
-        &["--hls", "--subtitles", &sidecar],
-    );
+/// One read of a live MPD and of the subtitle segments it listed, as they were then.
+struct MpdRead {
+    text: String,
+    mpd: Mpd,
+    /// Each listed segment's text, by its path in the package.
+    segments: BTreeMap<String, String>,
+}
+
+impl MpdRead {
+    /// The MPD in `out` and the subtitle segments it lists, `None` before there is one or when
+    /// the MPD was replaced while its segments were read (the read would mix two states).
+    fn take(out: &Path) -> Option<MpdRead> {
+        let text = std::fs::read_to_string(out.join("manifest.mpd")).ok()?;
+        let mpd = parse_mpd(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let segments = text_segments(&mpd)
+            .into_iter()
+            .map(|path| {
+                let file = out.join(&path);
+                let body = std::fs::read_to_string(&file)
+                    .unwrap_or_else(|e| panic!("{} listed but not readable: {e}", file.display()));
+                (path, body)
+            })
+            .collect();
+        let unchanged = std::fs::read_to_string(out.join("manifest.mpd")).is_ok_and(|again| again == text);
+        unchanged.then_some(MpdRead { text, mpd, segments })
+    }
+}
+
+/// The path in the package of every subtitle segment `mpd` lists.
+fn text_segments(mpd: &Mpd) -> Vec<String> {
+    let texts = mpd
+        .adaptation_sets
+        .iter()
+        .filter(|s| s.attributes.get("contentType") == Some("text"));
+    texts
+        .flat_map(|set| {
+            let representation = &set.representations[0];
+            let id = representation.attributes.get("id").expect("Representation@id");
+            let template = &representation.segment_template;
+            let first: u64 = template.attributes.parse("startNumber");
+            let media = template.attributes.get("media").expect("SegmentTemplate@media");
+            let count = template.segments().len() as u64;
+            (first..first + count).map(move |n| expand(media, id, n))
+        })
+        .collect()
+}
+
+/// The top rung's SegmentTemplate: the first of the video AdaptationSet, which comes first
+/// ([`judge_mpd_audio`]).
+fn video_template(mpd: &Mpd) -> &SegmentTemplate {
+    &mpd.adaptation_sets[0].representations[0].segment_template
+}
+
+/// The MPD lists a text AdaptationSet per subtitle track (lang, Label, Role) of WebVTT segments
+/// (no init segment, no presentationTimeOffset: cue times are period time) numbered and cut as
+/// the top video's, and each listed segment, as `read` held it, carries exactly the source's cues
+/// that overlap it, at the period time where the source has them: the period time of a source
+/// instant is found from the video in `out` as ffprobe reads its first frame in the source and
+/// in the package, less the MPD's presentationTimeOffset.
+fn judge_mpd_text(out: &Path, read: &MpdRead) {
+    let (video_grid, ahead) = video_timeline(out, &read.mpd, title());
+    let first_number: u64 = video_template(&read.mpd).attributes.parse("startNumber");
+    // A period time plus `shift` is the source's time.
+    let shift = -ahead;
+    let texts: Vec<_> = read
+        .mpd
+        .adaptation_sets
+        .iter()
+        .filter(|s| s.attributes.get("contentType") == Some("text"))
+        .collect();
+    assert_eq!(texts.len(), SUBTITLES.len(), "a text AdaptationSet per subtitle track");
+    for (set, track) in texts.into_iter().zip(&SUBTITLES) {
+        assert_eq!(set.attributes.get("lang"), Some(track.language));
+        assert_eq!(set.attributes.get("mimeType"), Some("text/vtt"));
+        assert_eq!(set.labels, [track.name]);
+        let role = if track.forced { "forced-subtitle" } else { "subtitle" };
+        let [role_element] = &set.roles[..] else {
+            panic!("one Role")
+        };
+        assert_eq!(role_element.get("schemeIdUri"), Some("urn:mpeg:dash:role:2011"));
+        assert_eq!(role_element.get("value"), Some(role), "{}", track.dir);
+        let representation = &set.representations[0];
+        assert_eq!(representation.attributes.get("id"), Some(track.dir));
+        let template = &representation.segment_template;
+        assert_eq!(template.attributes.get("initialization"), None);
+        assert_eq!(template.attributes.get("presentationTimeOffset").unwrap_or("0"), "0");
+        assert_eq!(
+            template.attributes.parse::<u64>("startNumber"),
+            first_number,
+            "{}",
+            track.dir
+        );
+        let grid = period_grid(template, 0);
+        assert_eq!(
+            grid.len(),
+            video_grid.len(),
+            "{}: as many segments as the video",
+            track.dir
+        );
+        for ((from, to), video) in grid.iter().zip(&video_grid) {
+            assert!(
+                (from - video.0).abs() < 1e-6 && (to - video.1).abs() < 1e-6,
+                "{}: {grid:?} against the video's {video_grid:?}",
+                track.dir
+            );
+        }
+        let media = template.attributes.get("media").expect("SegmentTemplate@media");
+        for (k, (from, to)) in grid.into_iter().enumerate() {
+            let n = first_number + k as u64;
+            let path = expand(media, track.dir, n);
+            let text = &read.segments[&path];
+            let vtt = webvtt::parse(text).unwrap_or_else(|e| panic!("{path}: {e}\n{text}"));
+            let found: Vec<(f64, f64, String)> = vtt
+                .cues
+                .into_iter()
+                .map(|cue| (cue.start + shift, cue.end + shift, cue.text))
+                .collect();
+            let span = Span {
+                from: from + shift,
+                to: to + shift,
+                opens: shift,
+                first: n == 0,
+            };
+            judge_segment(&found, span, track.cues, &format!("{path} in the MPD"));
+        }
+    }
+}
+
+/// Runs `dash --live --hls` with `extra` on the title and the Japanese sidecar, reading the MPD
+/// and the subtitle segments it lists, and the HLS playlists into `collected`, as it runs; checks
+/// that each dynamic MPD and the static one at the end list every track, audio and text, with
+/// every text segment at the right period time, and that no segment a dynamic MPD listed changed
+/// afterwards. Returns the MPD at the end and the startNumber of each dynamic MPD state.
+fn run_dash_live(out: &Path, extra: &[&str], collected: &mut Collected) -> (MpdRead, Vec<u64>) {
+    let sidecar = japanese_sidecar(out.parent().unwrap());
+    let args = [&["--hls", "--subtitles", &sidecar][..], extra].concat();
+    let mut run = LiveRun::start("dash", &[title().to_str().unwrap()], out, &args);
+    // Each state of the dynamic MPD, once.
+    let mut dynamic: Vec<MpdRead> = Vec::new();
     let mut dynamic_reads = 0;
     let status = run.watch(Duration::from_secs(60), |out, _| {
-        let Ok(text) = std::fs::read_to_string(out.join("manifest.mpd")) else {
+        collected.look(out);
+        let Some(read) = MpdRead::take(out).filter(|r| r.mpd.attributes.get("type") == Some("dynamic")) else {
             return;
         };
-        let mpd = parse_mpd(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        if mpd.attributes.get("type") == Some("dynamic") {
-            dynamic_reads += 1;
-            judge_mpd_audio(&mpd);
+        dynamic_reads += 1;
+        judge_mpd_audio(&read.mpd);
+        if dynamic.last().is_none_or(|last| last.text != read.text) {
+            dynamic.push(read);
         }
     });
     let stderr = run.stderr();
     assert!(status.success(), "{stderr}");
+    collected.look(out);
     assert!(dynamic_reads >= 5, "read the dynamic MPD {dynamic_reads} times");
-    assert!(stderr.contains("a live DASH manifest carries no subtitles"), "{stderr}");
-    let mpd = read_mpd(&out.join("manifest.mpd"));
-    assert_eq!(mpd.attributes.get("type"), Some("static"));
-    judge_mpd_audio(&mpd);
+    assert!(dynamic.len() >= 3, "{} states of the dynamic MPD", dynamic.len());
+    let last = MpdRead::take(out).expect("the MPD at the end");
+    assert_eq!(last.mpd.attributes.get("type"), Some("static"));
+    judge_mpd_audio(&last.mpd);
+    for read in dynamic.iter().chain([&last]) {
+        judge_mpd_text(out, read);
+    }
+    // A segment a player may have fetched never changes.
+    for (path, text) in dynamic.iter().flat_map(|read| &read.segments) {
+        let now = std::fs::read_to_string(out.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(&now, text, "{path} changed after an MPD listed it");
+    }
+    let starts = dynamic
+        .iter()
+        .map(|r| video_template(&r.mpd).attributes.parse("startNumber"))
+        .collect();
+    (last, starts)
+}
+
+#[test]
+fn a_live_mpd_lists_every_audio_rendition_and_subtitle_track_and_the_hls_side_every_track() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("dash");
+    let (last, _) = run_dash_live(&out, &[], &mut Collected::default());
+    let video = video_template(&last.mpd);
+    assert_eq!(video.segments().len(), 6, "an event lists every segment");
     let master = read_master(&out.join("master.m3u8"));
     assert_eq!(media_of(&master.media, "AUDIO"), expected_audio_media());
     assert_eq!(media_of(&master.media, "SUBTITLES"), expected_subtitle_media());
     // An event: every segment kept, so each rendition decodes to its source stream's length.
     judge_audio(&out, true);
-    for (dir, _) in SUBTITLES {
-        let playlist = read_live(&out.join(dir).join("index.m3u8")).unwrap();
+    for t in &SUBTITLES {
+        let playlist = read_live(&out.join(t.dir).join("index.m3u8")).unwrap();
         assert_eq!(playlist.playlist_type.as_deref(), Some("EVENT"));
-        assert!(playlist.endlist, "{dir}: closed at the end");
-        assert_eq!(playlist.segments.len(), 6, "{dir}: a segment per second of the source");
+        assert!(playlist.endlist, "{}: closed at the end", t.dir);
+        assert_eq!(
+            playlist.segments.len(),
+            6,
+            "{}: a segment per second of the source",
+            t.dir
+        );
     }
 }
 
-/// The MPD has the video and an AdaptationSet per audio rendition, each in its language, named,
-/// in its role, at its rate and channels; no text (a live track is not one whole file).
-fn judge_mpd_audio(mpd: &crate::util::mpd::Mpd) {
+/// A window that slides and ends: the dynamic MPDs list the subtitles' newest segments with the
+/// video's startNumber, their cue times counted from the source's start (the live period's);
+/// the static MPD at the end starts its period at the first segment still listed, and the
+/// subtitle segments it lists count their cue times from there, while the files the dynamic MPDs
+/// and the HLS playlists listed are left as they were (the HLS ones still put every cue on the
+/// media timeline where the source has it).
+#[test]
+fn a_live_window_moves_the_subtitles_with_the_dash_period() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("window");
+    let mut collected = Collected::default();
+    let (last, starts) = run_dash_live(&out, &["--window", "3"], &mut collected);
+    assert!(
+        starts.first() == Some(&0) && starts.iter().any(|n| *n > 0),
+        "the dynamic MPDs' window moved: {starts:?}"
+    );
+    let video = video_template(&last.mpd);
+    assert_eq!(
+        video.attributes.parse::<u64>("startNumber"),
+        3,
+        "the last 3 of 6 segments"
+    );
+    let pto: u64 = video.attributes.parse("presentationTimeOffset");
+    assert_eq!(
+        pto,
+        video.segments()[0].0,
+        "the period starts at the first listed segment"
+    );
+    for t in &SUBTITLES {
+        let playlist = read_live(&out.join(t.dir).join("index.m3u8")).unwrap();
+        assert!(playlist.endlist, "{}: closed at the end", t.dir);
+        let numbers: Vec<u64> = playlist.segments.iter().map(|s| segment_number(&s.uri)).collect();
+        assert_eq!(numbers, [3, 4, 5], "{}", t.dir);
+        for n in numbers {
+            let text = std::fs::read_to_string(out.join(t.dir).join(format!("segment{n:05}.vtt"))).unwrap();
+            judge_hls_segment(
+                &text,
+                Span::of(collected.bounds(n)),
+                t.cues,
+                &format!("{}/{n} at the end", t.dir),
+            );
+        }
+    }
+}
+
+/// The MPD has the video, an AdaptationSet per audio rendition, each in its language, named, in
+/// its role, at its rate and channels, then the subtitles' (judged by [`judge_mpd_text`]).
+fn judge_mpd_audio(mpd: &Mpd) {
     let kinds: Vec<_> = mpd
         .adaptation_sets
         .iter()
@@ -427,7 +706,9 @@ fn judge_mpd_audio(mpd: &crate::util::mpd::Mpd) {
             Some("audio"),
             Some("audio"),
             Some("audio"),
-            Some("audio")
+            Some("audio"),
+            Some("text"),
+            Some("text")
         ]
     );
     let roles = ["main", "alternate", "alternate", "commentary"];

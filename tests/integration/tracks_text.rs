@@ -527,7 +527,7 @@ fn judge_dash(out: &Path, source: &Path, expected: &Expected) -> Vec<PathBuf> {
 }
 
 /// Each segment's (start, end) in seconds of period time: its SegmentTimeline less `offset` ticks.
-fn period_grid(template: &mpd::SegmentTemplate, offset: u64) -> Vec<(f64, f64)> {
+pub(crate) fn period_grid(template: &mpd::SegmentTemplate, offset: u64) -> Vec<(f64, f64)> {
     let timescale: f64 = template.attributes.parse("timescale");
     let seconds = |ticks: u64| (ticks as f64 - offset as f64) / timescale;
     template
@@ -540,7 +540,7 @@ fn period_grid(template: &mpd::SegmentTemplate, offset: u64) -> Vec<(f64, f64)> 
 /// The video's segments in period time, and how far period time is ahead of the source's time:
 /// ffprobe's first video frame in the package, less the presentationTimeOffset, less the same
 /// frame's time in the source.
-fn video_timeline(out: &Path, mpd: &mpd::Mpd, source: &Path) -> (Vec<(f64, f64)>, f64) {
+pub(crate) fn video_timeline(out: &Path, mpd: &mpd::Mpd, source: &Path) -> (Vec<(f64, f64)>, f64) {
     let video = mpd
         .adaptation_sets
         .iter()

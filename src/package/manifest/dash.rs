@@ -9,7 +9,7 @@ use dash_mpd_core::{
     SegmentTemplate, SegmentTimeline, UTCTiming,
 };
 
-use super::{AudioTrack, Package, WrittenManifest, millis, peak_bitrate, write};
+use super::{AudioTrack, LiveState, Package, WrittenManifest, millis, peak_bitrate, write};
 use crate::error::Result;
 use crate::package::language;
 use crate::package::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
@@ -19,6 +19,11 @@ const PROFILE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
 const NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
 const CHANNEL_CONFIGURATION: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
 const ROLE: &str = "urn:mpeg:dash:role:2011";
+/// The folder, inside each subtitle rendition's, of the WebVTT segments the static MPD of a live
+/// presentation lists once its period moved (a window's, at the end: see [`live_period_start`]):
+/// the same segments with cue times from the moved period's start, beside the files the dynamic
+/// MPDs and the HLS playlists listed, which players may still be reading.
+pub const MOVED_PERIOD_TEXT: &str = "period";
 /// TV-Anytime's AudioPurposeCS (DASH-IF IOP §3.9.4.4): 1 is for the visually impaired, 2 for the
 /// hard of hearing.
 const PURPOSE: &str = "urn:tva:metadata:cs:AudioPurposeCS:2007";
@@ -236,7 +241,8 @@ fn text_adaptations(package: &Package, first_id: usize, target: u64) -> Vec<Adap
 
 /// The template of WebVTT segments. dash.js and Shaka Player take a segment's cue times as period
 /// time, which is how they are written (`subtitles::webvtt`): so the timeline counts from the
-/// period's start too, with no presentationTimeOffset (Shaka would take it off the cue times).
+/// period's start too, with no presentationTimeOffset (Shaka would take it off the cue times). A
+/// live period that moved lists the segments cut again for it ([`MOVED_PERIOD_TEXT`]).
 fn text_template(media: &SegmentedStream, package: &Package) -> SegmentTemplate {
     let start = period_start(media, package);
     let from_period: Vec<SegmentFacts> = media
@@ -251,10 +257,14 @@ fn text_template(media: &SegmentedStream, package: &Package) -> SegmentTemplate 
             }
         })
         .collect();
+    let folder = match package.live.is_some_and(|live| live_period_start(live) > 0.0) {
+        true => format!("{MOVED_PERIOD_TEXT}/"),
+        false => String::new(),
+    };
     SegmentTemplate {
         timescale: Some(u64::from(media.timescale)),
-        media: Some("$RepresentationID$/segment$Number%05d$.vtt".into()),
-        startNumber: Some(0),
+        media: Some(format!("$RepresentationID$/{folder}segment$Number%05d$.vtt")),
+        startNumber: Some(start_number(package)),
         SegmentTimeline: Some(timeline(&from_period)),
         ..Default::default()
     }
@@ -268,16 +278,24 @@ fn presentation_end(media: &SegmentedStream, package: &Package) -> f64 {
 }
 
 /// Seconds from the source's start to the period's start, one instant for every representation.
-/// While live, the source's start; once a live window has ended, where the first segment still
-/// listed starts (the ones before it are gone). Otherwise where the stream that starts last
-/// starts: when a copied source's audio begins before its video, the period begins with the
-/// video, so no representation opens with a gap, and the audio's first moments fall before the
-/// period, where players drop them.
+/// Live, see [`live_period_start`]. Otherwise where the stream that starts last starts: when a
+/// copied source's audio begins before its video, the period begins with the video, so no
+/// representation opens with a gap, and the audio's first moments fall before the period, where
+/// players drop them.
 fn period_seconds(package: &Package) -> f64 {
     match package.live {
-        Some(live) if live.ended => live.listed_from,
-        Some(_) => 0.0,
+        Some(live) => live_period_start(live),
         None => latest_start(package.renditions().map(|(_, r)| &r.media)),
+    }
+}
+
+/// Seconds from the source's start to a live period's start, from which live subtitle segments
+/// count their cue times: the source's start while it runs; once a live window has ended, where
+/// the first segment still listed starts (the ones before it are gone).
+pub fn live_period_start(live: &LiveState) -> f64 {
+    match live.ended {
+        true => live.listed_from,
+        false => 0.0,
     }
 }
 
@@ -297,14 +315,18 @@ fn period_start(media: &SegmentedStream, package: &Package) -> i64 {
     media.presentation_offset + (period_seconds(package) * f64::from(media.timescale)).round() as i64
 }
 
+/// The number of the first segment listed: a live window's first, else 0.
+fn start_number(package: &Package) -> u64 {
+    package.live.map_or(0, |l| l.first as u64)
+}
+
 fn template(media: &SegmentedStream, package: &Package) -> SegmentTemplate {
-    let live = package.live;
     SegmentTemplate {
         timescale: Some(u64::from(media.timescale)),
         presentationTimeOffset: Some(period_start(media, package).max(0) as u64),
         initialization: Some(format!("$RepresentationID$/{INIT_SEGMENT}")),
         media: Some("$RepresentationID$/segment$Number%05d$.m4s".into()),
-        startNumber: Some(live.map_or(0, |l| l.first as u64)),
+        startNumber: Some(start_number(package)),
         SegmentTimeline: Some(timeline(&media.segments)),
         ..Default::default()
     }

@@ -126,11 +126,6 @@ impl SourceSubtitles {
         Ok(true)
     }
 
-    /// How many text streams the source has.
-    pub fn count(&self) -> usize {
-        self.streams.len()
-    }
-
     /// The tracks as read so far, each's cues in order of their start: a live presentation
     /// writes them as it goes.
     pub fn tracks(&mut self) -> impl Iterator<Item = &TextTrack> {
