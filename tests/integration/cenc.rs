@@ -55,7 +55,10 @@ fn package() -> (TempDir, PathBuf) {
 }
 
 /// A track's init segment and its media segments in order.
-fn track(out: &Path, name: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+type Track = (Vec<u8>, Vec<Vec<u8>>);
+
+/// A track of a stream-pack package.
+fn track(out: &Path, name: &str) -> Track {
     let dir = out.join(name);
     let mut segments: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("the track's folder")
@@ -124,53 +127,57 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// Both tracks, encrypted with `scheme`, decrypt to the clear samples and frames; without the
-/// key or with a wrong one they do not.
-fn decrypts_to_the_clear_samples(scheme: Scheme) {
+/// A track encrypted with `scheme` decrypts to the clear samples and frames; without the key or
+/// with a wrong one it does not.
+fn assert_decrypts_to_the_clear_samples(dir: &Path, name: &str, (init, segments): &Track, scheme: Scheme) {
+    let clear = write(
+        dir,
+        &format!("{name}-clear.mp4"),
+        &[init.clone(), segments.concat()].concat(),
+    );
+    let encrypted = encrypt(init, segments, &protection(scheme, KEY));
+    let encrypted = write(dir, &format!("{name}-{scheme:?}.mp4"), &encrypted);
+    let clear_packets = framemd5(&clear, None, false).expect("the clear track reads");
+    assert_eq!(
+        framemd5(&encrypted, Some(KEY), false),
+        Ok(clear_packets.clone()),
+        "{name} {scheme:?}: decrypted samples"
+    );
+    assert_eq!(
+        framemd5(&encrypted, Some(KEY), true),
+        framemd5(&clear, None, true),
+        "{name} {scheme:?}: decoded frames"
+    );
+    let stored = framemd5(&encrypted, None, false).expect("packets read without decryption");
+    let still_clear = stored.iter().zip(&clear_packets).filter(|(a, b)| a == b).count();
+    assert!(
+        still_clear * 10 < clear_packets.len(),
+        "{name} {scheme:?}: {still_clear} of {} samples are stored clear",
+        clear_packets.len()
+    );
+    let wrong = framemd5(&encrypted, Some(WRONG_KEY), true);
+    assert!(
+        wrong != framemd5(&clear, None, true),
+        "{name} {scheme:?}: a wrong key decodes the clear frames"
+    );
+}
+
+/// Both tracks of a `dash --copy` package.
+fn package_decrypts_to_the_clear_samples(scheme: Scheme) {
     let (dir, out) = package();
     for name in ["90p", "audio"] {
-        let (init, segments) = track(&out, name);
-        let clear = write(
-            dir.path(),
-            &format!("{name}-clear.mp4"),
-            &[init.clone(), segments.concat()].concat(),
-        );
-        let encrypted = encrypt(&init, &segments, &protection(scheme, KEY));
-        let encrypted = write(dir.path(), &format!("{name}-{scheme:?}.mp4"), &encrypted);
-        let clear_packets = framemd5(&clear, None, false).expect("the clear track reads");
-        assert_eq!(
-            framemd5(&encrypted, Some(KEY), false),
-            Ok(clear_packets.clone()),
-            "{name} {scheme:?}: decrypted samples"
-        );
-        assert_eq!(
-            framemd5(&encrypted, Some(KEY), true),
-            framemd5(&clear, None, true),
-            "{name} {scheme:?}: decoded frames"
-        );
-        let stored = framemd5(&encrypted, None, false).expect("packets read without decryption");
-        let still_clear = stored.iter().zip(&clear_packets).filter(|(a, b)| a == b).count();
-        assert!(
-            still_clear * 10 < clear_packets.len(),
-            "{name} {scheme:?}: {still_clear} of {} samples are stored clear",
-            clear_packets.len()
-        );
-        let wrong = framemd5(&encrypted, Some(WRONG_KEY), true);
-        assert!(
-            wrong != framemd5(&clear, None, true),
-            "{name} {scheme:?}: a wrong key decodes the clear frames"
-        );
+        assert_decrypts_to_the_clear_samples(dir.path(), name, &track(&out, name), scheme);
     }
 }
 
 #[test]
 fn cenc_tracks_decrypt_to_the_clear_samples() {
-    decrypts_to_the_clear_samples(Scheme::Cenc);
+    package_decrypts_to_the_clear_samples(Scheme::Cenc);
 }
 
 #[test]
 fn cbcs_tracks_decrypt_to_the_clear_samples() {
-    decrypts_to_the_clear_samples(Scheme::Cbcs);
+    package_decrypts_to_the_clear_samples(Scheme::Cbcs);
 }
 
 /// Each sample's (clear, protected) byte counts, from every senc of a file (ISO/IEC 23001-7
@@ -224,11 +231,13 @@ fn boxes_at<'a>(data: &'a [u8], path: &[&[u8; 4]]) -> Vec<&'a [u8]> {
 /// Shaka Packager protects the same video with the same key: FFmpeg decrypts its output to the
 /// same samples (the judge is sound), and both packagers leave the same bytes clear in every
 /// sample (NAL headers and slice headers; for cenc, whole blocks protected).
-fn same_subsamples_as_shaka_packager(scheme: Scheme) {
-    let (dir, out) = package();
-    let (init, segments) = track(&out, "90p");
-    let clear = write(dir.path(), "clear.mp4", &[init.clone(), segments.concat()].concat());
-    let shaka = dir.path().join("shaka.mp4");
+fn assert_same_subsamples_as_shaka_packager(dir: &Path, name: &str, (init, segments): &Track, scheme: Scheme) {
+    let clear = write(
+        dir,
+        &format!("{name}-clear.mp4"),
+        &[init.clone(), segments.concat()].concat(),
+    );
+    let shaka = dir.join(format!("{name}-shaka-{scheme:?}.mp4"));
     let keys = format!("label=:key_id={}:key={}", hex(&KID), hex(&KEY));
     let scheme_name = if scheme == Scheme::Cenc { "cenc" } else { "cbcs" };
     let run = Command::new(tool("packager"))
@@ -246,22 +255,96 @@ fn same_subsamples_as_shaka_packager(scheme: Scheme) {
     assert_eq!(
         framemd5(&shaka, Some(KEY), false),
         Ok(clear_packets.clone()),
-        "Shaka's {scheme_name}"
+        "{name}: Shaka's {scheme_name}"
     );
     let iv_size = if scheme == Scheme::Cenc { 8 } else { 0 };
-    let ours = encrypt(&init, &segments, &protection(scheme, KEY));
-    let theirs = std::fs::read(&shaka).expect("Shaka's output");
-    let ours = subsample_maps(&ours, iv_size);
-    assert_eq!(ours.len(), clear_packets.len(), "one senc entry per sample");
-    assert_eq!(ours, subsample_maps(&theirs, iv_size), "{scheme_name} subsamples");
+    let ours = subsample_maps(&encrypt(init, segments, &protection(scheme, KEY)), iv_size);
+    let theirs = subsample_maps(&std::fs::read(&shaka).expect("Shaka's output"), iv_size);
+    assert_eq!(ours.len(), clear_packets.len(), "{name}: one senc entry per sample");
+    assert!(
+        ours.iter().any(|map| map.iter().any(|(_, protected)| *protected > 0)),
+        "{name}: some bytes are protected"
+    );
+    assert_eq!(ours, theirs, "{name}: {scheme_name} subsamples");
 }
 
 #[test]
 fn cenc_subsamples_match_shaka_packager() {
-    same_subsamples_as_shaka_packager(Scheme::Cenc);
+    let (dir, out) = package();
+    assert_same_subsamples_as_shaka_packager(dir.path(), "90p", &track(&out, "90p"), Scheme::Cenc);
 }
 
 #[test]
 fn cbcs_subsamples_match_shaka_packager() {
-    same_subsamples_as_shaka_packager(Scheme::Cbcs);
+    let (dir, out) = package();
+    assert_same_subsamples_as_shaka_packager(dir.path(), "90p", &track(&out, "90p"), Scheme::Cbcs);
+}
+
+/// A 2 s 320x180 video made by the system ffmpeg with `codec` options as a fragmented MP4, a
+/// fragment every half second, split into its init segment (ftyp, moov) and its fragments.
+fn fragmented(dir: &Path, name: &str, codec: &[&str]) -> Track {
+    let file = dir.join(format!("{name}.mp4"));
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-nostdin",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-t",
+            "2",
+        ])
+        .args(codec)
+        .args(["-pix_fmt", "yuv420p", "-f", "mp4", "-frag_duration", "500000"])
+        .args(["-movflags", "+frag_keyframe+empty_moov+default_base_moof"])
+        .arg(&file)
+        .output()
+        .expect("run ffmpeg");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let bytes = std::fs::read(&file).expect("read the fragmented file");
+    let mut boxes = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        boxes.push((&bytes[at + 4..at + 8], &bytes[at..at + size]));
+        at += size;
+    }
+    let moov = boxes.iter().position(|(kind, _)| *kind == b"moov").expect("a moov");
+    let init = boxes[..=moov].iter().flat_map(|(_, bytes)| bytes.to_vec()).collect();
+    let fragments = boxes[moov + 1..]
+        .chunks(2)
+        .map(|pair| pair.iter().flat_map(|(_, bytes)| bytes.to_vec()).collect())
+        .collect();
+    (init, fragments)
+}
+
+/// HEVC (x265: B-frames, weighted prediction, two slices, wavefront entry points) and H.264 in
+/// four slices with weighted B-frames: both schemes, judged by FFmpeg and Shaka Packager.
+#[test]
+fn hevc_and_multi_slice_h264_decrypt_and_match_shaka_packager() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let x265 = "log-level=error:keyint=25:bframes=3:weightp=1:weightb=1:slices=2:wpp=1";
+    let x264 = "keyint=25:slices=4:bframes=3:weightb=1:weightp=2";
+    let tracks = [
+        (
+            "hevc",
+            fragmented(
+                dir.path(),
+                "hevc",
+                &["-c:v", "libx265", "-tag:v", "hvc1", "-x265-params", x265],
+            ),
+        ),
+        (
+            "h264-slices",
+            fragmented(dir.path(), "h264", &["-c:v", "libx264", "-x264-params", x264]),
+        ),
+    ];
+    for (name, track) in &tracks {
+        for scheme in [Scheme::Cenc, Scheme::Cbcs] {
+            assert_decrypts_to_the_clear_samples(dir.path(), name, track, scheme);
+            assert_same_subsamples_as_shaka_packager(dir.path(), name, track, scheme);
+        }
+    }
 }

@@ -4,7 +4,8 @@
 use aes::Aes128;
 
 use super::crypt::{self, Subsample};
-use super::nal::{self, H264Headers};
+use super::hevc::H265Headers;
+use super::nal::{self, H264Headers, SliceHeaders};
 use super::{CencError, Codec, Protection, Scheme, TrackInfo};
 use crate::bmff::{self, BoxError, BoxRef, Fields};
 use crate::boxed;
@@ -17,7 +18,8 @@ pub struct FragmentEncryptor {
     block_cipher: Aes128,
     /// The next sample's IV (`cenc`); the constant IV (`cbcs`).
     next_iv: [u8; 16],
-    h264: Option<(usize, H264Headers)>,
+    /// Video: the NAL length size and the parameter sets its slice headers are read with.
+    video: Option<(usize, Box<dyn SliceHeaders>)>,
 }
 
 /// One sample's encryption: its IV as `senc` writes it and its subsamples.
@@ -37,15 +39,22 @@ impl FragmentEncryptor {
         protection.check()?;
         let mut next_iv = [0u8; 16];
         next_iv[..protection.iv.len()].copy_from_slice(&protection.iv);
-        let h264 = match &track.codec {
+        let slice_error = |reason| CencError::SliceHeader { sample: 0, reason };
+        let video: Option<(usize, Box<dyn SliceHeaders>)> = match &track.codec {
             Codec::H264 {
                 nal_length_size,
                 parameter_sets,
-            } => {
-                let headers =
-                    H264Headers::new(parameter_sets).map_err(|reason| CencError::SliceHeader { sample: 0, reason })?;
-                Some((usize::from(*nal_length_size), headers))
-            }
+            } => Some((
+                usize::from(*nal_length_size),
+                Box::new(H264Headers::new(parameter_sets).map_err(slice_error)?),
+            )),
+            Codec::H265 {
+                nal_length_size,
+                parameter_sets,
+            } => Some((
+                usize::from(*nal_length_size),
+                Box::new(H265Headers::new(parameter_sets).map_err(slice_error)?),
+            )),
             Codec::Audio => None,
         };
         Ok(FragmentEncryptor {
@@ -53,7 +62,7 @@ impl FragmentEncryptor {
             protection,
             track,
             next_iv,
-            h264,
+            video,
         })
     }
 
@@ -115,10 +124,10 @@ impl FragmentEncryptor {
     }
 
     fn encrypt_sample(&mut self, sample: &mut [u8], index: u64) -> Result<SampleInfo, CencError> {
-        let subsamples = match &mut self.h264 {
+        let subsamples = match &mut self.video {
             Some((length_size, headers)) => {
                 let align = self.protection.scheme == Scheme::Cenc;
-                nal::h264_subsamples(sample, *length_size, headers, align)
+                nal::subsamples(sample, *length_size, headers.as_mut(), align)
                     .map_err(|reason| CencError::SliceHeader { sample: index, reason })?
             }
             None => Vec::new(),
@@ -134,7 +143,7 @@ impl FragmentEncryptor {
                 })
             }
             Scheme::Cbcs => {
-                let pattern = if self.h264.is_some() { (1, 9) } else { (0, 0) };
+                let pattern = if self.video.is_some() { (1, 9) } else { (0, 0) };
                 crypt::cbcs_sample(&self.block_cipher, &self.next_iv, sample, &subsamples, pattern);
                 Ok(SampleInfo {
                     iv: Vec::new(),
@@ -160,7 +169,7 @@ impl FragmentEncryptor {
     /// saiz, saio and senc, in that order, for a traf that ends `traf_end` bytes after its moof's
     /// first byte; saio points at senc's first sample.
     fn auxiliary_boxes(&self, infos: &[SampleInfo], traf_end: usize) -> Result<Vec<u8>, CencError> {
-        let subsampled = self.h264.is_some();
+        let subsampled = self.video.is_some();
         let mut senc = vec![0, 0, 0, if subsampled { SENC_SUBSAMPLES } else { 0 }];
         senc.extend_from_slice(&(infos.len() as u32).to_be_bytes());
         let mut sizes = Vec::with_capacity(infos.len());

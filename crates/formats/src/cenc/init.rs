@@ -73,31 +73,62 @@ pub fn track_info(init: &[u8]) -> Result<TrackInfo, CencError> {
     })
 }
 
+/// A decoder configuration record's NAL length size and parameter sets.
+type DecoderConfig = (u8, Vec<Vec<u8>>);
+
 fn codec(init: &[u8], entry: &BoxRef) -> Result<Codec, CencError> {
     if is_audio(&entry.kind) {
         return Ok(Codec::Audio);
     }
-    if !matches!(&entry.kind, b"avc1" | b"avc3") {
-        return Err(CencError::UnsupportedEntry(
-            String::from_utf8_lossy(&entry.kind).into_owned(),
-        ));
-    }
+    let (config, hevc) = match &entry.kind {
+        b"avc1" | b"avc3" => (b"avcC", false),
+        b"hvc1" | b"hev1" => (b"hvcC", true),
+        other => return Err(CencError::UnsupportedEntry(String::from_utf8_lossy(other).into_owned())),
+    };
     let boxes_at = entry.payload + VISUAL_FIELDS;
     if boxes_at > entry.end {
         return Err(BoxError::Truncated(entry.start).into());
     }
-    let avcc = bmff::child(init, boxes_at, entry.end, b"avcC")?.ok_or(CencError::BadConfig("avcC"))?;
-    let (nal_length_size, parameter_sets) =
-        avc_config(&init[avcc.payload..avcc.end]).ok_or(CencError::BadConfig("avcC"))?;
-    Ok(Codec::H264 {
-        nal_length_size,
-        parameter_sets,
+    let name = std::str::from_utf8(config).expect("ASCII");
+    let found = bmff::child(init, boxes_at, entry.end, config)?.ok_or(CencError::BadConfig(name))?;
+    let record = &init[found.payload..found.end];
+    let read = if hevc { hevc_config(record) } else { avc_config(record) };
+    let (nal_length_size, parameter_sets) = read.ok_or(CencError::BadConfig(name))?;
+    Ok(if hevc {
+        Codec::H265 {
+            nal_length_size,
+            parameter_sets,
+        }
+    } else {
+        Codec::H264 {
+            nal_length_size,
+            parameter_sets,
+        }
     })
+}
+
+/// An HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 §8.3.3.1): lengthSizeMinusOne + 1 and
+/// the NAL units of its arrays (VPS, SPS, PPS, SEI).
+fn hevc_config(record: &[u8]) -> Option<DecoderConfig> {
+    let nal_length_size = (record.get(21)? & 3) + 1;
+    let arrays = *record.get(22)?;
+    let mut at = 23;
+    let mut sets = Vec::new();
+    for _ in 0..arrays {
+        let count = u16::from_be_bytes([*record.get(at + 1)?, *record.get(at + 2)?]);
+        at += 3;
+        for _ in 0..count {
+            let len = usize::from(u16::from_be_bytes([*record.get(at)?, *record.get(at + 1)?]));
+            sets.push(record.get(at + 2..at + 2 + len)?.to_vec());
+            at += 2 + len;
+        }
+    }
+    (nal_length_size != 3).then_some((nal_length_size, sets))
 }
 
 /// An AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1): lengthSizeMinusOne + 1 and
 /// the SPS and PPS NAL units.
-fn avc_config(record: &[u8]) -> Option<(u8, Vec<Vec<u8>>)> {
+fn avc_config(record: &[u8]) -> Option<DecoderConfig> {
     let nal_length_size = (record.get(4)? & 3) + 1;
     let mut at = 5;
     let mut sets = Vec::new();
@@ -116,7 +147,8 @@ fn avc_config(record: &[u8]) -> Option<(u8, Vec<Vec<u8>>)> {
 
 /// The init segment with its track's sample entry protected by `protection` and the given PSSH
 /// boxes (whole boxes, e.g. from [`super::pssh`]) added at the end of `moov`. The segment must
-/// hold one track (CMAF); its sample entry must be H.264 (`avc1`, `avc3`) or audio.
+/// hold one track (CMAF); its sample entry must be H.264 (`avc1`, `avc3`), HEVC (`hvc1`,
+/// `hev1`) or audio.
 pub fn protect_init(init: &[u8], protection: &Protection, psshs: &[Vec<u8>]) -> Result<Vec<u8>, CencError> {
     protection.check()?;
     let Entry { ancestors, entry } = find_entry(init)?;

@@ -10,13 +10,14 @@
 //!   segment to the next.
 //! - [`pssh`] builds the protection system boxes of Widevine, PlayReady and W3C ClearKey.
 //!
-//! Video is subsample-encrypted as Shaka Packager does it: NAL length prefixes, non-VCL NAL
-//! units, VCL NAL headers and slice headers stay clear; for `cenc` the protected part of each
-//! NAL unit is cut to whole 16-byte blocks (CMAF). Audio is encrypted whole (`cbcs`: its whole
+//! Video (H.264 and HEVC) is subsample-encrypted as Shaka Packager does it: NAL length
+//! prefixes, non-VCL NAL units, VCL NAL headers and slice headers stay clear; for `cenc` the
+//! protected part of each NAL unit is cut to whole 16-byte blocks (CMAF). Audio is encrypted whole (`cbcs`: its whole
 //! blocks, the trailing partial block clear). Hostile input is an error, never a panic.
 
 mod crypt;
 mod fragment;
+mod hevc;
 mod init;
 mod nal;
 pub mod pssh;
@@ -90,6 +91,11 @@ impl Protection {
 pub enum Codec {
     /// H.264 in `avc1`/`avc3`: its NAL length size and the SPS and PPS of its `avcC`.
     H264 {
+        nal_length_size: u8,
+        parameter_sets: Vec<Vec<u8>>,
+    },
+    /// HEVC in `hvc1`/`hev1`: its NAL length size and the VPS, SPS and PPS of its `hvcC`.
+    H265 {
         nal_length_size: u8,
         parameter_sets: Vec<Vec<u8>>,
     },

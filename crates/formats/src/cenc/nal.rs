@@ -1,7 +1,7 @@
 //! Where a video sample's protected bytes are: its NAL units walked by their length prefixes,
-//! and, in each slice NAL unit, the size of the slice header that stays clear (ITU-T H.264
-//! §7.3.3, read with the SPS and PPS it refers to). The split follows Shaka Packager's
-//! SubsampleGenerator, so that both packagers protect the same bytes.
+//! and, in each slice NAL unit, the size of the slice header that stays clear, read with the
+//! parameter sets it refers to (ITU-T H.264 §7.3.3 here, H.265 §7.3.6 in `hevc`). The split
+//! follows Shaka Packager's SubsampleGenerator, so that both packagers protect the same bytes.
 
 use std::collections::HashMap;
 
@@ -9,6 +9,17 @@ use super::crypt::Subsample;
 
 /// Why a sample cannot be split; the caller adds which sample.
 pub(crate) type Reason = &'static str;
+
+/// A codec's NAL syntax: which NAL units are slices, how long their headers are, and the
+/// parameter sets those lengths depend on.
+pub(crate) trait SliceHeaders: Send {
+    /// Whether the NAL unit (its header included) holds a coded slice.
+    fn is_slice(&self, nal: &[u8]) -> bool;
+    /// Learns the parameter set in `nal`; other NAL units are ignored.
+    fn learn(&mut self, nal: &[u8]) -> Result<(), Reason>;
+    /// The stored bytes of a slice NAL unit, its header included, before the slice data.
+    fn clear_prefix(&self, nal: &[u8]) -> Result<usize, Reason>;
+}
 
 /// The H.264 parameter sets a slice header is read with, by their IDs.
 #[derive(Debug, Default, Clone)]
@@ -53,6 +64,13 @@ impl H264Headers {
         }
         Ok(headers)
     }
+}
+
+impl SliceHeaders for H264Headers {
+    /// Coded slices and slice data partitions, nal_unit_type 1 to 5.
+    fn is_slice(&self, nal: &[u8]) -> bool {
+        nal.first().is_some_and(|header| (1..=5).contains(&(header & 0x1f)))
+    }
 
     fn learn(&mut self, nal: &[u8]) -> Result<(), Reason> {
         let Some((&header, rbsp)) = nal.split_first() else {
@@ -72,7 +90,6 @@ impl H264Headers {
         Ok(())
     }
 
-    /// The bytes of a slice NAL unit (header byte included) before its slice data.
     fn clear_prefix(&self, nal: &[u8]) -> Result<usize, Reason> {
         let (&header, rbsp) = nal.split_first().ok_or("an empty NAL unit")?;
         let mut bits = BitReader::new(rbsp);
@@ -81,14 +98,14 @@ impl H264Headers {
     }
 }
 
-/// Splits an H.264 sample (NAL units with `length_size`-byte big-endian lengths) into
-/// subsamples: length prefixes, non-slice NAL units and slice headers clear, slice data
-/// protected; with `align`, each protected part cut to whole 16-byte blocks (what CMAF asks of
-/// `cenc`). SPS and PPS met in the sample are learnt for the slices after them.
-pub(crate) fn h264_subsamples(
+/// Splits a sample (NAL units with `length_size`-byte big-endian lengths) into subsamples:
+/// length prefixes, non-slice NAL units and slice headers clear, slice data protected; with
+/// `align`, each protected part cut to whole 16-byte blocks (what CMAF asks of `cenc`).
+/// Parameter sets met in the sample are learnt for the slices after them.
+pub(crate) fn subsamples(
     sample: &[u8],
     length_size: usize,
-    headers: &mut H264Headers,
+    headers: &mut dyn SliceHeaders,
     align: bool,
 ) -> Result<Vec<Subsample>, Reason> {
     let mut subsamples = Organizer::new(align);
@@ -98,9 +115,8 @@ pub(crate) fn h264_subsamples(
         let len = prefix.iter().fold(0usize, |len, b| (len << 8) | usize::from(*b));
         let (nal, after) = after.split_at_checked(len).ok_or("a NAL unit longer than the sample")?;
         rest = after;
-        let nal_type = nal.first().map_or(0, |header| header & 0x1f);
-        let clear = if (1..=5).contains(&nal_type) {
-            headers.clear_prefix(nal)?
+        let clear = if headers.is_slice(nal) {
+            headers.clear_prefix(nal)?.min(nal.len())
         } else {
             headers.learn(nal)?;
             nal.len()
@@ -197,10 +213,10 @@ fn parse_sps(bits: &mut BitReader) -> Result<(u32, Sps), Reason> {
             }
         }
     }
-    sps.log2_max_frame_num = bits.ue()? + 4;
+    sps.log2_max_frame_num = bits.ue()?.saturating_add(4);
     sps.poc_type = bits.ue()?;
     match sps.poc_type {
-        0 => sps.log2_max_poc_lsb = bits.ue()? + 4,
+        0 => sps.log2_max_poc_lsb = bits.ue()?.saturating_add(4),
         1 => {
             sps.delta_pic_order_always_zero = bits.flag()?;
             bits.se()?;
@@ -248,8 +264,8 @@ fn parse_pps(bits: &mut BitReader) -> Result<(u32, Pps), Reason> {
         sps_id,
         entropy_coding_mode,
         bottom_field_pic_order_in_frame_present,
-        num_ref_idx_l0_default: bits.ue()? + 1,
-        num_ref_idx_l1_default: bits.ue()? + 1,
+        num_ref_idx_l0_default: bits.ue()?.saturating_add(1),
+        num_ref_idx_l1_default: bits.ue()?.saturating_add(1),
         weighted_pred: bits.flag()?,
         weighted_bipred_idc: bits.bits(2)?,
         deblocking_filter_control_present: {
@@ -317,9 +333,9 @@ fn reference_counts(bits: &mut BitReader, slice_type: u32, pps: &Pps) -> Result<
     }
     let mut refs = (pps.num_ref_idx_l0_default, pps.num_ref_idx_l1_default);
     if matches!(slice_type, SLICE_P | SLICE_SP | SLICE_B) && bits.flag()? {
-        refs.0 = bits.ue()? + 1;
+        refs.0 = bits.ue()?.saturating_add(1);
         if slice_type == SLICE_B {
-            refs.1 = bits.ue()? + 1;
+            refs.1 = bits.ue()?.saturating_add(1);
         }
     }
     if refs.0 > 32 || refs.1 > 32 {
@@ -445,7 +461,7 @@ fn skip_ref_pic_marking(bits: &mut BitReader, idr: bool) -> Result<(), Reason> {
 
 /// Bits of a NAL unit's payload as it is stored, emulation prevention bytes (00 00 03) skipped,
 /// so that the bytes it has started are the stored bytes the header spans.
-struct BitReader<'a> {
+pub(crate) struct BitReader<'a> {
     data: &'a [u8],
     next: usize,
     current: u8,
@@ -454,7 +470,7 @@ struct BitReader<'a> {
 }
 
 impl<'a> BitReader<'a> {
-    fn new(data: &'a [u8]) -> BitReader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> BitReader<'a> {
         BitReader {
             data,
             next: 0,
@@ -464,7 +480,7 @@ impl<'a> BitReader<'a> {
         }
     }
 
-    fn flag(&mut self) -> Result<bool, Reason> {
+    pub(crate) fn flag(&mut self) -> Result<bool, Reason> {
         if self.left == 0 {
             let mut byte = *self.data.get(self.next).ok_or("a header cut short")?;
             self.next += 1;
@@ -481,12 +497,12 @@ impl<'a> BitReader<'a> {
         Ok(self.current >> self.left & 1 == 1)
     }
 
-    fn bits(&mut self, count: u32) -> Result<u32, Reason> {
+    pub(crate) fn bits(&mut self, count: u32) -> Result<u32, Reason> {
         (0..count).try_fold(0u32, |value, _| Ok((value << 1) | u32::from(self.flag()?)))
     }
 
     /// ue(v), §9.1.
-    fn ue(&mut self) -> Result<u32, Reason> {
+    pub(crate) fn ue(&mut self) -> Result<u32, Reason> {
         let mut zeros = 0;
         while !self.flag()? {
             zeros += 1;
@@ -499,13 +515,18 @@ impl<'a> BitReader<'a> {
     }
 
     /// se(v), §9.1.1.
-    fn se(&mut self) -> Result<i64, Reason> {
+    pub(crate) fn se(&mut self) -> Result<i64, Reason> {
         let code = i64::from(self.ue()?);
         Ok(if code % 2 == 1 { (code + 1) / 2 } else { -code / 2 })
     }
 
-    fn bytes_started(&self) -> usize {
+    pub(crate) fn bytes_started(&self) -> usize {
         self.next
+    }
+
+    /// The stored bytes not yet started, an upper bound on what is left to read.
+    pub(crate) fn remaining_bytes(&self) -> usize {
+        self.data.len() - self.next
     }
 }
 
@@ -629,7 +650,7 @@ mod tests {
         let clear = 4 + sps().len() + 4 + pps().len() + 4 + sei.len() + 4 + header;
         let protected = idr.len() - header;
         // The SPS and PPS in the sample are learnt before the slice that needs them.
-        let cbcs = h264_subsamples(&sample, 4, &mut headers, false).unwrap();
+        let cbcs = subsamples(&sample, 4, &mut headers, false).unwrap();
         assert_eq!(
             cbcs,
             [Subsample {
@@ -637,7 +658,7 @@ mod tests {
                 protected: protected as u32
             }]
         );
-        let cenc = h264_subsamples(&sample, 4, &mut headers, true).unwrap();
+        let cenc = subsamples(&sample, 4, &mut headers, true).unwrap();
         let misaligned = protected % 16;
         assert_ne!(misaligned, 0);
         assert_eq!(
@@ -653,10 +674,10 @@ mod tests {
                 }
             ]
         );
-        assert!(h264_subsamples(&sample[..sample.len() - 1], 4, &mut headers, false).is_err());
+        assert!(subsamples(&sample[..sample.len() - 1], 4, &mut headers, false).is_err());
         // A slice whose PPS was never seen cannot be measured.
         let idr_only = [(idr.len() as u32).to_be_bytes().to_vec(), idr].concat();
-        assert!(h264_subsamples(&idr_only, 4, &mut H264Headers::default(), false).is_err());
+        assert!(subsamples(&idr_only, 4, &mut H264Headers::default(), false).is_err());
     }
 
     #[test]
@@ -689,10 +710,10 @@ mod tests {
             sample.extend_from_slice(&nal);
         }
         crate::fuzz_bytes(&sample, 20_000, |bytes| {
-            let _ = h264_subsamples(bytes, 4, &mut H264Headers::default(), true);
+            let _ = subsamples(bytes, 4, &mut H264Headers::default(), true);
         });
         for len in 0..sample.len() {
-            let _ = h264_subsamples(&sample[..len], 4, &mut H264Headers::default(), true);
+            let _ = subsamples(&sample[..len], 4, &mut H264Headers::default(), true);
         }
     }
 }
