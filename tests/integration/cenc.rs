@@ -155,6 +155,12 @@ fn assert_decrypts_to_the_clear_samples(dir: &Path, name: &str, (init, segments)
         "{name} {scheme:?}: {still_clear} of {} samples are stored clear",
         clear_packets.len()
     );
+    assert_eq!(
+        framemd5(&shaka_decrypts(dir, &encrypted), None, false),
+        Ok(clear_packets.clone()),
+        "{name} {scheme:?}: samples Shaka Packager decrypts"
+    );
+    assert_aux_info_where_saio_points(&std::fs::read(&encrypted).expect("the encrypted track"));
     let wrong = framemd5(&encrypted, Some(WRONG_KEY), true);
     assert!(
         wrong != framemd5(&clear, None, true),
@@ -178,6 +184,58 @@ fn cenc_tracks_decrypt_to_the_clear_samples() {
 #[test]
 fn cbcs_tracks_decrypt_to_the_clear_samples() {
     package_decrypts_to_the_clear_samples(Scheme::Cbcs);
+}
+
+/// The track decrypted by Shaka Packager (`--enable_raw_key_decryption`), a second reader of
+/// encv, sinf, tenc and senc.
+fn shaka_decrypts(dir: &Path, encrypted: &Path) -> PathBuf {
+    let name = encrypted.file_stem().expect("a file name").to_string_lossy();
+    let decrypted = dir.join(format!("{name}-shaka-decrypted.mp4"));
+    let keys = format!("label=:key_id={}:key={}", hex(&KID), hex(&KEY));
+    let run = Command::new(tool("packager"))
+        .arg(format!(
+            "in={},stream=0,output={}",
+            encrypted.display(),
+            decrypted.display()
+        ))
+        .args(["--enable_raw_key_decryption", "--keys", &keys])
+        .output()
+        .expect("run Shaka Packager");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    decrypted
+}
+
+/// In every fragment, saio (relative to the moof, as default-base-is-moof makes it) and saiz
+/// locate exactly the sample auxiliary information that senc holds (ISO/IEC 23001-7 §7.2.1):
+/// readers such as browsers' MSE parsers take it from there.
+fn assert_aux_info_where_saio_points(file: &[u8]) {
+    let mut moofs = 0;
+    let mut at = 0;
+    while at + 8 <= file.len() {
+        let size = u32::from_be_bytes(file[at..at + 4].try_into().unwrap()) as usize;
+        if &file[at + 4..at + 8] == b"moof" {
+            let moof = &file[at..at + size];
+            let saiz = boxes_at(&moof[8..], &[b"traf", b"saiz"])[0];
+            let saio = boxes_at(&moof[8..], &[b"traf", b"saio"])[0];
+            let senc = boxes_at(&moof[8..], &[b"traf", b"senc"])[0];
+            let samples = u32::from_be_bytes(saiz[5..9].try_into().unwrap()) as usize;
+            let total: usize = match saiz[4] {
+                0 => saiz[9..9 + samples].iter().map(|s| usize::from(*s)).sum(),
+                size => usize::from(size) * samples,
+            };
+            assert_eq!(u32::from_be_bytes(saio[4..8].try_into().unwrap()), 1, "one saio offset");
+            let offset = u32::from_be_bytes(saio[8..12].try_into().unwrap()) as usize;
+            assert_eq!(samples, u32::from_be_bytes(senc[4..8].try_into().unwrap()) as usize);
+            assert_eq!(
+                &file[at + offset..at + offset + total],
+                &senc[8..],
+                "saio points at senc's samples"
+            );
+            moofs += 1;
+        }
+        at += size;
+    }
+    assert!(moofs > 1, "several fragments");
 }
 
 /// Each sample's (clear, protected) byte counts, from every senc of a file (ISO/IEC 23001-7
