@@ -71,8 +71,11 @@ impl FragmentEncryptor {
     /// On error the segment is half-done: the caller discards it.
     pub fn protect(&mut self, segment: &mut Vec<u8>) -> Result<(), CencError> {
         let mut at = 0;
-        while at < segment.len() {
-            let next = bmff::children(segment, at, segment.len())?[0];
+        loop {
+            let Some(next) = bmff::iter_children(segment, at, segment.len()).next() else {
+                return Ok(());
+            };
+            let next = next?;
             match &next.kind {
                 b"moof" => {
                     let mdat = following_mdat(segment, next.end)?;
@@ -83,7 +86,6 @@ impl FragmentEncryptor {
                 _ => at = next.end,
             }
         }
-        Ok(())
     }
 
     fn protect_moof(&mut self, segment: &mut Vec<u8>, moof: BoxRef, mdat: BoxRef) -> Result<usize, CencError> {
@@ -173,18 +175,19 @@ impl FragmentEncryptor {
         let mut senc = vec![0, 0, 0, if subsampled { SENC_SUBSAMPLES } else { 0 }];
         senc.extend_from_slice(&(infos.len() as u32).to_be_bytes());
         let mut sizes = Vec::with_capacity(infos.len());
-        for info in infos {
+        for (index, info) in infos.iter().enumerate() {
+            let too_many = || CencError::TooManySubsamples(index as u64);
             let start = senc.len();
             senc.extend_from_slice(&info.iv);
             if subsampled {
-                let count = u16::try_from(info.subsamples.len()).map_err(|_| CencError::TooLarge)?;
+                let count = u16::try_from(info.subsamples.len()).map_err(|_| too_many())?;
                 senc.extend_from_slice(&count.to_be_bytes());
                 for sub in &info.subsamples {
                     senc.extend_from_slice(&sub.clear.to_be_bytes());
                     senc.extend_from_slice(&sub.protected.to_be_bytes());
                 }
             }
-            sizes.push(u8::try_from(senc.len() - start).map_err(|_| CencError::TooLarge)?);
+            sizes.push(u8::try_from(senc.len() - start).map_err(|_| too_many())?);
         }
         let saiz = boxed(b"saiz", &sample_info_sizes(&sizes));
         // saio: version 0, one offset; the senc's samples follow its 16 bytes of header.
@@ -294,8 +297,13 @@ fn shift_data_offsets(segment: &mut [u8], moof_start: usize, by: usize) -> Resul
             continue;
         }
         for trun in bmff::children(segment, traf.payload, traf.end)? {
-            let flags = *segment.get(trun.payload + 3).ok_or(BoxError::Truncated(trun.start))?;
-            if &trun.kind == b"trun" && u32::from(flags) & TRUN_DATA_OFFSET != 0 {
+            if &trun.kind != b"trun" {
+                continue;
+            }
+            let mut fields = Fields::new(segment, trun);
+            if fields.u32()? & TRUN_DATA_OFFSET != 0 {
+                fields.skip(4)?;
+                fields.u32()?;
                 fields_at.push(trun.payload + 8);
             }
         }
@@ -432,6 +440,58 @@ mod tests {
         assert_ne!(samples[1], clear[1]);
         let saiz = data.windows(4).position(|w| w == b"saiz").unwrap() + 4;
         assert_eq!(&data[saiz..saiz + 11], &[0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0]);
+    }
+
+    /// H.264 with a baseline 320x240 SPS and PPS; `slices` P-slice NAL units of an 18-bit header
+    /// (3 bytes after the NAL header byte) and 40 bytes of slice data.
+    fn h264_sample(slices: usize) -> (TrackInfo, Vec<u8>) {
+        let track = TrackInfo {
+            track_id: 1,
+            codec: Codec::H264 {
+                nal_length_size: 4,
+                parameter_sets: vec![
+                    vec![0x67, 66, 0, 30, 0xda, 0x05, 0x07, 0xe4],
+                    vec![0x68, 0xce, 0x3c, 0x80],
+                ],
+            },
+            default_sample_size: 0,
+        };
+        let nal = [&[0x41u8, 0x9a, 0x02, 0x80][..], &[0x77; 40]].concat();
+        let sample = (0..slices)
+            .flat_map(|_| [&(nal.len() as u32).to_be_bytes()[..], &nal].concat())
+            .collect();
+        (track, sample)
+    }
+
+    #[test]
+    fn video_samples_get_subsamples_until_they_do_not_fit_saiz() {
+        let protection = Protection {
+            scheme: Scheme::Cenc,
+            kid: [1; 16],
+            key: KEY,
+            iv: vec![0; 8],
+        };
+        let (track, sample) = h264_sample(2);
+        let mut data = segment(&[sample]);
+        FragmentEncryptor::new(protection.clone(), track)
+            .unwrap()
+            .protect(&mut data)
+            .unwrap();
+        let senc = data.windows(4).position(|w| w == b"senc").unwrap() + 4;
+        // Flags 2; one sample: its IV and three subsamples: 4 + 4 clear bytes and 32 protected
+        // (the 40 bytes of slice data less their partial last block), the 8 left over joining
+        // the next NAL unit's 4 + 4 clear bytes, 32 protected, and the last 8 bytes clear.
+        let expected = [
+            &[0u8, 0, 0, 2, 0, 0, 0, 1][..],
+            &[0; 8],
+            &[0, 3, 0, 8, 0, 0, 0, 32, 0, 16, 0, 0, 0, 32, 0, 8, 0, 0, 0, 0],
+        ]
+        .concat();
+        assert_eq!(&data[senc..senc + expected.len()], &expected[..]);
+        let (track, sample) = h264_sample(45);
+        let mut data = segment(&[sample]);
+        let mut encryptor = FragmentEncryptor::new(protection, track).unwrap();
+        assert_eq!(encryptor.protect(&mut data), Err(CencError::TooManySubsamples(0)));
     }
 
     #[test]

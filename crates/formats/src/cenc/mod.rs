@@ -136,6 +136,8 @@ pub enum CencError {
     NalLengths { sample: u64 },
     #[error("sample {sample}: a slice header cannot be read ({reason})")]
     SliceHeader { sample: u64, reason: &'static str },
+    #[error("sample {0}: too many NAL units to describe in 255 bytes of sample auxiliary information")]
+    TooManySubsamples(u64),
     #[error("a fragment of more than 4 GiB")]
     TooLarge,
 }
