@@ -76,13 +76,7 @@ fn protected_ranges(len: usize, subsamples: &[Subsample]) -> impl Iterator<Item 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::cenc::hex;
 
     const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
     const PLAIN: &str = "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51\

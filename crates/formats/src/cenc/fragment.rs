@@ -46,14 +46,14 @@ impl FragmentEncryptor {
                 parameter_sets,
             } => Some((
                 usize::from(*nal_length_size),
-                Box::new(H264Headers::new(parameter_sets).map_err(slice_error)?),
+                Box::new(nal::learnt::<H264Headers>(parameter_sets).map_err(slice_error)?),
             )),
             Codec::H265 {
                 nal_length_size,
                 parameter_sets,
             } => Some((
                 usize::from(*nal_length_size),
-                Box::new(H265Headers::new(parameter_sets).map_err(slice_error)?),
+                Box::new(nal::learnt::<H265Headers>(parameter_sets).map_err(slice_error)?),
             )),
             Codec::Audio => None,
         };

@@ -74,17 +74,6 @@ fn nal_type(nal: &[u8]) -> Option<u8> {
     nal.first().map(|header| (header >> 1) & 0x3f)
 }
 
-impl H265Headers {
-    /// The parameter sets of an `hvcC` (or met in band), each a NAL unit with its header.
-    pub(crate) fn new(parameter_sets: &[Vec<u8>]) -> Result<H265Headers, Reason> {
-        let mut headers = H265Headers::default();
-        for nal in parameter_sets {
-            headers.learn(nal)?;
-        }
-        Ok(headers)
-    }
-}
-
 impl SliceHeaders for H265Headers {
     /// The VCL NAL unit types that carry slice segments, TRAIL_N (0) to CRA_NUT (21).
     fn is_slice(&self, nal: &[u8]) -> bool {
@@ -632,14 +621,8 @@ fn skip_weight_table(bits: &mut BitReader, chroma: bool, lists: &[u32]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cenc::nal::subsamples;
-
-    fn hex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::cenc::hex;
+    use crate::cenc::nal::{learnt, subsamples};
 
     /// The VPS, SPS and PPS x265 3.5 wrote for a 64x64 picture, and the start of its IDR slice.
     fn x265() -> (Vec<Vec<u8>>, Vec<u8>) {
@@ -670,7 +653,7 @@ mod tests {
     #[test]
     fn an_x265_idr_slice_header_ends_inside_its_nal_unit() {
         let (sets, slice) = x265();
-        let headers = H265Headers::new(&sets).unwrap();
+        let headers = learnt::<H265Headers>(&sets).unwrap();
         assert!(headers.is_slice(&slice));
         assert!(!headers.is_slice(&sets[1]));
         let prefix = headers.clear_prefix(&slice).unwrap();

@@ -117,13 +117,19 @@ fn hevc_config(record: &[u8]) -> Option<DecoderConfig> {
     for _ in 0..arrays {
         let count = u16::from_be_bytes([*record.get(at + 1)?, *record.get(at + 2)?]);
         at += 3;
-        for _ in 0..count {
-            let len = usize::from(u16::from_be_bytes([*record.get(at)?, *record.get(at + 1)?]));
-            sets.push(record.get(at + 2..at + 2 + len)?.to_vec());
-            at += 2 + len;
-        }
+        read_nal_units(record, &mut at, count, &mut sets)?;
     }
     (nal_length_size != 3).then_some((nal_length_size, sets))
+}
+
+/// `count` NAL units of a configuration record from `at` on, each after its 16-bit length.
+fn read_nal_units(record: &[u8], at: &mut usize, count: u16, sets: &mut Vec<Vec<u8>>) -> Option<()> {
+    for _ in 0..count {
+        let len = usize::from(u16::from_be_bytes([*record.get(*at)?, *record.get(*at + 1)?]));
+        sets.push(record.get(*at + 2..*at + 2 + len)?.to_vec());
+        *at += 2 + len;
+    }
+    Some(())
 }
 
 /// An AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1): lengthSizeMinusOne + 1 and
@@ -135,11 +141,7 @@ fn avc_config(record: &[u8]) -> Option<DecoderConfig> {
     for count_mask in [0x1f, 0xff] {
         let count = record.get(at)? & count_mask;
         at += 1;
-        for _ in 0..count {
-            let len = usize::from(u16::from_be_bytes([*record.get(at)?, *record.get(at + 1)?]));
-            sets.push(record.get(at + 2..at + 2 + len)?.to_vec());
-            at += 2 + len;
-        }
+        read_nal_units(record, &mut at, u16::from(count), &mut sets)?;
     }
     // A length size of 3 is not allowed, and the encryption reads lengths of 1, 2 or 4 bytes.
     (nal_length_size != 3).then_some((nal_length_size, sets))

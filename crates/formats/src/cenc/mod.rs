@@ -141,3 +141,12 @@ pub enum CencError {
     #[error("a fragment of more than 4 GiB")]
     TooLarge,
 }
+
+/// Bytes from hexadecimal digits, for test vectors.
+#[cfg(test)]
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -55,17 +55,6 @@ struct Pps {
 const NAL_SPS: u8 = 7;
 const NAL_PPS: u8 = 8;
 
-impl H264Headers {
-    /// The parameter sets of an `avcC` (or met in band), each a NAL unit with its header byte.
-    pub(crate) fn new(parameter_sets: &[Vec<u8>]) -> Result<H264Headers, Reason> {
-        let mut headers = H264Headers::default();
-        for nal in parameter_sets {
-            headers.learn(nal)?;
-        }
-        Ok(headers)
-    }
-}
-
 impl SliceHeaders for H264Headers {
     /// Coded slices and slice data partitions, nal_unit_type 1 to 5.
     fn is_slice(&self, nal: &[u8]) -> bool {
@@ -96,6 +85,16 @@ impl SliceHeaders for H264Headers {
         slice_header(&mut bits, self, header)?;
         Ok(1 + bits.bytes_started())
     }
+}
+
+/// Slice header readers that know the parameter sets of a decoder configuration record
+/// (`avcC`, `hvcC`), each a NAL unit with its header.
+pub(crate) fn learnt<H: SliceHeaders + Default>(parameter_sets: &[Vec<u8>]) -> Result<H, Reason> {
+    let mut headers = H::default();
+    for nal in parameter_sets {
+        headers.learn(nal)?;
+    }
+    Ok(headers)
 }
 
 /// Splits a sample (NAL units with `length_size`-byte big-endian lengths) into subsamples:
@@ -606,7 +605,7 @@ mod tests {
 
     #[test]
     fn an_idr_slice_header_is_measured_in_stored_bytes() {
-        let headers = H264Headers::new(&[sps(), pps()]).unwrap();
+        let headers = learnt::<H264Headers>(&[sps(), pps()]).unwrap();
         let header = idr_header(0);
         assert_eq!(header.used, 1 + 7 + 1 + 4 + 1 + 6 + 2 + 1 + 3);
         let slice = [vec![0x65], header.bytes, vec![0xaa; 40]].concat();
@@ -637,7 +636,7 @@ mod tests {
 
     #[test]
     fn subsamples_follow_nal_units_and_align_for_cenc() {
-        let mut headers = H264Headers::new(&[]).unwrap();
+        let mut headers = H264Headers::default();
         let slice = idr_header(0);
         let idr = [vec![0x65], slice.bytes.clone(), vec![0xaa; 100]].concat();
         let sei = vec![0x06, 5, 1, 0, 0x80];

