@@ -36,7 +36,8 @@ fn tool(name: &str) -> PathBuf {
     })
 }
 
-fn protection(scheme: Scheme, key: [u8; 16]) -> Protection {
+/// The test key with `scheme`'s IV: 8 bytes for cenc, the 16-byte constant IV for cbcs.
+fn protection(scheme: Scheme) -> Protection {
     let iv = match scheme {
         Scheme::Cenc => 0x1122_3344_5566_7788u64.to_be_bytes().to_vec(),
         Scheme::Cbcs => 0xfedc_ba98_7654_3210_0011_2233_4455_6677u128.to_be_bytes().to_vec(),
@@ -44,7 +45,7 @@ fn protection(scheme: Scheme, key: [u8; 16]) -> Protection {
     Protection {
         scheme,
         kid: KID,
-        key,
+        key: KEY,
         iv,
     }
 }
@@ -127,16 +128,21 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// A track encrypted with `scheme` decrypts to the clear samples and frames; without the key or
-/// with a wrong one it does not.
-fn assert_decrypts_to_the_clear_samples(dir: &Path, name: &str, (init, segments): &Track, scheme: Scheme) {
+/// A track encrypted with `protection` decrypts to the clear samples and frames; without the key
+/// or with a wrong one it does not.
+fn assert_decrypts_to_the_clear_samples(dir: &Path, name: &str, (init, segments): &Track, protection: &Protection) {
+    let scheme = protection.scheme;
     let clear = write(
         dir,
         &format!("{name}-clear.mp4"),
         &[init.clone(), segments.concat()].concat(),
     );
-    let encrypted = encrypt(init, segments, &protection(scheme, KEY));
-    let encrypted = write(dir, &format!("{name}-{scheme:?}.mp4"), &encrypted);
+    let encrypted = encrypt(init, segments, protection);
+    let encrypted = write(
+        dir,
+        &format!("{name}-{scheme:?}-{}.mp4", protection.iv.len()),
+        &encrypted,
+    );
     let clear_packets = framemd5(&clear, None, false).expect("the clear track reads");
     assert_eq!(
         framemd5(&encrypted, Some(KEY), false),
@@ -172,7 +178,7 @@ fn assert_decrypts_to_the_clear_samples(dir: &Path, name: &str, (init, segments)
 fn package_decrypts_to_the_clear_samples(scheme: Scheme) {
     let (dir, out) = package();
     for name in ["90p", "audio"] {
-        assert_decrypts_to_the_clear_samples(dir.path(), name, &track(&out, name), scheme);
+        assert_decrypts_to_the_clear_samples(dir.path(), name, &track(&out, name), &protection(scheme));
     }
 }
 
@@ -184,6 +190,19 @@ fn cenc_tracks_decrypt_to_the_clear_samples() {
 #[test]
 fn cbcs_tracks_decrypt_to_the_clear_samples() {
     package_decrypts_to_the_clear_samples(Scheme::Cbcs);
+}
+
+/// cenc with 16-byte IVs, each sample's starting past the counter blocks of the one before.
+#[test]
+fn cenc_with_16_byte_ivs_decrypts_to_the_clear_samples() {
+    let (dir, out) = package();
+    let protection = Protection {
+        iv: (0xf0..=0xff).collect(),
+        ..protection(Scheme::Cenc)
+    };
+    for name in ["90p", "audio"] {
+        assert_decrypts_to_the_clear_samples(dir.path(), name, &track(&out, name), &protection);
+    }
 }
 
 /// The track decrypted by Shaka Packager (`--enable_raw_key_decryption`), a second reader of
@@ -316,7 +335,7 @@ fn assert_same_subsamples_as_shaka_packager(dir: &Path, name: &str, (init, segme
         "{name}: Shaka's {scheme_name}"
     );
     let iv_size = if scheme == Scheme::Cenc { 8 } else { 0 };
-    let ours = subsample_maps(&encrypt(init, segments, &protection(scheme, KEY)), iv_size);
+    let ours = subsample_maps(&encrypt(init, segments, &protection(scheme)), iv_size);
     let theirs = subsample_maps(&std::fs::read(&shaka).expect("Shaka's output"), iv_size);
     assert_eq!(ours.len(), clear_packets.len(), "{name}: one senc entry per sample");
     assert!(
@@ -401,7 +420,7 @@ fn hevc_and_multi_slice_h264_decrypt_and_match_shaka_packager() {
     ];
     for (name, track) in &tracks {
         for scheme in [Scheme::Cenc, Scheme::Cbcs] {
-            assert_decrypts_to_the_clear_samples(dir.path(), name, track, scheme);
+            assert_decrypts_to_the_clear_samples(dir.path(), name, track, &protection(scheme));
             assert_same_subsamples_as_shaka_packager(dir.path(), name, track, scheme);
         }
     }
