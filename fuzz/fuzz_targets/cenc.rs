@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         iv: vec![3; 16],
     };
     let _ = cenc::track_info(data);
-    let _ = cenc::protect_init(data, &protection, &[cenc::pssh::clearkey(&[[1; 16]])]);
+    let _ = cenc::protect_init(data, &protection, &[cenc::pssh::clearkey(&[[1; 16]])], choice & 0x80 != 0);
     let nal_length_size = [1, 2, 4][usize::from(choice >> 3) % 3];
     let codec = match (choice >> 1) & 3 {
         1 => Codec::H264 {
@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
         default_sample_size: u32::from(choice),
     };
     if let Ok(mut encryptor) = FragmentEncryptor::new(protection, track) {
+        let _ = encryptor.leave_clear(&mut data.to_vec());
         let _ = encryptor.protect(&mut data.to_vec());
     }
 });

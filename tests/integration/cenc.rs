@@ -76,15 +76,26 @@ fn track(out: &Path, name: &str) -> Track {
 /// The track encrypted with this crate: protected init (with the three PSSH boxes) followed by
 /// every protected segment.
 fn encrypt(init: &[u8], segments: &[Vec<u8>], protection: &Protection) -> Vec<u8> {
+    encrypt_after_clear_lead(init, segments, protection, 0)
+}
+
+/// [`encrypt`] with the first `clear_lead` segments left clear, pointing at the clear sample
+/// entry the init segment keeps as description 2 (Shaka Packager's clear lead).
+fn encrypt_after_clear_lead(init: &[u8], segments: &[Vec<u8>], protection: &Protection, clear_lead: usize) -> Vec<u8> {
     let info = cenc::track_info(init).expect("the clear init segment is understood");
     let psshs = [
         pssh::clearkey(&[KID]),
         pssh::widevine(&[KID], protection.scheme),
         pssh::playready(&[KID], protection.scheme, Some("https://license.example/pr?a=1&b=2")),
     ];
-    let mut file = cenc::protect_init(init, protection, &psshs).expect("protect the init segment");
+    let mut file = cenc::protect_init(init, protection, &psshs, clear_lead > 0).expect("protect the init segment");
     let mut encryptor = FragmentEncryptor::new(protection.clone(), info).expect("an encryptor");
-    for segment in segments {
+    for segment in &segments[..clear_lead] {
+        let mut segment = segment.clone();
+        encryptor.leave_clear(&mut segment).expect("mark a clear segment");
+        file.extend_from_slice(&segment);
+    }
+    for segment in &segments[clear_lead..] {
         let mut segment = segment.clone();
         encryptor.protect(&mut segment).expect("encrypt a segment");
         file.extend_from_slice(&segment);
@@ -190,6 +201,36 @@ fn cenc_tracks_decrypt_to_the_clear_samples() {
 #[test]
 fn cbcs_tracks_decrypt_to_the_clear_samples() {
     package_decrypts_to_the_clear_samples(Scheme::Cbcs);
+}
+
+/// A clear lead of one segment, both schemes: the clear segment and the encrypted ones after it
+/// read back as the clear track, with FFmpeg 8.1 and with Shaka Packager.
+#[test]
+fn a_clear_lead_segment_reads_back_with_the_encrypted_ones() {
+    let (dir, out) = package();
+    for name in ["90p", "audio"] {
+        let (init, segments) = track(&out, name);
+        let clear = write(
+            dir.path(),
+            &format!("{name}-clear.mp4"),
+            &[init.clone(), segments.concat()].concat(),
+        );
+        let clear_packets = framemd5(&clear, None, false).expect("the clear track reads");
+        for scheme in [Scheme::Cenc, Scheme::Cbcs] {
+            let file = encrypt_after_clear_lead(&init, &segments, &protection(scheme), 1);
+            let encrypted = write(dir.path(), &format!("{name}-{scheme:?}-lead.mp4"), &file);
+            assert_eq!(
+                framemd5(&encrypted, Some(KEY), false),
+                Ok(clear_packets.clone()),
+                "{name} {scheme:?}: FFmpeg"
+            );
+            assert_eq!(
+                framemd5(&shaka_decrypts(dir.path(), &encrypted), None, false),
+                Ok(clear_packets.clone()),
+                "{name} {scheme:?}: Shaka Packager"
+            );
+        }
+    }
 }
 
 /// cenc with 16-byte IVs, each sample's starting past the counter blocks of the one before.

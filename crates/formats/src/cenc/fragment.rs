@@ -29,6 +29,7 @@ struct SampleInfo {
 }
 
 const TFHD_BASE_DATA_OFFSET: u32 = 0x01;
+const TFHD_SAMPLE_DESCRIPTION: u32 = 0x02;
 const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x02_0000;
 const TRUN_DATA_OFFSET: u32 = 0x01;
 const SENC_SUBSAMPLES: u8 = 0x02;
@@ -84,6 +85,28 @@ impl FragmentEncryptor {
                 }
                 b"sidx" | b"ssix" => return Err(CencError::Unsupported("sidx")),
                 _ => at = next.end,
+            }
+        }
+    }
+
+    /// Leaves every moof + mdat of `segment` clear but points the track's fragments at sample
+    /// description 2, the clear entry `protect_init` keeps with `clear_lead`: the clear lead of
+    /// an encrypted track. The IVs of the encrypted segments that follow do not move.
+    pub fn leave_clear(&self, segment: &mut Vec<u8>) -> Result<(), CencError> {
+        let mut at = 0;
+        loop {
+            let Some(next) = bmff::iter_children(segment, at, segment.len()).next() else {
+                return Ok(());
+            };
+            let next = next?;
+            at = next.end;
+            if &next.kind == b"moof" {
+                let traf = bmff::children(segment, next.payload, next.end)?
+                    .into_iter()
+                    .filter(|b| &b.kind == b"traf")
+                    .find(|traf| tfhd(segment, traf).is_ok_and(|(_, id)| id == self.track.track_id))
+                    .ok_or(CencError::NoTrack(self.track.track_id))?;
+                at += point_at_clear_entry(segment, next, traf)?;
             }
         }
     }
@@ -222,6 +245,30 @@ fn following_mdat(segment: &[u8], from: usize) -> Result<BoxRef, CencError> {
         .find(|b| b.as_ref().map_or(true, |b| &b.kind == b"mdat"))
         .ok_or(BoxError::Missing("mdat"))?
         .map_err(CencError::from)
+}
+
+/// Sets the traf's sample_description_index to 2, adding the field to its tfhd when it has none;
+/// returns the bytes added.
+fn point_at_clear_entry(segment: &mut Vec<u8>, moof: BoxRef, traf: BoxRef) -> Result<usize, CencError> {
+    let tfhd = bmff::child(segment, traf.payload, traf.end, b"tfhd")?.ok_or(BoxError::Missing("tfhd"))?;
+    let (flags, _) = self::tfhd(segment, &traf)?;
+    let at = tfhd.payload + 8 + if flags & TFHD_BASE_DATA_OFFSET != 0 { 8 } else { 0 };
+    let index = 2u32.to_be_bytes();
+    if flags & TFHD_SAMPLE_DESCRIPTION != 0 {
+        let field = segment.get_mut(at..at + 4).filter(|_| at + 4 <= tfhd.end);
+        field.ok_or(BoxError::Truncated(tfhd.start))?.copy_from_slice(&index);
+        return Ok(0);
+    }
+    if at > tfhd.end {
+        return Err(BoxError::Truncated(tfhd.start).into());
+    }
+    segment.splice(at..at, index);
+    segment[tfhd.payload + 3] |= TFHD_SAMPLE_DESCRIPTION as u8;
+    for parent in [moof.start, traf.start, tfhd.start] {
+        bmff::grow(segment, parent, 4)?;
+    }
+    shift_data_offsets(segment, moof.start, 4)?;
+    Ok(4)
 }
 
 /// A tfhd's flags and track ID.
@@ -495,6 +542,38 @@ mod tests {
     }
 
     #[test]
+    fn a_clear_fragment_points_at_sample_description_2_and_keeps_its_samples() {
+        let clear = vec![vec![7u8; 40], vec![8u8; 16]];
+        let protection = Protection {
+            scheme: Scheme::Cenc,
+            kid: [1; 16],
+            key: KEY,
+            iv: vec![0; 8],
+        };
+        let encryptor = FragmentEncryptor::new(protection, audio_track()).unwrap();
+        let mut data = segment(&clear);
+        encryptor.leave_clear(&mut data).unwrap();
+        // tfhd: flags 0x020002, track 1, sample_description_index 2.
+        let tfhd = data.windows(4).position(|w| w == b"tfhd").unwrap() + 4;
+        assert_eq!(
+            &data[tfhd - 8..tfhd + 12],
+            &[0, 0, 0, 20, b't', b'f', b'h', b'd', 0, 2, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2]
+        );
+        let moof_len = u32_at(&data, 0) as usize;
+        let trun = data.windows(4).position(|w| w == b"trun").unwrap() + 4;
+        assert_eq!(
+            u32_at(&data, trun + 8) as usize,
+            moof_len + 8,
+            "the data offset follows the mdat"
+        );
+        assert_eq!(&data[moof_len + 8..], &clear.concat()[..]);
+        // A tfhd that has the field already keeps its size.
+        let mut again = data.clone();
+        encryptor.leave_clear(&mut again).unwrap();
+        assert_eq!(again, data);
+    }
+
+    #[test]
     fn refuses_fragments_it_cannot_rewrite() {
         let protection = Protection {
             scheme: Scheme::Cenc,
@@ -519,6 +598,7 @@ mod tests {
         );
         crate::fuzz_bytes(&clear, 20_000, |bytes| {
             let _ = encryptor.protect(&mut bytes.to_vec());
+            let _ = encryptor.leave_clear(&mut bytes.to_vec());
         });
         for len in 0..clear.len() {
             let _ = encryptor.protect(&mut clear[..len].to_vec());

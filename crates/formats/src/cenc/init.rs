@@ -150,8 +150,15 @@ fn avc_config(record: &[u8]) -> Option<DecoderConfig> {
 /// The init segment with its track's sample entry protected by `protection` and the given PSSH
 /// boxes (whole boxes, e.g. from [`super::pssh`]) added at the end of `moov`. The segment must
 /// hold one track (CMAF); its sample entry must be H.264 (`avc1`, `avc3`), HEVC (`hvc1`,
-/// `hev1`) or audio.
-pub fn protect_init(init: &[u8], protection: &Protection, psshs: &[Vec<u8>]) -> Result<Vec<u8>, CencError> {
+/// `hev1`) or audio. With `clear_lead`, the clear sample entry stays too, as sample description
+/// 2, for the fragments [`super::FragmentEncryptor::leave_clear`] marks (as Shaka Packager
+/// does for a clear lead).
+pub fn protect_init(
+    init: &[u8],
+    protection: &Protection,
+    psshs: &[Vec<u8>],
+    clear_lead: bool,
+) -> Result<Vec<u8>, CencError> {
     protection.check()?;
     let Entry { ancestors, entry } = find_entry(init)?;
     let audio = is_audio(&entry.kind);
@@ -161,15 +168,25 @@ pub fn protect_init(init: &[u8], protection: &Protection, psshs: &[Vec<u8>]) -> 
         return Err(BoxError::Truncated(entry.start).into());
     }
     let sinf = scheme_information(entry.kind, protection, audio);
-    let mut out = [&init[..entry.end], &sinf, &init[entry.end..]].concat();
+    let clear_entry = if clear_lead { &init[entry.start..entry.end] } else { &[] };
+    let mut out = [&init[..entry.end], &sinf, clear_entry, &init[entry.end..]].concat();
     out[entry.start + 4..entry.start + 8].copy_from_slice(if audio { b"enca" } else { b"encv" });
     bmff::grow(&mut out, entry.start, sinf.len() as u64)?;
+    let added = sinf.len() + clear_entry.len();
     for parent in &ancestors {
-        bmff::grow(&mut out, parent.start, sinf.len() as u64)?;
+        bmff::grow(&mut out, parent.start, added as u64)?;
+    }
+    if clear_lead {
+        let stsd = ancestors[ancestors.len() - 1];
+        let count = stsd.payload + 4;
+        if out[count..count + 4] != 1u32.to_be_bytes() {
+            return Err(CencError::Unsupported("clear lead with several sample entries"));
+        }
+        out[count..count + 4].copy_from_slice(&2u32.to_be_bytes());
     }
     let moov = ancestors[0];
     let psshs = psshs.concat();
-    let moov_end = moov.end + sinf.len();
+    let moov_end = moov.end + added;
     out.splice(moov_end..moov_end, psshs.iter().copied());
     bmff::grow(&mut out, moov.start, psshs.len() as u64)?;
     Ok(out)
@@ -267,7 +284,7 @@ mod tests {
             iv: vec![9; 8],
         };
         let pssh = boxed(b"pssh", &[0; 24]);
-        let protected = protect_init(&init_with(&avc1()), &protection, std::slice::from_ref(&pssh)).unwrap();
+        let protected = protect_init(&init_with(&avc1()), &protection, std::slice::from_ref(&pssh), false).unwrap();
         // ISO/IEC 23001-7 §8.2 (tenc version 0: reserved, reserved, isProtected 1, IV size 8,
         // KID) and ISO/IEC 14496-12 §8.12 (frma, schm version 0 'cenc' 1.0).
         let tenc = [&[0u8, 0, 0, 0, 0, 0, 1, 8][..], &KID].concat();
@@ -299,7 +316,7 @@ mod tests {
             key: [0; 16],
             iv: (0..16).collect(),
         };
-        let protected = protect_init(&init_with(&mp4a), &protection, &[]).unwrap();
+        let protected = protect_init(&init_with(&mp4a), &protection, &[], false).unwrap();
         // tenc version 1: reserved, crypt/skip 0/0, isProtected 1, IV size 0, KID, constant IV.
         let tenc = [
             &[1u8, 0, 0, 0, 0, 0, 1, 0][..],
@@ -319,9 +336,29 @@ mod tests {
             iv: vec![0; 16],
             ..protection
         };
-        let protected = protect_init(&init_with(&avc1()), &video, &[]).unwrap();
+        let protected = protect_init(&init_with(&avc1()), &video, &[], false).unwrap();
         let at = protected.windows(4).position(|w| w == b"tenc").unwrap() + 4;
         assert_eq!(&protected[at..at + 8], &[1, 0, 0, 0, 0, 0x19, 1, 0], "pattern 1:9");
+    }
+
+    #[test]
+    fn a_clear_lead_keeps_the_clear_entry_as_description_2() {
+        let protection = Protection {
+            scheme: Scheme::Cbcs,
+            kid: KID,
+            key: [0; 16],
+            iv: vec![0; 16],
+        };
+        let init = init_with(&avc1());
+        let protected = protect_init(&init, &protection, &[], true).unwrap();
+        let without = protect_init(&init, &protection, &[], false).unwrap();
+        assert_eq!(protected.len(), without.len() + avc1().len());
+        let Entry { ancestors, entry } = find_entry(&protected).unwrap();
+        let stsd = ancestors[ancestors.len() - 1];
+        assert_eq!(&protected[stsd.payload + 4..stsd.payload + 8], &[0, 0, 0, 2]);
+        assert_eq!(&entry.kind, b"encv");
+        assert_eq!(&protected[entry.end..entry.end + avc1().len()], &avc1()[..]);
+        assert_eq!(entry.end + avc1().len(), stsd.end, "the clear entry fills the stsd");
     }
 
     #[test]
@@ -334,7 +371,7 @@ mod tests {
         };
         let init = init_with(&avc1());
         assert_eq!(
-            protect_init(&init, &protection, &[]),
+            protect_init(&init, &protection, &[], false),
             Err(CencError::IvSize(Scheme::Cbcs, 8))
         );
         let protection = Protection {
@@ -343,7 +380,7 @@ mod tests {
         };
         let vp09 = boxed(b"vp09", &[0; VISUAL_FIELDS]);
         assert_eq!(
-            protect_init(&init_with(&vp09), &protection, &[]),
+            protect_init(&init_with(&vp09), &protection, &[], false),
             Err(CencError::UnsupportedEntry("vp09".into()))
         );
         // Two tracks in one init segment.
@@ -353,13 +390,16 @@ mod tests {
             b"moov",
             &[&init[moov.payload..moov.end], &init[trak.start..trak.end]].concat(),
         );
-        assert_eq!(protect_init(&two, &protection, &[]), Err(CencError::TrackCount(2)));
+        assert_eq!(
+            protect_init(&two, &protection, &[], false),
+            Err(CencError::TrackCount(2))
+        );
         crate::fuzz_bytes(&init, 20_000, |bytes| {
-            let _ = protect_init(bytes, &protection, &[]);
+            let _ = protect_init(bytes, &protection, &[], false);
             let _ = track_info(bytes);
         });
         for len in 0..init.len() {
-            assert!(protect_init(&init[..len], &protection, &[]).is_err());
+            assert!(protect_init(&init[..len], &protection, &[], false).is_err());
         }
     }
 }

@@ -7,7 +7,8 @@
 //!   go at the end of `moov`.
 //! - [`FragmentEncryptor`] encrypts media segments (moof + mdat pairs) in place and adds
 //!   `senc`, `saiz` and `saio` to each track fragment; it carries the per-sample IV from one
-//!   segment to the next.
+//!   segment to the next. For a clear lead, `protect_init` keeps the clear sample entry as
+//!   description 2 and [`FragmentEncryptor::leave_clear`] points the first segments at it.
 //! - [`pssh`] builds the protection system boxes of Widevine, PlayReady and W3C ClearKey.
 //!
 //! Video (H.264 and HEVC) is subsample-encrypted as Shaka Packager does it: NAL length
