@@ -13,8 +13,12 @@
 //!
 //! Video (H.264 and HEVC) is subsample-encrypted as Shaka Packager does it: NAL length
 //! prefixes, non-VCL NAL units, VCL NAL headers and slice headers stay clear; for `cenc` the
-//! protected part of each NAL unit is cut to whole 16-byte blocks (CMAF). Audio is encrypted whole (`cbcs`: its whole
-//! blocks, the trailing partial block clear). Hostile input is an error, never a panic.
+//! protected part of each NAL unit is cut to whole 16-byte blocks (CMAF), the bytes past the
+//! last whole block left clear. Audio is encrypted whole (`cbcs`: its whole blocks, the
+//! trailing partial block clear). Hostile input is an error, never a panic.
+//!
+//! A packager calls, per track: `track_info` and `protect_init` once, then
+//! `FragmentEncryptor::protect` on each segment in order (a new encryptor for a new key).
 
 mod crypt;
 mod fragment;
