@@ -5,6 +5,7 @@
 //! here, never with stream-pack's code or the crates it uses to write its output.
 
 mod bad_input;
+mod cenc;
 mod codec;
 mod concat_flv;
 mod convert;

@@ -225,7 +225,7 @@ pub fn set_track_matrix(init: &mut [u8], matrix: &[i32; 9]) -> Result<(), BoxErr
 }
 
 /// Adds `by` bytes to the size of the box at `at` (a box that runs to the end keeps size 0).
-fn grow(data: &mut [u8], at: usize, by: u64) -> Result<(), BoxError> {
+pub(crate) fn grow(data: &mut [u8], at: usize, by: u64) -> Result<(), BoxError> {
     let head = header(&data[at..], at)?;
     match (head.size, head.len) {
         (None, _) => {}
@@ -472,7 +472,7 @@ fn track_run(
 }
 
 /// Big-endian fields read in order from a box's payload, each checked against the box's end.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     data: &'a [u8],
     at: usize,
     end: usize,
@@ -480,7 +480,7 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn new(data: &'a [u8], of: BoxRef) -> Fields<'a> {
+    pub(crate) fn new(data: &'a [u8], of: BoxRef) -> Fields<'a> {
         Fields {
             data,
             at: of.payload,
@@ -489,7 +489,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], BoxError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], BoxError> {
         let stop = self
             .at
             .checked_add(n)
@@ -500,24 +500,24 @@ impl<'a> Fields<'a> {
         Ok(bytes)
     }
 
-    fn skip(&mut self, n: usize) -> Result<(), BoxError> {
+    pub(crate) fn skip(&mut self, n: usize) -> Result<(), BoxError> {
         self.take(n).map(|_| ())
     }
 
-    fn u32(&mut self) -> Result<u32, BoxError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, BoxError> {
         Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
 
-    fn u64(&mut self) -> Result<u64, BoxError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, BoxError> {
         Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
 
     /// A u32 field that is there only when `present`.
-    fn optional(&mut self, present: bool) -> Result<Option<u32>, BoxError> {
+    pub(crate) fn optional(&mut self, present: bool) -> Result<Option<u32>, BoxError> {
         if present { self.u32().map(Some) } else { Ok(None) }
     }
 
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.end - self.at
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod amf0;
 pub mod bmff;
+pub mod cenc;
 pub mod flv;
 pub mod framing;
 pub mod inspect;
