@@ -65,9 +65,9 @@ const GOOD = [
   },
 ];
 
-// A title with three audio tracks and two subtitle sidecars (lib/packages.mjs TITLE), in one
-// rendition: these cells judge the tracks (page/check.js checkTracks), which the ladder cells do
-// not have, and play only what that needs.
+// A title with three audio tracks, a forced subtitle stream and two subtitle sidecars
+// (lib/packages.mjs TITLE), in one rendition: these cells judge the tracks (page/check.js
+// checkTracks), which the ladder cells do not have, and play only what that needs.
 const TRACKS_ARGS = ['--reps', '144', '--segment-duration', String(SEGMENT)];
 const TRACKS = [
   { name: 'tracks-hls-ts', make: (_, work) => ['hls', '--format', 'ts', ...subtitleOptions(work)], manifest: 'master.m3u8', players: ['hls.js', 'shaka'] },

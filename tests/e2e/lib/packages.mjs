@@ -23,9 +23,10 @@ export function makeSource(folder) {
   return file;
 }
 
-// A title with tracks: video, three audio streams told apart by their tones and tags, and two
-// subtitle sidecars (one in Japanese script) written beside it. What `expected.tracks` in
-// page/check.js is judged against; `folder` is where stream-pack puts each audio rendition.
+// A title with tracks: video, three audio streams told apart by their tones and tags, a forced
+// ASS subtitle stream of its own, and two subtitle sidecars (one in Japanese script) written
+// beside it. What `expected.tracks` in page/check.js is judged against; `folder` is where
+// stream-pack puts each audio rendition.
 export const TITLE = {
   width: 320,
   height: 180,
@@ -43,15 +44,30 @@ export const TITLE = {
     },
   ],
   // `option` is what follows the file in --subtitles; a sidecar given no name is named after its
-  // language, in English, as every other rendition is. The second English cue spans the 4 s
-  // segment boundary, so it is in two HLS segments and must still be one cue to the player.
+  // language, in English, as every other rendition is. `muxed` ones are streams of the title,
+  // with their tags and disposition, and their ASS override codes (top placement, italics) must
+  // not reach the cue text. A cue spanning a segment boundary (the second English one at 4 s,
+  // the French one at 6 s) is in two subtitle segments and must still be one cue to the player.
   subtitles: [
+    {
+      file: 'tracks-fr.ass',
+      muxed: { tags: { language: 'fre', title: 'Panneaux' }, disposition: 'forced' },
+      language: 'fr',
+      name: 'Panneaux',
+      default: false,
+      forced: true,
+      cues: [
+        { start: 0.4, end: 1.2, text: 'Gare du Nord', ass: '{\\an8}Gare du Nord' },
+        { start: 5.6, end: 6.5, text: 'Défense de fumer', ass: '{\\i1}Défense de fumer{\\i0}' },
+      ],
+    },
     {
       file: 'tracks-en.srt',
       option: 'en:English',
       language: 'en',
       name: 'English',
       default: false,
+      forced: false,
       cues: [
         { start: 1.0, end: 2.5, text: 'Hello from the start' },
         { start: 3.6, end: 4.4, text: 'Across a segment boundary' },
@@ -64,6 +80,7 @@ export const TITLE = {
       language: 'ja',
       name: 'Japanese',
       default: false,
+      forced: false,
       cues: [
         { start: 1.5, end: 3.0, text: 'こんにちは、世界' },
         { start: 5.0, end: 6.1, text: 'さようなら' },
@@ -73,46 +90,94 @@ export const TITLE = {
 };
 
 // TITLE as a Matroska file (which keeps each stream's language, title and disposition) and its
-// SubRip sidecars, all in `folder`; returns the title's path.
+// SubRip sidecars, all in `folder` (with the ASS scripts it muxes); returns the title's path.
 export function makeTitle(folder) {
   const file = path.join(folder, 'title.mkv');
   const { width, height, audio, subtitles } = TITLE;
   const { fps, seconds, sampleRate } = SOURCE;
+  const muxed = subtitles.filter((track) => track.muxed);
+  for (const track of muxed) writeFileSync(path.join(folder, track.file), assScript(track.cues));
   const tones = audio.flatMap(({ frequency }) => [
     '-f', 'lavfi', '-i', `sine=frequency=${frequency}:sample_rate=${sampleRate}:duration=${seconds}`,
   ]);
-  const tags = audio.flatMap(({ tags, disposition }, index) => [
-    ...Object.entries(tags).flatMap(([key, value]) => [`-metadata:s:a:${index}`, `${key}=${value}`]),
-    `-disposition:a:${index}`, disposition,
-  ]);
+  const inputs = 1 + audio.length + muxed.length;
   run('ffmpeg', [
     '-v', 'error', '-nostdin', '-y',
     '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}:duration=${seconds}`,
     ...tones,
-    ...audio.flatMap((_, index) => ['-map', String(index)]), '-map', String(audio.length),
+    ...muxed.flatMap((track) => ['-i', path.join(folder, track.file)]),
+    ...Array.from({ length: inputs }, (_, index) => ['-map', String(index)]).flat(),
     '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-g', '37',
     '-c:a', 'aac', '-ac', '2', '-b:a', '64k',
-    ...tags,
+    '-c:s', 'copy',
+    ...streamTags('a', audio),
+    ...streamTags('s', muxed.map((track) => track.muxed)),
     file,
   ]);
-  for (const track of subtitles) writeFileSync(path.join(folder, track.file), subRip(track.cues));
+  for (const track of subtitles.filter((track) => !track.muxed)) {
+    writeFileSync(path.join(folder, track.file), subRip(track.cues));
+  }
   return file;
+}
+
+// FFmpeg's options giving each stream of a kind ('a', 's') its tags and disposition.
+function streamTags(kind, streams) {
+  return streams.flatMap(({ tags, disposition }, index) => [
+    ...Object.entries(tags).flatMap(([key, value]) => [`-metadata:s:${kind}:${index}`, `${key}=${value}`]),
+    `-disposition:${kind}:${index}`, disposition,
+  ]);
 }
 
 // stream-pack's --subtitles options for TITLE's sidecars in `folder`.
 export function subtitleOptions(folder) {
-  return TITLE.subtitles.flatMap((track) => ['--subtitles', `${path.join(folder, track.file)}:${track.option}`]);
+  return TITLE.subtitles
+    .filter((track) => !track.muxed)
+    .flatMap((track) => ['--subtitles', `${path.join(folder, track.file)}:${track.option}`]);
+}
+
+// [h, m, s, fraction] of `seconds`, the fraction in `digits` decimal places.
+function clock(seconds, digits) {
+  const units = Math.round(seconds * 10 ** digits);
+  const fraction = units % 10 ** digits;
+  const whole = Math.floor(units / 10 ** digits);
+  return [Math.floor(whole / 3600), Math.floor(whole / 60) % 60, whole % 60, fraction];
 }
 
 function subRip(cues) {
   const time = (seconds) => {
-    const milliseconds = Math.round(seconds * 1000);
-    const [h, m, s, ms] = [3_600_000, 60_000, 1000, 1].map((unit, index, units) =>
-      Math.floor((milliseconds % (units[index - 1] ?? Infinity)) / unit),
-    );
-    return `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')},${String(ms).padStart(3, '0')}`;
+    const [h, m, s, ms] = clock(seconds, 3);
+    return `${pad(h, 2)}:${pad(m, 2)}:${pad(s, 2)},${pad(ms, 3)}`;
   };
   return cues.map((cue, index) => `${index + 1}\n${time(cue.start)} --> ${time(cue.end)}\n${cue.text}\n`).join('\n');
+}
+
+// An ASS script of the cues' `ass` texts, at the title's resolution.
+function assScript(cues) {
+  const time = (seconds) => {
+    const [h, m, s, cs] = clock(seconds, 2);
+    return `${h}:${pad(m, 2)}:${pad(s, 2)}.${pad(cs, 2)}`;
+  };
+  return [
+    '[Script Info]',
+    'ScriptType: v4.00+',
+    `PlayResX: ${TITLE.width}`,
+    `PlayResY: ${TITLE.height}`,
+    '',
+    '[V4+ Styles]',
+    'Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, ' +
+      'Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, ' +
+      'MarginR, MarginV, Encoding',
+    'Style: Default,Arial,16,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,1',
+    '',
+    '[Events]',
+    'Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text',
+    ...cues.map((cue) => `Dialogue: 0,${time(cue.start)},${time(cue.end)},Default,,0,0,0,,${cue.ass}`),
+    '',
+  ].join('\n');
+}
+
+function pad(number, digits) {
+  return String(number).padStart(digits, '0');
 }
 
 // The source remuxed to MPEG-TS by libav, which starts its audio (with the AAC priming) one

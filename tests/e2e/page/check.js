@@ -86,7 +86,13 @@ const adapters = {
         hls.audioTrack = track.index;
       },
       textTracks: () =>
-        hls.subtitleTracks.map((track, index) => ({ language: track.lang, name: track.name, default: track.default, index })),
+        hls.subtitleTracks.map((track, index) => ({
+          language: track.lang,
+          name: track.name,
+          default: track.default,
+          forced: Boolean(track.forced),
+          index,
+        })),
       selectText: (track) => {
         hls.subtitleDisplay = true;
         hls.subtitleTrack = track.index;
@@ -126,7 +132,12 @@ const adapters = {
         return player.getTracksFor('audio').map((info) => ({ ...dashTrack(info), active: info.id === current?.id, info }));
       },
       selectAudio: (track) => player.setCurrentTrack(track.info),
-      textTracks: () => player.getTracksFor('text').map((info, index) => ({ ...dashTrack(info), index })),
+      // dash.js has no forced flag either: Role forced-subtitle is what it goes by (it never shows
+      // such a track first, and shows the one in the audio's language when text is turned off).
+      textTracks: () =>
+        player
+          .getTracksFor('text')
+          .map((info, index) => ({ ...dashTrack(info), forced: hasRole(info, 'forced-subtitle'), index })),
       // By its place among the text tracks. dash.js 5.2 shows the first text track from the load
       // whatever the MPD says (DASH has no flag for a subtitle track to show or not), and a text
       // track turned off (enableText(false), or the setting streaming.text.defaultEnabled)
@@ -185,18 +196,24 @@ const adapters = {
       selectAudio: (track) => player.selectAudioTrack(track.track),
       // Shaka 5 shows the text track it is given and hides the others.
       textTracks: () =>
-        player.getTextTracks().map((track) => ({ language: track.language, name: track.label, default: track.primary, track })),
+        player.getTextTracks().map((track) => ({
+          language: track.language,
+          name: track.label,
+          default: track.primary,
+          forced: Boolean(track.forced),
+          track,
+        })),
       selectText: (track) => player.selectTextTrack(track.track),
     };
   },
 };
 
 function dashTrack(info) {
-  return {
-    language: info.lang,
-    name: info.labels?.[0]?.text,
-    default: Boolean(info.roles?.some((role) => (role.value ?? role) === 'main')),
-  };
+  return { language: info.lang, name: info.labels?.[0]?.text, default: hasRole(info, 'main') };
+}
+
+function hasRole(info, value) {
+  return Boolean(info.roles?.some((role) => (role.value ?? role) === value));
 }
 
 function describeHls(data) {
@@ -427,10 +444,11 @@ function audioFailures(measures, expected) {
 }
 
 // A title's tracks: expected.tracks is { audio: [{ language, name, default, folder }],
-// subtitles: [{ language, name, default, cues: [{ start, end, text }] }] }. The player must list
-// each track with its language, name and default flag (where it has one), start with the default
-// audio and no subtitles, decode audio from each audio track it is switched to, and show each cue
-// of each subtitle track, once, at the sidecar's times.
+// subtitles: [{ language, name, default, forced, cues: [{ start, end, text }] }] }. The player
+// must list each track with its language, name, default flag (where it has one) and, for
+// subtitles, forced flag, start with the default audio and no subtitles, decode audio from each
+// audio track it is switched to, and show each cue of each subtitle track, once, at the source's
+// times.
 async function playEveryTrack({ video, player, step, result }, expected) {
   performance.setResourceTimingBufferSize(100_000);
   const { audio, subtitles } = expected.tracks;
@@ -467,7 +485,7 @@ async function playEveryTrack({ video, player, step, result }, expected) {
 // Where an audio track is played from, and for how long (at 1×, which Chromium plays as it is).
 const AUDIO_FROM = 1;
 const AUDIO_PLAY = 1;
-// How far a cue may be from the sidecar's times on the media element's timeline.
+// How far a cue may be from the source's times on the media element's timeline.
 const CUE_SLACK = 0.1;
 
 function sameTrack(listed, want) {
@@ -484,11 +502,14 @@ function findTrack(listed, want, expected) {
 }
 
 function describeTrack(track) {
-  return `${track.language} "${track.name}"${track.default ? ' (default)' : ''}`;
+  return `${track.language} "${track.name}"${track.default ? ' (default)' : ''}${track.forced ? ' (forced)' : ''}`;
 }
 
-// Each expected track listed once, nothing else listed, and default flags as expected where the
-// player has them (dash.js has none for text).
+// The flags a listed track must have as the source says, where the player has them (dash.js has
+// no default flag for text; forced is said of subtitles only).
+const FLAGS = ['default', 'forced'];
+
+// Each expected track listed once, nothing else listed, and its flags as expected.
 function listingFailures(kind, listed, expected) {
   const failures = [];
   const key = (track) => `${track.language} "${track.name}"`;
@@ -499,8 +520,11 @@ function listingFailures(kind, listed, expected) {
   }
   for (const want of expected) {
     const track = listed.find((other) => sameTrack(other, want));
-    if (track && track.default !== undefined && Boolean(track.default) !== want.default) {
-      failures.push(`${kind} track ${key(want)} is ${track.default ? '' : 'not '}the default in the player, the source says ${want.default ? 'it is' : 'it is not'}`);
+    for (const flag of FLAGS.filter((flag) => track?.[flag] !== undefined && want[flag] !== undefined)) {
+      if (Boolean(track[flag]) !== want[flag]) {
+        const says = want[flag] ? 'it is' : 'it is not';
+        failures.push(`${kind} track ${key(want)} is ${track[flag] ? '' : 'not '}${flag} in the player, the source says ${says}`);
+      }
     }
   }
   return failures;
@@ -529,7 +553,7 @@ async function playAudioTrack(video, player, track, want, current) {
 }
 
 // Chooses a subtitle track and seeks to the middle of each of its cues, which must then be the
-// active cue of the one text track shown, with the sidecar's times, and there once.
+// active cue of the one text track shown, with the source's times, and there once.
 async function showCues(video, player, track, want) {
   const label = describeTrack(want);
   const measured = { track: label, cues: [], failures: [] };
@@ -558,7 +582,7 @@ async function showCues(video, player, track, want) {
     const [shown] = found;
     if (Math.abs(shown.startTime - cue.start) > CUE_SLACK || Math.abs(shown.endTime - cue.end) > CUE_SLACK) {
       measured.failures.push(
-        `"${cue.text}" of ${label} shown ${shown.startTime.toFixed(3)}–${shown.endTime.toFixed(3)} s, the sidecar says ${cue.start}–${cue.end} s`,
+        `"${cue.text}" of ${label} shown ${shown.startTime.toFixed(3)}–${shown.endTime.toFixed(3)} s, the source says ${cue.start}–${cue.end} s`,
       );
     }
   }
