@@ -463,6 +463,14 @@ async function playEveryTrack({ video, player, step, result }, expected) {
   }
   const shown = showingTextTracks(video);
   if (shown.length > (player.showsTextFromTheLoad ? 1 : 0)) result.failures.push(`subtitles shown before any is chosen: ${shown.map((track) => track.label)}`);
+  // A forced track is for viewers of audio in its language: with the default audio in another, a
+  // player that shows subtitles from the load (dash.js) must not choose it. Told by its language
+  // alone (the title has no other track in it): dash.js labels the element's text tracks with
+  // their AdaptationSet ids.
+  const forced = shown.filter((track) =>
+    subtitles.some((want) => want.forced && want.language !== main.language && want.language === track.language),
+  );
+  if (forced.length) result.failures.push(`a forced track shown from the load: ${forced.map((track) => `${track.language} "${track.label}"`)}`);
   result.measures.audio = [];
   for (const want of audio) {
     const track = findTrack(player.audioTracks(), want, audio);
