@@ -2,11 +2,20 @@
 //! over the packager. libav's HLS and DASH demuxers read the manifest; when the codecs fit the
 //! target's segments (H.264 anywhere, HEVC in CMAF, AAC audio) the media is stream-copied, cut at
 //! its keyframes (`PackageOptions::copy`); otherwise it is transcoded once, to one rendition at
-//! the source's size. The manifests follow the packagers' rules either way.
+//! the source's size. The manifests follow the packagers' rules either way. Subtitles, which
+//! libav's demuxers do not read, are read here (`hls_text`, `dash_text`) and given to the
+//! packager as text tracks.
 
 use std::path::{Path, PathBuf};
 
-use m3u8_rs::{AlternativeMediaType, Playlist};
+mod dash_text;
+mod hls_text;
+mod pieces;
+mod text;
+
+use dash_text::Manifest;
+use pieces::{Place, Reader};
+use text::Found;
 
 use crate::error::{Error, Result};
 use crate::input::source::{AudioInput, Source};
@@ -16,6 +25,7 @@ use crate::output::publish::Publishing;
 use crate::package::audio::{AudioPick, AudioSelection};
 use crate::package::ladder::{Reps, RungRequest};
 use crate::package::segment::SegmentFormat;
+use crate::package::subtitles::source::SubtitleSelection;
 use crate::package::transcode::copy;
 use crate::package::{self, PackageOptions, PackageReport};
 use crate::progress::Monitor;
@@ -64,10 +74,25 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         Target::Hls(format) => (format, |i, o| PackageOptions::hls(i, o)),
         Target::Dash => (SegmentFormat::Fmp4, |i, o| PackageOptions::dash(i, o)),
     };
-    let source = Source::open(&input, &options.input_options)?;
+    let reader = Reader::new(&input, &options.input_options);
+    let place = Place::of_input(&options.input);
+    let mpd = match place.as_ref().filter(|p| p.is_mpd()) {
+        Some(place) => Manifest::read(&reader, place)?,
+        None => None,
+    };
+    let mut input_options = options.input_options.clone();
+    let opened = match mpd.as_ref().and_then(|m| m.without_text.as_ref()) {
+        Some((_, copy)) => {
+            input_options.web_from_file = matches!(place, Some(Place::Web(_)));
+            copy.clone()
+        }
+        None => input,
+    };
+    let source = Source::open(&opened, &input_options)?;
     let transcoded_because = reason_to_transcode(&source, format);
     let audio = audio_to_carry(&source, &options.input);
-    let read_by_hls = source.input.format().name() == "hls";
+    let subtitles = subtitles(&source, &reader, place.as_ref(), mpd.as_ref())?;
+    let adaptive = matches!(source.input.format().name(), "hls" | "dash");
     let reps = match (&transcoded_because, &source.video) {
         (Some(_), Some(video)) => Reps::List(vec![RungRequest::Height(
             video.display_geometry().short_side().round() as u32
@@ -80,23 +105,39 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         copy: transcoded_because.is_none(),
         reps,
         audio,
+        text_tracks: subtitles.tracks,
+        // Read above instead: libav's HLS demuxer makes no subtitle streams, its DASH demuxer
+        // (over HTTP) one that counts period time, which is not the media's clock.
+        subtitle_streams: match adaptive {
+            true => SubtitleSelection::None,
+            false => SubtitleSelection::All,
+        },
         // The source's own size, even if the ladder's rungs stop below it.
         allow_upscale: true,
         segment_duration: options.segment_duration,
         force: options.force,
         publishing: options.publishing.clone(),
-        input_options: options.input_options.clone(),
-        ..base(input, options.output.clone())
+        input_options,
+        ..base(opened, options.output.clone())
     };
     let mut package = package::package(&package_options, monitor)?;
-    if let (Location::File(path), true) = (&options.input, read_by_hls) {
-        package.notes.extend(subtitles_left_out(path));
-    }
+    package.notes.extend(subtitles.notes);
     Ok(ConvertReport {
         package,
         copied: transcoded_because.is_none(),
         transcoded_because,
     })
+}
+
+/// The input's subtitle renditions, which libav does not read: an HLS master's, a DASH MPD's.
+/// Cue times count from libav's start time of the input, which is the packager's zero.
+fn subtitles(source: &Source, reader: &Reader, place: Option<&Place>, mpd: Option<&Manifest>) -> Result<Found> {
+    let start_ms = source.start_micros().div_euclid(1000);
+    match (source.input.format().name(), place, mpd) {
+        ("hls", Some(place), _) => hls_text::read(reader, place, start_ms),
+        ("dash", _, Some(mpd)) => mpd.subtitles(reader, start_ms),
+        _ => Ok(Found::default()),
+    }
 }
 
 /// The audio streams to carry: each content once. libav's HLS demuxer makes streams of every
@@ -175,30 +216,6 @@ fn outranked(source: &Source, index: usize, sets: &[Vec<(String, u64)>]) -> bool
         let best = set.iter().rev().max_by_key(|(_, bandwidth)| *bandwidth);
         set.iter().any(|(rep, _)| *rep == id) && best.is_some_and(|(rep, _)| *rep != id)
     })
-}
-
-/// Notes naming each subtitle rendition of an HLS master playlist on disk: FFmpeg 5.1's HLS
-/// demuxer leaves them out without a word.
-fn subtitles_left_out(input: &Path) -> Vec<String> {
-    // libav has just read the file: one that cannot be read again now simply gets no note.
-    let Ok(bytes) = std::fs::read(input) else {
-        return Vec::new();
-    };
-    let Ok(Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&bytes) else {
-        return Vec::new();
-    };
-    master
-        .alternatives
-        .iter()
-        .filter(|media| media.media_type == AlternativeMediaType::Subtitles)
-        .map(|media| {
-            format!(
-                "the subtitle rendition {:?} ({:?}) was left out: FFmpeg 5.1's HLS demuxer does not read subtitles",
-                media.name,
-                media.language.as_deref().unwrap_or("und")
-            )
-        })
-        .collect()
 }
 
 /// Why the source's video cannot be copied into `format` segments, if it cannot.
