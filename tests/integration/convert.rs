@@ -11,7 +11,6 @@ use crate::util::m3u8::read_master;
 use crate::util::mpd::read_mpd;
 use crate::util::{bmff, cli, ffprobe, file_names, made_by_libav, media, webvtt};
 use crate::{tracks_audio, tracks_surround};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -332,51 +331,35 @@ fn subtitles_of_hls_in_ts_and_fmp4_are_carried_into_dash() {
     }
 }
 
+/// From a file into HLS with TS segments, over HTTP into HLS with CMAF segments.
 #[test]
 fn subtitles_of_dash_are_carried_into_hls() {
     let dir = tempfile::tempdir().unwrap();
     let (title, dash, expected) = packaged_with_subtitles(dir.path(), "dash", &[]);
-    let out = dir.path().join("hls");
-    let extra = ["--segment-duration", "1.5", "--format", "ts"];
-    cli::assert_success(&convert(&dash.join("manifest.mpd"), "hls", &out, &extra));
-    let master = read_master(&out.join("master.m3u8"));
-    let subtitles = master.media.iter().filter(|m| m.plain("TYPE") == Some("SUBTITLES"));
-    assert_eq!(subtitles.count(), expected.len(), "a SUBTITLES rendition per track");
-    for track in &expected {
-        assert_no_cue_twice(&tracks_text::judge(&out, &title, track));
-    }
-}
-
-#[test]
-fn subtitles_of_dash_over_http_are_carried_into_hls() {
-    let dir = tempfile::tempdir().unwrap();
-    let (title, dash, expected) = packaged_with_subtitles(dir.path(), "dash", &[]);
     let server = serve_tree(&dash);
-    let out = dir.path().join("hls");
     let url = format!("{}/manifest.mpd", server.base);
-    let extra = ["--segment-duration", "1.5", "--format", "fmp4"];
-    cli::assert_success(&convert(Path::new(&url), "hls", &out, &extra));
-    for track in &expected {
-        assert_no_cue_twice(&tracks_text::judge(&out, &title, track));
+    for (input, format) in [(dash.join("manifest.mpd"), "ts"), (PathBuf::from(url), "fmp4")] {
+        let out = dir.path().join(format!("hls-{format}"));
+        let extra = ["--segment-duration", "1.5", "--format", format];
+        cli::assert_success(&convert(&input, "hls", &out, &extra));
+        let master = read_master(&out.join("master.m3u8"));
+        let subtitles = master.media.iter().filter(|m| m.plain("TYPE") == Some("SUBTITLES"));
+        assert_eq!(subtitles.count(), expected.len(), "a SUBTITLES rendition per track");
+        for track in &expected {
+            assert_no_cue_twice(&tracks_text::judge(&out, &title, track));
+        }
     }
 }
 
 /// Serves every file under `dir` at its path below it.
 fn serve_tree(dir: &Path) -> http::Server {
-    let mut routes = HashMap::new();
-    let mut folders = vec![dir.to_owned()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                let name = path.strip_prefix(dir).unwrap().to_string_lossy();
-                routes.insert(format!("/{name}"), Route::File(std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    http::serve(routes)
+    let files = crate::publish::package_files(dir);
+    http::serve(
+        files
+            .into_iter()
+            .map(|(name, bytes)| (format!("/{name}"), Route::File(bytes)))
+            .collect(),
+    )
 }
 
 #[test]
