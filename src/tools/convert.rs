@@ -80,15 +80,9 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         Some(place) => Manifest::read(&reader, place)?,
         None => None,
     };
-    let mut input_options = options.input_options.clone();
-    let opened = match mpd.as_ref().and_then(|m| m.without_text.as_ref()) {
-        Some((_, copy)) => {
-            input_options.web_from_file = matches!(place, Some(Place::Web(_)));
-            copy.clone()
-        }
-        None => input,
-    };
-    let source = Source::open(&opened, &input_options)?;
+    let (opened, input_options) = libav_input(&input, mpd.as_ref(), &options.input_options);
+    let named = |error| as_input(error, &opened, &input);
+    let source = Source::open(&opened, &input_options).map_err(named)?;
     let transcoded_because = reason_to_transcode(&source, format);
     let audio = audio_to_carry(&source, &options.input);
     let subtitles = subtitles(&source, &reader, place.as_ref(), mpd.as_ref())?;
@@ -118,15 +112,57 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         force: options.force,
         publishing: options.publishing.clone(),
         input_options,
-        ..base(opened, options.output.clone())
+        ..base(opened.clone(), options.output.clone())
     };
-    let mut package = package::package(&package_options, monitor)?;
+    let mut package = package::package(&package_options, monitor).map_err(named)?;
     package.notes.extend(subtitles.notes);
     Ok(ConvertReport {
         package,
         copied: transcoded_because.is_none(),
         transcoded_because,
     })
+}
+
+/// What libav opens, and how: the input, or the copy of its MPD without text sets (which, for
+/// an MPD on the web, names HTTP segments from a file).
+fn libav_input(input: &Path, mpd: Option<&Manifest>, options: &InputOptions) -> (PathBuf, InputOptions) {
+    match mpd.and_then(|m| m.without_text.as_ref().map(|(_, copy)| (m, copy))) {
+        Some((mpd, copy)) => {
+            let options = InputOptions {
+                web_from_file: mpd.on_web(),
+                ..options.clone()
+            };
+            (copy.clone(), options)
+        }
+        None => (input.to_owned(), options.clone()),
+    }
+}
+
+/// `error` naming `input` where it names libav's copy of it: the user gave the one.
+fn as_input(error: Error, copy: &Path, input: &Path) -> Error {
+    let named = |path: PathBuf| if path == copy { input.to_owned() } else { path };
+    match error {
+        Error::InputUnreadable { path, reason } => Error::InputUnreadable {
+            path: named(path),
+            reason,
+        },
+        Error::NoMediaStreams { path } => Error::NoMediaStreams { path: named(path) },
+        Error::InputTruncated { path, end, declared } => Error::InputTruncated {
+            path: named(path),
+            end,
+            declared,
+        },
+        Error::InputCorrupt { path, reason } => Error::InputCorrupt {
+            path: named(path),
+            reason,
+        },
+        Error::InputIncomplete { path, piece, reason } => Error::InputIncomplete {
+            path: named(path),
+            piece,
+            reason,
+        },
+        other => other,
+    }
 }
 
 /// The input's subtitle renditions, which libav does not read: an HLS master's, a DASH MPD's.

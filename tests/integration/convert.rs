@@ -412,3 +412,37 @@ fn a_subtitle_rendition_not_in_webvtt_is_a_note_and_a_missing_segment_a_failure(
     assert!(error.contains("subtitles-ja/segment00001.vtt"), "{error}");
     assert!(!broken.exists(), "nothing left behind");
 }
+
+#[test]
+fn a_dash_text_set_not_in_webvtt_is_a_note_a_bad_language_und_and_a_missing_segment_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (title, dash, mut expected) = packaged_with_subtitles(dir.path(), "dash", &[]);
+    let manifest = dash.join("manifest.mpd");
+    let imsc = "<AdaptationSet contentType=\"text\" lang=\"de\" mimeType=\"application/ttml+xml\">\
+                <Label>Untertitel</Label><Representation id=\"imsc\" bandwidth=\"1000\">\
+                <BaseURL>imsc.ttml</BaseURL></Representation></AdaptationSet></Period>";
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace("</Period>", imsc).replace("lang=\"ja\"", "lang=\"ja_JP\"");
+    std::fs::write(&manifest, text).unwrap();
+    let out = dir.path().join("hls");
+    let output = convert(&manifest, "hls", &out, &["--segment-duration", "1.5"]);
+    cli::assert_success(&output);
+    cli::assert_says(&output, &["\"Untertitel\"", "left out"], "the set left out");
+    cli::assert_says(
+        &output,
+        &["\"ja_JP\" is not a language tag", "und"],
+        "the language replaced",
+    );
+    expected[2].language = "und";
+    for track in &expected {
+        tracks_text::judge(&out, &title, track);
+    }
+    std::fs::remove_file(dash.join("180p/segment00001.m4s")).unwrap();
+    let broken = dir.path().join("broken");
+    let error = cli::assert_failure(&convert(&manifest, "hls", &broken, &["--segment-duration", "1.5"]), 3);
+    assert!(
+        error.starts_with(&format!("error: {}: incomplete", manifest.display())),
+        "the line names the manifest given, not libav's copy of it: {error}"
+    );
+    assert!(!broken.exists(), "nothing left behind");
+}

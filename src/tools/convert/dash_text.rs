@@ -62,6 +62,11 @@ impl Manifest {
         Ok(found)
     }
 
+    /// Whether the MPD is on the web.
+    pub fn on_web(&self) -> bool {
+        matches!(self.place, Place::Web(_))
+    }
+
     /// Where the Period's URLs resolve: the MPD's place, then its and the Period's BaseURLs.
     fn base(&self, period: &Period) -> Place {
         let urls = self.mpd.base_url.iter().chain(&period.BaseURL).map(|b| b.base.trim());
