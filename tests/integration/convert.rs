@@ -116,10 +116,12 @@ fn vp9_that_ts_cannot_carry_is_transcoded() {
 #[test]
 fn a_missing_manifest_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let output = convert(&dir.path().join("gone.m3u8"), "dash", &dir.path().join("out"), &[]);
-    let error = cli::assert_failure(&output, 3);
-    assert!(error.contains("gone.m3u8"), "{error}");
-    assert!(file_names(dir.path()).is_empty());
+    for gone in ["gone.m3u8", "gone.mpd"] {
+        let output = convert(&dir.path().join(gone), "dash", &dir.path().join("out"), &[]);
+        let error = cli::assert_failure(&output, 3);
+        assert!(error.ends_with(&format!("{gone}: no such file")), "{error}");
+        assert!(file_names(dir.path()).is_empty());
+    }
 }
 
 /// An HLS presentation of the three-audio title (English, Japanese, English commentary) made by

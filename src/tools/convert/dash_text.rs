@@ -23,6 +23,10 @@ pub struct Manifest {
 impl Manifest {
     /// Reads the MPD at `place`; `None` when it is no MPD this reads (libav then says why).
     pub fn read(reader: &Reader, place: &Place) -> Result<Option<Manifest>> {
+        if let Place::File(path) = place {
+            // A missing or empty file is refused as libav's open would refuse it.
+            crate::input::watchdog::check_file(path)?;
+        }
         let bytes = reader.read(place, PIECE_LIMIT)?;
         let Ok(text) = String::from_utf8(bytes) else {
             return Ok(None);

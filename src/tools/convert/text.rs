@@ -116,7 +116,10 @@ pub fn read_segments(
             Err(SegmentError::Bad(reason)) => return Err(corrupt(reader, described, format!("{place}: {reason}"))),
         }
     }
-    Ok(Ok(merged(cues)))
+    let cues = merged(cues);
+    // What the packager would refuse of cues built in code is the input's fault here.
+    cues::check(&cues).map_err(|(number, reason)| corrupt(reader, described, format!("cue {number}: {reason}")))?;
+    Ok(Ok(cues))
 }
 
 pub fn corrupt(reader: &Reader, described: &Described, reason: String) -> Error {
@@ -165,11 +168,11 @@ fn timestamp_map(value: &str) -> Option<i64> {
 }
 
 /// `cues` moved by `shift_ms`: one over before the source starts is left out, one that starts
-/// before it starts with it.
+/// before it starts with it; one that shows only blanks is left out.
 fn placed(cues: Vec<Cue>, shift_ms: i64) -> impl Iterator<Item = Cue> {
     cues.into_iter().filter_map(move |cue| {
         let end = cue.end_ms as i64 + shift_ms;
-        (end > 0).then(|| Cue {
+        (end > 0 && !cue.text.trim().is_empty()).then(|| Cue {
             start_ms: (cue.start_ms as i64 + shift_ms).max(0) as u64,
             end_ms: end as u64,
             ..cue
@@ -225,7 +228,12 @@ mod tests {
             merged.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
             ["a", "across", "other"]
         );
-        let moved: Vec<Cue> = placed(vec![Cue::new(0, 100, "gone"), Cue::new(100, 300, "cut")], -150).collect();
+        let read = vec![
+            Cue::new(0, 100, "gone"),
+            Cue::new(100, 300, "cut"),
+            Cue::new(200, 400, " "),
+        ];
+        let moved: Vec<Cue> = placed(read, -150).collect();
         assert_eq!(moved, [Cue::new(0, 150, "cut")]);
     }
 }
