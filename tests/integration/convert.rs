@@ -382,7 +382,7 @@ fn subtitles_of_hls_over_http_are_carried_into_dash() {
 }
 
 #[test]
-fn a_subtitle_rendition_not_in_webvtt_is_a_note_and_a_missing_segment_a_failure() {
+fn a_subtitle_rendition_not_in_webvtt_is_a_note_and_a_missing_or_endless_segment_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let (title, hls, expected) = packaged_with_subtitles(dir.path(), "hls", &[]);
     let imsc = hls.join("imsc");
@@ -407,11 +407,20 @@ fn a_subtitle_rendition_not_in_webvtt_is_a_note_and_a_missing_segment_a_failure(
         "the rendition left out",
     );
     judge_dash_subtitles(&out, &title, &expected);
-    std::fs::remove_file(hls.join("subtitles-ja/segment00001.vtt")).unwrap();
+    let segment = hls.join("subtitles-ja/segment00001.vtt");
+    std::fs::remove_file(&segment).unwrap();
     let broken = dir.path().join("broken");
     let output = convert(&master, "dash", &broken, &["--segment-duration", "1.5"]);
     let error = cli::assert_failure(&output, 3);
     assert!(error.contains("subtitles-ja/segment00001.vtt"), "{error}");
+    assert!(!broken.exists(), "nothing left behind");
+    std::os::unix::fs::symlink("/dev/zero", &segment).unwrap();
+    let output = convert(&master, "dash", &broken, &["--segment-duration", "1.5"]);
+    let error = cli::assert_failure(&output, 3);
+    assert!(
+        error.contains("segment00001.vtt") && error.contains("limit of 4 MiB"),
+        "{error}"
+    );
     assert!(!broken.exists(), "nothing left behind");
 }
 
