@@ -13,6 +13,7 @@ mod hls_text;
 mod pieces;
 mod text;
 
+use dash_mpd_core::MPD;
 use dash_text::Manifest;
 use pieces::{Place, Reader};
 use text::Found;
@@ -84,7 +85,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
     let named = |error| as_input(error, &opened, &input);
     let source = Source::open(&opened, &input_options).map_err(named)?;
     let transcoded_because = reason_to_transcode(&source, format);
-    let audio = audio_to_carry(&source, &options.input);
+    let audio = audio_to_carry(&source, mpd.as_ref().map(Manifest::mpd));
     let subtitles = subtitles(&source, &reader, place.as_ref(), mpd.as_ref())?;
     let adaptive = matches!(source.input.format().name(), "hls" | "dash");
     let reps = match (&transcoded_because, &source.video) {
@@ -183,7 +184,7 @@ fn subtitles(source: &Source, reader: &Reader, place: Option<&Place>, mpd: Optio
 /// of them (its NAME is the stream's `comment`), language, channels, rate and codec. Its DASH
 /// demuxer makes a stream of each Representation: of an AdaptationSet's, one content at several
 /// bit rates, the best is kept.
-fn audio_to_carry(source: &Source, input: &Location) -> AudioSelection {
+fn audio_to_carry(source: &Source, mpd: Option<&MPD>) -> AudioSelection {
     let mut carried: Vec<&AudioInput> = source.audio_streams.iter().collect();
     if source.input.format().name() == "hls" {
         let mut seen = Vec::new();
@@ -204,22 +205,15 @@ fn audio_to_carry(source: &Source, input: &Location) -> AudioSelection {
             first
         });
     }
-    if let (Location::File(path), "dash") = (input, source.input.format().name()) {
-        let sets = audio_adaptation_sets(path);
+    if let (Some(mpd), "dash") = (mpd, source.input.format().name()) {
+        let sets = audio_adaptation_sets(mpd);
         carried.retain(|audio| !outranked(source, audio.index, &sets));
     }
     AudioSelection::Streams(carried.iter().map(|audio| AudioPick::Index(audio.index)).collect())
 }
 
-/// Each audio AdaptationSet of an MPD on disk, as its Representations' ids and bandwidths.
-fn audio_adaptation_sets(input: &Path) -> Vec<Vec<(String, u64)>> {
-    // libav has just read the file: one that cannot be read again is treated as no MPD.
-    let Ok(text) = std::fs::read_to_string(input) else {
-        return Vec::new();
-    };
-    let Ok(mpd) = dash_mpd_core::parse(&text) else {
-        return Vec::new();
-    };
+/// Each audio AdaptationSet of the MPD, as its Representations' ids and bandwidths.
+fn audio_adaptation_sets(mpd: &MPD) -> Vec<Vec<(String, u64)>> {
     let is_audio = |set: &&dash_mpd_core::AdaptationSet| {
         set.contentType.as_deref() == Some("audio")
             || set.mimeType.as_deref().is_some_and(|mime| mime.starts_with("audio/"))

@@ -218,7 +218,7 @@ fn packet_sizes(file: &Path, selector: &str) -> Vec<u64> {
 }
 
 #[test]
-fn a_dash_adaptation_set_at_two_bit_rates_gives_one_rendition_of_the_better() {
+fn a_dash_adaptation_set_at_two_bit_rates_gives_one_rendition_of_the_better_from_a_file_or_http() {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-nostdin", "-y", "-i"])
@@ -232,21 +232,25 @@ fn a_dash_adaptation_set_at_two_bit_rates_gives_one_rendition_of_the_better() {
         .expect("run ffmpeg");
     assert!(status.success(), "ffmpeg could not make the DASH presentation");
     let manifest = dir.path().join("manifest.mpd");
-    let out = dir.path().join("hls");
-    cli::assert_success(&convert(&manifest, "hls", &out, &["--segment-duration", "1"]));
-    let master = read_master(&out.join("master.m3u8"));
-    let languages: Vec<Option<&str>> = master
-        .media
-        .iter()
-        .filter(|m| m.plain("TYPE") == Some("AUDIO"))
-        .map(|m| m.quoted("LANGUAGE"))
-        .collect();
-    assert_eq!(languages, [Some("en"), Some("ja")], "one rendition per AdaptationSet");
-    assert_eq!(
-        packet_sizes(&out.join("audio-en/index.m3u8"), "a:0"),
-        packet_sizes(&manifest, "a:0"),
-        "the English rendition is the 128 kb/s Representation, copied"
-    );
+    let server = serve_tree(dir.path());
+    let url = PathBuf::from(format!("{}/manifest.mpd", server.base));
+    for (input, out) in [(&manifest, "hls"), (&url, "hls-from-http")] {
+        let out = dir.path().join(out);
+        cli::assert_success(&convert(input, "hls", &out, &["--segment-duration", "1"]));
+        let master = read_master(&out.join("master.m3u8"));
+        let languages: Vec<Option<&str>> = master
+            .media
+            .iter()
+            .filter(|m| m.plain("TYPE") == Some("AUDIO"))
+            .map(|m| m.quoted("LANGUAGE"))
+            .collect();
+        assert_eq!(languages, [Some("en"), Some("ja")], "one rendition per AdaptationSet");
+        assert_eq!(
+            packet_sizes(&out.join("audio-en/index.m3u8"), "a:0"),
+            packet_sizes(&manifest, "a:0"),
+            "the English rendition is the 128 kb/s Representation, copied"
+        );
+    }
 }
 
 #[test]

@@ -66,6 +66,10 @@ impl Manifest {
         Ok(found)
     }
 
+    pub fn mpd(&self) -> &MPD {
+        &self.mpd
+    }
+
     /// Whether the MPD is on the web.
     pub fn on_web(&self) -> bool {
         matches!(self.place, Place::Web(_))
