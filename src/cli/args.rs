@@ -52,6 +52,7 @@ impl InputArgs {
             open_timeout: self.open_timeout,
             stall_timeout: self.stall_timeout,
             cancel,
+            web_from_file: false,
         }
     }
 }

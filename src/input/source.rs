@@ -261,7 +261,10 @@ pub(crate) fn open_input(path: &Path, options: &InputOptions) -> Result<WatchedI
     if !location.is_url() {
         watchdog::check_file(path)?;
     }
-    let dictionary = watchdog::protocol_options(&location, options.stall_timeout);
+    let mut dictionary = watchdog::protocol_options(&location, options.stall_timeout);
+    if options.web_from_file {
+        dictionary.set("protocol_whitelist", "file,crypto,data,http,https,tcp,tls");
+    }
     let input =
         WatchedInput::open(path.as_os_str(), None, options, dictionary, true).map_err(|failure| match failure {
             Failure::NeverStarted(waited) => Error::LiveNeverStarted {

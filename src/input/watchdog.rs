@@ -39,6 +39,9 @@ pub struct InputOptions {
     pub stall_timeout: Duration,
     /// Cancel it (Ctrl-C, a time limit) to stop a blocked open or read promptly.
     pub cancel: Cancel,
+    /// Whether a manifest on disk may name pieces over HTTP(S), which libav otherwise refuses (a
+    /// file reaches only files): for `convert`'s own copy of an MPD on the web.
+    pub web_from_file: bool,
 }
 
 impl Default for InputOptions {
@@ -47,6 +50,7 @@ impl Default for InputOptions {
             open_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(10),
             cancel: Cancel::new(),
+            web_from_file: false,
         }
     }
 }

@@ -2,11 +2,21 @@
 //! over the packager. libav's HLS and DASH demuxers read the manifest; when the codecs fit the
 //! target's segments (H.264 anywhere, HEVC in CMAF, AAC audio) the media is stream-copied, cut at
 //! its keyframes (`PackageOptions::copy`); otherwise it is transcoded once, to one rendition at
-//! the source's size. The manifests follow the packagers' rules either way.
+//! the source's size. The manifests follow the packagers' rules either way. Subtitles, which
+//! libav's demuxers do not read, are read here (`hls_text`, `dash_text`) and given to the
+//! packager as text tracks.
 
 use std::path::{Path, PathBuf};
 
-use m3u8_rs::{AlternativeMediaType, Playlist};
+mod dash_text;
+mod hls_text;
+mod pieces;
+mod text;
+
+use dash_mpd_core::MPD;
+use dash_text::Manifest;
+use pieces::{Place, Reader};
+use text::Found;
 
 use crate::error::{Error, Result};
 use crate::input::source::{AudioInput, Source};
@@ -16,6 +26,7 @@ use crate::output::publish::Publishing;
 use crate::package::audio::{AudioPick, AudioSelection};
 use crate::package::ladder::{Reps, RungRequest};
 use crate::package::segment::SegmentFormat;
+use crate::package::subtitles::source::SubtitleSelection;
 use crate::package::transcode::copy;
 use crate::package::{self, PackageOptions, PackageReport};
 use crate::progress::Monitor;
@@ -64,10 +75,19 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         Target::Hls(format) => (format, |i, o| PackageOptions::hls(i, o)),
         Target::Dash => (SegmentFormat::Fmp4, |i, o| PackageOptions::dash(i, o)),
     };
-    let source = Source::open(&input, &options.input_options)?;
+    let reader = Reader::new(&input, &options.input_options);
+    let place = Place::of_input(&options.input);
+    let mpd = match place.as_ref().filter(|p| p.is_mpd()) {
+        Some(place) => Manifest::read(&reader, place)?,
+        None => None,
+    };
+    let (opened, input_options) = libav_input(&input, mpd.as_ref(), &options.input_options);
+    let named = |error| as_input(error, &opened, &input);
+    let source = Source::open(&opened, &input_options).map_err(named)?;
     let transcoded_because = reason_to_transcode(&source, format);
-    let audio = audio_to_carry(&source, &options.input);
-    let read_by_hls = source.input.format().name() == "hls";
+    let audio = audio_to_carry(&source, mpd.as_ref().map(Manifest::mpd));
+    let subtitles = subtitles(&source, &reader, place.as_ref(), mpd.as_ref())?;
+    let adaptive = matches!(source.input.format().name(), "hls" | "dash");
     let reps = match (&transcoded_because, &source.video) {
         (Some(_), Some(video)) => Reps::List(vec![RungRequest::Height(
             video.display_geometry().short_side().round() as u32
@@ -80,23 +100,81 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
         copy: transcoded_because.is_none(),
         reps,
         audio,
+        text_tracks: subtitles.tracks,
+        // Read above instead: libav's HLS demuxer makes no subtitle streams, its DASH demuxer
+        // (over HTTP) one that counts period time, which is not the media's clock.
+        subtitle_streams: match adaptive {
+            true => SubtitleSelection::None,
+            false => SubtitleSelection::All,
+        },
         // The source's own size, even if the ladder's rungs stop below it.
         allow_upscale: true,
         segment_duration: options.segment_duration,
         force: options.force,
         publishing: options.publishing.clone(),
-        input_options: options.input_options.clone(),
-        ..base(input, options.output.clone())
+        input_options,
+        ..base(opened.clone(), options.output.clone())
     };
-    let mut package = package::package(&package_options, monitor)?;
-    if let (Location::File(path), true) = (&options.input, read_by_hls) {
-        package.notes.extend(subtitles_left_out(path));
-    }
+    let mut package = package::package(&package_options, monitor).map_err(named)?;
+    package.notes.extend(subtitles.notes);
     Ok(ConvertReport {
         package,
         copied: transcoded_because.is_none(),
         transcoded_because,
     })
+}
+
+/// What libav opens, and how: the input, or the copy of its MPD without text sets (which, for
+/// an MPD on the web, names HTTP segments from a file).
+fn libav_input(input: &Path, mpd: Option<&Manifest>, options: &InputOptions) -> (PathBuf, InputOptions) {
+    match mpd.and_then(|m| m.without_text.as_ref().map(|(_, copy)| (m, copy))) {
+        Some((mpd, copy)) => {
+            let options = InputOptions {
+                web_from_file: mpd.on_web(),
+                ..options.clone()
+            };
+            (copy.clone(), options)
+        }
+        None => (input.to_owned(), options.clone()),
+    }
+}
+
+/// `error` naming `input` where it names libav's copy of it: the user gave the one.
+fn as_input(error: Error, copy: &Path, input: &Path) -> Error {
+    let named = |path: PathBuf| if path == copy { input.to_owned() } else { path };
+    match error {
+        Error::InputUnreadable { path, reason } => Error::InputUnreadable {
+            path: named(path),
+            reason,
+        },
+        Error::NoMediaStreams { path } => Error::NoMediaStreams { path: named(path) },
+        Error::InputTruncated { path, end, declared } => Error::InputTruncated {
+            path: named(path),
+            end,
+            declared,
+        },
+        Error::InputCorrupt { path, reason } => Error::InputCorrupt {
+            path: named(path),
+            reason,
+        },
+        Error::InputIncomplete { path, piece, reason } => Error::InputIncomplete {
+            path: named(path),
+            piece,
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// The input's subtitle renditions, which libav does not read: an HLS master's, a DASH MPD's.
+/// Cue times count from libav's start time of the input, which is the packager's zero.
+fn subtitles(source: &Source, reader: &Reader, place: Option<&Place>, mpd: Option<&Manifest>) -> Result<Found> {
+    let start_ms = source.start_micros().div_euclid(1000);
+    match (source.input.format().name(), place, mpd) {
+        ("hls", Some(place), _) => hls_text::read(reader, place, start_ms),
+        ("dash", _, Some(mpd)) => mpd.subtitles(reader, start_ms),
+        _ => Ok(Found::default()),
+    }
 }
 
 /// The audio streams to carry: each content once. libav's HLS demuxer makes streams of every
@@ -106,7 +184,7 @@ pub fn convert(options: &ConvertOptions, monitor: &mut dyn Monitor) -> Result<Co
 /// of them (its NAME is the stream's `comment`), language, channels, rate and codec. Its DASH
 /// demuxer makes a stream of each Representation: of an AdaptationSet's, one content at several
 /// bit rates, the best is kept.
-fn audio_to_carry(source: &Source, input: &Location) -> AudioSelection {
+fn audio_to_carry(source: &Source, mpd: Option<&MPD>) -> AudioSelection {
     let mut carried: Vec<&AudioInput> = source.audio_streams.iter().collect();
     if source.input.format().name() == "hls" {
         let mut seen = Vec::new();
@@ -127,22 +205,15 @@ fn audio_to_carry(source: &Source, input: &Location) -> AudioSelection {
             first
         });
     }
-    if let (Location::File(path), "dash") = (input, source.input.format().name()) {
-        let sets = audio_adaptation_sets(path);
+    if let (Some(mpd), "dash") = (mpd, source.input.format().name()) {
+        let sets = audio_adaptation_sets(mpd);
         carried.retain(|audio| !outranked(source, audio.index, &sets));
     }
     AudioSelection::Streams(carried.iter().map(|audio| AudioPick::Index(audio.index)).collect())
 }
 
-/// Each audio AdaptationSet of an MPD on disk, as its Representations' ids and bandwidths.
-fn audio_adaptation_sets(input: &Path) -> Vec<Vec<(String, u64)>> {
-    // libav has just read the file: one that cannot be read again is treated as no MPD.
-    let Ok(text) = std::fs::read_to_string(input) else {
-        return Vec::new();
-    };
-    let Ok(mpd) = dash_mpd_core::parse(&text) else {
-        return Vec::new();
-    };
+/// Each audio AdaptationSet of the MPD, as its Representations' ids and bandwidths.
+fn audio_adaptation_sets(mpd: &MPD) -> Vec<Vec<(String, u64)>> {
     let is_audio = |set: &&dash_mpd_core::AdaptationSet| {
         set.contentType.as_deref() == Some("audio")
             || set.mimeType.as_deref().is_some_and(|mime| mime.starts_with("audio/"))
@@ -175,30 +246,6 @@ fn outranked(source: &Source, index: usize, sets: &[Vec<(String, u64)>]) -> bool
         let best = set.iter().rev().max_by_key(|(_, bandwidth)| *bandwidth);
         set.iter().any(|(rep, _)| *rep == id) && best.is_some_and(|(rep, _)| *rep != id)
     })
-}
-
-/// Notes naming each subtitle rendition of an HLS master playlist on disk: FFmpeg 5.1's HLS
-/// demuxer leaves them out without a word.
-fn subtitles_left_out(input: &Path) -> Vec<String> {
-    // libav has just read the file: one that cannot be read again now simply gets no note.
-    let Ok(bytes) = std::fs::read(input) else {
-        return Vec::new();
-    };
-    let Ok(Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&bytes) else {
-        return Vec::new();
-    };
-    master
-        .alternatives
-        .iter()
-        .filter(|media| media.media_type == AlternativeMediaType::Subtitles)
-        .map(|media| {
-            format!(
-                "the subtitle rendition {:?} ({:?}) was left out: FFmpeg 5.1's HLS demuxer does not read subtitles",
-                media.name,
-                media.language.as_deref().unwrap_or("und")
-            )
-        })
-        .collect()
 }
 
 /// Why the source's video cannot be copied into `format` segments, if it cannot.

@@ -1,12 +1,15 @@
 //! `convert`: HLS and DASH presentations made by libav from the `main` source
 //! (H.264 + AAC, keyframes every 1.48 s) repackaged as the other without re-encoding, and a VP9
-//! one transcoded; judged with the packagers' checks, mp4-atom and ffprobe.
+//! one transcoded; judged with the packagers' checks, mp4-atom and ffprobe. Subtitles (which
+//! libav's demuxers do not read) are judged with the tests' own WebVTT, playlist and MPD readers.
 
 use crate::copy::expect;
 use crate::hls::check::{Segments, check_package as check_hls};
+use crate::tracks_text::{self, Expected};
+use crate::util::http::{self, Route};
 use crate::util::m3u8::read_master;
 use crate::util::mpd::read_mpd;
-use crate::util::{bmff, cli, ffprobe, file_names, made_by_libav, media};
+use crate::util::{bmff, cli, ffprobe, file_names, made_by_libav, media, webvtt};
 use crate::{tracks_audio, tracks_surround};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -113,10 +116,12 @@ fn vp9_that_ts_cannot_carry_is_transcoded() {
 #[test]
 fn a_missing_manifest_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let output = convert(&dir.path().join("gone.m3u8"), "dash", &dir.path().join("out"), &[]);
-    let error = cli::assert_failure(&output, 3);
-    assert!(error.contains("gone.m3u8"), "{error}");
-    assert!(file_names(dir.path()).is_empty());
+    for gone in ["gone.m3u8", "gone.mpd"] {
+        let output = convert(&dir.path().join(gone), "dash", &dir.path().join("out"), &[]);
+        let error = cli::assert_failure(&output, 3);
+        assert!(error.ends_with(&format!("{gone}: no such file")), "{error}");
+        assert!(file_names(dir.path()).is_empty());
+    }
 }
 
 /// An HLS presentation of the three-audio title (English, Japanese, English commentary) made by
@@ -205,32 +210,6 @@ fn rungs_that_each_carry_the_same_audio_give_one_audio_rendition() {
     ffprobe::assert_decodes_cleanly(&manifest);
 }
 
-#[test]
-fn subtitle_renditions_that_libav_cannot_read_are_named_in_a_note() {
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = dir.path().join("fr.srt");
-    std::fs::write(&sidecar, "1\n00:00:00,500 --> 00:00:01,500\nBonjour\n").unwrap();
-    let hls = dir.path().join("hls");
-    let subtitles = format!("{}:fr", sidecar.display());
-    let args = ["--reps", "180", "--segment-duration", "1", "--subtitles", &subtitles];
-    cli::assert_success(&cli::package("hls", tracks_audio::title(), &hls, &args));
-    let out = dir.path().join("dash");
-    let output = convert(&hls.join("master.m3u8"), "dash", &out, &["--segment-duration", "1"]);
-    cli::assert_success(&output);
-    cli::assert_says(
-        &output,
-        &["\"French\"", "\"fr\"", "left out"],
-        "which subtitles were left out",
-    );
-    let mpd = read_mpd(&out.join("manifest.mpd"));
-    assert!(
-        mpd.adaptation_sets
-            .iter()
-            .all(|set| set.attributes.get("contentType") != Some("text")),
-        "libav gave the packager no subtitles to carry"
-    );
-}
-
 /// The sizes of the packets of stream `selector` (`a:0`) as ffprobe reads them.
 fn packet_sizes(file: &Path, selector: &str) -> Vec<u64> {
     let packets = ffprobe::probe(&["-select_streams", selector, "-show_entries", "packet=size"], file);
@@ -239,7 +218,7 @@ fn packet_sizes(file: &Path, selector: &str) -> Vec<u64> {
 }
 
 #[test]
-fn a_dash_adaptation_set_at_two_bit_rates_gives_one_rendition_of_the_better() {
+fn a_dash_adaptation_set_at_two_bit_rates_gives_one_rendition_of_the_better_from_a_file_or_http() {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-nostdin", "-y", "-i"])
@@ -253,21 +232,25 @@ fn a_dash_adaptation_set_at_two_bit_rates_gives_one_rendition_of_the_better() {
         .expect("run ffmpeg");
     assert!(status.success(), "ffmpeg could not make the DASH presentation");
     let manifest = dir.path().join("manifest.mpd");
-    let out = dir.path().join("hls");
-    cli::assert_success(&convert(&manifest, "hls", &out, &["--segment-duration", "1"]));
-    let master = read_master(&out.join("master.m3u8"));
-    let languages: Vec<Option<&str>> = master
-        .media
-        .iter()
-        .filter(|m| m.plain("TYPE") == Some("AUDIO"))
-        .map(|m| m.quoted("LANGUAGE"))
-        .collect();
-    assert_eq!(languages, [Some("en"), Some("ja")], "one rendition per AdaptationSet");
-    assert_eq!(
-        packet_sizes(&out.join("audio-en/index.m3u8"), "a:0"),
-        packet_sizes(&manifest, "a:0"),
-        "the English rendition is the 128 kb/s Representation, copied"
-    );
+    let server = serve_tree(dir.path());
+    let url = PathBuf::from(format!("{}/manifest.mpd", server.base));
+    for (input, out) in [(&manifest, "hls"), (&url, "hls-from-http")] {
+        let out = dir.path().join(out);
+        cli::assert_success(&convert(input, "hls", &out, &["--segment-duration", "1"]));
+        let master = read_master(&out.join("master.m3u8"));
+        let languages: Vec<Option<&str>> = master
+            .media
+            .iter()
+            .filter(|m| m.plain("TYPE") == Some("AUDIO"))
+            .map(|m| m.quoted("LANGUAGE"))
+            .collect();
+        assert_eq!(languages, [Some("en"), Some("ja")], "one rendition per AdaptationSet");
+        assert_eq!(
+            packet_sizes(&out.join("audio-en/index.m3u8"), "a:0"),
+            packet_sizes(&manifest, "a:0"),
+            "the English rendition is the 128 kb/s Representation, copied"
+        );
+    }
 }
 
 #[test]
@@ -296,4 +279,185 @@ fn a_rendition_in_several_hls_audio_groups_is_carried_once_beside_the_5_1_one() 
         "each rendition once, the 5.1 one too"
     );
     ffprobe::assert_decodes_cleanly(&manifest);
+}
+
+/// The subtitled title of the text tests (English SDH and forced French SubRip streams, a
+/// Japanese sidecar) packaged by stream-pack with `command` and `extra` into `dir/command`: the
+/// source, the package, and each subtitle track as the source stores it.
+fn packaged_with_subtitles(dir: &Path, command: &str, extra: &[&str]) -> (PathBuf, PathBuf, Vec<Expected>) {
+    let title = tracks_text::title_mkv(dir);
+    let sidecar = tracks_text::japanese_sidecar(dir);
+    let out = dir.join(command);
+    tracks_text::package_small(command, &title, &out, &[extra, &["--subtitles", &sidecar]].concat());
+    let expected = vec![
+        tracks_text::as_stored(&title, 0, tracks_text::english().0),
+        tracks_text::as_stored(&title, 1, tracks_text::french().0),
+        tracks_text::japanese(),
+    ];
+    (title, out, expected)
+}
+
+/// The MPD at `out` has a text AdaptationSet for each of `expected`, no other, each cue where the
+/// source has it on the period's timeline.
+fn judge_dash_subtitles(out: &Path, title: &Path, expected: &[Expected]) {
+    let mpd = read_mpd(&out.join("manifest.mpd"));
+    let texts = mpd.adaptation_sets.iter();
+    let count = texts
+        .filter(|set| set.attributes.get("contentType") == Some("text"))
+        .count();
+    assert_eq!(count, expected.len(), "a text AdaptationSet per subtitle track");
+    for track in expected {
+        assert_no_cue_twice(&tracks_text::judge_dash(out, title, track));
+    }
+}
+
+/// No WebVTT file of `files` holds a cue twice (one the input repeats in each segment it spans
+/// is one cue).
+fn assert_no_cue_twice(files: &[PathBuf]) {
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let cues = webvtt::parse(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .cues;
+        for (index, cue) in cues.iter().enumerate() {
+            assert!(!cues[..index].contains(cue), "{}: {cue:?} twice", file.display());
+        }
+    }
+}
+
+#[test]
+fn subtitles_of_hls_in_ts_and_fmp4_are_carried_into_dash() {
+    for format in ["ts", "fmp4"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (title, hls, expected) = packaged_with_subtitles(dir.path(), "hls", &["--format", format]);
+        let out = dir.path().join("dash");
+        let output = convert(&hls.join("master.m3u8"), "dash", &out, &["--segment-duration", "1.5"]);
+        cli::assert_success(&output);
+        judge_dash_subtitles(&out, &title, &expected);
+    }
+}
+
+/// From a file into HLS with TS segments, over HTTP into HLS with CMAF segments.
+#[test]
+fn subtitles_of_dash_are_carried_into_hls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (title, dash, expected) = packaged_with_subtitles(dir.path(), "dash", &[]);
+    let server = serve_tree(&dash);
+    let url = format!("{}/manifest.mpd", server.base);
+    for (input, format) in [(dash.join("manifest.mpd"), "ts"), (PathBuf::from(url), "fmp4")] {
+        let out = dir.path().join(format!("hls-{format}"));
+        let extra = ["--segment-duration", "1.5", "--format", format];
+        cli::assert_success(&convert(&input, "hls", &out, &extra));
+        let master = read_master(&out.join("master.m3u8"));
+        let subtitles = master.media.iter().filter(|m| m.plain("TYPE") == Some("SUBTITLES"));
+        assert_eq!(subtitles.count(), expected.len(), "a SUBTITLES rendition per track");
+        for track in &expected {
+            assert_no_cue_twice(&tracks_text::judge(&out, &title, track));
+        }
+    }
+}
+
+/// Serves every file under `dir` at its path below it.
+fn serve_tree(dir: &Path) -> http::Server {
+    let files = crate::publish::package_files(dir);
+    http::serve(
+        files
+            .into_iter()
+            .map(|(name, bytes)| (format!("/{name}"), Route::File(bytes)))
+            .collect(),
+    )
+}
+
+#[test]
+fn subtitles_of_hls_over_http_are_carried_into_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (title, hls, expected) = packaged_with_subtitles(dir.path(), "hls", &[]);
+    let server = serve_tree(&hls);
+    let out = dir.path().join("dash");
+    let url = format!("{}/master.m3u8", server.base);
+    let output = convert(Path::new(&url), "dash", &out, &["--segment-duration", "1.5"]);
+    cli::assert_success(&output);
+    assert_eq!(
+        server.hits("/subtitles-ja/index.m3u8"),
+        1,
+        "the Japanese playlist, read once"
+    );
+    judge_dash_subtitles(&out, &title, &expected);
+}
+
+#[test]
+fn a_subtitle_rendition_not_in_webvtt_is_a_note_and_a_missing_or_endless_segment_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (title, hls, expected) = packaged_with_subtitles(dir.path(), "hls", &[]);
+    let imsc = hls.join("imsc");
+    std::fs::create_dir(&imsc).unwrap();
+    let ttml = "<?xml version=\"1.0\"?><tt xmlns=\"http://www.w3.org/ns/ttml\" xml:lang=\"de\"/>";
+    std::fs::write(imsc.join("segment0.ttml"), ttml).unwrap();
+    let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nsegment0.ttml\n#EXT-X-ENDLIST\n";
+    std::fs::write(imsc.join("index.m3u8"), playlist).unwrap();
+    let master = hls.join("master.m3u8");
+    let text = std::fs::read_to_string(&master).unwrap().replacen(
+        "#EXTM3U\n",
+        "#EXTM3U\n#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"Untertitel\",LANGUAGE=\"de\",URI=\"imsc/index.m3u8\"\n",
+        1,
+    );
+    std::fs::write(&master, text).unwrap();
+    let out = dir.path().join("dash");
+    let output = convert(&master, "dash", &out, &["--segment-duration", "1.5"]);
+    cli::assert_success(&output);
+    cli::assert_says(
+        &output,
+        &["\"Untertitel\"", "left out", "not WebVTT"],
+        "the rendition left out",
+    );
+    judge_dash_subtitles(&out, &title, &expected);
+    let segment = hls.join("subtitles-ja/segment00001.vtt");
+    std::fs::remove_file(&segment).unwrap();
+    let broken = dir.path().join("broken");
+    let output = convert(&master, "dash", &broken, &["--segment-duration", "1.5"]);
+    let error = cli::assert_failure(&output, 3);
+    assert!(error.contains("subtitles-ja/segment00001.vtt"), "{error}");
+    assert!(!broken.exists(), "nothing left behind");
+    std::os::unix::fs::symlink("/dev/zero", &segment).unwrap();
+    let output = convert(&master, "dash", &broken, &["--segment-duration", "1.5"]);
+    let error = cli::assert_failure(&output, 3);
+    assert!(
+        error.contains("segment00001.vtt") && error.contains("limit of 4 MiB"),
+        "{error}"
+    );
+    assert!(!broken.exists(), "nothing left behind");
+}
+
+#[test]
+fn a_dash_text_set_not_in_webvtt_is_a_note_a_bad_language_und_and_a_missing_segment_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (title, dash, mut expected) = packaged_with_subtitles(dir.path(), "dash", &[]);
+    let manifest = dash.join("manifest.mpd");
+    let imsc = "<AdaptationSet contentType=\"text\" lang=\"de\" mimeType=\"application/ttml+xml\">\
+                <Label>Untertitel</Label><Representation id=\"imsc\" bandwidth=\"1000\">\
+                <BaseURL>imsc.ttml</BaseURL></Representation></AdaptationSet></Period>";
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace("</Period>", imsc).replace("lang=\"ja\"", "lang=\"ja_JP\"");
+    std::fs::write(&manifest, text).unwrap();
+    let out = dir.path().join("hls");
+    let output = convert(&manifest, "hls", &out, &["--segment-duration", "1.5"]);
+    cli::assert_success(&output);
+    cli::assert_says(&output, &["\"Untertitel\"", "left out"], "the set left out");
+    cli::assert_says(
+        &output,
+        &["\"ja_JP\" is not a language tag", "und"],
+        "the language replaced",
+    );
+    expected[2].language = "und";
+    for track in &expected {
+        tracks_text::judge(&out, &title, track);
+    }
+    std::fs::remove_file(dash.join("180p/segment00001.m4s")).unwrap();
+    let broken = dir.path().join("broken");
+    let error = cli::assert_failure(&convert(&manifest, "hls", &broken, &["--segment-duration", "1.5"]), 3);
+    assert!(
+        error.starts_with(&format!("error: {}: incomplete", manifest.display())),
+        "the line names the manifest given, not libav's copy of it: {error}"
+    );
+    assert!(!broken.exists(), "nothing left behind");
 }

@@ -659,7 +659,7 @@ fn a_live_window_on_nginx_slides_and_what_left_is_deleted_there() {
 // util::azurite), read back with curl on their REST APIs.
 
 /// Every file of the folder `dir`, by its path in it (`360p/segment00000.ts`), and its bytes.
-fn package_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn package_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut folders = vec![dir.to_owned()];
     while let Some(folder) = folders.pop() {

@@ -15,16 +15,16 @@ const FRAME: f64 = 0.04;
 const SEGMENT: &str = "1.5";
 
 /// A subtitle track as the source or sidecar has it: cues of (start, end, text as WebVTT says it).
-struct Expected {
-    language: &'static str,
-    name: &'static str,
-    forced: bool,
-    hearing_impaired: bool,
-    cues: Vec<(f64, f64, &'static str)>,
+pub(crate) struct Expected {
+    pub(crate) language: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) forced: bool,
+    pub(crate) hearing_impaired: bool,
+    pub(crate) cues: Vec<(f64, f64, &'static str)>,
 }
 
 /// The source's English subtitles: a SubRip stream (hearing impaired) in Matroska, mov_text in MP4.
-fn english() -> (Expected, &'static str) {
+pub(crate) fn english() -> (Expected, &'static str) {
     let expected = Expected {
         language: "en",
         name: "English",
@@ -43,7 +43,7 @@ fn english() -> (Expected, &'static str) {
 }
 
 /// The source's forced French subtitles (signs), with a title.
-fn french() -> (Expected, &'static str) {
+pub(crate) fn french() -> (Expected, &'static str) {
     let expected = Expected {
         language: "fr",
         name: "Panneaux",
@@ -54,7 +54,7 @@ fn french() -> (Expected, &'static str) {
     (expected, "1\n00:00:02,000 --> 00:00:02,500\nBoulangerie\n")
 }
 
-fn japanese() -> Expected {
+pub(crate) fn japanese() -> Expected {
     Expected {
         language: "ja",
         name: "日本語",
@@ -112,20 +112,20 @@ fn make_source(dir: &Path, name: &str, codec: &str, subtitles: &[(&str, &[&str])
 
 /// Packages `source` with `command` into `out` in one 180p rendition cut every SEGMENT seconds,
 /// with `extra` options; it must succeed.
-fn package_small(command: &str, source: &Path, out: &Path, extra: &[&str]) {
+pub(crate) fn package_small(command: &str, source: &Path, out: &Path, extra: &[&str]) {
     let args = [&["--reps", "180", "--segment-duration", SEGMENT][..], extra].concat();
     assert_success(&package(command, source, out, &args));
 }
 
 /// The Japanese sidecar written in `dir`, as `--subtitles` names it.
-fn japanese_sidecar(dir: &Path) -> String {
+pub(crate) fn japanese_sidecar(dir: &Path) -> String {
     let sidecar = dir.join("ja.srt");
     std::fs::write(&sidecar, srt(&japanese().cues)).unwrap();
     format!("{}:ja:日本語", sidecar.display())
 }
 
 /// A Matroska title with the English (hearing impaired) and forced French SubRip streams.
-fn title_mkv(dir: &Path) -> PathBuf {
+pub(crate) fn title_mkv(dir: &Path) -> PathBuf {
     let english: &[&str] = &[
         "-metadata:s:s:0",
         "language=eng",
@@ -150,7 +150,7 @@ fn title_mkv(dir: &Path) -> PathBuf {
 
 /// `expected` with each cue's times as the source file has them (ffprobe's packet times of its
 /// subtitle stream `index`, one packet a cue), which a container may have moved a little.
-fn as_stored(source: &Path, index: usize, expected: Expected) -> Expected {
+pub(crate) fn as_stored(source: &Path, index: usize, expected: Expected) -> Expected {
     let packets = probe(
         &[
             "-select_streams",
@@ -192,7 +192,7 @@ fn as_stored(source: &Path, index: usize, expected: Expected) -> Expected {
 /// `X-TIMESTAMP-MAP` puts its cues on the media timeline, which is the source's as far ahead as
 /// ffprobe reads the video's first frame in the first segment and in `source`. Returns the
 /// segment files, in order.
-fn judge(out: &Path, source: &Path, expected: &Expected) -> Vec<PathBuf> {
+pub(crate) fn judge(out: &Path, source: &Path, expected: &Expected) -> Vec<PathBuf> {
     let master = read_master(&out.join("master.m3u8"));
     assert!(
         master
@@ -463,7 +463,7 @@ fn subtitles_count_from_a_period_that_starts_after_the_source() {
 /// time to DASH players; the period time of a source instant is found from the video as ffprobe
 /// reads its first frame in the source and in the package, less the MPD's
 /// presentationTimeOffset. Returns the segment files, in order.
-fn judge_dash(out: &Path, source: &Path, expected: &Expected) -> Vec<PathBuf> {
+pub(crate) fn judge_dash(out: &Path, source: &Path, expected: &Expected) -> Vec<PathBuf> {
     let mpd = mpd::read_mpd(&out.join("manifest.mpd"));
     let set = mpd
         .adaptation_sets

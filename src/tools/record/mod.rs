@@ -520,6 +520,7 @@ impl<'a> Recorder<'a> {
             open_timeout,
             stall_timeout: self.options.stall_timeout,
             cancel: self.stop.clone(),
+            web_from_file: false,
         }
     }
 
