@@ -6,7 +6,7 @@ use stream_pack::input::live::LiveSource;
 use stream_pack::location::Location;
 use stream_pack::output::publish::Destination;
 use stream_pack::package::audio::{AudioSelection, Surround};
-use stream_pack::package::crypto::KeySource;
+use stream_pack::package::crypto::{DrmSystem, Key, KeyId, KeySource, Scheme};
 use stream_pack::package::ladder::{Bitrate, Reps};
 use stream_pack::package::subtitles::SubtitleSidecar;
 use stream_pack::package::subtitles::source::SubtitleSelection;
@@ -79,9 +79,20 @@ struct PackageArgs {
     /// Encode every rung, the top one included, even with --reps auto.
     #[arg(long, overrides_with = "passthrough_top")]
     no_passthrough_top: bool,
-    /// Encrypt every media segment with AES-128 (HLS only; keys generated unless --key-file/--key-info).
-    #[arg(long)]
-    encrypt: bool,
+    /// Encrypt every media segment: aes-128 (HLS; the default), or common encryption of CMAF
+    /// segments, cenc or cbcs (DASH, HLS fMP4). Keys generated unless given.
+    #[arg(long, value_name = "SCHEME", num_args = 0..=1, default_missing_value = "aes-128", value_parser = Scheme::parse)]
+    encrypt: Option<Scheme>,
+    /// The key ID of common encryption (cenc, cbcs), 32 hex digits; with --key.
+    #[arg(long, requires_all = ["encrypt", "key"], conflicts_with_all = ["key_file", "key_info", "key_dir"])]
+    key_id: Option<String>,
+    /// The key of common encryption (cenc, cbcs), 32 hex digits; with --key-id.
+    #[arg(long, requires = "key_id")]
+    key: Option<String>,
+    /// The DRM systems a cenc or cbcs package signals besides the common scheme: clearkey,
+    /// widevine, playready (comma-separated; default clearkey).
+    #[arg(long, requires = "encrypt", value_delimiter = ',', value_parser = DrmSystem::parse)]
+    drm: Vec<DrmSystem>,
     /// A new key every N segments, at the same segment in every rendition (0: one key).
     #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
     key_rotation: Option<u32>,
@@ -169,11 +180,21 @@ impl LiveArgs {
 }
 
 impl PackageArgs {
-    fn encryption(&self, output: &Path) -> Option<KeySource> {
-        if !self.encrypt {
-            return None;
+    /// The key source; a bad key is named by its option only, never echoed.
+    fn encryption(&self, output: &Path) -> anyhow::Result<Option<KeySource>> {
+        if self.encrypt.is_none() {
+            return Ok(None);
         }
-        Some(if let Some(path) = &self.key_info {
+        let hex_digits = |option: &'static str| stream_pack::Error::InvalidOption {
+            option,
+            reason: "must be 32 hex digits".into(),
+        };
+        Ok(Some(if let (Some(kid), Some(key)) = (&self.key_id, &self.key) {
+            KeySource::Given {
+                kid: KeyId::from_hex(kid).ok_or_else(|| hex_digits("key_id"))?,
+                key: Key::from_hex(key).ok_or_else(|| hex_digits("key"))?,
+            }
+        } else if let Some(path) = &self.key_info {
             KeySource::Info { path: path.clone() }
         } else if let Some(path) = &self.key_file {
             KeySource::File {
@@ -186,7 +207,7 @@ impl PackageArgs {
                 key_dir: self.key_dir.clone().unwrap_or_else(|| default_key_dir(output)),
                 key_url: self.key_url.clone(),
             }
-        })
+        }))
     }
 
     /// The library's options from these arguments, over the defaults `base` gives; the package
@@ -216,7 +237,12 @@ impl PackageArgs {
                 (_, true) => Passthrough::Never,
                 _ => Passthrough::Auto,
             },
-            encryption: self.encryption(&output),
+            encryption: self.encryption(&output)?,
+            scheme: self.encrypt.unwrap_or_default(),
+            drm: match self.drm.as_slice() {
+                [] => vec![DrmSystem::ClearKey],
+                systems => systems.to_vec(),
+            },
             audio_bitrate: self.audio_bitrate,
             audio: self.audio.clone(),
             default_audio: self.default_audio.clone(),

@@ -1,7 +1,8 @@
-//! AES-128 segment encryption for HLS (RFC 8216 §4.3.2.4): whole segments in AES-128-CBC with
+//! Segment encryption. AES-128 for HLS (RFC 8216 §4.3.2.4): whole segments in AES-128-CBC with
 //! PKCS#7 padding, CBC restarted per segment, keys rotated every N segments at the same segment
-//! index in every rendition. Keys never appear in logs, errors or progress: `Key` has no Display and
-//! a redacted Debug.
+//! index in every rendition. Common encryption (`cenc`, `cbcs`) for CMAF: one key and key ID for
+//! every track, the samples encrypted by `stream_pack_formats::cenc` (see [`CommonKey`]). Keys never
+//! appear in logs, errors or progress: `Key` has no Display and a redacted Debug.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -62,8 +63,135 @@ impl Key {
             })
     }
 
+    /// 32 hex digits, as `--key` gives them.
+    pub fn from_hex(text: &str) -> Option<Key> {
+        parse_hex(text).map(Key)
+    }
+
     fn bytes(&self) -> &[u8; BLOCK] {
         &self.0
+    }
+}
+
+/// A key ID (ISO/IEC 23001-7 `KID`), 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyId(pub [u8; BLOCK]);
+
+impl KeyId {
+    pub fn generate() -> KeyId {
+        let mut bytes = [0; BLOCK];
+        rand::fill(&mut bytes);
+        KeyId(bytes)
+    }
+
+    /// 32 hex digits, as `--key-id` gives them.
+    pub fn from_hex(text: &str) -> Option<KeyId> {
+        parse_hex(text).map(KeyId)
+    }
+
+    /// 32 lowercase hex digits.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The UUID form DASH's `cenc:default_KID` takes: 8-4-4-4-12 lowercase hex digits.
+    pub fn uuid(&self) -> String {
+        let hex = self.hex();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    }
+}
+
+/// How segments are encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme {
+    /// Whole segments in AES-128-CBC (HLS).
+    #[default]
+    Aes128,
+    /// Common encryption of CMAF samples: `cenc` (AES-CTR) or `cbcs` (AES-CBC, 1:9 pattern).
+    Common(CommonScheme),
+}
+
+pub use stream_pack_formats::cenc::Scheme as CommonScheme;
+
+impl Scheme {
+    /// `aes-128`, `cenc` or `cbcs`.
+    pub fn parse(text: &str) -> std::result::Result<Scheme, String> {
+        match text {
+            "aes-128" => Ok(Scheme::Aes128),
+            "cenc" => Ok(Scheme::Common(CommonScheme::Cenc)),
+            "cbcs" => Ok(Scheme::Common(CommonScheme::Cbcs)),
+            other => Err(format!("{other}: the schemes are aes-128, cenc and cbcs")),
+        }
+    }
+}
+
+/// A DRM system whose signalling a common-encrypted package carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrmSystem {
+    /// W3C Clear Key, which browsers play without a licence server.
+    ClearKey,
+    Widevine,
+    PlayReady,
+}
+
+impl DrmSystem {
+    /// `clearkey`, `widevine` or `playready`.
+    pub fn parse(text: &str) -> std::result::Result<DrmSystem, String> {
+        match text {
+            "clearkey" => Ok(DrmSystem::ClearKey),
+            "widevine" => Ok(DrmSystem::Widevine),
+            "playready" => Ok(DrmSystem::PlayReady),
+            other => Err(format!("{other}: the DRM systems are clearkey, widevine and playready")),
+        }
+    }
+}
+
+/// What a common-encrypted package's segmenters and manifests share: the scheme, the one key of
+/// every track, and the DRM systems signalled.
+#[derive(Debug, Clone)]
+pub struct CommonKey {
+    pub scheme: CommonScheme,
+    pub kid: KeyId,
+    key: Key,
+    pub systems: Vec<DrmSystem>,
+}
+
+impl CommonKey {
+    /// A track's protection, with a fresh random IV: for `cenc` the first sample's (8 bytes, one
+    /// more for each sample after it), for `cbcs` the constant one (16 bytes).
+    pub fn protection(&self) -> stream_pack_formats::cenc::Protection {
+        let mut iv = vec![0; if self.scheme == CommonScheme::Cenc { 8 } else { BLOCK }];
+        rand::fill(iv.as_mut_slice());
+        stream_pack_formats::cenc::Protection {
+            scheme: self.scheme,
+            kid: self.kid.0,
+            key: *self.key.bytes(),
+            iv,
+        }
+    }
+
+    /// The `pssh` box of each signalled system that has one (ClearKey reads the W3C common one).
+    pub fn psshs(&self) -> Vec<(DrmSystem, Vec<u8>)> {
+        use stream_pack_formats::cenc::pssh;
+        let kids = [self.kid.0];
+        self.systems
+            .iter()
+            .map(|&system| {
+                let pssh = match system {
+                    DrmSystem::ClearKey => pssh::clearkey(&kids),
+                    DrmSystem::Widevine => pssh::widevine(&kids, self.scheme),
+                    DrmSystem::PlayReady => pssh::playready(&kids, self.scheme, None),
+                };
+                (system, pssh)
+            })
+            .collect()
     }
 }
 
@@ -174,6 +302,8 @@ pub enum KeySource {
     File { path: PathBuf, key_url: Option<String> },
     /// FFmpeg's key-info file: URI, key file path, optional IV.
     Info { path: PathBuf },
+    /// A key and its ID given on the command line (common encryption).
+    Given { kid: KeyId, key: Key },
 }
 
 impl KeySource {
@@ -184,6 +314,7 @@ impl KeySource {
             KeySource::Generate { key_dir, .. } => vec![("the key dir", key_dir.as_path())],
             KeySource::File { path, .. } => vec![("the key file", path.as_path())],
             KeySource::Info { path } => vec![("the key-info file", path.as_path())],
+            KeySource::Given { .. } => Vec::new(),
         }
     }
 }
@@ -193,9 +324,11 @@ impl KeySource {
 pub struct KeyPeriod {
     pub id: String,
     key: Key,
+    /// The key ID common encryption signals; random for AES-128, which has none.
+    pub kid: KeyId,
     pub iv: Iv,
-    /// The key file, absolute.
-    pub file: PathBuf,
+    /// The key file, absolute; `None` for a key given on the command line.
+    pub file: Option<PathBuf>,
     /// The URI playlists give, when fixed (`--key-url`, a key-info file), percent-encoded where
     /// it holds what a URI cannot; otherwise playlists use the relative path from their folder to
     /// `file`.
@@ -220,6 +353,7 @@ struct KeyFolders {
 #[derive(Debug)]
 pub struct KeySchedule {
     source: KeySource,
+    scheme: Scheme,
     /// What the names of generated key files and of the key info start with: the package
     /// folder's name and an id of this job, so packages sharing a key dir never share a name.
     prefix: String,
@@ -237,7 +371,7 @@ impl KeySchedule {
     /// Keys for a package to be published at `output` (absolute); the package folder's name and
     /// a random job id prefix generated key files. Supplied keys are read and checked here, before
     /// any work.
-    pub fn new(source: KeySource, output: &Path) -> Result<KeySchedule> {
+    pub fn new(source: KeySource, scheme: Scheme, output: &Path) -> Result<KeySchedule> {
         let name = output
             .file_name()
             .map_or_else(|| "package".to_owned(), |n| n.to_string_lossy().into_owned());
@@ -245,6 +379,7 @@ impl KeySchedule {
         rand::fill(&mut job);
         let mut schedule = KeySchedule {
             source,
+            scheme,
             prefix: format!("{name}-{:08x}", u32::from_be_bytes(job)),
             folders: None,
             periods: Vec::new(),
@@ -273,12 +408,21 @@ impl KeySchedule {
                 schedule.periods.push(KeyPeriod {
                     id: name.clone(),
                     key,
+                    kid: KeyId::generate(),
                     iv: Iv::generate(),
                     uri: key_url.map(|url| key_url_of(&url, &name)),
-                    file,
+                    file: Some(file),
                 });
             }
             KeySource::Info { path } => schedule.periods.push(read_key_info(&path)?),
+            KeySource::Given { kid, key } => schedule.periods.push(KeyPeriod {
+                id: kid.uuid(),
+                key,
+                kid,
+                iv: Iv::generate(),
+                file: None,
+                uri: None,
+            }),
         }
         Ok(schedule)
     }
@@ -307,7 +451,24 @@ impl KeySchedule {
         };
         create_private_dir(&folders.write)?;
         self.folders = Some(folders);
+        if matches!(self.scheme, Scheme::Common(_)) {
+            // Every init segment names the key ID: the key exists before any segment.
+            self.generate_next()?;
+        }
         Ok(())
+    }
+
+    /// The key of every track, when the scheme is common encryption; `systems` are signalled.
+    pub fn common(&self, systems: &[DrmSystem]) -> Option<CommonKey> {
+        let (Scheme::Common(scheme), Some(period)) = (self.scheme, self.periods.first()) else {
+            return None;
+        };
+        Some(CommonKey {
+            scheme,
+            kid: period.kid,
+            key: period.key.clone(),
+            systems: systems.to_vec(),
+        })
     }
 
     fn rotation(&self) -> u32 {
@@ -347,9 +508,10 @@ impl KeySchedule {
         self.periods.push(KeyPeriod {
             id,
             key,
+            kid: KeyId::generate(),
             iv: Iv::generate(),
             uri: key_url.as_ref().map(|url| key_url_of(url, &file_name)),
-            file: folders.published.join(&file_name),
+            file: Some(folders.published.join(&file_name)),
         });
         Ok(())
     }
@@ -366,7 +528,8 @@ impl KeySchedule {
             paths.extend(
                 self.periods
                     .iter()
-                    .map(|period| ("the key file", period.file.as_path())),
+                    .filter_map(|period| period.file.as_deref())
+                    .map(|file| ("the key file", file)),
             );
         }
         paths
@@ -399,11 +562,18 @@ impl KeySchedule {
             .map(|(p, period)| {
                 let first = (0..segments).find(|i| self.period_of(*i) == p).unwrap_or(0);
                 let last = (0..segments).rev().find(|i| self.period_of(*i) == p).unwrap_or(first);
+                // Common encryption has a key ID and no key URI; its IVs are each track's own.
+                let common = matches!(self.scheme, Scheme::Common(_));
                 KeyRecord {
                     id: period.id.clone(),
-                    file: period.file.display().to_string(),
-                    uri: playlist_uri(period),
-                    iv: period.iv.to_string(),
+                    kid: common.then(|| period.kid.uuid()),
+                    file: period
+                        .file
+                        .as_ref()
+                        .map(|f| f.display().to_string())
+                        .unwrap_or_default(),
+                    uri: (!common).then(|| playlist_uri(period)),
+                    iv: (!common).then(|| period.iv.to_string()),
                     first_segment: first,
                     last_segment: last,
                 }
@@ -439,9 +609,13 @@ struct KeyInfoFile {
 #[derive(Serialize)]
 struct KeyRecord {
     id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
     file: String,
-    uri: String,
-    iv: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iv: Option<String>,
     first_segment: usize,
     last_segment: usize,
 }
@@ -476,8 +650,9 @@ fn read_key_info(path: &Path) -> Result<KeyPeriod> {
     Ok(KeyPeriod {
         id: uri.clone(),
         key: Key::from_file(&key_path)?,
+        kid: KeyId::generate(),
         iv,
-        file: std::path::absolute(&key_path).map_err(key_file_error(&key_path))?,
+        file: Some(std::path::absolute(&key_path).map_err(key_file_error(&key_path))?),
         uri: Some(attr::uri(&uri)),
     })
 }
@@ -615,7 +790,7 @@ mod tests {
             key_url: None,
         };
         let out = dir.path().join("out");
-        let mut schedule = KeySchedule::new(source, &out).unwrap();
+        let mut schedule = KeySchedule::new(source, Scheme::Aes128, &out).unwrap();
         schedule.stage(&out, &dir.path().join(".staging")).unwrap();
         let first = schedule.for_segment(1).unwrap().id.clone();
         let prefix = schedule.prefix.clone();

@@ -23,6 +23,7 @@ mod vod;
 pub mod window;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 
 use crate::error::{Error, Result};
@@ -32,7 +33,7 @@ use crate::input::watchdog::InputOptions;
 use crate::output::publish::{PublishCounts, Publisher, Publishing};
 use crate::output::staging::{self, Workspace};
 use crate::package::audio::{AudioRendition, AudioSelection, Surround};
-use crate::package::crypto::{KeySchedule, KeySource, SharedKeys};
+use crate::package::crypto::{DrmSystem, KeySchedule, KeySource, Scheme, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
@@ -101,8 +102,13 @@ pub struct PackageOptions {
     /// Replace an existing output folder.
     pub force: bool,
     pub manifests: Manifests,
-    /// AES-128 segment encryption (HLS only), with the keys from here.
+    /// Segment encryption, with the keys from here.
     pub encryption: Option<KeySource>,
+    /// How `encryption` encrypts: AES-128 (HLS of TS or fMP4 segments) or common encryption
+    /// (CMAF segments).
+    pub scheme: Scheme,
+    /// The DRM systems a common-encrypted package signals, besides the common scheme.
+    pub drm: Vec<DrmSystem>,
     /// How long the input (live or not) may take to open and may stay silent, and the flag
     /// that cancels the job (Ctrl-C).
     pub input_options: InputOptions,
@@ -151,6 +157,8 @@ impl PackageOptions {
             force: false,
             manifests: Manifests { hls: true, dash: false },
             encryption: None,
+            scheme: Scheme::Aes128,
+            drm: vec![DrmSystem::ClearKey],
             input_options: InputOptions::default(),
             live: None,
             publishing: Publishing::default(),
@@ -203,16 +211,8 @@ impl PackageOptions {
                 "with copy: it is for ladders; copy already packages the source's own stream",
             ));
         }
-        if self.encryption.is_some() && self.manifests.dash {
-            return Err(invalid(
-                "encryption",
-                if self.manifests.hls {
-                    "with DASH and HLS manifests: only the HLS playlists (master.m3u8) would describe the segments \
-                     as AES-128 encrypted, and DASH needs CENC, which stream-pack does not support yet"
-                } else {
-                    "with a DASH manifest: DASH encryption needs CENC, which stream-pack does not support yet"
-                },
-            ));
+        if let Some(keys) = &self.encryption {
+            validate_encryption(self, keys)?;
         }
         let segments = match self.format {
             SegmentFormat::Ts => "MPEG-TS",
@@ -228,6 +228,40 @@ impl PackageOptions {
             return Err(invalid("audio_codec", unfit(&self.audio_codec)));
         }
         Ok(())
+    }
+}
+
+fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()> {
+    match options.scheme {
+        Scheme::Aes128 if options.manifests.dash => Err(invalid(
+            "encryption",
+            if options.manifests.hls {
+                "with DASH and HLS manifests: only the HLS playlists (master.m3u8) would describe the segments \
+                 as AES-128 encrypted; DASH needs common encryption: use the cenc or cbcs scheme"
+            } else {
+                "with a DASH manifest: AES-128 is for HLS; DASH needs common encryption: use the cenc or cbcs scheme"
+            },
+        )),
+        Scheme::Aes128 if matches!(keys, KeySource::Given { .. }) => Err(invalid(
+            "key",
+            "with AES-128: a key ID is for common encryption; give AES-128 keys with a key file",
+        )),
+        Scheme::Aes128 => Ok(()),
+        Scheme::Common(_) if options.format != SegmentFormat::Fmp4 => Err(invalid(
+            "encryption",
+            "cenc and cbcs encrypt CMAF samples: use the fmp4 format (or DASH)",
+        )),
+        Scheme::Common(_) => match keys {
+            KeySource::Given { .. } | KeySource::Generate { rotation: 0, .. } => Ok(()),
+            KeySource::Generate { .. } => Err(invalid(
+                "key_rotation",
+                "with cenc or cbcs: one key protects a whole package",
+            )),
+            KeySource::File { .. } | KeySource::Info { .. } => Err(invalid(
+                "encryption",
+                "with cenc or cbcs: give the key and its ID as key_id and key, or let them be generated",
+            )),
+        },
     }
 }
 
@@ -401,12 +435,18 @@ impl<'a> Job<'a> {
         publisher: Option<&'a Publisher>,
     ) -> Job<'a> {
         let (events, completed) = mpsc::channel();
+        let common = keys
+            .as_ref()
+            .and_then(|k| k.lock().expect("key schedule lock").common(&options.drm));
+        // Common encryption has its key in every init segment, not a schedule per segment.
+        let keys = keys.filter(|_| common.is_none());
         Job {
             options,
             root,
             output,
             clock,
             delivery: Delivery {
+                common: common.map(Arc::new),
                 keys,
                 events: Some(events),
             },
@@ -487,6 +527,7 @@ impl<'a> Job<'a> {
             subtitles: &[],
             display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
             keys: keys.map(KeySchedule::periods),
+            protection: self.delivery.common.as_deref(),
             output: self.output,
             live,
         }

@@ -3,16 +3,18 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, ClosedCaptionGroupId, InstreamId, Key, KeyMethod, Map, MasterPlaylist,
-    MediaPlaylist, MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
+    AlternativeMedia, AlternativeMediaType, ClosedCaptionGroupId, ExtTag, InstreamId, Key, KeyMethod, Map,
+    MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
 use super::{
     AudioTrack, LiveState, Package, VideoTrack, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write,
 };
 use crate::error::Result;
-use crate::package::crypto::KeyPeriod;
+use crate::package::crypto::{CommonKey, CommonScheme, DrmSystem, KeyPeriod};
 use crate::package::language;
 use crate::package::segment::SegmentedStream;
 use crate::package::subtitles::TextRendition;
@@ -35,7 +37,10 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
     let mut written = Vec::new();
     for (name, rendition) in package.renditions() {
         let keys = package.keys.map(|periods| (periods, package.output));
-        let playlist = media_playlist(&rendition.media, target, keys, package.live);
+        let mut playlist = media_playlist(&rendition.media, target, keys, package.live);
+        if let Some(common) = package.protection {
+            protect(&mut playlist, common);
+        }
         written.push(write(root, format!("{name}/{MEDIA_PLAYLIST}"), |w| {
             playlist.write_to(w)
         })?);
@@ -51,6 +56,61 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
     Ok(written)
 }
 
+/// Signals the common encryption of a media playlist's samples: an EXT-X-KEY per DRM system
+/// before the first segment, ahead of its EXT-X-MAP (m3u8-rs writes the map first, so the map
+/// moves after the keys).
+fn protect(playlist: &mut MediaPlaylist, common: &CommonKey) {
+    let Some(first) = playlist.segments.first_mut() else {
+        return;
+    };
+    let mut tags: Vec<ExtTag> = sample_keys(common)
+        .into_iter()
+        .map(|rest| ExtTag {
+            tag: "X-KEY".into(),
+            rest: Some(rest),
+        })
+        .collect();
+    if let Some(map) = first.map.take() {
+        tags.push(ExtTag {
+            tag: "X-MAP".into(),
+            rest: Some(format!("URI=\"{}\"", attr::uri(&map.uri))),
+        });
+    }
+    first.unknown_tags.splice(0..0, tags);
+}
+
+/// The EXT-X-KEY attributes of each signalled system: the key ID (ClearKey, as hls.js reads it
+/// from the data URI), the Widevine PSSH box, the PlayReady header object, each as a data URI.
+fn sample_keys(common: &CommonKey) -> Vec<String> {
+    let method = match common.scheme {
+        CommonScheme::Cbcs => "SAMPLE-AES",
+        CommonScheme::Cenc => "SAMPLE-AES-CTR",
+    };
+    let kid = common.kid.hex();
+    common
+        .psshs()
+        .into_iter()
+        .map(|(system, pssh)| {
+            let (format, data) = match system {
+                DrmSystem::ClearKey => (
+                    "org.w3.clearkey",
+                    format!("data:text/plain;base64,{}", BASE64.encode(common.kid.0)),
+                ),
+                DrmSystem::Widevine => (
+                    "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",
+                    format!("data:text/plain;base64,{}", BASE64.encode(&pssh)),
+                ),
+                // A version 0 box: the header object follows its 32 bytes of header.
+                DrmSystem::PlayReady => (
+                    "com.microsoft.playready",
+                    format!("data:text/plain;charset=UTF-16;base64,{}", BASE64.encode(&pssh[32..])),
+                ),
+            };
+            format!("METHOD={method},URI=\"{data}\",KEYID=0x{kid},KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\"")
+        })
+        .collect()
+}
+
 /// The URI of a key file in the media playlists of a package published at `output`: the fixed
 /// one (`--key-url`, a key-info file), or the relative path from a rendition's folder, one level
 /// below the package root, to the key file, percent-encoded.
@@ -58,7 +118,11 @@ pub fn key_uri(period: &KeyPeriod, output: &Path) -> String {
     period
         .uri
         .clone()
-        .unwrap_or_else(|| relative_path(&output.join("rendition"), &period.file))
+        .or_else(|| {
+            let file = period.file.as_deref()?;
+            Some(relative_path(&output.join("rendition"), file))
+        })
+        .unwrap_or_default()
 }
 
 /// The path from folder `from` to `to`, both absolute, as a relative URI.
