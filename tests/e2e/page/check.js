@@ -94,8 +94,12 @@ const adapters = {
     };
   },
 
-  'dash.js'(video, report) {
+  'dash.js'(video, report, options) {
     const player = dashjs.MediaPlayer().create();
+    if (options.clearKeys) {
+      const clearkeys = Object.fromEntries(Object.entries(options.clearKeys).map(([kid, key]) => [base64url(kid), base64url(key)]));
+      player.setProtectionData({ 'org.w3.clearkey': { clearkeys } });
+    }
     const events = dashjs.MediaPlayer.events;
     player.updateSettings({
       debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE },
@@ -144,6 +148,7 @@ const adapters = {
     shaka.polyfill.installAll();
     const player = new shaka.Player();
     player.configure({ abr: { enabled: false } });
+    if (options.clearKeys) player.configure({ drm: { clearKeys: options.clearKeys } });
     player.addEventListener('error', (event) => report(describeShaka(event.detail)));
     return {
       async load(url) {
@@ -190,6 +195,12 @@ const adapters = {
     };
   },
 };
+
+// Hex digits as unpadded base64url, the form of ClearKey's JSON Web Keys.
+function base64url(hex) {
+  const bytes = hex.match(/../g).map((pair) => parseInt(pair, 16));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
 
 function dashTrack(info) {
   return {
@@ -243,7 +254,7 @@ async function checkWith(playerName, url, expected, body) {
     checkCodecs(expected.codecs);
     const video = document.querySelector('video');
     video.addEventListener('error', () => report(`HTMLMediaElement error ${video.error.code}: ${video.error.message}`));
-    const player = adapters[playerName](video, report, { tracks: Boolean(expected.tracks) });
+    const player = adapters[playerName](video, report, { tracks: Boolean(expected.tracks), clearKeys: expected.clearKeys });
     const metadata = waitFor(video, 'loadedmetadata', 'the first media data', 20);
     // Bounded by the wait for metadata: a player can wait for ever for a presentation that does
     // not come.
