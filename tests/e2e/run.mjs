@@ -71,14 +71,22 @@ const GOOD = [
   },
   { name: 'dash-cenc', make: () => ['dash', ...commonEncryption('cenc')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },
   { name: 'dash-cbcs', make: () => ['dash', ...commonEncryption('cbcs')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },
-  // hls.js asks a licence server for ClearKey keys, which this run does not have. Shaka reads
-  // ClearKey in HLS only as `identity` with the key at the URI: it parses the Widevine key and
-  // plays with the ClearKey keys it is given instead.
+  // Shaka reads ClearKey in HLS only as `identity`, with the key at the URI: it parses the
+  // Widevine key and plays with the ClearKey keys it is given instead. hls.js reads the ClearKey
+  // key ID and asks the page's licence server (page/check.js) for the key.
   {
     name: 'hls-fmp4-cbcs',
     make: () => ['hls', '--format', 'fmp4', ...commonEncryption('cbcs'), '--drm', 'clearkey,widevine'],
     manifest: 'master.m3u8',
-    players: ['shaka'],
+    players: ['hls.js', 'shaka'],
+    clearKeys: { [KID]: KEY },
+  },
+  // cenc in HLS: METHOD=SAMPLE-AES-CTR.
+  {
+    name: 'dash-hls-cenc',
+    make: () => ['dash', '--hls', ...commonEncryption('cenc'), '--drm', 'clearkey,widevine'],
+    manifest: 'master.m3u8',
+    players: ['hls.js', 'shaka'],
     clearKeys: { [KID]: KEY },
   },
 ];
@@ -127,13 +135,13 @@ const BROKEN = [
     players: ['dash.js', 'shaka'],
   },
   // The same package played with a key one bit off: the CDM's output must not decode.
-  ...['dash-cenc', 'dash-cbcs'].map((from) => ({
+  ...['dash-cenc', 'dash-cbcs', 'hls-fmp4-cbcs'].map((from) => ({
     name: `${from}-wrong-key`,
     from,
     breakage: (good, broken) => cpSync(good, broken, { recursive: true }),
     clearKeys: { [KID]: WRONG_KEY },
     symptom: /PIPELINE_ERROR_DECODE/,
-    players: ['dash.js', 'shaka'],
+    players: from.startsWith('hls') ? ['hls.js', 'shaka'] : ['dash.js', 'shaka'],
   })),
 ];
 
