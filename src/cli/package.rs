@@ -6,7 +6,7 @@ use stream_pack::input::live::LiveSource;
 use stream_pack::location::Location;
 use stream_pack::output::publish::Destination;
 use stream_pack::package::audio::{AudioSelection, Surround};
-use stream_pack::package::crypto::{DrmSystem, Key, KeyId, KeySource, Scheme};
+use stream_pack::package::crypto::{DrmSystem, Key, KeyId, KeyPair, KeySource, Scheme, TrackKeys};
 use stream_pack::package::ladder::{Bitrate, Reps};
 use stream_pack::package::subtitles::SubtitleSidecar;
 use stream_pack::package::subtitles::source::SubtitleSelection;
@@ -83,12 +83,13 @@ struct PackageArgs {
     /// segments, cenc or cbcs (DASH, HLS fMP4). Keys generated unless given.
     #[arg(long, value_name = "SCHEME", num_args = 0..=1, default_missing_value = "aes-128", value_parser = Scheme::parse)]
     encrypt: Option<Scheme>,
-    /// The key ID of common encryption (cenc, cbcs), 32 hex digits; with --key.
-    #[arg(long, requires_all = ["encrypt", "key"], conflicts_with_all = ["key_file", "key_info", "key_dir"])]
+    /// The key ID of common encryption (cenc, cbcs), 32 hex digits, with the one --key of every track.
+    #[arg(long, requires = "key")]
     key_id: Option<String>,
-    /// The key of common encryption (cenc, cbcs), 32 hex digits; with --key-id.
-    #[arg(long, requires = "key_id")]
-    key: Option<String>,
+    /// The key of common encryption (cenc, cbcs): 32 hex digits with --key-id, or per track type
+    /// video:KID:KEY and audio:KID:KEY (both given).
+    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info", "key_dir"])]
+    key: Vec<String>,
     /// The DRM systems a cenc or cbcs package signals besides the common scheme: clearkey,
     /// widevine, playready (comma-separated; default clearkey).
     #[arg(long, requires = "encrypt", value_delimiter = ',', value_parser = DrmSystem::parse)]
@@ -185,15 +186,8 @@ impl PackageArgs {
         if self.encrypt.is_none() {
             return Ok(None);
         }
-        let hex_digits = |option: &'static str| stream_pack::Error::InvalidOption {
-            option,
-            reason: "must be 32 hex digits".into(),
-        };
-        Ok(Some(if let (Some(kid), Some(key)) = (&self.key_id, &self.key) {
-            KeySource::Given {
-                kid: KeyId::from_hex(kid).ok_or_else(|| hex_digits("key_id"))?,
-                key: Key::from_hex(key).ok_or_else(|| hex_digits("key"))?,
-            }
+        Ok(Some(if !self.key.is_empty() {
+            KeySource::Given(given_keys(self.key_id.as_deref(), &self.key)?)
         } else if let Some(path) = &self.key_info {
             KeySource::Info { path: path.clone() }
         } else if let Some(path) = &self.key_file {
@@ -254,6 +248,45 @@ impl PackageArgs {
             subtitle_streams: self.subtitle_streams.clone(),
             ..base(self.input.clone().unwrap_or_default(), output)
         })
+    }
+}
+
+/// The keys of `--key-id` and `--key`: one pair for every track, or one per track type. An error
+/// names the option and the form wanted, never the value, which may hold a key.
+fn given_keys(key_id: Option<&str>, keys: &[String]) -> Result<TrackKeys, stream_pack::Error> {
+    let invalid = |reason: &str| stream_pack::Error::InvalidOption {
+        option: "key",
+        reason: reason.into(),
+    };
+    let pair = |kid: &str, key: &str| match (KeyId::from_hex(kid), Key::from_hex(key)) {
+        (Some(kid), Some(key)) => Ok(KeyPair::new(kid, key)),
+        _ => Err(invalid("and its key ID must be 32 hex digits each")),
+    };
+    if let Some(kid) = key_id {
+        let [key] = keys else {
+            return Err(invalid("with --key-id: give one key, for every track"));
+        };
+        let both = pair(kid, key)?;
+        return Ok(TrackKeys {
+            video: both.clone(),
+            audio: both,
+        });
+    }
+    let (mut video, mut audio) = (None, None);
+    for spec in keys {
+        let (slot, rest) = match spec.split_once(':') {
+            Some(("video", rest)) => (&mut video, rest),
+            Some(("audio", rest)) => (&mut audio, rest),
+            _ => return Err(invalid("without --key-id: give video:KID:KEY and audio:KID:KEY")),
+        };
+        let (kid, key) = rest.split_once(':').ok_or_else(|| invalid("must be TYPE:KID:KEY"))?;
+        if slot.replace(pair(kid, key)?).is_some() {
+            return Err(invalid("given twice for one track type"));
+        }
+    }
+    match (video, audio) {
+        (Some(video), Some(audio)) => Ok(TrackKeys { video, audio }),
+        _ => Err(invalid("without --key-id: give video:KID:KEY and audio:KID:KEY")),
     }
 }
 

@@ -36,11 +36,8 @@ impl fmt::Debug for Key {
 }
 
 impl Key {
-    /// 16 bytes from the operating system's random generator.
     pub fn generate() -> Key {
-        let mut bytes = [0; BLOCK];
-        rand::fill(&mut bytes);
-        Key(bytes)
+        Key(random_block())
     }
 
     /// A key file: 16 raw bytes, or 32 hex digits with optional surrounding whitespace.
@@ -79,9 +76,7 @@ pub struct KeyId(pub [u8; BLOCK]);
 
 impl KeyId {
     pub fn generate() -> KeyId {
-        let mut bytes = [0; BLOCK];
-        rand::fill(&mut bytes);
-        KeyId(bytes)
+        KeyId(random_block())
     }
 
     /// 32 hex digits, as `--key-id` gives them.
@@ -153,34 +148,66 @@ impl DrmSystem {
     }
 }
 
-/// What a common-encrypted package's segmenters and manifests share: the scheme, the one key of
-/// every track, and the DRM systems signalled.
+/// A key and its ID, for common encryption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    pub kid: KeyId,
+    key: Key,
+}
+
+impl KeyPair {
+    pub fn new(kid: KeyId, key: Key) -> KeyPair {
+        KeyPair { kid, key }
+    }
+}
+
+/// The keys of a common-encrypted package: that of its video tracks and that of its audio tracks
+/// (the same key unless given apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackKeys {
+    pub video: KeyPair,
+    pub audio: KeyPair,
+}
+
+/// What a common-encrypted package's segmenters and manifests share: the scheme, the keys of
+/// its tracks, and the DRM systems signalled.
 #[derive(Debug, Clone)]
 pub struct CommonKey {
     pub scheme: CommonScheme,
-    pub kid: KeyId,
-    key: Key,
+    keys: TrackKeys,
     pub systems: Vec<DrmSystem>,
 }
 
 impl CommonKey {
+    /// The key of the audio tracks, or of the video tracks.
+    fn pair(&self, audio: bool) -> &KeyPair {
+        if audio { &self.keys.audio } else { &self.keys.video }
+    }
+
+    /// The key ID of the audio tracks, or of the video tracks.
+    pub fn kid(&self, audio: bool) -> KeyId {
+        self.pair(audio).kid
+    }
+
     /// A track's protection, with a fresh random IV: for `cenc` the first sample's (8 bytes, one
     /// more for each sample after it), for `cbcs` the constant one (16 bytes).
-    pub fn protection(&self) -> stream_pack_formats::cenc::Protection {
+    pub fn protection(&self, audio: bool) -> stream_pack_formats::cenc::Protection {
         let mut iv = vec![0; if self.scheme == CommonScheme::Cenc { 8 } else { BLOCK }];
         rand::fill(iv.as_mut_slice());
+        let pair = self.pair(audio);
         stream_pack_formats::cenc::Protection {
             scheme: self.scheme,
-            kid: self.kid.0,
-            key: *self.key.bytes(),
+            kid: pair.kid.0,
+            key: *pair.key.bytes(),
             iv,
         }
     }
 
-    /// The `pssh` box of each signalled system that has one (ClearKey reads the W3C common one).
-    pub fn psshs(&self) -> Vec<(DrmSystem, Vec<u8>)> {
+    /// The `pssh` box of each signalled system that has one (ClearKey reads the W3C common one),
+    /// for the audio tracks or the video tracks.
+    pub fn psshs(&self, audio: bool) -> Vec<(DrmSystem, Vec<u8>)> {
         use stream_pack_formats::cenc::pssh;
-        let kids = [self.kid.0];
+        let kids = [self.kid(audio).0];
         self.systems
             .iter()
             .map(|&system| {
@@ -201,9 +228,7 @@ pub struct Iv(pub [u8; BLOCK]);
 
 impl Iv {
     pub fn generate() -> Iv {
-        let mut bytes = [0; BLOCK];
-        rand::fill(&mut bytes);
-        Iv(bytes)
+        Iv(random_block())
     }
 
     /// `0x…` or bare, 32 hex digits.
@@ -221,6 +246,13 @@ impl fmt::Display for Iv {
         f.write_str("0x")?;
         self.0.iter().try_for_each(|b| write!(f, "{b:02X}"))
     }
+}
+
+/// 16 bytes from the operating system's random generator.
+fn random_block() -> [u8; BLOCK] {
+    let mut bytes = [0; BLOCK];
+    rand::fill(&mut bytes);
+    bytes
 }
 
 fn parse_hex(text: &str) -> Option<[u8; BLOCK]> {
@@ -302,8 +334,8 @@ pub enum KeySource {
     File { path: PathBuf, key_url: Option<String> },
     /// FFmpeg's key-info file: URI, key file path, optional IV.
     Info { path: PathBuf },
-    /// A key and its ID given on the command line (common encryption).
-    Given { kid: KeyId, key: Key },
+    /// Keys and their IDs given on the command line (common encryption).
+    Given(TrackKeys),
 }
 
 impl KeySource {
@@ -314,7 +346,7 @@ impl KeySource {
             KeySource::Generate { key_dir, .. } => vec![("the key dir", key_dir.as_path())],
             KeySource::File { path, .. } => vec![("the key file", path.as_path())],
             KeySource::Info { path } => vec![("the key-info file", path.as_path())],
-            KeySource::Given { .. } => Vec::new(),
+            KeySource::Given(_) => Vec::new(),
         }
     }
 }
@@ -327,8 +359,8 @@ pub struct KeyPeriod {
     /// The key ID common encryption signals; random for AES-128, which has none.
     pub kid: KeyId,
     pub iv: Iv,
-    /// The key file, absolute; `None` for a key given on the command line.
-    pub file: Option<PathBuf>,
+    /// The key file, absolute.
+    pub file: PathBuf,
     /// The URI playlists give, when fixed (`--key-url`, a key-info file), percent-encoded where
     /// it holds what a URI cannot; otherwise playlists use the relative path from their folder to
     /// `file`.
@@ -359,6 +391,8 @@ pub struct KeySchedule {
     prefix: String,
     folders: Option<KeyFolders>,
     periods: Vec<KeyPeriod>,
+    /// Common encryption's keys: given, or made of the one generated period.
+    common_keys: Option<TrackKeys>,
     /// Key files this job wrote, removed again unless the package is published.
     written: Vec<PathBuf>,
     kept: bool,
@@ -383,6 +417,7 @@ impl KeySchedule {
             prefix: format!("{name}-{:08x}", u32::from_be_bytes(job)),
             folders: None,
             periods: Vec::new(),
+            common_keys: None,
             written: Vec::new(),
             kept: false,
         };
@@ -411,18 +446,11 @@ impl KeySchedule {
                     kid: KeyId::generate(),
                     iv: Iv::generate(),
                     uri: key_url.map(|url| key_url_of(&url, &name)),
-                    file: Some(file),
+                    file,
                 });
             }
             KeySource::Info { path } => schedule.periods.push(read_key_info(&path)?),
-            KeySource::Given { kid, key } => schedule.periods.push(KeyPeriod {
-                id: kid.uuid(),
-                key,
-                kid,
-                iv: Iv::generate(),
-                file: None,
-                uri: None,
-            }),
+            KeySource::Given(keys) => schedule.common_keys = Some(keys),
         }
         Ok(schedule)
     }
@@ -454,19 +482,24 @@ impl KeySchedule {
         if matches!(self.scheme, Scheme::Common(_)) {
             // Every init segment names the key ID: the key exists before any segment.
             self.generate_next()?;
+            let period = &self.periods[0];
+            let pair = KeyPair::new(period.kid, period.key.clone());
+            self.common_keys = Some(TrackKeys {
+                video: pair.clone(),
+                audio: pair,
+            });
         }
         Ok(())
     }
 
-    /// The key of every track, when the scheme is common encryption; `systems` are signalled.
+    /// The keys of the tracks, when the scheme is common encryption; `systems` are signalled.
     pub fn common(&self, systems: &[DrmSystem]) -> Option<CommonKey> {
-        let (Scheme::Common(scheme), Some(period)) = (self.scheme, self.periods.first()) else {
+        let (Scheme::Common(scheme), Some(keys)) = (self.scheme, &self.common_keys) else {
             return None;
         };
         Some(CommonKey {
             scheme,
-            kid: period.kid,
-            key: period.key.clone(),
+            keys: keys.clone(),
             systems: systems.to_vec(),
         })
     }
@@ -511,7 +544,7 @@ impl KeySchedule {
             kid: KeyId::generate(),
             iv: Iv::generate(),
             uri: key_url.as_ref().map(|url| key_url_of(url, &file_name)),
-            file: Some(folders.published.join(&file_name)),
+            file: folders.published.join(&file_name),
         });
         Ok(())
     }
@@ -528,8 +561,7 @@ impl KeySchedule {
             paths.extend(
                 self.periods
                     .iter()
-                    .filter_map(|period| period.file.as_deref())
-                    .map(|file| ("the key file", file)),
+                    .map(|period| ("the key file", period.file.as_path())),
             );
         }
         paths
@@ -567,11 +599,7 @@ impl KeySchedule {
                 KeyRecord {
                     id: period.id.clone(),
                     kid: common.then(|| period.kid.uuid()),
-                    file: period
-                        .file
-                        .as_ref()
-                        .map(|f| f.display().to_string())
-                        .unwrap_or_default(),
+                    file: period.file.display().to_string(),
                     uri: (!common).then(|| playlist_uri(period)),
                     iv: (!common).then(|| period.iv.to_string()),
                     first_segment: first,
@@ -652,7 +680,7 @@ fn read_key_info(path: &Path) -> Result<KeyPeriod> {
         key: Key::from_file(&key_path)?,
         kid: KeyId::generate(),
         iv,
-        file: Some(std::path::absolute(&key_path).map_err(key_file_error(&key_path))?),
+        file: std::path::absolute(&key_path).map_err(key_file_error(&key_path))?,
         uri: Some(attr::uri(&uri)),
     })
 }

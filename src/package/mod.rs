@@ -242,7 +242,7 @@ fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()>
                 "with a DASH manifest: AES-128 is for HLS; DASH needs common encryption: use the cenc or cbcs scheme"
             },
         )),
-        Scheme::Aes128 if matches!(keys, KeySource::Given { .. }) => Err(invalid(
+        Scheme::Aes128 if matches!(keys, KeySource::Given(_)) => Err(invalid(
             "key",
             "with AES-128: a key ID is for common encryption; give AES-128 keys with a key file",
         )),
@@ -251,8 +251,18 @@ fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()>
             "encryption",
             "cenc and cbcs encrypt CMAF samples: use the fmp4 format (or DASH)",
         )),
+        // Subsample encryption reads H.264 and HEVC slice headers only (stream_pack_formats::cenc).
+        Scheme::Common(_) if !options.copy && matches!(options.video_codec, VideoCodec::Vp9 | VideoCodec::Av1) => {
+            Err(invalid(
+                "encryption",
+                format!(
+                    "of {}: cenc and cbcs here protect H.264 and HEVC video",
+                    options.video_codec
+                ),
+            ))
+        }
         Scheme::Common(_) => match keys {
-            KeySource::Given { .. } | KeySource::Generate { rotation: 0, .. } => Ok(()),
+            KeySource::Given(_) | KeySource::Generate { rotation: 0, .. } => Ok(()),
             KeySource::Generate { .. } => Err(invalid(
                 "key_rotation",
                 "with cenc or cbcs: one key protects a whole package",

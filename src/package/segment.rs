@@ -476,9 +476,10 @@ impl Segmenter {
     /// encryptor of the track's fragments, with an IV of its own.
     fn protect_init(&mut self, init: &[u8], common: &CommonKey) -> Result<Vec<u8>> {
         let failed = |e: cenc::CencError| self.mux_error(format!("encrypting the init segment: {e}"));
-        let protection = common.protection();
-        let psshs: Vec<Vec<u8>> = common.psshs().into_iter().map(|(_, pssh)| pssh).collect();
         let track = cenc::track_info(init).map_err(failed)?;
+        let audio = track.codec == cenc::Codec::Audio;
+        let protection = common.protection(audio);
+        let psshs: Vec<Vec<u8>> = common.psshs(audio).into_iter().map(|(_, pssh)| pssh).collect();
         let protected = cenc::protect_init(init, &protection, &psshs, false).map_err(failed)?;
         self.encryptor = Some(FragmentEncryptor::new(protection, track).map_err(failed)?);
         Ok(protected)

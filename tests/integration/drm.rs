@@ -75,10 +75,11 @@ fn assert_no_key(text: &[u8], what: &str) {
     }
 }
 
-/// Each track of the encrypted package decrypts with the key to the clear package's samples
-/// (and decodes to its frames); with a wrong key it does not decode to them.
-fn assert_decrypts_to(clear: &Path, encrypted: &Path, dir: &Path, key: [u8; 16], label: &str) {
-    for name in TRACKS {
+/// Each track of the encrypted package decrypts with its key (`keys` in the order of `TRACKS`) to
+/// the clear package's samples (and decodes to its frames); with a wrong key (`WRONG_KEY`, and
+/// any of `keys` but its own) it does not decode to them.
+fn assert_decrypts_to(clear: &Path, encrypted: &Path, dir: &Path, keys: [[u8; 16]; 2], label: &str) {
+    for (name, key) in TRACKS.into_iter().zip(keys) {
         let file = |track: Track, suffix: &str| {
             let (init, segments) = track;
             write(
@@ -104,10 +105,12 @@ fn assert_decrypts_to(clear: &Path, encrypted: &Path, dir: &Path, key: [u8; 16],
             clear_frames,
             "{label} {name}: frames"
         );
-        assert!(
-            framemd5(&encrypted_file, Some(WRONG_KEY), true) != clear_frames,
-            "{label} {name}: a wrong key decodes the clear frames"
-        );
+        for wrong in std::iter::once(WRONG_KEY).chain(keys).filter(|other| *other != key) {
+            assert!(
+                framemd5(&encrypted_file, Some(wrong), true) != clear_frames,
+                "{label} {name}: a wrong key decodes the clear frames"
+            );
+        }
     }
 }
 
@@ -207,7 +210,7 @@ fn dash_package_decrypts_and_is_signalled(scheme: &'static str) {
     let (dir, clear, _) = package("dash", &[]);
     let args = given_key(scheme, "clearkey,widevine,playready");
     let (_keep, encrypted, said) = package("dash", &strs(&args));
-    assert_decrypts_to(&clear, &encrypted, dir.path(), KEY, scheme);
+    assert_decrypts_to(&clear, &encrypted, dir.path(), [KEY; 2], scheme);
     assert_signalled(&encrypted, scheme);
     assert_no_key(said.as_bytes(), "the progress and messages");
     let mpd = std::fs::read(encrypted.join("manifest.mpd")).unwrap();
@@ -249,6 +252,32 @@ fn the_default_signalling_is_the_scheme_and_clearkey() {
     }
 }
 
+/// `--key video:KID:KEY --key audio:KID:KEY`: each track type has its own key, each
+/// AdaptationSet names its own key ID, and neither track decrypts with the other's key.
+#[test]
+fn each_track_type_may_have_its_own_key() {
+    const AUDIO_KID: [u8; 16] = 0x5b1a2c3d_4e5f_6071_8293_a4b5c6d7e8f9_u128.to_be_bytes();
+    const AUDIO_KEY: [u8; 16] = 0x0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0_u128.to_be_bytes();
+    let (dir, clear, _) = package("dash", &[]);
+    let video = format!("video:{}:{}", hex(&KID), hex(&KEY));
+    let audio = format!("audio:{}:{}", hex(&AUDIO_KID), hex(&AUDIO_KEY));
+    let (_keep, out, said) = package("dash", &["--encrypt", "cbcs", "--key", &video, "--key", &audio]);
+    assert_decrypts_to(&clear, &out, dir.path(), [KEY, AUDIO_KEY], "per track");
+    let said = said.to_lowercase();
+    assert!(
+        !said.contains(&hex(&AUDIO_KEY)) && !said.contains(&hex(&KEY)),
+        "the run shows a key"
+    );
+    let mpd = mpd::read_mpd(&out.join("manifest.mpd"));
+    let kids: Vec<Option<String>> = mpd
+        .adaptation_sets
+        .iter()
+        .map(|set| set.content_protection[0].default_kid.clone())
+        .collect();
+    let audio_uuid = "5b1a2c3d-4e5f-6071-8293-a4b5c6d7e8f9".to_owned();
+    assert_eq!(kids, [Some(KID_UUID.to_owned()), Some(audio_uuid)]);
+}
+
 /// A generated key: one key file, 0600 in a 0700 key dir, and the key info naming its key ID,
 /// which the MPD signals; the package decrypts with the file's key.
 #[test]
@@ -286,7 +315,7 @@ fn a_generated_key_is_private_and_decrypts_the_package() {
     let mpd = mpd::read_mpd(&out.join("manifest.mpd"));
     let signalled = mpd.adaptation_sets[0].content_protection[0].default_kid.clone();
     assert_eq!(signalled, Some(kid));
-    assert_decrypts_to(&clear, &out, dir.path(), key, "generated");
+    assert_decrypts_to(&clear, &out, dir.path(), [key; 2], "generated");
     let said = said.to_lowercase();
     assert!(!said.contains(&hex(&key)), "the run shows the key");
     assert!(!String::from_utf8_lossy(&std::fs::read(out.join("manifest.mpd")).unwrap()).contains(&hex(&key)));
@@ -320,7 +349,7 @@ fn hls_fmp4_keys_are_signalled_before_the_map_and_decrypt() {
         let key = given_key(scheme, "clearkey,widevine");
         let args = [&fmp4[..], &strs(&key)].concat();
         let (_keep, out, said) = package("hls", &args);
-        assert_decrypts_to(&clear, &out, dir.path(), KEY, scheme);
+        assert_decrypts_to(&clear, &out, dir.path(), [KEY; 2], scheme);
         assert_no_key(said.as_bytes(), "the progress and messages");
         for name in TRACKS {
             let playlist = out.join(name).join("index.m3u8");
@@ -379,4 +408,7 @@ fn unfit_requests_are_refused() {
     );
     assert!(!line.contains(bad_key), "the key is echoed: {line}");
     refused("dash", &["--encrypt"], &["cenc"]);
+    refused("dash", &["--encrypt", "cbcs", "--codec", "vp9"], &["vp9", "H.264"]);
+    let video_only = format!("video:{}:{}", hex(&KID), hex(&KEY));
+    refused("dash", &["--encrypt", "cenc", "--key", &video_only], &["audio:KID:KEY"]);
 }

@@ -91,16 +91,24 @@ pub fn mpd(package: &Package) -> MPD {
     }
 }
 
+/// The ContentProtection descriptors of an AdaptationSet of audio (or video): none when clear.
+fn protection(package: &Package, audio: bool) -> Vec<ContentProtection> {
+    package
+        .protection
+        .map(|common| content_protection(common, audio))
+        .unwrap_or_default()
+}
+
 /// The ContentProtection descriptors of a common-encrypted AdaptationSet (DASH-IF IOP §7.7.2):
 /// the scheme with the default KID, then each signalled DRM system with its PSSH box.
-fn content_protection(common: &CommonKey) -> Vec<ContentProtection> {
+fn content_protection(common: &CommonKey, audio: bool) -> Vec<ContentProtection> {
     let scheme = ContentProtection {
         schemeIdUri: "urn:mpeg:dash:mp4protection:2011".into(),
         value: Some(String::from_utf8_lossy(&common.scheme.fourcc()).into_owned()),
-        default_KID: Some(common.kid.uuid()),
+        default_KID: Some(common.kid(audio).uuid()),
         ..Default::default()
     };
-    let systems = common.psshs().into_iter().map(|(system, pssh)| ContentProtection {
+    let systems = common.psshs(audio).into_iter().map(|(system, pssh)| ContentProtection {
         schemeIdUri: format!("urn:uuid:{}", system_id(system)),
         value: Some(system_name(system).into()),
         cenc_pssh: vec![CencPssh {
@@ -163,7 +171,7 @@ fn audio_adaptation(audio: &AudioTrack, id: String, package: &Package, target: u
             content: audio.label.to_owned(),
             ..Default::default()
         }],
-        ContentProtection: package.protection.map(content_protection).unwrap_or_default(),
+        ContentProtection: protection(package, true),
         representations: vec![Representation {
             id: Some(audio.name.to_owned()),
             bandwidth: Some(peak_bitrate(&audio.rendition.media.segments, target).round() as u64),
@@ -206,7 +214,7 @@ fn video_adaptation(package: &Package, target: u64) -> AdaptationSet {
     AdaptationSet {
         id: Some("0".into()),
         contentType: Some("video".into()),
-        ContentProtection: package.protection.map(content_protection).unwrap_or_default(),
+        ContentProtection: protection(package, false),
         mimeType: Some("video/mp4".into()),
         // Every rung's segments start at the same forced IDR.
         segmentAlignment: Some(true),

@@ -35,11 +35,11 @@ pub const MASTER_PLAYLIST: &str = "master.m3u8";
 pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManifest>> {
     let target = package.target_duration();
     let mut written = Vec::new();
-    for (name, rendition) in package.renditions() {
+    for (index, (name, rendition)) in package.renditions().enumerate() {
         let keys = package.keys.map(|periods| (periods, package.output));
         let mut playlist = media_playlist(&rendition.media, target, keys, package.live);
         if let Some(common) = package.protection {
-            protect(&mut playlist, common);
+            protect(&mut playlist, common, index >= package.video.len());
         }
         written.push(write(root, format!("{name}/{MEDIA_PLAYLIST}"), |w| {
             playlist.write_to(w)
@@ -58,12 +58,12 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
 
 /// Signals the common encryption of a media playlist's samples: an EXT-X-KEY per DRM system
 /// before the first segment, ahead of its EXT-X-MAP (m3u8-rs writes the map first, so the map
-/// moves after the keys).
-fn protect(playlist: &mut MediaPlaylist, common: &CommonKey) {
+/// moves after the keys). `audio`: the playlist's track is audio, with the audio tracks' key.
+fn protect(playlist: &mut MediaPlaylist, common: &CommonKey, audio: bool) {
     let Some(first) = playlist.segments.first_mut() else {
         return;
     };
-    let mut tags: Vec<ExtTag> = sample_keys(common)
+    let mut tags: Vec<ExtTag> = sample_keys(common, audio)
         .into_iter()
         .map(|rest| ExtTag {
             tag: "X-KEY".into(),
@@ -81,20 +81,21 @@ fn protect(playlist: &mut MediaPlaylist, common: &CommonKey) {
 
 /// The EXT-X-KEY attributes of each signalled system: the key ID (ClearKey, as hls.js reads it
 /// from the data URI), the Widevine PSSH box, the PlayReady header object, each as a data URI.
-fn sample_keys(common: &CommonKey) -> Vec<String> {
+fn sample_keys(common: &CommonKey, audio: bool) -> Vec<String> {
     let method = match common.scheme {
         CommonScheme::Cbcs => "SAMPLE-AES",
         CommonScheme::Cenc => "SAMPLE-AES-CTR",
     };
-    let kid = common.kid.hex();
+    let kid = common.kid(audio);
+    let kid_hex = kid.hex();
     common
-        .psshs()
+        .psshs(audio)
         .into_iter()
         .map(|(system, pssh)| {
             let (format, data) = match system {
                 DrmSystem::ClearKey => (
                     "org.w3.clearkey",
-                    format!("data:text/plain;base64,{}", BASE64.encode(common.kid.0)),
+                    format!("data:text/plain;base64,{}", BASE64.encode(kid.0)),
                 ),
                 DrmSystem::Widevine => (
                     "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",
@@ -106,7 +107,7 @@ fn sample_keys(common: &CommonKey) -> Vec<String> {
                     format!("data:text/plain;charset=UTF-16;base64,{}", BASE64.encode(&pssh[32..])),
                 ),
             };
-            format!("METHOD={method},URI=\"{data}\",KEYID=0x{kid},KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\"")
+            format!("METHOD={method},URI=\"{data}\",KEYID=0x{kid_hex},KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\"")
         })
         .collect()
 }
@@ -118,11 +119,7 @@ pub fn key_uri(period: &KeyPeriod, output: &Path) -> String {
     period
         .uri
         .clone()
-        .or_else(|| {
-            let file = period.file.as_deref()?;
-            Some(relative_path(&output.join("rendition"), file))
-        })
-        .unwrap_or_default()
+        .unwrap_or_else(|| relative_path(&output.join("rendition"), &period.file))
 }
 
 /// The path from folder `from` to `to`, both absolute, as a relative URI.
