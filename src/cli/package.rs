@@ -94,6 +94,9 @@ struct PackageArgs {
     /// widevine, playready (comma-separated; default clearkey).
     #[arg(long, requires = "encrypt", value_delimiter = ',', value_parser = DrmSystem::parse)]
     drm: Vec<DrmSystem>,
+    /// Seconds of cenc or cbcs segments left clear at the start (segments starting before it).
+    #[arg(long, requires = "encrypt", value_name = "SECS")]
+    clear_lead: Option<f64>,
     /// A new key every N segments, at the same segment in every rendition (0: one key).
     #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
     key_rotation: Option<u32>,
@@ -233,6 +236,7 @@ impl PackageArgs {
             },
             encryption: self.encryption(&output)?,
             scheme: self.encrypt.unwrap_or_default(),
+            clear_lead: self.clear_lead.unwrap_or(0.0),
             drm: match self.drm.as_slice() {
                 [] => vec![DrmSystem::ClearKey],
                 systems => systems.to_vec(),

@@ -176,6 +176,8 @@ pub struct CommonKey {
     pub scheme: CommonScheme,
     keys: TrackKeys,
     pub systems: Vec<DrmSystem>,
+    /// Seconds: the segments that start before this stay clear.
+    pub clear_lead: f64,
 }
 
 impl CommonKey {
@@ -492,8 +494,9 @@ impl KeySchedule {
         Ok(())
     }
 
-    /// The keys of the tracks, when the scheme is common encryption; `systems` are signalled.
-    pub fn common(&self, systems: &[DrmSystem]) -> Option<CommonKey> {
+    /// The keys of the tracks, when the scheme is common encryption; `systems` are signalled, the
+    /// segments that start in the first `clear_lead` seconds left clear.
+    pub fn common(&self, systems: &[DrmSystem], clear_lead: f64) -> Option<CommonKey> {
         let (Scheme::Common(scheme), Some(keys)) = (self.scheme, &self.common_keys) else {
             return None;
         };
@@ -501,6 +504,7 @@ impl KeySchedule {
             scheme,
             keys: keys.clone(),
             systems: systems.to_vec(),
+            clear_lead,
         })
     }
 

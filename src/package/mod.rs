@@ -109,6 +109,8 @@ pub struct PackageOptions {
     pub scheme: Scheme,
     /// The DRM systems a common-encrypted package signals, besides the common scheme.
     pub drm: Vec<DrmSystem>,
+    /// Seconds: common encryption leaves the segments that start before this clear.
+    pub clear_lead: f64,
     /// How long the input (live or not) may take to open and may stay silent, and the flag
     /// that cancels the job (Ctrl-C).
     pub input_options: InputOptions,
@@ -159,6 +161,7 @@ impl PackageOptions {
             encryption: None,
             scheme: Scheme::Aes128,
             drm: vec![DrmSystem::ClearKey],
+            clear_lead: 0.0,
             input_options: InputOptions::default(),
             live: None,
             publishing: Publishing::default(),
@@ -232,6 +235,13 @@ impl PackageOptions {
 }
 
 fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()> {
+    let lead = options.clear_lead;
+    if !(lead.is_finite() && lead >= 0.0) {
+        return Err(invalid("clear_lead", format!("{lead}: must be 0 or more seconds")));
+    }
+    if lead > 0.0 && options.scheme == Scheme::Aes128 {
+        return Err(invalid("clear_lead", "with AES-128: a clear lead is for cenc and cbcs"));
+    }
     match options.scheme {
         Scheme::Aes128 if options.manifests.dash => Err(invalid(
             "encryption",
@@ -445,9 +455,11 @@ impl<'a> Job<'a> {
         publisher: Option<&'a Publisher>,
     ) -> Job<'a> {
         let (events, completed) = mpsc::channel();
-        let common = keys
-            .as_ref()
-            .and_then(|k| k.lock().expect("key schedule lock").common(&options.drm));
+        let common = keys.as_ref().and_then(|k| {
+            k.lock()
+                .expect("key schedule lock")
+                .common(&options.drm, options.clear_lead)
+        });
         // Common encryption has its key in every init segment, not a schedule per segment.
         let keys = keys.filter(|_| common.is_none());
         Job {

@@ -278,6 +278,41 @@ fn each_track_type_may_have_its_own_key() {
     assert_eq!(kids, [Some(KID_UUID.to_owned()), Some(audio_uuid)]);
 }
 
+/// `--clear-lead 1`: the first segment (from 0 s to 1.48 s, the source's keyframes) reads
+/// without the key as the clear package's does, the next ones do not; with the key the whole
+/// track is the clear package's.
+#[test]
+fn a_clear_lead_leaves_the_first_segment_clear() {
+    let (dir, clear, _) = package("dash", &[]);
+    let args = [
+        given_key("cbcs", "clearkey"),
+        ["--clear-lead", "1"].map(String::from).to_vec(),
+    ]
+    .concat();
+    let (_keep, out, _) = package("dash", &strs(&args));
+    assert_decrypts_to(&clear, &out, dir.path(), [KEY; 2], "clear lead");
+    for name in TRACKS {
+        let read = |package: &Path, label: &str, segment: usize| {
+            let (init, segments) = track(package, name);
+            let file = write(
+                dir.path(),
+                &format!("{name}-{label}-{segment}.mp4"),
+                &[init, segments[segment].clone()].concat(),
+            );
+            framemd5(&file, None, false)
+        };
+        assert_eq!(
+            read(&out, "lead", 0),
+            read(&clear, "clear", 0),
+            "{name}: the first segment is clear"
+        );
+        assert!(
+            read(&out, "lead", 1) != read(&clear, "clear", 1),
+            "{name}: the second is encrypted"
+        );
+    }
+}
+
 /// A generated key: one key file, 0600 in a 0700 key dir, and the key info naming its key ID,
 /// which the MPD signals; the package decrypts with the file's key.
 #[test]
@@ -409,6 +444,7 @@ fn unfit_requests_are_refused() {
     assert!(!line.contains(bad_key), "the key is echoed: {line}");
     refused("dash", &["--encrypt"], &["cenc"]);
     refused("dash", &["--encrypt", "cbcs", "--codec", "vp9"], &["vp9", "H.264"]);
+    refused("hls", &["--encrypt", "--clear-lead", "2"], &["clear", "AES-128"]);
     let video_only = format!("video:{}:{}", hex(&KID), hex(&KEY));
     refused("dash", &["--encrypt", "cenc", "--key", &video_only], &["audio:KID:KEY"]);
 }
