@@ -81,6 +81,21 @@ const GOOD = [
     players: ['hls.js', 'shaka'],
     clearKeys: { [KID]: KEY },
   },
+  // The first 2 s clear (sample description 2 of the init segments), the rest encrypted.
+  {
+    name: 'dash-cbcs-clear-lead',
+    make: () => ['dash', ...commonEncryption('cbcs'), '--clear-lead', '2'],
+    manifest: 'manifest.mpd',
+    players: ['dash.js', 'shaka'],
+    clearKeys: { [KID]: KEY },
+  },
+  {
+    name: 'hls-fmp4-cenc-clear-lead',
+    make: () => ['hls', '--format', 'fmp4', ...commonEncryption('cenc'), '--drm', 'clearkey,widevine', '--clear-lead', '2'],
+    manifest: 'master.m3u8',
+    players: ['hls.js', 'shaka'],
+    clearKeys: { [KID]: KEY },
+  },
   // cenc in HLS: METHOD=SAMPLE-AES-CTR.
   {
     name: 'dash-hls-cenc',
