@@ -6,7 +6,7 @@ use stream_pack::input::live::LiveSource;
 use stream_pack::location::Location;
 use stream_pack::output::publish::Destination;
 use stream_pack::package::audio::{AudioSelection, Surround};
-use stream_pack::package::crypto::{DrmSystem, Key, KeyId, KeyPair, KeySource, Scheme, TrackKeys};
+use stream_pack::package::crypto::{CommonOptions, DrmSystem, Key, KeyId, KeyPair, KeySource, Scheme, TrackKeys};
 use stream_pack::package::ladder::{Bitrate, Reps};
 use stream_pack::package::subtitles::SubtitleSidecar;
 use stream_pack::package::subtitles::source::SubtitleSelection;
@@ -97,6 +97,9 @@ struct PackageArgs {
     /// Seconds of cenc or cbcs segments left clear at the start (segments starting before it).
     #[arg(long, requires = "encrypt", value_name = "SECS")]
     clear_lead: Option<f64>,
+    /// The licence server URL the PlayReady header (--drm playready) names.
+    #[arg(long, requires = "encrypt", value_name = "URL")]
+    playready_la_url: Option<String>,
     /// A new key every N segments, at the same segment in every rendition (0: one key).
     #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
     key_rotation: Option<u32>,
@@ -236,10 +239,13 @@ impl PackageArgs {
             },
             encryption: self.encryption(&output)?,
             scheme: self.encrypt.unwrap_or_default(),
-            clear_lead: self.clear_lead.unwrap_or(0.0),
-            drm: match self.drm.as_slice() {
-                [] => vec![DrmSystem::ClearKey],
-                systems => systems.to_vec(),
+            common: CommonOptions {
+                systems: match self.drm.as_slice() {
+                    [] => CommonOptions::default().systems,
+                    systems => systems.to_vec(),
+                },
+                clear_lead: self.clear_lead.unwrap_or(0.0),
+                playready_la_url: self.playready_la_url.clone(),
             },
             audio_bitrate: self.audio_bitrate,
             audio: self.audio.clone(),

@@ -169,15 +169,34 @@ pub struct TrackKeys {
     pub audio: KeyPair,
 }
 
+/// How a common-encrypted package is signalled and how much of it stays clear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommonOptions {
+    /// The DRM systems signalled besides the common scheme.
+    pub systems: Vec<DrmSystem>,
+    /// Seconds: the segments that start before this stay clear.
+    pub clear_lead: f64,
+    /// The licence URL the PlayReady header names (`LA_URL`).
+    pub playready_la_url: Option<String>,
+}
+
+impl Default for CommonOptions {
+    fn default() -> CommonOptions {
+        CommonOptions {
+            systems: vec![DrmSystem::ClearKey],
+            clear_lead: 0.0,
+            playready_la_url: None,
+        }
+    }
+}
+
 /// What a common-encrypted package's segmenters and manifests share: the scheme, the keys of
-/// its tracks, and the DRM systems signalled.
+/// its tracks, and how it is signalled.
 #[derive(Debug, Clone)]
 pub struct CommonKey {
     pub scheme: CommonScheme,
     keys: TrackKeys,
-    pub systems: Vec<DrmSystem>,
-    /// Seconds: the segments that start before this stay clear.
-    pub clear_lead: f64,
+    pub options: CommonOptions,
 }
 
 impl CommonKey {
@@ -210,13 +229,16 @@ impl CommonKey {
     pub fn psshs(&self, audio: bool) -> Vec<(DrmSystem, Vec<u8>)> {
         use stream_pack_formats::cenc::pssh;
         let kids = [self.kid(audio).0];
-        self.systems
+        self.options
+            .systems
             .iter()
             .map(|&system| {
                 let pssh = match system {
                     DrmSystem::ClearKey => pssh::clearkey(&kids),
                     DrmSystem::Widevine => pssh::widevine(&kids, self.scheme),
-                    DrmSystem::PlayReady => pssh::playready(&kids, self.scheme, None),
+                    DrmSystem::PlayReady => {
+                        pssh::playready(&kids, self.scheme, self.options.playready_la_url.as_deref())
+                    }
                 };
                 (system, pssh)
             })
@@ -494,17 +516,15 @@ impl KeySchedule {
         Ok(())
     }
 
-    /// The keys of the tracks, when the scheme is common encryption; `systems` are signalled, the
-    /// segments that start in the first `clear_lead` seconds left clear.
-    pub fn common(&self, systems: &[DrmSystem], clear_lead: f64) -> Option<CommonKey> {
+    /// The keys of the tracks, when the scheme is common encryption, used as `options` say.
+    pub fn common(&self, options: &CommonOptions) -> Option<CommonKey> {
         let (Scheme::Common(scheme), Some(keys)) = (self.scheme, &self.common_keys) else {
             return None;
         };
         Some(CommonKey {
             scheme,
             keys: keys.clone(),
-            systems: systems.to_vec(),
-            clear_lead,
+            options: options.clone(),
         })
     }
 

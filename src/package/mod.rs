@@ -33,7 +33,7 @@ use crate::input::watchdog::InputOptions;
 use crate::output::publish::{PublishCounts, Publisher, Publishing};
 use crate::output::staging::{self, Workspace};
 use crate::package::audio::{AudioRendition, AudioSelection, Surround};
-use crate::package::crypto::{DrmSystem, KeySchedule, KeySource, Scheme, SharedKeys};
+use crate::package::crypto::{CommonOptions, KeySchedule, KeySource, Scheme, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
@@ -107,10 +107,8 @@ pub struct PackageOptions {
     /// How `encryption` encrypts: AES-128 (HLS of TS or fMP4 segments) or common encryption
     /// (CMAF segments).
     pub scheme: Scheme,
-    /// The DRM systems a common-encrypted package signals, besides the common scheme.
-    pub drm: Vec<DrmSystem>,
-    /// Seconds: common encryption leaves the segments that start before this clear.
-    pub clear_lead: f64,
+    /// How a common-encrypted package is signalled, and its clear lead.
+    pub common: CommonOptions,
     /// How long the input (live or not) may take to open and may stay silent, and the flag
     /// that cancels the job (Ctrl-C).
     pub input_options: InputOptions,
@@ -160,8 +158,7 @@ impl PackageOptions {
             manifests: Manifests { hls: true, dash: false },
             encryption: None,
             scheme: Scheme::Aes128,
-            drm: vec![DrmSystem::ClearKey],
-            clear_lead: 0.0,
+            common: CommonOptions::default(),
             input_options: InputOptions::default(),
             live: None,
             publishing: Publishing::default(),
@@ -235,12 +232,18 @@ impl PackageOptions {
 }
 
 fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()> {
-    let lead = options.clear_lead;
+    let lead = options.common.clear_lead;
     if !(lead.is_finite() && lead >= 0.0) {
         return Err(invalid("clear_lead", format!("{lead}: must be 0 or more seconds")));
     }
     if lead > 0.0 && options.scheme == Scheme::Aes128 {
         return Err(invalid("clear_lead", "with AES-128: a clear lead is for cenc and cbcs"));
+    }
+    if let Some(url) = &options.common.playready_la_url {
+        let http = url.starts_with("http://") || url.starts_with("https://");
+        if !http || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid("playready_la_url", "must be an http or https URL"));
+        }
     }
     match options.scheme {
         Scheme::Aes128 if options.manifests.dash => Err(invalid(
@@ -455,11 +458,9 @@ impl<'a> Job<'a> {
         publisher: Option<&'a Publisher>,
     ) -> Job<'a> {
         let (events, completed) = mpsc::channel();
-        let common = keys.as_ref().and_then(|k| {
-            k.lock()
-                .expect("key schedule lock")
-                .common(&options.drm, options.clear_lead)
-        });
+        let common = keys
+            .as_ref()
+            .and_then(|k| k.lock().expect("key schedule lock").common(&options.common));
         // Common encryption has its key in every init segment, not a schedule per segment.
         let keys = keys.filter(|_| common.is_none());
         Job {

@@ -480,7 +480,7 @@ impl Segmenter {
         let audio = track.codec == cenc::Codec::Audio;
         let protection = common.protection(audio);
         let psshs: Vec<Vec<u8>> = common.psshs(audio).into_iter().map(|(_, pssh)| pssh).collect();
-        let clear_lead = common.clear_lead > 0.0;
+        let clear_lead = common.options.clear_lead > 0.0;
         let protected = cenc::protect_init(init, &protection, &psshs, clear_lead).map_err(failed)?;
         self.encryptor = Some(FragmentEncryptor::new(protection, track).map_err(failed)?);
         Ok(protected)
@@ -548,7 +548,7 @@ impl Segmenter {
                 decode_start
             }
         };
-        let clear_lead = self.delivery.common.as_ref().map_or(0.0, |c| c.clear_lead);
+        let clear_lead = self.delivery.common.as_ref().map_or(0.0, |c| c.options.clear_lead);
         // Audio's first segment starts before 0 s (the encoder's priming): without a lead, none is clear.
         let clear = clear_lead > 0.0 && self.clock.seconds(open.first_pts, self.stream_time_base) < clear_lead;
         if let Some(encryptor) = &mut self.encryptor {

@@ -155,8 +155,8 @@ fn assert_widevine_pssh(base64: &str) {
 }
 
 /// PlayReady's PSSH data is a PlayReady Object whose record holds UTF-16LE XML naming the key
-/// ID (base64 of its GUID form, the first three fields little-endian).
-fn assert_playready_pssh(base64: &str) {
+/// ID (base64 of its GUID form, the first three fields little-endian); the XML.
+fn assert_playready_pssh(base64: &str) -> String {
     let (_, system, data) = pssh(base64);
     assert_eq!(system, PLAYREADY_SYSTEM);
     let units: Vec<u16> = data[10..]
@@ -170,6 +170,7 @@ fn assert_playready_pssh(base64: &str) {
     guid[6..8].reverse();
     assert!(xml.starts_with("<WRMHEADER"), "{xml}");
     assert!(xml.contains(&BASE64.encode(guid)), "the key ID in {xml}");
+    xml
 }
 
 /// Every AdaptationSet of the MPD names the scheme and key ID, then ClearKey, Widevine and
@@ -249,6 +250,27 @@ fn the_default_signalling_is_the_scheme_and_clearkey() {
             .filter_map(|p| p.attributes.get("schemeIdUri"))
             .collect();
         assert_eq!(uris, [MP4PROTECTION, CLEARKEY_DASH]);
+    }
+}
+
+/// `--playready-la-url`: the PlayReady header names the licence URL, XML-escaped.
+#[test]
+fn the_playready_header_names_the_licence_url() {
+    let mut args = given_key("cenc", "playready");
+    args.extend(["--playready-la-url", "https://licence.example/pr?a=1&b=2"].map(String::from));
+    let (_dir, out, _) = package("dash", &strs(&args));
+    let mpd = mpd::read_mpd(&out.join("manifest.mpd"));
+    for set in &mpd.adaptation_sets {
+        let playready = set
+            .content_protection
+            .iter()
+            .find(|p| p.attributes.get("schemeIdUri") == Some(PLAYREADY))
+            .expect("PlayReady signalled");
+        let xml = assert_playready_pssh(&playready.pssh[0]);
+        assert!(
+            xml.contains("<LA_URL>https://licence.example/pr?a=1&amp;b=2</LA_URL>"),
+            "{xml}"
+        );
     }
 }
 
@@ -445,6 +467,8 @@ fn unfit_requests_are_refused() {
     refused("dash", &["--encrypt"], &["cenc"]);
     refused("dash", &["--encrypt", "cbcs", "--codec", "vp9"], &["vp9", "H.264"]);
     refused("hls", &["--encrypt", "--clear-lead", "2"], &["clear", "AES-128"]);
+    let bad_url = ["--encrypt", "cenc", "--playready-la-url", "javascript:alert(1)"];
+    refused("dash", &bad_url, &["--playready-la-url", "http"]);
     let video_only = format!("video:{}:{}", hex(&KID), hex(&KEY));
     refused("dash", &["--encrypt", "cenc", "--key", &video_only], &["audio:KID:KEY"]);
 }
