@@ -438,6 +438,18 @@ fn hls_fmp4_keys_are_signalled_before_the_map_and_decrypt() {
             );
             assert_widevine_pssh(&data(&keys[1]));
         }
+        let master = std::fs::read_to_string(out.join("master.m3u8")).expect("the master playlist");
+        let session: Vec<&str> = master
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXT-X-SESSION-KEY:"))
+            .collect();
+        let media = std::fs::read_to_string(out.join("90p/index.m3u8")).unwrap();
+        let keys: Vec<&str> = media.lines().filter_map(|l| l.strip_prefix("#EXT-X-KEY:")).collect();
+        assert_eq!(
+            session, keys,
+            "{scheme}: the master's session keys are the media playlists' keys"
+        );
+        assert!(master.contains("#EXT-X-VERSION:5\n"), "KEYFORMAT needs version 5");
     }
 }
 

@@ -51,7 +51,12 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
             playlist.write_to(w)
         })?);
     }
-    let master = master_playlist(package, target);
+    let mut master = master_playlist(package, target);
+    if let Some(common) = package.protection {
+        master.unknown_tags.extend(session_keys(common));
+        // KEYFORMAT and KEYFORMATVERSIONS need version 5 (RFC 8216 §7).
+        master.version = master.version.max(Some(5));
+    }
     written.push(write(root, MASTER_PLAYLIST.into(), |w| master.write_to(w))?);
     Ok(written)
 }
@@ -77,6 +82,24 @@ fn protect(playlist: &mut MediaPlaylist, common: &CommonKey, audio: bool) {
         });
     }
     first.unknown_tags.splice(0..0, tags);
+}
+
+/// The master playlist's EXT-X-SESSION-KEY tags: the media playlists' keys, each once, so a
+/// player may set up its keys before it reads a media playlist (RFC 8216 §4.3.4.5).
+fn session_keys(common: &CommonKey) -> Vec<ExtTag> {
+    let mut keys = sample_keys(common, false);
+    keys.extend(
+        sample_keys(common, true)
+            .into_iter()
+            .filter(|key| !keys.contains(key))
+            .collect::<Vec<_>>(),
+    );
+    keys.into_iter()
+        .map(|rest| ExtTag {
+            tag: "X-SESSION-KEY".into(),
+            rest: Some(rest),
+        })
+        .collect()
 }
 
 /// The EXT-X-KEY attributes of each signalled system: the key ID (ClearKey, as hls.js reads it
