@@ -231,7 +231,8 @@ impl PackageOptions {
     }
 }
 
-fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()> {
+/// The clear lead and licence URL of common encryption.
+fn validate_common_options(options: &PackageOptions) -> Result<()> {
     let lead = options.common.clear_lead;
     if !(lead.is_finite() && lead >= 0.0) {
         return Err(invalid("clear_lead", format!("{lead}: must be 0 or more seconds")));
@@ -245,6 +246,12 @@ fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()>
             return Err(invalid("playready_la_url", "must be an http or https URL"));
         }
     }
+    Ok(())
+}
+
+/// The scheme against the manifests, the segment format, the codec and where the keys come from.
+fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()> {
+    validate_common_options(options)?;
     match options.scheme {
         Scheme::Aes128 if options.manifests.dash => Err(invalid(
             "encryption",
@@ -278,7 +285,7 @@ fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()>
             KeySource::Given(_) | KeySource::Generate { rotation: 0, .. } => Ok(()),
             KeySource::Generate { .. } => Err(invalid(
                 "key_rotation",
-                "with cenc or cbcs: one key protects a whole package",
+                "with cenc or cbcs: not supported yet (one key protects the package)",
             )),
             KeySource::File { .. } | KeySource::Info { .. } => Err(invalid(
                 "encryption",
