@@ -6,7 +6,7 @@ use stream_pack::input::live::LiveSource;
 use stream_pack::location::Location;
 use stream_pack::output::publish::Destination;
 use stream_pack::package::audio::{AudioSelection, Surround};
-use stream_pack::package::crypto::KeySource;
+use stream_pack::package::crypto::{CommonOptions, DrmSystem, Key, KeyId, KeyPair, KeySource, Scheme, TrackKeys};
 use stream_pack::package::ladder::{Bitrate, Reps};
 use stream_pack::package::subtitles::SubtitleSidecar;
 use stream_pack::package::subtitles::source::SubtitleSelection;
@@ -79,9 +79,27 @@ struct PackageArgs {
     /// Encode every rung, the top one included, even with --reps auto.
     #[arg(long, overrides_with = "passthrough_top")]
     no_passthrough_top: bool,
-    /// Encrypt every media segment with AES-128 (HLS only; keys generated unless --key-file/--key-info).
-    #[arg(long)]
-    encrypt: bool,
+    /// Encrypt every media segment: aes-128 (HLS; the default), or common encryption of CMAF
+    /// segments, cenc or cbcs (DASH, HLS fMP4). Keys generated unless given.
+    #[arg(long, value_name = "SCHEME", num_args = 0..=1, default_missing_value = "aes-128", value_parser = Scheme::parse)]
+    encrypt: Option<Scheme>,
+    /// The key ID of common encryption (cenc, cbcs), 32 hex digits, with the one --key of every track.
+    #[arg(long, requires = "key")]
+    key_id: Option<String>,
+    /// The key of common encryption (cenc, cbcs): 32 hex digits with --key-id, or per track type
+    /// video:KID:KEY and audio:KID:KEY (both given).
+    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info", "key_dir"])]
+    key: Vec<String>,
+    /// The DRM systems a cenc or cbcs package signals besides the common scheme: clearkey,
+    /// widevine, playready (comma-separated; default clearkey).
+    #[arg(long, requires = "encrypt", value_delimiter = ',', value_parser = DrmSystem::parse)]
+    drm: Vec<DrmSystem>,
+    /// Seconds of cenc or cbcs segments left clear at the start (segments starting before it).
+    #[arg(long, requires = "encrypt", value_name = "SECS")]
+    clear_lead: Option<f64>,
+    /// The licence server URL the PlayReady header (--drm playready) names.
+    #[arg(long, requires = "encrypt", value_name = "URL")]
+    playready_la_url: Option<String>,
     /// A new key every N segments, at the same segment in every rendition (0: one key).
     #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
     key_rotation: Option<u32>,
@@ -169,11 +187,14 @@ impl LiveArgs {
 }
 
 impl PackageArgs {
-    fn encryption(&self, output: &Path) -> Option<KeySource> {
-        if !self.encrypt {
-            return None;
+    /// The key source; a bad key is named by its option only, never echoed.
+    fn encryption(&self, output: &Path) -> anyhow::Result<Option<KeySource>> {
+        if self.encrypt.is_none() {
+            return Ok(None);
         }
-        Some(if let Some(path) = &self.key_info {
+        Ok(Some(if !self.key.is_empty() {
+            KeySource::Given(given_keys(self.key_id.as_deref(), &self.key)?)
+        } else if let Some(path) = &self.key_info {
             KeySource::Info { path: path.clone() }
         } else if let Some(path) = &self.key_file {
             KeySource::File {
@@ -186,7 +207,7 @@ impl PackageArgs {
                 key_dir: self.key_dir.clone().unwrap_or_else(|| default_key_dir(output)),
                 key_url: self.key_url.clone(),
             }
-        })
+        }))
     }
 
     /// The library's options from these arguments, over the defaults `base` gives; the package
@@ -216,7 +237,16 @@ impl PackageArgs {
                 (_, true) => Passthrough::Never,
                 _ => Passthrough::Auto,
             },
-            encryption: self.encryption(&output),
+            encryption: self.encryption(&output)?,
+            scheme: self.encrypt.unwrap_or_default(),
+            common: CommonOptions {
+                systems: match self.drm.as_slice() {
+                    [] => CommonOptions::default().systems,
+                    systems => systems.to_vec(),
+                },
+                clear_lead: self.clear_lead.unwrap_or(0.0),
+                playready_la_url: self.playready_la_url.clone(),
+            },
             audio_bitrate: self.audio_bitrate,
             audio: self.audio.clone(),
             default_audio: self.default_audio.clone(),
@@ -228,6 +258,45 @@ impl PackageArgs {
             subtitle_streams: self.subtitle_streams.clone(),
             ..base(self.input.clone().unwrap_or_default(), output)
         })
+    }
+}
+
+/// The keys of `--key-id` and `--key`: one pair for every track, or one per track type. An error
+/// names the option and the form wanted, never the value, which may hold a key.
+fn given_keys(key_id: Option<&str>, keys: &[String]) -> Result<TrackKeys, stream_pack::Error> {
+    let invalid = |reason: &str| stream_pack::Error::InvalidOption {
+        option: "key",
+        reason: reason.into(),
+    };
+    let pair = |kid: &str, key: &str| match (KeyId::from_hex(kid), Key::from_hex(key)) {
+        (Some(kid), Some(key)) => Ok(KeyPair::new(kid, key)),
+        _ => Err(invalid("and its key ID must be 32 hex digits each")),
+    };
+    if let Some(kid) = key_id {
+        let [key] = keys else {
+            return Err(invalid("with --key-id: give one key, for every track"));
+        };
+        let both = pair(kid, key)?;
+        return Ok(TrackKeys {
+            video: both.clone(),
+            audio: both,
+        });
+    }
+    let (mut video, mut audio) = (None, None);
+    for spec in keys {
+        let (slot, rest) = match spec.split_once(':') {
+            Some(("video", rest)) => (&mut video, rest),
+            Some(("audio", rest)) => (&mut audio, rest),
+            _ => return Err(invalid("without --key-id: give video:KID:KEY and audio:KID:KEY")),
+        };
+        let (kid, key) = rest.split_once(':').ok_or_else(|| invalid("must be TYPE:KID:KEY"))?;
+        if slot.replace(pair(kid, key)?).is_some() {
+            return Err(invalid("given twice for one track type"));
+        }
+    }
+    match (video, audio) {
+        (Some(video), Some(audio)) => Ok(TrackKeys { video, audio }),
+        _ => Err(invalid("without --key-id: give video:KID:KEY and audio:KID:KEY")),
     }
 }
 

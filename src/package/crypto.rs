@@ -1,7 +1,8 @@
-//! AES-128 segment encryption for HLS (RFC 8216 §4.3.2.4): whole segments in AES-128-CBC with
+//! Segment encryption. AES-128 for HLS (RFC 8216 §4.3.2.4): whole segments in AES-128-CBC with
 //! PKCS#7 padding, CBC restarted per segment, keys rotated every N segments at the same segment
-//! index in every rendition. Keys never appear in logs, errors or progress: `Key` has no Display and
-//! a redacted Debug.
+//! index in every rendition. Common encryption (`cenc`, `cbcs`) for CMAF: one key and key ID for
+//! every track, the samples encrypted by `stream_pack_formats::cenc` (see [`CommonKey`]). Keys never
+//! appear in logs, errors or progress: `Key` has no Display and a redacted Debug.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -35,11 +36,8 @@ impl fmt::Debug for Key {
 }
 
 impl Key {
-    /// 16 bytes from the operating system's random generator.
     pub fn generate() -> Key {
-        let mut bytes = [0; BLOCK];
-        rand::fill(&mut bytes);
-        Key(bytes)
+        Key(random_block())
     }
 
     /// A key file: 16 raw bytes, or 32 hex digits with optional surrounding whitespace.
@@ -62,8 +60,189 @@ impl Key {
             })
     }
 
+    /// 32 hex digits, as `--key` gives them.
+    pub fn from_hex(text: &str) -> Option<Key> {
+        parse_hex(text).map(Key)
+    }
+
     fn bytes(&self) -> &[u8; BLOCK] {
         &self.0
+    }
+}
+
+/// A key ID (ISO/IEC 23001-7 `KID`), 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyId(pub [u8; BLOCK]);
+
+impl KeyId {
+    pub fn generate() -> KeyId {
+        KeyId(random_block())
+    }
+
+    /// 32 hex digits, as `--key-id` gives them.
+    pub fn from_hex(text: &str) -> Option<KeyId> {
+        parse_hex(text).map(KeyId)
+    }
+
+    /// 32 lowercase hex digits.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The UUID form DASH's `cenc:default_KID` takes: 8-4-4-4-12 lowercase hex digits.
+    pub fn uuid(&self) -> String {
+        let hex = self.hex();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    }
+}
+
+/// How segments are encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme {
+    /// Whole segments in AES-128-CBC (HLS).
+    #[default]
+    Aes128,
+    /// Common encryption of CMAF samples: `cenc` (AES-CTR) or `cbcs` (AES-CBC, 1:9 pattern).
+    Common(CommonScheme),
+}
+
+pub use stream_pack_formats::cenc::Scheme as CommonScheme;
+
+impl Scheme {
+    /// `aes-128`, `cenc` or `cbcs`.
+    pub fn parse(text: &str) -> std::result::Result<Scheme, String> {
+        match text {
+            "aes-128" => Ok(Scheme::Aes128),
+            "cenc" => Ok(Scheme::Common(CommonScheme::Cenc)),
+            "cbcs" => Ok(Scheme::Common(CommonScheme::Cbcs)),
+            other => Err(format!("{other}: the schemes are aes-128, cenc and cbcs")),
+        }
+    }
+}
+
+/// A DRM system whose signalling a common-encrypted package carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrmSystem {
+    /// W3C Clear Key, which browsers play without a licence server.
+    ClearKey,
+    Widevine,
+    PlayReady,
+}
+
+impl DrmSystem {
+    /// `clearkey`, `widevine` or `playready`.
+    pub fn parse(text: &str) -> std::result::Result<DrmSystem, String> {
+        match text {
+            "clearkey" => Ok(DrmSystem::ClearKey),
+            "widevine" => Ok(DrmSystem::Widevine),
+            "playready" => Ok(DrmSystem::PlayReady),
+            other => Err(format!("{other}: the DRM systems are clearkey, widevine and playready")),
+        }
+    }
+}
+
+/// A key and its ID, for common encryption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    pub kid: KeyId,
+    key: Key,
+}
+
+impl KeyPair {
+    pub fn new(kid: KeyId, key: Key) -> KeyPair {
+        KeyPair { kid, key }
+    }
+}
+
+/// The keys of a common-encrypted package: that of its video tracks and that of its audio tracks
+/// (the same key unless given apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackKeys {
+    pub video: KeyPair,
+    pub audio: KeyPair,
+}
+
+/// How a common-encrypted package is signalled and how much of it stays clear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommonOptions {
+    /// The DRM systems signalled besides the common scheme.
+    pub systems: Vec<DrmSystem>,
+    /// Seconds: the segments that start before this stay clear.
+    pub clear_lead: f64,
+    /// The licence URL the PlayReady header names (`LA_URL`).
+    pub playready_la_url: Option<String>,
+}
+
+impl Default for CommonOptions {
+    fn default() -> CommonOptions {
+        CommonOptions {
+            systems: vec![DrmSystem::ClearKey],
+            clear_lead: 0.0,
+            playready_la_url: None,
+        }
+    }
+}
+
+/// What a common-encrypted package's segmenters and manifests share: the scheme, the keys of
+/// its tracks, and how it is signalled.
+#[derive(Debug, Clone)]
+pub struct CommonKey {
+    pub scheme: CommonScheme,
+    keys: TrackKeys,
+    pub options: CommonOptions,
+}
+
+impl CommonKey {
+    /// The key of the audio tracks, or of the video tracks.
+    fn pair(&self, audio: bool) -> &KeyPair {
+        if audio { &self.keys.audio } else { &self.keys.video }
+    }
+
+    /// The key ID of the audio tracks, or of the video tracks.
+    pub fn kid(&self, audio: bool) -> KeyId {
+        self.pair(audio).kid
+    }
+
+    /// A track's protection, with a fresh random IV: for `cenc` the first sample's (8 bytes, one
+    /// more for each sample after it), for `cbcs` the constant one (16 bytes).
+    pub fn protection(&self, audio: bool) -> stream_pack_formats::cenc::Protection {
+        let mut iv = vec![0; if self.scheme == CommonScheme::Cenc { 8 } else { BLOCK }];
+        rand::fill(iv.as_mut_slice());
+        let pair = self.pair(audio);
+        stream_pack_formats::cenc::Protection {
+            scheme: self.scheme,
+            kid: pair.kid.0,
+            key: *pair.key.bytes(),
+            iv,
+        }
+    }
+
+    /// The `pssh` box of each signalled system that has one (ClearKey reads the W3C common one),
+    /// for the audio tracks or the video tracks.
+    pub fn psshs(&self, audio: bool) -> Vec<(DrmSystem, Vec<u8>)> {
+        use stream_pack_formats::cenc::pssh;
+        let kids = [self.kid(audio).0];
+        self.options
+            .systems
+            .iter()
+            .map(|&system| {
+                let pssh = match system {
+                    DrmSystem::ClearKey => pssh::clearkey(&kids),
+                    DrmSystem::Widevine => pssh::widevine(&kids, self.scheme),
+                    DrmSystem::PlayReady => {
+                        pssh::playready(&kids, self.scheme, self.options.playready_la_url.as_deref())
+                    }
+                };
+                (system, pssh)
+            })
+            .collect()
     }
 }
 
@@ -73,9 +252,7 @@ pub struct Iv(pub [u8; BLOCK]);
 
 impl Iv {
     pub fn generate() -> Iv {
-        let mut bytes = [0; BLOCK];
-        rand::fill(&mut bytes);
-        Iv(bytes)
+        Iv(random_block())
     }
 
     /// `0x…` or bare, 32 hex digits.
@@ -93,6 +270,13 @@ impl fmt::Display for Iv {
         f.write_str("0x")?;
         self.0.iter().try_for_each(|b| write!(f, "{b:02X}"))
     }
+}
+
+/// 16 bytes from the operating system's random generator.
+fn random_block() -> [u8; BLOCK] {
+    let mut bytes = [0; BLOCK];
+    rand::fill(&mut bytes);
+    bytes
 }
 
 fn parse_hex(text: &str) -> Option<[u8; BLOCK]> {
@@ -174,6 +358,8 @@ pub enum KeySource {
     File { path: PathBuf, key_url: Option<String> },
     /// FFmpeg's key-info file: URI, key file path, optional IV.
     Info { path: PathBuf },
+    /// Keys and their IDs given on the command line (common encryption).
+    Given(TrackKeys),
 }
 
 impl KeySource {
@@ -184,6 +370,7 @@ impl KeySource {
             KeySource::Generate { key_dir, .. } => vec![("the key dir", key_dir.as_path())],
             KeySource::File { path, .. } => vec![("the key file", path.as_path())],
             KeySource::Info { path } => vec![("the key-info file", path.as_path())],
+            KeySource::Given(_) => Vec::new(),
         }
     }
 }
@@ -193,6 +380,8 @@ impl KeySource {
 pub struct KeyPeriod {
     pub id: String,
     key: Key,
+    /// The key ID common encryption signals; random for AES-128, which has none.
+    pub kid: KeyId,
     pub iv: Iv,
     /// The key file, absolute.
     pub file: PathBuf,
@@ -220,11 +409,14 @@ struct KeyFolders {
 #[derive(Debug)]
 pub struct KeySchedule {
     source: KeySource,
+    scheme: Scheme,
     /// What the names of generated key files and of the key info start with: the package
     /// folder's name and an id of this job, so packages sharing a key dir never share a name.
     prefix: String,
     folders: Option<KeyFolders>,
     periods: Vec<KeyPeriod>,
+    /// Common encryption's keys: given, or made of the one generated period.
+    common_keys: Option<TrackKeys>,
     /// Key files this job wrote, removed again unless the package is published.
     written: Vec<PathBuf>,
     kept: bool,
@@ -237,7 +429,7 @@ impl KeySchedule {
     /// Keys for a package to be published at `output` (absolute); the package folder's name and
     /// a random job id prefix generated key files. Supplied keys are read and checked here, before
     /// any work.
-    pub fn new(source: KeySource, output: &Path) -> Result<KeySchedule> {
+    pub fn new(source: KeySource, scheme: Scheme, output: &Path) -> Result<KeySchedule> {
         let name = output
             .file_name()
             .map_or_else(|| "package".to_owned(), |n| n.to_string_lossy().into_owned());
@@ -245,9 +437,11 @@ impl KeySchedule {
         rand::fill(&mut job);
         let mut schedule = KeySchedule {
             source,
+            scheme,
             prefix: format!("{name}-{:08x}", u32::from_be_bytes(job)),
             folders: None,
             periods: Vec::new(),
+            common_keys: None,
             written: Vec::new(),
             kept: false,
         };
@@ -273,12 +467,14 @@ impl KeySchedule {
                 schedule.periods.push(KeyPeriod {
                     id: name.clone(),
                     key,
+                    kid: KeyId::generate(),
                     iv: Iv::generate(),
                     uri: key_url.map(|url| key_url_of(&url, &name)),
                     file,
                 });
             }
             KeySource::Info { path } => schedule.periods.push(read_key_info(&path)?),
+            KeySource::Given(keys) => schedule.common_keys = Some(keys),
         }
         Ok(schedule)
     }
@@ -307,7 +503,29 @@ impl KeySchedule {
         };
         create_private_dir(&folders.write)?;
         self.folders = Some(folders);
+        if matches!(self.scheme, Scheme::Common(_)) {
+            // Every init segment names the key ID: the key exists before any segment.
+            self.generate_next()?;
+            let period = &self.periods[0];
+            let pair = KeyPair::new(period.kid, period.key.clone());
+            self.common_keys = Some(TrackKeys {
+                video: pair.clone(),
+                audio: pair,
+            });
+        }
         Ok(())
+    }
+
+    /// The keys of the tracks, when the scheme is common encryption, used as `options` say.
+    pub fn common(&self, options: &CommonOptions) -> Option<CommonKey> {
+        let (Scheme::Common(scheme), Some(keys)) = (self.scheme, &self.common_keys) else {
+            return None;
+        };
+        Some(CommonKey {
+            scheme,
+            keys: keys.clone(),
+            options: options.clone(),
+        })
     }
 
     fn rotation(&self) -> u32 {
@@ -347,6 +565,7 @@ impl KeySchedule {
         self.periods.push(KeyPeriod {
             id,
             key,
+            kid: KeyId::generate(),
             iv: Iv::generate(),
             uri: key_url.as_ref().map(|url| key_url_of(url, &file_name)),
             file: folders.published.join(&file_name),
@@ -399,11 +618,14 @@ impl KeySchedule {
             .map(|(p, period)| {
                 let first = (0..segments).find(|i| self.period_of(*i) == p).unwrap_or(0);
                 let last = (0..segments).rev().find(|i| self.period_of(*i) == p).unwrap_or(first);
+                // Common encryption has a key ID and no key URI; its IVs are each track's own.
+                let common = matches!(self.scheme, Scheme::Common(_));
                 KeyRecord {
                     id: period.id.clone(),
+                    kid: common.then(|| period.kid.uuid()),
                     file: period.file.display().to_string(),
-                    uri: playlist_uri(period),
-                    iv: period.iv.to_string(),
+                    uri: (!common).then(|| playlist_uri(period)),
+                    iv: (!common).then(|| period.iv.to_string()),
                     first_segment: first,
                     last_segment: last,
                 }
@@ -439,9 +661,13 @@ struct KeyInfoFile {
 #[derive(Serialize)]
 struct KeyRecord {
     id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
     file: String,
-    uri: String,
-    iv: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iv: Option<String>,
     first_segment: usize,
     last_segment: usize,
 }
@@ -476,6 +702,7 @@ fn read_key_info(path: &Path) -> Result<KeyPeriod> {
     Ok(KeyPeriod {
         id: uri.clone(),
         key: Key::from_file(&key_path)?,
+        kid: KeyId::generate(),
         iv,
         file: std::path::absolute(&key_path).map_err(key_file_error(&key_path))?,
         uri: Some(attr::uri(&uri)),
@@ -615,7 +842,7 @@ mod tests {
             key_url: None,
         };
         let out = dir.path().join("out");
-        let mut schedule = KeySchedule::new(source, &out).unwrap();
+        let mut schedule = KeySchedule::new(source, Scheme::Aes128, &out).unwrap();
         schedule.stage(&out, &dir.path().join(".staging")).unwrap();
         let first = schedule.for_segment(1).unwrap().id.clone();
         let prefix = schedule.prefix.clone();

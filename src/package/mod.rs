@@ -23,6 +23,7 @@ mod vod;
 pub mod window;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 
 use crate::error::{Error, Result};
@@ -32,7 +33,7 @@ use crate::input::watchdog::InputOptions;
 use crate::output::publish::{PublishCounts, Publisher, Publishing};
 use crate::output::staging::{self, Workspace};
 use crate::package::audio::{AudioRendition, AudioSelection, Surround};
-use crate::package::crypto::{KeySchedule, KeySource, SharedKeys};
+use crate::package::crypto::{CommonOptions, KeySchedule, KeySource, Scheme, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
@@ -101,8 +102,13 @@ pub struct PackageOptions {
     /// Replace an existing output folder.
     pub force: bool,
     pub manifests: Manifests,
-    /// AES-128 segment encryption (HLS only), with the keys from here.
+    /// Segment encryption, with the keys from here.
     pub encryption: Option<KeySource>,
+    /// How `encryption` encrypts: AES-128 (HLS of TS or fMP4 segments) or common encryption
+    /// (CMAF segments).
+    pub scheme: Scheme,
+    /// How a common-encrypted package is signalled, and its clear lead.
+    pub common: CommonOptions,
     /// How long the input (live or not) may take to open and may stay silent, and the flag
     /// that cancels the job (Ctrl-C).
     pub input_options: InputOptions,
@@ -151,6 +157,8 @@ impl PackageOptions {
             force: false,
             manifests: Manifests { hls: true, dash: false },
             encryption: None,
+            scheme: Scheme::Aes128,
+            common: CommonOptions::default(),
             input_options: InputOptions::default(),
             live: None,
             publishing: Publishing::default(),
@@ -203,16 +211,8 @@ impl PackageOptions {
                 "with copy: it is for ladders; copy already packages the source's own stream",
             ));
         }
-        if self.encryption.is_some() && self.manifests.dash {
-            return Err(invalid(
-                "encryption",
-                if self.manifests.hls {
-                    "with DASH and HLS manifests: only the HLS playlists (master.m3u8) would describe the segments \
-                     as AES-128 encrypted, and DASH needs CENC, which stream-pack does not support yet"
-                } else {
-                    "with a DASH manifest: DASH encryption needs CENC, which stream-pack does not support yet"
-                },
-            ));
+        if let Some(keys) = &self.encryption {
+            validate_encryption(self, keys)?;
         }
         let segments = match self.format {
             SegmentFormat::Ts => "MPEG-TS",
@@ -228,6 +228,70 @@ impl PackageOptions {
             return Err(invalid("audio_codec", unfit(&self.audio_codec)));
         }
         Ok(())
+    }
+}
+
+/// The clear lead and licence URL of common encryption.
+fn validate_common_options(options: &PackageOptions) -> Result<()> {
+    let lead = options.common.clear_lead;
+    if !(lead.is_finite() && lead >= 0.0) {
+        return Err(invalid("clear_lead", format!("{lead}: must be 0 or more seconds")));
+    }
+    if lead > 0.0 && options.scheme == Scheme::Aes128 {
+        return Err(invalid("clear_lead", "with AES-128: a clear lead is for cenc and cbcs"));
+    }
+    if let Some(url) = &options.common.playready_la_url {
+        let http = url.starts_with("http://") || url.starts_with("https://");
+        if !http || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid("playready_la_url", "must be an http or https URL"));
+        }
+    }
+    Ok(())
+}
+
+/// The scheme against the manifests, the segment format, the codec and where the keys come from.
+fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()> {
+    validate_common_options(options)?;
+    match options.scheme {
+        Scheme::Aes128 if options.manifests.dash => Err(invalid(
+            "encryption",
+            if options.manifests.hls {
+                "with DASH and HLS manifests: only the HLS playlists (master.m3u8) would describe the segments \
+                 as AES-128 encrypted; DASH needs common encryption: use the cenc or cbcs scheme"
+            } else {
+                "with a DASH manifest: AES-128 is for HLS; DASH needs common encryption: use the cenc or cbcs scheme"
+            },
+        )),
+        Scheme::Aes128 if matches!(keys, KeySource::Given(_)) => Err(invalid(
+            "key",
+            "with AES-128: a key ID is for common encryption; give AES-128 keys with a key file",
+        )),
+        Scheme::Aes128 => Ok(()),
+        Scheme::Common(_) if options.format != SegmentFormat::Fmp4 => Err(invalid(
+            "encryption",
+            "cenc and cbcs encrypt CMAF samples: use the fmp4 format (or DASH)",
+        )),
+        // Subsample encryption reads H.264 and HEVC slice headers only (stream_pack_formats::cenc).
+        Scheme::Common(_) if !options.copy && matches!(options.video_codec, VideoCodec::Vp9 | VideoCodec::Av1) => {
+            Err(invalid(
+                "encryption",
+                format!(
+                    "of {}: cenc and cbcs here protect H.264 and HEVC video",
+                    options.video_codec
+                ),
+            ))
+        }
+        Scheme::Common(_) => match keys {
+            KeySource::Given(_) | KeySource::Generate { rotation: 0, .. } => Ok(()),
+            KeySource::Generate { .. } => Err(invalid(
+                "key_rotation",
+                "with cenc or cbcs: not supported yet (one key protects the package)",
+            )),
+            KeySource::File { .. } | KeySource::Info { .. } => Err(invalid(
+                "encryption",
+                "with cenc or cbcs: give the key and its ID as key_id and key, or let them be generated",
+            )),
+        },
     }
 }
 
@@ -401,12 +465,18 @@ impl<'a> Job<'a> {
         publisher: Option<&'a Publisher>,
     ) -> Job<'a> {
         let (events, completed) = mpsc::channel();
+        let common = keys
+            .as_ref()
+            .and_then(|k| k.lock().expect("key schedule lock").common(&options.common));
+        // Common encryption has its key in every init segment, not a schedule per segment.
+        let keys = keys.filter(|_| common.is_none());
         Job {
             options,
             root,
             output,
             clock,
             delivery: Delivery {
+                common: common.map(Arc::new),
                 keys,
                 events: Some(events),
             },
@@ -487,6 +557,7 @@ impl<'a> Job<'a> {
             subtitles: &[],
             display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
             keys: keys.map(KeySchedule::periods),
+            protection: self.delivery.common.as_deref(),
             output: self.output,
             live,
         }

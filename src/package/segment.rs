@@ -16,7 +16,9 @@ use stream_pack_formats::bmff;
 
 use crate::error::{Error, Result};
 use crate::package::codec_string;
-use crate::package::crypto::{self, SharedKeys};
+use stream_pack_formats::cenc::{self, FragmentEncryptor};
+
+use crate::package::crypto::{self, CommonKey, SharedKeys};
 
 /// Where segment boundaries fall: every `duration` from the source's start, or at the times of a
 /// schedule (a stream copy's keyframes). Every rendition uses the same clock, so a frame or packet
@@ -223,11 +225,13 @@ struct OpenSegment {
     first_dts: i64,
 }
 
-/// What the segmenters of one job share beyond the clock: the keys that encrypt their segments, and
-/// the job thread to tell of every file they complete.
+/// What the segmenters of one job share beyond the clock: the keys that encrypt their segments
+/// (AES-128 `keys`, or the `common` key of CMAF common encryption), and the job thread to tell of
+/// every file they complete.
 #[derive(Clone, Default)]
 pub struct Delivery {
     pub keys: Option<SharedKeys>,
+    pub common: Option<Arc<CommonKey>>,
     pub events: Option<Sender<Completed>>,
 }
 
@@ -290,6 +294,8 @@ pub struct Segmenter {
     pending_init: Option<Vec<u8>>,
     /// The display matrix (rotation) of a copied stream, for the fMP4 track header.
     display_matrix: Option<[i32; 9]>,
+    /// Common encryption of the fMP4 track, from its init segment on.
+    encryptor: Option<FragmentEncryptor>,
 }
 
 /// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
@@ -384,6 +390,7 @@ impl Segmenter {
             decode_shift: None,
             pending_init,
             display_matrix: None,
+            encryptor: None,
         })
     }
 
@@ -456,10 +463,27 @@ impl Segmenter {
         if let Some(matrix) = &self.display_matrix {
             bmff::set_track_matrix(&mut bytes, matrix).map_err(failed)?;
         }
+        if let Some(common) = self.delivery.common.clone() {
+            bytes = self.protect_init(&bytes, &common)?;
+        }
         let path = self.dir.join(INIT_SEGMENT);
         std::fs::write(&path, bytes).map_err(Error::io(&path))?;
         self.tell(path, None);
         Ok(())
+    }
+
+    /// The init segment with its track protected and the signalled systems' `pssh` boxes, and the
+    /// encryptor of the track's fragments, with an IV of its own.
+    fn protect_init(&mut self, init: &[u8], common: &CommonKey) -> Result<Vec<u8>> {
+        let failed = |e: cenc::CencError| self.mux_error(format!("encrypting the init segment: {e}"));
+        let track = cenc::track_info(init).map_err(failed)?;
+        let audio = track.codec == cenc::Codec::Audio;
+        let protection = common.protection(audio);
+        let psshs: Vec<Vec<u8>> = common.psshs(audio).into_iter().map(|(_, pssh)| pssh).collect();
+        let clear_lead = common.options.clear_lead > 0.0;
+        let protected = cenc::protect_init(init, &protection, &psshs, clear_lead).map_err(failed)?;
+        self.encryptor = Some(FragmentEncryptor::new(protection, track).map_err(failed)?);
+        Ok(protected)
     }
 
     /// Where a segment whose first packet (in decode order) has these times starts, as written:
@@ -524,6 +548,19 @@ impl Segmenter {
                 decode_start
             }
         };
+        let clear_lead = self.delivery.common.as_ref().map_or(0.0, |c| c.options.clear_lead);
+        // Audio's first segment starts before 0 s (the encoder's priming): without a lead, none is clear.
+        let clear = clear_lead > 0.0 && self.clock.seconds(open.first_pts, self.stream_time_base) < clear_lead;
+        if let Some(encryptor) = &mut self.encryptor {
+            let done = if clear {
+                encryptor.leave_clear(&mut bytes)
+            } else {
+                encryptor.protect(&mut bytes)
+            };
+            if let Err(e) = done {
+                return Err(self.mux_error(format!("encrypting a fragment: {e}")));
+            }
+        }
         let index = self.written.len();
         let uri = format!("segment{index:05}.{}", self.format.extension());
         let path = self.dir.join(&uri);
@@ -577,8 +614,9 @@ impl Segmenter {
         }
     }
 
-    /// Encrypts every media segment (not the init segment) with the delivery's keys, and tells its
-    /// listener of every file from the init segment on.
+    /// Encrypts every media segment with the delivery's keys (AES-128: not the init segment;
+    /// common encryption: the init segment protected too), and tells its listener of every file
+    /// from the init segment on.
     pub fn delivering(self, delivery: Delivery) -> Segmenter {
         Segmenter { delivery, ..self }
     }

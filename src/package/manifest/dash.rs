@@ -4,13 +4,16 @@
 use std::path::Path;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use dash_mpd_core::{
-    Accessibility, AdaptationSet, AudioChannelConfiguration, Label, MPD, Period, Representation, Role, S,
-    SegmentTemplate, SegmentTimeline, UTCTiming,
+    Accessibility, AdaptationSet, AudioChannelConfiguration, CencPssh, ContentProtection, Label, MPD, Period,
+    Representation, Role, S, SegmentTemplate, SegmentTimeline, UTCTiming,
 };
 
 use super::{AudioTrack, LiveState, Package, WrittenManifest, millis, peak_bitrate, write};
 use crate::error::Result;
+use crate::package::crypto::{CommonKey, DrmSystem};
 use crate::package::language;
 use crate::package::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
 
@@ -88,6 +91,52 @@ pub fn mpd(package: &Package) -> MPD {
     }
 }
 
+/// The ContentProtection descriptors of an AdaptationSet of audio (or video): none when clear.
+fn protection(package: &Package, audio: bool) -> Vec<ContentProtection> {
+    package
+        .protection
+        .map(|common| content_protection(common, audio))
+        .unwrap_or_default()
+}
+
+/// The ContentProtection descriptors of a common-encrypted AdaptationSet (DASH-IF IOP §7.7.2):
+/// the scheme with the default KID, then each signalled DRM system with its PSSH box.
+fn content_protection(common: &CommonKey, audio: bool) -> Vec<ContentProtection> {
+    let scheme = ContentProtection {
+        schemeIdUri: "urn:mpeg:dash:mp4protection:2011".into(),
+        value: Some(String::from_utf8_lossy(&common.scheme.fourcc()).into_owned()),
+        default_KID: Some(common.kid(audio).uuid()),
+        ..Default::default()
+    };
+    let systems = common.psshs(audio).into_iter().map(|(system, pssh)| ContentProtection {
+        schemeIdUri: format!("urn:uuid:{}", system_id(system)),
+        value: Some(system_name(system).into()),
+        cenc_pssh: vec![CencPssh {
+            content: Some(BASE64.encode(pssh)),
+        }],
+        ..Default::default()
+    });
+    std::iter::once(scheme).chain(systems).collect()
+}
+
+/// The UUID DASH names a DRM system by. ClearKey's is its own (DASH-IF IOP §7.6.2.6), not the
+/// W3C common system ID its `pssh` carries.
+pub fn system_id(system: DrmSystem) -> &'static str {
+    match system {
+        DrmSystem::ClearKey => "e2719d58-a985-b3c9-781a-b030af78d30e",
+        DrmSystem::Widevine => "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",
+        DrmSystem::PlayReady => "9a04f079-9840-4286-ab92-e65be0885f95",
+    }
+}
+
+fn system_name(system: DrmSystem) -> &'static str {
+    match system {
+        DrmSystem::ClearKey => "ClearKey1.0",
+        DrmSystem::Widevine => "Widevine",
+        DrmSystem::PlayReady => "MSPR 2.0",
+    }
+}
+
 /// An audio rendition's own AdaptationSet. DASH-IF IOP (v4.3 §3.9.4) keeps in one set only
 /// Representations a player may switch between seamlessly, which two languages or a commentary
 /// and the main track are not; with one Representation per rendition here, a set per rendition
@@ -122,6 +171,7 @@ fn audio_adaptation(audio: &AudioTrack, id: String, package: &Package, target: u
             content: audio.label.to_owned(),
             ..Default::default()
         }],
+        ContentProtection: protection(package, true),
         representations: vec![Representation {
             id: Some(audio.name.to_owned()),
             bandwidth: Some(peak_bitrate(&audio.rendition.media.segments, target).round() as u64),
@@ -164,6 +214,7 @@ fn video_adaptation(package: &Package, target: u64) -> AdaptationSet {
     AdaptationSet {
         id: Some("0".into()),
         contentType: Some("video".into()),
+        ContentProtection: protection(package, false),
         mimeType: Some("video/mp4".into()),
         // Every rung's segments start at the same forced IDR.
         segmentAlignment: Some(true),

@@ -3,16 +3,18 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, ClosedCaptionGroupId, InstreamId, Key, KeyMethod, Map, MasterPlaylist,
-    MediaPlaylist, MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
+    AlternativeMedia, AlternativeMediaType, ClosedCaptionGroupId, ExtTag, InstreamId, Key, KeyMethod, Map,
+    MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
 use super::{
     AudioTrack, LiveState, Package, VideoTrack, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write,
 };
 use crate::error::Result;
-use crate::package::crypto::KeyPeriod;
+use crate::package::crypto::{CommonKey, CommonScheme, DrmSystem, KeyPeriod};
 use crate::package::language;
 use crate::package::segment::SegmentedStream;
 use crate::package::subtitles::TextRendition;
@@ -33,9 +35,12 @@ pub const MASTER_PLAYLIST: &str = "master.m3u8";
 pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManifest>> {
     let target = package.target_duration();
     let mut written = Vec::new();
-    for (name, rendition) in package.renditions() {
+    for (index, (name, rendition)) in package.renditions().enumerate() {
         let keys = package.keys.map(|periods| (periods, package.output));
-        let playlist = media_playlist(&rendition.media, target, keys, package.live);
+        let mut playlist = media_playlist(&rendition.media, target, keys, package.live);
+        if let Some(common) = package.protection {
+            protect(&mut playlist, common, index >= package.video.len());
+        }
         written.push(write(root, format!("{name}/{MEDIA_PLAYLIST}"), |w| {
             playlist.write_to(w)
         })?);
@@ -46,9 +51,88 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
             playlist.write_to(w)
         })?);
     }
-    let master = master_playlist(package, target);
+    let mut master = master_playlist(package, target);
+    if let Some(common) = package.protection {
+        master.unknown_tags.extend(session_keys(common));
+        // KEYFORMAT and KEYFORMATVERSIONS need version 5 (RFC 8216 §7).
+        master.version = master.version.max(Some(5));
+    }
     written.push(write(root, MASTER_PLAYLIST.into(), |w| master.write_to(w))?);
     Ok(written)
+}
+
+/// Signals the common encryption of a media playlist's samples: an EXT-X-KEY per DRM system
+/// before the first segment, ahead of its EXT-X-MAP (m3u8-rs writes the map first, so the map
+/// moves after the keys). `audio`: the playlist's track is audio, with the audio tracks' key.
+fn protect(playlist: &mut MediaPlaylist, common: &CommonKey, audio: bool) {
+    let Some(first) = playlist.segments.first_mut() else {
+        return;
+    };
+    let mut tags: Vec<ExtTag> = sample_keys(common, audio)
+        .into_iter()
+        .map(|rest| ExtTag {
+            tag: "X-KEY".into(),
+            rest: Some(rest),
+        })
+        .collect();
+    if let Some(map) = first.map.take() {
+        tags.push(ExtTag {
+            tag: "X-MAP".into(),
+            rest: Some(format!("URI=\"{}\"", attr::uri(&map.uri))),
+        });
+    }
+    first.unknown_tags.splice(0..0, tags);
+}
+
+/// The master playlist's EXT-X-SESSION-KEY tags: the media playlists' keys, each once, so a
+/// player may set up its keys before it reads a media playlist (RFC 8216 §4.3.4.5).
+fn session_keys(common: &CommonKey) -> Vec<ExtTag> {
+    let mut keys = sample_keys(common, false);
+    keys.extend(
+        sample_keys(common, true)
+            .into_iter()
+            .filter(|key| !keys.contains(key))
+            .collect::<Vec<_>>(),
+    );
+    keys.into_iter()
+        .map(|rest| ExtTag {
+            tag: "X-SESSION-KEY".into(),
+            rest: Some(rest),
+        })
+        .collect()
+}
+
+/// The EXT-X-KEY attributes of each signalled system: the key ID (ClearKey, as hls.js reads it
+/// from the data URI), the Widevine PSSH box, the PlayReady header object, each as a data URI.
+fn sample_keys(common: &CommonKey, audio: bool) -> Vec<String> {
+    let method = match common.scheme {
+        CommonScheme::Cbcs => "SAMPLE-AES",
+        CommonScheme::Cenc => "SAMPLE-AES-CTR",
+    };
+    let kid = common.kid(audio);
+    let kid_hex = kid.hex();
+    common
+        .psshs(audio)
+        .into_iter()
+        .map(|(system, pssh)| {
+            let (format, data) = match system {
+                DrmSystem::ClearKey => (
+                    "org.w3.clearkey",
+                    format!("data:text/plain;base64,{}", BASE64.encode(kid.0)),
+                ),
+                DrmSystem::Widevine => (
+                    "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",
+                    format!("data:text/plain;base64,{}", BASE64.encode(&pssh)),
+                ),
+                // A version 0 box: the header object follows its 32 bytes of header.
+                DrmSystem::PlayReady => (
+                    "com.microsoft.playready",
+                    format!("data:text/plain;charset=UTF-16;base64,{}", BASE64.encode(&pssh[32..])),
+                ),
+            };
+            format!("METHOD={method},URI=\"{data}\",KEYID=0x{kid_hex},KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\"")
+        })
+        .collect()
 }
 
 /// The URI of a key file in the media playlists of a package published at `output`: the fixed

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use ffmpeg_next::Rational;
 
 use crate::error::{Error, Result};
-use crate::package::crypto::KeyPeriod;
+use crate::package::crypto::{CommonKey, KeyPeriod};
 use crate::package::language;
 use crate::package::segment::EncodedRendition;
 use crate::package::segment::{SegmentFacts, SegmentedStream};
@@ -64,6 +64,8 @@ pub struct Package<'a> {
     pub display_aspect: (u32, u32),
     /// The AES-128 keys of an encrypted package, indexed by `SegmentFacts::key`.
     pub keys: Option<&'a [KeyPeriod]>,
+    /// The common encryption of a CMAF package: its scheme, key ID and DRM systems.
+    pub protection: Option<&'a CommonKey>,
     /// Where the package will be published (absolute): relative key URIs start there.
     pub output: &'a Path,
     /// How a live presentation stands; `None` for video on demand.

@@ -46,8 +46,8 @@ function toleratedByHls(data, firstLoaded) {
 class PlaybackFailure extends Error {}
 
 const adapters = {
-  'hls.js'(video, report) {
-    const hls = new Hls();
+  'hls.js'(video, report, options) {
+    const hls = new Hls(options.clearKeys ? clearKeyLicence(options.clearKeys) : {});
     let audioCodec = null;
     const firstLoaded = {};
     hls.on(Hls.Events.FRAG_LOADING, (_, { frag }) => {
@@ -100,8 +100,12 @@ const adapters = {
     };
   },
 
-  'dash.js'(video, report) {
+  'dash.js'(video, report, options) {
     const player = dashjs.MediaPlayer().create();
+    if (options.clearKeys) {
+      const clearkeys = Object.fromEntries(Object.entries(options.clearKeys).map(([kid, key]) => [base64url(kid), base64url(key)]));
+      player.setProtectionData({ 'org.w3.clearkey': { clearkeys } });
+    }
     const events = dashjs.MediaPlayer.events;
     player.updateSettings({
       debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE },
@@ -155,6 +159,7 @@ const adapters = {
     shaka.polyfill.installAll();
     const player = new shaka.Player();
     player.configure({ abr: { enabled: false } });
+    if (options.clearKeys) player.configure({ drm: { clearKeys: options.clearKeys } });
     player.addEventListener('error', (event) => report(describeShaka(event.detail)));
     return {
       async load(url) {
@@ -208,6 +213,24 @@ const adapters = {
   },
 };
 
+// hls.js takes ClearKey keys only from a licence server: this one answers every licence request
+// (POSTed to the page's own URL, which the server answers) with the keys, as a JSON Web Key Set.
+function clearKeyLicence(clearKeys) {
+  const keys = Object.entries(clearKeys).map(([kid, key]) => ({ kty: 'oct', kid: base64url(kid), k: base64url(key) }));
+  const licence = new TextEncoder().encode(JSON.stringify({ keys, type: 'temporary' })).buffer;
+  return {
+    emeEnabled: true,
+    drmSystems: { 'org.w3.clearkey': { licenseUrl: location.href } },
+    licenseResponseCallback: () => licence,
+  };
+}
+
+// Hex digits as unpadded base64url, the form of ClearKey's JSON Web Keys.
+function base64url(hex) {
+  const bytes = hex.match(/../g).map((pair) => parseInt(pair, 16));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
 function dashTrack(info) {
   return { language: info.lang, name: info.labels?.[0]?.text, default: hasRole(info, 'main') };
 }
@@ -260,7 +283,7 @@ async function checkWith(playerName, url, expected, body) {
     checkCodecs(expected.codecs);
     const video = document.querySelector('video');
     video.addEventListener('error', () => report(`HTMLMediaElement error ${video.error.code}: ${video.error.message}`));
-    const player = adapters[playerName](video, report, { tracks: Boolean(expected.tracks) });
+    const player = adapters[playerName](video, report, { tracks: Boolean(expected.tracks), clearKeys: expected.clearKeys });
     const metadata = waitFor(video, 'loadedmetadata', 'the first media data', 20);
     // Bounded by the wait for metadata: a player can wait for ever for a presentation that does
     // not come.

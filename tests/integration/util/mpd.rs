@@ -11,6 +11,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 const NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
+const CENC: &str = "urn:mpeg:cenc:2013";
 
 /// The attributes of an element that are in no namespace.
 #[derive(Debug)]
@@ -54,6 +55,17 @@ pub struct AdaptationSet {
     pub accessibility: Vec<Attributes>,
     /// The text of each Label element.
     pub labels: Vec<String>,
+    pub content_protection: Vec<ContentProtection>,
+}
+
+/// A ContentProtection descriptor (ISO/IEC 23009-1 §5.8.4.1, ISO/IEC 23001-7 §11.2).
+#[derive(Debug)]
+pub struct ContentProtection {
+    pub attributes: Attributes,
+    /// `@cenc:default_KID`.
+    pub default_kid: Option<String>,
+    /// The text of each `cenc:pssh` child.
+    pub pssh: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -127,6 +139,7 @@ fn adaptation_set(node: Node) -> Result<AdaptationSet, String> {
         roles: Vec::new(),
         accessibility: Vec::new(),
         labels: Vec::new(),
+        content_protection: Vec::new(),
     };
     for child in elements(node) {
         let name = child.tag_name().name();
@@ -136,6 +149,7 @@ fn adaptation_set(node: Node) -> Result<AdaptationSet, String> {
             "Role" => set.roles.push(attributes(child)),
             "Accessibility" => set.accessibility.push(attributes(child)),
             "Label" => set.labels.push(child.text().unwrap_or_default().to_owned()),
+            "ContentProtection" => set.content_protection.push(content_protection(child)?),
             other => return Err(format!("unexpected <{other}> in an AdaptationSet")),
         }
     }
@@ -143,6 +157,22 @@ fn adaptation_set(node: Node) -> Result<AdaptationSet, String> {
         return Err("an AdaptationSet without a Representation".into());
     }
     Ok(set)
+}
+
+fn content_protection(node: Node) -> Result<ContentProtection, String> {
+    let mut pssh = Vec::new();
+    for child in elements(node) {
+        let tag = child.tag_name();
+        if tag.name() != "pssh" || tag.namespace() != Some(CENC) {
+            return Err(format!("unexpected {tag:?} in a ContentProtection"));
+        }
+        pssh.push(child.text().unwrap_or_default().trim().to_owned());
+    }
+    Ok(ContentProtection {
+        attributes: attributes(node),
+        default_kid: node.attribute((CENC, "default_KID")).map(str::to_owned),
+        pssh,
+    })
 }
 
 fn representation(node: Node) -> Result<Representation, String> {
