@@ -3,7 +3,7 @@
 //! may be copied or its top rung passed through, cut at its keyframes; its segments may be
 //! encrypted.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::{
@@ -41,22 +41,8 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
     let audio = audio::with_surround(audio, options.surround, |input| {
         !pipelines::copies_audio(options, input)
     });
-    let workspace = match options.publishing.remote_only {
-        true => Workspace::scratch()?,
-        false => Workspace::Staged(Staging::new(&options.output, options.force)?),
-    };
+    let (workspace, output, keys) = prepare_output(options)?;
     let publisher = options.publishing.start()?;
-    // Where the package will be, for key paths relative to it (keys never go to remote
-    // destinations, so a remote-only package has only its scratch folder).
-    let output = match options.publishing.remote_only {
-        true => workspace.path().to_owned(),
-        false => absolute_output(options)?,
-    };
-    let keys = match &options.encryption {
-        Some(source) => Some(KeySchedule::new(source.clone(), options.scheme, &output)?),
-        None => None,
-    };
-    refuse_overlap(options, keys.iter().flat_map(KeySchedule::paths))?;
     let root = workspace.path().to_owned();
     let mut tracker = start_tracking(&source, options, monitor)?;
     let plan = match &source.video {
@@ -108,6 +94,26 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
     }
     tracker.stage(Stage::Done, monitor);
     Ok(report)
+}
+
+/// The folder the package is built in, where it will be (for key paths relative to it: keys
+/// never go to remote destinations, so a remote-only package has only its scratch folder) and
+/// its keys, refused if they would overwrite what the run did not make.
+fn prepare_output(options: &PackageOptions) -> Result<(Workspace, PathBuf, Option<KeySchedule>)> {
+    let workspace = match options.publishing.remote_only {
+        true => Workspace::scratch()?,
+        false => Workspace::Staged(Staging::new(&options.output, options.force)?),
+    };
+    let output = match options.publishing.remote_only {
+        true => workspace.path().to_owned(),
+        false => absolute_output(options)?,
+    };
+    let keys = match &options.encryption {
+        Some(source) => Some(KeySchedule::new(source.clone(), options.scheme, &output)?),
+        None => None,
+    };
+    refuse_overlap(options, keys.iter().flat_map(KeySchedule::paths))?;
+    Ok((workspace, output, keys))
 }
 
 /// Has the keys written where the package is built, and shares them with the segmenters.
