@@ -11,13 +11,14 @@ use std::time::Instant;
 
 use super::{
     Job, LiveJob, Made, PackageOptions, PackageReport, absolute_output, deliver, ladder_plan, load_ladder, pipelines,
-    refuse_overlap, regular_clock, reports, start_tracking,
+    regular_clock, reports, schedule_keys, stage_keys, start_tracking,
 };
 use crate::error::{Error, Result};
 use crate::input::live::{CaptureDevice, LiveSource};
 use crate::input::source::Source;
 use crate::output::staging::{self, Workspace};
 use crate::package::audio;
+use crate::package::crypto::SharedKeys;
 use crate::package::ladder::Rung;
 use crate::package::manifest::dash;
 use crate::package::pipelines::Pipelines;
@@ -53,7 +54,7 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
         Some(scratch) => scratch.path().to_owned(),
         None => absolute_output(options)?,
     };
-    refuse_overlap(options, [])?;
+    let keys = schedule_keys(options, &output)?;
     // A live presentation is visible while it runs: it is written in place.
     let workspace = match scratch {
         Some(scratch) => scratch,
@@ -63,7 +64,8 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     let mut tracker = start_tracking(&source, options, monitor)?;
     let plan = ladder_plan(&source, &ladder, options)?;
     let clock = regular_clock(&source, options);
-    let job = Job::new(options, &root, &output, clock, None, false, publisher.as_ref()).with_audio(audio);
+    let keys = keys.map(|keys| stage_keys(keys, &output, &root)).transpose()?;
+    let job = Job::new(options, &root, &output, clock, keys.clone(), false, publisher.as_ref()).with_audio(audio);
     let source_texts = SourceSubtitles::new(&source, &options.subtitle_streams, &mut notes)?;
     let texts = LiveText::new(&root, source_texts, sidecars)?;
     let mut presentation = Presentation {
@@ -71,6 +73,7 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
         job: &job,
         rungs: &plan.rungs,
         texts,
+        keys: keys.as_ref(),
     };
     let (video, audio, lost) = transcode(&mut source, live, &mut presentation, &mut tracker, monitor)?;
     // The files the segmenters completed while flushing; the last manifests list them all.
@@ -80,6 +83,11 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     presentation.add(&source, flushed, true)?;
     presentation.delete_due(true)?;
     let package = job.manifest_package(&source, &plan.rungs, &video, &audio, None, None);
+    // Players keep fetching keys the manifests named while the presentation ran, whatever
+    // happens next.
+    if let Some(keys) = &keys {
+        keys.lock().expect("key schedule lock").keep();
+    }
     let made = Made {
         renditions: reports(&package),
         dropped_above_source: plan.dropped_above_source,
@@ -189,6 +197,9 @@ struct Presentation<'a> {
     rungs: &'a [Rung],
     window: Window,
     texts: LiveText,
+    /// The AES-128 keys the segments name (kept whole: the window lets segments go, never
+    /// the keys a player that joined earlier may still fetch).
+    keys: Option<&'a SharedKeys>,
 }
 
 impl Presentation<'_> {
@@ -252,9 +263,10 @@ impl Presentation<'_> {
         let media: Vec<EncodedRendition> = listed.into_iter().map(|(_, r)| r).collect();
         let (video, audio) = media.split_at(video_count.min(media.len()));
         let subtitles = self.texts.renditions(text_listed);
+        let keys = self.keys.map(|k| k.lock().expect("key schedule lock"));
         let mut package = self
             .job
-            .manifest_package(source, self.rungs, video, audio, None, Some(&state));
+            .manifest_package(source, self.rungs, video, audio, keys.as_deref(), Some(&state));
         package.subtitles = &subtitles;
         self.job.write_manifests(&package)?;
         self.window.manifests_written(&state);

@@ -23,8 +23,8 @@ mod vod;
 pub mod window;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::input::live::LiveSource;
@@ -313,12 +313,6 @@ fn validate_live(options: &PackageOptions, live: &LiveJob) -> Result<()> {
     if options.passthrough_top == Passthrough::Always {
         return Err(invalid("passthrough_top", keyframes_only));
     }
-    if options.encryption.is_some() {
-        return Err(invalid(
-            "encryption",
-            "with live: not supported for live presentations yet",
-        ));
-    }
     match live.window {
         WindowOptions { size: Some(0), .. } => Err(invalid("window", "0: must keep at least 1 segment")),
         WindowOptions {
@@ -398,6 +392,23 @@ fn refuse_overlap<'a>(
     kept.extend(options.subtitles.iter().map(|s| ("a subtitles file", s.path.as_path())));
     kept.extend(keys);
     staging::refuse_overlap(&options.output, kept)
+}
+
+/// The keys of a package to be published at `output`, refused (as is an output that would
+/// replace what they read or write) before anything is written.
+fn schedule_keys(options: &PackageOptions, output: &Path) -> Result<Option<KeySchedule>> {
+    let keys = match &options.encryption {
+        Some(source) => Some(KeySchedule::new(source.clone(), options.scheme, output)?),
+        None => None,
+    };
+    refuse_overlap(options, keys.iter().flat_map(KeySchedule::paths))?;
+    Ok(keys)
+}
+
+/// Has the keys written where the package is built, and shares them with the segmenters.
+fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<SharedKeys> {
+    keys.stage(output, root)?;
+    Ok(Arc::new(Mutex::new(keys)))
 }
 
 /// The job's progress from the probe on; a job cancelled while its input opened stops here.

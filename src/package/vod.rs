@@ -4,11 +4,10 @@
 //! encrypted.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use super::{
-    Job, Made, PackageOptions, PackageReport, absolute_output, deliver, keyframes, ladder_plan, load_ladder,
-    refuse_overlap, reports, start_tracking,
+    Job, Made, PackageOptions, PackageReport, absolute_output, deliver, keyframes, ladder_plan, load_ladder, reports,
+    schedule_keys, stage_keys, start_tracking,
 };
 use crate::error::Result;
 use crate::input::source::{self, Source};
@@ -108,18 +107,8 @@ fn prepare_output(options: &PackageOptions) -> Result<(Workspace, PathBuf, Optio
         true => workspace.path().to_owned(),
         false => absolute_output(options)?,
     };
-    let keys = match &options.encryption {
-        Some(source) => Some(KeySchedule::new(source.clone(), options.scheme, &output)?),
-        None => None,
-    };
-    refuse_overlap(options, keys.iter().flat_map(KeySchedule::paths))?;
+    let keys = schedule_keys(options, &output)?;
     Ok((workspace, output, keys))
-}
-
-/// Has the keys written where the package is built, and shares them with the segmenters.
-fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<SharedKeys> {
-    keys.stage(output, root)?;
-    Ok(Arc::new(Mutex::new(keys)))
 }
 
 /// Writes the subtitle renditions, cut like the top video rendition (or the audio), their cue

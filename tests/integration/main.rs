@@ -12,6 +12,7 @@ mod convert;
 mod copy;
 mod dash;
 mod drm;
+mod drm_live;
 mod encrypt;
 mod exit_codes;
 mod hardening_av;
