@@ -187,8 +187,9 @@ impl LiveArgs {
 }
 
 impl PackageArgs {
-    /// The key source; a bad key is named by its option only, never echoed.
-    fn encryption(&self, output: &Path) -> anyhow::Result<Option<KeySource>> {
+    /// The key source; a bad key is named by its option only, never echoed. Generated keys of a
+    /// package with no local folder need a key dir given: there is no package to put them beside.
+    fn encryption(&self, output: &Path, remote_only: bool) -> anyhow::Result<Option<KeySource>> {
         if self.encrypt.is_none() {
             return Ok(None);
         }
@@ -201,6 +202,13 @@ impl PackageArgs {
                 path: path.clone(),
                 key_url: self.key_url.clone(),
             }
+        } else if remote_only && self.key_dir.is_none() {
+            return Err(stream_pack::Error::Usage(
+                "--encrypt with only remote destinations: give --key-dir, the local folder the generated keys go to \
+                 (they are never published with the content)"
+                    .into(),
+            )
+            .into());
         } else {
             KeySource::Generate {
                 rotation: self.key_rotation.unwrap_or(0),
@@ -237,7 +245,7 @@ impl PackageArgs {
                 (_, true) => Passthrough::Never,
                 _ => Passthrough::Auto,
             },
-            encryption: self.encryption(&output)?,
+            encryption: self.encryption(&output, publishing.remote_only)?,
             scheme: self.encrypt.unwrap_or_default(),
             common: CommonOptions {
                 systems: match self.drm.as_slice() {

@@ -199,11 +199,8 @@ impl PackageOptions {
         if let Some(live) = &self.live {
             validate_live(self, live)?;
         }
-        if self.encryption.is_some() && !self.publishing.remotes.is_empty() {
-            return Err(invalid(
-                "encryption",
-                "with a remote destination: publishing encrypted packages is not supported yet",
-            ));
+        if let Some(keys) = &self.encryption {
+            validate_remote_keys(self, keys)?;
         }
         if self.copy && self.passthrough_top == Passthrough::Always {
             return Err(invalid(
@@ -228,6 +225,23 @@ impl PackageOptions {
             return Err(invalid("audio_codec", unfit(&self.audio_codec)));
         }
         Ok(())
+    }
+}
+
+/// Keys are never published with the content: with a remote destination, AES-128 playlists
+/// must say where the keys are served (a key-info file names its URI itself).
+fn validate_remote_keys(options: &PackageOptions, keys: &KeySource) -> Result<()> {
+    let fixed_uri = match keys {
+        KeySource::Generate { key_url, .. } | KeySource::File { key_url, .. } => key_url.is_some(),
+        KeySource::Info { .. } | KeySource::Given(_) => true,
+    };
+    match options.publishing.remotes.is_empty() || options.scheme != Scheme::Aes128 || fixed_uri {
+        true => Ok(()),
+        false => Err(invalid(
+            "key_url",
+            "is needed with a remote destination: the keys stay local (never published with the content), \
+             so the playlists must say where players fetch them",
+        )),
     }
 }
 

@@ -14,6 +14,7 @@ mod dash;
 mod drm;
 mod drm_live;
 mod encrypt;
+mod encrypt_remote;
 mod exit_codes;
 mod hardening_av;
 mod hardening_input;

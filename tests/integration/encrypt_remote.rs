@@ -1,0 +1,165 @@
+//! Encrypted packages published to a remote destination (nginx's WebDAV module, started here): the
+//! keys stay in the local key dir, no key file and no key's bytes reach the server, the playlists
+//! name the keys at `--key-url`, and what the server holds decrypts with the local keys (openssl
+//! for AES-128, FFmpeg 8.1 `-decryption_key` for cenc) and decodes.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use crate::cenc::{framemd5, track, write};
+use crate::util::aes;
+use crate::util::cli::{self, FAST};
+use crate::util::dav::Dav;
+use crate::util::ffprobe::assert_decodes_cleanly;
+use crate::util::m3u8::parse_media;
+use crate::util::media;
+
+const KEY_URL: &str = "https://keys.example.com/live/";
+
+/// `COMMAND main -o URL ARGS`, nothing local but the key dir; the run's output.
+fn publish(command: &str, url: &str, args: &[&str]) -> std::process::Output {
+    let source = media("main");
+    let mut all = vec![OsStr::new(command), source.as_os_str()];
+    all.extend(
+        [
+            "-o",
+            url,
+            "--progress",
+            "none",
+            "--reps",
+            "180",
+            "--segment-duration",
+            "1",
+        ]
+        .map(OsStr::new),
+    );
+    all.extend(FAST.map(OsStr::new));
+    all.extend(args.iter().map(OsStr::new));
+    cli::run(all)
+}
+
+/// Every file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .flat_map(|entry| match entry.path() {
+            path if path.is_dir() => files_under(&path),
+            path => vec![path],
+        })
+        .collect()
+}
+
+/// The keys in the local key dir; none of them, nor any key or key-info file, is among what the
+/// server received.
+fn assert_keys_stayed_local(key_dir: &Path, published: &Path) -> Vec<PathBuf> {
+    let keys: Vec<PathBuf> = files_under(key_dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "key"))
+        .collect();
+    assert!(!keys.is_empty(), "keys in the local key dir");
+    let received = files_under(published);
+    for file in &received {
+        let name = file.to_string_lossy();
+        assert!(
+            !name.ends_with(".key") && !name.ends_with(".keyinfo.json"),
+            "{name} was published"
+        );
+        let bytes = std::fs::read(file).unwrap();
+        for key in &keys {
+            let key = std::fs::read(key).unwrap();
+            assert!(!bytes.windows(key.len()).any(|w| w == key), "{name} holds a key");
+        }
+    }
+    keys
+}
+
+#[test]
+fn aes128_keys_stay_local_the_playlists_name_the_key_url_and_the_segments_decrypt() {
+    let dav = Dav::start();
+    let local = tempfile::tempdir().unwrap();
+    let key_dir = local.path().join("keys");
+    let url = dav.url("shows/enc/");
+    let args = [
+        "--encrypt",
+        "aes-128",
+        "--key-rotation",
+        "2",
+        "--key-dir",
+        key_dir.to_str().unwrap(),
+        "--key-url",
+        KEY_URL,
+    ];
+    cli::assert_success(&publish("hls", &url, &args));
+    let published = dav.root.join("shows/enc");
+    let keys = assert_keys_stayed_local(&key_dir, &published);
+    assert_eq!(keys.len(), 4, "8 segments, a new key every 2");
+    for name in ["180p", "audio"] {
+        let dir = published.join(name);
+        let playlist = parse_media(&std::fs::read_to_string(dir.join("index.m3u8")).unwrap()).unwrap();
+        let mut joined = Vec::new();
+        for (i, segment) in playlist.segments.iter().enumerate() {
+            let key = segment.key.as_ref().expect("every segment under a key");
+            let file_name = key
+                .uri
+                .strip_prefix(KEY_URL)
+                .unwrap_or_else(|| panic!("{} is not at --key-url", key.uri));
+            let clear = local.path().join(format!("{name}-{i}.ts"));
+            aes::decrypt(
+                &aes::read_key(&key_dir.join(file_name)),
+                key.iv.expect("an IV"),
+                &dir.join(&segment.uri),
+                &clear,
+            )
+            .unwrap_or_else(|e| panic!("{name} {}: {e}", segment.uri));
+            joined.extend(std::fs::read(&clear).unwrap());
+        }
+        assert_decodes_cleanly(&write(local.path(), &format!("{name}.ts"), &joined));
+    }
+}
+
+#[test]
+fn a_cenc_key_generated_for_a_remote_package_stays_local_and_decrypts_it() {
+    let dav = Dav::start();
+    let local = tempfile::tempdir().unwrap();
+    let key_dir = local.path().join("keys");
+    let url = dav.url("cenc/");
+    cli::assert_success(&publish(
+        "dash",
+        &url,
+        &["--encrypt", "cenc", "--key-dir", key_dir.to_str().unwrap()],
+    ));
+    let published = dav.root.join("cenc");
+    let [key] = &assert_keys_stayed_local(&key_dir, &published)[..] else {
+        panic!("one key for cenc")
+    };
+    let key: [u8; 16] = std::fs::read(key).unwrap().try_into().expect("16 raw bytes");
+    for name in ["180p", "audio"] {
+        let (init, segments) = track(&published, name);
+        let file = write(
+            local.path(),
+            &format!("{name}.mp4"),
+            &[init, segments.concat()].concat(),
+        );
+        let frames = framemd5(&file, Some(key), true).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!frames.is_empty(), "{name}: frames decoded");
+    }
+}
+
+#[test]
+fn a_remote_package_without_a_local_place_for_its_keys_is_refused() {
+    let url = "http://127.0.0.1:9/never/";
+    let refused = |args: &[&str], words: &[&str]| {
+        let output = publish("hls", url, args);
+        let line = cli::assert_failure(&output, 2).to_lowercase();
+        assert!(words.iter().all(|w| line.contains(w)), "{line}");
+    };
+    let local = tempfile::tempdir().unwrap();
+    let key_dir = local.path().join("keys");
+    refused(
+        &["--encrypt", "aes-128", "--key-dir", key_dir.to_str().unwrap()],
+        &["--key-url"],
+    );
+    refused(&["--encrypt", "aes-128", "--key-url", KEY_URL], &["--key-dir"]);
+    assert!(!key_dir.exists(), "nothing written for a refused job");
+}
