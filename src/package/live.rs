@@ -10,8 +10,8 @@ mod text;
 use std::time::Instant;
 
 use super::{
-    Job, LiveJob, Made, PackageOptions, PackageReport, absolute_output, deliver, ladder_plan, load_ladder, pipelines,
-    regular_clock, reports, schedule_keys, stage_keys, start_tracking,
+    Job, LiveJob, Made, PackageOptions, PackageReport, absolute_output, deliver, key_notes, ladder_plan, load_ladder,
+    pipelines, regular_clock, reports, schedule_keys, stage_keys, start_tracking,
 };
 use crate::error::{Error, Result};
 use crate::input::live::{CaptureDevice, LiveSource};
@@ -83,16 +83,19 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     presentation.add(&source, flushed, true)?;
     presentation.delete_due(true)?;
     let package = job.manifest_package(&source, &plan.rungs, &video, &audio, None, None);
-    // Players keep fetching keys the manifests named while the presentation ran, whatever
-    // happens next.
+    let mut warnings: Vec<String> = lost.into_iter().collect();
     if let Some(keys) = &keys {
-        keys.lock().expect("key schedule lock").keep();
+        let mut keys = keys.lock().expect("key schedule lock");
+        key_notes(&mut keys, &video, &audio, &output, &mut notes, &mut warnings)?;
+        // Players keep fetching keys the manifests named while the presentation ran, whatever
+        // happens next.
+        keys.keep();
     }
     let made = Made {
         renditions: reports(&package),
         dropped_above_source: plan.dropped_above_source,
         notes,
-        warnings: lost.into_iter().collect(),
+        warnings,
     };
     let report = deliver(options, workspace, publisher, made, &mut tracker)?;
     tracker.stage(Stage::Done, monitor);

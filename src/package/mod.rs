@@ -425,6 +425,33 @@ fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<Share
     Ok(Arc::new(Mutex::new(keys)))
 }
 
+/// Writes the key info file operators need, and warns of keys served with the content.
+fn key_notes(
+    keys: &mut KeySchedule,
+    video: &[EncodedRendition],
+    audio: &[EncodedRendition],
+    output: &Path,
+    notes: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let segments = video
+        .iter()
+        .chain(audio)
+        .map(|r| r.media.segments.len())
+        .max()
+        .unwrap_or(0);
+    if let Some(info) = keys.write_key_info(segments, |period| hls::key_uri(period, output))? {
+        notes.push(format!("key info for operators: {}", info.display()));
+    }
+    if let Some(dir) = keys.key_dir().filter(|d| d.starts_with(output)) {
+        warnings.push(format!(
+            "the key dir {} lies inside the package: the keys will be served with the content",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// The job's progress from the probe on; a job cancelled while its input opened stops here.
 fn start_tracking(source: &Source, options: &PackageOptions, monitor: &mut dyn Monitor) -> Result<Tracker> {
     let mut tracker = Tracker::new(source.declared_duration());

@@ -3,11 +3,11 @@
 //! may be copied or its top rung passed through, cut at its keyframes; its segments may be
 //! encrypted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{
-    Job, Made, PackageOptions, PackageReport, absolute_output, deliver, keyframes, ladder_plan, load_ladder, reports,
-    schedule_keys, stage_keys, start_tracking,
+    Job, Made, PackageOptions, PackageReport, absolute_output, deliver, key_notes, keyframes, ladder_plan, load_ladder,
+    reports, schedule_keys, stage_keys, start_tracking,
 };
 use crate::error::Result;
 use crate::input::source::{self, Source};
@@ -16,7 +16,7 @@ use crate::package::audio;
 use crate::package::crypto::{KeySchedule, SharedKeys};
 use crate::package::ladder;
 use crate::package::ladder::Rung;
-use crate::package::manifest::{dash, hls};
+use crate::package::manifest::dash;
 use crate::package::pipelines::{self, Pipelines};
 use crate::package::segment::EncodedRendition;
 use crate::package::subtitles::source::SourceSubtitles;
@@ -194,31 +194,4 @@ fn transcode(
     pipelines.finish_audio()?;
     source::check_complete(&source.path, source.declared_duration(), pipelines.media_end())?;
     pipelines.finish()
-}
-
-/// Writes the key info file operators need, and warns of keys served with the content.
-fn key_notes(
-    keys: &mut KeySchedule,
-    video: &[EncodedRendition],
-    audio: &[EncodedRendition],
-    output: &Path,
-    notes: &mut Vec<String>,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
-    let segments = video
-        .iter()
-        .chain(audio)
-        .map(|r| r.media.segments.len())
-        .max()
-        .unwrap_or(0);
-    if let Some(info) = keys.write_key_info(segments, |period| hls::key_uri(period, output))? {
-        notes.push(format!("key info for operators: {}", info.display()));
-    }
-    if let Some(dir) = keys.key_dir().filter(|d| d.starts_with(output)) {
-        warnings.push(format!(
-            "the key dir {} lies inside the package: the keys will be served with the content",
-            dir.display()
-        ));
-    }
-    Ok(())
 }

@@ -17,7 +17,6 @@ use crate::util::mpd::parse_mpd;
 
 const KID: [u8; 16] = 0x5a1e0c3f_07b2_4c1d_9e8f_6a2b3c4d5e6f_u128.to_be_bytes();
 const KEY: [u8; 16] = 0x0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0_u128.to_be_bytes();
-const WRONG_KEY: [u8; 16] = 0x0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f1_u128.to_be_bytes();
 
 /// The key file a segment's EXT-X-KEY names, from the rendition folder `dir`.
 fn key_file(dir: &Path, key: &crate::util::m3u8::Key) -> PathBuf {
@@ -66,6 +65,27 @@ fn a_live_aes128_window_rotates_its_keys_keeps_those_named_and_decrypts() {
     // 8 segments, a new key every 2: 4 keys, all still fetchable by a player that joined early.
     assert_eq!(named.len(), 4, "keys named while live: {named:?}");
     assert!(named.iter().all(|file| file.starts_with(keys.canonicalize().unwrap())));
+    let info = crate::encrypt::files_under(&keys)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".keyinfo.json"))
+        .expect("the operators' key info beside the keys");
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(info).unwrap()).unwrap();
+    let spans: Vec<(u64, u64)> = info["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            (
+                k["first_segment"].as_u64().unwrap(),
+                k["last_segment"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        [(0, 1), (2, 3), (4, 5), (6, 7)],
+        "the segments each key encrypts"
+    );
     let scratch = tempfile::tempdir().unwrap();
     for name in RENDITIONS {
         let dir = out.join(name);
@@ -88,8 +108,8 @@ fn a_live_aes128_window_rotates_its_keys_keeps_those_named_and_decrypts() {
     }
 }
 
-/// `COMMAND --live --encrypt SCHEME` with the test's key on the 2 s source; the package, and how
-/// many manifest reads while it ran found the key ID signalled.
+/// `COMMAND --live --encrypt SCHEME` with the test's key on the 8 s source (long enough to be
+/// seen live); the package, and how many manifest reads while it ran found the key ID signalled.
 fn live_common(
     command: &str,
     scheme: &str,
@@ -98,7 +118,7 @@ fn live_common(
 ) -> (tempfile::TempDir, PathBuf, usize) {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join(scheme);
-    let source = media("short");
+    let source = media("main");
     let (kid, key) = (hex(&KID), hex(&KEY));
     let args = [&["--encrypt", scheme, "--key-id", &kid, "--key", &key][..], extra].concat();
     let mut run = LiveRun::start(command, &[source.to_str().unwrap()], &out, &args);
@@ -108,16 +128,18 @@ fn live_common(
     (root, out, reads)
 }
 
-/// Every track of a live common-encryption package decrypts with the key and decodes without an
-/// error; with a wrong key its frames are not the same.
-fn assert_tracks_decrypt(root: &Path, out: &Path) {
-    for name in RENDITIONS {
+/// Every track `names` of a common-encryption package at `out` decrypts with `key` and decodes
+/// without an error; with a wrong key its frames are not the same.
+pub(crate) fn assert_tracks_decrypt(scratch: &Path, out: &Path, names: &[&str], key: [u8; 16]) {
+    let mut wrong = key;
+    wrong[15] ^= 1;
+    for name in names {
         let (init, segments) = track(out, name);
-        let file = write(root, &format!("{name}.mp4"), &[init, segments.concat()].concat());
-        let frames = framemd5(&file, Some(KEY), true).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let file = write(scratch, &format!("{name}.mp4"), &[init, segments.concat()].concat());
+        let frames = framemd5(&file, Some(key), true).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!frames.is_empty(), "{name}: frames decoded");
         assert!(
-            framemd5(&file, Some(WRONG_KEY), true).ok() != Some(frames),
+            framemd5(&file, Some(wrong), true).ok() != Some(frames),
             "{name}: a wrong key decodes the same frames"
         );
     }
@@ -141,7 +163,7 @@ fn a_live_cenc_dash_presentation_signals_its_key_while_live_and_decrypts() {
         dynamic
     });
     assert!(reads > 0, "a dynamic MPD was read");
-    assert_tracks_decrypt(root.path(), &out);
+    assert_tracks_decrypt(root.path(), &out, &RENDITIONS, KEY);
 }
 
 #[test]
@@ -162,5 +184,5 @@ fn a_live_cbcs_hls_fmp4_presentation_signals_its_key_while_live_and_decrypts() {
         !text.contains("#EXT-X-ENDLIST")
     });
     assert!(reads > 0, "a live playlist was read");
-    assert_tracks_decrypt(root.path(), &out);
+    assert_tracks_decrypt(root.path(), &out, &RENDITIONS, KEY);
 }

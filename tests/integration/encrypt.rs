@@ -556,7 +556,7 @@ fn key_info_file_without_an_iv() {
 }
 
 /// Every file under `dir`, in its subfolders too.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
     entries
         .map(|entry| entry.expect("folder entry").path())

@@ -6,7 +6,9 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::cenc::{framemd5, track, write};
+use crate::cenc::write;
+use crate::drm_live::assert_tracks_decrypt;
+use crate::encrypt::files_under;
 use crate::util::aes;
 use crate::util::cli::{self, FAST};
 use crate::util::dav::Dav;
@@ -36,18 +38,6 @@ fn publish(command: &str, url: &str, args: &[&str]) -> std::process::Output {
     all.extend(FAST.map(OsStr::new));
     all.extend(args.iter().map(OsStr::new));
     cli::run(all)
-}
-
-/// Every file under `dir`.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .flatten()
-        .flat_map(|entry| match entry.path() {
-            path if path.is_dir() => files_under(&path),
-            path => vec![path],
-        })
-        .collect()
 }
 
 /// The keys in the local key dir; none of them, nor any key or key-info file, is among what the
@@ -134,16 +124,7 @@ fn a_cenc_key_generated_for_a_remote_package_stays_local_and_decrypts_it() {
         panic!("one key for cenc")
     };
     let key: [u8; 16] = std::fs::read(key).unwrap().try_into().expect("16 raw bytes");
-    for name in ["180p", "audio"] {
-        let (init, segments) = track(&published, name);
-        let file = write(
-            local.path(),
-            &format!("{name}.mp4"),
-            &[init, segments.concat()].concat(),
-        );
-        let frames = framemd5(&file, Some(key), true).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(!frames.is_empty(), "{name}: frames decoded");
-    }
+    assert_tracks_decrypt(local.path(), &published, &["180p", "audio"], key);
 }
 
 #[test]
