@@ -5,10 +5,12 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cenc::write;
 use crate::drm_live::assert_tracks_decrypt;
 use crate::encrypt::files_under;
+use crate::live::{LiveRun, RENDITIONS};
 use crate::util::aes;
 use crate::util::cli::{self, FAST};
 use crate::util::dav::Dav;
@@ -84,7 +86,13 @@ fn aes128_keys_stay_local_the_playlists_name_the_key_url_and_the_segments_decryp
     let published = dav.root.join("shows/enc");
     let keys = assert_keys_stayed_local(&key_dir, &published);
     assert_eq!(keys.len(), 4, "8 segments, a new key every 2");
-    for name in ["180p", "audio"] {
+    assert_renditions_decrypt(&published, &key_dir, local.path(), &["180p", "audio"]);
+}
+
+/// Every segment a published playlist `names` lists decrypts with openssl under the key it names
+/// at `--key-url`, read from the local `key_dir`, to MPEG-TS that ffmpeg decodes whole.
+fn assert_renditions_decrypt(published: &Path, key_dir: &Path, scratch: &Path, names: &[&str]) {
+    for name in names {
         let dir = published.join(name);
         let playlist = parse_media(&std::fs::read_to_string(dir.join("index.m3u8")).unwrap()).unwrap();
         let mut joined = Vec::new();
@@ -94,7 +102,7 @@ fn aes128_keys_stay_local_the_playlists_name_the_key_url_and_the_segments_decryp
                 .uri
                 .strip_prefix(KEY_URL)
                 .unwrap_or_else(|| panic!("{} is not at --key-url", key.uri));
-            let clear = local.path().join(format!("{name}-{i}.ts"));
+            let clear = scratch.join(format!("{name}-{i}.ts"));
             aes::decrypt(
                 &aes::read_key(&key_dir.join(file_name)),
                 key.iv.expect("an IV"),
@@ -104,7 +112,7 @@ fn aes128_keys_stay_local_the_playlists_name_the_key_url_and_the_segments_decryp
             .unwrap_or_else(|e| panic!("{name} {}: {e}", segment.uri));
             joined.extend(std::fs::read(&clear).unwrap());
         }
-        assert_decodes_cleanly(&write(local.path(), &format!("{name}.ts"), &joined));
+        assert_decodes_cleanly(&write(scratch, &format!("{name}.ts"), &joined));
     }
 }
 
@@ -125,6 +133,43 @@ fn a_cenc_key_generated_for_a_remote_package_stays_local_and_decrypts_it() {
     };
     let key: [u8; 16] = std::fs::read(key).unwrap().try_into().expect("16 raw bytes");
     assert_tracks_decrypt(local.path(), &published, &["180p", "audio"], key);
+}
+
+/// A live AES-128 window published to nginx and kept locally: the keys are neither uploaded nor in
+/// the local package, and what the server holds at the end decrypts.
+#[test]
+fn a_live_encrypted_window_on_nginx_keeps_its_keys_local() {
+    let dav = Dav::start();
+    let local = tempfile::tempdir().unwrap();
+    let (out, key_dir) = (local.path().join("live"), local.path().join("keys"));
+    let url = dav.url("live/");
+    let source = media("main");
+    let args = [
+        "-o",
+        &url,
+        "--window",
+        "3",
+        "--delete-segments",
+        "--encrypt",
+        "aes-128",
+        "--key-rotation",
+        "3",
+        "--key-dir",
+        key_dir.to_str().unwrap(),
+        "--key-url",
+        KEY_URL,
+    ];
+    let mut run = LiveRun::start("hls", &[source.to_str().unwrap()], &out, &args);
+    let status = run.watch(Duration::from_secs(60), |_, _| {});
+    assert!(status.success(), "{}", run.stderr());
+    let published = dav.root.join("live");
+    assert_eq!(
+        assert_keys_stayed_local(&key_dir, &published).len(),
+        3,
+        "8 segments, a key every 3"
+    );
+    assert_keys_stayed_local(&key_dir, &out);
+    assert_renditions_decrypt(&published, &key_dir, local.path(), &RENDITIONS);
 }
 
 #[test]
