@@ -63,7 +63,7 @@ fn given_key(scheme: &'static str, drm: &'static str) -> Vec<String> {
     .to_vec()
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
+pub(crate) fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 

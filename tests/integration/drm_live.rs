@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cenc::{framemd5, hex, track, write};
+use crate::drm::strs;
 use crate::live::{LiveRun, RENDITIONS, read_live};
 use crate::util::aes;
 use crate::util::ffprobe::assert_decodes_cleanly;
@@ -25,6 +26,25 @@ fn key_file(dir: &Path, key: &crate::util::m3u8::Key) -> PathBuf {
         .unwrap_or_else(|e| panic!("key file {}: {e}", path.display()))
 }
 
+/// A sliding window of 3 segments, deleting what left, encrypted with AES-128 under keys
+/// generated into `key_dir`, a new one every `rotation` segments.
+pub(crate) fn encrypted_window(rotation: &str, key_dir: &Path) -> Vec<String> {
+    let key_dir = key_dir.to_str().expect("a UTF-8 path");
+    [
+        "--window",
+        "3",
+        "--delete-segments",
+        "--encrypt",
+        "aes-128",
+        "--key-rotation",
+        rotation,
+        "--key-dir",
+        key_dir,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 #[test]
 fn a_live_aes128_window_rotates_its_keys_keeps_those_named_and_decrypts() {
     let root = tempfile::tempdir().unwrap();
@@ -35,17 +55,7 @@ fn a_live_aes128_window_rotates_its_keys_keeps_those_named_and_decrypts() {
         "hls",
         &[source.to_str().unwrap()],
         &out,
-        &[
-            "--window",
-            "3",
-            "--delete-segments",
-            "--encrypt",
-            "aes-128",
-            "--key-rotation",
-            "2",
-            "--key-dir",
-            keys.to_str().unwrap(),
-        ],
+        &strs(&encrypted_window("2", &keys)),
     );
     let mut named: BTreeSet<PathBuf> = BTreeSet::new();
     let status = run.watch(Duration::from_secs(60), |out, _| {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cenc::write;
-use crate::drm_live::assert_tracks_decrypt;
+use crate::drm::strs;
+use crate::drm_live::{assert_tracks_decrypt, encrypted_window};
 use crate::encrypt::files_under;
 use crate::live::{LiveRun, RENDITIONS};
 use crate::util::aes;
@@ -144,21 +145,8 @@ fn a_live_encrypted_window_on_nginx_keeps_its_keys_local() {
     let (out, key_dir) = (local.path().join("live"), local.path().join("keys"));
     let url = dav.url("live/");
     let source = media("main");
-    let args = [
-        "-o",
-        &url,
-        "--window",
-        "3",
-        "--delete-segments",
-        "--encrypt",
-        "aes-128",
-        "--key-rotation",
-        "3",
-        "--key-dir",
-        key_dir.to_str().unwrap(),
-        "--key-url",
-        KEY_URL,
-    ];
+    let window = encrypted_window("3", &key_dir);
+    let args = [&["-o", &url, "--key-url", KEY_URL][..], &strs(&window)].concat();
     let mut run = LiveRun::start("hls", &[source.to_str().unwrap()], &out, &args);
     let status = run.watch(Duration::from_secs(60), |_, _| {});
     assert!(status.success(), "{}", run.stderr());
