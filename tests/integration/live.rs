@@ -426,7 +426,6 @@ fn impossible_live_options_are_refused() {
     for (extra, words) in [
         (&["--live", "--window", "0"][..], &["--window", "at least 1"][..]),
         (&["--live", "--copy"][..], &["--copy", "live"][..]),
-        (&["--live", "--encrypt"][..], &["--encrypt", "live"][..]),
     ] {
         let output = cli::hls(&source, &out, extra);
         cli::assert_says(&output, words, &format!("{extra:?}"));
