@@ -35,6 +35,7 @@ const LADDER = [360, 240, 144];
 const SEGMENT = 2;
 const LADDER_ARGS = ['--reps', LADDER.join(','), '--segment-duration', String(SEGMENT)];
 const KEYS = 'hls-aes-rotation.keys';
+const SAMPLE_AES_KEYS = 'hls-sample-aes.keys';
 // Common encryption with a key given on the command line; the players hand it to Chromium's
 // ClearKey CDM (page/check.js), as a licence server would.
 const KID = '9eb4050de44b4802932e27d75083e266';
@@ -68,6 +69,18 @@ const GOOD = [
     manifest: 'master.m3u8',
     players: ['hls.js', 'shaka'],
     keys: KEYS,
+  },
+  // SAMPLE-AES of H.264 slices and AAC frames in TS, which hls.js decrypts itself; a new key
+  // every segment, fetched from this run's server.
+  {
+    name: 'hls-sample-aes',
+    make: (origin, work) => [
+      'hls', '--format', 'ts', '--encrypt', 'sample-aes', '--key-rotation', '1',
+      '--key-url', `${origin}/pkg/${SAMPLE_AES_KEYS}/`, '--key-dir', path.join(work, SAMPLE_AES_KEYS),
+    ],
+    manifest: 'master.m3u8',
+    players: ['hls.js'],
+    keys: SAMPLE_AES_KEYS,
   },
   { name: 'dash-cenc', make: () => ['dash', ...commonEncryption('cenc')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },
   { name: 'dash-cbcs', make: () => ['dash', ...commonEncryption('cbcs')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },

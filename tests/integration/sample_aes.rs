@@ -106,21 +106,21 @@ fn decrypt_blocks(data: &mut [u8], blocks: impl Iterator<Item = usize>, key: &[u
 }
 
 /// The spec's encrypted_nal_unit(): the NAL header byte and 31 bytes clear, then, while more
-/// than 16 bytes remain, one encrypted block and up to 144 clear bytes. The pattern covers the
-/// unit without emulation prevention bytes.
+/// than 16 bytes remain, one encrypted block and up to 144 clear bytes. Emulation prevention was
+/// applied to the encrypted unit: removed first, as hls.js does, it leaves the encrypted unit.
 fn decrypt_nal(nal: &[u8], key: &[u8; 16], iv: &[u8; 16]) -> Vec<u8> {
     if !matches!(nal[0] & 0x1f, 1 | 5) {
         return nal.to_vec();
     }
-    let mut raw = without_emulation_prevention(nal);
-    let len = raw.len();
+    let mut unit = without_emulation_prevention(nal);
+    let len = unit.len();
     decrypt_blocks(
-        &mut raw,
+        &mut unit,
         (32..).step_by(160).take_while(|at| len - at.min(&len) > 16),
         key,
         iv,
     );
-    with_emulation_prevention(&raw)
+    unit
 }
 
 /// The unit without the 0x03 that follows each pair of zero bytes (H.264 §7.4.1).
@@ -131,20 +131,6 @@ fn without_emulation_prevention(nal: &[u8]) -> Vec<u8> {
         if zeros >= 2 && byte == 3 {
             zeros = 0;
             continue;
-        }
-        zeros = if byte == 0 { zeros + 1 } else { 0 };
-        out.push(byte);
-    }
-    out
-}
-
-fn with_emulation_prevention(raw: &[u8]) -> Vec<u8> {
-    let mut out: Vec<u8> = Vec::with_capacity(raw.len() + raw.len() / 64);
-    let mut zeros = 0;
-    for &byte in raw {
-        if zeros >= 2 && byte <= 3 {
-            out.push(3);
-            zeros = 0;
         }
         zeros = if byte == 0 { zeros + 1 } else { 0 };
         out.push(byte);

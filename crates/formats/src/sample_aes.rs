@@ -4,7 +4,9 @@
 //!
 //! H.264: NAL units of type 1 and 5 keep their first 32 bytes clear, then one 16-byte block in
 //! ten is encrypted while more than 16 bytes remain; the rest is clear. The pattern applies to
-//! the NAL unit without its emulation prevention bytes, which are inserted again afterwards.
+//! the NAL unit as the encoder wrote it, emulation prevention bytes included, and emulation
+//! prevention is applied once more to the result, so that a decryptor that removes it gets the
+//! encoder's unit back.
 //! AAC: the frame's first 16 bytes (after any ADTS header) stay clear, then every whole block
 //! is encrypted.
 
@@ -81,7 +83,7 @@ fn encrypt_nal(nal: &[u8], key: &[u8; 16], iv: &[u8; 16]) -> Vec<u8> {
     if !is_slice {
         return nal.to_vec();
     }
-    let mut raw = unescape(nal);
+    let mut raw = nal.to_vec();
     if raw.len() > NAL_LEADER + BLOCK {
         // A block is encrypted only while more than 16 bytes remain: leaving the last byte out of
         // the pattern keeps a block that ends the unit exactly clear.
@@ -115,23 +117,8 @@ fn annexb_nal_ranges(data: &[u8]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// The NAL unit without its emulation prevention bytes (the 0x03 after two zero bytes).
-pub fn unescape(nal: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &byte in nal {
-        if zeros >= 2 && byte == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if byte == 0 { zeros + 1 } else { 0 };
-        out.push(byte);
-    }
-    out
-}
-
 /// The NAL unit with emulation prevention bytes: 0x03 before any byte ≤ 3 that follows two zeros.
-pub fn escape(raw: &[u8]) -> Vec<u8> {
+fn escape(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 64);
     let mut zeros = 0;
     for &byte in raw {
@@ -150,11 +137,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_round_trips_and_never_leaves_a_start_code() {
+    fn escaping_never_leaves_a_start_code() {
         let raw = [0x65, 0, 0, 1, 0, 0, 0, 0, 0, 3, 7, 0, 0, 2];
         let escaped = escape(&raw);
         assert!(!escaped.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2));
-        assert_eq!(unescape(&escaped), raw);
+        assert_eq!(escaped, [0x65, 0, 0, 3, 1, 0, 0, 3, 0, 0, 3, 0, 3, 7, 0, 0, 3, 2]);
     }
 
     #[test]
