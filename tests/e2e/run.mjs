@@ -7,7 +7,7 @@
 // are played while stream-pack makes them from an endless capture, all players of a cell at once.
 //
 // Usage: node run.mjs [CELL…]   (all cells when none is named)
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -171,7 +171,31 @@ const BROKEN = [
     symptom: /PIPELINE_ERROR_DECODE/,
     players: from.startsWith('hls') ? ['hls.js', 'shaka'] : ['dash.js', 'shaka'],
   })),
+  // SAMPLE-AES with every key one bit off: the playlists name a copy of the keys folder whose
+  // keys have their last bit flipped.
+  {
+    name: 'hls-sample-aes-wrong-key',
+    from: 'hls-sample-aes',
+    breakage: withWrongSampleAesKeys,
+    symptom: /PIPELINE_ERROR_DECODE/,
+    players: ['hls.js'],
+  },
 ];
+
+function withWrongSampleAesKeys(good, broken) {
+  cpSync(good, broken, { recursive: true });
+  const work = path.dirname(good);
+  const wrongKeys = `${path.basename(broken)}.keys`;
+  mkdirSync(path.join(work, wrongKeys), { recursive: true });
+  for (const file of readdirSync(path.join(work, SAMPLE_AES_KEYS)).filter((name) => name.endsWith('.key'))) {
+    const key = readFileSync(path.join(work, SAMPLE_AES_KEYS, file));
+    key[15] ^= 1;
+    writeFileSync(path.join(work, wrongKeys, file), key);
+  }
+  for (const playlist of ['360p', '240p', '144p', 'audio'].map((rendition) => path.join(broken, rendition, 'index.m3u8'))) {
+    writeFileSync(playlist, readFileSync(playlist, 'utf8').replaceAll(`/${SAMPLE_AES_KEYS}/`, `/${wrongKeys}/`));
+  }
+}
 
 // Played while stream-pack makes them from CAPTURE; make() gives its arguments before the input.
 const LIVE = [
