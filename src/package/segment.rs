@@ -705,8 +705,6 @@ impl Segmenter {
     }
 }
 
-/// Writes a muxer's header, failing if the muxer ignored any option: libav drops unknown
-/// options silently, and a segment written without them would be wrong without a word.
 /// What SAMPLE-AES encrypts in the packets of `encoder`'s stream: H.264 framed as its extradata
 /// says (an avcC record means length-prefixed NAL units), or AAC frames.
 fn sample_codec_of(encoder: &codec::Context) -> Option<SampleCodec> {
@@ -720,6 +718,8 @@ fn sample_codec_of(encoder: &codec::Context) -> Option<SampleCodec> {
     }
 }
 
+/// Writes a muxer's header, failing if the muxer ignored any option: libav drops unknown
+/// options silently, and a segment written without them would be wrong without a word.
 pub(crate) fn write_header(
     muxer: &mut format::context::Output,
     options: Dictionary,
