@@ -79,8 +79,9 @@ struct PackageArgs {
     /// Encode every rung, the top one included, even with --reps auto.
     #[arg(long, overrides_with = "passthrough_top")]
     no_passthrough_top: bool,
-    /// Encrypt every media segment: aes-128 (HLS; the default), or common encryption of CMAF
-    /// segments, cenc or cbcs (DASH, HLS fMP4). Keys generated unless given.
+    /// Encrypt every media segment: aes-128 (HLS; the default), sample-aes (H.264 and AAC in HLS
+    /// TS), or common encryption of CMAF segments, cenc or cbcs (DASH, HLS fMP4). Keys generated
+    /// unless given.
     #[arg(long, value_name = "SCHEME", num_args = 0..=1, default_missing_value = "aes-128", value_parser = Scheme::parse)]
     encrypt: Option<Scheme>,
     /// The key ID of common encryption (cenc, cbcs), 32 hex digits, with the one --key of every track.

@@ -109,6 +109,8 @@ pub enum Scheme {
     /// Whole segments in AES-128-CBC (HLS).
     #[default]
     Aes128,
+    /// Apple's SAMPLE-AES of H.264 slices and AAC frames in MPEG-TS (HLS).
+    SampleAes,
     /// Common encryption of CMAF samples: `cenc` (AES-CTR) or `cbcs` (AES-CBC, 1:9 pattern).
     Common(CommonScheme),
 }
@@ -116,13 +118,14 @@ pub enum Scheme {
 pub use stream_pack_formats::cenc::Scheme as CommonScheme;
 
 impl Scheme {
-    /// `aes-128`, `cenc` or `cbcs`.
+    /// `aes-128`, `sample-aes`, `cenc` or `cbcs`.
     pub fn parse(text: &str) -> std::result::Result<Scheme, String> {
         match text {
             "aes-128" => Ok(Scheme::Aes128),
+            "sample-aes" => Ok(Scheme::SampleAes),
             "cenc" => Ok(Scheme::Common(CommonScheme::Cenc)),
             "cbcs" => Ok(Scheme::Common(CommonScheme::Cbcs)),
-            other => Err(format!("{other}: the schemes are aes-128, cenc and cbcs")),
+            other => Err(format!("{other}: the schemes are aes-128, sample-aes, cenc and cbcs")),
         }
     }
 }
@@ -391,6 +394,24 @@ pub struct KeyPeriod {
     pub uri: Option<String>,
 }
 
+/// What SAMPLE-AES encrypts in a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleCodec {
+    H264(stream_pack_formats::sample_aes::NalFraming),
+    Aac,
+}
+
+impl KeyPeriod {
+    /// One packet's data encrypted with SAMPLE-AES under this period's key and IV.
+    pub fn encrypt_sample(&self, codec: SampleCodec, data: &[u8]) -> Vec<u8> {
+        use stream_pack_formats::sample_aes;
+        match codec {
+            SampleCodec::H264(framing) => sample_aes::encrypt_h264(data, framing, self.key.bytes(), &self.iv.0),
+            SampleCodec::Aac => sample_aes::encrypt_aac(data, self.key.bytes(), &self.iv.0),
+        }
+    }
+}
+
 /// Where a schedule's generated keys are written and where they end up.
 #[derive(Debug, Clone)]
 struct KeyFolders {
@@ -571,6 +592,11 @@ impl KeySchedule {
             file: folders.published.join(&file_name),
         });
         Ok(())
+    }
+
+    /// Whether segments are SAMPLE-AES encrypted packet by packet rather than whole.
+    pub fn sample_aes(&self) -> bool {
+        self.scheme == Scheme::SampleAes
     }
 
     pub fn periods(&self) -> &[KeyPeriod] {

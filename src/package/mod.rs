@@ -281,6 +281,7 @@ fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()>
             "with AES-128: a key ID is for common encryption; give AES-128 keys with a key file",
         )),
         Scheme::Aes128 => Ok(()),
+        Scheme::SampleAes => validate_sample_aes(options, keys),
         Scheme::Common(_) if options.format != SegmentFormat::Fmp4 => Err(invalid(
             "encryption",
             "cenc and cbcs encrypt CMAF samples: use the fmp4 format (or DASH)",
@@ -307,6 +308,35 @@ fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()>
             )),
         },
     }
+}
+
+/// SAMPLE-AES is HLS over MPEG-TS, of H.264 (and AAC), with AES-128's key sources.
+fn validate_sample_aes(options: &PackageOptions, keys: &KeySource) -> Result<()> {
+    if options.manifests.dash || options.format != SegmentFormat::Ts {
+        return Err(invalid(
+            "encryption",
+            "sample-aes encrypts HLS MPEG-TS segments: use the ts format without DASH (cbcs for CMAF)",
+        ));
+    }
+    if !options.copy && options.video_codec != VideoCodec::H264 {
+        return Err(invalid(
+            "encryption",
+            format!("of {}: sample-aes protects H.264 video", options.video_codec),
+        ));
+    }
+    if !options.copy && options.audio_codec != AudioCodec::Aac {
+        return Err(invalid(
+            "encryption",
+            format!("of {}: sample-aes protects AAC audio", options.audio_codec),
+        ));
+    }
+    if matches!(keys, KeySource::Given(_)) {
+        return Err(invalid(
+            "key",
+            "with sample-aes: a key ID is for common encryption; give the key with a key file",
+        ));
+    }
+    Ok(())
 }
 
 /// An option the job cannot use: `option` is its field's name, `reason` starts with its value
@@ -609,6 +639,7 @@ impl<'a> Job<'a> {
             subtitles: &[],
             display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
             keys: keys.map(KeySchedule::periods),
+            sample_aes: keys.is_some_and(KeySchedule::sample_aes),
             protection: self.delivery.common.as_deref(),
             output: self.output,
             live,

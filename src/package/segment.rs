@@ -17,8 +17,9 @@ use stream_pack_formats::bmff;
 use crate::error::{Error, Result};
 use crate::package::codec_string;
 use stream_pack_formats::cenc::{self, FragmentEncryptor};
+use stream_pack_formats::sample_aes::NalFraming;
 
-use crate::package::crypto::{self, CommonKey, SharedKeys};
+use crate::package::crypto::{self, CommonKey, SampleCodec, SharedKeys};
 
 /// Where segment boundaries fall: every `duration` from the source's start, or at the times of a
 /// schedule (a stream copy's keyframes). Every rendition uses the same clock, so a frame or packet
@@ -296,6 +297,8 @@ pub struct Segmenter {
     display_matrix: Option<[i32; 9]>,
     /// Common encryption of the fMP4 track, from its init segment on.
     encryptor: Option<FragmentEncryptor>,
+    /// What SAMPLE-AES would encrypt in this stream's packets; `None` for other codecs.
+    sample_codec: Option<SampleCodec>,
 }
 
 /// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
@@ -391,6 +394,7 @@ impl Segmenter {
             pending_init,
             display_matrix: None,
             encryptor: None,
+            sample_codec: sample_codec_of(encoder),
         })
     }
 
@@ -441,10 +445,36 @@ impl Segmenter {
         let open = self.current.as_mut().expect("a segment is open");
         open.first_pts = open.first_pts.min(pts);
         open.end_pts = open.end_pts.max(end);
+        if let Some(encrypted) = self.encrypt_samples(&packet)? {
+            packet = encrypted;
+        }
         packet
             .write(&mut self.muxer)
             .map_err(Error::ffmpeg(format!("{}: muxing a packet", self.name)))?;
         Ok(())
+    }
+
+    /// The packet with SAMPLE-AES applied under the open segment's key, when the package is
+    /// SAMPLE-AES encrypted.
+    fn encrypt_samples(&self, packet: &Packet) -> Result<Option<Packet>> {
+        let Some(keys) = &self.delivery.keys else {
+            return Ok(None);
+        };
+        let mut keys = keys.lock().expect("key schedule lock");
+        if !keys.sample_aes() {
+            return Ok(None);
+        }
+        let Some(codec) = self.sample_codec else {
+            return Err(self.mux_error("sample-aes encrypts H.264 and AAC only".into()));
+        };
+        let period = keys.for_segment(self.written.len())?;
+        let mut encrypted = Packet::copy(&period.encrypt_sample(codec, packet.data().unwrap_or_default()));
+        encrypted.set_pts(packet.pts());
+        encrypted.set_dts(packet.dts());
+        encrypted.set_duration(packet.duration());
+        encrypted.set_flags(packet.flags());
+        encrypted.set_stream(packet.stream());
+        Ok(Some(encrypted))
     }
 
     /// Writes the fMP4 init segment, once, with an edit list that starts the presentation at the
@@ -567,11 +597,14 @@ impl Segmenter {
         let (size, key) = match &self.delivery.keys {
             Some(keys) => {
                 let mut keys = keys.lock().expect("key schedule lock");
-                let period = keys.for_segment(index)?;
-                (
-                    crypto::write_encrypted(&path, &bytes, period)?,
-                    Some(keys.period_of(index)),
-                )
+                let size = if keys.sample_aes() {
+                    // The samples were encrypted before muxing.
+                    std::fs::write(&path, &bytes).map_err(Error::io(&path))?;
+                    bytes.len() as u64
+                } else {
+                    crypto::write_encrypted(&path, &bytes, keys.for_segment(index)?)?
+                };
+                (size, Some(keys.period_of(index)))
             }
             None => {
                 std::fs::write(&path, &bytes).map_err(Error::io(&path))?;
@@ -669,6 +702,19 @@ impl Segmenter {
             timescale: (tb.denominator() / tb.numerator().max(1)) as u32,
             segments,
         }
+    }
+}
+
+/// What SAMPLE-AES encrypts in the packets of `encoder`'s stream: H.264 framed as its extradata
+/// says (an avcC record means length-prefixed NAL units), or AAC frames.
+fn sample_codec_of(encoder: &codec::Context) -> Option<SampleCodec> {
+    match encoder.id() {
+        codec::Id::H264 => Some(SampleCodec::H264(match codec_string::extradata(encoder) {
+            [1, _, _, _, lengths, ..] => NalFraming::Length(usize::from(lengths & 3) + 1),
+            _ => NalFraming::AnnexB,
+        })),
+        codec::Id::AAC => Some(SampleCodec::Aac),
+        _ => None,
     }
 }
 

@@ -7,7 +7,7 @@
 // are played while stream-pack makes them from an endless capture, all players of a cell at once.
 //
 // Usage: node run.mjs [CELL…]   (all cells when none is named)
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -35,6 +35,7 @@ const LADDER = [360, 240, 144];
 const SEGMENT = 2;
 const LADDER_ARGS = ['--reps', LADDER.join(','), '--segment-duration', String(SEGMENT)];
 const KEYS = 'hls-aes-rotation.keys';
+const SAMPLE_AES_KEYS = 'hls-sample-aes.keys';
 // Common encryption with a key given on the command line; the players hand it to Chromium's
 // ClearKey CDM (page/check.js), as a licence server would.
 const KID = '9eb4050de44b4802932e27d75083e266';
@@ -68,6 +69,18 @@ const GOOD = [
     manifest: 'master.m3u8',
     players: ['hls.js', 'shaka'],
     keys: KEYS,
+  },
+  // SAMPLE-AES of H.264 slices and AAC frames in TS, which hls.js decrypts itself; a new key
+  // every segment, fetched from this run's server.
+  {
+    name: 'hls-sample-aes',
+    make: (origin, work) => [
+      'hls', '--format', 'ts', '--encrypt', 'sample-aes', '--key-rotation', '1',
+      '--key-url', `${origin}/pkg/${SAMPLE_AES_KEYS}/`, '--key-dir', path.join(work, SAMPLE_AES_KEYS),
+    ],
+    manifest: 'master.m3u8',
+    players: ['hls.js'],
+    keys: SAMPLE_AES_KEYS,
   },
   { name: 'dash-cenc', make: () => ['dash', ...commonEncryption('cenc')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },
   { name: 'dash-cbcs', make: () => ['dash', ...commonEncryption('cbcs')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },
@@ -158,7 +171,31 @@ const BROKEN = [
     symptom: /PIPELINE_ERROR_DECODE/,
     players: from.startsWith('hls') ? ['hls.js', 'shaka'] : ['dash.js', 'shaka'],
   })),
+  // SAMPLE-AES with every key one bit off: the playlists name a copy of the keys folder whose
+  // keys have their last bit flipped.
+  {
+    name: 'hls-sample-aes-wrong-key',
+    from: 'hls-sample-aes',
+    breakage: withWrongSampleAesKeys,
+    symptom: /PIPELINE_ERROR_DECODE/,
+    players: ['hls.js'],
+  },
 ];
+
+function withWrongSampleAesKeys(good, broken) {
+  cpSync(good, broken, { recursive: true });
+  const work = path.dirname(good);
+  const wrongKeys = `${path.basename(broken)}.keys`;
+  mkdirSync(path.join(work, wrongKeys), { recursive: true });
+  for (const file of readdirSync(path.join(work, SAMPLE_AES_KEYS)).filter((name) => name.endsWith('.key'))) {
+    const key = readFileSync(path.join(work, SAMPLE_AES_KEYS, file));
+    key[15] ^= 1;
+    writeFileSync(path.join(work, wrongKeys, file), key);
+  }
+  for (const playlist of ['360p', '240p', '144p', 'audio'].map((rendition) => path.join(broken, rendition, 'index.m3u8'))) {
+    writeFileSync(playlist, readFileSync(playlist, 'utf8').replaceAll(`/${SAMPLE_AES_KEYS}/`, `/${wrongKeys}/`));
+  }
+}
 
 // Played while stream-pack makes them from CAPTURE; make() gives its arguments before the input.
 const LIVE = [

@@ -30,6 +30,7 @@ mod probe;
 mod publish;
 mod record;
 mod remux;
+mod sample_aes;
 mod tracks_audio;
 mod tracks_captions;
 mod tracks_live;

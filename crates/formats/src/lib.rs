@@ -11,6 +11,7 @@ pub mod cenc;
 pub mod flv;
 pub mod framing;
 pub mod inspect;
+pub mod sample_aes;
 pub mod subtitles;
 
 /// Calls `f` on `iterations` mutations of `sample` (a few random bytes changed each time), for the

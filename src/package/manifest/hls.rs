@@ -38,6 +38,9 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
     for (index, (name, rendition)) in package.renditions().enumerate() {
         let keys = package.keys.map(|periods| (periods, package.output));
         let mut playlist = media_playlist(&rendition.media, target, keys, package.live);
+        if package.sample_aes {
+            encrypt_samples(&mut playlist);
+        }
         if let Some(common) = package.protection {
             protect(&mut playlist, common, index >= package.video.len());
         }
@@ -82,6 +85,16 @@ fn protect(playlist: &mut MediaPlaylist, common: &CommonKey, audio: bool) {
         });
     }
     first.unknown_tags.splice(0..0, tags);
+}
+
+/// Turns the playlist's AES-128 keys into SAMPLE-AES keys of the identity key format, which needs
+/// version 5 (RFC 8216 §7).
+fn encrypt_samples(playlist: &mut MediaPlaylist) {
+    for key in playlist.segments.iter_mut().filter_map(|s| s.key.as_mut()) {
+        key.method = KeyMethod::SampleAES;
+        key.keyformat = Some("identity".into());
+    }
+    playlist.version = playlist.version.max(Some(5));
 }
 
 /// The master playlist's EXT-X-SESSION-KEY tags: the media playlists' keys, each once, so a

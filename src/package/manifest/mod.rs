@@ -64,6 +64,8 @@ pub struct Package<'a> {
     pub display_aspect: (u32, u32),
     /// The AES-128 keys of an encrypted package, indexed by `SegmentFacts::key`.
     pub keys: Option<&'a [KeyPeriod]>,
+    /// The keys encrypt H.264 slices and AAC frames (SAMPLE-AES), not whole segments.
+    pub sample_aes: bool,
     /// The common encryption of a CMAF package: its scheme, key ID and DRM systems.
     pub protection: Option<&'a CommonKey>,
     /// Where the package will be published (absolute): relative key URIs start there.

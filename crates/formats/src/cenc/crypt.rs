@@ -46,7 +46,7 @@ pub(crate) fn block_cipher(key: &[u8; 16]) -> Aes128 {
     Aes128::new(&Array(*key))
 }
 
-fn cbc_pattern(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8], crypt: usize, skip: usize) {
+pub(crate) fn cbc_pattern(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8], crypt: usize, skip: usize) {
     let whole = data.len() / 16 * 16;
     let (blocks, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut data[..whole]);
     // The encrypted blocks form one CBC chain; the skipped ones stay out of it.

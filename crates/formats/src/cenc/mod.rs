@@ -20,7 +20,7 @@
 //! A packager calls, per track: `track_info` and `protect_init` once, then
 //! `FragmentEncryptor::protect` on each segment in order (a new encryptor for a new key).
 
-mod crypt;
+pub(crate) mod crypt;
 mod fragment;
 mod hevc;
 mod init;
