@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use aes::Aes128;
 use cbc::cipher::{BlockModeDecrypt, KeyIvInit, array::Array};
 
+use crate::cenc::tool;
 use crate::util::m3u8::Attributes;
 use crate::util::{cli, media};
 
@@ -272,5 +273,135 @@ fn sample_aes_outside_ts_is_refused() {
         let line = cli::assert_failure(&output, 2);
         assert!(line.contains("sample-aes") && line.contains("ts"), "{command}: {line}");
         assert!(!parent.path().join("out").exists(), "{command}: no package left");
+    }
+}
+
+/// The segments of a track folder, in order.
+fn segments_of(track: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(track)
+        .expect("read the track folder")
+        .map(|entry| entry.expect("folder entry").path())
+        .filter(|path| {
+            let name = path.file_name().expect("a file name").to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(".ts")
+        })
+        .collect();
+    segments.sort();
+    segments
+}
+
+/// Each PMT section of a transport stream (H.222.0 §2.4.4.8) as its elementary streams'
+/// stream_type and ES_info descriptors: what a SAMPLE-AES packager chooses, PIDs and CRC aside.
+fn pmt_streams(ts: &[u8]) -> Vec<Vec<(u8, Vec<u8>)>> {
+    ts.chunks(188)
+        .map(ts_payload)
+        .filter(|(pid, start, payload)| *pid != 0 && *start && payload[1 + usize::from(payload[0])] == 2)
+        .map(|(_, _, payload)| {
+            let pmt = &payload[1 + usize::from(payload[0])..];
+            let end = 3 + usize::from(u16::from_be_bytes([pmt[1], pmt[2]]) & 0xfff) - 4;
+            let mut at = 12 + usize::from(u16::from_be_bytes([pmt[10], pmt[11]]) & 0xfff);
+            let mut streams = Vec::new();
+            while at < end {
+                let info_len = usize::from(u16::from_be_bytes([pmt[at + 3], pmt[at + 4]]) & 0xfff);
+                streams.push((pmt[at], pmt[at + 5..at + 5 + info_len].to_vec()));
+                at += 5 + info_len;
+            }
+            streams
+        })
+        .collect()
+}
+
+/// `ffprobe` (a path) on one file: the codec names and tags of its streams (listed under the
+/// program too, once each here).
+fn probe_codec(ffprobe: &Path, file: &Path) -> Vec<String> {
+    let output = std::process::Command::new(ffprobe)
+        .args([
+            "-v",
+            "quiet",
+            "-show_entries",
+            "stream=codec_name,codec_tag_string",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    lines.dedup();
+    lines
+}
+
+/// Shaka Packager 3.8's SAMPLE-AES transport streams (`--protection_scheme cbcs` with TS output)
+/// of `source`'s video and audio, segment files v_N.ts and a_N.ts in `dir`.
+fn shaka_sample_aes(source: &Path, dir: &Path) {
+    let key = crate::cenc::hex(&KEY);
+    let keys = format!("label=:key_id={key}:key={key}");
+    let streams = [("video", "v"), ("audio", "a")].map(|(stream, prefix)| {
+        let template = dir.join(format!("{prefix}_$Number$.ts"));
+        format!(
+            "in={},stream={stream},segment_template={}",
+            source.display(),
+            template.display()
+        )
+    });
+    let run = std::process::Command::new(tool("packager"))
+        .args(streams)
+        .args([
+            "--protection_scheme",
+            "cbcs",
+            "--enable_raw_key_encryption",
+            "--keys",
+            &keys,
+        ])
+        .args(["--clear_lead", "0", "--segment_duration", "1"])
+        .output()
+        .expect("run Shaka Packager");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}
+
+/// Every PMT of every segment signals the encrypted streams as Apple's spec does (0xdb with
+/// 'zavc'; 0xcf with 'aacd' and the 'apad' audio setup information): the same stream types and
+/// descriptors, byte for byte, as Shaka Packager writes for the same source; Debian's ffprobe and
+/// FFmpeg 8.1's read them (a PMT whose CRC is wrong is dropped) as H.264 and AAC.
+#[test]
+fn sample_aes_pmts_signal_the_encryption_as_shaka_packager_does() {
+    let parent = tempfile::tempdir().expect("a temporary folder");
+    let key_file = parent.path().join("video.key");
+    std::fs::write(&key_file, KEY).expect("write the key");
+    let key_arg = key_file.to_str().expect("UTF-8 path");
+    let ours = package(
+        parent.path(),
+        "ours",
+        &["--encrypt", "sample-aes", "--key-file", key_arg],
+    );
+    let shaka = parent.path().join("shaka");
+    std::fs::create_dir(&shaka).expect("a folder for Shaka Packager");
+    shaka_sample_aes(&media("tiny"), &shaka);
+    let ffprobes = [PathBuf::from("ffprobe"), tool("ffprobe")];
+    for ((track, _), (prefix, probed)) in TRACKS.iter().zip([("v_", "h264,[219][0][0][0]"), ("a_", "aac,apad")]) {
+        let theirs = &pmt_streams(&std::fs::read(&segments_of(&shaka, prefix)[0]).expect("Shaka's segment"))[0];
+        assert_eq!(theirs.len(), 1, "{track}: Shaka's PMT has one stream");
+        for segment in segments_of(&ours.join(track), "segment") {
+            let pmts = pmt_streams(&std::fs::read(&segment).expect("read a segment"));
+            assert!(!pmts.is_empty(), "{}: a PMT", segment.display());
+            assert!(
+                pmts.iter().all(|pmt| pmt == theirs),
+                "{}: {pmts:?} against {theirs:?}",
+                segment.display()
+            );
+            for ffprobe in &ffprobes {
+                assert_eq!(
+                    probe_codec(ffprobe, &segment),
+                    [probed],
+                    "{}: {}",
+                    ffprobe.display(),
+                    segment.display()
+                );
+            }
+        }
     }
 }

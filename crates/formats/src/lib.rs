@@ -13,6 +13,7 @@ pub mod framing;
 pub mod inspect;
 pub mod sample_aes;
 pub mod subtitles;
+pub mod ts_pmt;
 
 /// Calls `f` on `iterations` mutations of `sample` (a few random bytes changed each time), for the
 /// cheap "corrupt input is an error, not a panic" tests that run with the normal suite.
