@@ -43,7 +43,7 @@ fn elementary_stream(track: &Path) -> Vec<u8> {
 
 /// The PES payloads of the one elementary stream of a transport stream (ISO/IEC 13818-1): the
 /// PMT's PID from the PAT, the stream's PID from the PMT, each PES packet's header skipped.
-fn ts_elementary_stream(ts: &[u8]) -> Vec<u8> {
+pub(crate) fn ts_elementary_stream(ts: &[u8]) -> Vec<u8> {
     assert_eq!(ts.len() % 188, 0, "whole 188-byte packets");
     let packets: Vec<(u16, bool, &[u8])> = ts.chunks(188).map(ts_payload).collect();
     let section = |pid: u16| {
@@ -81,14 +81,14 @@ fn ts_payload(packet: &[u8]) -> (u16, bool, &[u8]) {
 }
 
 /// The EXT-X-KEY attributes of a media playlist: one tag, before the first segment.
-fn key_attributes(playlist: &Path) -> Attributes {
+pub(crate) fn key_attributes(playlist: &Path) -> Attributes {
     let text = std::fs::read_to_string(playlist).expect("read the playlist");
     let tags: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("#EXT-X-KEY:")).collect();
     assert_eq!(tags.len(), 1, "one EXT-X-KEY in {text}");
     Attributes::parse(tags[0]).expect("EXT-X-KEY attributes")
 }
 
-fn iv_of(attributes: &Attributes) -> [u8; 16] {
+pub(crate) fn iv_of(attributes: &Attributes) -> [u8; 16] {
     let digits = attributes
         .plain("IV")
         .and_then(|iv| iv.strip_prefix("0x"))
@@ -177,7 +177,7 @@ fn decrypt_adts(stream: &[u8], key: &[u8; 16], iv: &[u8; 16]) -> Vec<u8> {
     out
 }
 
-fn decrypt(format: &str, stream: &[u8], key: &[u8; 16], iv: &[u8; 16]) -> Vec<u8> {
+pub(crate) fn decrypt(format: &str, stream: &[u8], key: &[u8; 16], iv: &[u8; 16]) -> Vec<u8> {
     match format {
         "h264" => decrypt_h264(stream, key, iv),
         _ => decrypt_adts(stream, key, iv),
@@ -217,12 +217,14 @@ fn sample_aes_ts_decrypts_to_the_clear_streams() {
     }
 }
 
-/// FFmpeg's decoding of an Annex B stream: the frames it decoded and what it complained of.
-fn decode_h264(stream: &[u8], folder: &Path) -> (usize, String) {
-    let path = folder.join("decrypted.h264");
+/// FFmpeg's decoding of an elementary stream in `format` (`h264`, `adts`): the frames it
+/// decoded and what it complained of.
+pub(crate) fn decode(format: &str, stream: &[u8], folder: &Path) -> (usize, String) {
+    let path = folder.join(format!("decrypted.{format}"));
     std::fs::write(&path, stream).expect("write the stream");
+    let demuxer = if format == "h264" { "h264" } else { "aac" };
     let output = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
+        .args(["-v", "error", "-f", demuxer, "-i"])
         .arg(&path)
         .args(["-f", "framemd5", "-"])
         .output()
@@ -257,9 +259,9 @@ fn sample_aes_of_an_encoded_rendition_decrypts_to_a_clean_stream() {
     cli::assert_success(&cli::package_showing("json", "hls", &media("tiny"), &out, &args));
     let iv = iv_of(&key_attributes(&out.join("90p").join("index.m3u8")));
     let encrypted = elementary_stream(&out.join("90p"));
-    let (frames, complaints) = decode_h264(&decrypt_h264(&encrypted, &KEY, &iv), parent.path());
+    let (frames, complaints) = decode("h264", &decrypt_h264(&encrypted, &KEY, &iv), parent.path());
     assert_eq!((frames, complaints.as_str()), (75, ""), "3 s at 25 fps decode cleanly");
-    let (_, complaints) = decode_h264(&encrypted, parent.path());
+    let (_, complaints) = decode("h264", &encrypted, parent.path());
     assert!(!complaints.is_empty(), "the encrypted slices do not decode as they are");
 }
 
@@ -292,7 +294,7 @@ fn segments_of(track: &Path, prefix: &str) -> Vec<PathBuf> {
 
 /// Each PMT section of a transport stream (H.222.0 §2.4.4.8) as its elementary streams'
 /// stream_type and ES_info descriptors: what a SAMPLE-AES packager chooses, PIDs and CRC aside.
-fn pmt_streams(ts: &[u8]) -> Vec<Vec<(u8, Vec<u8>)>> {
+pub(crate) fn pmt_streams(ts: &[u8]) -> Vec<Vec<(u8, Vec<u8>)>> {
     ts.chunks(188)
         .map(ts_payload)
         .filter(|(pid, start, payload)| *pid != 0 && *start && payload[1 + usize::from(payload[0])] == 2)
