@@ -265,6 +265,17 @@ fn sample_aes_of_an_encoded_rendition_decrypts_to_a_clean_stream() {
     assert!(!complaints.is_empty(), "the encrypted slices do not decode as they are");
 }
 
+/// `--clear-lead` is for cenc and cbcs: with SAMPLE-AES it is refused, never silently ignored.
+#[test]
+fn sample_aes_with_a_clear_lead_is_refused() {
+    let parent = tempfile::tempdir().expect("a temporary folder");
+    let out = parent.path().join("out");
+    let args = ["--encrypt", "sample-aes", "--clear-lead", "1"];
+    let line = cli::assert_failure(&cli::package("hls", &media("tiny"), &out, &args), 2);
+    assert!(line.contains("clear") && line.contains("sample-aes"), "{line}");
+    assert!(!out.exists(), "no package left");
+}
+
 /// SAMPLE-AES is for TS: fMP4 and DASH are refused with one line that says why.
 #[test]
 fn sample_aes_outside_ts_is_refused() {
