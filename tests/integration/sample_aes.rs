@@ -2,6 +2,8 @@
 //! decryptor written here from Apple's "MPEG-2 Stream Encryption Format for HTTP Live Streaming"
 //! (the layout hls.js decrypts): the test demuxes each track's segments into its elementary stream
 //! (H.222.0's PAT, PMT and PES), decrypts it, and it must equal that of the same package made clear.
+//! The decryptor is itself checked on Shaka Packager's SAMPLE-AES, and the PMTs are compared with
+//! the ones Shaka writes.
 
 use std::path::{Path, PathBuf};
 
