@@ -29,15 +29,18 @@ fn package(parent: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// A temporary folder holding the key file `video.key`, and the file's path.
+fn key_in_temp() -> (tempfile::TempDir, String) {
+    let parent = tempfile::tempdir().expect("a temporary folder");
+    let key_file = parent.path().join("video.key");
+    std::fs::write(&key_file, KEY).expect("write the key");
+    let path = key_file.to_str().expect("UTF-8 path").to_owned();
+    (parent, path)
+}
+
 /// The track's segments, in order, demuxed into its elementary stream.
 fn elementary_stream(track: &Path) -> Vec<u8> {
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(track)
-        .expect("read the track folder")
-        .map(|entry| entry.expect("folder entry").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "ts"))
-        .collect();
-    segments.sort();
-    segments
+    segments_of(track, "segment")
         .iter()
         .flat_map(|segment| ts_elementary_stream(&std::fs::read(segment).expect("read a segment")))
         .collect()
@@ -190,11 +193,9 @@ pub(crate) fn decrypt(format: &str, stream: &[u8], key: &[u8; 16], iv: &[u8; 16]
 /// elementary stream of the clear package; encrypted, or with a wrong key, it differs from it.
 #[test]
 fn sample_aes_ts_decrypts_to_the_clear_streams() {
-    let parent = tempfile::tempdir().expect("a temporary folder");
-    let key_file = parent.path().join("video.key");
-    std::fs::write(&key_file, KEY).expect("write the key");
+    let (parent, key_arg) = key_in_temp();
+    let key_arg = key_arg.as_str();
     let clear = package(parent.path(), "clear", &[]);
-    let key_arg = key_file.to_str().expect("UTF-8 path");
     let encrypted = package(
         parent.path(),
         "encrypted",
@@ -243,10 +244,8 @@ pub(crate) fn decode(format: &str, stream: &[u8], folder: &Path) -> (usize, Stri
 /// cleanly. (Encodes are not byte-reproducible, so there is no clear package to equal.)
 #[test]
 fn sample_aes_of_an_encoded_rendition_decrypts_to_a_clean_stream() {
-    let parent = tempfile::tempdir().expect("a temporary folder");
-    let key_file = parent.path().join("video.key");
-    std::fs::write(&key_file, KEY).expect("write the key");
-    let key_arg = key_file.to_str().expect("UTF-8 path");
+    let (parent, key_arg) = key_in_temp();
+    let key_arg = key_arg.as_str();
     let out = parent.path().join("encoded");
     let args = [
         "--reps",
@@ -427,10 +426,8 @@ fn the_test_decryptor_turns_shaka_packagers_sample_aes_into_its_clear_streams() 
 /// FFmpeg 8.1's read them (a PMT whose CRC is wrong is dropped) as H.264 and AAC.
 #[test]
 fn sample_aes_pmts_signal_the_encryption_as_shaka_packager_does() {
-    let parent = tempfile::tempdir().expect("a temporary folder");
-    let key_file = parent.path().join("video.key");
-    std::fs::write(&key_file, KEY).expect("write the key");
-    let key_arg = key_file.to_str().expect("UTF-8 path");
+    let (parent, key_arg) = key_in_temp();
+    let key_arg = key_arg.as_str();
     let ours = package(
         parent.path(),
         "ours",
