@@ -254,7 +254,7 @@ fn validate_common_options(options: &PackageOptions) -> Result<()> {
     if lead > 0.0 && matches!(options.scheme, Scheme::Aes128 | Scheme::SampleAes) {
         return Err(invalid(
             "clear_lead",
-            "with aes-128 or sample-aes: a clear lead is for cenc and cbcs",
+            "with AES-128 or SAMPLE-AES: a clear lead is for cenc and cbcs",
         ));
     }
     if let Some(url) = &options.common.playready_la_url {
