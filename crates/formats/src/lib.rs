@@ -2,8 +2,9 @@
 //! data, ISO-BMFF boxes, MPEG-TS program map tables, and the tagged websocket framing of
 //! fragmented MP4; and, built on them, the box and tag walks and checks of `stream-pack inspect`.
 //! Each reader bounds every length it reads by the bytes that are there, so hostile input is an
-//! error, never a panic or a huge allocation; each has a fuzz target under `fuzz/`. A crate of its own, with no libav, so that
-//! the fuzz targets and these tests build without FFmpeg's libraries.
+//! error, never a panic or a huge allocation; each has a fuzz target under `fuzz/`. A crate of
+//! its own, with no libav, so that the fuzz targets and these tests build without FFmpeg's
+//! libraries.
 
 pub mod amf0;
 pub mod bmff;
