@@ -92,7 +92,7 @@ struct PackageArgs {
     #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info", "key_dir"])]
     key: Vec<String>,
     /// The DRM systems a cenc or cbcs package signals besides the common scheme: clearkey,
-    /// widevine, playready (comma-separated; default clearkey).
+    /// widevine, playready, fairplay (cbcs or sample-aes, HLS only) (comma-separated; default clearkey).
     #[arg(long, requires = "encrypt", value_delimiter = ',', value_parser = DrmSystem::parse)]
     drm: Vec<DrmSystem>,
     /// Seconds of cenc or cbcs segments left clear at the start (segments starting before it).
@@ -101,6 +101,15 @@ struct PackageArgs {
     /// The licence server URL the PlayReady header (--drm playready) names.
     #[arg(long, requires = "encrypt", value_name = "URL")]
     playready_la_url: Option<String>,
+    /// The licence server URL of ClearKey's ContentProtection in the MPD (dashif:Laurl).
+    #[arg(long, requires = "encrypt", value_name = "URL")]
+    clearkey_la_url: Option<String>,
+    /// The skd:// URI FairPlay's HLS key tags give your key server (KSM) (--drm fairplay).
+    #[arg(long, requires = "encrypt", value_name = "URI")]
+    fairplay_uri: Option<String>,
+    /// Put the pssh boxes in the manifests only (MPD cenc:pssh, HLS key tags), not in the init segments.
+    #[arg(long, requires = "encrypt")]
+    pssh_in_manifest_only: bool,
     /// A new key every N segments, at the same segment in every rendition (0: one key).
     #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
     key_rotation: Option<u32>,
@@ -255,6 +264,9 @@ impl PackageArgs {
                 },
                 clear_lead: self.clear_lead.unwrap_or(0.0),
                 playready_la_url: self.playready_la_url.clone(),
+                clearkey_la_url: self.clearkey_la_url.clone(),
+                fairplay_uri: self.fairplay_uri.clone(),
+                pssh_in_manifest_only: self.pssh_in_manifest_only,
             },
             audio_bitrate: self.audio_bitrate,
             audio: self.audio.clone(),

@@ -137,16 +137,22 @@ pub enum DrmSystem {
     ClearKey,
     Widevine,
     PlayReady,
+    /// Apple's FairPlay Streaming: HLS key tags naming the operator's key server by an `skd://`
+    /// URI, no `pssh` box (FairPlay has none registered with DASH-IF).
+    FairPlay,
 }
 
 impl DrmSystem {
-    /// `clearkey`, `widevine` or `playready`.
+    /// `clearkey`, `widevine`, `playready` or `fairplay`.
     pub fn parse(text: &str) -> std::result::Result<DrmSystem, String> {
         match text {
             "clearkey" => Ok(DrmSystem::ClearKey),
             "widevine" => Ok(DrmSystem::Widevine),
             "playready" => Ok(DrmSystem::PlayReady),
-            other => Err(format!("{other}: the DRM systems are clearkey, widevine and playready")),
+            "fairplay" => Ok(DrmSystem::FairPlay),
+            other => Err(format!(
+                "{other}: the DRM systems are clearkey, widevine, playready and fairplay"
+            )),
         }
     }
 }
@@ -181,6 +187,12 @@ pub struct CommonOptions {
     pub clear_lead: f64,
     /// The licence URL the PlayReady header names (`LA_URL`).
     pub playready_la_url: Option<String>,
+    /// The licence URL of ClearKey's ContentProtection in the MPD (`dashif:Laurl`).
+    pub clearkey_la_url: Option<String>,
+    /// The `skd://` URI FairPlay's HLS key tags give the operator's key server.
+    pub fairplay_uri: Option<String>,
+    /// The `pssh` boxes go to the manifests only, not into the init segments.
+    pub pssh_in_manifest_only: bool,
 }
 
 impl Default for CommonOptions {
@@ -189,7 +201,17 @@ impl Default for CommonOptions {
             systems: vec![DrmSystem::ClearKey],
             clear_lead: 0.0,
             playready_la_url: None,
+            clearkey_la_url: None,
+            fairplay_uri: None,
+            pssh_in_manifest_only: false,
         }
+    }
+}
+
+impl CommonOptions {
+    /// Whether `system` is among the signalled ones.
+    pub fn signals(&self, system: DrmSystem) -> bool {
+        self.systems.contains(&system)
     }
 }
 
@@ -227,25 +249,34 @@ impl CommonKey {
         }
     }
 
-    /// The `pssh` box of each signalled system that has one (ClearKey reads the W3C common one),
-    /// for the audio tracks or the video tracks.
+    /// The `pssh` box of each signalled system that has one (ClearKey reads the W3C common one,
+    /// FairPlay has none), for the audio tracks or the video tracks.
     pub fn psshs(&self, audio: bool) -> Vec<(DrmSystem, Vec<u8>)> {
         use stream_pack_formats::cenc::pssh;
         let kids = [self.kid(audio).0];
         self.options
             .systems
             .iter()
-            .map(|&system| {
+            .filter_map(|&system| {
                 let pssh = match system {
                     DrmSystem::ClearKey => pssh::clearkey(&kids),
                     DrmSystem::Widevine => pssh::widevine(&kids, self.scheme),
                     DrmSystem::PlayReady => {
                         pssh::playready(&kids, self.scheme, self.options.playready_la_url.as_deref())
                     }
+                    DrmSystem::FairPlay => return None,
                 };
-                (system, pssh)
+                Some((system, pssh))
             })
             .collect()
+    }
+
+    /// The `pssh` boxes of an init segment: none with `pssh_in_manifest_only`.
+    pub fn init_psshs(&self, audio: bool) -> Vec<Vec<u8>> {
+        if self.options.pssh_in_manifest_only {
+            return Vec::new();
+        }
+        self.psshs(audio).into_iter().map(|(_, pssh)| pssh).collect()
     }
 }
 

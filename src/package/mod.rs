@@ -33,7 +33,7 @@ use crate::input::watchdog::InputOptions;
 use crate::output::publish::{PublishCounts, Publisher, Publishing};
 use crate::output::staging::{self, Workspace};
 use crate::package::audio::{AudioRendition, AudioSelection, Surround};
-use crate::package::crypto::{CommonOptions, KeySchedule, KeySource, Scheme, SharedKeys};
+use crate::package::crypto::{CommonOptions, CommonScheme, DrmSystem, KeySchedule, KeySource, Scheme, SharedKeys};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
@@ -255,10 +255,80 @@ fn validate_common_options(options: &PackageOptions) -> Result<()> {
         return Err(invalid("clear_lead", "with AES-128: a clear lead is for cenc and cbcs"));
     }
     if let Some(url) = &options.common.playready_la_url {
-        let http = url.starts_with("http://") || url.starts_with("https://");
-        if !http || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("playready_la_url", "must be an http or https URL"));
+        check_licence_url("playready_la_url", url)?;
+    }
+    if let Some(url) = &options.common.clearkey_la_url {
+        check_licence_url("clearkey_la_url", url)?;
+        if !options.common.signals(DrmSystem::ClearKey) {
+            return Err(invalid(
+                "clearkey_la_url",
+                "without clearkey among the DRM systems (drm)",
+            ));
         }
+        if !options.manifests.dash {
+            return Err(invalid(
+                "clearkey_la_url",
+                "without a DASH manifest: the MPD is what carries it",
+            ));
+        }
+    }
+    let common = matches!(options.scheme, Scheme::Common(_));
+    if options.common.pssh_in_manifest_only && !common {
+        return Err(invalid(
+            "pssh_in_manifest_only",
+            "is for cenc and cbcs, whose init segments carry pssh boxes",
+        ));
+    }
+    Ok(())
+}
+
+/// A licence server URL a manifest names: http or https, with nothing a manifest attribute or
+/// element could not hold as it is.
+fn check_licence_url(option: &'static str, url: &str) -> Result<()> {
+    let http = url.starts_with("http://") || url.starts_with("https://");
+    if !http || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(option, "must be an http or https URL"));
+    }
+    Ok(())
+}
+
+/// FairPlay: an `skd://` URI, HLS playlists, a scheme FairPlay decrypts (cbcs, SAMPLE-AES) and
+/// one key, which the one URI names.
+fn validate_fairplay(options: &PackageOptions, keys: &KeySource) -> Result<()> {
+    let asked = options.common.signals(DrmSystem::FairPlay);
+    let Some(uri) = &options.common.fairplay_uri else {
+        return match asked {
+            true => Err(invalid(
+                "fairplay_uri",
+                "is needed with the fairplay DRM system: the skd:// URI your key server knows the key by",
+            )),
+            false => Ok(()),
+        };
+    };
+    let skd = uri.len() > "skd://".len() && uri.starts_with("skd://");
+    if !skd || uri.chars().any(|c| c == '"' || c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "fairplay_uri",
+            "must be an skd:// URI without quotes, whitespace or control characters",
+        ));
+    }
+    if !asked {
+        return Err(invalid("fairplay_uri", "without fairplay among the DRM systems (drm)"));
+    }
+    if !matches!(options.scheme, Scheme::SampleAes | Scheme::Common(CommonScheme::Cbcs)) {
+        return Err(invalid("drm", "fairplay: FairPlay decrypts cbcs and sample-aes only"));
+    }
+    if !options.manifests.hls {
+        return Err(invalid(
+            "drm",
+            "fairplay without HLS playlists: FairPlay is signalled in HLS only",
+        ));
+    }
+    if matches!(keys, KeySource::Generate { rotation: 1.., .. }) {
+        return Err(invalid(
+            "key_rotation",
+            "with fairplay: the one skd:// URI names one key",
+        ));
     }
     Ok(())
 }
@@ -266,6 +336,7 @@ fn validate_common_options(options: &PackageOptions) -> Result<()> {
 /// The scheme against the manifests, the segment format, the codec and where the keys come from.
 fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()> {
     validate_common_options(options)?;
+    validate_fairplay(options, keys)?;
     match options.scheme {
         Scheme::Aes128 if options.manifests.dash => Err(invalid(
             "encryption",
@@ -640,6 +711,7 @@ impl<'a> Job<'a> {
             display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
             keys: keys.map(KeySchedule::periods),
             sample_aes: keys.is_some_and(KeySchedule::sample_aes),
+            fairplay_uri: keys.and(self.options.common.fairplay_uri.as_deref()),
             protection: self.delivery.common.as_deref(),
             output: self.output,
             live,

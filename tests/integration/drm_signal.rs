@@ -1,0 +1,275 @@
+//! The signalling and licence options of common encryption: FairPlay's `skd://` key tags in HLS
+//! (`--drm fairplay --fairplay-uri`, for cbcs CMAF and SAMPLE-AES TS), the licence URLs of
+//! ClearKey and PlayReady as `dashif:Laurl` in the MPD, and `--pssh-in-manifest-only`. The MPD is
+//! read by the tests' XML reader, the playlists by their attribute-list reader, init segments by
+//! their box reader, and FFmpeg 8.1 decrypts what has no pssh box in its init segment.
+
+use std::path::{Path, PathBuf};
+
+use crate::cenc::{boxes_at, framemd5, hex, track, write};
+use crate::util::m3u8::Attributes;
+use crate::util::mpd::{self, ContentProtection};
+use crate::util::{cli, media};
+
+const KID: [u8; 16] = 0x0f3d6b1c_84a2_4c5e_9b7d_2a61c0e4f5a8_u128.to_be_bytes();
+const KEY: [u8; 16] = 0x7c2e91d4_0a6b_4f38_b5c1_e9d2063f84a7_u128.to_be_bytes();
+const FAIRPLAY_URI: &str = "skd://ksm.example/asset-17";
+const FAIRPLAY_FORMAT: &str = "com.apple.streamingkeydelivery";
+const FAIRPLAY_DASH: &str = "urn:uuid:94ce86fb-07ff-4f43-adb8-93d2fa968ca2";
+const CLEARKEY_DASH: &str = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e";
+const PLAYREADY: &str = "urn:uuid:9a04f079-9840-4286-ab92-e65be0885f95";
+const WIDEVINE: &str = "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed";
+const TRACKS: [&str; 2] = ["90p", "audio"];
+const COPY: [&str; 3] = ["--copy", "--segment-duration", "1"];
+
+/// `stream-pack COMMAND tiny --copy ARGS`, which must succeed: its temporary parent and output.
+fn package(command: &str, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let parent = tempfile::tempdir().expect("a temporary folder");
+    let out = parent.path().join("out");
+    let args = [&COPY[..], args].concat();
+    cli::assert_success(&cli::package(command, &media("tiny"), &out, &args));
+    (parent, out)
+}
+
+/// `--encrypt SCHEME` with the test's key and key ID, signalling `drm`.
+fn given_key(scheme: &str, drm: &str) -> Vec<String> {
+    let (kid, key) = (hex(&KID), hex(&KEY));
+    ["--encrypt", scheme, "--key-id", &kid, "--key", &key, "--drm", drm]
+        .map(String::from)
+        .to_vec()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The attribute lists of a playlist's lines starting with `tag`, and where each starts.
+fn tags(text: &str, tag: &str) -> Vec<(usize, Attributes)> {
+    text.match_indices(tag)
+        .map(|(at, _)| {
+            let line = text[at + tag.len()..].lines().next().unwrap_or_default();
+            (at, Attributes::parse(line).expect("an attribute list"))
+        })
+        .collect()
+}
+
+/// The ContentProtection elements of every AdaptationSet of the package's MPD.
+fn content_protection(out: &Path) -> Vec<Vec<ContentProtection>> {
+    let mpd = mpd::read_mpd(&out.join("manifest.mpd"));
+    mpd.adaptation_sets
+        .into_iter()
+        .map(|set| set.content_protection)
+        .collect()
+}
+
+fn scheme_uri(protection: &ContentProtection) -> &str {
+    protection.attributes.get("schemeIdUri").expect("a schemeIdUri")
+}
+
+/// `dash --hls --encrypt cbcs --drm clearkey,fairplay`: each media playlist gives ClearKey's key,
+/// then FairPlay's (SAMPLE-AES, the skd:// URI, Apple's key format, version 1), both before
+/// EXT-X-MAP; the master gives the same as session keys. The MPD has no FairPlay element: DASH
+/// has no FairPlay signalling.
+#[test]
+fn fairplay_is_signalled_in_the_playlists_and_not_in_the_mpd() {
+    let key = given_key("cbcs", "clearkey,fairplay");
+    let args = [&["--hls"][..], &strs(&key), &["--fairplay-uri", FAIRPLAY_URI]].concat();
+    let (_dir, out) = package("dash", &args);
+    for name in TRACKS {
+        let text = std::fs::read_to_string(out.join(name).join("index.m3u8")).expect("a media playlist");
+        let map_at = text.find("#EXT-X-MAP:").expect("an EXT-X-MAP");
+        let keys = tags(&text, "#EXT-X-KEY:");
+        assert!(keys.iter().all(|(at, _)| *at < map_at), "{name}: keys before EXT-X-MAP");
+        let formats: Vec<_> = keys.iter().map(|(_, k)| k.quoted("KEYFORMAT")).collect();
+        assert_eq!(formats, [Some("org.w3.clearkey"), Some(FAIRPLAY_FORMAT)], "{name}");
+        let fairplay = &keys[1].1;
+        assert_eq!(fairplay.plain("METHOD"), Some("SAMPLE-AES"));
+        assert_eq!(fairplay.quoted("URI"), Some(FAIRPLAY_URI));
+        assert_eq!(fairplay.quoted("KEYFORMATVERSIONS"), Some("1"));
+    }
+    let master = std::fs::read_to_string(out.join("master.m3u8")).expect("the master playlist");
+    let session: Vec<_> = tags(&master, "#EXT-X-SESSION-KEY:")
+        .into_iter()
+        .map(|(_, k)| {
+            (
+                k.quoted("KEYFORMAT").map(str::to_owned),
+                k.quoted("URI").map(str::to_owned),
+            )
+        })
+        .collect();
+    assert!(
+        session.contains(&(Some(FAIRPLAY_FORMAT.into()), Some(FAIRPLAY_URI.into()))),
+        "{session:?}"
+    );
+    for set in content_protection(&out) {
+        let uris: Vec<&str> = set.iter().map(scheme_uri).collect();
+        assert!(!uris.contains(&FAIRPLAY_DASH), "{uris:?}");
+        assert!(uris.contains(&CLEARKEY_DASH), "{uris:?}");
+    }
+}
+
+/// `hls --encrypt sample-aes --drm fairplay`: every SAMPLE-AES identity key of the TS playlists
+/// is followed by FairPlay's, with the same IV.
+#[test]
+fn sample_aes_segments_name_fairplay_beside_each_key() {
+    let args = [
+        "--encrypt",
+        "sample-aes",
+        "--drm",
+        "fairplay",
+        "--fairplay-uri",
+        FAIRPLAY_URI,
+    ];
+    let (_dir, out) = package("hls", &args);
+    for name in TRACKS {
+        let text = std::fs::read_to_string(out.join(name).join("index.m3u8")).expect("a media playlist");
+        let keys: Vec<Attributes> = tags(&text, "#EXT-X-KEY:").into_iter().map(|(_, k)| k).collect();
+        assert_eq!(keys.len(), 2, "{name}: one key, named twice");
+        assert_eq!(keys[0].quoted("KEYFORMAT"), Some("identity"));
+        assert_eq!(keys[1].quoted("KEYFORMAT"), Some(FAIRPLAY_FORMAT));
+        assert_eq!(keys[1].quoted("URI"), Some(FAIRPLAY_URI));
+        for key in &keys {
+            assert_eq!(key.plain("METHOD"), Some("SAMPLE-AES"));
+        }
+        assert!(keys[0].plain("IV").is_some_and(|iv| iv.len() == 34));
+        assert_eq!(keys[0].plain("IV"), keys[1].plain("IV"), "{name}: one IV");
+    }
+}
+
+/// `--clearkey-la-url` and `--playready-la-url`: ClearKey's and PlayReady's ContentProtection
+/// each carry their URL as `dashif:Laurl` of licence type EME-1.0, XML-escaped; Widevine none.
+#[test]
+fn licence_urls_are_dashif_laurl_elements() {
+    let clearkey = "https://licence.example/ck?a=1&b=<2>";
+    let playready = "https://licence.example/pr?c=3";
+    let key = given_key("cenc", "clearkey,widevine,playready");
+    let urls = ["--clearkey-la-url", clearkey, "--playready-la-url", playready];
+    let (_dir, out) = package("dash", &[&strs(&key), &urls[..]].concat());
+    let text = std::fs::read_to_string(out.join("manifest.mpd")).expect("the MPD");
+    assert!(text.contains("ck?a=1&amp;b=&lt;2&gt;"), "escaped: {text}");
+    for set in content_protection(&out) {
+        let laurl = |uri: &str| {
+            let found = set.iter().find(|p| scheme_uri(p) == uri);
+            found.unwrap_or_else(|| panic!("no {uri}")).laurl.clone()
+        };
+        assert_eq!(laurl(CLEARKEY_DASH), [(Some("EME-1.0".into()), clearkey.into())]);
+        assert_eq!(laurl(PLAYREADY), [(Some("EME-1.0".into()), playready.into())]);
+        assert_eq!(laurl(WIDEVINE), []);
+    }
+}
+
+/// `--pssh-in-manifest-only`: no init segment has a pssh box (with the flag left out they have
+/// three), the MPD still gives each system's, and FFmpeg 8.1 decrypts every track to the samples
+/// of the same package made clear.
+#[test]
+fn pssh_in_manifest_only_leaves_the_init_segments_without_pssh() {
+    let (dir, clear) = package("dash", &[]);
+    let key = given_key("cbcs", "clearkey,widevine,playready");
+    let (_with, with_pssh) = package("dash", &strs(&key));
+    let (_keep, out) = package("dash", &[&strs(&key)[..], &["--pssh-in-manifest-only"]].concat());
+    for name in TRACKS {
+        let psshs = |package: &Path| boxes_at(&track(package, name).0, &[b"moov", b"pssh"]).len();
+        assert_eq!(psshs(&with_pssh), 3, "{name}: pssh boxes without the flag");
+        assert_eq!(psshs(&out), 0, "{name}: no pssh box in the init segment");
+        let file = |package: &Path, label: &str| {
+            let (init, segments) = track(package, name);
+            write(
+                dir.path(),
+                &format!("{name}-{label}.mp4"),
+                &[init, segments.concat()].concat(),
+            )
+        };
+        let (clear_file, encrypted) = (file(&clear, "clear"), file(&out, "manifest-only"));
+        assert_ne!(std::fs::read(&clear_file).unwrap(), std::fs::read(&encrypted).unwrap());
+        assert_eq!(
+            framemd5(&encrypted, Some(KEY), true),
+            framemd5(&clear_file, None, true),
+            "{name}: decrypted frames"
+        );
+    }
+    for set in content_protection(&out) {
+        let with_box: Vec<&str> = set.iter().filter(|p| p.pssh.len() == 1).map(scheme_uri).collect();
+        assert_eq!(with_box, [CLEARKEY_DASH, WIDEVINE, PLAYREADY]);
+    }
+}
+
+/// What cannot be signalled is refused in one line naming the option, before any package.
+#[test]
+fn unfit_signalling_is_refused() {
+    let refused = |command: &str, args: &[&str], words: &[&str]| {
+        let parent = tempfile::tempdir().unwrap();
+        let out = parent.path().join("out");
+        let args = [&COPY[..], args].concat();
+        let line = cli::assert_failure(&cli::package(command, &media("tiny"), &out, &args), 2);
+        for word in words {
+            assert!(line.contains(word), "{line:?} does not say {word}");
+        }
+        assert!(!out.exists(), "no package");
+    };
+    let cbcs = ["--encrypt", "cbcs", "--drm", "fairplay"];
+    refused("dash", &[&cbcs[..], &["--hls"]].concat(), &["--fairplay-uri", "skd://"]);
+    for bad in ["https://ksm.example/a", "skd://", "skd://a\"b", "skd://a b"] {
+        refused(
+            "dash",
+            &[&cbcs[..], &["--hls", "--fairplay-uri", bad]].concat(),
+            &["--fairplay-uri", "skd://"],
+        );
+    }
+    let fairplay = ["--drm", "fairplay", "--fairplay-uri", FAIRPLAY_URI];
+    refused(
+        "dash",
+        &[&["--encrypt", "cenc", "--hls"][..], &fairplay].concat(),
+        &["--drm", "cbcs"],
+    );
+    refused(
+        "dash",
+        &[&["--encrypt", "cbcs"][..], &fairplay].concat(),
+        &["--drm", "HLS"],
+    );
+    refused(
+        "hls",
+        &[&["--encrypt", "aes-128"][..], &fairplay].concat(),
+        &["--drm", "sample-aes"],
+    );
+    refused(
+        "hls",
+        &[&["--encrypt", "sample-aes", "--key-rotation", "2"][..], &fairplay].concat(),
+        &["--key-rotation", "one key"],
+    );
+    let uri_alone = ["--encrypt", "cbcs", "--hls", "--fairplay-uri", FAIRPLAY_URI];
+    refused("dash", &uri_alone, &["--fairplay-uri", "fairplay"]);
+    refused(
+        "dash",
+        &["--encrypt", "cenc", "--clearkey-la-url", "ftp://x"],
+        &["--clearkey-la-url", "http"],
+    );
+    refused(
+        "dash",
+        &[
+            "--encrypt",
+            "cenc",
+            "--drm",
+            "widevine",
+            "--clearkey-la-url",
+            "https://l.example/",
+        ],
+        &["--clearkey-la-url", "clearkey"],
+    );
+    refused(
+        "hls",
+        &[
+            "--format",
+            "fmp4",
+            "--encrypt",
+            "cbcs",
+            "--clearkey-la-url",
+            "https://l.example/",
+        ],
+        &["--clearkey-la-url", "MPD"],
+    );
+    refused(
+        "hls",
+        &["--encrypt", "--pssh-in-manifest-only"],
+        &["--pssh-in-manifest-only", "cenc"],
+    );
+}
