@@ -30,10 +30,12 @@ use crate::error::{Error, Result};
 use crate::input::live::LiveSource;
 use crate::input::source::Source;
 use crate::input::watchdog::InputOptions;
-use crate::output::publish::{PublishCounts, Publisher, Publishing};
+use crate::output::publish::{PublishCounts, PublishOptions, Publisher, Publishing, Remote};
 use crate::output::staging::{self, Workspace};
 use crate::package::audio::{AudioRendition, AudioSelection, Surround};
-use crate::package::crypto::{CommonOptions, CommonScheme, DrmSystem, KeySchedule, KeySource, Scheme, SharedKeys};
+use crate::package::crypto::{
+    CommonOptions, CommonScheme, DrmSystem, KeyDestination, KeySchedule, KeySource, Scheme, SharedKeys,
+};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
@@ -228,20 +230,52 @@ impl PackageOptions {
     }
 }
 
-/// Keys are never published with the content: with a remote destination, AES-128 playlists
-/// must say where the keys are served (a key-info file names its URI itself).
+/// Keys are never published with the content: with a remote destination, or keys going to a
+/// remote key destination, AES-128 playlists must say where the keys are served (a key-info file
+/// names its URI itself).
 fn validate_remote_keys(options: &PackageOptions, keys: &KeySource) -> Result<()> {
     let fixed_uri = match keys {
         KeySource::Generate { key_url, .. } | KeySource::File { key_url, .. } => key_url.is_some(),
         KeySource::Info { .. } | KeySource::Given(_) => true,
     };
-    match options.publishing.remotes.is_empty() || options.scheme != Scheme::Aes128 || fixed_uri {
+    let remote_keys = match keys {
+        KeySource::Generate {
+            keys: KeyDestination::Remote(remote),
+            ..
+        } => Some(remote),
+        _ => None,
+    };
+    if let Some(inside) = remote_keys.and_then(|keys| options.publishing.remotes.iter().find(|o| holds(o, keys))) {
+        return Err(invalid(
+            "key_destination",
+            format!("is inside the destination {inside}: keys never go next to the content"),
+        ));
+    }
+    let needs_uri = (!options.publishing.remotes.is_empty() && options.scheme == Scheme::Aes128)
+        || (remote_keys.is_some() && !matches!(options.scheme, Scheme::Common(_)));
+    match !needs_uri || fixed_uri {
         true => Ok(()),
         false => Err(invalid(
             "key_url",
-            "is needed with a remote destination: the keys stay local (never published with the content), \
-             so the playlists must say where players fetch them",
+            "is needed with a remote destination or key destination: the keys are never published with the \
+             content, so the playlists must say where players fetch them",
         )),
+    }
+}
+
+/// Whether remote destination `outer` is `inner` or holds it.
+fn holds(outer: &Remote, inner: &Remote) -> bool {
+    match (outer, inner) {
+        (Remote::Http(outer), Remote::Http(inner)) => inner.starts_with(outer.as_str()),
+        (
+            Remote::Bucket { cloud, bucket, prefix },
+            Remote::Bucket {
+                cloud: inner_cloud,
+                bucket: inner_bucket,
+                prefix: inner_prefix,
+            },
+        ) => cloud == inner_cloud && bucket == inner_bucket && inner_prefix.starts_with(prefix.as_str()),
+        _ => false,
     }
 }
 
@@ -521,8 +555,8 @@ fn schedule_keys(options: &PackageOptions, output: &Path) -> Result<Option<KeySc
 }
 
 /// Has the keys written where the package is built, and shares them with the segmenters.
-fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<SharedKeys> {
-    keys.stage(output, root)?;
+fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path, publish: &PublishOptions) -> Result<SharedKeys> {
+    keys.stage(output, root, publish)?;
     Ok(Arc::new(Mutex::new(keys)))
 }
 
@@ -542,7 +576,7 @@ fn key_notes(
         .max()
         .unwrap_or(0);
     if let Some(info) = keys.write_key_info(segments, |period| hls::key_uri(period, output))? {
-        notes.push(format!("key info for operators: {}", info.display()));
+        notes.push(format!("key info for operators: {info}"));
     }
     if let Some(dir) = keys.key_dir().filter(|d| d.starts_with(output)) {
         warnings.push(format!(

@@ -273,3 +273,163 @@ fn unfit_signalling_is_refused() {
         &["--pssh-in-manifest-only", "cenc"],
     );
 }
+
+/// `dash --copy tiny -o OUT --encrypt cbcs --key-destination DEST` (with `env`): the run's
+/// stderr, which names the key info where it went, and the parent of OUT.
+fn package_with_key_destination(
+    destination: &str,
+    env: &[(&str, String)],
+    extra: &[&str],
+) -> (String, tempfile::TempDir) {
+    let parent = tempfile::tempdir().expect("a temporary folder");
+    let out = parent.path().join("out");
+    let out_arg = out.to_str().expect("UTF-8 path");
+    let tiny = media("tiny");
+    let args = [
+        &["dash", tiny.to_str().unwrap(), "-o", out_arg, "--progress", "none"][..],
+        &COPY,
+    ]
+    .concat();
+    let args = [
+        &args[..],
+        &["--encrypt", "cbcs", "--key-destination", destination],
+        extra,
+    ]
+    .concat();
+    let output = cli::run_with_env(args, env);
+    cli::assert_success(&output);
+    (String::from_utf8_lossy(&output.stderr).into_owned(), parent)
+}
+
+/// The key info's URL the run's notes name.
+fn key_info_url(said: &str) -> String {
+    let line = said
+        .lines()
+        .find_map(|l| l.strip_prefix("note: key info for operators: "));
+    line.unwrap_or_else(|| panic!("no key info named in {said}")).to_owned()
+}
+
+/// What a key destination received, fetched with `fetch`: the key info names one key, whose key
+/// ID the MPD signals and which decrypts the package at `parent/out` to the clear package's
+/// frames; no key or key info is under the package or beside it locally.
+fn assert_keys_arrived(info_url: &str, parent: &Path, fetch: impl Fn(&str) -> Vec<u8>) {
+    let info: serde_json::Value = serde_json::from_slice(&fetch(info_url)).expect("key info JSON");
+    let keys = info["keys"].as_array().expect("a list of keys");
+    let [record] = &keys[..] else {
+        panic!("one key in {info}")
+    };
+    let file = record["file"].as_str().expect("the key's file");
+    let key: [u8; 16] = fetch(file).try_into().expect("16 raw bytes");
+    let out = parent.join("out");
+    let signalled = content_protection(&out)[0][0].default_kid.clone();
+    assert_eq!(
+        signalled.as_deref(),
+        record["kid"].as_str(),
+        "the key info's key ID is signalled"
+    );
+    let (clear_parent, clear) = package("dash", &[]);
+    let (init, segments) = track(&out, "90p");
+    let encrypted = write(parent, "video.mp4", &[init, segments.concat()].concat());
+    let (init, segments) = track(&clear, "90p");
+    let clear_file = write(clear_parent.path(), "video.mp4", &[init, segments.concat()].concat());
+    assert_eq!(framemd5(&encrypted, Some(key), true), framemd5(&clear_file, None, true));
+    let local = crate::encrypt::files_under(parent);
+    let leaked: Vec<_> = local
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".key") || p.to_string_lossy().ends_with(".keyinfo.json"))
+        .collect();
+    assert!(leaked.is_empty(), "keys kept locally: {leaked:?}");
+}
+
+/// `--key-destination http://…/keys/`: the key and key info are PUT to the WebDAV server, and
+/// nothing of them is local.
+#[test]
+fn keys_go_to_an_http_key_destination() {
+    let dav = crate::util::dav::Dav::start();
+    let (said, parent) = package_with_key_destination(&dav.url("keys/"), &[], &[]);
+    let info_url = key_info_url(&said);
+    assert!(info_url.starts_with(&dav.url("keys/")), "{info_url}");
+    let received = crate::encrypt::files_under(&dav.root.join("keys"));
+    assert_eq!(received.len(), 2, "a key and its key info: {received:?}");
+    assert_keys_arrived(&info_url, parent.path(), |url| {
+        crate::util::download::run_curl(std::iter::empty::<&str>(), url)
+    });
+}
+
+/// `--key-destination s3://media/keys/`: the key and key info are in the bucket.
+#[test]
+fn keys_go_to_an_s3_key_destination() {
+    let garage = crate::util::garage::Garage::start();
+    let endpoint = ["--s3-endpoint", garage.endpoint.as_str()];
+    let (said, parent) = package_with_key_destination(&garage.s3_url("keys/"), &garage.env(), &endpoint);
+    let info_url = key_info_url(&said);
+    assert!(info_url.starts_with(&garage.s3_url("keys/")), "{info_url}");
+    assert_keys_arrived(&info_url, parent.path(), |url| {
+        let key = url.strip_prefix("s3://media/").expect("an object of the bucket");
+        crate::util::download::run_curl(garage.curl_args(), &garage.http_url(key))
+    });
+}
+
+/// A key destination equal to or inside -o, local or remote, is refused before anything is
+/// written; so is one beside --key-dir.
+#[test]
+fn a_key_destination_next_to_the_content_is_refused() {
+    let dav = crate::util::dav::Dav::start();
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("out");
+    let inside = out.join("keys");
+    let out_arg = out.to_str().unwrap();
+    let tiny = media("tiny");
+    let refused = |output: &str, destination: &str, words: &[&str]| {
+        let args = [
+            &["dash", tiny.to_str().unwrap(), "-o", output, "--encrypt", "cbcs"][..],
+            &["--key-destination", destination],
+            &COPY,
+        ]
+        .concat();
+        let line = cli::assert_failure(&cli::run(args), 2);
+        for word in words {
+            assert!(line.contains(word), "{line:?} does not say {word}");
+        }
+    };
+    refused(
+        out_arg,
+        inside.to_str().unwrap(),
+        &["--key-destination", "next to the content"],
+    );
+    refused(out_arg, out_arg, &["--key-destination", "next to the content"]);
+    refused(
+        &dav.url("pkg/"),
+        &dav.url("pkg/keys/"),
+        &["--key-destination", "next to the content"],
+    );
+    refused(
+        &dav.url("pkg/"),
+        &dav.url("pkg/"),
+        &["--key-destination", "next to the content"],
+    );
+    refused(
+        "s3://media/pkg/",
+        "s3://media/pkg/k/",
+        &["--key-destination", "next to the content"],
+    );
+    assert!(!out.exists(), "no package");
+    assert!(crate::encrypt::files_under(&dav.root).is_empty(), "nothing published");
+    let with_key_dir = [
+        &["dash", tiny.to_str().unwrap(), "-o", out_arg, "--encrypt", "cbcs"][..],
+        &COPY,
+    ]
+    .concat();
+    let both = [&with_key_dir[..], &["--key-dir", "k", "--key-destination", "j"]].concat();
+    let output = cli::run(both);
+    assert_eq!(output.status.code(), Some(2), "--key-dir with --key-destination");
+    let keys_url = dav.url("keys/");
+    let aes = [
+        &["hls", tiny.to_str().unwrap(), "-o", out_arg, "--encrypt"][..],
+        &["--key-destination", &keys_url],
+        &COPY,
+    ]
+    .concat();
+    let line = cli::assert_failure(&cli::run(aes), 2);
+    assert!(line.contains("--key-url"), "{line}");
+}
