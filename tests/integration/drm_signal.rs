@@ -433,3 +433,23 @@ fn a_key_destination_next_to_the_content_is_refused() {
     let line = cli::assert_failure(&cli::run(aes), 2);
     assert!(line.contains("--key-url"), "{line}");
 }
+
+/// A job that fails after its key went to the key destination (its content's server refuses
+/// connections) deletes the key and leaves the key destination empty.
+#[test]
+fn a_failed_job_withdraws_its_uploaded_keys() {
+    let dav = crate::util::dav::Dav::start();
+    let closed = format!("http://127.0.0.1:{}/pkg/", crate::util::daemon::free_port());
+    let tiny = media("tiny");
+    let keys = dav.url("keys/");
+    let args = [
+        &["dash", tiny.to_str().unwrap(), "-o", &closed, "--encrypt", "cbcs"][..],
+        &["--key-destination", &keys],
+        &COPY,
+    ]
+    .concat();
+    cli::assert_failure(&cli::run(args), 4);
+    let puts = dav.requests().iter().filter(|r| r.method == "PUT" && r.path.starts_with("/keys/")).count();
+    assert!(puts >= 1, "the key was uploaded before the failure");
+    assert_eq!(crate::encrypt::files_under(&dav.root.join("keys")), Vec::<PathBuf>::new());
+}
