@@ -449,7 +449,14 @@ fn a_failed_job_withdraws_its_uploaded_keys() {
     ]
     .concat();
     cli::assert_failure(&cli::run(args), 4);
-    let puts = dav.requests().iter().filter(|r| r.method == "PUT" && r.path.starts_with("/keys/")).count();
+    let puts = dav
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.starts_with("/keys/"))
+        .count();
     assert!(puts >= 1, "the key was uploaded before the failure");
-    assert_eq!(crate::encrypt::files_under(&dav.root.join("keys")), Vec::<PathBuf>::new());
+    assert_eq!(
+        crate::encrypt::files_under(&dav.root.join("keys")),
+        Vec::<PathBuf>::new()
+    );
 }
