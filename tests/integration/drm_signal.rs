@@ -421,8 +421,14 @@ fn a_key_destination_next_to_the_content_is_refused() {
     ]
     .concat();
     let both = [&with_key_dir[..], &["--key-dir", "k", "--key-destination", "j"]].concat();
-    let output = cli::run(both);
-    assert_eq!(output.status.code(), Some(2), "--key-dir with --key-destination");
+    let line = cli::assert_failure(&cli::run(both), 2);
+    assert!(
+        line.contains("--key-dir") && line.contains("--key-destination"),
+        "{line}"
+    );
+    let ftp = [&with_key_dir[..], &["--key-destination", "ftp://keys.example/k/"]].concat();
+    let line = cli::assert_failure(&cli::run(ftp), 2);
+    assert!(line.contains("--key-destination") && line.contains("ftp://"), "{line}");
     let keys_url = dav.url("keys/");
     let aes = [
         &["hls", tiny.to_str().unwrap(), "-o", out_arg, "--encrypt"][..],
