@@ -310,9 +310,9 @@ fn key_info_url(said: &str) -> String {
 }
 
 /// What a key destination received, fetched with `fetch`: the key info names one key, whose key
-/// ID the MPD signals and which decrypts the package at `parent/out` to the clear package's
-/// frames; no key or key info is under the package or beside it locally.
-fn assert_keys_arrived(info_url: &str, parent: &Path, fetch: impl Fn(&str) -> Vec<u8>) {
+/// ID the MPD signals and which decrypts the package at `out` to the clear package's frames; no
+/// key or key info is under `clean`.
+fn assert_keys_arrived(info_url: &str, out: &Path, clean: &Path, fetch: impl Fn(&str) -> Vec<u8>) {
     let info: serde_json::Value = serde_json::from_slice(&fetch(info_url)).expect("key info JSON");
     let keys = info["keys"].as_array().expect("a list of keys");
     let [record] = &keys[..] else {
@@ -320,20 +320,23 @@ fn assert_keys_arrived(info_url: &str, parent: &Path, fetch: impl Fn(&str) -> Ve
     };
     let file = record["file"].as_str().expect("the key's file");
     let key: [u8; 16] = fetch(file).try_into().expect("16 raw bytes");
-    let out = parent.join("out");
-    let signalled = content_protection(&out)[0][0].default_kid.clone();
+    let signalled = content_protection(out)[0][0].default_kid.clone();
     assert_eq!(
         signalled.as_deref(),
         record["kid"].as_str(),
         "the key info's key ID is signalled"
     );
     let (clear_parent, clear) = package("dash", &[]);
-    let (init, segments) = track(&out, "90p");
-    let encrypted = write(parent, "video.mp4", &[init, segments.concat()].concat());
+    let (init, segments) = track(out, "90p");
+    let encrypted = write(
+        clear_parent.path(),
+        "encrypted.mp4",
+        &[init, segments.concat()].concat(),
+    );
     let (init, segments) = track(&clear, "90p");
     let clear_file = write(clear_parent.path(), "video.mp4", &[init, segments.concat()].concat());
     assert_eq!(framemd5(&encrypted, Some(key), true), framemd5(&clear_file, None, true));
-    let local = crate::encrypt::files_under(parent);
+    let local = crate::encrypt::files_under(clean);
     let leaked: Vec<_> = local
         .iter()
         .filter(|p| p.to_string_lossy().ends_with(".key") || p.to_string_lossy().ends_with(".keyinfo.json"))
@@ -351,7 +354,8 @@ fn keys_go_to_an_http_key_destination() {
     assert!(info_url.starts_with(&dav.url("keys/")), "{info_url}");
     let received = crate::encrypt::files_under(&dav.root.join("keys"));
     assert_eq!(received.len(), 2, "a key and its key info: {received:?}");
-    assert_keys_arrived(&info_url, parent.path(), |url| {
+    let out = parent.path().join("out");
+    assert_keys_arrived(&info_url, &out, parent.path(), |url| {
         crate::util::download::run_curl(std::iter::empty::<&str>(), url)
     });
 }
@@ -364,7 +368,8 @@ fn keys_go_to_an_s3_key_destination() {
     let (said, parent) = package_with_key_destination(&garage.s3_url("keys/"), &garage.env(), &endpoint);
     let info_url = key_info_url(&said);
     assert!(info_url.starts_with(&garage.s3_url("keys/")), "{info_url}");
-    assert_keys_arrived(&info_url, parent.path(), |url| {
+    let out = parent.path().join("out");
+    assert_keys_arrived(&info_url, &out, parent.path(), |url| {
         let key = url.strip_prefix("s3://media/").expect("an object of the bucket");
         crate::util::download::run_curl(garage.curl_args(), &garage.http_url(key))
     });
@@ -465,4 +470,27 @@ fn a_failed_job_withdraws_its_uploaded_keys() {
         crate::encrypt::files_under(&dav.root.join("keys")),
         Vec::<PathBuf>::new()
     );
+}
+
+/// `-o http://…/pkg/ --key-destination http://…/keys/`, nothing local: the package is under
+/// pkg/ without any key, the key and key info under keys/, and the package decrypts with the key.
+#[test]
+fn remote_content_and_remote_keys_stay_apart() {
+    let dav = crate::util::dav::Dav::start();
+    let tiny = media("tiny");
+    let (content, keys) = (dav.url("pkg/"), dav.url("keys/"));
+    let args = [
+        &["dash", tiny.to_str().unwrap(), "-o", &content, "--encrypt", "cbcs"][..],
+        &["--key-destination", &keys],
+        &COPY,
+    ]
+    .concat();
+    let output = cli::run(args);
+    cli::assert_success(&output);
+    let info_url = key_info_url(&String::from_utf8_lossy(&output.stderr));
+    assert!(info_url.starts_with(&keys), "{info_url}");
+    let published = dav.root.join("pkg");
+    assert_keys_arrived(&info_url, &published, &published, |url| {
+        crate::util::download::run_curl(std::iter::empty::<&str>(), url)
+    });
 }
