@@ -64,7 +64,9 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     let mut tracker = start_tracking(&source, options, monitor)?;
     let plan = ladder_plan(&source, &ladder, options)?;
     let clock = regular_clock(&source, options);
-    let keys = keys.map(|keys| stage_keys(keys, &output, &root)).transpose()?;
+    let keys = keys
+        .map(|keys| stage_keys(keys, &output, &root, &options.publishing.options))
+        .transpose()?;
     let job = Job::new(options, &root, &output, clock, keys.clone(), false, publisher.as_ref()).with_audio(audio);
     let source_texts = SourceSubtitles::new(&source, &options.subtitle_streams, &mut notes)?;
     let texts = LiveText::new(&root, source_texts, sidecars)?;

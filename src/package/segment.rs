@@ -513,7 +513,7 @@ impl Segmenter {
         let track = cenc::track_info(init).map_err(failed)?;
         let audio = track.codec == cenc::Codec::Audio;
         let protection = common.protection(audio);
-        let psshs: Vec<Vec<u8>> = common.psshs(audio).into_iter().map(|(_, pssh)| pssh).collect();
+        let psshs = common.init_psshs(audio);
         let clear_lead = common.options.clear_lead > 0.0;
         let protected = cenc::protect_init(init, &protection, &psshs, clear_lead).map_err(failed)?;
         self.encryptor = Some(FragmentEncryptor::new(protection, track).map_err(failed)?);
