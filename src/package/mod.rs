@@ -297,11 +297,7 @@ fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()>
             ))
         }
         Scheme::Common(_) => match keys {
-            KeySource::Given(_) | KeySource::Generate { rotation: 0, .. } => Ok(()),
-            KeySource::Generate { .. } => Err(invalid(
-                "key_rotation",
-                "with cenc or cbcs: not supported yet (one key protects the package)",
-            )),
+            KeySource::Given(_) | KeySource::Generate { .. } => Ok(()),
             KeySource::File { .. } | KeySource::Info { .. } => Err(invalid(
                 "encryption",
                 "with cenc or cbcs: give the key and its ID as key_id and key, or let them be generated",
@@ -550,8 +546,9 @@ impl<'a> Job<'a> {
         let common = keys
             .as_ref()
             .and_then(|k| k.lock().expect("key schedule lock").common(&options.common));
-        // Common encryption has its key in every init segment, not a schedule per segment.
-        let keys = keys.filter(|_| common.is_none());
+        // Common encryption has its key in every init segment, not a schedule per segment,
+        // unless keys rotate: then each segment takes its crypto period's key.
+        let keys = keys.filter(|k| common.is_none() || k.lock().expect("key schedule lock").rotates());
         Job {
             options,
             root,

@@ -578,6 +578,8 @@ impl Segmenter {
                 decode_start
             }
         };
+        let index = self.written.len();
+        let period = self.enter_crypto_period(index)?;
         let clear_lead = self.delivery.common.as_ref().map_or(0.0, |c| c.options.clear_lead);
         // Audio's first segment starts before 0 s (the encoder's priming): without a lead, none is clear.
         let clear = clear_lead > 0.0 && self.clock.seconds(open.first_pts, self.stream_time_base) < clear_lead;
@@ -591,10 +593,13 @@ impl Segmenter {
                 return Err(self.mux_error(format!("encrypting a fragment: {e}")));
             }
         }
-        let index = self.written.len();
         let uri = format!("segment{index:05}.{}", self.format.extension());
         let path = self.dir.join(&uri);
         let (size, key) = match &self.delivery.keys {
+            Some(_) if period.is_some() => {
+                std::fs::write(&path, &bytes).map_err(Error::io(&path))?;
+                (bytes.len() as u64, period)
+            }
             Some(keys) => {
                 let mut keys = keys.lock().expect("key schedule lock");
                 let size = if keys.sample_aes() {
@@ -623,6 +628,19 @@ impl Segmenter {
         self.tell(path, Some(facts.clone()));
         self.written.push(facts);
         Ok(())
+    }
+
+    /// Key rotation of common encryption: moves the track's encryptor to the key of segment
+    /// `index`'s crypto period, and returns that period.
+    fn enter_crypto_period(&mut self, index: usize) -> Result<Option<usize>> {
+        let (Some(common), Some(keys), Some(encryptor)) =
+            (&self.delivery.common, &self.delivery.keys, &mut self.encryptor)
+        else {
+            return Ok(None);
+        };
+        let mut keys = keys.lock().expect("key schedule lock");
+        common.enter_period(encryptor, keys.for_segment(index)?);
+        Ok(Some(keys.period_of(index)))
     }
 
     /// A muxer failure in this rendition's folder.
