@@ -101,8 +101,8 @@ struct PackageArgs {
     /// The licence server URL the PlayReady header (--drm playready) names.
     #[arg(long, requires = "encrypt", value_name = "URL")]
     playready_la_url: Option<String>,
-    /// A new key every N segments, at the same segment in every rendition (0: one key).
-    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
+    /// A new generated key every N segments, at the same segment in every rendition (0: one key).
+    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info", "key"])]
     key_rotation: Option<u32>,
     /// Prefix of the key URIs in the playlists (key file names are appended); default: relative paths.
     #[arg(long, requires = "encrypt", conflicts_with = "key_info")]

@@ -220,6 +220,30 @@ fn assert_playlists_name_each_period(out: &Path, names: &[&str], keys: &[PeriodK
     }
 }
 
+/// Each AdaptationSet's ClearKey `cenc:pssh` (the W3C common box, version 1) names the last
+/// period's KID, as Shaka Packager's MPD does once it has rotated.
+fn assert_mpd_pssh_names_the_last_period(mpd: &crate::util::mpd::Mpd, keys: &[PeriodKey]) {
+    use base64::Engine;
+    let (last, _) = keys[keys.len() - 1];
+    for set in &mpd.adaptation_sets {
+        let clearkey = set
+            .content_protection
+            .iter()
+            .find(|c| c.attributes.get("schemeIdUri") == Some("urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"))
+            .expect("ClearKey signalled");
+        let pssh = base64::engine::general_purpose::STANDARD
+            .decode(&clearkey.pssh[0])
+            .unwrap();
+        assert_eq!((&pssh[4..8], pssh[8]), (&b"pssh"[..], 1), "a version 1 pssh");
+        assert_eq!(&pssh[12..28], COMMON_SYSTEM, "the common system");
+        assert_eq!(
+            &pssh[28..48],
+            [&1u32.to_be_bytes()[..], &last].concat(),
+            "one KID, the last period's"
+        );
+    }
+}
+
 #[test]
 fn cbcs_and_cenc_dash_packages_rotate_keys_per_segment_and_each_period_decrypts_with_its_key() {
     let (_clear_root, clear) = package("dash", &[]);
@@ -229,8 +253,8 @@ fn cbcs_and_cenc_dash_packages_rotate_keys_per_segment_and_each_period_decrypts_
         assert_periods_signalled(&out, &keys, scheme);
         assert_decrypts_to(&clear, &out, &keys, scheme);
         let mpd = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
-        let first = crate::util::mpd::parse_mpd(&mpd).unwrap();
-        let default_kids: Vec<_> = first
+        let mpd = crate::util::mpd::parse_mpd(&mpd).unwrap();
+        let default_kids: Vec<_> = mpd
             .adaptation_sets
             .iter()
             .map(|set| set.content_protection.first().and_then(|c| c.default_kid.clone()))
@@ -248,6 +272,7 @@ fn cbcs_and_cenc_dash_packages_rotate_keys_per_segment_and_each_period_decrypts_
             default_kids.iter().all(|kid| kid.as_deref() == Some(&uuid)),
             "{default_kids:?}"
         );
+        assert_mpd_pssh_names_the_last_period(&mpd, &keys);
     }
 }
 
@@ -296,4 +321,28 @@ fn a_live_cenc_hls_fmp4_presentation_rotates_its_keys_and_each_period_decrypts_w
             );
         }
     }
+}
+
+#[test]
+fn rotation_is_refused_with_given_keys() {
+    let parent = tempfile::tempdir().unwrap();
+    let key = "00112233445566778899aabbccddeeff";
+    let args = [
+        &COPY[..],
+        &[
+            "--encrypt",
+            "cenc",
+            "--key-id",
+            key,
+            "--key",
+            key,
+            "--key-rotation",
+            "2",
+        ],
+    ]
+    .concat();
+    let output = cli::package("dash", &media("tiny"), &parent.path().join("out"), &args);
+    let line = cli::assert_failure(&output, 2);
+    assert!(line.contains("--key-rotation"), "{line}");
+    assert!(!parent.path().join("out").exists(), "no package");
 }
