@@ -596,11 +596,8 @@ impl Segmenter {
         let uri = format!("segment{index:05}.{}", self.format.extension());
         let path = self.dir.join(&uri);
         let (size, key) = match &self.delivery.keys {
-            Some(_) if period.is_some() => {
-                std::fs::write(&path, &bytes).map_err(Error::io(&path))?;
-                (bytes.len() as u64, period)
-            }
-            Some(keys) => {
+            // A common-encryption period's fragments were encrypted above.
+            Some(keys) if period.is_none() => {
                 let mut keys = keys.lock().expect("key schedule lock");
                 let size = if keys.sample_aes() {
                     // The samples were encrypted before muxing.
@@ -611,9 +608,9 @@ impl Segmenter {
                 };
                 (size, Some(keys.period_of(index)))
             }
-            None => {
+            _ => {
                 std::fs::write(&path, &bytes).map_err(Error::io(&path))?;
-                (bytes.len() as u64, None)
+                (bytes.len() as u64, period)
             }
         };
         let end = next_start.unwrap_or(open.end_pts + self.offset_ticks);

@@ -115,8 +115,8 @@ fn tenc_kid(tenc: &[u8]) -> [u8; 16] {
 /// The init segment names the first period's KID; each fragment of a later period carries a
 /// `seig` group naming its period's KID that maps every sample of the fragment, and each
 /// fragment's moof a common pssh naming its period's KID.
-fn assert_periods_signalled(out: &Path, keys: &[PeriodKey], scheme: &str) {
-    for name in TRACKS {
+fn assert_periods_signalled(out: &Path, names: &[&str], keys: &[PeriodKey], per_period: usize, scheme: &str) {
+    for name in names {
         let (init, segments) = track(out, name);
         let tenc = init.windows(4).position(|w| w == b"tenc").expect("a tenc") + 4;
         assert_eq!(
@@ -124,8 +124,13 @@ fn assert_periods_signalled(out: &Path, keys: &[PeriodKey], scheme: &str) {
             keys[0].0,
             "{name}: tenc names the first period's KID"
         );
-        assert_eq!(segments.len(), keys.len(), "{name}: one period per segment");
-        for (index, (segment, (kid, _))) in segments.iter().zip(keys).enumerate() {
+        assert_eq!(
+            segments.len().div_ceil(per_period),
+            keys.len(),
+            "{name}: a period every {per_period} segments"
+        );
+        for (index, segment) in segments.iter().enumerate() {
+            let (kid, _) = &keys[index / per_period];
             let at = format!("{name} segment {index}");
             let pssh_kids: Vec<[u8; 16]> = boxes_at(segment, &[b"moof", b"pssh"])
                 .into_iter()
@@ -135,7 +140,7 @@ fn assert_periods_signalled(out: &Path, keys: &[PeriodKey], scheme: &str) {
             assert_eq!(pssh_kids, [*kid], "{at}: the moof's common pssh names the period's KID");
             let groups = boxes_at(segment, &[b"moof", b"traf", b"sgpd"]);
             let mappings = boxes_at(segment, &[b"moof", b"traf", b"sbgp"]);
-            if index == 0 {
+            if index < per_period {
                 assert!(
                     groups.is_empty() && mappings.is_empty(),
                     "{at}: the default KID needs no group"
@@ -150,7 +155,7 @@ fn assert_periods_signalled(out: &Path, keys: &[PeriodKey], scheme: &str) {
             let AnySampleGroupEntry::UnknownGroupingType(_, entry) = &entry.entry else {
                 panic!("{at}: a seig entry");
             };
-            assert_seig_entry(entry, kid, scheme, name == "audio", &at);
+            assert_seig_entry(entry, kid, scheme, *name == "audio", &at);
             let sbgp: Sbgp = decoded(b"sbgp", mappings[0], &at);
             let samples = boxes_at(segment, &[b"moof", b"traf", b"trun"])[0][4..8]
                 .try_into()
@@ -220,6 +225,23 @@ fn assert_playlists_name_each_period(out: &Path, names: &[&str], keys: &[PeriodK
     }
 }
 
+/// Every AdaptationSet's `cenc:default_KID` is the first period's KID, the init segments' own.
+fn assert_default_kid_is_the_first_period(mpd: &crate::util::mpd::Mpd, keys: &[PeriodKey]) {
+    let hex = format!("{:032x}", u128::from_be_bytes(keys[0].0));
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    for set in &mpd.adaptation_sets {
+        let default_kid = set.content_protection.first().and_then(|c| c.default_kid.as_deref());
+        assert_eq!(default_kid, Some(uuid.as_str()));
+    }
+}
+
 /// Each AdaptationSet's ClearKey `cenc:pssh` (the W3C common box, version 1) names the last
 /// period's KID, as Shaka Packager's MPD does once it has rotated.
 fn assert_mpd_pssh_names_the_last_period(mpd: &crate::util::mpd::Mpd, keys: &[PeriodKey]) {
@@ -250,28 +272,11 @@ fn cbcs_and_cenc_dash_packages_rotate_keys_per_segment_and_each_period_decrypts_
     for scheme in ["cbcs", "cenc"] {
         let (_root, out, keys) = rotated("dash", scheme, &["--drm", "clearkey,widevine"]);
         assert_eq!(keys.len(), 3, "{scheme}: a key per segment");
-        assert_periods_signalled(&out, &keys, scheme);
+        assert_periods_signalled(&out, &TRACKS, &keys, 1, scheme);
         assert_decrypts_to(&clear, &out, &keys, scheme);
         let mpd = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
         let mpd = crate::util::mpd::parse_mpd(&mpd).unwrap();
-        let default_kids: Vec<_> = mpd
-            .adaptation_sets
-            .iter()
-            .map(|set| set.content_protection.first().and_then(|c| c.default_kid.clone()))
-            .collect();
-        let uuid = format!("{:032x}", u128::from_be_bytes(keys[0].0));
-        let uuid = format!(
-            "{}-{}-{}-{}-{}",
-            &uuid[..8],
-            &uuid[8..12],
-            &uuid[12..16],
-            &uuid[16..20],
-            &uuid[20..]
-        );
-        assert!(
-            default_kids.iter().all(|kid| kid.as_deref() == Some(&uuid)),
-            "{default_kids:?}"
-        );
+        assert_default_kid_is_the_first_period(&mpd, &keys);
         assert_mpd_pssh_names_the_last_period(&mpd, &keys);
     }
 }
@@ -280,36 +285,43 @@ fn cbcs_and_cenc_dash_packages_rotate_keys_per_segment_and_each_period_decrypts_
 fn a_cbcs_hls_fmp4_package_names_each_periods_kid_and_each_period_decrypts_with_its_key() {
     let (_clear_root, clear) = package("hls", &["--format", "fmp4"]);
     let (_root, out, keys) = rotated("hls", "cbcs", &["--format", "fmp4"]);
-    assert_periods_signalled(&out, &keys, "cbcs");
+    assert_periods_signalled(&out, &TRACKS, &keys, 1, "cbcs");
     assert_decrypts_to(&clear, &out, &keys, "hls cbcs");
     assert_playlists_name_each_period(&out, &TRACKS, &keys, 1);
 }
 
-#[test]
-fn a_live_cenc_hls_fmp4_presentation_rotates_its_keys_and_each_period_decrypts_with_its_key() {
+/// `COMMAND --live --encrypt SCHEME --key-rotation 2 EXTRA` on the 8 s source, to its end; the
+/// package and its keys.
+fn live_rotated(command: &str, scheme: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf, Vec<PeriodKey>) {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("live");
     let key_dir = root.path().join("keys");
     let source = media("main");
-    let args = [
-        "--format",
-        "fmp4",
+    let rotation = [
         "--encrypt",
-        "cenc",
+        scheme,
         "--key-rotation",
         "2",
         "--key-dir",
         key_dir.to_str().unwrap(),
     ];
-    let mut run = LiveRun::start("hls", &[source.to_str().unwrap()], &out, &strs(&args.map(String::from)));
+    let args: Vec<String> = [extra, &rotation[..]].concat().into_iter().map(String::from).collect();
+    let mut run = LiveRun::start(command, &[source.to_str().unwrap()], &out, &strs(&args));
     let status = run.watch(Duration::from_secs(60), |_, _| {});
     assert!(status.success(), "{}", run.stderr());
     let keys = period_keys(&key_dir);
     assert!(keys.len() >= 3, "8 segments, a key every 2: {} keys", keys.len());
-    assert_playlists_name_each_period(&out, &RENDITIONS, &keys, 2);
+    assert_periods_signalled(&out, &RENDITIONS, &keys, 2, scheme);
+    assert_live_periods_decrypt(&out, &keys);
+    (root, out, keys)
+}
+
+/// Each segment of a live package (a period every 2) decrypts with its period's key and decodes
+/// without an error; with the next period's key its frames are not the same.
+fn assert_live_periods_decrypt(out: &Path, keys: &[PeriodKey]) {
     let scratch = tempfile::tempdir().unwrap();
     for name in RENDITIONS {
-        let encrypted = track(&out, name);
+        let encrypted = track(out, name);
         for index in 0..encrypted.1.len() {
             let file = segment_file(scratch.path(), &encrypted, index, name);
             let (_, key) = keys[index / 2];
@@ -321,6 +333,21 @@ fn a_live_cenc_hls_fmp4_presentation_rotates_its_keys_and_each_period_decrypts_w
             );
         }
     }
+}
+
+#[test]
+fn a_live_cenc_hls_fmp4_presentation_rotates_its_keys_and_each_period_decrypts_with_its_key() {
+    let (_root, out, keys) = live_rotated("hls", "cenc", &["--format", "fmp4"]);
+    assert_playlists_name_each_period(&out, &RENDITIONS, &keys, 2);
+}
+
+#[test]
+fn a_live_cbcs_dash_presentation_rotates_its_keys_and_keeps_the_first_as_default() {
+    let (_root, out, keys) = live_rotated("dash", "cbcs", &[]);
+    let mpd = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
+    let mpd = crate::util::mpd::parse_mpd(&mpd).unwrap();
+    assert_default_kid_is_the_first_period(&mpd, &keys);
+    assert_mpd_pssh_names_the_last_period(&mpd, &keys);
 }
 
 #[test]
