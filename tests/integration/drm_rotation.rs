@@ -227,18 +227,16 @@ fn assert_playlists_name_each_period(out: &Path, names: &[&str], keys: &[PeriodK
 
 /// Every AdaptationSet's `cenc:default_KID` is the first period's KID, the init segments' own.
 fn assert_default_kid_is_the_first_period(mpd: &crate::util::mpd::Mpd, keys: &[PeriodKey]) {
-    let hex = format!("{:032x}", u128::from_be_bytes(keys[0].0));
-    let uuid = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    );
     for set in &mpd.adaptation_sets {
-        let default_kid = set.content_protection.first().and_then(|c| c.default_kid.as_deref());
-        assert_eq!(default_kid, Some(uuid.as_str()));
+        let default_kid = set.content_protection.first().and_then(|c| c.default_kid.clone());
+        let default_kid = default_kid.expect("a default_KID");
+        let groups: Vec<&str> = default_kid.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12],
+            "UUID form"
+        );
+        assert_eq!(groups.concat(), hex(&keys[0].0), "the first period's KID");
     }
 }
 
