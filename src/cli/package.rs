@@ -112,8 +112,8 @@ struct PackageArgs {
     /// Put the pssh boxes in the manifests only (MPD cenc:pssh, HLS key tags), not in the init segments.
     #[arg(long, requires = "encrypt")]
     pssh_in_manifest_only: bool,
-    /// A new key every N segments, at the same segment in every rendition (0: one key).
-    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
+    /// A new generated key every N segments, at the same segment in every rendition (0: one key).
+    #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info", "key"])]
     key_rotation: Option<u32>,
     /// Prefix of the key URIs in the playlists (key file names are appended); default: relative paths.
     #[arg(long, requires = "encrypt", conflicts_with = "key_info")]

@@ -253,8 +253,20 @@ impl CommonKey {
     /// The `pssh` box of each signalled system that has one (ClearKey reads the W3C common one,
     /// FairPlay has none), for the audio tracks or the video tracks.
     pub fn psshs(&self, audio: bool) -> Vec<(DrmSystem, Vec<u8>)> {
+        self.psshs_of(self.kid(audio))
+    }
+
+    /// Key rotation: `encryptor` encrypts the fragments that follow with `period`'s key, and
+    /// names its KID in each of them with the signalled systems' `pssh` boxes.
+    pub fn enter_period(&self, encryptor: &mut stream_pack_formats::cenc::FragmentEncryptor, period: &KeyPeriod) {
+        let psshs: Vec<Vec<u8>> = self.psshs_of(period.kid).into_iter().map(|(_, pssh)| pssh).collect();
+        encryptor.enter_period(period.kid.0, *period.key.bytes(), &psshs);
+    }
+
+    /// The `pssh` box of each signalled system that has one, naming `kid`.
+    pub fn psshs_of(&self, kid: KeyId) -> Vec<(DrmSystem, Vec<u8>)> {
         use stream_pack_formats::cenc::pssh;
-        let kids = [self.kid(audio).0];
+        let kids = [kid.0];
         self.options
             .systems
             .iter()
@@ -678,6 +690,11 @@ impl KeySchedule {
             keys: keys.clone(),
             options: options.clone(),
         })
+    }
+
+    /// Whether a new key protects every few segments (`--key-rotation`).
+    pub fn rotates(&self) -> bool {
+        self.rotation() > 0
     }
 
     fn rotation(&self) -> u32 {

@@ -374,6 +374,12 @@ fn validate_fairplay(options: &PackageOptions, keys: &KeySource) -> Result<()> {
 fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()> {
     validate_common_options(options)?;
     validate_fairplay(options, keys)?;
+    if options.common.pssh_in_manifest_only && matches!(keys, KeySource::Generate { rotation: 1.., .. }) {
+        return Err(invalid(
+            "pssh_in_manifest_only",
+            "with key rotation: each new key's pssh boxes travel in its fragments",
+        ));
+    }
     match options.scheme {
         Scheme::Aes128 if options.manifests.dash => Err(invalid(
             "encryption",
@@ -405,11 +411,7 @@ fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()>
             ))
         }
         Scheme::Common(_) => match keys {
-            KeySource::Given(_) | KeySource::Generate { rotation: 0, .. } => Ok(()),
-            KeySource::Generate { .. } => Err(invalid(
-                "key_rotation",
-                "with cenc or cbcs: not supported yet (one key protects the package)",
-            )),
+            KeySource::Given(_) | KeySource::Generate { .. } => Ok(()),
             KeySource::File { .. } | KeySource::Info { .. } => Err(invalid(
                 "encryption",
                 "with cenc or cbcs: give the key and its ID as key_id and key, or let them be generated",
@@ -658,8 +660,9 @@ impl<'a> Job<'a> {
         let common = keys
             .as_ref()
             .and_then(|k| k.lock().expect("key schedule lock").common(&options.common));
-        // Common encryption has its key in every init segment, not a schedule per segment.
-        let keys = keys.filter(|_| common.is_none());
+        // Common encryption has its key in every init segment, not a schedule per segment,
+        // unless keys rotate: then each segment takes its crypto period's key.
+        let keys = keys.filter(|k| common.is_none() || k.lock().expect("key schedule lock").rotates());
         Job {
             options,
             root,

@@ -582,6 +582,8 @@ impl Segmenter {
                 decode_start
             }
         };
+        let index = self.written.len();
+        let period = self.enter_crypto_period(index)?;
         let clear_lead = self.delivery.common.as_ref().map_or(0.0, |c| c.options.clear_lead);
         // Audio's first segment starts before 0 s (the encoder's priming): without a lead, none is clear.
         let clear = clear_lead > 0.0 && self.clock.seconds(open.first_pts, self.stream_time_base) < clear_lead;
@@ -595,11 +597,11 @@ impl Segmenter {
                 return Err(self.mux_error(format!("encrypting a fragment: {e}")));
             }
         }
-        let index = self.written.len();
         let uri = format!("segment{index:05}.{}", self.format.extension());
         let path = self.dir.join(&uri);
         let (size, key) = match &self.delivery.keys {
-            Some(keys) => {
+            // A common-encryption period's fragments were encrypted above.
+            Some(keys) if period.is_none() => {
                 let mut keys = keys.lock().expect("key schedule lock");
                 let size = if keys.sample_aes() {
                     // The samples were encrypted before muxing; the PMTs still say they are clear.
@@ -611,9 +613,9 @@ impl Segmenter {
                 };
                 (size, Some(keys.period_of(index)))
             }
-            None => {
+            _ => {
                 std::fs::write(&path, &bytes).map_err(Error::io(&path))?;
-                (bytes.len() as u64, None)
+                (bytes.len() as u64, period)
             }
         };
         let end = next_start.unwrap_or(open.end_pts + self.offset_ticks);
@@ -639,6 +641,19 @@ impl Segmenter {
             None => return Err(self.mux_error("sample-aes encrypts H.264 and AAC only".into())),
         };
         signalled.map_err(|e| self.mux_error(format!("signalling SAMPLE-AES in the PMT: {e}")))
+    }
+
+    /// Key rotation of common encryption: moves the track's encryptor to the key of segment
+    /// `index`'s crypto period, and returns that period.
+    fn enter_crypto_period(&mut self, index: usize) -> Result<Option<usize>> {
+        let (Some(common), Some(keys), Some(encryptor)) =
+            (&self.delivery.common, &self.delivery.keys, &mut self.encryptor)
+        else {
+            return Ok(None);
+        };
+        let mut keys = keys.lock().expect("key schedule lock");
+        common.enter_period(encryptor, keys.for_segment(index)?);
+        Ok(Some(keys.period_of(index)))
     }
 
     /// A muxer failure in this rendition's folder.

@@ -36,6 +36,7 @@ const SEGMENT = 2;
 const LADDER_ARGS = ['--reps', LADDER.join(','), '--segment-duration', String(SEGMENT)];
 const KEYS = 'hls-aes-rotation.keys';
 const SAMPLE_AES_KEYS = 'hls-sample-aes.keys';
+const ROTATION_KEYS = 'dash-cbcs-rotation.keys';
 // Common encryption with a key given on the command line; the players hand it to Chromium's
 // ClearKey CDM (page/check.js), as a licence server would.
 const KID = '9eb4050de44b4802932e27d75083e266';
@@ -114,6 +115,15 @@ const GOOD = [
     players: ['hls.js', 'shaka'],
     clearKeys: { [KID]: KEY },
   },
+  // Key rotation: a generated key and key ID every segment, later ones named by each fragment's
+  // seig group; the players get every period's key from the key info, as a licence server would.
+  {
+    name: 'dash-cbcs-rotation',
+    make: (_, work) => ['dash', '--encrypt', 'cbcs', '--key-rotation', '1', '--key-dir', path.join(work, ROTATION_KEYS)],
+    manifest: 'manifest.mpd',
+    players: ['dash.js', 'shaka'],
+    clearKeysIn: ROTATION_KEYS,
+  },
   // The first 2 s clear (sample description 2 of the init segments), the rest encrypted.
   {
     name: 'dash-cbcs-clear-lead',
@@ -191,6 +201,17 @@ const BROKEN = [
     symptom: /PIPELINE_ERROR_DECODE/,
     players: from.startsWith('hls') ? ['hls.js', 'shaka'] : ['dash.js', 'shaka'],
   })),
+  // The rotated package with the first period's key alone: Chromium follows the seig groups and
+  // waits for the later periods' keys, which never come, so playback never reaches the end.
+  {
+    name: 'dash-cbcs-rotation-first-key-only',
+    from: 'dash-cbcs-rotation',
+    breakage: (good, broken) => cpSync(good, broken, { recursive: true }),
+    clearKeysIn: ROTATION_KEYS,
+    onlyFirstKey: true,
+    symptom: /timed out after \d+ s waiting for the end/,
+    players: ['dash.js', 'shaka'],
+  },
   // SAMPLE-AES with every key one bit off: the playlists name a copy of the keys folder whose
   // keys have their last bit flipped.
   {
@@ -366,7 +387,16 @@ async function runLive(browser, server, work, binary, cell, brokenCells) {
   return outcomes;
 }
 
-function expectedOf(cell, manifest) {
+// The ClearKey keys of a package whose keys stream-pack generated into `dir`: each period's key
+// ID from the key info, its key from the key file the info names.
+// With `onlyFirst`, the first period's alone.
+function generatedClearKeys(dir, onlyFirst) {
+  const info = readdirSync(dir).find((file) => file.endsWith('.keyinfo.json'));
+  const { keys } = JSON.parse(readFileSync(path.join(dir, info), 'utf8'));
+  return Object.fromEntries(keys.slice(0, onlyFirst ? 1 : keys.length).map(({ kid, file }) => [kid.replaceAll('-', ''), readFileSync(file).toString('hex')]));
+}
+
+function expectedOf(cell, manifest, work) {
   if (TRACKS.includes(cell)) return { codecs: declaredCodecs(manifest), tracks: TITLE };
   const expected = {
     heights: LADDER,
@@ -374,14 +404,14 @@ function expectedOf(cell, manifest) {
     segment: SEGMENT,
     audio: true,
     codecs: declaredCodecs(manifest),
-    clearKeys: cell.clearKeys,
+    clearKeys: cell.clearKeysIn ? generatedClearKeys(path.join(work, cell.clearKeysIn), cell.onlyFirstKey) : cell.clearKeys,
   };
   return isLive(cell) ? { ...expected, observe: OBSERVE } : { ...expected, duration: SOURCE.seconds };
 }
 
 async function playCell(browser, server, work, cell, player) {
   const manifest = cell.manifests?.[player] ?? manifestOf(cell);
-  const expected = expectedOf(cell, path.join(work, cell.name, manifest));
+  const expected = expectedOf(cell, path.join(work, cell.name, manifest), work);
   const label = `${cell.name} in ${player}`;
   const firstRequest = server.requests.length;
   const started = Date.now();

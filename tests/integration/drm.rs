@@ -468,7 +468,6 @@ fn unfit_requests_are_refused() {
         line
     };
     refused("hls", &["--encrypt", "cenc"], &["fmp4"]);
-    refused("dash", &["--encrypt", "cbcs", "--key-rotation", "2"], &["one key"]);
     let bad_key = "166634c675fcb6a03bb40c8c56d8d7zz";
     let line = refused(
         "dash",

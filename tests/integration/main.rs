@@ -14,6 +14,7 @@ mod dash;
 mod drm;
 mod drm_live;
 mod drm_live_gaps;
+mod drm_rotation;
 mod drm_signal;
 mod encrypt;
 mod encrypt_remote;

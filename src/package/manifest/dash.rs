@@ -13,7 +13,7 @@ use dash_mpd_core::{
 
 use super::{AudioTrack, LiveState, Package, WrittenManifest, millis, peak_bitrate, write};
 use crate::error::Result;
-use crate::package::crypto::{CommonKey, DrmSystem};
+use crate::package::crypto::{CommonKey, DrmSystem, KeyId, KeyPeriod};
 use crate::package::language;
 use crate::package::segment::{INIT_SEGMENT, SegmentFacts, SegmentedStream};
 
@@ -97,33 +97,40 @@ pub fn mpd(package: &Package) -> MPD {
 
 /// The ContentProtection descriptors of an AdaptationSet of audio (or video): none when clear.
 fn protection(package: &Package, audio: bool) -> Vec<ContentProtection> {
+    // With key rotation the systems' PSSH boxes name the latest crypto period's KID, as Shaka
+    // Packager updates them; default_KID stays the first period's, the init segments' own.
+    let latest = package.keys.and_then(<[KeyPeriod]>::last).map(|period| period.kid);
     package
         .protection
-        .map(|common| content_protection(common, audio))
+        .map(|common| content_protection(common, audio, latest))
         .unwrap_or_default()
 }
 
 /// The ContentProtection descriptors of a common-encrypted AdaptationSet (DASH-IF IOP §7.7.2):
-/// the scheme with the default KID, then each signalled DRM system with its PSSH box.
-fn content_protection(common: &CommonKey, audio: bool) -> Vec<ContentProtection> {
+/// the scheme with the default KID, then each signalled DRM system with its PSSH box naming
+/// `latest` (the latest crypto period's KID) or the default KID.
+fn content_protection(common: &CommonKey, audio: bool, latest: Option<KeyId>) -> Vec<ContentProtection> {
     let scheme = ContentProtection {
         schemeIdUri: "urn:mpeg:dash:mp4protection:2011".into(),
         value: Some(String::from_utf8_lossy(&common.scheme.fourcc()).into_owned()),
         default_KID: Some(common.kid(audio).uuid()),
         ..Default::default()
     };
-    let systems = common.psshs(audio).into_iter().map(|(system, pssh)| ContentProtection {
-        schemeIdUri: format!("urn:uuid:{}", system_id(system)),
-        value: Some(system_name(system).into()),
-        cenc_pssh: vec![CencPssh {
-            content: Some(BASE64.encode(pssh)),
-        }],
-        laurl: licence_url(common, system).map(|url| Laurl {
-            lic_type: Some("EME-1.0".into()),
-            content: Some(url.into()),
-        }),
-        ..Default::default()
-    });
+    let systems = common
+        .psshs_of(latest.unwrap_or(common.kid(audio)))
+        .into_iter()
+        .map(|(system, pssh)| ContentProtection {
+            schemeIdUri: format!("urn:uuid:{}", system_id(system)),
+            value: Some(system_name(system).into()),
+            cenc_pssh: vec![CencPssh {
+                content: Some(BASE64.encode(pssh)),
+            }],
+            laurl: licence_url(common, system).map(|url| Laurl {
+                lic_type: Some("EME-1.0".into()),
+                content: Some(url.into()),
+            }),
+            ..Default::default()
+        });
     std::iter::once(scheme).chain(systems).collect()
 }
 

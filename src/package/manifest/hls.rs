@@ -14,7 +14,7 @@ use super::{
     AudioTrack, LiveState, Package, VideoTrack, WrittenManifest, attr, average_bitrate, millis, peak_bitrate, write,
 };
 use crate::error::Result;
-use crate::package::crypto::{CommonKey, CommonScheme, DrmSystem, KeyPeriod};
+use crate::package::crypto::{CommonKey, CommonScheme, DrmSystem, KeyId, KeyPeriod};
 use crate::package::language;
 use crate::package::segment::SegmentedStream;
 use crate::package::subtitles::TextRendition;
@@ -37,13 +37,22 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
     let target = package.target_duration();
     let mut written = Vec::new();
     for (index, (name, rendition)) in package.renditions().enumerate() {
-        let keys = package.keys.map(|periods| (periods, package.output));
+        // Common encryption's key periods (key rotation) are signalled by `protect`.
+        let aes_keys = package.keys.filter(|_| package.protection.is_none());
+        let keys = aes_keys.map(|periods| (periods, package.output));
         let mut playlist = media_playlist(&rendition.media, target, keys, package.live);
         if package.sample_aes {
             encrypt_samples(&mut playlist, package.fairplay_uri);
         }
         if let Some(common) = package.protection {
-            protect(&mut playlist, common, index >= package.video.len());
+            let audio = index >= package.video.len();
+            protect(
+                &mut playlist,
+                &rendition.media,
+                common,
+                audio,
+                package.keys.unwrap_or_default(),
+            );
         }
         written.push(write(root, format!("{name}/{MEDIA_PLAYLIST}"), |w| {
             playlist.write_to(w)
@@ -67,25 +76,40 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
 
 /// Signals the common encryption of a media playlist's samples: an EXT-X-KEY per DRM system
 /// before the first segment, ahead of its EXT-X-MAP (m3u8-rs writes the map first, so the map
-/// moves after the keys). `audio`: the playlist's track is audio, with the audio tracks' key.
-fn protect(playlist: &mut MediaPlaylist, common: &CommonKey, audio: bool) {
-    let Some(first) = playlist.segments.first_mut() else {
-        return;
-    };
-    let mut tags: Vec<ExtTag> = sample_keys(common, audio)
-        .into_iter()
-        .map(|rest| ExtTag {
-            tag: "X-KEY".into(),
-            rest: Some(rest),
-        })
-        .collect();
-    if let Some(map) = first.map.take() {
-        tags.push(ExtTag {
-            tag: "X-MAP".into(),
-            rest: Some(format!("URI=\"{}\"", attr::uri(&map.uri))),
-        });
+/// moves after the keys), and with key rotation again before each segment of a new crypto
+/// period (`periods`, as the segments' `key` index them), naming its KID. `audio`: the
+/// playlist's track is audio, with the audio tracks' key.
+fn protect(
+    playlist: &mut MediaPlaylist,
+    media: &SegmentedStream,
+    common: &CommonKey,
+    audio: bool,
+    periods: &[KeyPeriod],
+) {
+    let mut in_force = None;
+    for (index, (segment, facts)) in playlist.segments.iter_mut().zip(&media.segments).enumerate() {
+        if index > 0 && facts.key == in_force {
+            continue;
+        }
+        in_force = facts.key;
+        let kid = in_force
+            .and_then(|p| periods.get(p))
+            .map_or(common.kid(audio), |period| period.kid);
+        let mut tags: Vec<ExtTag> = sample_keys(common, kid)
+            .into_iter()
+            .map(|rest| ExtTag {
+                tag: "X-KEY".into(),
+                rest: Some(rest),
+            })
+            .collect();
+        if let Some(map) = segment.map.take() {
+            tags.push(ExtTag {
+                tag: "X-MAP".into(),
+                rest: Some(format!("URI=\"{}\"", attr::uri(&map.uri))),
+            });
+        }
+        segment.unknown_tags.splice(0..0, tags);
     }
-    first.unknown_tags.splice(0..0, tags);
 }
 
 /// Turns the playlist's AES-128 keys into SAMPLE-AES keys of the identity key format, which needs
@@ -117,9 +141,9 @@ fn fairplay_key(uri: &str, iv: Option<&str>) -> String {
 /// The master playlist's EXT-X-SESSION-KEY tags: the media playlists' keys, each once, so a
 /// player may set up its keys before it reads a media playlist (RFC 8216 §4.3.4.5).
 fn session_keys(common: &CommonKey) -> Vec<ExtTag> {
-    let mut keys = sample_keys(common, false);
+    let mut keys = sample_keys(common, common.kid(false));
     keys.extend(
-        sample_keys(common, true)
+        sample_keys(common, common.kid(true))
             .into_iter()
             .filter(|key| !keys.contains(key))
             .collect::<Vec<_>>(),
@@ -132,18 +156,17 @@ fn session_keys(common: &CommonKey) -> Vec<ExtTag> {
         .collect()
 }
 
-/// The EXT-X-KEY attributes of each signalled system: the key ID (ClearKey, as hls.js reads it
-/// from the data URI), the Widevine PSSH box, the PlayReady header object, each as a data URI;
-/// then FairPlay's `skd://` URI (cbcs only, as validated).
-fn sample_keys(common: &CommonKey, audio: bool) -> Vec<String> {
+/// The EXT-X-KEY attributes of each signalled system for key `kid`: the key ID (ClearKey, as
+/// hls.js reads it from the data URI), the Widevine PSSH box, the PlayReady header object, each
+/// as a data URI; then FairPlay's `skd://` URI (cbcs only, as validated).
+fn sample_keys(common: &CommonKey, kid: KeyId) -> Vec<String> {
     let method = match common.scheme {
         CommonScheme::Cbcs => "SAMPLE-AES",
         CommonScheme::Cenc => "SAMPLE-AES-CTR",
     };
-    let kid = common.kid(audio);
     let kid_hex = kid.hex();
     common
-        .psshs(audio)
+        .psshs_of(kid)
         .into_iter()
         .map(|(system, pssh)| {
             let (format, data) = match system {

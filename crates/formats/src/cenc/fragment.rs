@@ -20,6 +20,11 @@ pub struct FragmentEncryptor {
     next_iv: [u8; 16],
     /// Video: the NAL length size and the parameter sets its slice headers are read with.
     video: Option<(usize, Box<dyn SliceHeaders>)>,
+    /// The key ID of the crypto period in force; when it is not the init segment's default
+    /// (`protection.kid`), each fragment names it in a `seig` sample group.
+    period_kid: [u8; 16],
+    /// The `pssh` boxes each fragment's moof carries (key rotation), one after the other.
+    moof_psshs: Vec<u8>,
 }
 
 /// One sample's encryption: its IV as `senc` writes it and its subsamples.
@@ -60,11 +65,24 @@ impl FragmentEncryptor {
         };
         Ok(FragmentEncryptor {
             block_cipher: crypt::block_cipher(&protection.key),
+            period_kid: protection.kid,
+            moof_psshs: Vec::new(),
             protection,
             track,
             next_iv,
             video,
         })
+    }
+
+    /// Encrypts the segments that follow with the key of another crypto period (ISO/IEC 23001-7
+    /// §6: key rotation), as Shaka Packager does: each fragment gets a `seig` sample group
+    /// description naming `kid` (none when `kid` is the init segment's default) and its moof the
+    /// `psshs` of the period, so that players ask for the new key. The IVs carry on.
+    pub fn enter_period(&mut self, kid: [u8; 16], key: [u8; 16], psshs: &[Vec<u8>]) {
+        self.block_cipher = crypt::block_cipher(&key);
+        self.protection.key = key;
+        self.period_kid = kid;
+        self.moof_psshs = psshs.concat();
     }
 
     /// Encrypts every moof + mdat of `segment` (a CMAF segment or chunk: styp, prft and emsg
@@ -138,12 +156,19 @@ impl FragmentEncryptor {
             .enumerate()
             .map(|(index, range)| self.encrypt_sample(&mut segment[range.clone()], index as u64))
             .collect::<Result<Vec<_>, _>>()?;
-        let boxes = self.auxiliary_boxes(&infos, traf.end - moof.start)?;
-        let added = boxes.len();
+        let mut boxes = self.auxiliary_boxes(&infos, traf.end - moof.start)?;
+        if self.period_kid != self.protection.kid {
+            boxes.extend(self.sample_group_boxes(infos.len())?);
+        }
+        let in_traf = boxes.len();
         segment.splice(traf.end..traf.end, boxes);
         for parent in [moof.start, traf.start] {
-            bmff::grow(segment, parent, added as u64)?;
+            bmff::grow(segment, parent, in_traf as u64)?;
         }
+        let moof_end = moof.end + in_traf;
+        segment.splice(moof_end..moof_end, self.moof_psshs.iter().copied());
+        bmff::grow(segment, moof.start, self.moof_psshs.len() as u64)?;
+        let added = in_traf + self.moof_psshs.len();
         shift_data_offsets(segment, moof.start, added)?;
         Ok(added)
     }
@@ -189,6 +214,39 @@ impl FragmentEncryptor {
             let next = u64::from_be_bytes((&*low).try_into().expect("8 bytes")).wrapping_add(blocks);
             low.copy_from_slice(&next.to_be_bytes());
         }
+    }
+
+    /// `sgpd` and `sbgp` of grouping type `seig` (ISO/IEC 23001-7 §6, ISO/IEC 14496-12 §8.9):
+    /// one CencSampleEncryptionInformationGroupEntry with the period's KID, and every one of the
+    /// fragment's `samples` mapped to it, index 0x10001 being the fragment's own first entry.
+    fn sample_group_boxes(&self, samples: usize) -> Result<Vec<u8>, CencError> {
+        let cbcs = self.protection.scheme == Scheme::Cbcs;
+        let pattern = if cbcs && self.video.is_some() { 0x19 } else { 0 };
+        let per_sample_iv_size = if cbcs { 0 } else { self.protection.iv.len() as u8 };
+        let mut entry = vec![0, pattern, 1, per_sample_iv_size];
+        entry.extend_from_slice(&self.period_kid);
+        if cbcs {
+            entry.push(self.protection.iv.len() as u8);
+            entry.extend_from_slice(&self.protection.iv);
+        }
+        let sgpd = [
+            &[1u8, 0, 0, 0][..],
+            b"seig",
+            &(entry.len() as u32).to_be_bytes(),
+            &1u32.to_be_bytes(),
+            &entry,
+        ]
+        .concat();
+        let samples = u32::try_from(samples).map_err(|_| CencError::TooLarge)?;
+        let sbgp = [
+            &[0u8, 0, 0, 0][..],
+            b"seig",
+            &1u32.to_be_bytes(),
+            &samples.to_be_bytes(),
+            &0x1_0001u32.to_be_bytes(),
+        ]
+        .concat();
+        Ok([boxed(b"sgpd", &sgpd), boxed(b"sbgp", &sbgp)].concat())
     }
 
     /// saiz, saio and senc, in that order, for a traf that ends `traf_end` bytes after its moof's
@@ -571,6 +629,97 @@ mod tests {
         let mut again = data.clone();
         encryptor.leave_clear(&mut again).unwrap();
         assert_eq!(again, data);
+    }
+
+    /// The one box of `kind` in `data`, decoded by mp4-atom.
+    fn decoded<T: mp4_atom::Atom>(data: &[u8], kind: &[u8; 4]) -> T {
+        use mp4_atom::Decode;
+        let at = data.windows(4).position(|w| w == kind).unwrap() - 4;
+        assert_eq!(data.windows(4).filter(|w| w == kind).count(), 1, "one {kind:?}");
+        T::decode(&mut &data[at..]).unwrap()
+    }
+
+    #[test]
+    fn a_later_crypto_period_names_its_kid_in_a_seig_group_and_its_pssh_in_the_moof() {
+        let protection = Protection {
+            scheme: Scheme::Cbcs,
+            kid: [1; 16],
+            key: KEY,
+            iv: vec![5; 16],
+        };
+        let (track, sample) = h264_sample(2);
+        let mut encryptor = FragmentEncryptor::new(protection, track).unwrap();
+        let mut first = segment(std::slice::from_ref(&sample));
+        encryptor.protect(&mut first).unwrap();
+        assert!(
+            !first.windows(4).any(|w| w == b"sgpd" || w == b"pssh"),
+            "the default period names nothing"
+        );
+        let pssh = boxed(b"pssh", &[0; 24]);
+        encryptor.enter_period([2; 16], [0x43; 16], std::slice::from_ref(&pssh));
+        let mut later = segment(&[sample.clone(), sample]);
+        encryptor.protect(&mut later).unwrap();
+        let sgpd: mp4_atom::Sgpd = decoded(&later, b"sgpd");
+        assert_eq!(sgpd.grouping_type, mp4_atom::FourCC::new(b"seig"));
+        // ISO/IEC 23001-7 §6: reserved, crypt 1 / skip 9, isProtected, no per-sample IV, the
+        // KID, then the 16-byte constant IV.
+        let entry = [&[0u8, 0x19, 1, 0][..], &[2; 16], &[16], &[5; 16]].concat();
+        assert_eq!(sgpd.default_length, Some(entry.len() as u32));
+        assert_eq!(
+            sgpd.entries.iter().map(|e| e.entry.clone()).collect::<Vec<_>>(),
+            vec![mp4_atom::AnySampleGroupEntry::UnknownGroupingType(
+                mp4_atom::FourCC::new(b"seig"),
+                entry
+            )]
+        );
+        let sbgp: mp4_atom::Sbgp = decoded(&later, b"sbgp");
+        assert_eq!(sbgp.grouping_type, mp4_atom::FourCC::new(b"seig"));
+        assert_eq!(
+            sbgp.entries,
+            vec![mp4_atom::SbgpEntry {
+                sample_count: 2,
+                group_description_index: 0x1_0001
+            }]
+        );
+        let moof_len = u32_at(&later, 0) as usize;
+        assert_eq!(
+            &later[moof_len - pssh.len()..moof_len],
+            &pssh[..],
+            "the pssh ends the moof"
+        );
+        samples_and_ivs(&later, 0);
+    }
+
+    #[test]
+    fn a_later_cenc_period_encrypts_with_its_key_and_keeps_counting_ivs() {
+        let clear: Vec<Vec<u8>> = (0..2u8).map(|n| vec![n; 33]).collect();
+        let protection = Protection {
+            scheme: Scheme::Cenc,
+            kid: [1; 16],
+            key: KEY,
+            iv: vec![0, 0, 0, 0, 0, 0, 0, 7],
+        };
+        let mut encryptor = FragmentEncryptor::new(protection, audio_track()).unwrap();
+        encryptor.protect(&mut segment(&clear)).unwrap();
+        let key = [0x43; 16];
+        encryptor.enter_period([2; 16], key, &[]);
+        let mut data = segment(&clear);
+        encryptor.protect(&mut data).unwrap();
+        let sgpd: mp4_atom::Sgpd = decoded(&data, b"sgpd");
+        let entry = [&[0u8, 0, 1, 8][..], &[2; 16]].concat();
+        assert_eq!(
+            sgpd.entries[0].entry,
+            mp4_atom::AnySampleGroupEntry::UnknownGroupingType(mp4_atom::FourCC::new(b"seig"), entry)
+        );
+        let (samples, ivs) = samples_and_ivs(&data, 8);
+        assert_eq!(ivs[0], [0, 0, 0, 0, 0, 0, 0, 9]);
+        for (sample, (plain, iv)) in samples.iter().zip(clear.iter().zip(&ivs)) {
+            let mut counter = [0u8; 16];
+            counter[..8].copy_from_slice(iv);
+            let mut decrypted = sample.clone();
+            ctr::Ctr64BE::<Aes128>::new(&Array(key), &Array(counter)).apply_keystream(&mut decrypted);
+            assert_eq!(&decrypted, plain);
+        }
     }
 
     #[test]
