@@ -13,6 +13,7 @@ mod copy;
 mod dash;
 mod drm;
 mod drm_live;
+mod drm_shaka;
 mod encrypt;
 mod encrypt_remote;
 mod exit_codes;
