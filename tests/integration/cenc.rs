@@ -174,7 +174,7 @@ fn assert_decrypts_to_the_clear_samples(dir: &Path, name: &str, (init, segments)
         clear_packets.len()
     );
     assert_eq!(
-        framemd5(&shaka_decrypts(dir, &encrypted), None, false),
+        framemd5(&shaka_decrypts(dir, &encrypted, &KID, &KEY), None, false),
         Ok(clear_packets.clone()),
         "{name} {scheme:?}: samples Shaka Packager decrypts"
     );
@@ -226,7 +226,7 @@ fn a_clear_lead_segment_reads_back_with_the_encrypted_ones() {
                 "{name} {scheme:?}: FFmpeg"
             );
             assert_eq!(
-                framemd5(&shaka_decrypts(dir.path(), &encrypted), None, false),
+                framemd5(&shaka_decrypts(dir.path(), &encrypted, &KID, &KEY), None, false),
                 Ok(clear_packets.clone()),
                 "{name} {scheme:?}: Shaka Packager"
             );
@@ -249,10 +249,10 @@ fn cenc_with_16_byte_ivs_decrypts_to_the_clear_samples() {
 
 /// The track decrypted by Shaka Packager (`--enable_raw_key_decryption`), a second reader of
 /// encv, sinf, tenc and senc.
-fn shaka_decrypts(dir: &Path, encrypted: &Path) -> PathBuf {
+pub fn shaka_decrypts(dir: &Path, encrypted: &Path, kid: &[u8; 16], key: &[u8; 16]) -> PathBuf {
     let name = encrypted.file_stem().expect("a file name").to_string_lossy();
     let decrypted = dir.join(format!("{name}-shaka-decrypted.mp4"));
-    let keys = format!("label=:key_id={}:key={}", hex(&KID), hex(&KEY));
+    let keys = format!("label=:key_id={}:key={}", hex(kid), hex(key));
     let run = Command::new(tool("packager"))
         .arg(format!(
             "in={},stream=0,output={}",

@@ -15,6 +15,7 @@ mod drm;
 mod drm_live;
 mod drm_live_gaps;
 mod drm_rotation;
+mod drm_shaka;
 mod drm_signal;
 mod encrypt;
 mod encrypt_remote;
