@@ -490,8 +490,6 @@ struct KeyFolders {
 struct KeyUpload {
     remote: Remote,
     options: PublishOptions,
-    /// Uploading; `None` once every upload is done.
-    publisher: Option<Publisher>,
     /// The names uploaded, removed again if the job fails.
     sent: Vec<String>,
 }
@@ -507,17 +505,17 @@ impl KeyUpload {
         Ok(KeyUpload {
             remote: remote.clone(),
             options: options.clone(),
-            publisher: Some(Publisher::start(std::slice::from_ref(remote), options)?),
             sent: Vec::new(),
         })
     }
 
-    /// Uploads the file at `local` as `name`, in the background.
+    /// Uploads the file at `local` as `name`, returning once it is there: a live playlist
+    /// naming the key may be published right after, and players fetch the key at once.
     fn send(&mut self, name: &str, local: &Path) -> Result<()> {
-        let publisher = self.publisher.as_ref().expect("uploads end only with the schedule");
-        publisher.file(name, local)?;
+        let publisher = Publisher::start(std::slice::from_ref(&self.remote), &self.options)?;
         self.sent.push(name.to_owned());
-        Ok(())
+        publisher.file(name, local)?;
+        publisher.finish().map(drop)
     }
 
     /// The URL of an uploaded file, as the key info names it.
@@ -525,18 +523,9 @@ impl KeyUpload {
         format!("{}{}", self.remote, name)
     }
 
-    /// Waits until every key is uploaded.
-    fn finish(&mut self) -> Result<()> {
-        self.publisher.take().map(Publisher::finish).transpose().map(drop)
-    }
-
     /// Removes what was uploaded, as far as the destination lets it: the job failed.
     fn withdraw(&mut self) {
-        let publisher = match self.publisher.take() {
-            Some(publisher) => Ok(publisher),
-            None => Publisher::start(std::slice::from_ref(&self.remote), &self.options),
-        };
-        if let Ok(publisher) = publisher {
+        if let Ok(publisher) = Publisher::start(std::slice::from_ref(&self.remote), &self.options) {
             let _ = self.sent.iter().try_for_each(|name| publisher.delete(name));
             let _ = publisher.finish();
         }
@@ -821,7 +810,6 @@ impl KeySchedule {
             return Ok(Some(path.display().to_string()));
         };
         upload.send(&name, &path)?;
-        upload.finish()?;
         Ok(Some(upload.url(&name)))
     }
 }

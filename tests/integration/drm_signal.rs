@@ -494,3 +494,55 @@ fn remote_content_and_remote_keys_stay_apart() {
         crate::util::download::run_curl(std::iter::empty::<&str>(), url)
     });
 }
+
+/// A live AES-128 window whose rotating keys go to a slow remote `--key-destination`: every playlist
+/// the server holds, each time it is looked at while the presentation runs, names only keys the
+/// server already has (players fetch a key as soon as a playlist names it).
+#[test]
+fn a_live_playlist_names_only_keys_already_at_the_key_destination() {
+    use crate::live::{LiveRun, RENDITIONS};
+    let dav = crate::util::dav::Dav::start();
+    let local = tempfile::tempdir().unwrap();
+    let key_store = local.path().join("key-server");
+    let key_server = crate::util::http::serve_uploads(&key_store, std::time::Duration::from_millis(700));
+    let key_url = "https://keys.example/live/";
+    let (content, keys) = (dav.url("live/"), format!("{}/keys/", key_server.base));
+    let source = media("main");
+    let args = [
+        "-o",
+        &content,
+        "--window",
+        "3",
+        "--encrypt",
+        "aes-128",
+        "--key-rotation",
+        "1",
+        "--key-destination",
+        &keys,
+        "--key-url",
+        key_url,
+    ];
+    let mut run = LiveRun::start("hls", &[source.to_str().unwrap()], &local.path().join("live"), &args);
+    let playlists = RENDITIONS.map(|name| dav.root.join("live").join(name).join("index.m3u8"));
+    let mut named = std::collections::BTreeSet::new();
+    let status = run.watch(std::time::Duration::from_secs(60), |_, _| {
+        for playlist in &playlists {
+            let Some(text) = std::fs::read_to_string(playlist).ok() else {
+                continue;
+            };
+            let Ok(parsed) = crate::util::m3u8::parse_media(&text) else {
+                continue;
+            };
+            for uri in parsed.segments.into_iter().filter_map(|s| s.key).map(|k| k.uri) {
+                let name = uri.strip_prefix(key_url).expect("keys named at --key-url").to_owned();
+                assert!(
+                    key_store.join("keys").join(&name).is_file(),
+                    "{name} named before it was uploaded"
+                );
+                named.insert(name);
+            }
+        }
+    });
+    assert!(status.success(), "{}", run.stderr());
+    assert!(named.len() > 3, "keys named while live: {named:?}");
+}
