@@ -1,4 +1,4 @@
-//! Encrypted packages published to a remote destination (nginx's WebDAV module, started here): the
+//! Encrypted packages published to a remote destination (nginx's WebDAV module, or Garage's S3, started here): the
 //! keys stay in the local key dir, no key file and no key's bytes reach the server, the playlists
 //! name the keys at `--key-url`, and what the server holds decrypts with the local keys (openssl
 //! for AES-128, FFmpeg 8.1 `-decryption_key` for cenc) and decodes.
@@ -209,4 +209,46 @@ fn a_live_job_that_fails_keeps_the_keys_its_served_segments_name() {
             "{name}, named by a served playlist, was deleted"
         );
     }
+}
+
+/// `dash --encrypt cbcs -o s3://…` with a given key: what the bucket holds (downloaded through its
+/// MPD with curl's own request signing) decrypts with FFmpeg 8.1 to frames, and no key is there.
+#[test]
+fn a_cbcs_package_in_a_bucket_decrypts() {
+    let garage = crate::util::garage::Garage::start();
+    let local = tempfile::tempdir().unwrap();
+    let key = "3c1f5a9e0b7d42c6a8e13f0d5b9c7e21";
+    let given = [
+        "--encrypt",
+        "cbcs",
+        "--key-id",
+        "0123456789abcdef0123456789abcdef",
+        "--key",
+        key,
+    ];
+    let args = [&given[..], &["--s3-endpoint", garage.endpoint.as_str()]].concat();
+    let source = media("main");
+    let mut all = vec![
+        "dash",
+        source.to_str().unwrap(),
+        "-o",
+        "s3://media/cbcs/",
+        "--progress",
+        "none",
+    ];
+    all.extend(["--reps", "180", "--segment-duration", "1"]);
+    all.extend(FAST);
+    all.extend(args);
+    cli::assert_success(&cli::run_with_env(all, &garage.env()));
+    let downloaded = local.path().join("downloaded");
+    let extra = garage.curl_args();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    crate::util::download::dash_package(&garage.http_url("cbcs/"), &downloaded, &extra);
+    let key: [u8; 16] = u128::from_str_radix(key, 16).unwrap().to_be_bytes();
+    assert_tracks_decrypt(local.path(), &downloaded, &["180p", "audio"], key);
+    let names = files_under(&downloaded);
+    assert!(
+        names.iter().all(|p| p.extension().is_none_or(|e| e != "key")),
+        "{names:?}"
+    );
 }
