@@ -234,6 +234,21 @@ impl Source {
         })
     }
 
+    /// Moves the reading of a file to the last keyframe at or before `micros` from the file's
+    /// zero (not from its start time).
+    pub fn seek(&mut self, micros: i64) -> Result<()> {
+        let Reader::File(input) = &mut self.input else {
+            return Err(Error::Usage(format!(
+                "{}: a live source cannot seek",
+                self.path.display()
+            )));
+        };
+        input.seek(micros, ..micros).map_err(|e| Error::InputCorrupt {
+            path: self.path.clone(),
+            reason: format!("seeking to {:.3} s: {e}", micros as f64 / 1e6),
+        })
+    }
+
     /// The duration the container declares, in seconds, if it declares one.
     pub fn declared_duration(&self) -> Option<f64> {
         declared_duration(&self.input)

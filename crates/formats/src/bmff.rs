@@ -161,6 +161,20 @@ pub fn set_decode_time(data: &mut [u8], base_decode_time: u64) -> Result<(), Box
     Ok(())
 }
 
+/// Adds `offset` to the fragment's sequence number (mfhd): a fragment muxed by a process that
+/// started mid-track (one chunk of a title) takes the number a whole-track run gives it.
+pub fn offset_sequence_number(data: &mut [u8], offset: u32) -> Result<(), BoxError> {
+    let moof = child(data, 0, data.len(), b"moof")?.ok_or(BoxError::Missing("moof"))?;
+    let mfhd = child(data, moof.payload, moof.end, b"mfhd")?.ok_or(BoxError::Missing("mfhd"))?;
+    let field = mfhd.payload + 4;
+    let bytes = data.get_mut(field..field + 4).filter(|_| field + 4 <= mfhd.end);
+    let bytes = bytes.ok_or(BoxError::Truncated(mfhd.start))?;
+    let number = u32::from_be_bytes((&*bytes).try_into().expect("4 bytes"));
+    let shifted = number.checked_add(offset).ok_or(BoxError::Overflow(mfhd.start))?;
+    bytes.copy_from_slice(&shifted.to_be_bytes());
+    Ok(())
+}
+
 fn set_tfdt(data: &mut [u8], tfdt: &BoxRef, value: u64) -> Result<(), BoxError> {
     let version = *data.get(tfdt.payload).ok_or(BoxError::Truncated(tfdt.start))?;
     let field = tfdt.payload + 4;

@@ -15,9 +15,10 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::input::source::{self, AudioInput, VideoInput};
+use crate::package::chunk::FrameRange;
 use crate::package::codec_string;
 use crate::package::ladder::{Bitrate, Rung};
-use crate::package::segment::{Cuts, Delivery, EncodedRendition, SegmentClock, SegmentFormat, Segmenter};
+use crate::package::segment::{Cuts, Delivery, EncodedRendition, FrameSpan, SegmentClock, SegmentFormat, Segmenter};
 use crate::package::transcode::encoding::{AudioCodec, VideoCodec, VideoEncoding};
 use crate::progress::TrackPosition;
 
@@ -100,6 +101,8 @@ pub struct VideoSettings {
     pub scaling: Scaling,
     pub format: SegmentFormat,
     pub delivery: Delivery,
+    /// The frames encoded: all, or one chunk's (decoded from an earlier keyframe on).
+    pub range: Option<FrameRange>,
 }
 
 /// Turns libav's "try again" and "end of stream" answers into `None` and keeps real errors.
@@ -340,6 +343,9 @@ impl Decoded for VideoLadder {
 
     fn take_frame(&mut self) -> Result<()> {
         let pts = self.next_pts();
+        if self.settings.range.is_some_and(|range| !range.holds(pts)) {
+            return Ok(());
+        }
         self.decoding.frame.set_pts(Some(pts));
         if self.running.is_none() {
             self.running = Some(self.start()?);
@@ -547,6 +553,7 @@ struct RungEncoder {
     keeps_captions: bool,
     /// Whether a frame with captions reached an encoder that keeps them.
     captions: bool,
+    frames: Option<FrameSpan>,
 }
 
 impl RungEncoder {
@@ -584,7 +591,8 @@ impl RungEncoder {
             settings.codec.cuts(),
             default_duration,
         )?
-        .delivering(settings.delivery.clone());
+        .delivering(settings.delivery.clone())
+        .numbered_from(settings.range.map_or(0, |range| range.first_segment));
         Ok(RungEncoder {
             name: rung.name.clone(),
             encoder,
@@ -595,6 +603,7 @@ impl RungEncoder {
             position: output.position.clone(),
             keeps_captions: settings.codec == VideoCodec::H264,
             captions: false,
+            frames: None,
         })
     }
 
@@ -610,6 +619,7 @@ impl RungEncoder {
             picture::Type::None
         });
         self.segment = Some(index);
+        self.frames = Some(FrameSpan::with(self.frames, pts));
         self.captions |= self.keeps_captions && frame.side_data(frame::side_data::Type::A53CC).is_some();
         self.encoder
             .send_frame(frame)
@@ -642,6 +652,7 @@ impl RungEncoder {
         let rendition = self.segmenter.finish()?;
         Ok(EncodedRendition {
             captions: Some(self.captions),
+            frames: self.frames,
             ..rendition
         })
     }
