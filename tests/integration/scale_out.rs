@@ -1,0 +1,426 @@
+//! Issue 17, scale out: `plan`, `encode-chunk` (tasks in any order, one run twice, indexes
+//! from the engines' variables) and `assemble` make the package a one-process run of the same
+//! options makes: the same segments (count, names, first frames, keyframes), frames, manifests
+//! (but for measured sizes and bit rates), continuous timelines, and the audio encoded whole. A
+//! missing, corrupt or foreign chunk is refused by name. Judged with ffprobe and the test-side
+//! playlist, MPD and box readers.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::util::cli::{FAST, assert_failure, assert_success, run, run_with_env};
+use crate::util::ffprobe::{concat, probe};
+use crate::util::{bmff, m3u8, mpd};
+
+/// 8 s of 320x180 testsrc2 at 25 fps with a tone, its keyframes every 37 frames: off the
+/// segment grid, so chunks decode from a keyframe before their first frame.
+fn source() -> &'static Path {
+    static SOURCE: OnceLock<PathBuf> = OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scale-out-source-v1.mp4");
+        if !path.exists() {
+            let part = path.with_extension(format!("{}.part", std::process::id()));
+            let made = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-nostdin", "-y"])
+                .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=8"])
+                .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=8"])
+                .args([
+                    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "37",
+                ])
+                .args(["-c:a", "aac", "-b:a", "96k", "-f", "mp4"])
+                .arg(&part)
+                .status()
+                .expect("run ffmpeg");
+            assert!(made.success(), "ffmpeg made the source");
+            std::fs::rename(&part, &path).expect("publish the source");
+        }
+        path
+    })
+}
+
+const FRAMES: usize = 200;
+const RUNGS: [&str; 2] = ["180p", "144p"];
+
+/// The options both runs are given, after `COMMAND SOURCE`.
+fn ladder_options(extra: &[&str]) -> Vec<String> {
+    let fixed = ["--reps", "180,144", "--segment-duration", "1", "--progress", "none"];
+    fixed
+        .iter()
+        .chain(FAST.iter())
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn stream_pack(args: &[String]) -> Output {
+    run(args)
+}
+
+/// `plan COMMAND SOURCE --plan PLAN -o OUT OPTIONS --chunk-duration 2s`; the plan read back.
+fn plan(command: &str, plan_dir: &Path, out: &Path, options: &[String]) -> Value {
+    let mut args = vec!["plan".to_string(), command.into(), source().display().to_string()];
+    args.extend([
+        "--plan".into(),
+        plan_dir.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ]);
+    args.extend(options.iter().cloned());
+    args.extend(["--chunk-duration".into(), "2s".into()]);
+    assert_success(&stream_pack(&args));
+    let text = std::fs::read_to_string(plan_dir.join("plan.json")).expect("plan.json written");
+    serde_json::from_str(&text).expect("plan.json is JSON")
+}
+
+fn encode_chunk(plan_dir: &Path, index: u64) -> Output {
+    run([
+        "encode-chunk".to_string(),
+        plan_dir.display().to_string(),
+        "--index".into(),
+        index.to_string(),
+    ])
+}
+
+/// Every task run, shuffled: task 2 twice (a retry), task 1 by Slurm's variable, task 3 by
+/// Kubernetes'.
+fn run_every_task(plan_dir: &Path) {
+    for index in [4, 0, 2] {
+        assert_success(&encode_chunk(plan_dir, index));
+    }
+    let plan_arg = [plan_dir.display().to_string()];
+    let by_env = |variable: &str, index: &str| {
+        let args = ["encode-chunk".to_string()].into_iter().chain(plan_arg.iter().cloned());
+        run_with_env(args, &[(variable, index.to_string())])
+    };
+    assert_success(&by_env("SLURM_ARRAY_TASK_ID", "1"));
+    assert_success(&by_env("JOB_COMPLETION_INDEX", "3"));
+    assert_success(&encode_chunk(plan_dir, 2));
+}
+
+fn assemble(plan_dir: &Path) -> Output {
+    run(["assemble".to_string(), plan_dir.display().to_string()])
+}
+
+/// A chunked run and a one-process run of `command` with the same options, in one folder.
+struct Runs {
+    _dir: tempfile::TempDir,
+    chunked: PathBuf,
+    single: PathBuf,
+    plan: Value,
+}
+
+fn both_runs(command: &str, extra: &[&str]) -> Runs {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let (plan_dir, chunked, single) = (
+        dir.path().join("plan"),
+        dir.path().join("chunked"),
+        dir.path().join("single"),
+    );
+    let options = ladder_options(extra);
+    let plan = plan(command, &plan_dir, &chunked, &options);
+    run_every_task(&plan_dir);
+    assert_success(&assemble(&plan_dir));
+    let mut args = vec![command.to_string(), source().display().to_string(), "-o".into()];
+    args.push(single.display().to_string());
+    args.extend(options);
+    assert_success(&stream_pack(&args));
+    Runs {
+        _dir: dir,
+        chunked,
+        single,
+        plan,
+    }
+}
+
+/// The segment files of a rendition folder, in order.
+fn segments(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("rendition folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Per segment, ffprobe's first video packet: its PTS and whether it is a keyframe.
+fn first_packets(files: &[PathBuf], init: Option<&Path>) -> Vec<(String, bool)> {
+    files
+        .iter()
+        .map(|file| {
+            let whole = match init {
+                Some(init) => concat(&[init.to_owned(), file.clone()]),
+                None => file.clone(),
+            };
+            let json = probe(
+                &["-select_streams", "v:0", "-show_entries", "packet=pts_time,flags"],
+                &whole,
+            );
+            let first = &json["packets"][0];
+            let pts = first["pts_time"].as_str().expect("a first packet").to_owned();
+            (pts, first["flags"].as_str().unwrap_or("").starts_with('K'))
+        })
+        .collect()
+}
+
+/// Frames ffprobe decodes, and their presentation times in seconds, sorted.
+fn decoded_frames(file: &Path) -> Vec<f64> {
+    let json = probe(&["-select_streams", "v:0", "-show_entries", "frame=pts_time"], file);
+    let mut times: Vec<f64> = json["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| f["pts_time"].as_str().expect("pts_time").parse().expect("a number"))
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// `text` without the values of the attributes that carry measured bit rates.
+fn without_bitrates(text: &str, names: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for name in names {
+        let mut kept = String::new();
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(name) {
+            kept.push_str(&rest[..at + name.len()]);
+            let value = &rest[at + name.len()..];
+            let end = value
+                .find(|c: char| !(c.is_ascii_digit() || c == '"'))
+                .unwrap_or(value.len());
+            rest = &value[end..];
+        }
+        kept.push_str(rest);
+        out = kept;
+    }
+    out
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What both packages must share in every video rendition, by ffprobe: segment names, each
+/// segment's first packet (PTS, keyframe), and every source frame decoded once.
+fn assert_same_video(runs: &Runs, extension: &str, init: Option<&str>) {
+    for rung in RUNGS {
+        let [chunked, single] = [&runs.chunked, &runs.single].map(|p| segments(&p.join(rung), extension));
+        let names = |files: &[PathBuf]| {
+            files
+                .iter()
+                .map(|f| f.file_name().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&chunked), names(&single), "{rung}: the same segments");
+        assert_eq!(chunked.len(), 8, "{rung}: 8 segments of 1 s");
+        let init_of = |root: &Path| init.map(|name| root.join(rung).join(name));
+        let firsts = first_packets(&chunked, init_of(&runs.chunked).as_deref());
+        assert!(
+            firsts.iter().all(|(_, key)| *key),
+            "{rung}: every segment starts with a keyframe: {firsts:?}"
+        );
+        assert_eq!(
+            firsts,
+            first_packets(&single, init_of(&runs.single).as_deref()),
+            "{rung}: segment starts"
+        );
+        let whole = concat(&[init_of(&runs.chunked).into_iter().collect(), chunked].concat());
+        let frames = decoded_frames(&whole);
+        assert_eq!(frames.len(), FRAMES, "{rung}: every source frame, once");
+        let steps_even = frames.windows(2).all(|w| ((w[1] - w[0]) - 0.04).abs() < 1e-6);
+        assert!(steps_even, "{rung}: presentation times continue across the chunk seams");
+    }
+}
+
+/// The audio rendition of both runs: the same bytes (one encode of the whole title).
+fn assert_same_audio(runs: &Runs, extension: &str) {
+    let [chunked, single] = [&runs.chunked, &runs.single].map(|p| segments(&p.join("audio"), extension));
+    assert_eq!(chunked.len(), single.len(), "audio segments");
+    for (a, b) in chunked.iter().zip(&single) {
+        assert_eq!(
+            std::fs::read(a).unwrap(),
+            std::fs::read(b).unwrap(),
+            "{}: audio encoded whole",
+            a.display()
+        );
+    }
+}
+
+#[test]
+fn a_chunked_dash_package_is_the_one_process_package() {
+    let runs = both_runs("dash", &[]);
+    assert_eq!(runs.plan["version"], 1);
+    assert_eq!(runs.plan["chunks"].as_array().map(Vec::len), Some(4), "4 chunks of 2 s");
+    assert_eq!(runs.plan["tasks"], 5, "4 chunks and the audio");
+    let manifests = [&runs.chunked, &runs.single].map(|p| read(&p.join("manifest.mpd")));
+    assert_eq!(
+        without_bitrates(&manifests[0], &["bandwidth=\""]),
+        without_bitrates(&manifests[1], &["bandwidth=\""]),
+        "the MPDs differ only in measured bandwidths"
+    );
+    let parsed = mpd::parse_mpd(&manifests[0]).expect("the chunked MPD reads");
+    let video = &parsed.adaptation_sets[0].representations;
+    assert_eq!(video.len(), 2, "two rungs");
+    for rung in RUNGS {
+        let dir = runs.chunked.join(rung);
+        let init = dir.join("init.mp4");
+        // mfhd 1, 2, 3… and each tfdt the previous one plus its duration, across the seams.
+        bmff::read_track(&init, &segments(&dir, "m4s"));
+        let single_init = std::fs::read(runs.single.join(rung).join("init.mp4")).unwrap();
+        assert_eq!(std::fs::read(&init).unwrap(), single_init, "{rung}: the init segment");
+    }
+    assert_same_video(&runs, "m4s", Some("init.mp4"));
+    assert_same_audio(&runs, "m4s");
+}
+
+#[test]
+fn a_chunked_hls_ts_package_is_the_one_process_package() {
+    let runs = both_runs("hls", &[]);
+    let bitrates = ["BANDWIDTH=", "AVERAGE-BANDWIDTH="];
+    let masters = [&runs.chunked, &runs.single].map(|p| read(&p.join("master.m3u8")));
+    assert_eq!(
+        without_bitrates(&masters[0], &bitrates),
+        without_bitrates(&masters[1], &bitrates)
+    );
+    m3u8::parse_master(&masters[0]).expect("the chunked master playlist reads");
+    for rendition in RUNGS.iter().chain(&["audio"]) {
+        let [chunked, single] = [&runs.chunked, &runs.single].map(|p| read(&p.join(rendition).join("index.m3u8")));
+        assert_eq!(chunked, single, "{rendition}: the media playlists");
+        let playlist = m3u8::parse_media(&chunked).expect("the media playlist reads");
+        assert_eq!(playlist.segments.len(), 8, "{rendition}: 8 segments");
+    }
+    assert_same_video(&runs, "ts", None);
+    assert_same_audio(&runs, "ts");
+}
+
+#[test]
+fn a_chunked_hls_fmp4_package_is_the_one_process_package() {
+    let runs = both_runs("hls", &["--format", "fmp4"]);
+    for rendition in RUNGS.iter().chain(&["audio"]) {
+        let [chunked, single] = [&runs.chunked, &runs.single].map(|p| read(&p.join(rendition).join("index.m3u8")));
+        assert_eq!(chunked, single, "{rendition}: the media playlists");
+    }
+    for rung in RUNGS {
+        let dir = runs.chunked.join(rung);
+        bmff::read_track(&dir.join("init.mp4"), &segments(&dir, "m4s"));
+    }
+    assert_same_video(&runs, "m4s", Some("init.mp4"));
+}
+
+/// A small plan (one rung) with every task run, for the refusals.
+fn small_plan(dir: &Path, name: &str, chunk_duration: &str) -> PathBuf {
+    let plan_dir = dir.join(name);
+    let mut args: Vec<String> = ["plan", "hls"].map(String::from).to_vec();
+    args.push(source().display().to_string());
+    args.extend(["--plan".into(), plan_dir.display().to_string(), "-o".into()]);
+    args.push(dir.join(format!("{name}-out")).display().to_string());
+    args.extend(["--reps", "144", "--segment-duration", "1", "--progress", "none"].map(String::from));
+    args.extend(FAST.map(String::from));
+    args.extend(["--chunk-duration".into(), chunk_duration.into()]);
+    assert_success(&stream_pack(&args));
+    plan_dir
+}
+
+#[test]
+fn assemble_refuses_a_missing_corrupt_or_foreign_chunk_by_name() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let plan_dir = small_plan(dir.path(), "plan", "2s");
+    for index in 0..5 {
+        assert_success(&encode_chunk(&plan_dir, index));
+    }
+    let chunk2 = plan_dir.join("chunks/2");
+    let kept = dir.path().join("chunk2-kept");
+    std::fs::rename(&chunk2, &kept).unwrap();
+    let line = assert_failure(&assemble(&plan_dir), 3);
+    assert!(line.contains("chunk 2") && line.contains("missing"), "{line}");
+    std::fs::rename(&kept, &chunk2).unwrap();
+
+    let segment = plan_dir.join("chunks/1/144p/segment00002.ts");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[400] ^= 1;
+    std::fs::write(&segment, bytes).unwrap();
+    let line = assert_failure(&assemble(&plan_dir), 3);
+    assert!(
+        line.contains("chunk 1") && line.contains("segment00002.ts") && line.contains("checksum"),
+        "{line}"
+    );
+    std::fs::remove_file(&segment).unwrap();
+    let line = assert_failure(&assemble(&plan_dir), 3);
+    assert!(
+        line.contains("chunk 1") && line.contains("segment00002.ts") && line.contains("missing"),
+        "{line}"
+    );
+    assert_success(&encode_chunk(&plan_dir, 1));
+
+    let other = small_plan(dir.path(), "other", "3s");
+    assert_success(&encode_chunk(&other, 0));
+    std::fs::remove_dir_all(plan_dir.join("chunks/0")).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(other.join("chunks/0"))
+        .arg(plan_dir.join("chunks/0"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let line = assert_failure(&assemble(&plan_dir), 3);
+    assert!(line.contains("chunk 0") && line.contains("another plan"), "{line}");
+    assert!(
+        !dir.path().join("plan-out").exists(),
+        "nothing published by a refused assemble"
+    );
+
+    assert_success(&encode_chunk(&plan_dir, 0));
+    assert_success(&assemble(&plan_dir));
+    assert_eq!(segments(&dir.path().join("plan-out/144p"), "ts").len(), 8);
+}
+
+#[test]
+fn a_task_index_outside_the_plan_or_not_given_is_refused() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let plan_dir = small_plan(dir.path(), "plan", "4s");
+    let line = assert_failure(&encode_chunk(&plan_dir, 3), 2);
+    assert!(line.contains("--index 3") && line.contains("3 tasks"), "{line}");
+    let by_env = run_with_env(
+        ["encode-chunk".to_string(), plan_dir.display().to_string()],
+        &[("AWS_BATCH_JOB_ARRAY_INDEX", "7".into())],
+    );
+    let line = assert_failure(&by_env, 2);
+    assert!(line.contains("--index 7"), "{line}");
+    let no_index = run(["encode-chunk".to_string(), plan_dir.display().to_string()]);
+    let line = assert_failure(&no_index, 2);
+    assert!(line.contains("SLURM_ARRAY_TASK_ID"), "{line}");
+}
+
+#[test]
+fn what_cannot_be_chunked_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let plan_dir = dir.path().join("plan");
+    let cases: [(&[&str], &str); 3] = [
+        (&["--copy"], "--copy"),
+        (&["--encrypt"], "--encrypt"),
+        (&["--passthrough-top"], "--passthrough-top"),
+    ];
+    for (extra, named) in cases {
+        let mut args = vec!["plan", "hls"].into_iter().map(String::from).collect::<Vec<_>>();
+        args.push(source().display().to_string());
+        args.extend(["--plan".into(), plan_dir.display().to_string(), "-o".into()]);
+        args.push(dir.path().join("out").display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let line = assert_failure(&stream_pack(&args), 2);
+        assert!(line.contains(named) && line.contains("chunks"), "{line}");
+        assert!(!plan_dir.join("plan.json").exists(), "no plan written");
+    }
+    let url = run(["plan", "hls", "http://127.0.0.1:9/title.mp4", "--plan"]
+        .map(String::from)
+        .into_iter()
+        .chain([
+            plan_dir.display().to_string(),
+            "-o".into(),
+            dir.path().join("out").display().to_string(),
+        ]));
+    let line = assert_failure(&url, 2);
+    assert!(line.contains("shared storage"), "{line}");
+}
