@@ -48,6 +48,17 @@ struct Chunking {
     /// Video per chunk, rounded to whole segments (60s, 2m).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     chunk_duration: std::time::Duration,
+    /// Video before each chunk encoded to warm up the rate control, then dropped (0s: none).
+    #[arg(long, default_value = "4s", value_parser = parse_preroll)]
+    chunk_preroll: std::time::Duration,
+}
+
+/// A duration, or none: `0`.
+fn parse_preroll(text: &str) -> Result<std::time::Duration, String> {
+    match text {
+        "0" | "0s" => Ok(std::time::Duration::ZERO),
+        _ => parse_duration(text),
+    }
 }
 
 /// A planned command line read again.
@@ -110,6 +121,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         command,
         cwd: std::env::current_dir().context("reading the working folder")?,
         chunk_duration: chunking.chunk_duration.as_secs_f64(),
+        preroll: chunking.chunk_preroll.as_secs_f64(),
     };
     let plan = scale_out::plan(&chunking.plan, planning)?;
     if !args.command.job().quiet {

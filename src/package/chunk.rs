@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::vod::{self, Written};
 use super::{Job, PackageOptions, PackageReport, deliver, ladder_plan, load_ladder, regular_clock, start_tracking};
 use crate::error::{Error, Result};
-use crate::input::source::{Source, VideoInput};
+use crate::input::source::{AudioInput, Source, VideoInput};
 use crate::package::audio::{self, AudioRendition};
 use crate::package::ladder::Rung;
 use crate::package::pipelines;
@@ -26,14 +26,24 @@ use crate::progress::{Monitor, Stage};
 pub struct FrameRange {
     pub first_pts: i64,
     pub last_pts: i64,
-    /// Where decoding starts: the source's last keyframe at or before `first_pts`.
+    /// The first frame encoded: the frames from here to `first_pts` (the pre-roll) warm up the
+    /// encoders' rate control as the frames before a chunk do in a one-process run, and their
+    /// packets are dropped. Without it a chunk's first segment loses 1–3 dB PSNR.
+    pub preroll_pts: i64,
+    /// Where decoding starts: the source's last keyframe at or before `preroll_pts`.
     pub seek_pts: i64,
     /// The title's number of the chunk's first segment.
     pub first_segment: u64,
 }
 
 impl FrameRange {
-    pub(crate) fn holds(&self, pts: i64) -> bool {
+    /// Whether the frame at `pts` is encoded (kept or pre-roll).
+    pub(crate) fn encodes(&self, pts: i64) -> bool {
+        (self.preroll_pts..=self.last_pts).contains(&pts)
+    }
+
+    /// Whether the frame at `pts`, or a packet presented then, is the chunk's.
+    pub(crate) fn keeps(&self, pts: i64) -> bool {
         (self.first_pts..=self.last_pts).contains(&pts)
     }
 
@@ -59,9 +69,12 @@ pub struct Title {
     pub duration: Option<f64>,
     pub start_micros: i64,
     pub video: Option<VideoInput>,
+    pub audio_streams: Vec<AudioInput>,
     pub rungs: Vec<Rung>,
     /// The audio renditions' folders.
     pub audio: Vec<String>,
+    /// Every video frame's timestamp, ascending.
+    pub frames: Vec<i64>,
     pub segments: Vec<SegmentFrames>,
     /// The source's keyframes' timestamps, ascending.
     pub keyframes: Vec<i64>,
@@ -74,16 +87,22 @@ pub fn survey(options: &PackageOptions) -> Result<Title> {
     let rungs = ladder_plan(&source, &load_ladder(options)?, options)?.rungs;
     let audio = choose_audio(&source, options)?.into_iter().map(|a| a.dir).collect();
     let clock = regular_clock(&source, options);
-    let (segments, keyframes) = match source.video.clone() {
-        Some(video) => scan_video(&mut source, &video, &clock)?,
+    let (frames, keyframes) = match source.video.clone() {
+        Some(video) => scan_video(&mut source, &video)?,
         None => (Vec::new(), Vec::new()),
+    };
+    let segments = match &source.video {
+        Some(video) => cut(&frames, video, &clock),
+        None => Vec::new(),
     };
     Ok(Title {
         duration: source.declared_duration(),
         start_micros: source.start_micros(),
         video: source.video.clone(),
+        audio_streams: source.audio_streams.clone(),
         rungs,
         audio,
+        frames,
         segments,
         keyframes,
     })
@@ -109,8 +128,8 @@ fn choose_audio(source: &Source, options: &PackageOptions) -> Result<Vec<AudioRe
     }))
 }
 
-/// The video's segments and keyframes, from its packets' timestamps.
-fn scan_video(source: &mut Source, video: &VideoInput, clock: &SegmentClock) -> Result<(Vec<SegmentFrames>, Vec<i64>)> {
+/// The video's frames' and keyframes' timestamps, ascending, from its packets.
+fn scan_video(source: &mut Source, video: &VideoInput) -> Result<(Vec<i64>, Vec<i64>)> {
     let mut frames = Vec::new();
     let mut keyframes = Vec::new();
     while let Some(packet) = source.read(0.0)? {
@@ -124,15 +143,19 @@ fn scan_video(source: &mut Source, video: &VideoInput, clock: &SegmentClock) -> 
     }
     frames.sort_unstable();
     keyframes.sort_unstable();
-    let segments = frames
+    Ok((frames, keyframes))
+}
+
+/// The segments the clock cuts the frames into.
+fn cut(frames: &[i64], video: &VideoInput, clock: &SegmentClock) -> Vec<SegmentFrames> {
+    frames
         .chunk_by(|a, b| clock.index_of(*a, video.time_base) == clock.index_of(*b, video.time_base))
         .map(|frames| SegmentFrames {
             first_pts: frames[0],
             last_pts: frames[frames.len() - 1],
             frames: frames.len() as u64,
         })
-        .collect();
-    Ok((segments, keyframes))
+        .collect()
 }
 
 /// Encodes every rung of one chunk's frames into `root` (a folder per rung), with one decode:

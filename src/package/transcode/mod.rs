@@ -343,7 +343,7 @@ impl Decoded for VideoLadder {
 
     fn take_frame(&mut self) -> Result<()> {
         let pts = self.next_pts();
-        if self.settings.range.is_some_and(|range| !range.holds(pts)) {
+        if self.settings.range.is_some_and(|range| !range.encodes(pts)) {
             return Ok(());
         }
         self.decoding.frame.set_pts(Some(pts));
@@ -554,6 +554,8 @@ struct RungEncoder {
     /// Whether a frame with captions reached an encoder that keeps them.
     captions: bool,
     frames: Option<FrameSpan>,
+    /// A chunk's frames: the others are its pre-roll, encoded but not written.
+    range: Option<FrameRange>,
 }
 
 impl RungEncoder {
@@ -604,6 +606,7 @@ impl RungEncoder {
             keeps_captions: settings.codec == VideoCodec::H264,
             captions: false,
             frames: None,
+            range: settings.range,
         })
     }
 
@@ -619,7 +622,9 @@ impl RungEncoder {
             picture::Type::None
         });
         self.segment = Some(index);
-        self.frames = Some(FrameSpan::with(self.frames, pts));
+        if self.range.is_none_or(|range| range.keeps(pts)) {
+            self.frames = Some(FrameSpan::with(self.frames, pts));
+        }
         self.captions |= self.keeps_captions && frame.side_data(frame::side_data::Type::A53CC).is_some();
         self.encoder
             .send_frame(frame)
@@ -639,7 +644,14 @@ impl RungEncoder {
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
         {
             tell_position(&self.position, &self.clock, &packet, self.time_base);
-            self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
+            let pts = packet.pts().or(packet.dts());
+            let preroll = self
+                .range
+                .is_some_and(|range| pts.is_some_and(|pts| pts < range.first_pts));
+            let packet = std::mem::replace(&mut packet, Packet::empty());
+            if !preroll {
+                self.segmenter.write(packet)?;
+            }
         }
         Ok(())
     }

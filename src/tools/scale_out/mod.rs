@@ -17,6 +17,7 @@ use self::sidecar::{ChunkSidecar, RenditionRecord};
 use self::store::{PlanFolder, SIDECAR};
 use crate::error::{Error, Result};
 use crate::location::Location;
+use crate::output::staging;
 use crate::package::segment::EncodedRendition;
 use crate::package::{PackageOptions, PackageReport, Passthrough, chunk};
 use crate::progress::Monitor;
@@ -85,6 +86,7 @@ pub fn chunkable(options: &PackageOptions) -> Result<PackageOptions> {
 /// Probes the source and writes `PLAN/plan.json` for `planning.options`.
 pub fn plan(folder: &Path, planning: Planning) -> Result<Plan> {
     let options = chunkable(planning.options)?;
+    refuse_output(&options, folder)?;
     let title = chunk::survey(&options)?;
     let plan = Plan::new(
         &title,
@@ -98,6 +100,30 @@ pub fn plan(folder: &Path, planning: Planning) -> Result<Plan> {
     let bytes = serde_json::to_vec_pretty(&plan).expect("a plan serializes");
     folder.write_plan(&bytes)?;
     Ok(plan)
+}
+
+/// Refuses at once an output that `assemble` would refuse or that would replace the plan.
+fn refuse_output(options: &PackageOptions, folder: &Path) -> Result<()> {
+    if options.publishing.remote_only {
+        return Ok(());
+    }
+    if options.output.exists() && !options.force {
+        return Err(Error::OutputExists {
+            path: options.output.clone(),
+        });
+    }
+    let absolute = |path: &Path| std::path::absolute(path).map_err(Error::io(path));
+    if absolute(folder)?.starts_with(absolute(&options.output)?) {
+        return Err(Error::InvalidOption {
+            option: "output",
+            reason: format!(
+                "{}: holds the plan folder {}, which assemble would replace; give another output",
+                options.output.display(),
+                folder.display()
+            ),
+        });
+    }
+    staging::refuse_overlap(&options.output, [("the plan folder", folder)])
 }
 
 /// A plan read from its folder, and the SHA-256 of its `plan.json`, which names it in sidecars.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::input::source::VideoInput;
+use crate::input::source::{AudioInput, VideoInput};
 use crate::package::PackageOptions;
 use crate::package::chunk::{FrameRange, SegmentFrames, Title};
 use crate::package::ladder::Rung;
@@ -34,6 +34,8 @@ pub struct Plan {
     /// The audio renditions' folders, all encoded by the last task.
     pub audio: Vec<String>,
     pub chunk_duration: f64,
+    /// Seconds of video before each chunk encoded to warm up the encoders, then dropped.
+    pub preroll: f64,
     pub chunks: Vec<Chunk>,
     /// Array tasks: one per chunk, then one for the audio if the title has any.
     pub tasks: u64,
@@ -47,6 +49,29 @@ pub struct SourceFacts {
     /// The container's start time: the zero of the segment clock.
     pub start_micros: i64,
     pub video: Option<VideoFacts>,
+    pub audio: Vec<AudioFacts>,
+}
+
+/// A source audio stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioFacts {
+    pub stream: usize,
+    pub codec: String,
+    pub channels: u16,
+    pub sample_rate: u32,
+    pub language: Option<String>,
+}
+
+impl From<&AudioInput> for AudioFacts {
+    fn from(audio: &AudioInput) -> AudioFacts {
+        AudioFacts {
+            stream: audio.index,
+            codec: format!("{:?}", audio.codec).to_lowercase(),
+            channels: audio.channels,
+            sample_rate: audio.sample_rate,
+            language: audio.language.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,13 +160,24 @@ pub struct Planning<'a> {
     pub command: Vec<String>,
     pub cwd: PathBuf,
     pub chunk_duration: f64,
+    /// Seconds of video before each chunk encoded and dropped.
+    pub preroll: f64,
 }
 
 impl Plan {
     pub fn new(title: &Title, planning: Planning) -> Plan {
         let options = planning.options;
         let per_chunk = (planning.chunk_duration / options.segment_duration).round().max(1.0) as usize;
-        let chunks = chunk_list(&title.segments, &title.keyframes, per_chunk);
+        let preroll = title
+            .video
+            .as_ref()
+            .map_or(0, |v| (planning.preroll / f64::from(v.time_base)).round() as i64);
+        let frames = Frames {
+            all: &title.frames,
+            keyframes: &title.keyframes,
+            preroll,
+        };
+        let chunks = chunk_list(&title.segments, &frames, per_chunk);
         let tasks = chunks.len() as u64 + u64::from(!title.audio.is_empty());
         Plan {
             version: VERSION,
@@ -153,12 +189,14 @@ impl Plan {
                 duration: title.duration,
                 start_micros: title.start_micros,
                 video: title.video.as_ref().map(|v| video_facts(v, &title.segments)),
+                audio: title.audio_streams.iter().map(AudioFacts::from).collect(),
             },
             output: output_facts(options),
             settings: Settings::of(options),
             ladder: title.rungs.iter().map(RungFacts::from).collect(),
             audio: title.audio.clone(),
             chunk_duration: planning.chunk_duration,
+            preroll: planning.preroll,
             chunks,
             tasks,
         }
@@ -226,14 +264,35 @@ fn output_facts(options: &PackageOptions) -> OutputFacts {
     }
 }
 
-/// The video's segments in runs of `per_chunk` (the last run may be shorter), each decoded from
-/// the last keyframe at or before its first frame.
-fn chunk_list(segments: &[SegmentFrames], keyframes: &[i64], per_chunk: usize) -> Vec<Chunk> {
+/// The video's frames and keyframes (timestamps, ascending), and the pre-roll in ticks.
+struct Frames<'a> {
+    all: &'a [i64],
+    keyframes: &'a [i64],
+    preroll: i64,
+}
+
+impl Frames<'_> {
+    /// The first frame of the pre-roll of a chunk starting at `first_pts`.
+    fn preroll_start(&self, first_pts: i64) -> i64 {
+        let from = self.all.partition_point(|pts| *pts < first_pts - self.preroll);
+        self.all.get(from).copied().unwrap_or(first_pts).min(first_pts)
+    }
+
+    /// The last keyframe at or before `pts`.
+    fn seek_point(&self, pts: i64) -> i64 {
+        let after = self.keyframes.partition_point(|k| *k <= pts);
+        self.keyframes[..after].last().copied().unwrap_or(pts)
+    }
+}
+
+/// The video's segments in runs of `per_chunk` (the last run may be shorter), each with its
+/// pre-roll, decoded from the last keyframe at or before it.
+fn chunk_list(segments: &[SegmentFrames], frames: &Frames, per_chunk: usize) -> Vec<Chunk> {
     let mut first_segment = 0;
     let mut chunks = Vec::new();
     for run in segments.chunks(per_chunk) {
         let first_pts = run[0].first_pts;
-        let after = keyframes.partition_point(|k| *k <= first_pts);
+        let preroll_pts = frames.preroll_start(first_pts);
         chunks.push(Chunk {
             index: chunks.len() as u64,
             segments: run.len() as u64,
@@ -241,7 +300,8 @@ fn chunk_list(segments: &[SegmentFrames], keyframes: &[i64], per_chunk: usize) -
             range: FrameRange {
                 first_pts,
                 last_pts: run[run.len() - 1].last_pts,
-                seek_pts: keyframes[..after].last().copied().unwrap_or(first_pts),
+                preroll_pts,
+                seek_pts: frames.seek_point(preroll_pts),
                 first_segment,
             },
         });
@@ -263,22 +323,33 @@ mod tests {
     }
 
     #[test]
-    fn chunks_hold_whole_segments_and_seek_to_the_keyframe_before_their_first_frame() {
+    fn chunks_hold_whole_segments_and_seek_to_the_keyframe_before_their_pre_roll() {
         let segments: Vec<SegmentFrames> = (0..5).map(|i| segment(i * 25, 25)).collect();
-        let chunks = chunk_list(&segments, &[0, 40, 100], 2);
-        let summary: Vec<(u64, u64, i64, i64, i64)> = chunks
+        let all: Vec<i64> = (0..125).collect();
+        let frames = Frames {
+            all: &all,
+            keyframes: &[0, 40, 90, 100],
+            preroll: 8,
+        };
+        let chunks = chunk_list(&segments, &frames, 2);
+        let summary: Vec<(u64, u64, i64, i64, i64, i64)> = chunks
             .iter()
             .map(|c| {
+                let r = &c.range;
                 (
-                    c.range.first_segment,
+                    r.first_segment,
                     c.segments,
-                    c.range.first_pts,
-                    c.range.last_pts,
-                    c.range.seek_pts,
+                    r.first_pts,
+                    r.last_pts,
+                    r.preroll_pts,
+                    r.seek_pts,
                 )
             })
             .collect();
-        assert_eq!(summary, [(0, 2, 0, 49, 0), (2, 2, 50, 99, 40), (4, 1, 100, 124, 100)]);
+        assert_eq!(
+            summary,
+            [(0, 2, 0, 49, 0, 0), (2, 2, 50, 99, 42, 40), (4, 1, 100, 124, 92, 90)]
+        );
         assert_eq!(chunks.iter().map(|c| c.frames).sum::<u64>(), 125);
     }
 }
