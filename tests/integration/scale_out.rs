@@ -372,9 +372,17 @@ fn assemble_refuses_a_missing_corrupt_or_foreign_chunk_by_name() {
         "nothing published by a refused assemble"
     );
 
+    // What a task killed mid-encode leaves: a hidden folder, never read, removed by assemble.
+    let killed = plan_dir.join("chunks/.3.tmp-killed/144p");
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::write(killed.join("segment00006.ts"), b"half").unwrap();
     assert_success(&encode_chunk(&plan_dir, 0));
     assert_success(&assemble(&plan_dir));
     assert_eq!(segments(&dir.path().join("plan-out/144p"), "ts").len(), 8);
+    assert!(
+        !plan_dir.join("chunks/.3.tmp-killed").exists(),
+        "a killed task's leftovers removed"
+    );
 }
 
 #[test]

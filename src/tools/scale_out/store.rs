@@ -1,7 +1,9 @@
 //! The PLAN folder on shared storage (a local or NFS path), every access to it in one place:
 //! `plan.json`, and `chunks/I/` per task, each put in place whole by a rename. Folders whose
 //! names start with a dot are a task's work in progress (or a killed task's leftovers), never
-//! read.
+//! read. A bucket (`s3://`) plan fits behind the same calls: `plan.json` as an object, a staged
+//! chunk uploaded on `commit` with its sidecar last (the sidecar is what makes it whole), and
+//! `chunk` a local copy downloaded for reading.
 
 use std::path::{Path, PathBuf};
 
@@ -79,7 +81,10 @@ impl PlanFolder {
     /// removed after, so `chunks/I` is always one whole chunk.
     pub fn commit(&self, staged: tempfile::TempDir, index: u64) -> Result<()> {
         let target = self.chunk(index);
-        let aside = staged.path().with_extension("old");
+        // Named after the staged folder: two runs of one task never move aside to one name.
+        let mut aside = staged.path().as_os_str().to_owned();
+        aside.push(".old");
+        let aside = PathBuf::from(aside);
         let replaced = std::fs::rename(&target, &aside).is_ok();
         std::fs::rename(staged.path(), &target).map_err(Error::io(&target))?;
         let _ = staged.keep();
