@@ -173,7 +173,7 @@ pub fn encode_video(
         });
     };
     let rungs = ladder_plan(&source, &load_ladder(options)?, options)?.rungs;
-    source.seek(micros(range.seek_pts, video.time_base))?;
+    seek(&mut source, &video, &range)?;
     let job = Job::new(options, root, root, regular_clock(&source, options), None, false, None).with_range(range);
     let (encoded, _) = encode(&mut source, &rungs, &job, monitor)?;
     Ok(rungs.into_iter().map(|r| r.name).zip(encoded).collect())
@@ -206,6 +206,40 @@ fn encode(
     job.take_flushed(&mut tracker);
     tracker.stage(Stage::Done, monitor);
     Ok(encoded)
+}
+
+/// Seeks to the range's seek point: decoding must start at a keyframe at or before it. A
+/// demuxer without an index (MPEG-TS) may land elsewhere (on a frame after it, by decode time):
+/// it is asked again from further back, the last time from the file's zero.
+fn seek(source: &mut Source, video: &VideoInput, range: &FrameRange) -> Result<()> {
+    let target = micros(range.seek_pts, video.time_base);
+    for margin in [0, 1, 4, 16, 64].map(|seconds| seconds * 1_000_000) {
+        let at = if margin == 64_000_000 { 0 } else { target - margin };
+        source.seek(at)?;
+        let (read, landed) = read_to_video(source, video)?;
+        source.put_back(read);
+        if landed.is_some_and(|(key, pts)| key && pts <= range.seek_pts) {
+            return Ok(());
+        }
+    }
+    Err(Error::InputCorrupt {
+        path: source.path.clone(),
+        reason: format!("cannot seek to {:.3} s", target as f64 / 1e6),
+    })
+}
+
+/// The packets up to the first video packet, and whether that one is a keyframe, with its
+/// presentation time.
+fn read_to_video(source: &mut Source, video: &VideoInput) -> Result<(Vec<Packet>, Option<(bool, i64)>)> {
+    let mut read = Vec::new();
+    while let Some(packet) = source.read(0.0)? {
+        let landed = (packet.stream() == video.index).then(|| (packet.is_key(), packet.pts()));
+        read.push(packet);
+        if let Some((key, pts)) = landed {
+            return Ok((read, pts.map(|pts| (key, pts))));
+        }
+    }
+    Ok((read, None))
 }
 
 /// Microseconds from the file's zero to a timestamp, rounded down: a seek there lands on the

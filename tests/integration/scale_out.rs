@@ -432,3 +432,63 @@ fn what_cannot_be_chunked_is_refused_in_one_line() {
     let line = assert_failure(&url, 2);
     assert!(line.contains("shared storage"), "{line}");
 }
+
+#[test]
+fn an_mpeg_ts_source_without_an_index_is_chunked_frame_exact() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let ts = dir.path().join("source.ts");
+    let copied = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(source())
+        .args(["-c", "copy"])
+        .arg(&ts)
+        .status()
+        .expect("run ffmpeg");
+    assert!(copied.success());
+    let (plan_dir, chunked, single) = (
+        dir.path().join("plan"),
+        dir.path().join("chunked"),
+        dir.path().join("single"),
+    );
+    let options = ["--reps", "144", "--segment-duration", "1", "--progress", "none"].map(String::from);
+    let mut args = vec![
+        "plan".to_string(),
+        "hls".into(),
+        ts.display().to_string(),
+        "--plan".into(),
+    ];
+    args.extend([
+        plan_dir.display().to_string(),
+        "-o".into(),
+        chunked.display().to_string(),
+    ]);
+    args.extend(options.iter().cloned().chain(FAST.map(String::from)));
+    args.extend(["--chunk-duration".into(), "2s".into()]);
+    assert_success(&stream_pack(&args));
+    for index in 0..5 {
+        assert_success(&encode_chunk(&plan_dir, index));
+    }
+    assert_success(&assemble(&plan_dir));
+    let mut args = vec![
+        "hls".to_string(),
+        ts.display().to_string(),
+        "-o".into(),
+        single.display().to_string(),
+    ];
+    args.extend(options.into_iter().chain(FAST.map(String::from)));
+    assert_success(&stream_pack(&args));
+    let [a, b] = [&chunked, &single].map(|p| read(&p.join("144p/index.m3u8")));
+    assert_eq!(a, b, "the media playlists");
+    let files = segments(&chunked.join("144p"), "ts");
+    let firsts = first_packets(&files, None);
+    assert!(
+        firsts.iter().all(|(_, key)| *key),
+        "every segment starts with a keyframe: {firsts:?}"
+    );
+    assert_eq!(firsts, first_packets(&segments(&single.join("144p"), "ts"), None));
+    assert_eq!(
+        decoded_frames(&concat(&files)).len(),
+        FRAMES,
+        "every source frame, once"
+    );
+}
