@@ -218,7 +218,7 @@ fn seek(source: &mut Source, video: &VideoInput, range: &FrameRange) -> Result<(
         source.seek(at)?;
         let (read, landed) = read_to_video(source, video)?;
         source.put_back(read);
-        if landed.is_some_and(|(key, pts)| key && pts <= range.seek_pts) {
+        if landed.is_some_and(|video| video.key && video.pts <= range.seek_pts) {
             return Ok(());
         }
     }
@@ -228,15 +228,26 @@ fn seek(source: &mut Source, video: &VideoInput, range: &FrameRange) -> Result<(
     })
 }
 
-/// The packets up to the first video packet, and whether that one is a keyframe, with its
-/// presentation time.
-fn read_to_video(source: &mut Source, video: &VideoInput) -> Result<(Vec<Packet>, Option<(bool, i64)>)> {
+/// Where a seek landed: the first video packet read after it.
+#[derive(Clone, Copy)]
+struct Landing {
+    key: bool,
+    pts: i64,
+}
+
+/// The packets up to the first video packet, and where that one is (none without a PTS).
+fn read_to_video(source: &mut Source, video: &VideoInput) -> Result<(Vec<Packet>, Option<Landing>)> {
     let mut read = Vec::new();
     while let Some(packet) = source.read(0.0)? {
-        let landed = (packet.stream() == video.index).then(|| (packet.is_key(), packet.pts()));
+        let landed = (packet.stream() == video.index).then(|| {
+            packet.pts().map(|pts| Landing {
+                key: packet.is_key(),
+                pts,
+            })
+        });
         read.push(packet);
-        if let Some((key, pts)) = landed {
-            return Ok((read, pts.map(|pts| (key, pts))));
+        if let Some(landing) = landed {
+            return Ok((read, landing));
         }
     }
     Ok((read, None))
