@@ -30,6 +30,9 @@ pub struct FrameRange {
     /// encoders' rate control as the frames before a chunk do in a one-process run, and their
     /// packets are dropped. Without it a chunk's first segment loses 1–3 dB PSNR.
     pub preroll_pts: i64,
+    /// The last frame encoded: the frames after `last_pts` (the post-roll) let the encoders' lookahead
+    /// see past the chunk's end as it does in a one-process run, and their packets are dropped.
+    pub postroll_pts: i64,
     /// Where decoding starts: the source's last keyframe at or before `preroll_pts`.
     pub seek_pts: i64,
     /// The title's number of the chunk's first segment.
@@ -39,7 +42,7 @@ pub struct FrameRange {
 impl FrameRange {
     /// Whether the frame at `pts` is encoded (kept or pre-roll).
     pub(crate) fn encodes(&self, pts: i64) -> bool {
-        (self.preroll_pts..=self.last_pts).contains(&pts)
+        (self.preroll_pts..=self.postroll_pts).contains(&pts)
     }
 
     /// Whether the frame at `pts`, or a packet presented then, is the chunk's.
@@ -51,7 +54,7 @@ impl FrameRange {
     /// it, as a frame is decoded no earlier than its presentation time.
     pub(crate) fn passed(&self, packet: &Packet, video: Option<&VideoInput>) -> bool {
         let decode_time = packet.dts().or(packet.pts());
-        video.is_some_and(|v| v.index == packet.stream()) && decode_time.is_some_and(|t| t > self.last_pts)
+        video.is_some_and(|v| v.index == packet.stream()) && decode_time.is_some_and(|t| t > self.postroll_pts)
     }
 }
 
