@@ -383,6 +383,9 @@ fn assemble_refuses_a_missing_corrupt_or_foreign_chunk_by_name() {
         !plan_dir.join("chunks/.3.tmp-killed").exists(),
         "a killed task's leftovers removed"
     );
+    assert_failure(&assemble(&plan_dir), 4);
+    let forced = run(["assemble".to_string(), plan_dir.display().to_string(), "--force".into()]);
+    assert_success(&forced);
 }
 
 #[test]
