@@ -131,18 +131,33 @@ fn choose_audio(source: &Source, options: &PackageOptions) -> Result<Vec<AudioRe
     }))
 }
 
-/// The video's frames' and keyframes' timestamps, ascending, from its packets.
+/// The video's frames' and keyframes' timestamps, ascending, from its packets; a video without
+/// them (a raw elementary stream) cannot be cut frame-exact.
 fn scan_video(source: &mut Source, video: &VideoInput) -> Result<(Vec<i64>, Vec<i64>)> {
     let mut frames = Vec::new();
     let mut keyframes = Vec::new();
     while let Some(packet) = source.read(0.0)? {
-        let Some(pts) = packet.pts().filter(|_| packet.stream() == video.index) else {
+        if packet.stream() != video.index {
             continue;
+        }
+        let Some(pts) = packet.pts() else {
+            return Err(Error::Plan {
+                path: source.path.clone(),
+                reason: "cannot be planned into chunks: its video packets carry no timestamps to cut them by \
+                         (package it with hls or dash, or remux it into MP4 first)"
+                    .into(),
+            });
         };
         frames.push(pts);
         if packet.is_key() {
             keyframes.push(pts);
         }
+    }
+    if frames.is_empty() {
+        return Err(Error::Plan {
+            path: source.path.clone(),
+            reason: "cannot be planned into chunks: its video stream holds no frames".into(),
+        });
     }
     frames.sort_unstable();
     keyframes.sort_unstable();

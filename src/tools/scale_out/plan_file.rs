@@ -237,6 +237,11 @@ impl Plan {
                 self.version
             ));
         }
+        let numbered = self.chunks.iter().enumerate().all(|(i, c)| c.index == i as u64);
+        let tasks = self.chunks.len() as u64 + u64::from(!self.audio.is_empty());
+        if !numbered || tasks != self.tasks || self.chunks.is_empty() != self.ladder.is_empty() {
+            return refuse("its chunks, rungs and tasks do not agree: the file was edited".into());
+        }
         if self.stream_pack != env!("CARGO_PKG_VERSION") {
             return refuse(format!(
                 "made by stream-pack {}, and this is {}: every task must run the same version",
