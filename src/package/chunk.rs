@@ -40,7 +40,7 @@ pub struct FrameRange {
 }
 
 impl FrameRange {
-    /// Whether the frame at `pts` is encoded (kept or pre-roll).
+    /// Whether the frame at `pts` is encoded (kept, or pre- or post-roll).
     pub(crate) fn encodes(&self, pts: i64) -> bool {
         (self.preroll_pts..=self.postroll_pts).contains(&pts)
     }

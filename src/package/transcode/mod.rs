@@ -554,7 +554,7 @@ struct RungEncoder {
     /// Whether a frame with captions reached an encoder that keeps them.
     captions: bool,
     frames: Option<FrameSpan>,
-    /// A chunk's frames: the others are its pre-roll, encoded but not written.
+    /// A chunk's frames: the others are its pre- and post-roll, encoded but not written.
     range: Option<FrameRange>,
 }
 
