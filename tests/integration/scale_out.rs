@@ -13,32 +13,13 @@ use serde_json::Value;
 
 use crate::util::cli::{FAST, assert_failure, assert_success, run, run_with_env};
 use crate::util::ffprobe::{concat, probe};
-use crate::util::{bmff, m3u8, mpd};
+use crate::util::{bmff, m3u8, media, mpd};
 
 /// 8 s of 320x180 testsrc2 at 25 fps with a tone, its keyframes every 37 frames: off the
-/// segment grid, so chunks decode from a keyframe before their first frame.
+/// segment grid, so chunks decode from a keyframe before their pre-roll.
 fn source() -> &'static Path {
     static SOURCE: OnceLock<PathBuf> = OnceLock::new();
-    SOURCE.get_or_init(|| {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scale-out-source-v1.mp4");
-        if !path.exists() {
-            let part = path.with_extension(format!("{}.part", std::process::id()));
-            let made = std::process::Command::new("ffmpeg")
-                .args(["-v", "error", "-nostdin", "-y"])
-                .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=8"])
-                .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=8"])
-                .args([
-                    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "37",
-                ])
-                .args(["-c:a", "aac", "-b:a", "96k", "-f", "mp4"])
-                .arg(&part)
-                .status()
-                .expect("run ffmpeg");
-            assert!(made.success(), "ffmpeg made the source");
-            std::fs::rename(&part, &path).expect("publish the source");
-        }
-        path
-    })
+    SOURCE.get_or_init(|| media("small"))
 }
 
 const FRAMES: usize = 200;
@@ -59,15 +40,31 @@ fn stream_pack(args: &[String]) -> Output {
     run(args)
 }
 
+/// `plan COMMAND INPUT --plan PLAN -o OUT`.
+fn plan_args(command: &str, input: &Path, plan_dir: &Path, out: &Path) -> Vec<String> {
+    let paths = [input, Path::new("--plan"), plan_dir, Path::new("-o"), out];
+    ["plan", command]
+        .into_iter()
+        .map(String::from)
+        .chain(paths.iter().map(|p| p.display().to_string()))
+        .collect()
+}
+
+/// A copy of the source's streams made by `ffmpeg -i SOURCE ARGS OUT`.
+fn copy_of_source(args: &[&str], out: &Path) {
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(source())
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(made.success(), "ffmpeg made {}", out.display());
+}
+
 /// `plan COMMAND SOURCE --plan PLAN -o OUT OPTIONS --chunk-duration 2s`; the plan read back.
 fn plan(command: &str, plan_dir: &Path, out: &Path, options: &[String]) -> Value {
-    let mut args = vec!["plan".to_string(), command.into(), source().display().to_string()];
-    args.extend([
-        "--plan".into(),
-        plan_dir.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-    ]);
+    let mut args = plan_args(command, source(), plan_dir, out);
     args.extend(options.iter().cloned());
     args.extend(["--chunk-duration".into(), "2s".into()]);
     assert_success(&stream_pack(&args));
@@ -310,13 +307,10 @@ fn a_chunked_hls_fmp4_package_is_the_one_process_package() {
     assert_same_video(&runs, "m4s", Some("init.mp4"));
 }
 
-/// A small plan (one rung) with every task run, for the refusals.
+/// A small plan (one rung, 8 segments of 1 s), for the refusals.
 fn small_plan(dir: &Path, name: &str, chunk_duration: &str) -> PathBuf {
     let plan_dir = dir.join(name);
-    let mut args: Vec<String> = ["plan", "hls"].map(String::from).to_vec();
-    args.push(source().display().to_string());
-    args.extend(["--plan".into(), plan_dir.display().to_string(), "-o".into()]);
-    args.push(dir.join(format!("{name}-out")).display().to_string());
+    let mut args = plan_args("hls", source(), &plan_dir, &dir.join(format!("{name}-out")));
     args.extend(["--reps", "144", "--segment-duration", "1", "--progress", "none"].map(String::from));
     args.extend(FAST.map(String::from));
     args.extend(["--chunk-duration".into(), chunk_duration.into()]);
@@ -415,45 +409,18 @@ fn what_cannot_be_chunked_is_refused_in_one_line() {
         (&["--passthrough-top"], "--passthrough-top"),
     ];
     for (extra, named) in cases {
-        let mut args = vec!["plan", "hls"].into_iter().map(String::from).collect::<Vec<_>>();
-        args.push(source().display().to_string());
-        args.extend(["--plan".into(), plan_dir.display().to_string(), "-o".into()]);
-        args.push(dir.path().join("out").display().to_string());
+        let mut args = plan_args("hls", source(), &plan_dir, &dir.path().join("out"));
         args.extend(extra.iter().map(|s| s.to_string()));
         let line = assert_failure(&stream_pack(&args), 2);
         assert!(line.contains(named) && line.contains("chunks"), "{line}");
         assert!(!plan_dir.join("plan.json").exists(), "no plan written");
     }
-    let url = run(["plan", "hls", "http://127.0.0.1:9/title.mp4", "--plan"]
-        .map(String::from)
-        .into_iter()
-        .chain([
-            plan_dir.display().to_string(),
-            "-o".into(),
-            dir.path().join("out").display().to_string(),
-        ]));
-    let line = assert_failure(&url, 2);
+    let url = Path::new("http://127.0.0.1:9/title.mp4");
+    let line = assert_failure(&run(plan_args("hls", url, &plan_dir, &dir.path().join("out"))), 2);
     assert!(line.contains("shared storage"), "{line}");
     let raw = dir.path().join("raw.h264");
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-i"])
-        .arg(source())
-        .args(["-an", "-c", "copy", "-bsf:v", "h264_mp4toannexb"])
-        .arg(&raw)
-        .status()
-        .expect("run ffmpeg");
-    assert!(made.success());
-    let mut args = vec![
-        "plan".to_string(),
-        "hls".into(),
-        raw.display().to_string(),
-        "--plan".into(),
-    ];
-    args.extend([
-        plan_dir.display().to_string(),
-        "-o".into(),
-        dir.path().join("out").display().to_string(),
-    ]);
+    copy_of_source(&["-an", "-c", "copy", "-bsf:v", "h264_mp4toannexb"], &raw);
+    let mut args = plan_args("hls", &raw, &plan_dir, &dir.path().join("out"));
     args.extend(["--reps".into(), "144".into()]);
     let line = assert_failure(&stream_pack(&args), 3);
     assert!(line.contains("no timestamps"), "{line}");
@@ -464,31 +431,14 @@ fn what_cannot_be_chunked_is_refused_in_one_line() {
 fn an_mpeg_ts_source_without_an_index_is_chunked_frame_exact() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let ts = dir.path().join("source.ts");
-    let copied = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-i"])
-        .arg(source())
-        .args(["-c", "copy"])
-        .arg(&ts)
-        .status()
-        .expect("run ffmpeg");
-    assert!(copied.success());
+    copy_of_source(&["-c", "copy"], &ts);
     let (plan_dir, chunked, single) = (
         dir.path().join("plan"),
         dir.path().join("chunked"),
         dir.path().join("single"),
     );
     let options = ["--reps", "144", "--segment-duration", "1", "--progress", "none"].map(String::from);
-    let mut args = vec![
-        "plan".to_string(),
-        "hls".into(),
-        ts.display().to_string(),
-        "--plan".into(),
-    ];
-    args.extend([
-        plan_dir.display().to_string(),
-        "-o".into(),
-        chunked.display().to_string(),
-    ]);
+    let mut args = plan_args("hls", &ts, &plan_dir, &chunked);
     args.extend(options.iter().cloned().chain(FAST.map(String::from)));
     args.extend(["--chunk-duration".into(), "2s".into()]);
     assert_success(&stream_pack(&args));
