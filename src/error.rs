@@ -60,6 +60,10 @@ pub enum Error {
     #[error("{option} {reason}")]
     InvalidOption { option: &'static str, reason: String },
 
+    /// A scale-out plan folder, or a chunk in it, that cannot be used as it is.
+    #[error("{}: {reason}", path.display())]
+    Plan { path: PathBuf, reason: String },
+
     /// A request that names no one option (a command line the CLI rejects, a pattern that
     /// matches nothing usable).
     #[error("{0}")]
@@ -135,7 +139,8 @@ impl Error {
             | Error::Remote { .. }
             | Error::LiveNeverStarted { .. }
             | Error::LiveDropped { .. }
-            | Error::SubtitleFile { .. } => exit::INPUT,
+            | Error::SubtitleFile { .. }
+            | Error::Plan { .. } => exit::INPUT,
             Error::InvalidOption { .. } | Error::Usage(_) | Error::Schedule { .. } => exit::USAGE,
             Error::LadderFile { .. } | Error::Ladder(_) => exit::LADDER,
             Error::OutputExists { .. }

@@ -21,6 +21,7 @@ mod monitor;
 mod package;
 mod record;
 mod report;
+mod scale_out;
 mod tools;
 
 #[derive(Parser)]
@@ -40,6 +41,12 @@ enum Command {
     Hls(HlsArgs),
     /// Transcode a file into a DASH ladder of CMAF segments: manifest.mpd, one folder per rung, audio/.
     Dash(DashArgs),
+    /// Plan an hls or dash run into chunks for an array-job engine: PLAN/plan.json.
+    Plan(scale_out::PlanArgs),
+    /// Encode one task of a plan (a chunk's rungs, or the audio) into PLAN/chunks/I.
+    EncodeChunk(scale_out::EncodeChunkArgs),
+    /// Check every chunk of a plan and put the package together, to the plan's destinations.
+    Assemble(scale_out::AssembleArgs),
     /// Show the container and stream facts of a file.
     Probe {
         input: PathBuf,
@@ -157,6 +164,9 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Hls(args) => package::hls(&args),
         Command::Dash(args) => package::dash(&args),
+        Command::Plan(args) => scale_out::plan(&args),
+        Command::EncodeChunk(args) => scale_out::encode_chunk(&args),
+        Command::Assemble(args) => scale_out::assemble(&args),
         Command::Probe { input, json, timeouts } => tools::probe(&input, json, &timeouts),
         Command::ConcatFlv(args) => tools::concat_flv(&args),
         Command::Unframe(args) => tools::unframe(&args),

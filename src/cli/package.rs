@@ -392,31 +392,60 @@ fn default_key_dir(output: &Path) -> PathBuf {
     output.with_file_name(format!("{name}.keys"))
 }
 
+impl HlsArgs {
+    /// The library's options from these arguments.
+    pub fn options(&self) -> anyhow::Result<PackageOptions> {
+        let format = self.format.segment_format();
+        options(&self.common, PackageOptions::hls, "", |options| options.format = format)
+    }
+
+    /// How the run shows its progress.
+    pub fn job(&self) -> &JobArgs {
+        &self.common.job
+    }
+}
+
+impl DashArgs {
+    /// The library's options from these arguments.
+    pub fn options(&self) -> anyhow::Result<PackageOptions> {
+        options(&self.common, PackageOptions::dash, "-dash", |options| {
+            options.manifests.hls = self.hls;
+        })
+    }
+
+    /// How the run shows its progress.
+    pub fn job(&self) -> &JobArgs {
+        &self.common.job
+    }
+}
+
 pub fn hls(args: &HlsArgs) -> anyhow::Result<()> {
-    let format = args.format.segment_format();
-    package(&args.common, PackageOptions::hls, "", |options| options.format = format)
+    package(&args.common, args.options()?)
 }
 
 pub fn dash(args: &DashArgs) -> anyhow::Result<()> {
-    package(&args.common, PackageOptions::dash, "-dash", |options| {
-        options.manifests.hls = args.hls;
-    })
+    package(&args.common, args.options()?)
 }
 
-/// Runs `hls` or `dash`: the options from `args` over the defaults `base` gives, adjusted by
+/// The options of `hls` or `dash`: from `args` over the defaults `base` gives, adjusted by
 /// `command` for what only that command has; without -o the package goes beside the input, in a
 /// folder named by the input and `suffix`.
-fn package(
+fn options(
     args: &PackageArgs,
     base: fn(PathBuf, PathBuf) -> PackageOptions,
     suffix: &str,
     command: impl FnOnce(&mut PackageOptions),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<PackageOptions> {
     let mut options = args.options(base, default_output(args, suffix)?)?;
     command(&mut options);
-    let mut monitor = args.job.monitor();
     // Ctrl-C also stops an open or a read that waits on the input.
     options.input_options = args.timeouts.options(cancel_on_ctrl_c()?);
+    Ok(options)
+}
+
+/// Runs `hls` or `dash` with the options made from `args`.
+fn package(args: &PackageArgs, options: PackageOptions) -> anyhow::Result<()> {
+    let mut monitor = args.job.monitor();
     let report = stream_pack::package(&options, &mut monitor);
     monitor.close();
     let report = report?;

@@ -1,6 +1,7 @@
 //! Opening inputs: checks that turn a missing, empty or unreadable file into one clear error, and
 //! the facts about the chosen video and audio streams that the later stages need.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use ffmpeg::{Packet, Rational, codec, format, media};
@@ -146,6 +147,8 @@ pub struct Source {
     pub audio_streams: Vec<AudioInput>,
     /// The temporary file an object-storage input was downloaded to, deleted with the source.
     _fetched: Option<TempPath>,
+    /// Packets read ahead and put back, read again first.
+    put_back: VecDeque<Packet>,
 }
 
 /// Where packets come from: a file or URL read as fast as it can be, or a live source; both under
@@ -201,6 +204,9 @@ impl Source {
 
     /// The next packet, `None` at the end; `read_so_far` (seconds) places a read error.
     pub fn read(&mut self, read_so_far: f64) -> Result<Option<Packet>> {
+        if let Some(packet) = self.put_back.pop_front() {
+            return Ok(Some(packet));
+        }
         match &mut self.input {
             Reader::Live(input) => input.read(),
             Reader::File(input) => input.read().map_err(|f| read_error(&self.path, f, read_so_far)),
@@ -231,6 +237,28 @@ impl Source {
             audio,
             audio_streams,
             _fetched: None,
+            put_back: VecDeque::new(),
+        })
+    }
+
+    /// Has `packets`, read ahead, read again before the rest, in their order.
+    pub fn put_back(&mut self, packets: Vec<Packet>) {
+        self.put_back.extend(packets);
+    }
+
+    /// Moves the reading of a file to the last keyframe at or before `micros` from the file's
+    /// zero (not from its start time), as near as its demuxer can.
+    pub fn seek(&mut self, micros: i64) -> Result<()> {
+        self.put_back.clear();
+        let Reader::File(input) = &mut self.input else {
+            return Err(Error::Usage(format!(
+                "{}: a live source cannot seek",
+                self.path.display()
+            )));
+        };
+        input.seek(micros, ..micros).map_err(|e| Error::InputCorrupt {
+            path: self.path.clone(),
+            reason: format!("seeking to {:.3} s: {e}", micros as f64 / 1e6),
         })
     }
 

@@ -7,6 +7,7 @@
 //! completed files on, describing and writing the manifests, and delivering the package.
 
 pub mod audio;
+pub mod chunk;
 pub mod codec_string;
 pub mod crypto;
 mod keyframes;
@@ -179,7 +180,7 @@ impl PackageOptions {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.manifests.dash && self.format != SegmentFormat::Fmp4 {
             return Err(invalid(
                 "format",
@@ -644,6 +645,8 @@ struct Job<'a> {
     audio: Vec<AudioRendition>,
     /// Where the files go as they are completed, besides `root`.
     publisher: Option<&'a Publisher>,
+    /// The video frames encoded, when the job is one chunk of a title.
+    range: Option<chunk::FrameRange>,
 }
 
 impl<'a> Job<'a> {
@@ -677,6 +680,7 @@ impl<'a> Job<'a> {
             passthrough,
             audio: Vec::new(),
             publisher,
+            range: None,
         }
     }
 
@@ -685,10 +689,23 @@ impl<'a> Job<'a> {
         Job { audio, ..self }
     }
 
+    /// The job encoding only these video frames, one chunk of a title.
+    fn with_range(self, range: chunk::FrameRange) -> Job<'a> {
+        Job {
+            range: Some(range),
+            ..self
+        }
+    }
+
     /// Gives a completed file to the publisher, before any manifest that lists it.
     fn hand_over(&self, file: &Completed) -> Result<()> {
+        self.hand_over_file(&file.relative(), &file.path)
+    }
+
+    /// Gives the file at `path`, `relative` inside the package, to the publisher.
+    fn hand_over_file(&self, relative: &str, path: &Path) -> Result<()> {
         match self.publisher {
-            Some(publisher) => publisher.file(&file.relative(), &file.path),
+            Some(publisher) => publisher.file(relative, path),
             None => Ok(()),
         }
     }

@@ -56,7 +56,8 @@ pub(super) struct Routed<'p> {
 impl Pipelines {
     pub fn new(source: &Source, rungs: &[Rung], job: &Job) -> Result<Pipelines> {
         let mut tracks = Vec::new();
-        let video = match &source.video {
+        // A job without rungs (a title's audio encoded apart from its video) leaves the video out.
+        let video = match source.video.as_ref().filter(|_| !rungs.is_empty()) {
             Some(input) => {
                 let (pipeline, positions) = video_pipeline(source, input, rungs, job)?;
                 tracks.extend(positions);
@@ -178,6 +179,7 @@ fn video_pipeline(
         scaling: options.scaling,
         format: options.format,
         delivery: job.delivery.clone(),
+        range: job.range,
     };
     let ladder: Box<dyn StreamPipeline> = Box::new(VideoLadder::new(
         &source.path,

@@ -302,6 +302,8 @@ pub struct Segmenter {
     sample_codec: Option<SampleCodec>,
     /// How the PMTs of a SAMPLE-AES package signal this stream; `None` for other codecs.
     sample_signal: Option<Result<SampleAesSignal, PmtError>>,
+    /// The number of the first segment: 0, or where a chunk of a title starts.
+    first_number: u64,
 }
 
 /// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
@@ -312,6 +314,35 @@ pub struct EncodedRendition {
     /// Whether its video carries CEA-608/708 captions (A/53): `None` when the pass cannot tell,
     /// a bitstream copied without being decoded.
     pub captions: Option<bool>,
+    /// The frames an encoded video rendition was given; `None` for others.
+    pub frames: Option<FrameSpan>,
+}
+
+/// How many frames an encoder was given, and the first and last one's timestamps (in the
+/// source stream's time base).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSpan {
+    pub frames: u64,
+    pub first_pts: i64,
+    pub last_pts: i64,
+}
+
+impl FrameSpan {
+    /// The span with one more frame.
+    pub fn with(span: Option<FrameSpan>, pts: i64) -> FrameSpan {
+        match span {
+            Some(span) => FrameSpan {
+                frames: span.frames + 1,
+                first_pts: span.first_pts.min(pts),
+                last_pts: span.last_pts.max(pts),
+            },
+            None => FrameSpan {
+                frames: 1,
+                first_pts: pts,
+                last_pts: pts,
+            },
+        }
+    }
 }
 
 /// Everything a segmenter wrote for one rendition.
@@ -399,6 +430,7 @@ impl Segmenter {
             encryptor: None,
             sample_codec: sample_codec_of(encoder),
             sample_signal: sample_signal_of(encoder),
+            first_number: 0,
         })
     }
 
@@ -578,6 +610,7 @@ impl Segmenter {
                 let base = u64::try_from(decode_start)
                     .map_err(|_| self.mux_error("a fragment would start before time zero".into()))?;
                 bmff::set_decode_time(&mut bytes, base)
+                    .and_then(|()| self.renumber(&mut bytes))
                     .map_err(|e| self.mux_error(format!("rewriting the muxer's fragment: {e}")))?;
                 decode_start
             }
@@ -597,7 +630,8 @@ impl Segmenter {
                 return Err(self.mux_error(format!("encrypting a fragment: {e}")));
             }
         }
-        let uri = format!("segment{index:05}.{}", self.format.extension());
+        let number = self.first_number + index as u64;
+        let uri = format!("segment{number:05}.{}", self.format.extension());
         let path = self.dir.join(&uri);
         let (size, key) = match &self.delivery.keys {
             // A common-encryption period's fragments were encrypted above.
@@ -692,6 +726,24 @@ impl Segmenter {
         Segmenter { display_matrix, ..self }
     }
 
+    /// Numbers the segments from `first` (files and fMP4 sequence numbers): a chunk of a title
+    /// (`package::chunk`) continues the numbering of the chunks before it.
+    pub fn numbered_from(self, first: u64) -> Segmenter {
+        Segmenter {
+            first_number: first,
+            ..self
+        }
+    }
+
+    /// The fragment's mfhd sequence number moved on by the segments before the first.
+    fn renumber(&self, fragment: &mut [u8]) -> std::result::Result<(), bmff::BoxError> {
+        match u32::try_from(self.first_number) {
+            Ok(0) => Ok(()),
+            Ok(offset) => bmff::offset_sequence_number(fragment, offset),
+            Err(_) => Err(bmff::BoxError::Overflow(0)),
+        }
+    }
+
     /// Gives the codec string where the init segment and the bitstream cannot tell it (audio in TS).
     pub fn describe(&mut self, codecs: Option<String>) {
         if self.codecs.is_none() {
@@ -717,6 +769,7 @@ impl Segmenter {
             media: self.stream(segments),
             codecs,
             captions: None,
+            frames: None,
         })
     }
 

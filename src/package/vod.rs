@@ -100,7 +100,7 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
 /// The folder the package is built in, where it will be (for key paths relative to it: keys
 /// never go to remote destinations, so a remote-only package has only its scratch folder) and
 /// its keys, refused if they would overwrite what the run did not make.
-fn prepare_output(options: &PackageOptions) -> Result<(Workspace, PathBuf, Option<KeySchedule>)> {
+pub(super) fn prepare_output(options: &PackageOptions) -> Result<(Workspace, PathBuf, Option<KeySchedule>)> {
     let workspace = match options.publishing.remote_only {
         true => Workspace::scratch()?,
         false => Workspace::Staged(Staging::new(&options.output, options.force)?),
@@ -136,14 +136,14 @@ fn write_subtitles(
 }
 
 /// The renditions the pass wrote.
-struct Written<'a> {
-    video: &'a [EncodedRendition],
-    audio: &'a [EncodedRendition],
-    subtitles: &'a [TextRendition],
+pub(super) struct Written<'a> {
+    pub video: &'a [EncodedRendition],
+    pub audio: &'a [EncodedRendition],
+    pub subtitles: &'a [TextRendition],
 }
 
 /// Writes the manifests, and the key info operators need; says what was made.
-fn write_manifests(
+pub(super) fn write_manifests(
     job: &Job,
     source: &Source,
     plan: ladder::Plan,
@@ -169,9 +169,10 @@ fn write_manifests(
     })
 }
 
-/// Reads the source once, to its end, feeding its video to the ladder, each audio stream kept to
-/// its rendition and its text subtitles to `texts`; a cancelled job stops at once.
-fn transcode(
+/// Reads the source once, to its end (a chunk's job: to its last frame), feeding its video to the
+/// ladder, each audio stream kept to its rendition and its text subtitles to `texts`; a
+/// cancelled job stops at once.
+pub(super) fn transcode(
     source: &mut Source,
     rungs: &[Rung],
     job: &Job,
@@ -182,6 +183,12 @@ fn transcode(
     let mut pipelines = Pipelines::new(source, rungs, job)?;
     tracker.follow(pipelines.tracks(), job.clock.longest());
     while let Some(packet) = source.read(pipelines.media_end())? {
+        if job
+            .range
+            .is_some_and(|range| range.passed(&packet, source.video.as_ref()))
+        {
+            return pipelines.finish();
+        }
         if texts.take(&packet, &job.clock)? {
             continue;
         }

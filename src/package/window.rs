@@ -112,6 +112,7 @@ impl Window {
             codecs: file.codecs.unwrap_or_default(),
             // A live master playlist is written before the pass could know.
             captions: None,
+            frames: None,
         });
         rendition.media.segments.push(segment);
         progress.files.push(file.path);
@@ -162,6 +163,7 @@ impl Window {
                     },
                     codecs: r.codecs.clone(),
                     captions: r.captions,
+                    frames: r.frames,
                 };
                 (name, listed)
             })

@@ -35,6 +35,7 @@ mod publish;
 mod record;
 mod remux;
 mod sample_aes;
+mod scale_out;
 mod tracks_audio;
 mod tracks_captions;
 mod tracks_live;

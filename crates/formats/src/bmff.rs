@@ -161,6 +161,20 @@ pub fn set_decode_time(data: &mut [u8], base_decode_time: u64) -> Result<(), Box
     Ok(())
 }
 
+/// Adds `offset` to the fragment's sequence number (mfhd): a fragment muxed by a process that
+/// started mid-track (one chunk of a title) takes the number a whole-track run gives it.
+pub fn offset_sequence_number(data: &mut [u8], offset: u32) -> Result<(), BoxError> {
+    let moof = child(data, 0, data.len(), b"moof")?.ok_or(BoxError::Missing("moof"))?;
+    let mfhd = child(data, moof.payload, moof.end, b"mfhd")?.ok_or(BoxError::Missing("mfhd"))?;
+    let field = mfhd.payload + 4;
+    let bytes = data.get_mut(field..field + 4).filter(|_| field + 4 <= mfhd.end);
+    let bytes = bytes.ok_or(BoxError::Truncated(mfhd.start))?;
+    let number = u32::from_be_bytes((&*bytes).try_into().expect("4 bytes"));
+    let shifted = number.checked_add(offset).ok_or(BoxError::Overflow(mfhd.start))?;
+    bytes.copy_from_slice(&shifted.to_be_bytes());
+    Ok(())
+}
+
 fn set_tfdt(data: &mut [u8], tfdt: &BoxRef, value: u64) -> Result<(), BoxError> {
     let version = *data.get(tfdt.payload).ok_or(BoxError::Truncated(tfdt.start))?;
     let field = tfdt.payload + 4;
@@ -614,6 +628,19 @@ mod tests {
             changed.iter().all(|i| (60..68).contains(i)),
             "only the tfdt value changes: {changed:?}"
         );
+    }
+
+    #[test]
+    fn moves_the_sequence_number_on_in_place() {
+        let mut data = fragment(0, &[0, 512]);
+        let before = data.clone();
+        offset_sequence_number(&mut data, 12).unwrap();
+        // moof(8) mfhd header(8) version+flags(4): the number is bytes 20..24, 7 in `fragment`.
+        assert_eq!(u32::from_be_bytes(data[20..24].try_into().unwrap()), 19);
+        assert_eq!((&data[..20], &data[24..]), (&before[..20], &before[24..]));
+        assert_eq!(offset_sequence_number(&mut data, u32::MAX), Err(BoxError::Overflow(8)));
+        let mut no_moof = boxed(b"mdat", &[0; 8]);
+        assert_eq!(offset_sequence_number(&mut no_moof, 1), Err(BoxError::Missing("moof")));
     }
 
     #[test]

@@ -15,9 +15,10 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
 use crate::input::source::{self, AudioInput, VideoInput};
+use crate::package::chunk::FrameRange;
 use crate::package::codec_string;
 use crate::package::ladder::{Bitrate, Rung};
-use crate::package::segment::{Cuts, Delivery, EncodedRendition, SegmentClock, SegmentFormat, Segmenter};
+use crate::package::segment::{Cuts, Delivery, EncodedRendition, FrameSpan, SegmentClock, SegmentFormat, Segmenter};
 use crate::package::transcode::encoding::{AudioCodec, VideoCodec, VideoEncoding};
 use crate::progress::TrackPosition;
 
@@ -100,6 +101,8 @@ pub struct VideoSettings {
     pub scaling: Scaling,
     pub format: SegmentFormat,
     pub delivery: Delivery,
+    /// The frames encoded: all, or one chunk's (decoded from an earlier keyframe on).
+    pub range: Option<FrameRange>,
 }
 
 /// Turns libav's "try again" and "end of stream" answers into `None` and keeps real errors.
@@ -340,6 +343,9 @@ impl Decoded for VideoLadder {
 
     fn take_frame(&mut self) -> Result<()> {
         let pts = self.next_pts();
+        if self.settings.range.is_some_and(|range| !range.encodes(pts)) {
+            return Ok(());
+        }
         self.decoding.frame.set_pts(Some(pts));
         if self.running.is_none() {
             self.running = Some(self.start()?);
@@ -547,6 +553,9 @@ struct RungEncoder {
     keeps_captions: bool,
     /// Whether a frame with captions reached an encoder that keeps them.
     captions: bool,
+    frames: Option<FrameSpan>,
+    /// A chunk's frames: the others are its pre- and post-roll, encoded but not written.
+    range: Option<FrameRange>,
 }
 
 impl RungEncoder {
@@ -584,7 +593,8 @@ impl RungEncoder {
             settings.codec.cuts(),
             default_duration,
         )?
-        .delivering(settings.delivery.clone());
+        .delivering(settings.delivery.clone())
+        .numbered_from(settings.range.map_or(0, |range| range.first_segment));
         Ok(RungEncoder {
             name: rung.name.clone(),
             encoder,
@@ -595,6 +605,8 @@ impl RungEncoder {
             position: output.position.clone(),
             keeps_captions: settings.codec == VideoCodec::H264,
             captions: false,
+            frames: None,
+            range: settings.range,
         })
     }
 
@@ -610,6 +622,9 @@ impl RungEncoder {
             picture::Type::None
         });
         self.segment = Some(index);
+        if self.range.is_none_or(|range| range.keeps(pts)) {
+            self.frames = Some(FrameSpan::with(self.frames, pts));
+        }
         self.captions |= self.keeps_captions && frame.side_data(frame::side_data::Type::A53CC).is_some();
         self.encoder
             .send_frame(frame)
@@ -629,7 +644,12 @@ impl RungEncoder {
             .map_err(Error::ffmpeg(format!("{}: encoding", self.name)))?
         {
             tell_position(&self.position, &self.clock, &packet, self.time_base);
-            self.segmenter.write(std::mem::replace(&mut packet, Packet::empty()))?;
+            let pts = packet.pts().or(packet.dts());
+            let rolled = self.range.is_some_and(|range| pts.is_some_and(|pts| !range.keeps(pts)));
+            let packet = std::mem::replace(&mut packet, Packet::empty());
+            if !rolled {
+                self.segmenter.write(packet)?;
+            }
         }
         Ok(())
     }
@@ -642,6 +662,7 @@ impl RungEncoder {
         let rendition = self.segmenter.finish()?;
         Ok(EncodedRendition {
             captions: Some(self.captions),
+            frames: self.frames,
             ..rendition
         })
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const NAMES: [&str; 9] = [
+const NAMES: [&str; 10] = [
     "main",
     "ntsc",
     "odd",
@@ -22,6 +22,7 @@ const NAMES: [&str; 9] = [
     "portrait",
     "tiny",
     "short",
+    "small",
 ];
 
 static READY: [OnceLock<PathBuf>; NAMES.len()] = [const { OnceLock::new() }; NAMES.len()];
@@ -37,6 +38,7 @@ static READY: [OnceLock<PathBuf>; NAMES.len()] = [const { OnceLock::new() }; NAM
 /// - `portrait`: 640x360 frames with a 90° display rotation (shown 360x640) 25 fps 4 s, AAC 48 kHz
 /// - `tiny`: 160x90 25 fps 3 s, AAC 48 kHz
 /// - `short`: 640x360 25 fps 2 s, AAC 44.1 kHz with the language tag `eng`
+/// - `small`: 320x180 25 fps 8 s, AAC 48 kHz
 pub fn media(name: &str) -> PathBuf {
     let index = NAMES
         .iter()
@@ -62,6 +64,7 @@ fn recipe(name: &str) -> Recipe {
         "audio_only" => ("m4a", audio(44100, 5)),
         "portrait" => ("mp4", av("640x360", "25", "", 48000, 4)),
         "tiny" => ("mp4", av("160x90", "25", "", 48000, 3)),
+        "small" => ("mp4", av("320x180", "25", "", 48000, 8)),
         "short" => {
             let english = strings(&["-metadata:s:a:0", "language=eng"]);
             ("mp4", [av("640x360", "25", "", 44100, 2), english].concat())
