@@ -252,8 +252,11 @@ fn validate_common_options(options: &PackageOptions) -> Result<()> {
     if !(lead.is_finite() && lead >= 0.0) {
         return Err(invalid("clear_lead", format!("{lead}: must be 0 or more seconds")));
     }
-    if lead > 0.0 && options.scheme == Scheme::Aes128 {
-        return Err(invalid("clear_lead", "with AES-128: a clear lead is for cenc and cbcs"));
+    if lead > 0.0 && matches!(options.scheme, Scheme::Aes128 | Scheme::SampleAes) {
+        return Err(invalid(
+            "clear_lead",
+            "with AES-128 or SAMPLE-AES: a clear lead is for cenc and cbcs",
+        ));
     }
     if let Some(url) = &options.common.playready_la_url {
         let http = url.starts_with("http://") || url.starts_with("https://");

@@ -13,6 +13,7 @@ mod copy;
 mod dash;
 mod drm;
 mod drm_live;
+mod drm_live_gaps;
 mod encrypt;
 mod encrypt_remote;
 mod exit_codes;
