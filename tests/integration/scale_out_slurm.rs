@@ -1,0 +1,283 @@
+//! Issue 17 on a real Slurm (util/slurm.rs: munged, slurmctld and slurmd started by the test):
+//! `plan --emit slurm` writes PLAN/submit.sh, bash runs it, sbatch queues the encode-chunk array
+//! and the assemble job, and the package is the one-process package by the local scale-out
+//! tests' judges. A task requeued mid-encode runs again and the package is still whole; a chunk
+//! deleted before assemble fails the assemble job with one line naming it. The plan folder and
+//! the program are at paths holding a space, quotes, `$` and `%`, and an sbatch option holds
+//! them too: each must reach Slurm as itself.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::scale_out::{Runs, assert_same_dash_package, ladder_options, one_process_run, plan, segments};
+use crate::util::cli::{assert_failure, run};
+use crate::util::slurm::Slurm;
+
+/// A name no shell may read as anything but itself.
+const AWKWARD: &str = "it's \"a\" $HOME `x` 100%";
+
+const JOB_LIMIT: Duration = Duration::from_secs(300);
+
+/// `--emit slurm` with the program at `program`, a throttle of 2 and an awkward job name.
+fn emit_options(program: &Path) -> Vec<String> {
+    vec![
+        "--emit".into(),
+        "slurm".into(),
+        "--slurm-throttle".into(),
+        "2".into(),
+        "--slurm-program".into(),
+        program.display().to_string(),
+        format!("--slurm-option=--job-name={AWKWARD}"),
+    ]
+}
+
+/// The stream-pack under test, linked from a folder with an awkward name.
+fn awkward_program(dir: &Path) -> PathBuf {
+    let folder = dir.join(format!("bin {AWKWARD}"));
+    std::fs::create_dir(&folder).expect("the program's folder");
+    let program = folder.join("stream-pack");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_stream-pack"), &program).expect("link the program");
+    program
+}
+
+/// `bash PLAN/submit.sh` on the cluster: the array's and the assemble job's ids it prints.
+fn submit(slurm: &Slurm, plan_dir: &Path) -> (String, String) {
+    let output = slurm
+        .command("bash")
+        .arg(plan_dir.join("submit.sh"))
+        .output()
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "submit.sh: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let id = |label: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(label))
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap_or_else(|| panic!("no {label:?} line with a job id in {stdout:?}"))
+            .to_owned()
+    };
+    (id("encode-chunk array job: "), id("assemble job: "))
+}
+
+/// `scontrol -o show job ID`, one line per task.
+fn show_job(slurm: &Slurm, id: &str) -> String {
+    let output = slurm
+        .command("scontrol")
+        .args(["-o", "show", "job", id])
+        .output()
+        .expect("run scontrol");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn scontrol(slurm: &Slurm, args: &[&str]) {
+    let output = slurm.command("scontrol").args(args).output().expect("run scontrol");
+    assert!(
+        output.status.success(),
+        "scontrol {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The files a task has written so far in its hidden staging folder `chunks/.I.tmp-*/RUNG/`.
+fn staged_files(plan_dir: &Path, index: u64) -> Vec<PathBuf> {
+    let prefix = format!(".{index}.tmp-");
+    let Ok(entries) = std::fs::read_dir(plan_dir.join("chunks")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| std::fs::read_dir(e.path()).ok())
+        .flat_map(|rungs| rungs.flatten().filter_map(|rung| std::fs::read_dir(rung.path()).ok()))
+        .flat_map(|files| files.flatten().map(|f| f.path()))
+        .collect()
+}
+
+/// The process of this cluster's array task `array`_`index` running encode-chunk, found by the
+/// variables Slurm gave it and the `SLURM_CONF` the job was submitted with (job ids restart at 1
+/// in every test's cluster).
+fn task_process(slurm: &Slurm, array: &str, index: u64) -> Option<u32> {
+    let submitting = slurm.command("sbatch");
+    let (_, conf) = submitting.get_envs().find(|(name, _)| *name == "SLURM_CONF")?;
+    let wanted = [
+        format!("SLURM_CONF={}", conf?.to_str()?),
+        format!("SLURM_ARRAY_JOB_ID={array}"),
+        format!("SLURM_ARRAY_TASK_ID={index}"),
+    ];
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let environ = std::fs::read(entry.path().join("environ")).ok()?;
+        let has = |bytes: &[u8], word: &str| bytes.split(|b| *b == 0).any(|w| w == word.as_bytes());
+        let ours = has(&cmdline, "encode-chunk") && wanted.iter().all(|w| has(&environ, w));
+        ours.then_some(pid)
+    })
+}
+
+/// Sends `signal` to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(
+        sent.success(),
+        "kill {signal} {pid}: task 1's process ended before it was caught"
+    );
+}
+
+/// Catches task 1 mid-encode (its process stopped with a segment written and its chunk not yet
+/// in place, checked while stopped), then asks Slurm to requeue the task: Slurm kills the run
+/// and starts the task again.
+fn requeue_task_1_mid_encode(slurm: &Slurm, plan_dir: &Path, array: &str) {
+    let deadline = Instant::now() + JOB_LIMIT;
+    let pid = loop {
+        if let Some(pid) = task_process(slurm, array, 1) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "task 1 never started; {}", slurm.logs());
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    loop {
+        signal(pid, "-STOP");
+        let complete = plan_dir.join("chunks/1").exists();
+        assert!(!complete, "task 1 finished before it was caught mid-encode");
+        if !staged_files(plan_dir, 1).is_empty() {
+            break;
+        }
+        signal(pid, "-CONT");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let task = format!("{array}_1");
+    scontrol(slurm, &["requeue", &task]);
+    // Once the killed run has ended, Slurm holds a requeued job back 2 minutes (its BeginTime),
+    // which is not what is tested: the test moves it to now.
+    while slurm.job_states(&task).is_some_and(|states| states != ["PENDING"]) {
+        assert!(
+            Instant::now() < deadline,
+            "task 1 never pending again; {}",
+            slurm.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    scontrol(slurm, &["update", &format!("JobId={task}"), "StartTime=now"]);
+}
+
+#[test]
+fn a_slurm_array_requeued_mid_encode_makes_the_one_process_package() {
+    let slurm = Slurm::start();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let program = awkward_program(dir.path());
+    let plan_dir = dir.path().join(format!("plan {AWKWARD}"));
+    let (chunked, single) = (dir.path().join("chunked"), dir.path().join("single"));
+    let options = ladder_options(&[]);
+    let planned = plan(
+        "dash",
+        &plan_dir,
+        &chunked,
+        &[options.clone(), emit_options(&program)].concat(),
+    );
+    assert_eq!(planned["tasks"], 5, "4 chunks of 2 s and the audio");
+
+    let (array, assemble) = submit(&slurm, &plan_dir);
+    let shown = show_job(&slurm, &array);
+    assert!(shown.contains(&format!("JobName={AWKWARD} ")), "{shown}");
+    assert!(shown.contains("ArrayTaskThrottle=2"), "{shown}");
+    requeue_task_1_mid_encode(&slurm, &plan_dir, &array);
+
+    assert_eq!(
+        slurm.wait_for_job(&assemble, JOB_LIMIT),
+        ["COMPLETED"],
+        "{}",
+        slurm.logs()
+    );
+    let tasks = slurm.wait_for_job(&array, JOB_LIMIT);
+    assert_eq!(tasks, ["COMPLETED"; 5], "every task succeeded");
+    let task_1 = show_job(&slurm, &format!("{array}_1"));
+    assert!(task_1.contains("Restarts=1"), "task 1 ran again: {task_1}");
+    for index in 0..5 {
+        let log = plan_dir.join(format!("logs/encode-{array}_{index}.log"));
+        assert!(log.exists(), "{}: the task's log", log.display());
+    }
+
+    one_process_run("dash", &single, options);
+    let runs = Runs {
+        _dir: dir,
+        chunked,
+        single,
+        plan: planned,
+    };
+    assert_same_dash_package(&runs);
+}
+
+#[test]
+fn a_chunk_deleted_before_assemble_fails_the_slurm_assemble_job_naming_it() {
+    let slurm = Slurm::start();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let plan_dir = dir.path().join(format!("plan {AWKWARD}"));
+    let out = dir.path().join("out");
+    let options = [
+        ["--reps", "144", "--segment-duration", "1", "--progress", "none"].as_slice(),
+        &crate::util::cli::FAST,
+        &["--emit", "slurm", "--slurm-throttle", "2"],
+    ]
+    .concat()
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    plan("hls", &plan_dir, &out, &options);
+
+    let (array, assemble) = submit(&slurm, &plan_dir);
+    // Held while it waits for the array, so the chunk can go before it runs.
+    scontrol(&slurm, &["hold", &assemble]);
+    assert_eq!(
+        slurm.wait_for_job(&array, JOB_LIMIT),
+        ["COMPLETED"; 5],
+        "{}",
+        slurm.logs()
+    );
+    assert_eq!(
+        segments(&plan_dir.join("chunks/2/144p"), "ts").len(),
+        2,
+        "chunk 2 encoded"
+    );
+    std::fs::remove_dir_all(plan_dir.join("chunks/2")).expect("delete chunk 2");
+    scontrol(&slurm, &["release", &assemble]);
+
+    assert_eq!(slurm.wait_for_job(&assemble, JOB_LIMIT), ["FAILED"], "{}", slurm.logs());
+    let log = std::fs::read_to_string(plan_dir.join(format!("logs/assemble-{assemble}.log"))).expect("the log");
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {log}");
+    assert!(lines[0].contains("chunk 2") && lines[0].contains("missing"), "{log}");
+    assert!(!out.exists(), "nothing published");
+}
+
+#[test]
+fn sbatch_options_the_script_sets_or_that_are_not_one_long_option_are_refused() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let plan_dir = dir.path().join("plan");
+    for (option, named) in [
+        ("--array=0-3", "--array"),
+        ("--dep=afterok:1", "--dependency"),
+        ("--out=x", "--output"),
+        ("-p long", "long form"),
+    ] {
+        let source = crate::scale_out::source().display().to_string();
+        let args = ["plan", "hls", &source, "--plan"].map(String::from).into_iter().chain([
+            plan_dir.display().to_string(),
+            "-o".into(),
+            dir.path().join("out").display().to_string(),
+            "--emit".into(),
+            "slurm".into(),
+            format!("--slurm-option={option}"),
+        ]);
+        let line = assert_failure(&run(args), 2);
+        assert!(line.contains("--slurm-option") && line.contains(named), "{line}");
+        assert!(!plan_dir.join("plan.json").exists(), "no plan written");
+    }
+}
