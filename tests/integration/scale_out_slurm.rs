@@ -1,8 +1,9 @@
 //! Issue 17 on a real Slurm (util/slurm.rs: munged, slurmctld and slurmd started by the test):
 //! `plan --emit slurm` writes PLAN/submit.sh, bash runs it, sbatch queues the encode-chunk array
 //! and the assemble job, and the package is the one-process package by the local scale-out
-//! tests' judges. A task requeued mid-encode runs again and the package is still whole; a chunk
-//! deleted before assemble fails the assemble job with one line naming it. The plan folder and
+//! tests' judges. A task requeued mid-encode runs again and the package is still whole; a task
+//! killed mid-encode fails, its assemble job is cancelled, and a rerun by hand completes the
+//! package; a chunk deleted before assemble fails the assemble job with one line naming it. The plan folder and
 //! the program are at paths holding a space, quotes, `$` and `%`, and an sbatch option holds
 //! them too: each must reach Slurm as itself.
 
@@ -131,10 +132,9 @@ fn signal(pid: u32, signal: &str) {
     );
 }
 
-/// Catches task 1 mid-encode (its process stopped with a segment written and its chunk not yet
-/// in place, checked while stopped), then asks Slurm to requeue the task: Slurm kills the run
-/// and starts the task again.
-fn requeue_task_1_mid_encode(slurm: &Slurm, plan_dir: &Path, array: &str) {
+/// Catches task 1 mid-encode: its process stopped with a segment written and its chunk not yet
+/// in place, checked while stopped. Its pid.
+fn stop_task_1_mid_encode(slurm: &Slurm, plan_dir: &Path, array: &str) -> u32 {
     let deadline = Instant::now() + JOB_LIMIT;
     let pid = loop {
         if let Some(pid) = task_process(slurm, array, 1) {
@@ -148,15 +148,22 @@ fn requeue_task_1_mid_encode(slurm: &Slurm, plan_dir: &Path, array: &str) {
         let complete = plan_dir.join("chunks/1").exists();
         assert!(!complete, "task 1 finished before it was caught mid-encode");
         if !staged_files(plan_dir, 1).is_empty() {
-            break;
+            return pid;
         }
         signal(pid, "-CONT");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Asks Slurm to requeue task 1, caught mid-encode: Slurm kills the run and starts the task
+/// again.
+fn requeue_task_1_mid_encode(slurm: &Slurm, plan_dir: &Path, array: &str) {
+    stop_task_1_mid_encode(slurm, plan_dir, array);
     let task = format!("{array}_1");
     scontrol(slurm, &["requeue", &task]);
     // Once the killed run has ended, Slurm holds a requeued job back 2 minutes (its BeginTime),
     // which is not what is tested: the test moves it to now.
+    let deadline = Instant::now() + JOB_LIMIT;
     while slurm.job_states(&task).is_some_and(|states| states != ["PENDING"]) {
         assert!(
             Instant::now() < deadline,
@@ -168,21 +175,36 @@ fn requeue_task_1_mid_encode(slurm: &Slurm, plan_dir: &Path, array: &str) {
     scontrol(slurm, &["update", &format!("JobId={task}"), "StartTime=now"]);
 }
 
+/// A plan of the local scale-out tests' dash ladder with `--emit slurm`, and the options a
+/// one-process run is given.
+fn dash_plan(dir: &Path, program: &Path) -> (PathBuf, serde_json::Value, Vec<String>) {
+    let plan_dir = dir.join(format!("plan {AWKWARD}"));
+    let options = ladder_options(&[]);
+    let emitting = [options.clone(), emit_options(program)].concat();
+    let planned = plan("dash", &plan_dir, &dir.join("chunked"), &emitting);
+    assert_eq!(planned["tasks"], 5, "4 chunks of 2 s and the audio");
+    (plan_dir, planned, options)
+}
+
+/// The chunked package in `dir/chunked` judged against a one-process run of `options`.
+fn assert_same_as_one_process_run(dir: tempfile::TempDir, planned: serde_json::Value, options: Vec<String>) {
+    let single = dir.path().join("single");
+    one_process_run("dash", &single, options);
+    let runs = Runs {
+        chunked: dir.path().join("chunked"),
+        single,
+        plan: planned,
+        _dir: dir,
+    };
+    assert_same_dash_package(&runs);
+}
+
 #[test]
 fn a_slurm_array_requeued_mid_encode_makes_the_one_process_package() {
     let slurm = Slurm::start();
     let dir = tempfile::tempdir().expect("temporary folder");
     let program = awkward_program(dir.path());
-    let plan_dir = dir.path().join(format!("plan {AWKWARD}"));
-    let (chunked, single) = (dir.path().join("chunked"), dir.path().join("single"));
-    let options = ladder_options(&[]);
-    let planned = plan(
-        "dash",
-        &plan_dir,
-        &chunked,
-        &[options.clone(), emit_options(&program)].concat(),
-    );
-    assert_eq!(planned["tasks"], 5, "4 chunks of 2 s and the audio");
+    let (plan_dir, planned, options) = dash_plan(dir.path(), &program);
 
     let (array, assemble) = submit(&slurm, &plan_dir);
     let shown = show_job(&slurm, &array);
@@ -190,12 +212,8 @@ fn a_slurm_array_requeued_mid_encode_makes_the_one_process_package() {
     assert!(shown.contains("ArrayTaskThrottle=2"), "{shown}");
     requeue_task_1_mid_encode(&slurm, &plan_dir, &array);
 
-    assert_eq!(
-        slurm.wait_for_job(&assemble, JOB_LIMIT),
-        ["COMPLETED"],
-        "{}",
-        slurm.logs()
-    );
+    let assembled = slurm.wait_for_job(&assemble, JOB_LIMIT);
+    assert_eq!(assembled, ["COMPLETED"], "{}", slurm.logs());
     let tasks = slurm.wait_for_job(&array, JOB_LIMIT);
     assert_eq!(tasks, ["COMPLETED"; 5], "every task succeeded");
     let task_1 = show_job(&slurm, &format!("{array}_1"));
@@ -204,15 +222,46 @@ fn a_slurm_array_requeued_mid_encode_makes_the_one_process_package() {
         let log = plan_dir.join(format!("logs/encode-{array}_{index}.log"));
         assert!(log.exists(), "{}: the task's log", log.display());
     }
+    assert_same_as_one_process_run(dir, planned, options);
+}
 
-    one_process_run("dash", &single, options);
-    let runs = Runs {
-        _dir: dir,
-        chunked,
-        single,
-        plan: planned,
+/// `kill -9` is a failure to Slurm, not a requeue: the task fails, the assemble job is
+/// cancelled, and rerunning the task and assemble by hand completes the package.
+#[test]
+fn a_slurm_task_killed_mid_encode_fails_and_a_rerun_completes_the_package() {
+    let slurm = Slurm::start();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let program = awkward_program(dir.path());
+    let (plan_dir, planned, options) = dash_plan(dir.path(), &program);
+
+    let (array, assemble) = submit(&slurm, &plan_dir);
+    let pid = stop_task_1_mid_encode(&slurm, &plan_dir, &array);
+    signal(pid, "-KILL");
+    let mut tasks = slurm.wait_for_job(&array, JOB_LIMIT);
+    tasks.sort();
+    assert_eq!(tasks, ["COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED", "FAILED"]);
+    let task_1 = slurm.job_states(&format!("{array}_1"));
+    assert_eq!(task_1, Some(vec!["FAILED".to_owned()]), "task 1 failed, not requeued");
+    assert_eq!(slurm.wait_for_job(&assemble, JOB_LIMIT), ["CANCELLED"]);
+    assert!(!dir.path().join("chunked").exists(), "nothing assembled");
+
+    let rerun = |args: &[&str]| {
+        let output = run(args.iter().copied().chain([plan_dir.to_str().expect("UTF-8")]));
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     };
-    assert_same_dash_package(&runs);
+    rerun(&["encode-chunk", "--index", "1"]);
+    rerun(&["assemble"]);
+    let hidden = std::fs::read_dir(plan_dir.join("chunks"))
+        .expect("chunks")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .count();
+    assert_eq!(hidden, 0, "the killed run's leftovers removed by assemble");
+    assert_same_as_one_process_run(dir, planned, options);
 }
 
 #[test]
