@@ -330,3 +330,35 @@ fn sbatch_options_the_script_sets_or_that_are_not_one_long_option_are_refused() 
         assert!(!plan_dir.join("plan.json").exists(), "no plan written");
     }
 }
+
+/// A plan made again without `--emit slurm` keeps the old script, which refuses to submit
+/// what it was not written for.
+#[test]
+fn a_submit_script_refuses_a_plan_made_again_since() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let plan_dir = dir.path().join(format!("plan {AWKWARD}"));
+    let out = dir.path().join("out");
+    let options =
+        |extra: &[&str]| -> Vec<String> { ["--reps", "144"].iter().chain(extra).map(|s| s.to_string()).collect() };
+    let first = plan(
+        "hls",
+        &plan_dir,
+        &out,
+        &options(&["--segment-duration", "1", "--emit", "slurm"]),
+    );
+    let again = plan(
+        "hls",
+        &plan_dir,
+        &out,
+        &options(&["--segment-duration", "4", "--force"]),
+    );
+    assert_ne!(first["tasks"], again["tasks"], "a plan of other tasks");
+    let submitted = std::process::Command::new("bash")
+        .arg(plan_dir.join("submit.sh"))
+        .output()
+        .expect("run bash");
+    assert_eq!(submitted.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    assert!(stderr.contains("not the plan this script was written for"), "{stderr}");
+    assert!(submitted.stdout.is_empty(), "no job submitted");
+}

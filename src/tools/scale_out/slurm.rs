@@ -7,6 +7,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::sidecar::checksum_of;
+use super::store::PLAN_FILE;
 use crate::error::{Error, Result};
 
 pub const SUBMIT_SCRIPT: &str = "submit.sh";
@@ -113,7 +115,17 @@ impl SlurmJobs {
             plan,
             "assemble",
         )?;
-        Ok(script_text(tasks, self.throttle, &array, &assemble))
+        let plan_file = folder.join(PLAN_FILE);
+        let plan_bytes = std::fs::read(&plan_file).map_err(Error::io(&plan_file))?;
+        let check = format!("{}  {plan}/{PLAN_FILE}", checksum_of(&plan_bytes));
+        let script = Script {
+            tasks,
+            throttle: self.throttle,
+            plan_check: shlex::try_quote(&check).map_err(|_| self.nul())?.into_owned(),
+            array,
+            assemble,
+        };
+        Ok(script.text())
     }
 
     /// A job's sbatch words, each quoted for bash, one per line: `ours`, the user's options
@@ -140,16 +152,39 @@ impl SlurmJobs {
     }
 }
 
-/// The script, around each job's quoted sbatch words.
-fn script_text(tasks: u64, throttle: u32, array: &str, assemble: &str) -> String {
-    format!(
-        r#"#!/usr/bin/env bash
+/// The script's parts, each quoted where it is made.
+struct Script {
+    tasks: u64,
+    throttle: u32,
+    /// `SHA256  PLAN/plan.json`, for `sha256sum --check`.
+    plan_check: String,
+    array: String,
+    assemble: String,
+}
+
+impl Script {
+    fn text(&self) -> String {
+        let Script {
+            tasks,
+            throttle,
+            plan_check,
+            array,
+            assemble,
+        } = self;
+        format!(
+            r#"#!/usr/bin/env bash
 # Written by `stream-pack plan --emit slurm`. Run with bash where sbatch reaches the cluster:
 # submits the plan's {tasks} tasks as a Slurm job array, at most {throttle} running at once, each
 # running encode-chunk (a task requeued after a node failure runs again: a rerun is harmless),
 # then the assemble job, which starts once every task has succeeded and is cancelled if one
 # fails. Prints both job ids. Logs: logs/ beside this script.
 set -euo pipefail
+
+# A plan made again since (plan --force) may have other tasks: it needs its own script.
+if ! echo {plan_check} | sha256sum --check --status; then
+    echo "submit.sh: plan.json is not the plan this script was written for: plan again with --emit slurm" >&2
+    exit 1
+fi
 
 # sbatch's job id (--parsable prints `id` or `id;cluster`), or a failure.
 submit() {{
@@ -176,7 +211,8 @@ fi
 echo "encode-chunk array job: $array"
 echo "assemble job: $assemble"
 "#
-    )
+        )
+    }
 }
 
 /// Refuses an sbatch option that is not one long option word, or that the script sets itself.
