@@ -81,7 +81,7 @@ enum Engine {
 
 impl Emit {
     /// The jobs to write a submit script for, checked before anything is planned.
-    fn slurm_jobs(&self) -> anyhow::Result<Option<SlurmJobs>> {
+    fn slurm_jobs(&self, folder: &std::path::Path) -> anyhow::Result<Option<SlurmJobs>> {
         let Some(Engine::Slurm) = self.emit else {
             return Ok(None);
         };
@@ -89,7 +89,7 @@ impl Emit {
             Some(program) => program.clone(),
             None => std::env::current_exe().context("finding this stream-pack's path")?,
         };
-        let jobs = SlurmJobs::new(&program, self.slurm_throttle, self.slurm_option.clone())?;
+        let jobs = SlurmJobs::new(folder, &program, self.slurm_throttle, self.slurm_option.clone())?;
         Ok(Some(jobs))
     }
 }
@@ -157,7 +157,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         .map_err(|arg| stream_pack::Error::Usage(format!("{arg:?}: a planned argument must be UTF-8")))?;
     let options = args.command.options()?;
     let chunking = args.command.chunking();
-    let slurm = chunking.emit.slurm_jobs()?;
+    let slurm = chunking.emit.slurm_jobs(&chunking.plan)?;
     let planning = Planning {
         options: &options,
         command,
@@ -177,7 +177,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(slurm) = slurm {
-        let script = slurm.write_submit_script(&chunking.plan, plan.tasks)?;
+        let script = slurm.write_submit_script(plan.tasks)?;
         if !args.command.job().quiet {
             println!(
                 "{}: run it with bash to submit the tasks and assemble to Slurm",

@@ -84,19 +84,15 @@ fn scontrol(slurm: &Slurm, args: &[&str]) {
     );
 }
 
-/// The files a task has written so far in its hidden staging folder `chunks/.I.tmp-*/RUNG/`.
-fn staged_files(plan_dir: &Path, index: u64) -> Vec<PathBuf> {
+/// Whether task `index` is at work: its hidden staging folder `chunks/.I.tmp-*`, made before it
+/// encodes and renamed to `chunks/I` once the chunk is whole, is there.
+fn staging(plan_dir: &Path, index: u64) -> bool {
     let prefix = format!(".{index}.tmp-");
-    let Ok(entries) = std::fs::read_dir(plan_dir.join("chunks")) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .filter_map(|e| std::fs::read_dir(e.path()).ok())
-        .flat_map(|rungs| rungs.flatten().filter_map(|rung| std::fs::read_dir(rung.path()).ok()))
-        .flat_map(|files| files.flatten().map(|f| f.path()))
-        .collect()
+    std::fs::read_dir(plan_dir.join("chunks")).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+    })
 }
 
 /// The process of this cluster's array task `array`_`index` running encode-chunk, found by the
@@ -132,8 +128,9 @@ fn signal(pid: u32, signal: &str) {
     );
 }
 
-/// Catches task 1 mid-encode: its process stopped with a segment written and its chunk not yet
-/// in place, checked while stopped. Its pid.
+/// Catches task 1 mid-encode: its process stopped while its chunk is staged and not yet in
+/// place, checked while stopped (a chunk here takes about 0.2 s from staged to in place). Its
+/// pid.
 fn stop_task_1_mid_encode(slurm: &Slurm, plan_dir: &Path, array: &str) -> u32 {
     let deadline = Instant::now() + JOB_LIMIT;
     let pid = loop {
@@ -147,11 +144,11 @@ fn stop_task_1_mid_encode(slurm: &Slurm, plan_dir: &Path, array: &str) -> u32 {
         signal(pid, "-STOP");
         let complete = plan_dir.join("chunks/1").exists();
         assert!(!complete, "task 1 finished before it was caught mid-encode");
-        if !staged_files(plan_dir, 1).is_empty() {
+        if staging(plan_dir, 1) {
             return pid;
         }
         signal(pid, "-CONT");
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -306,6 +303,26 @@ fn a_chunk_deleted_before_assemble_fails_the_slurm_assemble_job_naming_it() {
     assert!(!out.exists(), "nothing published");
 }
 
+/// `plan hls SOURCE --plan PLAN -o DIR/out --emit slurm EXTRA`: the one line it fails with
+/// (exit 2), and no plan written.
+fn refused_plan(dir: &Path, plan_dir: &Path, extra: &[String]) -> String {
+    let source = crate::scale_out::source().display().to_string();
+    let args = ["plan", "hls", &source, "--plan"].map(String::from).into_iter().chain(
+        [
+            plan_dir.display().to_string(),
+            "-o".into(),
+            dir.join("out").display().to_string(),
+            "--emit".into(),
+            "slurm".into(),
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned()),
+    );
+    let line = assert_failure(&run(args), 2);
+    assert!(!plan_dir.exists(), "no plan written");
+    line
+}
+
 #[test]
 fn sbatch_options_the_script_sets_or_that_are_not_one_long_option_are_refused() {
     let dir = tempfile::tempdir().expect("temporary folder");
@@ -316,19 +333,11 @@ fn sbatch_options_the_script_sets_or_that_are_not_one_long_option_are_refused() 
         ("--out=x", "--output"),
         ("-p long", "long form"),
     ] {
-        let source = crate::scale_out::source().display().to_string();
-        let args = ["plan", "hls", &source, "--plan"].map(String::from).into_iter().chain([
-            plan_dir.display().to_string(),
-            "-o".into(),
-            dir.path().join("out").display().to_string(),
-            "--emit".into(),
-            "slurm".into(),
-            format!("--slurm-option={option}"),
-        ]);
-        let line = assert_failure(&run(args), 2);
+        let line = refused_plan(dir.path(), &plan_dir, &[format!("--slurm-option={option}")]);
         assert!(line.contains("--slurm-option") && line.contains(named), "{line}");
-        assert!(!plan_dir.join("plan.json").exists(), "no plan written");
     }
+    let line = refused_plan(dir.path(), &dir.path().join("plan\\x"), &[]);
+    assert!(line.contains("--plan") && line.contains("backslash"), "{line}");
 }
 
 /// A plan made again without `--emit slurm` keeps the old script, which refuses to submit

@@ -35,6 +35,8 @@ const SET_BY_THE_SCRIPT: [&str; 12] = [
 
 /// How the plan's jobs are submitted.
 pub struct SlurmJobs {
+    /// The plan folder's absolute path.
+    plan: String,
     /// What each job runs: a stream-pack every node reaches by this path (or on its PATH).
     program: String,
     /// Array tasks running at once (sbatch's `--array=…%N`).
@@ -44,7 +46,8 @@ pub struct SlurmJobs {
 }
 
 impl SlurmJobs {
-    pub fn new(program: &Path, throttle: u32, options: Vec<String>) -> Result<SlurmJobs> {
+    /// The jobs of the plan to be made in `folder`, checked before anything is planned.
+    pub fn new(folder: &Path, program: &Path, throttle: u32, options: Vec<String>) -> Result<SlurmJobs> {
         if throttle == 0 {
             return Err(Error::InvalidOption {
                 option: "slurm_throttle",
@@ -59,17 +62,19 @@ impl SlurmJobs {
             reason: format!("{}: the program's path must be UTF-8", program.display()),
         })?;
         Ok(SlurmJobs {
+            plan: plan_path(folder)?,
             program: program.to_owned(),
             throttle,
             options,
         })
     }
 
-    /// Writes `folder/submit.sh` (under a temporary name, renamed into place) for `tasks` tasks
-    /// and makes `folder/logs/`, which Slurm needs before a job can write its log there.
-    pub fn write_submit_script(&self, folder: &Path, tasks: u64) -> Result<PathBuf> {
-        let folder = std::path::absolute(folder).map_err(Error::io(folder))?;
-        let script = self.script(&folder, tasks)?;
+    /// Writes `PLAN/submit.sh` (under a temporary name, renamed into place) for the plan's
+    /// `tasks` tasks and makes `PLAN/logs/`, which Slurm needs before a job can write its log
+    /// there.
+    pub fn write_submit_script(&self, tasks: u64) -> Result<PathBuf> {
+        let folder = PathBuf::from(&self.plan);
+        let script = self.script(tasks)?;
         let logs = folder.join(LOGS);
         std::fs::create_dir_all(&logs).map_err(Error::io(&logs))?;
         let path = folder.join(SUBMIT_SCRIPT);
@@ -83,18 +88,8 @@ impl SlurmJobs {
         Ok(path)
     }
 
-    fn script(&self, folder: &Path, tasks: u64) -> Result<String> {
-        let plan = folder.to_str().ok_or_else(|| Error::Plan {
-            path: folder.to_owned(),
-            reason: "--emit slurm needs a plan folder whose path is UTF-8".into(),
-        })?;
-        if plan.contains('\\') {
-            // A backslash anywhere in a log's path turns off sbatch's %A, %a and %j in it.
-            return Err(Error::Plan {
-                path: folder.to_owned(),
-                reason: "--emit slurm needs a plan folder whose path holds no backslash".into(),
-            });
-        }
+    fn script(&self, tasks: u64) -> Result<String> {
+        let plan = self.plan.as_str();
         let logs = format!("{}/{LOGS}", plan.replace('%', "%%"));
         let array = self.sbatch_words(
             [
@@ -103,7 +98,6 @@ impl SlurmJobs {
                 "--requeue".to_owned(),
                 format!("--output={logs}/encode-%A_%a.log"),
             ],
-            plan,
             "encode-chunk",
         )?;
         let assemble = self.sbatch_words(
@@ -112,10 +106,9 @@ impl SlurmJobs {
                 "--kill-on-invalid-dep=yes".to_owned(),
                 format!("--output={logs}/assemble-%j.log"),
             ],
-            plan,
             "assemble",
         )?;
-        let plan_file = folder.join(PLAN_FILE);
+        let plan_file = Path::new(plan).join(PLAN_FILE);
         let plan_bytes = std::fs::read(&plan_file).map_err(Error::io(&plan_file))?;
         let check = format!("{}  {plan}/{PLAN_FILE}", checksum_of(&plan_bytes));
         let script = Script {
@@ -131,7 +124,8 @@ impl SlurmJobs {
     /// A job's sbatch words, each quoted for bash, one per line: `ours`, the user's options
     /// (which may override ours, as sbatch takes the last), the working folder, and the `--wrap`
     /// running `command` on the plan, quoted once more for the `sh` that sbatch makes of it.
-    fn sbatch_words<const N: usize>(&self, ours: [String; N], plan: &str, command: &str) -> Result<String> {
+    fn sbatch_words<const N: usize>(&self, ours: [String; N], command: &str) -> Result<String> {
+        let plan = &self.plan;
         let run = shlex::try_join(["exec", &self.program, command, plan]).map_err(|_| self.nul())?;
         let last = [format!("--chdir={plan}"), format!("--wrap={run}")];
         let quoted = ours
@@ -212,6 +206,26 @@ echo "encode-chunk array job: $array"
 echo "assemble job: $assemble"
 "#
         )
+    }
+}
+
+/// `folder` made absolute, or why sbatch cannot be given it.
+fn plan_path(folder: &Path) -> Result<String> {
+    let absolute = std::path::absolute(folder).map_err(Error::io(folder))?;
+    let refuse = |reason: &str| {
+        Err(Error::InvalidOption {
+            option: "plan",
+            reason: format!(
+                "{}: --emit slurm needs a plan folder whose path {reason}",
+                absolute.display()
+            ),
+        })
+    };
+    match absolute.to_str() {
+        None => refuse("is UTF-8"),
+        // A backslash anywhere in a log's path turns off sbatch's %A, %a and %j in it.
+        Some(path) if path.contains('\\') => refuse("holds no backslash"),
+        Some(path) => Ok(path.to_owned()),
     }
 }
 
