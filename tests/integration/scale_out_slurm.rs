@@ -3,9 +3,9 @@
 //! and the assemble job, and the package is the one-process package by the local scale-out
 //! tests' judges. A task requeued mid-encode runs again and the package is still whole; a task
 //! killed mid-encode fails, its assemble job is cancelled, and a rerun by hand completes the
-//! package; a chunk deleted before assemble fails the assemble job with one line naming it. The plan folder and
-//! the program are at paths holding a space, quotes, `$` and `%`, and an sbatch option holds
-//! them too: each must reach Slurm as itself.
+//! package; a chunk deleted before assemble fails the assemble job with one line naming it. The
+//! plan folder and the program are at paths holding a space, quotes, `$`, backticks and `%`, and
+//! an sbatch option holds them too: each must reach Slurm as itself.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
