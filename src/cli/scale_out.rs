@@ -9,6 +9,7 @@ use clap::Parser;
 use stream_pack::PackageOptions;
 use stream_pack::tools::record::time::parse_duration;
 use stream_pack::tools::scale_out::plan_file::Planning;
+use stream_pack::tools::scale_out::slurm::SlurmJobs;
 use stream_pack::tools::scale_out::{self, LoadedPlan};
 
 use crate::args::JobArgs;
@@ -51,6 +52,46 @@ struct Chunking {
     /// Video before each chunk encoded to warm up the rate control, then dropped (0s: none).
     #[arg(long, default_value = "4s", value_parser = parse_preroll)]
     chunk_preroll: std::time::Duration,
+    #[command(flatten)]
+    emit: Emit,
+}
+
+/// `--emit slurm` and its options: PLAN/submit.sh.
+#[derive(clap::Args)]
+struct Emit {
+    /// Also write PLAN/submit.sh, which submits the plan's jobs to this engine.
+    #[arg(long, value_enum)]
+    emit: Option<Engine>,
+    /// Array tasks running at once (sbatch --array=…%N).
+    #[arg(long, default_value_t = 16, requires = "emit")]
+    slurm_throttle: u32,
+    /// One more sbatch option for both jobs, as one word: --name or --name=value (repeatable).
+    #[arg(long, allow_hyphen_values = true, requires = "emit")]
+    slurm_option: Vec<String>,
+    /// The stream-pack the jobs run [default: this one's absolute path]; `stream-pack`: the one
+    /// on each node's PATH.
+    #[arg(long, requires = "emit")]
+    slurm_program: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Engine {
+    Slurm,
+}
+
+impl Emit {
+    /// The jobs to write a submit script for, checked before anything is planned.
+    fn slurm_jobs(&self, folder: &std::path::Path) -> anyhow::Result<Option<SlurmJobs>> {
+        let Some(Engine::Slurm) = self.emit else {
+            return Ok(None);
+        };
+        let program = match &self.slurm_program {
+            Some(program) => program.clone(),
+            None => std::env::current_exe().context("finding this stream-pack's path")?,
+        };
+        let jobs = SlurmJobs::new(folder, &program, self.slurm_throttle, self.slurm_option.clone())?;
+        Ok(Some(jobs))
+    }
 }
 
 /// A duration, or none: `0`.
@@ -119,6 +160,7 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         .map_err(|arg| stream_pack::Error::Usage(format!("{arg:?}: a planned argument must be UTF-8")))?;
     let options = args.command.options()?;
     let chunking = args.command.chunking();
+    let slurm = chunking.emit.slurm_jobs(&chunking.plan)?;
     let planning = Planning {
         options: &options,
         command,
@@ -136,6 +178,15 @@ pub fn plan(args: &PlanArgs) -> anyhow::Result<()> {
             chunking.plan.display(),
             plan.tasks
         );
+    }
+    if let Some(slurm) = slurm {
+        let script = slurm.write_submit_script(plan.tasks)?;
+        if !args.command.job().quiet {
+            println!(
+                "{}: run it with bash to submit the tasks and assemble to Slurm",
+                script.display()
+            );
+        }
     }
     Ok(())
 }

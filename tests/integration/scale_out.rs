@@ -17,7 +17,7 @@ use crate::util::{bmff, m3u8, media, mpd};
 
 /// 8 s of 320x180 testsrc2 at 25 fps with a tone, its keyframes every 37 frames: off the
 /// segment grid, so chunks decode from a keyframe before their pre-roll.
-fn source() -> &'static Path {
+pub(crate) fn source() -> &'static Path {
     static SOURCE: OnceLock<PathBuf> = OnceLock::new();
     SOURCE.get_or_init(|| media("small"))
 }
@@ -26,7 +26,7 @@ const FRAMES: usize = 200;
 const RUNGS: [&str; 2] = ["180p", "144p"];
 
 /// The options both runs are given, after `COMMAND SOURCE`.
-fn ladder_options(extra: &[&str]) -> Vec<String> {
+pub(crate) fn ladder_options(extra: &[&str]) -> Vec<String> {
     let fixed = ["--reps", "180,144", "--segment-duration", "1", "--progress", "none"];
     fixed
         .iter()
@@ -63,7 +63,7 @@ fn copy_of_source(args: &[&str], out: &Path) {
 }
 
 /// `plan COMMAND SOURCE --plan PLAN -o OUT OPTIONS --chunk-duration 2s`; the plan read back.
-fn plan(command: &str, plan_dir: &Path, out: &Path, options: &[String]) -> Value {
+pub(crate) fn plan(command: &str, plan_dir: &Path, out: &Path, options: &[String]) -> Value {
     let mut args = plan_args(command, source(), plan_dir, out);
     args.extend(options.iter().cloned());
     args.extend(["--chunk-duration".into(), "2s".into()]);
@@ -97,16 +97,16 @@ fn run_every_task(plan_dir: &Path) {
     assert_success(&encode_chunk(plan_dir, 2));
 }
 
-fn assemble(plan_dir: &Path) -> Output {
+pub(crate) fn assemble(plan_dir: &Path) -> Output {
     run(["assemble".to_string(), plan_dir.display().to_string()])
 }
 
 /// A chunked run and a one-process run of `command` with the same options, in one folder.
-struct Runs {
-    _dir: tempfile::TempDir,
-    chunked: PathBuf,
-    single: PathBuf,
-    plan: Value,
+pub(crate) struct Runs {
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) chunked: PathBuf,
+    pub(crate) single: PathBuf,
+    pub(crate) plan: Value,
 }
 
 fn both_runs(command: &str, extra: &[&str]) -> Runs {
@@ -120,10 +120,7 @@ fn both_runs(command: &str, extra: &[&str]) -> Runs {
     let plan = plan(command, &plan_dir, &chunked, &options);
     run_every_task(&plan_dir);
     assert_success(&assemble(&plan_dir));
-    let mut args = vec![command.to_string(), source().display().to_string(), "-o".into()];
-    args.push(single.display().to_string());
-    args.extend(options);
-    assert_success(&stream_pack(&args));
+    one_process_run(command, &single, options);
     Runs {
         _dir: dir,
         chunked,
@@ -132,8 +129,16 @@ fn both_runs(command: &str, extra: &[&str]) -> Runs {
     }
 }
 
+/// `COMMAND SOURCE -o OUT OPTIONS`: the run a chunked one must equal.
+pub(crate) fn one_process_run(command: &str, out: &Path, options: Vec<String>) {
+    let mut args = vec![command.to_string(), source().display().to_string(), "-o".into()];
+    args.push(out.display().to_string());
+    args.extend(options);
+    assert_success(&stream_pack(&args));
+}
+
 /// The segment files of a rendition folder, in order.
-fn segments(dir: &Path, extension: &str) -> Vec<PathBuf> {
+pub(crate) fn segments(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("rendition folder")
         .map(|e| e.expect("entry").path())
@@ -252,6 +257,12 @@ fn a_chunked_dash_package_is_the_one_process_package() {
     assert_eq!(runs.plan["version"], 1);
     assert_eq!(runs.plan["chunks"].as_array().map(Vec::len), Some(4), "4 chunks of 2 s");
     assert_eq!(runs.plan["tasks"], 5, "4 chunks and the audio");
+    assert_same_dash_package(&runs);
+}
+
+/// The DASH packages of `runs` are one: MPDs equal but for measured bandwidths, init segments
+/// equal, fragments numbered and timed on across the seams, the same video and audio.
+pub(crate) fn assert_same_dash_package(runs: &Runs) {
     let manifests = [&runs.chunked, &runs.single].map(|p| read(&p.join("manifest.mpd")));
     assert_eq!(
         without_bitrates(&manifests[0], &["bandwidth=\""]),
@@ -269,8 +280,8 @@ fn a_chunked_dash_package_is_the_one_process_package() {
         let single_init = std::fs::read(runs.single.join(rung).join("init.mp4")).unwrap();
         assert_eq!(std::fs::read(&init).unwrap(), single_init, "{rung}: the init segment");
     }
-    assert_same_video(&runs, "m4s", Some("init.mp4"));
-    assert_same_audio(&runs, "m4s");
+    assert_same_video(runs, "m4s", Some("init.mp4"));
+    assert_same_audio(runs, "m4s");
 }
 
 #[test]

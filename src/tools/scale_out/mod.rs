@@ -8,6 +8,7 @@
 mod assemble;
 pub mod plan_file;
 pub mod sidecar;
+pub mod slurm;
 pub mod store;
 
 use std::path::Path;
