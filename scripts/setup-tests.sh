@@ -13,6 +13,8 @@ packages=(
   nginx-light libnginx-mod-rtmp
   # What Garage, the S3 server of the publishing tests, links to (see scripts/test.sh).
   libsodium-dev libzstd-dev libsqlite3-dev
+  # The Slurm cluster of the scale-out tests (tests/integration/util/slurm.rs).
+  slurm-wlm munge
 )
 # Node drives the browser tests; Debian's nodejs (18) is enough.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

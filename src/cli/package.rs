@@ -6,7 +6,9 @@ use stream_pack::input::live::LiveSource;
 use stream_pack::location::Location;
 use stream_pack::output::publish::Destination;
 use stream_pack::package::audio::{AudioSelection, Surround};
-use stream_pack::package::crypto::{CommonOptions, DrmSystem, Key, KeyId, KeyPair, KeySource, Scheme, TrackKeys};
+use stream_pack::package::crypto::{
+    CommonOptions, DrmSystem, Key, KeyDestination, KeyId, KeyPair, KeySource, Scheme, TrackKeys,
+};
 use stream_pack::package::ladder::{Bitrate, Reps};
 use stream_pack::package::subtitles::SubtitleSidecar;
 use stream_pack::package::subtitles::source::SubtitleSelection;
@@ -92,7 +94,7 @@ struct PackageArgs {
     #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info", "key_dir"])]
     key: Vec<String>,
     /// The DRM systems a cenc or cbcs package signals besides the common scheme: clearkey,
-    /// widevine, playready (comma-separated; default clearkey).
+    /// widevine, playready, fairplay (cbcs or sample-aes, HLS only) (comma-separated; default clearkey).
     #[arg(long, requires = "encrypt", value_delimiter = ',', value_parser = DrmSystem::parse)]
     drm: Vec<DrmSystem>,
     /// Seconds of cenc or cbcs segments left clear at the start (segments starting before it).
@@ -101,6 +103,15 @@ struct PackageArgs {
     /// The licence server URL the PlayReady header (--drm playready) names.
     #[arg(long, requires = "encrypt", value_name = "URL")]
     playready_la_url: Option<String>,
+    /// The licence server URL of ClearKey's ContentProtection in the MPD (dashif:Laurl).
+    #[arg(long, requires = "encrypt", value_name = "URL")]
+    clearkey_la_url: Option<String>,
+    /// The skd:// URI FairPlay's HLS key tags give your key server (KSM) (--drm fairplay).
+    #[arg(long, requires = "encrypt", value_name = "URI")]
+    fairplay_uri: Option<String>,
+    /// Put the pssh boxes in the manifests only (MPD cenc:pssh, HLS key tags), not in the init segments.
+    #[arg(long, requires = "encrypt")]
+    pssh_in_manifest_only: bool,
     /// A new key every N segments, at the same segment in every rendition (0: one key).
     #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
     key_rotation: Option<u32>,
@@ -110,6 +121,10 @@ struct PackageArgs {
     /// Folder for generated keys (created 0700, keys 0600); default: OUTPUT.keys beside the package.
     #[arg(long, requires = "encrypt", conflicts_with_all = ["key_file", "key_info"])]
     key_dir: Option<PathBuf>,
+    /// Where generated keys and their key info go: a folder (as --key-dir) or a remote destination
+    /// of the kinds -o takes (http(s)://, s3://, gs://, az://), never equal to or inside -o.
+    #[arg(long, value_name = "DEST", requires = "encrypt", conflicts_with_all = ["key_dir", "key_file", "key_info", "key"])]
+    key_destination: Option<Destination>,
     /// One key of your own: 16 raw bytes or 32 hex digits.
     #[arg(long, requires = "encrypt", conflicts_with = "key_info")]
     key_file: Option<PathBuf>,
@@ -203,20 +218,52 @@ impl PackageArgs {
                 path: path.clone(),
                 key_url: self.key_url.clone(),
             }
-        } else if remote_only && self.key_dir.is_none() {
+        } else if remote_only && self.key_dir.is_none() && self.key_destination.is_none() {
             return Err(stream_pack::Error::Usage(
-                "--encrypt with only remote destinations: give --key-dir, the local folder the generated keys go to \
-                 (they are never published with the content)"
+                "--encrypt with only remote destinations: give --key-dir or --key-destination, where the generated \
+                 keys go (they are never published with the content)"
                     .into(),
             )
             .into());
         } else {
             KeySource::Generate {
                 rotation: self.key_rotation.unwrap_or(0),
-                key_dir: self.key_dir.clone().unwrap_or_else(|| default_key_dir(output)),
+                keys: self.key_destination(output)?,
                 key_url: self.key_url.clone(),
             }
         }))
+    }
+
+    /// Where generated keys go: --key-destination, --key-dir, or beside the package. A local
+    /// --key-destination is refused inside the package (--key-dir there is only warned about).
+    fn key_destination(&self, output: &Path) -> anyhow::Result<KeyDestination> {
+        let folder = match &self.key_destination {
+            Some(Destination::Remote(remote)) => return Ok(KeyDestination::Remote(remote.clone())),
+            Some(Destination::Local(folder)) => folder,
+            None => {
+                return Ok(KeyDestination::Folder(
+                    self.key_dir.clone().unwrap_or_else(|| default_key_dir(output)),
+                ));
+            }
+        };
+        let absolute = |path: &Path| {
+            std::path::absolute(path).map_err(|source| stream_pack::Error::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        if !output.as_os_str().is_empty() && absolute(folder)?.starts_with(absolute(output)?) {
+            return Err(stream_pack::Error::InvalidOption {
+                option: "key_destination",
+                reason: format!(
+                    "{}: inside the package {}: keys never go next to the content",
+                    folder.display(),
+                    output.display()
+                ),
+            }
+            .into());
+        }
+        Ok(KeyDestination::Folder(folder.clone()))
     }
 
     /// The library's options from these arguments, over the defaults `base` gives; the package
@@ -255,6 +302,9 @@ impl PackageArgs {
                 },
                 clear_lead: self.clear_lead.unwrap_or(0.0),
                 playready_la_url: self.playready_la_url.clone(),
+                clearkey_la_url: self.clearkey_la_url.clone(),
+                fairplay_uri: self.fairplay_uri.clone(),
+                pssh_in_manifest_only: self.pssh_in_manifest_only,
             },
             audio_bitrate: self.audio_bitrate,
             audio: self.audio.clone(),

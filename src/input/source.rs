@@ -291,7 +291,7 @@ pub(crate) fn open_input(path: &Path, options: &InputOptions) -> Result<WatchedI
     }
     let mut dictionary = watchdog::protocol_options(&location, options.stall_timeout);
     if options.web_from_file {
-        dictionary.set("protocol_whitelist", "file,crypto,data,http,https,tcp,tls");
+        dictionary.set("protocol_whitelist", &format!("file,{}", watchdog::WEB_PROTOCOLS));
     }
     let input =
         WatchedInput::open(path.as_os_str(), None, options, dictionary, true).map_err(|failure| match failure {

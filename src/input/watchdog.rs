@@ -328,6 +328,10 @@ const LARGEST_STEP: f64 = 0.5;
 /// How long an empty read (`EAGAIN` from a device) waits before asking again.
 const RETRY_EMPTY: Duration = Duration::from_millis(5);
 
+/// What libav may open for an input on the web: HTTP(S) over TCP/TLS (or a proxy), HLS's
+/// AES-128 layer and data URIs.
+pub(crate) const WEB_PROTOCOLS: &str = "http,https,httpproxy,tcp,tls,crypto,data";
+
 /// Protocol options that make libav's own I/O give up too, in microseconds: `rw_timeout` for
 /// every network protocol, `timeout` where it means the connect/read timeout (for RTMP it would
 /// make libav listen as a server). The HLS demuxer is kept from reusing connections and from
@@ -339,6 +343,10 @@ pub(crate) fn protocol_options(target: &Location, stall: Duration) -> Dictionary
     options.set("rw_timeout", &micros);
     if matches!(target, Location::Http(_)) || target.scheme().as_deref() == Some("tcp") {
         options.set("timeout", &micros);
+    }
+    // A playlist or MPD on the web names only web pieces: never this machine's files.
+    if matches!(target, Location::Http(_)) {
+        options.set("protocol_whitelist", WEB_PROTOCOLS);
     }
     options.set("http_persistent", "0");
     options.set("http_multiple", "0");

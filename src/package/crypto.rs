@@ -14,6 +14,7 @@ use cbc::cipher::{BlockModeEncrypt, KeyIvInit, array::Array};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::output::publish::{PublishOptions, Publisher, Remote};
 use crate::package::manifest::attr;
 
 const BLOCK: usize = 16;
@@ -137,16 +138,22 @@ pub enum DrmSystem {
     ClearKey,
     Widevine,
     PlayReady,
+    /// Apple's FairPlay Streaming: HLS key tags naming the operator's key server by an `skd://`
+    /// URI, no `pssh` box (FairPlay has none registered with DASH-IF).
+    FairPlay,
 }
 
 impl DrmSystem {
-    /// `clearkey`, `widevine` or `playready`.
+    /// `clearkey`, `widevine`, `playready` or `fairplay`.
     pub fn parse(text: &str) -> std::result::Result<DrmSystem, String> {
         match text {
             "clearkey" => Ok(DrmSystem::ClearKey),
             "widevine" => Ok(DrmSystem::Widevine),
             "playready" => Ok(DrmSystem::PlayReady),
-            other => Err(format!("{other}: the DRM systems are clearkey, widevine and playready")),
+            "fairplay" => Ok(DrmSystem::FairPlay),
+            other => Err(format!(
+                "{other}: the DRM systems are clearkey, widevine, playready and fairplay"
+            )),
         }
     }
 }
@@ -181,6 +188,12 @@ pub struct CommonOptions {
     pub clear_lead: f64,
     /// The licence URL the PlayReady header names (`LA_URL`).
     pub playready_la_url: Option<String>,
+    /// The licence URL of ClearKey's ContentProtection in the MPD (`dashif:Laurl`).
+    pub clearkey_la_url: Option<String>,
+    /// The `skd://` URI FairPlay's HLS key tags give the operator's key server.
+    pub fairplay_uri: Option<String>,
+    /// The `pssh` boxes go to the manifests only, not into the init segments.
+    pub pssh_in_manifest_only: bool,
 }
 
 impl Default for CommonOptions {
@@ -189,7 +202,17 @@ impl Default for CommonOptions {
             systems: vec![DrmSystem::ClearKey],
             clear_lead: 0.0,
             playready_la_url: None,
+            clearkey_la_url: None,
+            fairplay_uri: None,
+            pssh_in_manifest_only: false,
         }
+    }
+}
+
+impl CommonOptions {
+    /// Whether `system` is among the signalled ones.
+    pub fn signals(&self, system: DrmSystem) -> bool {
+        self.systems.contains(&system)
     }
 }
 
@@ -227,25 +250,34 @@ impl CommonKey {
         }
     }
 
-    /// The `pssh` box of each signalled system that has one (ClearKey reads the W3C common one),
-    /// for the audio tracks or the video tracks.
+    /// The `pssh` box of each signalled system that has one (ClearKey reads the W3C common one,
+    /// FairPlay has none), for the audio tracks or the video tracks.
     pub fn psshs(&self, audio: bool) -> Vec<(DrmSystem, Vec<u8>)> {
         use stream_pack_formats::cenc::pssh;
         let kids = [self.kid(audio).0];
         self.options
             .systems
             .iter()
-            .map(|&system| {
+            .filter_map(|&system| {
                 let pssh = match system {
                     DrmSystem::ClearKey => pssh::clearkey(&kids),
                     DrmSystem::Widevine => pssh::widevine(&kids, self.scheme),
                     DrmSystem::PlayReady => {
                         pssh::playready(&kids, self.scheme, self.options.playready_la_url.as_deref())
                     }
+                    DrmSystem::FairPlay => return None,
                 };
-                (system, pssh)
+                Some((system, pssh))
             })
             .collect()
+    }
+
+    /// The `pssh` boxes of an init segment: none with `pssh_in_manifest_only`.
+    pub fn init_psshs(&self, audio: bool) -> Vec<Vec<u8>> {
+        if self.options.pssh_in_manifest_only {
+            return Vec::new();
+        }
+        self.psshs(audio).into_iter().map(|(_, pssh)| pssh).collect()
     }
 }
 
@@ -348,13 +380,23 @@ impl<W: Write> Write for Aes128CbcWriter<W> {
     }
 }
 
+/// Where generated keys and their key info go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyDestination {
+    /// A local folder (`--key-dir`, or a folder given as `--key-destination`).
+    Folder(PathBuf),
+    /// A remote destination of the kinds `-o` takes: the keys are written to a private temporary
+    /// folder and uploaded from there as they are made.
+    Remote(Remote),
+}
+
 /// Where keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
-    /// Fresh random keys, a new one every `rotation` segments (0: one key), written to `key_dir`.
+    /// Fresh random keys, a new one every `rotation` segments (0: one key), written to `keys`.
     Generate {
         rotation: u32,
-        key_dir: PathBuf,
+        keys: KeyDestination,
         key_url: Option<String>,
     },
     /// One key the user supplies.
@@ -370,7 +412,11 @@ impl KeySource {
     /// is: a job must never replace them with its output.
     pub fn paths(&self) -> Vec<(&'static str, &Path)> {
         match self {
-            KeySource::Generate { key_dir, .. } => vec![("the key dir", key_dir.as_path())],
+            KeySource::Generate {
+                keys: KeyDestination::Folder(key_dir),
+                ..
+            } => vec![("the key dir", key_dir.as_path())],
+            KeySource::Generate { .. } => Vec::new(),
             KeySource::File { path, .. } => vec![("the key file", path.as_path())],
             KeySource::Info { path } => vec![("the key-info file", path.as_path())],
             KeySource::Given(_) => Vec::new(),
@@ -413,7 +459,7 @@ impl KeyPeriod {
 }
 
 /// Where a schedule's generated keys are written and where they end up.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct KeyFolders {
     /// Where key files are written during the job.
     write: PathBuf,
@@ -424,6 +470,86 @@ struct KeyFolders {
     info: PathBuf,
     /// A folder this job created, removed again if the job fails.
     created: Option<PathBuf>,
+    /// The private folder keys bound for a remote key destination are written to first.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// The uploads of generated keys to a remote key destination.
+struct KeyUpload {
+    remote: Remote,
+    options: PublishOptions,
+    /// Uploading; `None` once every upload is done.
+    publisher: Option<Publisher>,
+    /// The names uploaded, removed again if the job fails.
+    sent: Vec<String>,
+}
+
+impl fmt::Debug for KeyUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyUpload({}, {} sent)", self.remote, self.sent.len())
+    }
+}
+
+impl KeyUpload {
+    fn start(remote: &Remote, options: &PublishOptions) -> Result<KeyUpload> {
+        Ok(KeyUpload {
+            remote: remote.clone(),
+            options: options.clone(),
+            publisher: Some(Publisher::start(std::slice::from_ref(remote), options)?),
+            sent: Vec::new(),
+        })
+    }
+
+    /// Uploads the file at `local` as `name`, in the background.
+    fn send(&mut self, name: &str, local: &Path) -> Result<()> {
+        let publisher = self.publisher.as_ref().expect("uploads end only with the schedule");
+        publisher.file(name, local)?;
+        self.sent.push(name.to_owned());
+        Ok(())
+    }
+
+    /// The URL of an uploaded file, as the key info names it.
+    fn url(&self, name: &str) -> String {
+        format!("{}{}", self.remote, name)
+    }
+
+    /// Waits until every key is uploaded.
+    fn finish(&mut self) -> Result<()> {
+        self.publisher.take().map(Publisher::finish).transpose().map(drop)
+    }
+
+    /// Removes what was uploaded, as far as the destination lets it: the job failed.
+    fn withdraw(&mut self) {
+        let publisher = match self.publisher.take() {
+            Some(publisher) => Ok(publisher),
+            None => Publisher::start(std::slice::from_ref(&self.remote), &self.options),
+        };
+        if let Ok(publisher) = publisher {
+            let _ = self.sent.iter().try_for_each(|name| publisher.delete(name));
+            let _ = publisher.finish();
+        }
+    }
+}
+
+/// The folders of keys generated into `key_dir`, for a package at `output` built in `staging`.
+fn key_folders(key_dir: &Path, output: &Path, staging: &Path) -> Result<KeyFolders> {
+    let published = std::path::absolute(key_dir).map_err(Error::io(key_dir))?;
+    Ok(match published.strip_prefix(output) {
+        Ok(inside) => KeyFolders {
+            write: staging.join(inside),
+            info: output.parent().unwrap_or(Path::new("/")).to_owned(),
+            published,
+            created: None,
+            _scratch: None,
+        },
+        Err(_) => KeyFolders {
+            write: published.clone(),
+            info: published.clone(),
+            created: (!published.exists()).then(|| published.clone()),
+            published,
+            _scratch: None,
+        },
+    })
 }
 
 /// The keys of a package, made as segments need them and shared by every rendition.
@@ -435,6 +561,7 @@ pub struct KeySchedule {
     /// folder's name and an id of this job, so packages sharing a key dir never share a name.
     prefix: String,
     folders: Option<KeyFolders>,
+    upload: Option<KeyUpload>,
     periods: Vec<KeyPeriod>,
     /// Common encryption's keys: given, or made of the one generated period.
     common_keys: Option<TrackKeys>,
@@ -461,6 +588,7 @@ impl KeySchedule {
             scheme,
             prefix: format!("{name}-{:08x}", u32::from_be_bytes(job)),
             folders: None,
+            upload: None,
             periods: Vec::new(),
             common_keys: None,
             written: Vec::new(),
@@ -502,25 +630,28 @@ impl KeySchedule {
 
     /// Creates the folder generated keys are written to while the package is built in
     /// `staging`. A key dir inside the package is written inside the staging folder, so the keys
-    /// appear with the package.
-    pub fn stage(&mut self, output: &Path, staging: &Path) -> Result<()> {
-        let KeySource::Generate { key_dir, .. } = &self.source else {
+    /// appear with the package; keys bound for a remote key destination (reached with `publish`)
+    /// are written to a private temporary folder and uploaded from there.
+    pub fn stage(&mut self, output: &Path, staging: &Path, publish: &PublishOptions) -> Result<()> {
+        let KeySource::Generate { keys, .. } = &self.source else {
             return Ok(());
         };
-        let published = std::path::absolute(key_dir).map_err(Error::io(key_dir))?;
-        let folders = match published.strip_prefix(output) {
-            Ok(inside) => KeyFolders {
-                write: staging.join(inside),
-                info: output.parent().unwrap_or(Path::new("/")).to_owned(),
-                published,
-                created: None,
-            },
-            Err(_) => KeyFolders {
-                write: published.clone(),
-                info: published.clone(),
-                created: (!published.exists()).then(|| published.clone()),
-                published,
-            },
+        let folders = match keys {
+            KeyDestination::Folder(key_dir) => key_folders(key_dir, output, staging)?,
+            KeyDestination::Remote(remote) => {
+                let scratch = tempfile::Builder::new()
+                    .prefix(".stream-pack-keys-")
+                    .tempdir()
+                    .map_err(Error::io(&std::env::temp_dir()))?;
+                self.upload = Some(KeyUpload::start(remote, publish)?);
+                KeyFolders {
+                    write: scratch.path().to_owned(),
+                    info: scratch.path().to_owned(),
+                    published: scratch.path().to_owned(),
+                    created: None,
+                    _scratch: Some(scratch),
+                }
+            }
         };
         create_private_dir(&folders.write)?;
         self.folders = Some(folders);
@@ -582,6 +713,9 @@ impl KeySchedule {
         let key = Key::generate();
         let written = folders.write.join(&file_name);
         write_private(&written, key.bytes())?;
+        if let Some(upload) = &mut self.upload {
+            upload.send(&file_name, &written)?;
+        }
         self.written.push(written);
         self.periods.push(KeyPeriod {
             id,
@@ -627,13 +761,14 @@ impl KeySchedule {
         self.folders.as_ref().map(|f| f.published.as_path())
     }
 
-    /// Writes the operators' record of the keys beside them (generated keys only): id, file, URI,
-    /// IV and the segments each key encrypts, never the key itself.
+    /// Writes the operators' record of the keys beside them (generated keys only): id, file (its
+    /// URL at a remote key destination), URI, IV and the segments each key encrypts, never the key
+    /// itself; where it is. Uploads to a remote key destination are complete when this returns.
     pub fn write_key_info(
         &mut self,
         segments: usize,
         playlist_uri: impl Fn(&KeyPeriod) -> String,
-    ) -> Result<Option<PathBuf>> {
+    ) -> Result<Option<String>> {
         let Some(folders) = &self.folders else {
             return Ok(None);
         };
@@ -649,7 +784,10 @@ impl KeySchedule {
                 KeyRecord {
                     id: period.id.clone(),
                     kid: common.then(|| period.kid.uuid()),
-                    file: period.file.display().to_string(),
+                    file: self.upload.as_ref().map_or_else(
+                        || period.file.display().to_string(),
+                        |upload| upload.url(&format!("{}.key", period.id)),
+                    ),
                     uri: (!common).then(|| playlist_uri(period)),
                     iv: (!common).then(|| period.iv.to_string()),
                     first_segment: first,
@@ -657,11 +795,17 @@ impl KeySchedule {
                 }
             })
             .collect();
-        let path = folders.info.join(format!("{}.keyinfo.json", self.prefix));
+        let name = format!("{}.keyinfo.json", self.prefix);
+        let path = folders.info.join(&name);
         let json = serde_json::to_vec_pretty(&KeyInfoFile { keys: records }).expect("plain data serialises");
         write_private(&path, &json)?;
         self.written.push(path.clone());
-        Ok(Some(path))
+        let Some(upload) = &mut self.upload else {
+            return Ok(Some(path.display().to_string()));
+        };
+        upload.send(&name, &path)?;
+        upload.finish()?;
+        Ok(Some(upload.url(&name)))
     }
 }
 
@@ -669,6 +813,9 @@ impl Drop for KeySchedule {
     /// A job that failed leaves no keys for a package that does not exist.
     fn drop(&mut self) {
         if !self.kept {
+            if let Some(upload) = &mut self.upload {
+                upload.withdraw();
+            }
             for file in &self.written {
                 let _ = std::fs::remove_file(file);
             }
@@ -864,12 +1011,14 @@ mod tests {
         let key_dir = dir.path().join("keys");
         let source = KeySource::Generate {
             rotation: 2,
-            key_dir: key_dir.clone(),
+            keys: KeyDestination::Folder(key_dir.clone()),
             key_url: None,
         };
         let out = dir.path().join("out");
         let mut schedule = KeySchedule::new(source, Scheme::Aes128, &out).unwrap();
-        schedule.stage(&out, &dir.path().join(".staging")).unwrap();
+        schedule
+            .stage(&out, &dir.path().join(".staging"), &PublishOptions::default())
+            .unwrap();
         let first = schedule.for_segment(1).unwrap().id.clone();
         let prefix = schedule.prefix.clone();
         assert!(

@@ -64,7 +64,9 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     let mut tracker = start_tracking(&source, options, monitor)?;
     let plan = ladder_plan(&source, &ladder, options)?;
     let clock = regular_clock(&source, options);
-    let keys = keys.map(|keys| stage_keys(keys, &output, &root)).transpose()?;
+    let keys = keys
+        .map(|keys| stage_keys(keys, &output, &root, &options.publishing.options))
+        .transpose()?;
     let job = Job::new(options, &root, &output, clock, keys.clone(), false, publisher.as_ref()).with_audio(audio);
     let source_texts = SourceSubtitles::new(&source, &options.subtitle_streams, &mut notes)?;
     let texts = LiveText::new(&root, source_texts, sidecars)?;
@@ -87,9 +89,6 @@ pub(super) fn package(options: &PackageOptions, live: &LiveJob, monitor: &mut dy
     if let Some(keys) = &keys {
         let mut keys = keys.lock().expect("key schedule lock");
         key_notes(&mut keys, &video, &audio, &output, &mut notes, &mut warnings)?;
-        // Players keep fetching keys the manifests named while the presentation ran, whatever
-        // happens next.
-        keys.keep();
     }
     let made = Made {
         renditions: reports(&package),
@@ -266,13 +265,18 @@ impl Presentation<'_> {
         let media: Vec<EncodedRendition> = listed.into_iter().map(|(_, r)| r).collect();
         let (video, audio) = media.split_at(video_count.min(media.len()));
         let subtitles = self.texts.renditions(text_listed);
-        let keys = self.keys.map(|k| k.lock().expect("key schedule lock"));
+        let mut keys = self.keys.map(|k| k.lock().expect("key schedule lock"));
         let mut package = self
             .job
             .manifest_package(source, self.rungs, video, audio, keys.as_deref(), Some(&state));
         package.subtitles = &subtitles;
         self.job.write_manifests(&package)?;
         self.window.manifests_written(&state);
+        // Players fetch the keys these manifests name, whatever ends the job later: a failure
+        // must not take them from the segments already served.
+        if let Some(keys) = keys.as_mut() {
+            keys.keep();
+        }
         Ok(())
     }
 

@@ -31,10 +31,12 @@ use crate::error::{Error, Result};
 use crate::input::live::LiveSource;
 use crate::input::source::Source;
 use crate::input::watchdog::InputOptions;
-use crate::output::publish::{PublishCounts, Publisher, Publishing};
+use crate::output::publish::{PublishCounts, PublishOptions, Publisher, Publishing, Remote};
 use crate::output::staging::{self, Workspace};
 use crate::package::audio::{AudioRendition, AudioSelection, Surround};
-use crate::package::crypto::{CommonOptions, KeySchedule, KeySource, Scheme, SharedKeys};
+use crate::package::crypto::{
+    CommonOptions, CommonScheme, DrmSystem, KeyDestination, KeySchedule, KeySource, Scheme, SharedKeys,
+};
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
@@ -229,20 +231,52 @@ impl PackageOptions {
     }
 }
 
-/// Keys are never published with the content: with a remote destination, AES-128 playlists
-/// must say where the keys are served (a key-info file names its URI itself).
+/// Keys are never published with the content: with a remote destination, or keys going to a
+/// remote key destination, AES-128 playlists must say where the keys are served (a key-info file
+/// names its URI itself).
 fn validate_remote_keys(options: &PackageOptions, keys: &KeySource) -> Result<()> {
     let fixed_uri = match keys {
         KeySource::Generate { key_url, .. } | KeySource::File { key_url, .. } => key_url.is_some(),
         KeySource::Info { .. } | KeySource::Given(_) => true,
     };
-    match options.publishing.remotes.is_empty() || options.scheme != Scheme::Aes128 || fixed_uri {
+    let remote_keys = match keys {
+        KeySource::Generate {
+            keys: KeyDestination::Remote(remote),
+            ..
+        } => Some(remote),
+        _ => None,
+    };
+    if let Some(inside) = remote_keys.and_then(|keys| options.publishing.remotes.iter().find(|o| holds(o, keys))) {
+        return Err(invalid(
+            "key_destination",
+            format!("is inside the destination {inside}: keys never go next to the content"),
+        ));
+    }
+    let needs_uri = (!options.publishing.remotes.is_empty() && options.scheme == Scheme::Aes128)
+        || (remote_keys.is_some() && !matches!(options.scheme, Scheme::Common(_)));
+    match !needs_uri || fixed_uri {
         true => Ok(()),
         false => Err(invalid(
             "key_url",
-            "is needed with a remote destination: the keys stay local (never published with the content), \
-             so the playlists must say where players fetch them",
+            "is needed with a remote destination or key destination: the keys are never published with the \
+             content, so the playlists must say where players fetch them",
         )),
+    }
+}
+
+/// Whether remote destination `outer` is `inner` or holds it.
+fn holds(outer: &Remote, inner: &Remote) -> bool {
+    match (outer, inner) {
+        (Remote::Http(outer), Remote::Http(inner)) => inner.starts_with(outer.as_str()),
+        (
+            Remote::Bucket { cloud, bucket, prefix },
+            Remote::Bucket {
+                cloud: inner_cloud,
+                bucket: inner_bucket,
+                prefix: inner_prefix,
+            },
+        ) => cloud == inner_cloud && bucket == inner_bucket && inner_prefix.starts_with(prefix.as_str()),
+        _ => false,
     }
 }
 
@@ -252,14 +286,87 @@ fn validate_common_options(options: &PackageOptions) -> Result<()> {
     if !(lead.is_finite() && lead >= 0.0) {
         return Err(invalid("clear_lead", format!("{lead}: must be 0 or more seconds")));
     }
-    if lead > 0.0 && options.scheme == Scheme::Aes128 {
-        return Err(invalid("clear_lead", "with AES-128: a clear lead is for cenc and cbcs"));
+    if lead > 0.0 && matches!(options.scheme, Scheme::Aes128 | Scheme::SampleAes) {
+        return Err(invalid(
+            "clear_lead",
+            "with AES-128 or SAMPLE-AES: a clear lead is for cenc and cbcs",
+        ));
     }
     if let Some(url) = &options.common.playready_la_url {
-        let http = url.starts_with("http://") || url.starts_with("https://");
-        if !http || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("playready_la_url", "must be an http or https URL"));
+        check_licence_url("playready_la_url", url)?;
+    }
+    if let Some(url) = &options.common.clearkey_la_url {
+        check_licence_url("clearkey_la_url", url)?;
+        if !options.common.signals(DrmSystem::ClearKey) {
+            return Err(invalid(
+                "clearkey_la_url",
+                "without clearkey among the DRM systems (drm)",
+            ));
         }
+        if !options.manifests.dash {
+            return Err(invalid(
+                "clearkey_la_url",
+                "without a DASH manifest: the MPD is what carries it",
+            ));
+        }
+    }
+    let common = matches!(options.scheme, Scheme::Common(_));
+    if options.common.pssh_in_manifest_only && !common {
+        return Err(invalid(
+            "pssh_in_manifest_only",
+            "is for cenc and cbcs, whose init segments carry pssh boxes",
+        ));
+    }
+    Ok(())
+}
+
+/// A licence server URL a manifest names: http or https, with nothing a manifest attribute or
+/// element could not hold as it is.
+fn check_licence_url(option: &'static str, url: &str) -> Result<()> {
+    let http = url.starts_with("http://") || url.starts_with("https://");
+    if !http || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(option, "must be an http or https URL"));
+    }
+    Ok(())
+}
+
+/// FairPlay: an `skd://` URI, HLS playlists, a scheme FairPlay decrypts (cbcs, SAMPLE-AES) and
+/// one key, which the one URI names.
+fn validate_fairplay(options: &PackageOptions, keys: &KeySource) -> Result<()> {
+    let asked = options.common.signals(DrmSystem::FairPlay);
+    let Some(uri) = &options.common.fairplay_uri else {
+        return match asked {
+            true => Err(invalid(
+                "fairplay_uri",
+                "is needed with the fairplay DRM system: the skd:// URI your key server knows the key by",
+            )),
+            false => Ok(()),
+        };
+    };
+    let skd = uri.len() > "skd://".len() && uri.starts_with("skd://");
+    if !skd || uri.chars().any(|c| c == '"' || c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "fairplay_uri",
+            "must be an skd:// URI without quotes, whitespace or control characters",
+        ));
+    }
+    if !asked {
+        return Err(invalid("fairplay_uri", "without fairplay among the DRM systems (drm)"));
+    }
+    if !matches!(options.scheme, Scheme::SampleAes | Scheme::Common(CommonScheme::Cbcs)) {
+        return Err(invalid("drm", "fairplay: FairPlay decrypts cbcs and sample-aes only"));
+    }
+    if !options.manifests.hls {
+        return Err(invalid(
+            "drm",
+            "fairplay without HLS playlists: FairPlay is signalled in HLS only",
+        ));
+    }
+    if matches!(keys, KeySource::Generate { rotation: 1.., .. }) {
+        return Err(invalid(
+            "key_rotation",
+            "with fairplay: the one skd:// URI names one key",
+        ));
     }
     Ok(())
 }
@@ -267,6 +374,7 @@ fn validate_common_options(options: &PackageOptions) -> Result<()> {
 /// The scheme against the manifests, the segment format, the codec and where the keys come from.
 fn validate_encryption(options: &PackageOptions, keys: &KeySource) -> Result<()> {
     validate_common_options(options)?;
+    validate_fairplay(options, keys)?;
     match options.scheme {
         Scheme::Aes128 if options.manifests.dash => Err(invalid(
             "encryption",
@@ -451,8 +559,8 @@ fn schedule_keys(options: &PackageOptions, output: &Path) -> Result<Option<KeySc
 }
 
 /// Has the keys written where the package is built, and shares them with the segmenters.
-fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path) -> Result<SharedKeys> {
-    keys.stage(output, root)?;
+fn stage_keys(mut keys: KeySchedule, output: &Path, root: &Path, publish: &PublishOptions) -> Result<SharedKeys> {
+    keys.stage(output, root, publish)?;
     Ok(Arc::new(Mutex::new(keys)))
 }
 
@@ -472,7 +580,7 @@ fn key_notes(
         .max()
         .unwrap_or(0);
     if let Some(info) = keys.write_key_info(segments, |period| hls::key_uri(period, output))? {
-        notes.push(format!("key info for operators: {}", info.display()));
+        notes.push(format!("key info for operators: {info}"));
     }
     if let Some(dir) = keys.key_dir().filter(|d| d.starts_with(output)) {
         warnings.push(format!(
@@ -657,6 +765,7 @@ impl<'a> Job<'a> {
             display_aspect: source.video.as_ref().map_or((16, 9), |v| v.display_aspect()),
             keys: keys.map(KeySchedule::periods),
             sample_aes: keys.is_some_and(KeySchedule::sample_aes),
+            fairplay_uri: keys.and(self.options.common.fairplay_uri.as_deref()),
             protection: self.delivery.common.as_deref(),
             output: self.output,
             live,

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::package::codec_string;
 use stream_pack_formats::cenc::{self, FragmentEncryptor};
 use stream_pack_formats::sample_aes::NalFraming;
+use stream_pack_formats::ts_pmt::{self, PmtError, SampleAesSignal};
 
 use crate::package::crypto::{self, CommonKey, SampleCodec, SharedKeys};
 
@@ -301,6 +302,8 @@ pub struct Segmenter {
     sample_codec: Option<SampleCodec>,
     /// The number of the first segment: 0, or where a chunk of a title starts.
     first_number: u64,
+    /// How the PMTs of a SAMPLE-AES package signal this stream; `None` for other codecs.
+    sample_signal: Option<Result<SampleAesSignal, PmtError>>,
 }
 
 /// One rendition as written: its segments and the RFC 6381 codec string of its bitstream.
@@ -427,6 +430,7 @@ impl Segmenter {
             encryptor: None,
             sample_codec: sample_codec_of(encoder),
             first_number: 0,
+            sample_signal: sample_signal_of(encoder),
         })
     }
 
@@ -541,7 +545,7 @@ impl Segmenter {
         let track = cenc::track_info(init).map_err(failed)?;
         let audio = track.codec == cenc::Codec::Audio;
         let protection = common.protection(audio);
-        let psshs: Vec<Vec<u8>> = common.psshs(audio).into_iter().map(|(_, pssh)| pssh).collect();
+        let psshs = common.init_psshs(audio);
         let clear_lead = common.options.clear_lead > 0.0;
         let protected = cenc::protect_init(init, &protection, &psshs, clear_lead).map_err(failed)?;
         self.encryptor = Some(FragmentEncryptor::new(protection, track).map_err(failed)?);
@@ -632,7 +636,8 @@ impl Segmenter {
             Some(keys) => {
                 let mut keys = keys.lock().expect("key schedule lock");
                 let size = if keys.sample_aes() {
-                    // The samples were encrypted before muxing.
+                    // The samples were encrypted before muxing; the PMTs still say they are clear.
+                    self.signal_sample_aes(&mut bytes)?;
                     std::fs::write(&path, &bytes).map_err(Error::io(&path))?;
                     bytes.len() as u64
                 } else {
@@ -657,6 +662,17 @@ impl Segmenter {
         self.tell(path, Some(facts.clone()));
         self.written.push(facts);
         Ok(())
+    }
+
+    /// Rewrites the PMTs of a SAMPLE-AES segment with the encrypted stream type and descriptors
+    /// Apple's spec gives.
+    fn signal_sample_aes(&self, ts: &mut [u8]) -> Result<()> {
+        let signalled = match &self.sample_signal {
+            Some(Ok(signal)) => ts_pmt::signal_sample_aes(ts, signal),
+            Some(Err(e)) => Err(e.clone()),
+            None => return Err(self.mux_error("sample-aes encrypts H.264 and AAC only".into())),
+        };
+        signalled.map_err(|e| self.mux_error(format!("signalling SAMPLE-AES in the PMT: {e}")))
     }
 
     /// A muxer failure in this rendition's folder.
@@ -755,6 +771,15 @@ impl Segmenter {
             timescale: (tb.denominator() / tb.numerator().max(1)) as u32,
             segments,
         }
+    }
+}
+
+/// How a SAMPLE-AES PMT signals `encoder`'s stream: AAC by its AudioSpecificConfig.
+fn sample_signal_of(encoder: &codec::Context) -> Option<Result<SampleAesSignal, PmtError>> {
+    match encoder.id() {
+        codec::Id::H264 => Some(Ok(SampleAesSignal::h264())),
+        codec::Id::AAC => Some(SampleAesSignal::aac(codec_string::extradata(encoder))),
+        _ => None,
     }
 }
 

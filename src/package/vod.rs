@@ -49,7 +49,9 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         _ => ladder_plan(&source, &ladder, options)?,
     };
     let (clock, passthrough) = keyframes::segment_clock(&source, &plan, options, &mut notes)?;
-    let keys = keys.map(|keys| stage_keys(keys, &output, &root)).transpose()?;
+    let keys = keys
+        .map(|keys| stage_keys(keys, &output, &root, &options.publishing.options))
+        .transpose()?;
     let job = Job::new(
         options,
         &root,

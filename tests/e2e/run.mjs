@@ -41,6 +41,8 @@ const SAMPLE_AES_KEYS = 'hls-sample-aes.keys';
 const KID = '9eb4050de44b4802932e27d75083e266';
 const KEY = '166634c675fcb6a03bb40c8c56d8d7a9';
 const WRONG_KEY = '166634c675fcb6a03bb40c8c56d8d7a8';
+// The ClearKey licence server of this run's server, which knows KEY.
+const LICENCE = '/licence/clearkey';
 const commonEncryption = (scheme) => ['--encrypt', scheme, '--key-id', KID, '--key', KEY];
 const LIVE_ARGS = ['--live', '--window', '4', '--delete-segments'];
 // How long a live cell is watched at 1×, once playing.
@@ -84,6 +86,24 @@ const GOOD = [
   },
   { name: 'dash-cenc', make: () => ['dash', ...commonEncryption('cenc')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },
   { name: 'dash-cbcs', make: () => ['dash', ...commonEncryption('cbcs')], manifest: 'manifest.mpd', players: ['dash.js', 'shaka'], clearKeys: { [KID]: KEY } },
+  // No pssh box in the init segments: the players take each system's from the MPD.
+  {
+    name: 'dash-cbcs-pssh-manifest-only',
+    make: () => ['dash', ...commonEncryption('cbcs'), '--drm', 'clearkey,widevine,playready', '--pssh-in-manifest-only'],
+    manifest: 'manifest.mpd',
+    players: ['dash.js', 'shaka'],
+    clearKeys: { [KID]: KEY },
+  },
+  // No keys given to the player: it asks the ClearKey licence server the MPD names
+  // (dashif:Laurl), which this run's server answers with the key. Shaka only: dash.js 5.2.1,
+  // given no keys, asks Chromium for a ClearKey request of type `keyids` from the MPD's pssh box,
+  // which Chromium refuses (TypeError) before any licence URL matters.
+  {
+    name: 'dash-cenc-clearkey-laurl',
+    make: (origin) => ['dash', ...commonEncryption('cenc'), '--clearkey-la-url', `${origin}${LICENCE}`],
+    manifest: 'manifest.mpd',
+    players: ['shaka'],
+  },
   // Shaka reads ClearKey in HLS only as `identity`, with the key at the URI: it parses the
   // Widevine key and plays with the ClearKey keys it is given instead. hls.js reads the ClearKey
   // key ID and asks the page's licence server (page/check.js) for the key.
@@ -245,6 +265,7 @@ async function main() {
       '/page/': path.join(HERE, 'page'),
     },
     PAGE_HEADER,
+    { [LICENCE]: { [KID]: KEY } },
   );
   const browser = await chromium.launch(CHROMIUM);
   const outcomes = [];

@@ -177,3 +177,36 @@ fn a_remote_package_without_a_local_place_for_its_keys_is_refused() {
     refused(&["--encrypt", "aes-128", "--key-url", KEY_URL], &["--key-dir"]);
     assert!(!key_dir.exists(), "nothing written for a refused job");
 }
+
+/// A live job that fails after it served segments (its server gone) keeps the keys those
+/// segments' playlists named: players that fetched them still need the keys.
+#[test]
+fn a_live_job_that_fails_keeps_the_keys_its_served_segments_name() {
+    let dav = Dav::start();
+    let local = tempfile::tempdir().unwrap();
+    let (out, key_dir) = (local.path().join("live"), local.path().join("keys"));
+    let url = dav.url("live/");
+    let source = media("main");
+    let window = encrypted_window("1", &key_dir);
+    let args = [&["-o", &url, "--key-url", KEY_URL][..], &strs(&window)].concat();
+    let mut run = LiveRun::start("hls", &[source.to_str().unwrap()], &out, &args);
+    let playlist = dav.root.join("live").join(RENDITIONS[0]).join("index.m3u8");
+    dav.wait_for(&playlist);
+    let served = std::fs::read_to_string(&playlist).unwrap();
+    dav.stop();
+    let status = run.watch(Duration::from_secs(90), |_, _| {});
+    assert!(!status.success(), "the job fails when its server is gone");
+    let named = parse_media(&served)
+        .expect("a whole playlist")
+        .segments
+        .into_iter()
+        .filter_map(|s| s.key)
+        .map(|k| k.uri);
+    for uri in named {
+        let name = uri.strip_prefix(KEY_URL).expect("keys named at --key-url");
+        assert!(
+            key_dir.join(name).is_file(),
+            "{name}, named by a served playlist, was deleted"
+        );
+    }
+}

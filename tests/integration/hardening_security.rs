@@ -495,3 +495,84 @@ fn item05_side_files_are_read_with_a_limit() {
     }
     assert!(!Path::new(&out).exists(), "a package appeared");
 }
+
+/// A tiny HLS package (one 90p rung) of which a playlist on the web names one segment by a
+/// `file:` URL on this machine: what a hostile playlist does to read local files.
+fn web_playlist_naming_a_local_file(dir: &Path) -> (crate::util::http::Server, PathBuf) {
+    use crate::util::http::{self, Route};
+    let package = dir.join("package");
+    cli::assert_success(&cli::hls(&media("tiny"), &package, &[&TINY[..], &FAST].concat()));
+    let folder = package.join("90p");
+    let playlist = std::fs::read_to_string(folder.join("index.m3u8")).unwrap();
+    let first = m3u8::read_media(&folder.join("index.m3u8")).segments[0].uri.clone();
+    let local = format!("file://{}", folder.join(&first).display());
+    let hostile = playlist.replacen(&first, &local, 1);
+    assert_ne!(hostile, playlist, "the playlist names {first}");
+    let mut routes: std::collections::HashMap<String, Route> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = format!("/{}", path.file_name().unwrap().to_string_lossy());
+            (name, Route::File(std::fs::read(&path).unwrap()))
+        })
+        .collect();
+    routes.insert("/index.m3u8".into(), Route::File(hostile.into_bytes()));
+    let server = http::serve(routes);
+    let url = PathBuf::from(format!("{}/index.m3u8", server.base));
+    (server, url)
+}
+
+#[test]
+fn item06_a_playlist_on_the_web_cannot_read_this_machines_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url) = web_playlist_naming_a_local_file(dir.path());
+    let out = dir.path().join("out");
+    let output = cli::hls(&url, &out, &[&TINY[..], &FAST].concat());
+    let line = cli::assert_failure(&output, 3);
+    assert!(line.contains(&server.base), "the error names the input: {line}");
+    assert!(!out.exists(), "no package from a playlist naming local files");
+}
+
+/// The MPD `convert` copies for libav (an MPD with a text set) is read from a file: its URLs
+/// must still reach only the web.
+#[test]
+fn item06_an_mpd_on_the_web_cannot_name_this_machines_files() {
+    use crate::util::http::{self, Route};
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("dash");
+    cli::assert_success(&cli::package(
+        "dash",
+        &media("tiny"),
+        &package,
+        &[&TINY[..], &FAST].concat(),
+    ));
+    let mpd = std::fs::read_to_string(package.join("manifest.mpd")).unwrap();
+    let text_set = concat!(
+        r#"<AdaptationSet contentType="text" mimeType="text/vtt" lang="en">"#,
+        r#"<Representation id="en" bandwidth="100"><BaseURL>en.vtt</BaseURL></Representation>"#,
+        "</AdaptationSet>"
+    );
+    let base = format!("<BaseURL>file://{}/</BaseURL>", package.display());
+    let hostile = mpd.replacen("<AdaptationSet", &format!("{base}{text_set}<AdaptationSet"), 1);
+    let cue = b"WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n".to_vec();
+    let routes = [
+        ("/manifest.mpd".to_owned(), Route::File(hostile.into_bytes())),
+        ("/en.vtt".to_owned(), Route::File(cue)),
+    ];
+    let server = http::serve(routes.into_iter().collect());
+    let out = dir.path().join("out");
+    let url = format!("{}/manifest.mpd", server.base);
+    let output = cli::run([
+        "convert",
+        &url,
+        "--to",
+        "hls",
+        "-o",
+        path_str(&out),
+        "--progress",
+        "none",
+    ]);
+    let line = cli::assert_failure(&output, 3);
+    assert!(line.contains("file://"), "the error names the refused URL: {line}");
+    assert!(!out.exists(), "no package from an MPD naming local files");
+}

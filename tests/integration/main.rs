@@ -13,6 +13,8 @@ mod copy;
 mod dash;
 mod drm;
 mod drm_live;
+mod drm_live_gaps;
+mod drm_signal;
 mod encrypt;
 mod encrypt_remote;
 mod exit_codes;

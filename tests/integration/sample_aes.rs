@@ -2,12 +2,15 @@
 //! decryptor written here from Apple's "MPEG-2 Stream Encryption Format for HTTP Live Streaming"
 //! (the layout hls.js decrypts): the test demuxes each track's segments into its elementary stream
 //! (H.222.0's PAT, PMT and PES), decrypts it, and it must equal that of the same package made clear.
+//! The decryptor is itself checked on Shaka Packager's SAMPLE-AES, and the PMTs are compared with
+//! the ones Shaka writes.
 
 use std::path::{Path, PathBuf};
 
 use aes::Aes128;
 use cbc::cipher::{BlockModeDecrypt, KeyIvInit, array::Array};
 
+use crate::cenc::tool;
 use crate::util::m3u8::Attributes;
 use crate::util::{cli, media};
 
@@ -26,15 +29,18 @@ fn package(parent: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// A temporary folder holding the key file `video.key`, and the file's path.
+fn key_in_temp() -> (tempfile::TempDir, String) {
+    let parent = tempfile::tempdir().expect("a temporary folder");
+    let key_file = parent.path().join("video.key");
+    std::fs::write(&key_file, KEY).expect("write the key");
+    let path = key_file.to_str().expect("UTF-8 path").to_owned();
+    (parent, path)
+}
+
 /// The track's segments, in order, demuxed into its elementary stream.
 fn elementary_stream(track: &Path) -> Vec<u8> {
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(track)
-        .expect("read the track folder")
-        .map(|entry| entry.expect("folder entry").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "ts"))
-        .collect();
-    segments.sort();
-    segments
+    segments_of(track, "segment")
         .iter()
         .flat_map(|segment| ts_elementary_stream(&std::fs::read(segment).expect("read a segment")))
         .collect()
@@ -42,7 +48,7 @@ fn elementary_stream(track: &Path) -> Vec<u8> {
 
 /// The PES payloads of the one elementary stream of a transport stream (ISO/IEC 13818-1): the
 /// PMT's PID from the PAT, the stream's PID from the PMT, each PES packet's header skipped.
-fn ts_elementary_stream(ts: &[u8]) -> Vec<u8> {
+pub(crate) fn ts_elementary_stream(ts: &[u8]) -> Vec<u8> {
     assert_eq!(ts.len() % 188, 0, "whole 188-byte packets");
     let packets: Vec<(u16, bool, &[u8])> = ts.chunks(188).map(ts_payload).collect();
     let section = |pid: u16| {
@@ -80,14 +86,14 @@ fn ts_payload(packet: &[u8]) -> (u16, bool, &[u8]) {
 }
 
 /// The EXT-X-KEY attributes of a media playlist: one tag, before the first segment.
-fn key_attributes(playlist: &Path) -> Attributes {
+pub(crate) fn key_attributes(playlist: &Path) -> Attributes {
     let text = std::fs::read_to_string(playlist).expect("read the playlist");
     let tags: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("#EXT-X-KEY:")).collect();
     assert_eq!(tags.len(), 1, "one EXT-X-KEY in {text}");
     Attributes::parse(tags[0]).expect("EXT-X-KEY attributes")
 }
 
-fn iv_of(attributes: &Attributes) -> [u8; 16] {
+pub(crate) fn iv_of(attributes: &Attributes) -> [u8; 16] {
     let digits = attributes
         .plain("IV")
         .and_then(|iv| iv.strip_prefix("0x"))
@@ -176,7 +182,7 @@ fn decrypt_adts(stream: &[u8], key: &[u8; 16], iv: &[u8; 16]) -> Vec<u8> {
     out
 }
 
-fn decrypt(format: &str, stream: &[u8], key: &[u8; 16], iv: &[u8; 16]) -> Vec<u8> {
+pub(crate) fn decrypt(format: &str, stream: &[u8], key: &[u8; 16], iv: &[u8; 16]) -> Vec<u8> {
     match format {
         "h264" => decrypt_h264(stream, key, iv),
         _ => decrypt_adts(stream, key, iv),
@@ -187,11 +193,9 @@ fn decrypt(format: &str, stream: &[u8], key: &[u8; 16], iv: &[u8; 16]) -> Vec<u8
 /// elementary stream of the clear package; encrypted, or with a wrong key, it differs from it.
 #[test]
 fn sample_aes_ts_decrypts_to_the_clear_streams() {
-    let parent = tempfile::tempdir().expect("a temporary folder");
-    let key_file = parent.path().join("video.key");
-    std::fs::write(&key_file, KEY).expect("write the key");
+    let (parent, key_arg) = key_in_temp();
+    let key_arg = key_arg.as_str();
     let clear = package(parent.path(), "clear", &[]);
-    let key_arg = key_file.to_str().expect("UTF-8 path");
     let encrypted = package(
         parent.path(),
         "encrypted",
@@ -216,12 +220,14 @@ fn sample_aes_ts_decrypts_to_the_clear_streams() {
     }
 }
 
-/// FFmpeg's decoding of an Annex B stream: the frames it decoded and what it complained of.
-fn decode_h264(stream: &[u8], folder: &Path) -> (usize, String) {
-    let path = folder.join("decrypted.h264");
+/// FFmpeg's decoding of an elementary stream in `format` (`h264`, `adts`): the frames it
+/// decoded and what it complained of.
+pub(crate) fn decode(format: &str, stream: &[u8], folder: &Path) -> (usize, String) {
+    let path = folder.join(format!("decrypted.{format}"));
     std::fs::write(&path, stream).expect("write the stream");
+    let demuxer = if format == "h264" { "h264" } else { "aac" };
     let output = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
+        .args(["-v", "error", "-f", demuxer, "-i"])
         .arg(&path)
         .args(["-f", "framemd5", "-"])
         .output()
@@ -238,10 +244,8 @@ fn decode_h264(stream: &[u8], folder: &Path) -> (usize, String) {
 /// cleanly. (Encodes are not byte-reproducible, so there is no clear package to equal.)
 #[test]
 fn sample_aes_of_an_encoded_rendition_decrypts_to_a_clean_stream() {
-    let parent = tempfile::tempdir().expect("a temporary folder");
-    let key_file = parent.path().join("video.key");
-    std::fs::write(&key_file, KEY).expect("write the key");
-    let key_arg = key_file.to_str().expect("UTF-8 path");
+    let (parent, key_arg) = key_in_temp();
+    let key_arg = key_arg.as_str();
     let out = parent.path().join("encoded");
     let args = [
         "--reps",
@@ -256,10 +260,21 @@ fn sample_aes_of_an_encoded_rendition_decrypts_to_a_clean_stream() {
     cli::assert_success(&cli::package_showing("json", "hls", &media("tiny"), &out, &args));
     let iv = iv_of(&key_attributes(&out.join("90p").join("index.m3u8")));
     let encrypted = elementary_stream(&out.join("90p"));
-    let (frames, complaints) = decode_h264(&decrypt_h264(&encrypted, &KEY, &iv), parent.path());
+    let (frames, complaints) = decode("h264", &decrypt_h264(&encrypted, &KEY, &iv), parent.path());
     assert_eq!((frames, complaints.as_str()), (75, ""), "3 s at 25 fps decode cleanly");
-    let (_, complaints) = decode_h264(&encrypted, parent.path());
+    let (_, complaints) = decode("h264", &encrypted, parent.path());
     assert!(!complaints.is_empty(), "the encrypted slices do not decode as they are");
+}
+
+/// `--clear-lead` is for cenc and cbcs: with SAMPLE-AES it is refused, never silently ignored.
+#[test]
+fn sample_aes_with_a_clear_lead_is_refused() {
+    let parent = tempfile::tempdir().expect("a temporary folder");
+    let out = parent.path().join("out");
+    let args = ["--encrypt", "sample-aes", "--clear-lead", "1"];
+    let line = cli::assert_failure(&cli::package("hls", &media("tiny"), &out, &args), 2);
+    assert!(line.contains("clear") && line.contains("SAMPLE-AES"), "{line}");
+    assert!(!out.exists(), "no package left");
 }
 
 /// SAMPLE-AES is for TS: fMP4 and DASH are refused with one line that says why.
@@ -272,5 +287,175 @@ fn sample_aes_outside_ts_is_refused() {
         let line = cli::assert_failure(&output, 2);
         assert!(line.contains("sample-aes") && line.contains("ts"), "{command}: {line}");
         assert!(!parent.path().join("out").exists(), "{command}: no package left");
+    }
+}
+
+/// The segments of a track folder, in order.
+fn segments_of(track: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(track)
+        .expect("read the track folder")
+        .map(|entry| entry.expect("folder entry").path())
+        .filter(|path| {
+            let name = path.file_name().expect("a file name").to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(".ts")
+        })
+        .collect();
+    segments.sort();
+    segments
+}
+
+/// Each PMT section of a transport stream (H.222.0 §2.4.4.8) as its elementary streams'
+/// stream_type and ES_info descriptors: what a SAMPLE-AES packager chooses, PIDs and CRC aside.
+pub(crate) fn pmt_streams(ts: &[u8]) -> Vec<Vec<(u8, Vec<u8>)>> {
+    ts.chunks(188)
+        .map(ts_payload)
+        .filter(|(pid, start, payload)| *pid != 0 && *start && payload[1 + usize::from(payload[0])] == 2)
+        .map(|(_, _, payload)| {
+            let pmt = &payload[1 + usize::from(payload[0])..];
+            let end = 3 + usize::from(u16::from_be_bytes([pmt[1], pmt[2]]) & 0xfff) - 4;
+            let mut at = 12 + usize::from(u16::from_be_bytes([pmt[10], pmt[11]]) & 0xfff);
+            let mut streams = Vec::new();
+            while at < end {
+                let info_len = usize::from(u16::from_be_bytes([pmt[at + 3], pmt[at + 4]]) & 0xfff);
+                streams.push((pmt[at], pmt[at + 5..at + 5 + info_len].to_vec()));
+                at += 5 + info_len;
+            }
+            streams
+        })
+        .collect()
+}
+
+/// `ffprobe` (a path) on one file: the codec names and tags of its streams (listed under the
+/// program too, once each here).
+fn probe_codec(ffprobe: &Path, file: &Path) -> Vec<String> {
+    let output = std::process::Command::new(ffprobe)
+        .args([
+            "-v",
+            "quiet",
+            "-show_entries",
+            "stream=codec_name,codec_tag_string",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    lines.dedup();
+    lines
+}
+
+/// Shaka Packager 3.8's transport streams of `source`'s video and audio, segment files v_N.ts and
+/// a_N.ts in `dir` (made here), with `protection`'s options.
+fn shaka_ts(source: &Path, dir: &Path, protection: &[&str]) {
+    std::fs::create_dir(dir).expect("a folder for Shaka Packager");
+    let streams = [("video", "v"), ("audio", "a")].map(|(stream, prefix)| {
+        let template = dir.join(format!("{prefix}_$Number$.ts"));
+        format!(
+            "in={},stream={stream},segment_template={}",
+            source.display(),
+            template.display()
+        )
+    });
+    let run = std::process::Command::new(tool("packager"))
+        .args(streams)
+        .args(protection)
+        .args(["--segment_duration", "1"])
+        .output()
+        .expect("run Shaka Packager");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}
+
+/// Shaka Packager's SAMPLE-AES (`--protection_scheme cbcs` with TS output) under KEY and `iv`.
+fn shaka_sample_aes(source: &Path, dir: &Path, iv: &[u8; 16]) {
+    let key = crate::cenc::hex(&KEY);
+    let keys = format!("label=:key_id={key}:key={key}");
+    let iv = crate::cenc::hex(iv);
+    let protection = [
+        "--protection_scheme",
+        "cbcs",
+        "--enable_raw_key_encryption",
+        "--keys",
+        &keys,
+    ];
+    shaka_ts(
+        source,
+        dir,
+        &[&protection[..], &["--iv", &iv, "--clear_lead", "0"]].concat(),
+    );
+}
+
+/// The judge is sound: Shaka Packager's SAMPLE-AES segments, which this test's decryptor did not
+/// see made, decrypt with it to the elementary streams of Shaka's clear segments of the same source.
+#[test]
+fn the_test_decryptor_turns_shaka_packagers_sample_aes_into_its_clear_streams() {
+    let parent = tempfile::tempdir().expect("a temporary folder");
+    let iv = [0x5a; 16];
+    let (encrypted, clear) = (parent.path().join("encrypted"), parent.path().join("clear"));
+    shaka_sample_aes(&media("tiny"), &encrypted, &iv);
+    shaka_ts(&media("tiny"), &clear, &[]);
+    for (prefix, format) in [("v_", "h264"), ("a_", "adts")] {
+        let stream = |dir: &Path| -> Vec<Vec<u8>> {
+            segments_of(dir, prefix)
+                .iter()
+                .map(|segment| ts_elementary_stream(&std::fs::read(segment).expect("read a segment")))
+                .collect()
+        };
+        let (encrypted, clear) = (stream(&encrypted), stream(&clear));
+        assert!(
+            encrypted.len() >= 2 && encrypted.len() == clear.len(),
+            "{format}: segments"
+        );
+        for (n, (encrypted, clear)) in encrypted.iter().zip(&clear).enumerate() {
+            assert!(encrypted != clear, "{format} {n}: encrypted");
+            assert!(
+                decrypt(format, encrypted, &KEY, &iv) == *clear,
+                "{format} {n}: decrypts to Shaka's clear stream"
+            );
+        }
+    }
+}
+
+/// Every PMT of every segment signals the encrypted streams as Apple's spec does (0xdb with
+/// 'zavc'; 0xcf with 'aacd' and the 'apad' audio setup information): the same stream types and
+/// descriptors, byte for byte, as Shaka Packager writes for the same source; Debian's ffprobe and
+/// FFmpeg 8.1's read them (a PMT whose CRC is wrong is dropped) as H.264 and AAC.
+#[test]
+fn sample_aes_pmts_signal_the_encryption_as_shaka_packager_does() {
+    let (parent, key_arg) = key_in_temp();
+    let key_arg = key_arg.as_str();
+    let ours = package(
+        parent.path(),
+        "ours",
+        &["--encrypt", "sample-aes", "--key-file", key_arg],
+    );
+    let shaka = parent.path().join("shaka");
+    shaka_sample_aes(&media("tiny"), &shaka, &[0; 16]);
+    let ffprobes = [PathBuf::from("ffprobe"), tool("ffprobe")];
+    for ((track, _), (prefix, probed)) in TRACKS.iter().zip([("v_", "h264,[219][0][0][0]"), ("a_", "aac,apad")]) {
+        let theirs = &pmt_streams(&std::fs::read(&segments_of(&shaka, prefix)[0]).expect("Shaka's segment"))[0];
+        assert_eq!(theirs.len(), 1, "{track}: Shaka's PMT has one stream");
+        for segment in segments_of(&ours.join(track), "segment") {
+            let pmts = pmt_streams(&std::fs::read(&segment).expect("read a segment"));
+            assert!(!pmts.is_empty(), "{}: a PMT", segment.display());
+            assert!(
+                pmts.iter().all(|pmt| pmt == theirs),
+                "{}: {pmts:?} against {theirs:?}",
+                segment.display()
+            );
+            for ffprobe in &ffprobes {
+                assert_eq!(
+                    probe_codec(ffprobe, &segment),
+                    [probed],
+                    "{}: {}",
+                    ffprobe.display(),
+                    segment.display()
+                );
+            }
+        }
     }
 }

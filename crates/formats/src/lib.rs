@@ -1,9 +1,10 @@
 //! Readers and writers of container structures that libav does not expose: FLV tags, AMF0 script
-//! data, ISO-BMFF boxes, and the tagged websocket framing of fragmented MP4; and, built on them,
-//! the box and tag walks and checks of `stream-pack inspect`. Each reader bounds every length it
-//! reads by the bytes that are there, so hostile input is an error, never a panic or a huge
-//! allocation; each has a fuzz target under `fuzz/`. A crate of its own, with no libav, so that
-//! the fuzz targets and these tests build without FFmpeg's libraries.
+//! data, ISO-BMFF boxes, MPEG-TS program map tables, and the tagged websocket framing of
+//! fragmented MP4; and, built on them, the box and tag walks and checks of `stream-pack inspect`.
+//! Each reader bounds every length it reads by the bytes that are there, so hostile input is an
+//! error, never a panic or a huge allocation; each has a fuzz target under `fuzz/`. A crate of
+//! its own, with no libav, so that the fuzz targets and these tests build without FFmpeg's
+//! libraries.
 
 pub mod amf0;
 pub mod bmff;
@@ -13,6 +14,7 @@ pub mod framing;
 pub mod inspect;
 pub mod sample_aes;
 pub mod subtitles;
+pub mod ts_pmt;
 
 /// Calls `f` on `iterations` mutations of `sample` (a few random bytes changed each time), for the
 /// cheap "corrupt input is an error, not a panic" tests that run with the normal suite.

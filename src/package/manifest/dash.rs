@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use dash_mpd_core::{
-    Accessibility, AdaptationSet, AudioChannelConfiguration, CencPssh, ContentProtection, Label, MPD, Period,
+    Accessibility, AdaptationSet, AudioChannelConfiguration, CencPssh, ContentProtection, Label, Laurl, MPD, Period,
     Representation, Role, S, SegmentTemplate, SegmentTimeline, UTCTiming,
 };
 
@@ -22,6 +22,7 @@ const PROFILE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
 const NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
 const CHANNEL_CONFIGURATION: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
 const ROLE: &str = "urn:mpeg:dash:role:2011";
+const DASHIF_CPS: &str = "https://dashif.org/CPS";
 /// The folder, inside each subtitle rendition's, of the WebVTT segments the static MPD of a live
 /// presentation lists once its period moved (a window's, at the end: see [`live_period_start`]):
 /// the same segments with cue times from the moved period's start, beside the files the dynamic
@@ -33,7 +34,10 @@ const PURPOSE: &str = "urn:tva:metadata:cs:AudioPurposeCS:2007";
 
 /// Writes `manifest.mpd` into `root`.
 pub fn write_manifest(root: &Path, package: &Package) -> Result<WrittenManifest> {
-    let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n", mpd(package));
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+        dashif_laurl(mpd(package).to_string())
+    );
     write(root, MANIFEST.into(), |w| {
         w.extend_from_slice(xml.as_bytes());
         Ok(())
@@ -114,9 +118,35 @@ fn content_protection(common: &CommonKey, audio: bool) -> Vec<ContentProtection>
         cenc_pssh: vec![CencPssh {
             content: Some(BASE64.encode(pssh)),
         }],
+        laurl: licence_url(common, system).map(|url| Laurl {
+            lic_type: Some("EME-1.0".into()),
+            content: Some(url.into()),
+        }),
         ..Default::default()
     });
     std::iter::once(scheme).chain(systems).collect()
+}
+
+/// The licence URL a system's ContentProtection names (DASH-IF IOP §7.7.2): ClearKey's, and
+/// PlayReady's, which its header object in the `pssh` names too.
+fn licence_url(common: &CommonKey, system: DrmSystem) -> Option<&str> {
+    match system {
+        DrmSystem::ClearKey => common.options.clearkey_la_url.as_deref(),
+        DrmSystem::PlayReady => common.options.playready_la_url.as_deref(),
+        DrmSystem::Widevine | DrmSystem::FairPlay => None,
+    }
+}
+
+/// dash-mpd-core writes the licence URL element as `dashif:laurl` with no namespace declared;
+/// players read `Laurl` in the DASH-IF content protection namespace (Shaka Player matches the
+/// name exactly). Both tags are markup quick-xml wrote: text it wrote has `<` escaped.
+fn dashif_laurl(xml: String) -> String {
+    if !xml.contains("<dashif:laurl") {
+        return xml;
+    }
+    xml.replacen("<MPD ", &format!("<MPD xmlns:dashif=\"{DASHIF_CPS}\" "), 1)
+        .replace("<dashif:laurl", "<dashif:Laurl")
+        .replace("</dashif:laurl>", "</dashif:Laurl>")
 }
 
 /// The UUID DASH names a DRM system by. ClearKey's is its own (DASH-IF IOP §7.6.2.6), not the
@@ -126,6 +156,7 @@ pub fn system_id(system: DrmSystem) -> &'static str {
         DrmSystem::ClearKey => "e2719d58-a985-b3c9-781a-b030af78d30e",
         DrmSystem::Widevine => "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",
         DrmSystem::PlayReady => "9a04f079-9840-4286-ab92-e65be0885f95",
+        DrmSystem::FairPlay => "94ce86fb-07ff-4f43-adb8-93d2fa968ca2",
     }
 }
 
@@ -134,6 +165,7 @@ fn system_name(system: DrmSystem) -> &'static str {
         DrmSystem::ClearKey => "ClearKey1.0",
         DrmSystem::Widevine => "Widevine",
         DrmSystem::PlayReady => "MSPR 2.0",
+        DrmSystem::FairPlay => "FairPlay",
     }
 }
 

@@ -29,6 +29,7 @@ const CAPTIONS_GROUP: &str = "cc";
 const SDH_CHARACTERISTICS: &str =
     "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound";
 const MEDIA_PLAYLIST: &str = "index.m3u8";
+const FAIRPLAY_KEY_FORMAT: &str = "com.apple.streamingkeydelivery";
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
 
 /// Writes every media playlist, then `master.m3u8` that names them, into `root`.
@@ -39,7 +40,7 @@ pub fn write_package(root: &Path, package: &Package) -> Result<Vec<WrittenManife
         let keys = package.keys.map(|periods| (periods, package.output));
         let mut playlist = media_playlist(&rendition.media, target, keys, package.live);
         if package.sample_aes {
-            encrypt_samples(&mut playlist);
+            encrypt_samples(&mut playlist, package.fairplay_uri);
         }
         if let Some(common) = package.protection {
             protect(&mut playlist, common, index >= package.video.len());
@@ -88,13 +89,29 @@ fn protect(playlist: &mut MediaPlaylist, common: &CommonKey, audio: bool) {
 }
 
 /// Turns the playlist's AES-128 keys into SAMPLE-AES keys of the identity key format, which needs
-/// version 5 (RFC 8216 §7).
-fn encrypt_samples(playlist: &mut MediaPlaylist) {
-    for key in playlist.segments.iter_mut().filter_map(|s| s.key.as_mut()) {
+/// version 5 (RFC 8216 §7), each followed by FairPlay's key with the same IV when it is signalled.
+fn encrypt_samples(playlist: &mut MediaPlaylist, fairplay_uri: Option<&str>) {
+    for segment in &mut playlist.segments {
+        let Some(key) = segment.key.as_mut() else {
+            continue;
+        };
         key.method = KeyMethod::SampleAES;
         key.keyformat = Some("identity".into());
+        if let Some(uri) = fairplay_uri {
+            segment.unknown_tags.push(ExtTag {
+                tag: "X-KEY".into(),
+                rest: Some(fairplay_key(uri, key.iv.as_deref())),
+            });
+        }
     }
     playlist.version = playlist.version.max(Some(5));
+}
+
+/// FairPlay's key tag attributes (Apple's HLS authoring spec): the `skd://` URI by which the
+/// operator's key server knows the key, validated free of quotes and whitespace.
+fn fairplay_key(uri: &str, iv: Option<&str>) -> String {
+    let iv = iv.map(|iv| format!(",IV={iv}")).unwrap_or_default();
+    format!("METHOD=SAMPLE-AES,URI=\"{uri}\"{iv},KEYFORMAT=\"{FAIRPLAY_KEY_FORMAT}\",KEYFORMATVERSIONS=\"1\"")
 }
 
 /// The master playlist's EXT-X-SESSION-KEY tags: the media playlists' keys, each once, so a
@@ -116,7 +133,8 @@ fn session_keys(common: &CommonKey) -> Vec<ExtTag> {
 }
 
 /// The EXT-X-KEY attributes of each signalled system: the key ID (ClearKey, as hls.js reads it
-/// from the data URI), the Widevine PSSH box, the PlayReady header object, each as a data URI.
+/// from the data URI), the Widevine PSSH box, the PlayReady header object, each as a data URI;
+/// then FairPlay's `skd://` URI (cbcs only, as validated).
 fn sample_keys(common: &CommonKey, audio: bool) -> Vec<String> {
     let method = match common.scheme {
         CommonScheme::Cbcs => "SAMPLE-AES",
@@ -142,9 +160,17 @@ fn sample_keys(common: &CommonKey, audio: bool) -> Vec<String> {
                     "com.microsoft.playready",
                     format!("data:text/plain;charset=UTF-16;base64,{}", BASE64.encode(&pssh[32..])),
                 ),
+                DrmSystem::FairPlay => unreachable!("psshs gives no FairPlay box"),
             };
             format!("METHOD={method},URI=\"{data}\",KEYID=0x{kid_hex},KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\"")
         })
+        .chain(
+            common
+                .options
+                .fairplay_uri
+                .as_deref()
+                .map(|uri| fairplay_key(uri, None)),
+        )
         .collect()
 }
 

@@ -66,6 +66,8 @@ pub struct Package<'a> {
     pub keys: Option<&'a [KeyPeriod]>,
     /// The keys encrypt H.264 slices and AAC frames (SAMPLE-AES), not whole segments.
     pub sample_aes: bool,
+    /// The `skd://` URI of FairPlay's key tags, when FairPlay is signalled.
+    pub fairplay_uri: Option<&'a str>,
     /// The common encryption of a CMAF package: its scheme, key ID and DRM systems.
     pub protection: Option<&'a CommonKey>,
     /// Where the package will be published (absolute): relative key URIs start there.

@@ -98,6 +98,9 @@ fn write_without_text(text: &str, place: &Place) -> Result<(TempDir, std::path::
         reason,
     };
     let document = roxmltree::Document::parse(text).map_err(|e| corrupt(e.to_string()))?;
+    if let Place::Web(_) = place {
+        only_web_urls(&document, place).map_err(corrupt)?;
+    }
     let root = document.root_element();
     let mut cut: Vec<std::ops::Range<usize>> = document
         .descendants()
@@ -135,6 +138,26 @@ fn write_without_text(text: &str, place: &Place) -> Result<(TempDir, std::path::
     let path = dir.path().join("manifest.mpd");
     std::fs::write(&path, copy).map_err(Error::io(&path))?;
     Ok((dir, path))
+}
+
+/// The attributes of an MPD that name a resource to read.
+const URL_ATTRIBUTES: [&str; 5] = ["media", "initialization", "sourceURL", "index", "href"];
+
+/// Refuses an MPD on the web that names anything but web resources: libav reads the copy from a
+/// file, so it may open files, and a hostile MPD's `file:` URLs would read this machine's.
+fn only_web_urls(document: &roxmltree::Document, place: &Place) -> std::result::Result<(), String> {
+    let base_urls = document
+        .descendants()
+        .filter(|node| node.has_tag_name("BaseURL"))
+        .filter_map(|node| node.text());
+    let attributes = document.descendants().flat_map(|node| {
+        node.attributes()
+            .filter(|a| URL_ATTRIBUTES.contains(&a.name()))
+            .map(|a| a.value())
+    });
+    base_urls
+        .chain(attributes)
+        .try_for_each(|url| place.join(url.trim()).map(drop))
 }
 
 /// Whether an AdaptationSet element is text, as `dash_mpd_core::is_subtitle_adaptation` tells.

@@ -18,12 +18,15 @@ const TYPES = {
 };
 
 // Serves `routes` ({ '/prefix/': '/folder' }) and resolves to { origin, requests, close }; a
-// request's `by` is its `byHeader` header (who asked).
-export async function serve(routes, byHeader) {
+// request's `by` is its `byHeader` header (who asked). `licences` ({ '/path': { KID: KEY } }, hex)
+// are ClearKey licence servers answering POSTed EME licence requests with the keys they know.
+export async function serve(routes, byHeader, licences = {}) {
   const requests = [];
   const server = createServer(async (request, response) => {
     const urlPath = decodedPath(request.url);
-    const status = await answer(resolve(routes, urlPath), request, response);
+    const status = request.method === 'POST' && licences[urlPath]
+      ? await answerLicence(licences[urlPath], request, response)
+      : await answer(resolve(routes, urlPath), request, response);
     requests.push({ method: request.method, path: urlPath, status, by: request.headers[byHeader] });
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -53,6 +56,23 @@ async function answer(file, request, response) {
       .pipe(response);
   }
   return 200;
+}
+
+// A ClearKey licence (W3C EME §9.1.4): the JSON Web Key Set of the requested key IDs it knows.
+async function answerLicence(keys, request, response) {
+  let body = '';
+  for await (const chunk of request) body += chunk;
+  const known = Object.fromEntries(
+    Object.entries(keys).map(([kid, key]) => [Buffer.from(kid, 'hex').toString('base64url'), key]),
+  );
+  const kids = JSON.parse(body).kids ?? [];
+  const found = kids
+    .filter((kid) => known[kid])
+    .map((kid) => ({ kty: 'oct', kid, k: Buffer.from(known[kid], 'hex').toString('base64url') }));
+  const licence = JSON.stringify({ keys: found, type: 'temporary' });
+  response.writeHead(found.length ? 200 : 403, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  response.end(licence);
+  return found.length ? 200 : 403;
 }
 
 // The path of a request's URL without its query, or null when it is not valid percent-encoding.

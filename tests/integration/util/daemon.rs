@@ -30,6 +30,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `command` with its output in `log`, and waits until `port` accepts connections.
     pub fn start(name: &str, command: &mut Command, log: &Path, port: u16) -> Daemon {
+        Daemon::start_until(name, command, log, || accepts(port))
+    }
+
+    /// Starts `command` with its output in `log`, and waits until it is `ready`.
+    pub fn start_until(name: &str, command: &mut Command, log: &Path, ready: impl FnMut() -> bool) -> Daemon {
         let output = std::fs::File::create(log).expect("create a server log");
         let child = command
             .stdin(Stdio::null())
@@ -42,7 +47,7 @@ impl Daemon {
             child: Mutex::new(Some(child)),
             log: log.to_owned(),
         };
-        daemon.wait_until(|| accepts(port), &format!("port {port} to accept connections"));
+        daemon.wait_until(ready, "it to be ready");
         daemon
     }
 

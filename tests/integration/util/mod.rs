@@ -20,6 +20,7 @@ mod media;
 pub mod mpd;
 pub mod rtmp;
 mod selftest;
+pub mod slurm;
 pub mod source;
 pub mod webvtt;
 pub mod ws;

@@ -12,6 +12,8 @@ use std::str::FromStr;
 
 const NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
 const CENC: &str = "urn:mpeg:cenc:2013";
+/// DASH-IF's content protection namespace, of the licence URL element `Laurl`.
+const DASHIF_CPS: &str = "https://dashif.org/CPS";
 
 /// The attributes of an element that are in no namespace.
 #[derive(Debug)]
@@ -66,6 +68,8 @@ pub struct ContentProtection {
     pub default_kid: Option<String>,
     /// The text of each `cenc:pssh` child.
     pub pssh: Vec<String>,
+    /// The `@Lic_type` and text of each `dashif:Laurl` child.
+    pub laurl: Vec<(Option<String>, String)>,
 }
 
 #[derive(Debug)]
@@ -160,18 +164,21 @@ fn adaptation_set(node: Node) -> Result<AdaptationSet, String> {
 }
 
 fn content_protection(node: Node) -> Result<ContentProtection, String> {
-    let mut pssh = Vec::new();
+    let (mut pssh, mut laurl) = (Vec::new(), Vec::new());
     for child in elements(node) {
         let tag = child.tag_name();
-        if tag.name() != "pssh" || tag.namespace() != Some(CENC) {
-            return Err(format!("unexpected {tag:?} in a ContentProtection"));
+        let text = child.text().unwrap_or_default().trim().to_owned();
+        match (tag.namespace(), tag.name()) {
+            (Some(CENC), "pssh") => pssh.push(text),
+            (Some(DASHIF_CPS), "Laurl") => laurl.push((child.attribute("Lic_type").map(str::to_owned), text)),
+            _ => return Err(format!("unexpected {tag:?} in a ContentProtection")),
         }
-        pssh.push(child.text().unwrap_or_default().trim().to_owned());
     }
     Ok(ContentProtection {
         attributes: attributes(node),
         default_kid: node.attribute((CENC, "default_KID")).map(str::to_owned),
         pssh,
+        laurl,
     })
 }
 

@@ -425,3 +425,41 @@ fn the_webvtt_reader_is_strict() {
     assert!(webvtt::parse("WEBVTT\n\n00:02.000 --> 00:01.000\nx\n").is_err());
     assert!(webvtt::parse("WEBVTT\n\n00:03.000 --> 00:04.000\nx\n\n00:01.000 --> 00:02.000\ny\n").is_err());
 }
+
+/// The test cluster runs a throttled array job, then the job that depends on it.
+#[test]
+fn the_test_slurm_runs_an_array_and_then_its_dependent_job() {
+    let slurm = super::slurm::Slurm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display();
+    let sbatch = |args: &[&str]| {
+        let output = slurm
+            .command("sbatch")
+            .arg("--parsable")
+            .args(args)
+            .output()
+            .expect("run sbatch");
+        assert!(
+            output.status.success(),
+            "sbatch: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let array = sbatch(&[
+        "--array=0-3%2",
+        &format!("--output={out}/task-%a.log"),
+        "--wrap",
+        &format!("echo $SLURM_ARRAY_TASK_ID > {out}/task-$SLURM_ARRAY_TASK_ID"),
+    ]);
+    let after = sbatch(&[
+        &format!("--dependency=afterok:{array}"),
+        &format!("--output={out}/after.log"),
+        "--wrap",
+        &format!("cat {out}/task-? > {out}/all"),
+    ]);
+    let states = slurm.wait_for_job(&after, std::time::Duration::from_secs(60));
+    assert_eq!(states, ["COMPLETED"], "{}", slurm.logs());
+    let all = std::fs::read_to_string(dir.path().join("all")).unwrap();
+    assert_eq!(all, "0\n1\n2\n3\n", "every task ran before the dependent job");
+}
