@@ -170,7 +170,7 @@ pub fn encode_chunk(args: &EncodeChunkArgs) -> anyhow::Result<()> {
         println!(
             "chunk {index}: {} renditions, {segments} segments in {}",
             sidecar.renditions.len(),
-            loaded.folder.chunk(index).display()
+            loaded.folder.chunk_name(index).display()
         );
     }
     Ok(())

@@ -34,6 +34,7 @@ mod record;
 mod remux;
 mod sample_aes;
 mod scale_out;
+mod scale_out_bucket;
 mod tracks_audio;
 mod tracks_captions;
 mod tracks_live;

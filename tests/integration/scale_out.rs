@@ -17,7 +17,7 @@ use crate::util::{bmff, m3u8, mpd};
 
 /// 8 s of 320x180 testsrc2 at 25 fps with a tone, its keyframes every 37 frames: off the
 /// segment grid, so chunks decode from a keyframe before their first frame.
-fn source() -> &'static Path {
+pub(crate) fn source() -> &'static Path {
     static SOURCE: OnceLock<PathBuf> = OnceLock::new();
     SOURCE.get_or_init(|| {
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scale-out-source-v1.mp4");
@@ -42,10 +42,10 @@ fn source() -> &'static Path {
 }
 
 const FRAMES: usize = 200;
-const RUNGS: [&str; 2] = ["180p", "144p"];
+pub(crate) const RUNGS: [&str; 2] = ["180p", "144p"];
 
 /// The options both runs are given, after `COMMAND SOURCE`.
-fn ladder_options(extra: &[&str]) -> Vec<String> {
+pub(crate) fn ladder_options(extra: &[&str]) -> Vec<String> {
     let fixed = ["--reps", "180,144", "--segment-duration", "1", "--progress", "none"];
     fixed
         .iter()
@@ -105,11 +105,11 @@ fn assemble(plan_dir: &Path) -> Output {
 }
 
 /// A chunked run and a one-process run of `command` with the same options, in one folder.
-struct Runs {
-    _dir: tempfile::TempDir,
-    chunked: PathBuf,
-    single: PathBuf,
-    plan: Value,
+pub(crate) struct Runs {
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) chunked: PathBuf,
+    pub(crate) single: PathBuf,
+    pub(crate) plan: Value,
 }
 
 fn both_runs(command: &str, extra: &[&str]) -> Runs {
@@ -180,7 +180,7 @@ fn decoded_frames(file: &Path) -> Vec<f64> {
 }
 
 /// `text` without the values of the attributes that carry measured bit rates.
-fn without_bitrates(text: &str, names: &[&str]) -> String {
+pub(crate) fn without_bitrates(text: &str, names: &[&str]) -> String {
     let mut out = text.to_owned();
     for name in names {
         let mut kept = String::new();
@@ -199,13 +199,13 @@ fn without_bitrates(text: &str, names: &[&str]) -> String {
     out
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// What both packages must share in every video rendition, by ffprobe: segment names, each
 /// segment's first packet (PTS, keyframe), and every source frame decoded once.
-fn assert_same_video(runs: &Runs, extension: &str, init: Option<&str>) {
+pub(crate) fn assert_same_video(runs: &Runs, extension: &str, init: Option<&str>) {
     for rung in RUNGS {
         let [chunked, single] = [&runs.chunked, &runs.single].map(|p| segments(&p.join(rung), extension));
         let names = |files: &[PathBuf]| {
@@ -236,7 +236,7 @@ fn assert_same_video(runs: &Runs, extension: &str, init: Option<&str>) {
 }
 
 /// The audio rendition of both runs: the same bytes (one encode of the whole title).
-fn assert_same_audio(runs: &Runs, extension: &str) {
+pub(crate) fn assert_same_audio(runs: &Runs, extension: &str) {
     let [chunked, single] = [&runs.chunked, &runs.single].map(|p| segments(&p.join("audio"), extension));
     assert_eq!(chunked.len(), single.len(), "audio segments");
     for (a, b) in chunked.iter().zip(&single) {
