@@ -105,6 +105,9 @@ pub struct EncodeChunkArgs {
 pub struct AssembleArgs {
     /// The plan folder.
     plan: PathBuf,
+    /// Replace an existing output folder, as the planned command's --force would.
+    #[arg(long)]
+    force: bool,
 }
 
 /// `stream-pack plan`: the command line after `plan` is what the plan keeps.
@@ -178,7 +181,8 @@ pub fn encode_chunk(args: &EncodeChunkArgs) -> anyhow::Result<()> {
 
 pub fn assemble(args: &AssembleArgs) -> anyhow::Result<()> {
     let (loaded, planned) = load(&args.plan)?;
-    let options = planned.options()?;
+    let mut options = planned.options()?;
+    options.force |= args.force;
     let mut monitor = planned.job().monitor();
     let report = loaded.assemble(&options, &mut monitor);
     monitor.close();

@@ -30,6 +30,9 @@ pub struct FrameRange {
     /// encoders' rate control as the frames before a chunk do in a one-process run, and their
     /// packets are dropped. Without it a chunk's first segment loses 1–3 dB PSNR.
     pub preroll_pts: i64,
+    /// The last frame encoded: the frames after `last_pts` (the post-roll) let the encoders' lookahead
+    /// see past the chunk's end as it does in a one-process run, and their packets are dropped.
+    pub postroll_pts: i64,
     /// Where decoding starts: the source's last keyframe at or before `preroll_pts`.
     pub seek_pts: i64,
     /// The title's number of the chunk's first segment.
@@ -37,9 +40,9 @@ pub struct FrameRange {
 }
 
 impl FrameRange {
-    /// Whether the frame at `pts` is encoded (kept or pre-roll).
+    /// Whether the frame at `pts` is encoded (kept, or pre- or post-roll).
     pub(crate) fn encodes(&self, pts: i64) -> bool {
-        (self.preroll_pts..=self.last_pts).contains(&pts)
+        (self.preroll_pts..=self.postroll_pts).contains(&pts)
     }
 
     /// Whether the frame at `pts`, or a packet presented then, is the chunk's.
@@ -51,7 +54,7 @@ impl FrameRange {
     /// it, as a frame is decoded no earlier than its presentation time.
     pub(crate) fn passed(&self, packet: &Packet, video: Option<&VideoInput>) -> bool {
         let decode_time = packet.dts().or(packet.pts());
-        video.is_some_and(|v| v.index == packet.stream()) && decode_time.is_some_and(|t| t > self.last_pts)
+        video.is_some_and(|v| v.index == packet.stream()) && decode_time.is_some_and(|t| t > self.postroll_pts)
     }
 }
 
@@ -128,18 +131,33 @@ fn choose_audio(source: &Source, options: &PackageOptions) -> Result<Vec<AudioRe
     }))
 }
 
-/// The video's frames' and keyframes' timestamps, ascending, from its packets.
+/// The video's frames' and keyframes' timestamps, ascending, from its packets; a video without
+/// them (a raw elementary stream) cannot be cut frame-exact.
 fn scan_video(source: &mut Source, video: &VideoInput) -> Result<(Vec<i64>, Vec<i64>)> {
     let mut frames = Vec::new();
     let mut keyframes = Vec::new();
     while let Some(packet) = source.read(0.0)? {
-        let Some(pts) = packet.pts().filter(|_| packet.stream() == video.index) else {
+        if packet.stream() != video.index {
             continue;
+        }
+        let Some(pts) = packet.pts() else {
+            return Err(Error::Plan {
+                path: source.path.clone(),
+                reason: "cannot be planned into chunks: its video packets carry no timestamps to cut them by \
+                         (package it with hls or dash, or remux it into MP4 first)"
+                    .into(),
+            });
         };
         frames.push(pts);
         if packet.is_key() {
             keyframes.push(pts);
         }
+    }
+    if frames.is_empty() {
+        return Err(Error::Plan {
+            path: source.path.clone(),
+            reason: "cannot be planned into chunks: its video stream holds no frames".into(),
+        });
     }
     frames.sort_unstable();
     keyframes.sort_unstable();
@@ -218,7 +236,7 @@ fn seek(source: &mut Source, video: &VideoInput, range: &FrameRange) -> Result<(
         source.seek(at)?;
         let (read, landed) = read_to_video(source, video)?;
         source.put_back(read);
-        if landed.is_some_and(|(key, pts)| key && pts <= range.seek_pts) {
+        if landed.is_some_and(|video| video.key && video.pts <= range.seek_pts) {
             return Ok(());
         }
     }
@@ -228,15 +246,26 @@ fn seek(source: &mut Source, video: &VideoInput, range: &FrameRange) -> Result<(
     })
 }
 
-/// The packets up to the first video packet, and whether that one is a keyframe, with its
-/// presentation time.
-fn read_to_video(source: &mut Source, video: &VideoInput) -> Result<(Vec<Packet>, Option<(bool, i64)>)> {
+/// Where a seek landed: the first video packet read after it.
+#[derive(Clone, Copy)]
+struct Landing {
+    key: bool,
+    pts: i64,
+}
+
+/// The packets up to the first video packet, and where that one is (none without a PTS).
+fn read_to_video(source: &mut Source, video: &VideoInput) -> Result<(Vec<Packet>, Option<Landing>)> {
     let mut read = Vec::new();
     while let Some(packet) = source.read(0.0)? {
-        let landed = (packet.stream() == video.index).then(|| (packet.is_key(), packet.pts()));
+        let landed = (packet.stream() == video.index).then(|| {
+            packet.pts().map(|pts| Landing {
+                key: packet.is_key(),
+                pts,
+            })
+        });
         read.push(packet);
-        if let Some((key, pts)) = landed {
-            return Ok((read, pts.map(|pts| (key, pts))));
+        if let Some(landing) = landed {
+            return Ok((read, landing));
         }
     }
     Ok((read, None))

@@ -383,6 +383,9 @@ fn assemble_refuses_a_missing_corrupt_or_foreign_chunk_by_name() {
         !plan_dir.join("chunks/.3.tmp-killed").exists(),
         "a killed task's leftovers removed"
     );
+    assert_failure(&assemble(&plan_dir), 4);
+    let forced = run(["assemble".to_string(), plan_dir.display().to_string(), "--force".into()]);
+    assert_success(&forced);
 }
 
 #[test]
@@ -431,6 +434,30 @@ fn what_cannot_be_chunked_is_refused_in_one_line() {
         ]));
     let line = assert_failure(&url, 2);
     assert!(line.contains("shared storage"), "{line}");
+    let raw = dir.path().join("raw.h264");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(source())
+        .args(["-an", "-c", "copy", "-bsf:v", "h264_mp4toannexb"])
+        .arg(&raw)
+        .status()
+        .expect("run ffmpeg");
+    assert!(made.success());
+    let mut args = vec![
+        "plan".to_string(),
+        "hls".into(),
+        raw.display().to_string(),
+        "--plan".into(),
+    ];
+    args.extend([
+        plan_dir.display().to_string(),
+        "-o".into(),
+        dir.path().join("out").display().to_string(),
+    ]);
+    args.extend(["--reps".into(), "144".into()]);
+    let line = assert_failure(&stream_pack(&args), 3);
+    assert!(line.contains("no timestamps"), "{line}");
+    assert!(!plan_dir.join("plan.json").exists(), "no plan written");
 }
 
 #[test]

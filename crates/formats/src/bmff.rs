@@ -631,6 +631,19 @@ mod tests {
     }
 
     #[test]
+    fn moves_the_sequence_number_on_in_place() {
+        let mut data = fragment(0, &[0, 512]);
+        let before = data.clone();
+        offset_sequence_number(&mut data, 12).unwrap();
+        // moof(8) mfhd header(8) version+flags(4): the number is bytes 20..24, 7 in `fragment`.
+        assert_eq!(u32::from_be_bytes(data[20..24].try_into().unwrap()), 19);
+        assert_eq!((&data[..20], &data[24..]), (&before[..20], &before[24..]));
+        assert_eq!(offset_sequence_number(&mut data, u32::MAX), Err(BoxError::Overflow(8)));
+        let mut no_moof = boxed(b"mdat", &[0; 8]);
+        assert_eq!(offset_sequence_number(&mut no_moof, 1), Err(BoxError::Missing("moof")));
+    }
+
+    #[test]
     fn reads_a_movie_fragment() {
         let data = fragment(126_000, &[0, 2560, 1536, 512]);
         let moof_len = children(&data, 0, data.len()).unwrap()[0].end;

@@ -554,7 +554,7 @@ struct RungEncoder {
     /// Whether a frame with captions reached an encoder that keeps them.
     captions: bool,
     frames: Option<FrameSpan>,
-    /// A chunk's frames: the others are its pre-roll, encoded but not written.
+    /// A chunk's frames: the others are its pre- and post-roll, encoded but not written.
     range: Option<FrameRange>,
 }
 
@@ -645,11 +645,9 @@ impl RungEncoder {
         {
             tell_position(&self.position, &self.clock, &packet, self.time_base);
             let pts = packet.pts().or(packet.dts());
-            let preroll = self
-                .range
-                .is_some_and(|range| pts.is_some_and(|pts| pts < range.first_pts));
+            let rolled = self.range.is_some_and(|range| pts.is_some_and(|pts| !range.keeps(pts)));
             let packet = std::mem::replace(&mut packet, Packet::empty());
-            if !preroll {
+            if !rolled {
                 self.segmenter.write(packet)?;
             }
         }

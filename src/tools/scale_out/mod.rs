@@ -74,7 +74,10 @@ pub fn chunkable(options: &PackageOptions) -> Result<PackageOptions> {
         return refuse("encryption", "encrypted packages are not assembled from chunks yet");
     }
     if !matches!(Location::of_path(&options.input), Location::File(_)) {
-        return refuse("input", "every task seeks in the source: give a file on shared storage");
+        return Err(Error::Usage(format!(
+            "{}: cannot be planned into chunks: every task seeks in the source: give a file on shared storage",
+            options.input.display()
+        )));
     }
     // A passed-through top rung is cut at the source's keyframes: every rung is encoded instead.
     Ok(PackageOptions {

@@ -11,8 +11,23 @@ use crate::package::PackageOptions;
 use crate::package::chunk::{FrameRange, SegmentFrames, Title};
 use crate::package::ladder::Rung;
 use crate::package::segment::SegmentFormat;
+use crate::package::transcode::encoding::{self, PRESETS, VideoCodec};
 
 pub const VERSION: u32 = 1;
+
+/// x264's `rc-lookahead` per preset (`encoding::PRESETS`): how far past a chunk's end its
+/// encoder looks in a one-process run. Other encoders get the longest.
+const X264_LOOKAHEAD: [usize; 10] = [0, 0, 10, 20, 30, 40, 50, 60, 60, 60];
+
+/// Frames after each chunk encoded and dropped, so that the encoders' lookahead sees past the
+/// chunk's end as in a one-process run.
+fn postroll_frames(options: &PackageOptions) -> usize {
+    let preset = encoding::preset_index(&options.encoder_preset).unwrap_or(PRESETS.len() - 1);
+    match options.video_codec {
+        VideoCodec::H264 => X264_LOOKAHEAD[preset],
+        _ => X264_LOOKAHEAD[PRESETS.len() - 1],
+    }
+}
 
 /// A title planned into chunks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +191,7 @@ impl Plan {
             all: &title.frames,
             keyframes: &title.keyframes,
             preroll,
+            postroll: postroll_frames(options),
         };
         let chunks = chunk_list(&title.segments, &frames, per_chunk);
         let tasks = chunks.len() as u64 + u64::from(!title.audio.is_empty());
@@ -220,6 +236,11 @@ impl Plan {
                 "plan version {}: this stream-pack reads version {VERSION}",
                 self.version
             ));
+        }
+        let numbered = self.chunks.iter().enumerate().all(|(i, c)| c.index == i as u64);
+        let tasks = self.chunks.len() as u64 + u64::from(!self.audio.is_empty());
+        if !numbered || tasks != self.tasks || self.chunks.is_empty() != self.ladder.is_empty() {
+            return refuse("its chunks, rungs and tasks do not agree: the file was edited".into());
         }
         if self.stream_pack != env!("CARGO_PKG_VERSION") {
             return refuse(format!(
@@ -269,6 +290,8 @@ struct Frames<'a> {
     all: &'a [i64],
     keyframes: &'a [i64],
     preroll: i64,
+    /// Frames.
+    postroll: usize,
 }
 
 impl Frames<'_> {
@@ -276,6 +299,13 @@ impl Frames<'_> {
     fn preroll_start(&self, first_pts: i64) -> i64 {
         let from = self.all.partition_point(|pts| *pts < first_pts - self.preroll);
         self.all.get(from).copied().unwrap_or(first_pts).min(first_pts)
+    }
+
+    /// The last frame of the post-roll of a chunk ending at `last_pts`.
+    fn postroll_end(&self, last_pts: i64) -> i64 {
+        let last = self.all.partition_point(|pts| *pts <= last_pts);
+        let end = (last + self.postroll).min(self.all.len());
+        self.all[..end].last().copied().unwrap_or(last_pts).max(last_pts)
     }
 
     /// The last keyframe at or before `pts`.
@@ -301,6 +331,7 @@ fn chunk_list(segments: &[SegmentFrames], frames: &Frames, per_chunk: usize) -> 
                 first_pts,
                 last_pts: run[run.len() - 1].last_pts,
                 preroll_pts,
+                postroll_pts: frames.postroll_end(run[run.len() - 1].last_pts),
                 seek_pts: frames.seek_point(preroll_pts),
                 first_segment,
             },
@@ -323,16 +354,17 @@ mod tests {
     }
 
     #[test]
-    fn chunks_hold_whole_segments_and_seek_to_the_keyframe_before_their_pre_roll() {
+    fn chunks_hold_whole_segments_with_their_pre_and_post_roll_decoded_from_a_keyframe() {
         let segments: Vec<SegmentFrames> = (0..5).map(|i| segment(i * 25, 25)).collect();
         let all: Vec<i64> = (0..125).collect();
         let frames = Frames {
             all: &all,
             keyframes: &[0, 40, 90, 100],
             preroll: 8,
+            postroll: 3,
         };
         let chunks = chunk_list(&segments, &frames, 2);
-        let summary: Vec<(u64, u64, i64, i64, i64, i64)> = chunks
+        let summary: Vec<(u64, u64, i64, i64, i64, i64, i64)> = chunks
             .iter()
             .map(|c| {
                 let r = &c.range;
@@ -342,13 +374,18 @@ mod tests {
                     r.first_pts,
                     r.last_pts,
                     r.preroll_pts,
+                    r.postroll_pts,
                     r.seek_pts,
                 )
             })
             .collect();
         assert_eq!(
             summary,
-            [(0, 2, 0, 49, 0, 0), (2, 2, 50, 99, 42, 40), (4, 1, 100, 124, 92, 90)]
+            [
+                (0, 2, 0, 49, 0, 52, 0),
+                (2, 2, 50, 99, 42, 102, 40),
+                (4, 1, 100, 124, 92, 124, 90)
+            ]
         );
         assert_eq!(chunks.iter().map(|c| c.frames).sum::<u64>(), 125);
     }
