@@ -1,8 +1,8 @@
 //! Issue 17, a plan folder in a bucket: `plan`, every `encode-chunk` and `assemble` with PLAN an
 //! `s3://` prefix on Garage (a real S3-compatible server, reached through `AWS_ENDPOINT_URL`) make
 //! the package a one-process run of the same options makes, judged by the checks of
-//! `scale_out`; `plan.json` is an object read back with curl's own SigV4, and a chunk whose
-//! sidecar object is gone is refused by its URL.
+//! `scale_out`; `plan.json` is an object read back with curl's own SigV4 and is not replaced
+//! without `--force`, and a chunk whose sidecar object is gone is refused by its URL.
 
 use std::path::Path;
 use std::process::Output;
@@ -39,12 +39,12 @@ impl BucketPlan {
         run_with_env(args, &self.env)
     }
 
-    fn plan(&self, out: &Path, options: &[String]) {
+    fn plan(&self, out: &Path, options: &[String]) -> Output {
         let (url, source, out) = (self.url(), source().display().to_string(), out.display().to_string());
         let mut args = vec!["plan", "hls", &source, "--plan", &url, "-o", &out];
         args.extend(options.iter().map(String::as_str));
         args.extend(["--chunk-duration", "2s"]);
-        assert_success(&self.run(&args));
+        self.run(&args)
     }
 
     fn encode_chunk(&self, index: u64) {
@@ -73,9 +73,14 @@ fn a_plan_in_a_bucket_makes_the_one_process_package() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let (chunked, single) = (dir.path().join("chunked"), dir.path().join("single"));
     let options = ladder_options(&[]);
-    bucket.plan(&chunked, &options);
+    assert_success(&bucket.plan(&chunked, &options));
     let plan: Value = serde_json::from_slice(&bucket.object("plan.json", &[])).expect("plan.json is JSON");
     assert_eq!(plan["tasks"], 5, "4 chunks of 2 s and the audio");
+    let line = assert_failure(&bucket.plan(&chunked, &options), 4);
+    assert!(
+        line.contains(&format!("{}plan.json", bucket.url())),
+        "a plan is not replaced: {line}"
+    );
 
     // Shuffled, task 2 twice: the rerun replaces the chunk's objects.
     for index in [4, 0, 2, 1, 3, 2] {
