@@ -12,6 +12,7 @@ bench/plots/scale-out-speedup.png.
     python3 bench/scale_out.py --only 60s-4s-w2,one  # some runs (names printed by --list)
     python3 bench/scale_out.py --report bench/results/X-scale-out.json   # tables and plot again
     python3 bench/scale_out.py --stream-pack target/release/stream-pack
+    python3 bench/scale_out.py --seams               # seam PSNR alone: 30 s 640x360, 2 s segments, 6 s chunks
 
 It reuses bench/run.py's source generator, process measurement (wait4 rusage of each child) and
 venv. Results go to bench/results/*-scale-out.json.
@@ -31,7 +32,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import run
+sys.dont_write_bytecode = True  # no bench/__pycache__ from importing run.py
+import run  # noqa: E402
 from run import CACHE, PLOTS, RESULTS, ROOT, Source
 
 SOURCE = Source(960, 540, 120)
@@ -69,6 +71,18 @@ CONFIGS = [
     Config("30s-1s", 30, 1),
     Config("30s-2s", 30, 2),
 ]
+
+
+# A second, small setup for the seams alone: short segments and chunks, where a chunk's first
+# segment weighs most (the conditions the pre-roll was first measured in: --reps 360,240
+# --segment-duration 2, 6 s chunks). Its CPU figures are not used.
+SEAMS = (Source(640, 360, 30), "360,240", 2,
+         [Config("one", None), *(Config(f"6s-{p}s", 6, p) for p in (0, 1, 2, 4))])
+
+
+def use_seams_setup() -> None:
+    global SOURCE, LADDER, SEGMENT_SECONDS, CONFIGS
+    SOURCE, LADDER, SEGMENT_SECONDS, CONFIGS = SEAMS
 
 
 def package_args(src: Path) -> list[str]:
@@ -153,13 +167,13 @@ def rung_quality(out: Path, src: Path, fps: float) -> dict:
 def measure_all(binary: Path, configs: list[Config]) -> dict:
     src = run.make_source(SOURCE)
     fps = run.probe_source(src)["fps"]
-    data = {"machine": run.machine(), "source": str(SOURCE), "ladder": LADDER, "segment_seconds": SEGMENT_SECONDS,
+    data = {"machine": run.machine(), "setup": "seams" if CONFIGS is SEAMS[3] else "main", "source": str(SOURCE), "ladder": LADDER, "segment_seconds": SEGMENT_SECONDS,
             "preset": PRESET, "reference_scaler": REFERENCE_SCALER, "runs": {}}
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{stamp}-scale-out.json"
     for config in configs:
-        work = CACHE / "scale-out" / config.name
+        work = CACHE / "scale-out" / f"{SOURCE.height}p" / config.name
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         print(f"bench: {config.name}", flush=True)
@@ -347,6 +361,8 @@ def plot(result: dict, preroll: float, machine: dict) -> None:
 
 def report(data: dict, preroll: float) -> None:
     print(table(data))
+    if data.get("setup") == "seams":
+        return
     result, lines = simulation(data, preroll)
     model = result["model"]
     low, high = model["per_task_range"]
@@ -354,6 +370,10 @@ def report(data: dict, preroll: float) -> None:
           f"{model['per_video_second']:.3f} s per encoded video second; audio {model['audio_per_second']:.4f}, plan {model['plan_per_second']:.4f}, "
           f"assemble {model['assemble_per_second']:.4f}, one process {model['one_process_per_second']:.3f} s per title second\n")
     print(lines)
+    print("\n10-minute title, CPU × one process (model)\n\n| chunk | pre-roll 0 s | 1 s | 2 s | 4 s |\n|---|---|---|---|---|")
+    for chunk in (30, 60, 90, 120):
+        ratios = " | ".join(f"{simulate(model, 1, chunk, p)['cpu'] / result['one_process']:.3f}" for p in (0, 1, 2, 4))
+        print(f"| {chunk} s | {ratios} |")
     plot(result, preroll, data["machine"])
 
 
@@ -364,7 +384,10 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the run names")
     parser.add_argument("--report", metavar="JSON", help="tables, simulation and plot from a saved run")
     parser.add_argument("--preroll", type=float, default=4, help="the pre-roll simulated (s)")
+    parser.add_argument("--seams", action="store_true", help="the small setup for seam PSNR alone")
     args = parser.parse_args()
+    if args.seams:
+        use_seams_setup()
     if args.list:
         print("\n".join(c.name for c in CONFIGS))
         return
