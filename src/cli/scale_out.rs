@@ -42,7 +42,7 @@ enum Planned {
 
 #[derive(clap::Args)]
 struct Chunking {
-    /// The plan folder, on storage every task reaches (NFS or any shared path).
+    /// The plan folder, on storage every task reaches (NFS or any shared path, or s3://bucket/prefix/).
     #[arg(long)]
     plan: PathBuf,
     /// Video per chunk, rounded to whole segments (60s, 2m).
