@@ -43,7 +43,7 @@ enum Planned {
 
 #[derive(clap::Args)]
 struct Chunking {
-    /// The plan folder, on storage every task reaches (NFS or any shared path).
+    /// The plan folder, on storage every task reaches (NFS or any shared path, or s3://bucket/prefix/).
     #[arg(long)]
     plan: PathBuf,
     /// Video per chunk, rounded to whole segments (60s, 2m).
@@ -224,7 +224,7 @@ pub fn encode_chunk(args: &EncodeChunkArgs) -> anyhow::Result<()> {
         println!(
             "chunk {index}: {} renditions, {segments} segments in {}",
             sidecar.renditions.len(),
-            loaded.folder.chunk(index).display()
+            loaded.folder.chunk_name(index).display()
         );
     }
     Ok(())

@@ -36,6 +36,7 @@ mod record;
 mod remux;
 mod sample_aes;
 mod scale_out;
+mod scale_out_bucket;
 mod scale_out_slurm;
 mod tracks_audio;
 mod tracks_captions;

@@ -23,7 +23,7 @@ pub(crate) fn source() -> &'static Path {
 }
 
 const FRAMES: usize = 200;
-const RUNGS: [&str; 2] = ["180p", "144p"];
+pub(crate) const RUNGS: [&str; 2] = ["180p", "144p"];
 
 /// The options both runs are given, after `COMMAND SOURCE`.
 pub(crate) fn ladder_options(extra: &[&str]) -> Vec<String> {
@@ -182,7 +182,7 @@ fn decoded_frames(file: &Path) -> Vec<f64> {
 }
 
 /// `text` without the values of the attributes that carry measured bit rates.
-fn without_bitrates(text: &str, names: &[&str]) -> String {
+pub(crate) fn without_bitrates(text: &str, names: &[&str]) -> String {
     let mut out = text.to_owned();
     for name in names {
         let mut kept = String::new();
@@ -201,13 +201,13 @@ fn without_bitrates(text: &str, names: &[&str]) -> String {
     out
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// What both packages must share in every video rendition, by ffprobe: segment names, each
 /// segment's first packet (PTS, keyframe), and every source frame decoded once.
-fn assert_same_video(runs: &Runs, extension: &str, init: Option<&str>) {
+pub(crate) fn assert_same_video(runs: &Runs, extension: &str, init: Option<&str>) {
     for rung in RUNGS {
         let [chunked, single] = [&runs.chunked, &runs.single].map(|p| segments(&p.join(rung), extension));
         let names = |files: &[PathBuf]| {
@@ -238,7 +238,7 @@ fn assert_same_video(runs: &Runs, extension: &str, init: Option<&str>) {
 }
 
 /// The audio rendition of both runs: the same bytes (one encode of the whole title).
-fn assert_same_audio(runs: &Runs, extension: &str) {
+pub(crate) fn assert_same_audio(runs: &Runs, extension: &str) {
     let [chunked, single] = [&runs.chunked, &runs.single].map(|p| segments(&p.join("audio"), extension));
     assert_eq!(chunked.len(), single.len(), "audio segments");
     for (a, b) in chunked.iter().zip(&single) {

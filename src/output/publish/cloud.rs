@@ -33,7 +33,7 @@ fn credentials(cloud: Cloud) -> &'static str {
     }
 }
 
-pub(super) struct BucketStore {
+pub(crate) struct BucketStore {
     store: Box<dyn ObjectStore>,
     /// `scheme://bucket/prefix`, for messages.
     base: String,
@@ -82,6 +82,40 @@ impl Store for BucketStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(failure(e)),
         }
+    }
+}
+
+impl BucketStore {
+    /// The object named `relative`, or `None` where there is none.
+    pub fn get(&self, relative: &str) -> Result<Option<Bytes>, Failure> {
+        let key = self.key(relative)?;
+        let got = self.runtime.block_on(async {
+            let object = self.store.get_opts(&key, GetOptions::default()).await?;
+            object.bytes().await
+        });
+        match got {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(failure(e)),
+        }
+    }
+
+    /// The names, as [`Store::put`] takes them, of every object below the folder `relative`.
+    pub fn list(&self, relative: &str) -> Result<Vec<String>, Failure> {
+        let mut names = Vec::new();
+        let mut folders = vec![self.key(relative)?];
+        while let Some(folder) = folders.pop() {
+            let listed = self
+                .runtime
+                .block_on(self.store.list_with_delimiter(Some(&folder)))
+                .map_err(failure)?;
+            folders.extend(listed.common_prefixes);
+            names.extend(listed.objects.iter().filter_map(|object| {
+                let name: &str = object.location.as_ref();
+                name.strip_prefix(&self.prefix).map(str::to_owned)
+            }));
+        }
+        Ok(names)
     }
 }
 

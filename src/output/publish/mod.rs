@@ -37,6 +37,7 @@ use crate::location::{Cloud, Location};
 use crate::output::retry::{Failure, RetryPolicy};
 use lane::{Lane, Op, Shared};
 
+pub(crate) use cloud::BucketStore;
 pub use cloud::fetch;
 
 /// Where `-o` puts a package.
@@ -210,7 +211,7 @@ pub struct PublishCounts {
 }
 
 /// One place a publisher sends to: it puts and deletes files named by their path in the package.
-trait Store: Send + Sync {
+pub(crate) trait Store: Send + Sync {
     /// The full URL of a file of the package, for messages.
     fn url(&self, relative: &str) -> String;
     fn put(&self, relative: &str, body: &Bytes) -> Result<(), Failure>;

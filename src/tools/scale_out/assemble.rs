@@ -13,9 +13,9 @@ use crate::package::segment::{EncodedRendition, SegmentFacts};
 
 /// The sidecar of task `index`, checked against the plan and the files it lists.
 pub fn checked_sidecar(folder: &PlanFolder, plan: &Plan, plan_hash: &str, index: u64) -> Result<ChunkSidecar> {
-    let dir = folder.chunk(index);
+    let dir = folder.fetch_chunk(index)?;
     let refuse = |reason: String| Error::Plan {
-        path: dir.clone(),
+        path: folder.chunk_name(index),
         reason: format!("chunk {index} {reason}"),
     };
     let bytes = match std::fs::read(dir.join(SIDECAR)) {
@@ -32,7 +32,7 @@ pub fn checked_sidecar(folder: &PlanFolder, plan: &Plan, plan_hash: &str, index:
     if sidecar.plan != plan_hash || sidecar.index != index {
         return Err(refuse("belongs to another plan: encode it again".into()));
     }
-    planned(plan, index, &sidecar, &dir)?;
+    planned(plan, index, &sidecar, &folder.chunk_name(index))?;
     for rendition in &sidecar.renditions {
         check_files(&dir.join(&rendition.name), rendition).map_err(&refuse)?;
     }
@@ -136,7 +136,7 @@ fn stitch_rung(
             == (&first.codecs, first.timescale, first.presentation_offset);
         if !(same_init && same_stream) {
             return Err(Error::Plan {
-                path: folder.chunk(*index),
+                path: folder.chunk_name(*index),
                 reason: format!(
                     "chunk {index}: {name} was encoded unlike chunk {first_index}'s (its init segment or codec differs)"
                 ),

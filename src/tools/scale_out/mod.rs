@@ -116,6 +116,10 @@ fn refuse_output(options: &PackageOptions, folder: &Path) -> Result<()> {
             path: options.output.clone(),
         });
     }
+    // A plan in a bucket cannot be inside a local output.
+    if Location::of_path(folder).is_url() {
+        return Ok(());
+    }
     let absolute = |path: &Path| std::path::absolute(path).map_err(Error::io(path));
     if absolute(folder)?.starts_with(absolute(&options.output)?) {
         return Err(Error::InvalidOption {
