@@ -46,8 +46,8 @@ struct Chunking {
     /// The plan folder, on storage every task reaches (NFS or any shared path, or s3://bucket/prefix/).
     #[arg(long)]
     plan: PathBuf,
-    /// Video per chunk, rounded to whole segments (60s, 2m).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// Video per chunk, rounded to whole segments (120s, 2m, 45s).
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
     chunk_duration: std::time::Duration,
     /// Video before each chunk encoded to warm up the rate control, then dropped (0s: none).
     #[arg(long, default_value = "4s", value_parser = parse_preroll)]
