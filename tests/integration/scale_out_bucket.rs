@@ -1,5 +1,5 @@
 //! Issue 17, a plan folder in a bucket: `plan`, every `encode-chunk` and `assemble` with PLAN an
-//! `s3://` prefix on Garage (a real S3-compatible server, reached through `AWS_ENDPOINT_URL`) make
+//! `s3://` prefix on Garage (a real S3-compatible server, reached through `AWS_ENDPOINT`) make
 //! the package a one-process run of the same options makes, judged by the checks of
 //! `scale_out`; `plan.json` is an object read back with curl's own SigV4 and is not replaced
 //! without `--force`, and a chunk whose sidecar object is gone is refused by its URL.
@@ -27,7 +27,7 @@ impl BucketPlan {
     fn start() -> BucketPlan {
         let garage = Garage::start();
         let mut env = garage.env();
-        env.push(("AWS_ENDPOINT_URL", garage.endpoint.clone()));
+        env.push(("AWS_ENDPOINT", garage.endpoint.clone()));
         BucketPlan { garage, env }
     }
 

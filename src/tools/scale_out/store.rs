@@ -34,7 +34,7 @@ pub struct PlanFolder {
 impl PlanFolder {
     /// The folder at `root`, made absolute (a task may change its working folder afterwards), or
     /// the bucket `root` names, reached with the cloud's standard environment variables (for an
-    /// S3-compatible server, `AWS_ENDPOINT_URL`).
+    /// S3-compatible server, `AWS_ENDPOINT`, as `--s3-endpoint` defaults to).
     pub fn at(root: &Path) -> Result<PlanFolder> {
         let (cloud, bucket, key) = match Location::of_path(root) {
             Location::File(_) => {
@@ -55,7 +55,7 @@ impl PlanFolder {
             format!("{key}/")
         };
         let options = PublishOptions {
-            s3_endpoint: std::env::var("AWS_ENDPOINT_URL").ok().filter(|url| !url.is_empty()),
+            s3_endpoint: std::env::var("AWS_ENDPOINT").ok().filter(|url| !url.is_empty()),
             ..PublishOptions::default()
         };
         let store = BucketStore::new(cloud, &bucket, &prefix, &options)?;
