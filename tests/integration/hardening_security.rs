@@ -508,14 +508,7 @@ fn web_playlist_naming_a_local_file(dir: &Path) -> (crate::util::http::Server, P
     let local = format!("file://{}", folder.join(&first).display());
     let hostile = playlist.replacen(&first, &local, 1);
     assert_ne!(hostile, playlist, "the playlist names {first}");
-    let mut routes: std::collections::HashMap<String, Route> = std::fs::read_dir(&folder)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = format!("/{}", path.file_name().unwrap().to_string_lossy());
-            (name, Route::File(std::fs::read(&path).unwrap()))
-        })
-        .collect();
+    let mut routes = http::dir_routes(&folder);
     routes.insert("/index.m3u8".into(), Route::File(hostile.into_bytes()));
     let server = http::serve(routes);
     let url = PathBuf::from(format!("{}/index.m3u8", server.base));

@@ -84,15 +84,19 @@ fn serve_with(hits: Arc<Mutex<HashMap<String, usize>>>, handle: impl Fn(TcpStrea
 
 /// Serves every file of `dir` at `/NAME`.
 pub fn serve_dir(dir: &Path) -> Server {
-    let routes = std::fs::read_dir(dir)
+    serve(dir_routes(dir))
+}
+
+/// A route `/NAME` to each file of `dir`.
+pub fn dir_routes(dir: &Path) -> HashMap<String, Route> {
+    std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| {
             let path = entry.unwrap().path();
             let name = format!("/{}", path.file_name().unwrap().to_string_lossy());
             (name, Route::File(std::fs::read(&path).unwrap()))
         })
-        .collect();
-    serve(routes)
+        .collect()
 }
 
 /// The request's head (up to the blank line) and what was read of its body after it.
