@@ -162,9 +162,7 @@ impl Ladder {
             .rate
             .with_bitrate((bitrate.round() as u64).max(MIN_VIDEO_BITRATE.0))
     }
-}
 
-impl Ladder {
     /// The quality target of a rung whose short side is `height`: the listed row's, or for a
     /// height between rows (a top rung of the source's own size) the nearest row's.
     pub fn quality_target_for(&self, height: u32) -> Option<f64> {

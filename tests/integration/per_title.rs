@@ -328,3 +328,30 @@ fn per_title_is_refused_where_it_cannot_choose_the_ladder() {
         assert!(!dir.path().join("out").exists(), "{extra:?} wrote a package");
     }
 }
+
+#[test]
+fn a_per_title_dash_package_passes_the_dash_checks() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = dir.path().join("out");
+    let ladder = ladder_file();
+    let args = [
+        "--segment-duration",
+        "2",
+        "--ladder",
+        ladder.to_str().unwrap(),
+        "--ladder-mode",
+        "per-title",
+    ];
+    let output = cli::package_showing("json", "dash", title(Kind::Animation), &out, &args);
+    cli::assert_success(&output);
+    let run = Run { _dir: dir, out, output };
+    let kept = run.kept();
+    let expect = Expect {
+        source: title(Kind::Animation),
+        segment_duration: 2.0,
+        rungs: &kept,
+        audio: false,
+        segments: Segments::FMP4,
+    };
+    crate::dash::check::check_package(&run.out, &expect, false);
+}

@@ -15,7 +15,7 @@ use super::sample::Sink;
 use crate::error::{Error, Result};
 use crate::package::rate::{Bitrate, RateControl};
 use crate::package::transcode::encoding::{self, VideoCodec, VideoEncoding};
-use crate::package::transcode::received;
+use crate::package::transcode::{self, received};
 
 /// The CRF values each rung is probed at: from near-transparent to visibly soft, so that the
 /// quality targets of easy and hard titles alike fall inside the measured range.
@@ -85,11 +85,8 @@ impl Sink for Probes {
 /// the other rungs' top-size reference.
 fn frame_copy(picture: &frame::Video) -> Result<frame::Video> {
     let mut copy = frame::Video::empty();
-    // SAFETY: both point at valid frames, and `copy` is empty, as av_frame_ref requires.
-    match unsafe { ffmpeg::ffi::av_frame_ref(copy.as_mut_ptr(), picture.as_ptr()) } {
-        0 => Ok(copy),
-        e => Err(Error::ffmpeg("probe: sharing a picture")(ffmpeg::Error::from(e))),
-    }
+    transcode::add_reference(&mut copy, picture, "probe: sharing a picture")?;
+    Ok(copy)
 }
 
 /// One rung's encodes, one per CRF, and the pictures they are still to be compared with.

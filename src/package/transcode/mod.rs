@@ -913,11 +913,17 @@ fn tell_position(position: &TrackPosition, clock: &SegmentClock, packet: &Packet
 /// leaves it empty, and each rendition's graph is given the same frame.
 fn shared(frame: &frame::Audio) -> Result<frame::Audio> {
     let mut reference = frame::Audio::empty();
+    add_reference(&mut reference, frame, "sharing a decoded audio frame")?;
+    Ok(reference)
+}
+
+/// Makes the empty `reference` a new reference to `frame`'s buffers, without copying them.
+pub(crate) fn add_reference(reference: &mut frame::Frame, frame: &frame::Frame, doing: &str) -> Result<()> {
     // SAFETY: both point at valid frames, and `reference` is empty, as av_frame_ref requires.
     let status = unsafe { ffmpeg::ffi::av_frame_ref(reference.as_mut_ptr(), frame.as_ptr()) };
     match status {
-        0 => Ok(reference),
-        e => Err(Error::ffmpeg("sharing a decoded audio frame")(ffmpeg::Error::from(e))),
+        0 => Ok(()),
+        e => Err(Error::ffmpeg(doing)(ffmpeg::Error::from(e))),
     }
 }
 
