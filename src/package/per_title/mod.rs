@@ -72,7 +72,12 @@ pub(crate) fn choose_ladder(
     let Some(video) = &source.video else {
         return Ok((plan, None));
     };
-    let duration = source.declared_duration().unwrap_or(0.0);
+    let Some(duration) = source.declared_duration() else {
+        notes.push(
+            "per-title: the input declares no duration, so it cannot be sampled: the fixed ladder is used".into(),
+        );
+        return Ok((plan, None));
+    };
     let Some(windows) = sample::windows(duration) else {
         notes.push(format!(
             "per-title: the title is {duration:.1} s long, too short to sample ({} s at least): the fixed ladder is used",
