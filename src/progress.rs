@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::output::publish::PublishCounts;
+use crate::package::per_title::PerTitleReport;
 
 /// Stops a job from anywhere; clones share one flag. A cancelled job returns
 /// [`Error::Cancelled`] and leaves nothing behind.
@@ -81,6 +82,10 @@ pub struct Progress {
     /// the media read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tracks: Vec<TrackProgress>,
+    /// In the `done` report of a `--ladder-mode per-title` job: the ladder chosen and the curves
+    /// measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<Box<PerTitleReport>>,
 }
 
 /// How far one track has come.
@@ -142,6 +147,7 @@ impl Progress {
             published: None,
             fetched: Some(Fetched { bytes, total }),
             tracks: Vec::new(),
+            ladder: None,
         }
     }
 }
@@ -175,6 +181,8 @@ pub(crate) struct Tracker {
     tracks: Vec<TrackPosition>,
     /// How far a track may trail the media read before it is said to lag: a segment.
     lag_allowed: f64,
+    /// The per-title ladder, for the `done` report.
+    ladder: Option<Box<PerTitleReport>>,
 }
 
 const REPORT_INTERVAL: Duration = Duration::from_millis(250);
@@ -190,6 +198,7 @@ impl Tracker {
             published: None,
             tracks: Vec::new(),
             lag_allowed: f64::INFINITY,
+            ladder: None,
         }
     }
 
@@ -207,6 +216,10 @@ impl Tracker {
     /// Counts media segments as the segmenters complete them.
     pub fn segments_done(&mut self, segments: u64) {
         self.segments += segments;
+    }
+
+    pub fn set_ladder(&mut self, ladder: Option<PerTitleReport>) {
+        self.ladder = ladder.map(Box::new);
     }
 
     pub fn set_published(&mut self, published: Option<PublishCounts>) {
@@ -257,6 +270,7 @@ impl Tracker {
             published: self.published,
             fetched: None,
             tracks: self.track_progress(),
+            ladder: self.ladder.clone().filter(|_| stage == Stage::Done),
         }
     }
 

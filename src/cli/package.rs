@@ -10,6 +10,7 @@ use stream_pack::package::crypto::{
     CommonOptions, DrmSystem, Key, KeyDestination, KeyId, KeyPair, KeySource, Scheme, TrackKeys,
 };
 use stream_pack::package::ladder::{Bitrate, Reps};
+use stream_pack::package::per_title::LadderMode;
 use stream_pack::package::subtitles::SubtitleSidecar;
 use stream_pack::package::subtitles::source::SubtitleSelection;
 use stream_pack::package::transcode::Scaling;
@@ -58,6 +59,10 @@ struct PackageArgs {
     /// Ladder file (TOML) giving bitrates per height; default: presets/default.toml.
     #[arg(long)]
     ladder: Option<PathBuf>,
+    /// fixed: the ladder's bitrates; per-title: each rung the fewest bits that reach its
+    /// quality_target, measured by a probe of the title before encoding (--reps auto, VOD, h264).
+    #[arg(long, default_value = "fixed")]
+    ladder_mode: LadderMode,
     /// Seconds per segment.
     #[arg(long, default_value_t = 6.0, allow_negative_numbers = true)]
     segment_duration: f64,
@@ -281,6 +286,7 @@ impl PackageArgs {
         Ok(PackageOptions {
             reps: self.reps.clone(),
             ladder: self.ladder.clone(),
+            ladder_mode: self.ladder_mode,
             segment_duration: self.segment_duration,
             encoder_preset: self.encoder_preset.clone(),
             scaling: self.scaling,

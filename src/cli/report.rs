@@ -7,6 +7,8 @@ use std::path::Path;
 use anyhow::Context;
 use stream_pack::PackageReport;
 use stream_pack::output::publish::PublishCounts;
+use stream_pack::package::per_title::PerTitleReport;
+use stream_pack::package::per_title::choose::Decision;
 use stream_pack::tools::remux::RemuxReport;
 
 /// What a command that makes one file prints: its `notes` (on stderr), its `summary` lines, the
@@ -46,6 +48,9 @@ pub fn print_report(report: &PackageReport) {
     for dropped in &report.dropped_above_source {
         eprintln!("note: left out the {dropped}p rung: it is above the source (use --allow-upscale to keep it)");
     }
+    if let Some(ladder) = &report.per_title {
+        print_per_title(ladder);
+    }
     for r in &report.renditions {
         let size = r.resolution.map_or("audio".to_owned(), |(w, h)| format!("{w}x{h}"));
         println!(
@@ -65,6 +70,33 @@ pub fn print_report(report: &PackageReport) {
     }
     if let Some(published) = &report.published {
         println!("published: {}", uploads(published));
+    }
+}
+
+/// The per-title ladder, a line per candidate rung: what it got against the fixed ladder, or why
+/// it was dropped.
+fn print_per_title(ladder: &PerTitleReport) {
+    println!(
+        "per-title ladder (probe: {} windows, x264 {}, {:.1} CPU s):",
+        ladder.windows.len(),
+        ladder.probe_preset,
+        ladder.probe_cpu_seconds
+    );
+    for rung in &ladder.rungs {
+        let target = rung.quality_target.map_or("-".into(), |t| format!("{t:.1} dB"));
+        let predicted = rung.predicted_psnr.map_or("-".into(), |p| format!("{p:.1} dB"));
+        let outcome = match &rung.decision {
+            Decision::Reached => "target reached".to_owned(),
+            Decision::Capped => "capped at maxrate".to_owned(),
+            Decision::Fixed { reason } => format!("fixed rate: {reason}"),
+            Decision::Dropped { reason } => format!("dropped: {reason}"),
+        };
+        println!(
+            "  {:<10} {:>6} kb/s (fixed {:>6} kb/s)  target {target}, predicted {predicted}  {outcome}",
+            rung.name,
+            rung.chosen_bitrate / 1000,
+            rung.fixed_bitrate / 1000
+        );
     }
 }
 

@@ -10,6 +10,7 @@ use super::{PackageOptions, Passthrough, invalid, regular_clock};
 use crate::error::Result;
 use crate::input::source::{Source, VideoInput};
 use crate::package::ladder::{self, Bitrate, RateControl, Reps, Rung};
+use crate::package::per_title::LadderMode;
 use crate::package::segment::{SegmentClock, SegmentFacts, SegmentFormat};
 use crate::package::transcode::copy;
 use crate::package::transcode::encoding::VideoCodec;
@@ -57,6 +58,7 @@ pub(super) fn copy_plan(source: &Source, video: &VideoInput, format: SegmentForm
                 maxrate: bitrate,
                 bufsize: bitrate,
             },
+            constant_quality: None,
         }],
         dropped_above_source: Vec::new(),
     })
@@ -78,7 +80,8 @@ pub(super) fn segment_clock(
     let passthrough = match options.passthrough_top {
         _ if options.copy => false,
         Passthrough::Always => true,
-        Passthrough::Auto => matches!(options.reps, Reps::Auto),
+        // A per-title ladder encodes its top rung too: its bitrate is what the probe chose.
+        Passthrough::Auto => matches!(options.reps, Reps::Auto) && options.ladder_mode == LadderMode::Fixed,
         Passthrough::Never => false,
     };
     if !(options.copy || passthrough) {

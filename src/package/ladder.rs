@@ -28,6 +28,7 @@ struct LadderEntryFile {
     bufsize: Option<Bitrate>,
     #[serde(default = "yes")]
     auto: bool,
+    quality_target: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -41,20 +42,27 @@ struct LadderFile {
 }
 
 /// One row of a ladder file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LadderEntry {
     /// The short side of the picture, in pixels.
     pub height: u32,
     pub rate: RateControl,
     /// Part of `--reps auto`.
     pub auto: bool,
+    /// The Y PSNR (dB, against the source scaled to the rung's size) `--ladder-mode per-title`
+    /// spends the fewest bits to reach.
+    pub quality_target: Option<f64>,
 }
+
+/// The quality targets a ladder file may give, in dB of PSNR: below 20 dB a picture is barely
+/// recognisable, above 60 dB x264 is close to lossless.
+const QUALITY_TARGETS: std::ops::RangeInclusive<f64> = 20.0..=60.0;
 
 /// The most a ladder file may hold: a few hundred rungs take a few KiB.
 const LADDER_FILE_LIMIT: u64 = 1 << 20;
 
 /// The bitrates to use per height, sorted by height.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ladder {
     entries: Vec<LadderEntry>,
 }
@@ -85,6 +93,14 @@ impl Ladder {
             if rung.height > MAX_SIDE {
                 return Err(format!("rung height {} is above {MAX_SIDE}", rung.height));
             }
+            if let Some(target) = rung.quality_target.filter(|t| !QUALITY_TARGETS.contains(t)) {
+                return Err(format!(
+                    "rung height {}: quality_target {target} is outside {}–{} dB",
+                    rung.height,
+                    QUALITY_TARGETS.start(),
+                    QUALITY_TARGETS.end()
+                ));
+            }
             let bitrate = rung.video_bitrate;
             entries.push(LadderEntry {
                 height: rung.height,
@@ -94,6 +110,7 @@ impl Ladder {
                     bufsize: rung.bufsize.unwrap_or(Bitrate(bitrate.0 * 2)),
                 },
                 auto: rung.auto,
+                quality_target: rung.quality_target,
             });
         }
         if entries.is_empty() {
@@ -144,6 +161,15 @@ impl Ladder {
         nearest
             .rate
             .with_bitrate((bitrate.round() as u64).max(MIN_VIDEO_BITRATE.0))
+    }
+
+    /// The quality target of a rung whose short side is `height`: the listed row's, or for a
+    /// height between rows (a top rung of the source's own size) the nearest row's.
+    pub fn quality_target_for(&self, height: u32) -> Option<f64> {
+        self.entries
+            .iter()
+            .min_by_key(|e| (e.height.abs_diff(height), std::cmp::Reverse(e.height)))
+            .and_then(|e| e.quality_target)
     }
 }
 
@@ -212,16 +238,19 @@ fn parse_rung(item: &str) -> Result<RungRequest, String> {
 }
 
 /// A rendition to make: its name (and folder), frame size and rate control.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rung {
     pub name: String,
     pub width: u32,
     pub height: u32,
     pub rate: RateControl,
+    /// Encode at this CRF under `rate`'s maxrate and bufsize (what `--ladder-mode per-title`
+    /// chooses) rather than at `rate`'s average bitrate.
+    pub constant_quality: Option<f64>,
 }
 
 /// What `plan` gives: the rungs, and the requests dropped because they were above the source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub rungs: Vec<Rung>,
     pub dropped_above_source: Vec<u32>,
@@ -315,6 +344,7 @@ fn rung(short: u32, rate: RateControl, source: DisplayGeometry, codec: VideoCode
         width,
         height,
         rate,
+        constant_quality: None,
     })
 }
 
@@ -478,5 +508,19 @@ mod tests {
         assert!(Ladder::parse(twice).unwrap_err().contains("twice"));
         let one = Ladder::parse("[[rung]]\nheight = 360\nvideo_bitrate = \"800k\"\n").unwrap();
         assert_eq!(one.rate_for(360).maxrate, Bitrate(1_200_000));
+        assert_eq!(one.quality_target_for(360), None);
+        let off = "[[rung]]\nheight = 360\nvideo_bitrate = \"1k\"\nquality_target = 75.0\n";
+        assert!(Ladder::parse(off).unwrap_err().contains("quality_target 75"));
+    }
+
+    #[test]
+    fn quality_targets_come_from_the_listed_or_nearest_row() {
+        let two = "[[rung]]\nheight = 360\nvideo_bitrate = \"800k\"\nquality_target = 40.0\n\
+                   [[rung]]\nheight = 720\nvideo_bitrate = \"3M\"\nquality_target = 42.5\n";
+        let ladder = Ladder::parse(two).unwrap();
+        assert_eq!(ladder.quality_target_for(360), Some(40.0));
+        assert_eq!(ladder.quality_target_for(500), Some(40.0));
+        assert_eq!(ladder.quality_target_for(600), Some(42.5));
+        assert_eq!(ladder.quality_target_for(1080), Some(42.5));
     }
 }

@@ -15,6 +15,7 @@ pub mod ladder;
 pub mod language;
 mod live;
 pub mod manifest;
+pub mod per_title;
 mod pipelines;
 pub mod rate;
 pub mod segment;
@@ -39,6 +40,7 @@ use crate::package::crypto::{
 };
 use crate::package::ladder::{Bitrate, Ladder, Reps, Rung};
 use crate::package::manifest::{LiveState, dash, hls};
+use crate::package::per_title::{LadderMode, PerTitleReport};
 use crate::package::segment::{Completed, Delivery, EncodedRendition, SegmentClock, SegmentFormat};
 use crate::package::subtitles::source::SubtitleSelection;
 use crate::package::subtitles::{SubtitleSidecar, TextTrack};
@@ -77,6 +79,9 @@ pub struct PackageOptions {
     pub reps: Reps,
     /// The ladder file; `None` uses presets/default.toml, built into the binary.
     pub ladder: Option<PathBuf>,
+    /// Whether the ladder's bitrates are used as they are or chosen for the title by a probe
+    /// (with `Reps::Auto`, VOD and H.264 only).
+    pub ladder_mode: LadderMode,
     /// Seconds per segment.
     pub segment_duration: f64,
     /// x264 preset, `medium` by default.
@@ -144,6 +149,7 @@ impl PackageOptions {
             output: output.into(),
             reps: Reps::Auto,
             ladder: None,
+            ladder_mode: LadderMode::Fixed,
             segment_duration: 6.0,
             encoder_preset: "medium".into(),
             scaling: Scaling::Direct,
@@ -214,6 +220,9 @@ impl PackageOptions {
         if let Some(keys) = &self.encryption {
             validate_encryption(self, keys)?;
         }
+        if self.ladder_mode == LadderMode::PerTitle {
+            validate_per_title(self)?;
+        }
         let segments = match self.format {
             SegmentFormat::Ts => "MPEG-TS",
             SegmentFormat::Fmp4 => "fMP4",
@@ -228,6 +237,30 @@ impl PackageOptions {
             return Err(invalid("audio_codec", unfit(&self.audio_codec)));
         }
         Ok(())
+    }
+}
+
+/// The per-title probe chooses the bitrates of the auto ladder's H.264 rungs, all encoded, from
+/// a whole title.
+fn validate_per_title(options: &PackageOptions) -> Result<()> {
+    let refusal = match options {
+        PackageOptions { live: Some(_), .. } => Some("with live: the probe samples a whole title before encoding"),
+        PackageOptions { copy: true, .. } => Some("with copy: nothing is encoded"),
+        PackageOptions {
+            passthrough_top: Passthrough::Always,
+            ..
+        } => Some("with passthrough_top: the top rung would not be encoded"),
+        PackageOptions {
+            reps: Reps::List(_), ..
+        } => Some("with a list of reps: it chooses the bitrates of --reps auto"),
+        _ if options.video_codec != VideoCodec::H264 => {
+            Some("with a codec other than h264: the probe encodes with libx264")
+        }
+        _ => None,
+    };
+    match refusal {
+        Some(reason) => Err(invalid("ladder_mode", format!("per-title {reason}"))),
+        None => Ok(()),
     }
 }
 
@@ -512,6 +545,8 @@ pub struct PackageReport {
     pub remote_manifests: Vec<String>,
     /// What went to the remote destinations, if there were any.
     pub published: Option<PublishCounts>,
+    /// The ladder `--ladder-mode per-title` chose and the curves it chose it from.
+    pub per_title: Option<PerTitleReport>,
 }
 
 /// Packages `options.input` as a ladder at `options.output`, or with `options.live` a live source.
@@ -855,6 +890,7 @@ fn deliver(
         warnings: made.warnings,
         remote_manifests,
         published,
+        per_title: None,
     })
 }
 

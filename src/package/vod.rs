@@ -17,6 +17,7 @@ use crate::package::crypto::{KeySchedule, SharedKeys};
 use crate::package::ladder;
 use crate::package::ladder::Rung;
 use crate::package::manifest::dash;
+use crate::package::per_title::{self, LadderMode};
 use crate::package::pipelines::{self, Pipelines};
 use crate::package::segment::EncodedRendition;
 use crate::package::subtitles::source::SourceSubtitles;
@@ -48,6 +49,11 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         Some(video) if options.copy => keyframes::copy_plan(&source, video, options.format)?,
         _ => ladder_plan(&source, &ladder, options)?,
     };
+    let (plan, per_title) = match options.ladder_mode {
+        LadderMode::PerTitle => per_title::choose_ladder(&source, plan, &ladder, options, &mut notes)?,
+        LadderMode::Fixed => (plan, None),
+    };
+    tracker.set_ladder(per_title.clone());
     let (clock, passthrough) = keyframes::segment_clock(&source, &plan, options, &mut notes)?;
     let keys = keys
         .map(|keys| stage_keys(keys, &output, &root, &options.publishing.options))
@@ -89,7 +95,10 @@ pub(super) fn package(options: &PackageOptions, monitor: &mut dyn Monitor) -> Re
         subtitles: &subtitles,
     };
     let made = write_manifests(&job, &source, plan, &written, keys.as_ref(), notes)?;
-    let report = deliver(options, workspace, publisher, made, &mut tracker)?;
+    let report = PackageReport {
+        per_title,
+        ..deliver(options, workspace, publisher, made, &mut tracker)?
+    };
     if let Some(keys) = &keys {
         keys.lock().expect("key schedule lock").keep();
     }

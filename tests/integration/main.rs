@@ -30,6 +30,7 @@ mod hostile_cases;
 mod inspect;
 mod live;
 mod passthrough;
+mod per_title;
 mod probe;
 mod publish;
 mod record;

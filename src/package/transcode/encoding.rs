@@ -99,6 +99,17 @@ impl VideoCodec {
     /// Options that make the encoder cut where told (forced keyframes, closed GOPs, no scene-cut
     /// keyframes) at the given speed and rate.
     fn options(self, preset: usize, keyint: u32, rate: &RateControl) -> Dictionary<'static> {
+        let mut options = self.cut_options(preset, keyint);
+        options.set("b", &rate.bitrate.0.to_string());
+        if self != VideoCodec::Av1 {
+            options.set("maxrate", &rate.maxrate.0.to_string());
+            options.set("bufsize", &rate.bufsize.0.to_string());
+        }
+        options
+    }
+
+    /// The options of `options` but the rate control.
+    fn cut_options(self, preset: usize, keyint: u32) -> Dictionary<'static> {
         let mut options = Dictionary::new();
         let mut set = |key: &str, value: String| options.set(key, &value);
         match self {
@@ -128,11 +139,6 @@ impl VideoCodec {
                 // the context's gop size, which the wrapper passes on.
                 set("svtav1-params", "irefresh-type=2:scd=0".into());
             }
-        }
-        set("b", rate.bitrate.0.to_string());
-        if self != VideoCodec::Av1 {
-            set("maxrate", rate.maxrate.0.to_string());
-            set("bufsize", rate.bufsize.0.to_string());
         }
         options
     }
@@ -171,6 +177,28 @@ pub struct VideoEncoding {
 }
 
 pub fn open_video(spec: &VideoEncoding, name: &str) -> Result<encoder::video::Encoder> {
+    let options = spec.codec.options(spec.preset, spec.keyint, &spec.rate);
+    open_video_with(spec, name, options)
+}
+
+/// The encoder `open_video` opens, in constant-quality mode at `crf` instead of at `spec.rate`'s
+/// average; `capped`, under its maxrate and bufsize. libx264 and libx265 only.
+pub fn open_constant_quality(
+    spec: &VideoEncoding,
+    crf: f64,
+    capped: bool,
+    name: &str,
+) -> Result<encoder::video::Encoder> {
+    let mut options = spec.codec.cut_options(spec.preset, spec.keyint);
+    options.set("crf", &format!("{crf:.2}"));
+    if capped {
+        options.set("maxrate", &spec.rate.maxrate.0.to_string());
+        options.set("bufsize", &spec.rate.bufsize.0.to_string());
+    }
+    open_video_with(spec, name, options)
+}
+
+fn open_video_with(spec: &VideoEncoding, name: &str, options: Dictionary) -> Result<encoder::video::Encoder> {
     let codec = find_encoder(spec.codec.encoder(), name)?;
     let mut video = codec::context::Context::new_with_codec(codec)
         .encoder()
@@ -194,12 +222,7 @@ pub fn open_video(spec: &VideoEncoding, name: &str) -> Result<encoder::video::En
     // counts headers repeated in the stream as the frames' bits, and its rate control then spends
     // less on the pictures (measured: 144p at 95k lost 0.5 dB in TS against the same rung in fMP4).
     video.set_flags(codec::Flags::GLOBAL_HEADER);
-    open_checked(
-        &mut video,
-        codec,
-        spec.codec.options(spec.preset, spec.keyint, &spec.rate),
-        name,
-    )?;
+    open_checked(&mut video, codec, options, name)?;
     Ok(encoder::video::Encoder(video))
 }
 

@@ -106,7 +106,7 @@ pub struct VideoSettings {
 }
 
 /// Turns libav's "try again" and "end of stream" answers into `None` and keeps real errors.
-fn received(result: std::result::Result<(), ffmpeg::Error>) -> std::result::Result<bool, ffmpeg::Error> {
+pub(crate) fn received(result: std::result::Result<(), ffmpeg::Error>) -> std::result::Result<bool, ffmpeg::Error> {
     match result {
         Ok(()) => Ok(true),
         Err(ffmpeg::Error::Eof) => Ok(false),
@@ -188,7 +188,7 @@ trait Decoded {
 }
 
 /// Feeds a frame to a filter graph's input, or with `None` the end of the frames, which flushes it.
-fn feed_graph(graph: &mut filter::Graph, frame: Option<&frame::Frame>, doing: &str) -> Result<()> {
+pub(crate) fn feed_graph(graph: &mut filter::Graph, frame: Option<&frame::Frame>, doing: &str) -> Result<()> {
     let mut input = graph.get("in").expect("graph input");
     let mut source = input.source();
     match frame {
@@ -284,53 +284,66 @@ impl VideoLadder {
         Ok(RunningLadder { graph, workers })
     }
 
-    /// `buffer → [rotate] → split → scale per rung → buffersink per rung`, all in one graph.
     fn build_graph(&self) -> Result<filter::Graph> {
-        let frame = &self.decoding.frame;
-        let sar = frame.aspect_ratio();
-        let sar = if sar.numerator() > 0 { sar } else { Rational::new(1, 1) };
-        let tb = self.input.time_base;
-        let pix_fmt: ffmpeg::ffi::AVPixelFormat = frame.format().into();
-        let args = format!(
-            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
-            frame.width(),
-            frame.height(),
-            pix_fmt as i32,
-            tb.numerator(),
-            tb.denominator(),
-            sar.numerator(),
-            sar.denominator()
-        );
-        let mut graph = filter::Graph::new();
-        let error = Error::ffmpeg;
-        graph
-            .add(&filter::find("buffer").expect("libavfilter has buffer"), "in", &args)
-            .map_err(error("creating the scaler graph input"))?;
-        for i in 0..self.outputs.len() {
-            graph
-                .add(
-                    &filter::find("buffersink").expect("libavfilter has buffersink"),
-                    &format!("out{i}"),
-                    "",
-                )
-                .map_err(error("creating the scaler graph outputs"))?;
-        }
-        let upright = match self.input.rotation {
-            90 | 270 => (frame.height(), frame.width()),
-            _ => (frame.width(), frame.height()),
-        };
-        let sizes = self.rung_sizes();
-        let spec = ladder_graph_spec(self.input.rotation, upright, &sizes, self.settings.scaling);
-        let mut parser = graph.output("in", 0).map_err(error("linking the scaler graph"))?;
-        for i in 0..self.outputs.len() {
-            parser = parser
-                .input(&format!("out{i}"), 0)
-                .map_err(error("linking the scaler graph"))?;
-        }
-        parser.parse(&spec).map_err(error("parsing the scaler graph"))?;
-        graph.validate().map_err(error("configuring the scaler graph"))?;
-        Ok(graph)
+        scaler_graph(
+            &self.decoding.frame,
+            &self.input,
+            &self.rung_sizes(),
+            self.settings.scaling,
+        )
     }
+}
+
+/// `buffer → [rotate] → split → scale per rung → buffersink per rung`, all in one graph, for
+/// frames like `frame` of `input`: output `out{i}` gives the picture of `sizes[i]`.
+pub(crate) fn scaler_graph(
+    frame: &frame::Video,
+    input: &VideoInput,
+    sizes: &[(u32, u32)],
+    scaling: Scaling,
+) -> Result<filter::Graph> {
+    let sar = frame.aspect_ratio();
+    let sar = if sar.numerator() > 0 { sar } else { Rational::new(1, 1) };
+    let tb = input.time_base;
+    let pix_fmt: ffmpeg::ffi::AVPixelFormat = frame.format().into();
+    let args = format!(
+        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+        frame.width(),
+        frame.height(),
+        pix_fmt as i32,
+        tb.numerator(),
+        tb.denominator(),
+        sar.numerator(),
+        sar.denominator()
+    );
+    let mut graph = filter::Graph::new();
+    let error = Error::ffmpeg;
+    graph
+        .add(&filter::find("buffer").expect("libavfilter has buffer"), "in", &args)
+        .map_err(error("creating the scaler graph input"))?;
+    for i in 0..sizes.len() {
+        graph
+            .add(
+                &filter::find("buffersink").expect("libavfilter has buffersink"),
+                &format!("out{i}"),
+                "",
+            )
+            .map_err(error("creating the scaler graph outputs"))?;
+    }
+    let upright = match input.rotation {
+        90 | 270 => (frame.height(), frame.width()),
+        _ => (frame.width(), frame.height()),
+    };
+    let spec = ladder_graph_spec(input.rotation, upright, sizes, scaling);
+    let mut parser = graph.output("in", 0).map_err(error("linking the scaler graph"))?;
+    for i in 0..sizes.len() {
+        parser = parser
+            .input(&format!("out{i}"), 0)
+            .map_err(error("linking the scaler graph"))?;
+    }
+    parser.parse(&spec).map_err(error("parsing the scaler graph"))?;
+    graph.validate().map_err(error("configuring the scaler graph"))?;
+    Ok(graph)
 }
 
 impl Decoded for VideoLadder {
@@ -568,21 +581,22 @@ impl RungEncoder {
         threads: usize,
     ) -> Result<RungEncoder> {
         let rung = &output.rung;
-        let encoder = encoding::open_video(
-            &VideoEncoding {
-                codec: settings.codec,
-                preset: settings.preset,
-                width: rung.width,
-                height: rung.height,
-                time_base,
-                frame_rate: input.frame_rate,
-                // No keyframe of the encoder's own inside a segment: one holds at most this many frames.
-                keyint: settings.codec.keyint(clock.longest(), input.frame_rate),
-                rate: rung.rate,
-                threads,
-            },
-            &rung.name,
-        )?;
+        let spec = VideoEncoding {
+            codec: settings.codec,
+            preset: settings.preset,
+            width: rung.width,
+            height: rung.height,
+            time_base,
+            frame_rate: input.frame_rate,
+            // No keyframe of the encoder's own inside a segment: one holds at most this many frames.
+            keyint: settings.codec.keyint(clock.longest(), input.frame_rate),
+            rate: rung.rate,
+            threads,
+        };
+        let encoder = match rung.constant_quality {
+            Some(crf) => encoding::open_constant_quality(&spec, crf, true, &rung.name)?,
+            None => encoding::open_video(&spec, &rung.name)?,
+        };
         let default_duration = (1.0 / (f64::from(input.frame_rate) * f64::from(time_base))).round() as i64;
         let segmenter = Segmenter::new(
             &rung.name,
@@ -920,11 +934,17 @@ fn tell_position(position: &TrackPosition, clock: &SegmentClock, packet: &Packet
 /// leaves it empty, and each rendition's graph is given the same frame.
 fn shared(frame: &frame::Audio) -> Result<frame::Audio> {
     let mut reference = frame::Audio::empty();
+    add_reference(&mut reference, frame, "sharing a decoded audio frame")?;
+    Ok(reference)
+}
+
+/// Makes the empty `reference` a new reference to `frame`'s buffers, without copying them.
+pub(crate) fn add_reference(reference: &mut frame::Frame, frame: &frame::Frame, doing: &str) -> Result<()> {
     // SAFETY: both point at valid frames, and `reference` is empty, as av_frame_ref requires.
     let status = unsafe { ffmpeg::ffi::av_frame_ref(reference.as_mut_ptr(), frame.as_ptr()) };
     match status {
-        0 => Ok(reference),
-        e => Err(Error::ffmpeg("sharing a decoded audio frame")(ffmpeg::Error::from(e))),
+        0 => Ok(()),
+        e => Err(Error::ffmpeg(doing)(ffmpeg::Error::from(e))),
     }
 }
 
