@@ -414,10 +414,11 @@ fn a_task_index_outside_the_plan_or_not_given_is_refused() {
 fn what_cannot_be_chunked_is_refused_in_one_line() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let plan_dir = dir.path().join("plan");
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["--copy"], "--copy"),
         (&["--encrypt"], "--encrypt"),
         (&["--passthrough-top"], "--passthrough-top"),
+        (&["--ladder-mode", "per-title"], "--ladder-mode"),
     ];
     for (extra, named) in cases {
         let mut args = plan_args("hls", source(), &plan_dir, &dir.path().join("out"));

@@ -74,6 +74,10 @@ pub fn chunkable(options: &PackageOptions) -> Result<PackageOptions> {
     if options.encryption.is_some() {
         return refuse("encryption", "encrypted packages are not assembled from chunks yet");
     }
+    // Each task would probe the title again and could not share one measured ladder.
+    if options.ladder_mode == crate::package::per_title::LadderMode::PerTitle {
+        return refuse("ladder_mode", "a per-title ladder is not planned into chunks yet");
+    }
     if !matches!(Location::of_path(&options.input), Location::File(_)) {
         return Err(Error::Usage(format!(
             "{}: cannot be planned into chunks: every task seeks in the source: give a file on shared storage",
