@@ -13,6 +13,7 @@ bench/plots/scale-out-speedup.png.
     python3 bench/scale_out.py --report bench/results/X-scale-out.json   # tables and plot again
     python3 bench/scale_out.py --stream-pack target/release/stream-pack
     python3 bench/scale_out.py --seams               # seam PSNR alone: 30 s 640x360, 2 s segments, 6 s chunks
+    python3 bench/scale_out.py --long                # the default 120 s chunks on an 8-minute 640x360 title
 
 It reuses bench/run.py's source generator, process measurement (wait4 rusage of each child) and
 venv. Results go to bench/results/*-scale-out.json.
@@ -78,6 +79,18 @@ CONFIGS = [
 # --segment-duration 2, 6 s chunks). Its CPU figures are not used.
 SEAMS = (Source(640, 360, 30), "360,240", 2,
          [Config("one", None), *(Config(f"6s-{p}s", 6, p) for p in (0, 1, 2, 4))])
+
+
+# A third setup for the CPU rule at the default chunk length: a title of several default
+# chunks (120 s), so the run has seams as a long title does, measured against the one-process
+# run before and after it.
+LONG = (Source(640, 360, 480), "640x360@600k,426x240@300k", 6,
+        [Config("one", None), Config("120s-4s", 120, 4), Config("one-again", None)])
+
+
+def use_long_setup() -> None:
+    global SOURCE, LADDER, SEGMENT_SECONDS, CONFIGS
+    SOURCE, LADDER, SEGMENT_SECONDS, CONFIGS = LONG
 
 
 def use_seams_setup() -> None:
@@ -167,7 +180,7 @@ def rung_quality(out: Path, src: Path, fps: float) -> dict:
 def measure_all(binary: Path, configs: list[Config]) -> dict:
     src = run.make_source(SOURCE)
     fps = run.probe_source(src)["fps"]
-    data = {"machine": run.machine(), "setup": "seams" if CONFIGS is SEAMS[3] else "main", "source": str(SOURCE), "ladder": LADDER, "segment_seconds": SEGMENT_SECONDS,
+    data = {"machine": run.machine(), "setup": "seams" if CONFIGS is SEAMS[3] else "long" if CONFIGS is LONG[3] else "main", "source": str(SOURCE), "ladder": LADDER, "segment_seconds": SEGMENT_SECONDS,
             "preset": PRESET, "reference_scaler": REFERENCE_SCALER, "runs": {}}
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(exist_ok=True)
@@ -361,7 +374,7 @@ def plot(result: dict, preroll: float, machine: dict) -> None:
 
 def report(data: dict, preroll: float) -> None:
     print(table(data))
-    if data.get("setup") == "seams":
+    if data.get("setup") in ("seams", "long"):
         return
     result, lines = simulation(data, preroll)
     model = result["model"]
@@ -385,9 +398,12 @@ def main() -> None:
     parser.add_argument("--report", metavar="JSON", help="tables, simulation and plot from a saved run")
     parser.add_argument("--preroll", type=float, default=4, help="the pre-roll simulated (s)")
     parser.add_argument("--seams", action="store_true", help="the small setup for seam PSNR alone")
+    parser.add_argument("--long", action="store_true", help="an 8-minute title at the default chunk length")
     args = parser.parse_args()
     if args.seams:
         use_seams_setup()
+    if args.long:
+        use_long_setup()
     if args.list:
         print("\n".join(c.name for c in CONFIGS))
         return
