@@ -378,23 +378,27 @@ fn a_remote_only_dash_package_is_whole_and_leaves_nothing_local() {
     let dav = Dav::start();
     let source = media("main");
     let remote = dav.url("pkg/");
-    let scratch_before = scratch_folders();
+    // A temporary folder of this job's own: the system's is shared with the other tests' jobs.
+    let scratch = tempfile::tempdir().unwrap();
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::open(scratch.path())
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
     let mut args = vec!["dash".as_ref(), source.as_os_str()];
     args.extend(["-o", &remote, "--progress", "none"].map(OsStr::new));
     args.extend(LADDER_360P.map(OsStr::new));
-    cli::assert_success(&cli::run(args));
+    let tmpdir = ("TMPDIR", scratch.path().display().to_string());
+    cli::assert_success(&cli::run_with_env(args, &[tmpdir]));
     let downloaded = tempfile::tempdir().unwrap();
     download::dash_package(&remote, downloaded.path(), &[]);
     let dash = crate::dash::check::check_package(downloaded.path(), &expect_360p_fmp4(&source), false);
     assert_eq!(dash.video[0].segments.len(), 4);
-    assert_eq!(scratch_folders(), scratch_before, "the scratch folder was left behind");
-}
-
-/// The scratch folders of remote-only jobs in the system's temporary folder.
-fn scratch_folders() -> std::collections::BTreeSet<String> {
-    let mut names = crate::util::file_names(&std::env::temp_dir());
-    names.retain(|name| name.starts_with(".stream-pack-"));
-    names
+    // The folder changed (the job made its scratch folder there) and holds nothing now.
+    let modified = std::fs::metadata(scratch.path()).unwrap().modified().unwrap();
+    assert!(modified > long_ago, "the job made no scratch folder in TMPDIR");
+    let left = crate::util::file_names(scratch.path());
+    assert!(left.is_empty(), "the scratch folder was left behind: {left:?}");
 }
 
 #[test]
