@@ -21,6 +21,7 @@ import {
   TITLE,
   buildStreamPack,
   declaredCodecs,
+  declaredHeights,
   makeSource,
   makeTitle,
   remuxToTs,
@@ -36,6 +37,7 @@ const REPOSITORY = path.resolve(HERE, '..', '..');
 const LADDER = [360, 240, 144];
 const SEGMENT = 2;
 const LADDER_ARGS = ['--reps', LADDER.join(','), '--segment-duration', String(SEGMENT)];
+const PER_TITLE_ARGS = ['--reps', 'auto', '--ladder-mode', 'per-title', '--segment-duration', String(SEGMENT)];
 const KEYS = 'hls-aes-rotation.keys';
 const SAMPLE_AES_KEYS = 'hls-sample-aes.keys';
 const ROTATION_KEYS = 'dash-cbcs-rotation.keys';
@@ -159,6 +161,10 @@ const GOOD = [
     players: ['dash.js', 'shaka'],
     clearKeys: { [KID]: KEY },
   },
+  // Per-title ladders (--ladder-mode per-title): the rungs and bitrates are chosen by the probe,
+  // and the rungs are encoded at a capped CRF rather than an average bitrate.
+  { name: 'hls-fmp4-per-title', make: () => ['hls', '--format', 'fmp4'], ladder: PER_TITLE_ARGS, manifest: 'master.m3u8', players: ['hls.js', 'shaka'] },
+  { name: 'dash-per-title', make: () => ['dash'], ladder: PER_TITLE_ARGS, manifest: 'manifest.mpd', players: ['dash.js', 'shaka'] },
 ];
 
 // A title with three audio tracks, a forced subtitle stream and two subtitle sidecars
@@ -448,10 +454,20 @@ function generatedClearKeys(dir, onlyFirst) {
   return Object.fromEntries(keys.slice(0, onlyFirst ? 1 : keys.length).map(({ kid, file }) => [kid.replaceAll('-', ''), readFileSync(file).toString('hex')]));
 }
 
+// A per-title package's rungs are the probe's choice among the auto rungs that fit the source
+// (360p and 234p of the default ladder): the players must list every rung the manifest declares.
+function perTitleHeights(manifest) {
+  const heights = declaredHeights(manifest);
+  if (heights.length === 0 || heights.some((height) => ![360, 234].includes(height))) {
+    throw new Error(`${manifest}: per-title rungs ${heights}, expected some of 360 and 234`);
+  }
+  return heights;
+}
+
 function expectedOf(cell, manifest, work) {
   if (TRACKS.includes(cell)) return { codecs: declaredCodecs(manifest), tracks: TITLE };
   const expected = {
-    heights: LADDER,
+    heights: cell.ladder === PER_TITLE_ARGS ? perTitleHeights(manifest) : LADDER,
     fps: SOURCE.fps,
     segment: SEGMENT,
     audio: true,

@@ -225,6 +225,13 @@ export function declaredCodecs(manifest) {
   return [...new Set(lists.flatMap((list) => list.split(',')))];
 }
 
+// The video heights a manifest lists (HLS RESOLUTION, DASH Representation height), tallest first.
+export function declaredHeights(manifest) {
+  const text = readFileSync(manifest, 'utf8');
+  const found = [...text.matchAll(/RESOLUTION=\d+x(\d+)|<Representation[^>]*\sheight="(\d+)"/g)].map((match) => Number(match[1] ?? match[2]));
+  return [...new Set(found)].sort((a, b) => b - a);
+}
+
 function copy(from, to) {
   rmSync(to, { recursive: true, force: true });
   cpSync(from, to, { recursive: true });
