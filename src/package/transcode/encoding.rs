@@ -23,6 +23,26 @@ pub const PRESETS: [&str; 10] = [
     "placebo",
 ];
 
+/// x264's own `rc-lookahead` at each of `PRESETS`.
+const X264_PRESET_LOOKAHEAD: [usize; 10] = [0, 0, 10, 20, 30, 40, 50, 60, 60, 60];
+
+/// The `rc-lookahead` stream-pack gives x264 for a picture of `pixels` at a preset: the preset's
+/// own, but at most 20 frames for pictures of 720p and larger up to `medium`. x264 keeps every
+/// lookahead picture resident, so the large rungs hold most of a ladder's memory: on a six-rung
+/// 1080p ladder, 20 frames on every rung took 845 MB to 590 MB but cost the small rungs up to
+/// 0.11 dB, where a shorter lookahead hurts most and saves least (bench/RESULTS.md, "x264's
+/// lookahead"). `slow` and slower keep theirs: asking for them is asking for quality over cost.
+pub fn x264_lookahead(preset: usize, pixels: u32) -> usize {
+    const LARGE: u32 = 1280 * 720;
+    const MEDIUM: usize = 5;
+    let own = X264_PRESET_LOOKAHEAD[preset];
+    if pixels >= LARGE && preset <= MEDIUM {
+        own.min(20)
+    } else {
+        own
+    }
+}
+
 /// The index of a preset name in `PRESETS`, or an error listing them.
 pub fn preset_index(name: &str) -> Result<usize> {
     PRESETS
@@ -95,53 +115,6 @@ impl VideoCodec {
             VideoCodec::Av1 => "libsvtav1",
         }
     }
-
-    /// Options that make the encoder cut where told (forced keyframes, closed GOPs, no scene-cut
-    /// keyframes) at the given speed and rate.
-    fn options(self, preset: usize, keyint: u32, rate: &RateControl) -> Dictionary<'static> {
-        let mut options = self.cut_options(preset, keyint);
-        options.set("b", &rate.bitrate.0.to_string());
-        if self != VideoCodec::Av1 {
-            options.set("maxrate", &rate.maxrate.0.to_string());
-            options.set("bufsize", &rate.bufsize.0.to_string());
-        }
-        options
-    }
-
-    /// The options of `options` but the rate control.
-    fn cut_options(self, preset: usize, keyint: u32) -> Dictionary<'static> {
-        let mut options = Dictionary::new();
-        let mut set = |key: &str, value: String| options.set(key, &value);
-        match self {
-            VideoCodec::H264 => {
-                set("preset", PRESETS[preset].into());
-                set("forced-idr", "1".into());
-                set("x264-params", format!("keyint={keyint}:scenecut=0:open-gop=0"));
-            }
-            VideoCodec::H265 => {
-                set("preset", PRESETS[preset].into());
-                set("forced-idr", "1".into());
-                set(
-                    "x265-params",
-                    format!("keyint={keyint}:scenecut=0:open-gop=0:log-level=error"),
-                );
-            }
-            VideoCodec::Vp9 => {
-                // libvpx's good-quality speeds run 0 (slowest) to 5.
-                set("deadline", "good".into());
-                set("cpu-used", [5, 5, 5, 4, 4, 3, 2, 1, 0, 0][preset].to_string());
-                set("row-mt", "1".into());
-            }
-            VideoCodec::Av1 => {
-                // SVT-AV1 presets run 13 (fastest) to 0.
-                set("preset", [13, 12, 11, 10, 9, 8, 6, 4, 2, 0][preset].to_string());
-                // Closed GOPs (key frames, not CRA), no scene-change keyframes; the interval is
-                // the context's gop size, which the wrapper passes on.
-                set("svtav1-params", "irefresh-type=2:scd=0".into());
-            }
-        }
-        options
-    }
 }
 
 impl AudioCodec {
@@ -176,8 +149,62 @@ pub struct VideoEncoding {
     pub threads: usize,
 }
 
+impl VideoEncoding {
+    /// Options that make the encoder cut where told (forced keyframes, closed GOPs, no scene-cut
+    /// keyframes) at the given speed and rate.
+    fn options(&self) -> Dictionary<'static> {
+        let mut options = self.cut_options();
+        options.set("b", &self.rate.bitrate.0.to_string());
+        if self.codec != VideoCodec::Av1 {
+            options.set("maxrate", &self.rate.maxrate.0.to_string());
+            options.set("bufsize", &self.rate.bufsize.0.to_string());
+        }
+        options
+    }
+
+    /// The options of `options` but the rate control.
+    fn cut_options(&self) -> Dictionary<'static> {
+        let (preset, keyint) = (self.preset, self.keyint);
+        let mut options = Dictionary::new();
+        let mut set = |key: &str, value: String| options.set(key, &value);
+        match self.codec {
+            VideoCodec::H264 => {
+                set("preset", PRESETS[preset].into());
+                set("forced-idr", "1".into());
+                let lookahead = x264_lookahead(preset, self.width * self.height);
+                set(
+                    "x264-params",
+                    format!("keyint={keyint}:scenecut=0:open-gop=0:rc-lookahead={lookahead}"),
+                );
+            }
+            VideoCodec::H265 => {
+                set("preset", PRESETS[preset].into());
+                set("forced-idr", "1".into());
+                set(
+                    "x265-params",
+                    format!("keyint={keyint}:scenecut=0:open-gop=0:log-level=error"),
+                );
+            }
+            VideoCodec::Vp9 => {
+                // libvpx's good-quality speeds run 0 (slowest) to 5.
+                set("deadline", "good".into());
+                set("cpu-used", [5, 5, 5, 4, 4, 3, 2, 1, 0, 0][preset].to_string());
+                set("row-mt", "1".into());
+            }
+            VideoCodec::Av1 => {
+                // SVT-AV1 presets run 13 (fastest) to 0.
+                set("preset", [13, 12, 11, 10, 9, 8, 6, 4, 2, 0][preset].to_string());
+                // Closed GOPs (key frames, not CRA), no scene-change keyframes; the interval is
+                // the context's gop size, which the wrapper passes on.
+                set("svtav1-params", "irefresh-type=2:scd=0".into());
+            }
+        }
+        options
+    }
+}
+
 pub fn open_video(spec: &VideoEncoding, name: &str) -> Result<encoder::video::Encoder> {
-    let options = spec.codec.options(spec.preset, spec.keyint, &spec.rate);
+    let options = spec.options();
     open_video_with(spec, name, options)
 }
 
@@ -189,7 +216,7 @@ pub fn open_constant_quality(
     capped: bool,
     name: &str,
 ) -> Result<encoder::video::Encoder> {
-    let mut options = spec.codec.cut_options(spec.preset, spec.keyint);
+    let mut options = spec.cut_options();
     options.set("crf", &format!("{crf:.2}"));
     if capped {
         options.set("maxrate", &spec.rate.maxrate.0.to_string());
@@ -344,6 +371,16 @@ mod tests {
         }
         assert!(!AudioCodec::Opus.fits(SegmentFormat::Ts));
         assert!(AudioCodec::Opus.fits(SegmentFormat::Fmp4));
+    }
+
+    #[test]
+    fn x264_looks_ahead_at_most_20_frames_on_large_pictures_up_to_medium() {
+        let hd = 1280 * 720;
+        let medium = preset_index("medium").unwrap();
+        assert_eq!(x264_lookahead(medium, hd), 20);
+        assert_eq!(x264_lookahead(medium, hd - 1), 40);
+        assert_eq!(x264_lookahead(preset_index("veryfast").unwrap(), hd), 10);
+        assert_eq!(x264_lookahead(preset_index("slow").unwrap(), hd), 50);
     }
 
     #[test]

@@ -15,17 +15,14 @@ use crate::package::transcode::encoding::{self, PRESETS, VideoCodec};
 
 pub const VERSION: u32 = 1;
 
-/// x264's `rc-lookahead` per preset (`encoding::PRESETS`): how far past a chunk's end its
-/// encoder looks in a one-process run. Other encoders get the longest.
-const X264_LOOKAHEAD: [usize; 10] = [0, 0, 10, 20, 30, 40, 50, 60, 60, 60];
-
 /// Frames after each chunk encoded and dropped, so that the encoders' lookahead sees past the
-/// chunk's end as in a one-process run.
+/// chunk's end as in a one-process run: the longest x264 lookahead of the preset (a small rung's),
+/// the longest of any preset for other encoders.
 fn postroll_frames(options: &PackageOptions) -> usize {
     let preset = encoding::preset_index(&options.encoder_preset).unwrap_or(PRESETS.len() - 1);
     match options.video_codec {
-        VideoCodec::H264 => X264_LOOKAHEAD[preset],
-        _ => X264_LOOKAHEAD[PRESETS.len() - 1],
+        VideoCodec::H264 => encoding::x264_lookahead(preset, 0),
+        _ => encoding::x264_lookahead(PRESETS.len() - 1, 0),
     }
 }
 
