@@ -145,12 +145,16 @@ impl Run {
 }
 
 fn package(kind: Kind, extra: &[&str]) -> Run {
+    package_with("hls", &ladder_file(), kind, extra)
+}
+
+/// `stream-pack COMMAND TITLE --segment-duration 2 --ladder LADDER EXTRA` with `--progress json`.
+fn package_with(command: &str, ladder: &Path, kind: Kind, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let out = dir.path().join("out");
-    let ladder = ladder_file();
     let mut args = vec!["--segment-duration", "2", "--ladder", ladder.to_str().unwrap()];
     args.extend(extra);
-    let output = cli::package_showing("json", "hls", title(kind), &out, &args);
+    let output = cli::package_showing("json", command, title(kind), &out, &args);
     cli::assert_success(&output);
     Run { _dir: dir, out, output }
 }
@@ -266,24 +270,12 @@ fn a_dropped_rung_is_explained_and_left_out() {
          [[rung]]\nheight = 176\nvideo_bitrate = \"2M\"\nquality_target = 46.0\n",
     )
     .expect("write the ladder file");
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let out = dir.path().join("out");
-    let args = [
-        "--segment-duration",
-        "2",
-        "--ladder",
-        ladder.to_str().unwrap(),
-        "--ladder-mode",
-        "per-title",
-    ];
-    let output = cli::package_showing("json", "hls", title(Kind::Animation), &out, &args);
-    cli::assert_success(&output);
+    let run = package_with("hls", &ladder, Kind::Animation, &["--ladder-mode", "per-title"]);
     cli::assert_says(
-        &output,
+        &run.output,
         &["176p", "dropped", "not less than the 180p"],
         "why 176p was dropped",
     );
-    let run = Run { _dir: dir, out, output };
     let dropped = &run.ladder()["rungs"][1];
     assert_eq!(dropped["name"], "176p");
     assert_eq!(dropped["decision"]["kind"], "dropped");
@@ -331,20 +323,7 @@ fn per_title_is_refused_where_it_cannot_choose_the_ladder() {
 
 #[test]
 fn a_per_title_dash_package_passes_the_dash_checks() {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let out = dir.path().join("out");
-    let ladder = ladder_file();
-    let args = [
-        "--segment-duration",
-        "2",
-        "--ladder",
-        ladder.to_str().unwrap(),
-        "--ladder-mode",
-        "per-title",
-    ];
-    let output = cli::package_showing("json", "dash", title(Kind::Animation), &out, &args);
-    cli::assert_success(&output);
-    let run = Run { _dir: dir, out, output };
+    let run = package_with("dash", &ladder_file(), Kind::Animation, &["--ladder-mode", "per-title"]);
     let kept = run.kept();
     let expect = Expect {
         source: title(Kind::Animation),
