@@ -164,9 +164,13 @@ def ladder_rungs() -> dict[int, dict]:
 
 
 def stream_pack_argv(binary: Path, src: Path, out: Path, per_title: bool) -> list:
+    """The fixed run without passthrough: with `--reps auto` stream-pack would otherwise make the
+    source's own stream its top rung whenever it fits (our easy titles' sources do), and the
+    fixed ladder issue 18 compares with is the encoded one (720p at 3000k), as per-title, the
+    seed library and the expert command encode it."""
     argv = [binary, "hls", src, "-o", out, "--reps", "auto", "--segment-duration", SEGMENT_SECONDS,
             "--encoder-preset", PRESET, "--audio-bitrate", f"{AUDIO_KBPS}k", "--progress", "json", "--force"]
-    return argv + (["--ladder-mode", "per-title"] if per_title else [])
+    return argv + (["--ladder-mode", "per-title"] if per_title else ["--no-passthrough-top"])
 
 
 def fixed_ladder(out: Path) -> list[tuple]:
