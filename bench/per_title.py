@@ -563,6 +563,12 @@ def report(data: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+# The fixed ladder and the expert command land on nearly the same points: distinct markers and
+# dashes keep both visible.
+LINE_STYLES = {"fixed": {"marker": "o", "markersize": 8}, "per-title": {"marker": "s"},
+               "seed": {"marker": "^", "linestyle": "--"}, "expert": {"marker": "x", "linestyle": ":"}}
+
+
 def plot(data: dict) -> None:
     run.ensure_matplotlib()
     import matplotlib
@@ -576,7 +582,7 @@ def plot(data: dict) -> None:
         figure, axes = plt.subplots(figsize=(7, 4.5))
         for name, rungs in e["packages"].items():
             points = sorted((r["video_kbps"], r["at_source"]["psnr_y"], r["name"]) for r in rungs)
-            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+            axes.plot([p[0] for p in points], [p[1] for p in points], label=name, **LINE_STYLES[name])
             if name == "per-title":
                 for rate, quality, label in points:
                     axes.annotate(label, (rate, quality), fontsize=7, textcoords="offset points", xytext=(4, -10))
