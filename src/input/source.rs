@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use ffmpeg::{Packet, Rational, codec, format, media};
+use ffmpeg::{Packet, Rational, codec, color, format, media};
 use ffmpeg_next as ffmpeg;
 use tempfile::TempPath;
 
@@ -31,6 +31,28 @@ pub struct VideoInput {
     pub frame_rate: Rational,
     pub time_base: Rational,
     pub pixel_format: format::Pixel,
+    pub colour: Colour,
+}
+
+/// The colour description a video stream declares (H.264/HEVC VUI, container tags). Scaling keeps
+/// the coded colours, so every rung declares the source's: an untagged SD rung is shown as BT.601,
+/// which shifts the colours of a BT.709 source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Colour {
+    pub primaries: color::Primaries,
+    pub transfer: color::TransferCharacteristic,
+    pub matrix: color::Space,
+}
+
+impl Default for Colour {
+    /// Nothing declared.
+    fn default() -> Colour {
+        Colour {
+            primaries: color::Primaries::Unspecified,
+            transfer: color::TransferCharacteristic::Unspecified,
+            matrix: color::Space::Unspecified,
+        }
+    }
 }
 
 impl VideoInput {
@@ -402,6 +424,11 @@ fn video_input(path: &Path, stream: &format::stream::Stream) -> Result<VideoInpu
         frame_rate,
         time_base: stream.time_base(),
         pixel_format: decoder.format(),
+        colour: Colour {
+            primaries: decoder.color_primaries(),
+            transfer: decoder.color_transfer_characteristic(),
+            matrix: decoder.color_space(),
+        },
     })
 }
 

@@ -100,3 +100,46 @@ fn x264_looks_ahead_20_frames_on_720p_rungs_and_40_below_at_medium() {
         assert!(settings.contains(&wanted), "{}: {settings}", segment.display());
     }
 }
+
+/// The colours a rendition's SPS declares (ffprobe reads its VUI): primaries, transfer, matrix.
+fn declared_colours(playlist: &Path) -> Vec<String> {
+    let entries = "stream=color_primaries,color_transfer,color_space";
+    let info = crate::util::ffprobe::probe(&["-select_streams", "v:0", "-show_entries", entries], playlist);
+    let stream = &info["streams"][0];
+    ["color_primaries", "color_transfer", "color_space"]
+        .map(|key| stream[key].as_str().unwrap_or("unknown").to_owned())
+        .to_vec()
+}
+
+/// Scaling keeps the coded colours, so the rungs declare the source's: a BT.709 source's SD rungs
+/// untagged would be shown as BT.601. An untagged source's rungs declare nothing.
+#[test]
+fn every_rung_declares_the_colours_of_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let tagged = dir.path().join("bt709.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(media("short"))
+        .args(["-c", "copy", "-bsf:v"])
+        .arg("h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1")
+        .arg(&tagged)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "tagging the source failed");
+    let bt709 = vec!["bt709".to_owned(); 3];
+    assert_eq!(declared_colours(&tagged), bt709, "the tagged source");
+    let rungs = ["--reps", "360,144", "--segment-duration", "1"];
+    let (_tagged_dir, out) = cli::package_in_temp("hls", &tagged, &[&rungs[..], &FAST].concat());
+    let (_plain_dir, plain) = cli::package_in_temp("hls", &media("short"), &[&rungs[..], &FAST].concat());
+    for rung in ["360p", "144p"] {
+        let playlist = out.join(rung).join("index.m3u8");
+        assert_eq!(declared_colours(&playlist), bt709, "{}", playlist.display());
+        let playlist = plain.join(rung).join("index.m3u8");
+        assert_eq!(
+            declared_colours(&playlist),
+            vec!["unknown".to_owned(); 3],
+            "{}",
+            playlist.display()
+        );
+    }
+}

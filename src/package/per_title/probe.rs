@@ -13,6 +13,7 @@ use ffmpeg_next as ffmpeg;
 use super::choose::ProbePoint;
 use super::sample::Sink;
 use crate::error::{Error, Result};
+use crate::input::source::Colour;
 use crate::package::rate::{Bitrate, RateControl};
 use crate::package::transcode::encoding::{self, VideoCodec, VideoEncoding};
 use crate::package::transcode::{self, received};
@@ -210,6 +211,8 @@ impl ProbeEncode {
             // One thread: x264's output then depends on nothing but its input, so the chosen
             // ladder is the same from run to run.
             threads: 1,
+            // Measured here and dropped: what it declares does not matter.
+            colour: Colour::default(),
         };
         let encoder = encoding::open_constant_quality(&spec, f64::from(crf), false, &name)?;
         let mut context = codec::context::Context::from_parameters(codec::Parameters::from(&encoder))

@@ -5,7 +5,7 @@ use ffmpeg::{ChannelLayout, Dictionary, Rational, codec, encoder};
 use ffmpeg_next as ffmpeg;
 
 use crate::error::{Error, Result};
-use crate::input::source::AudioInput;
+use crate::input::source::{AudioInput, Colour};
 use crate::package::rate::{Bitrate, RateControl};
 use crate::package::segment::{Cuts, SegmentFormat};
 
@@ -147,6 +147,8 @@ pub struct VideoEncoding {
     pub rate: RateControl,
     /// Threads of the encoder's own; 0 lets the encoder choose.
     pub threads: usize,
+    /// What the stream declares of its colours: the source's.
+    pub colour: Colour,
 }
 
 impl VideoEncoding {
@@ -235,6 +237,9 @@ fn open_video_with(spec: &VideoEncoding, name: &str, options: Dictionary) -> Res
     video.set_height(spec.height);
     video.set_format(ffmpeg::format::Pixel::YUV420P);
     video.set_aspect_ratio(Rational::new(1, 1));
+    video.set_color_primaries(spec.colour.primaries);
+    video.set_color_transfer_characteristic(spec.colour.transfer);
+    video.set_colorspace(spec.colour.matrix);
     video.set_time_base(spec.time_base);
     video.set_frame_rate(Some(spec.frame_rate));
     video.set_gop(spec.keyint);

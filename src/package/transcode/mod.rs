@@ -592,6 +592,7 @@ impl RungEncoder {
             keyint: settings.codec.keyint(clock.longest(), input.frame_rate),
             rate: rung.rate,
             threads,
+            colour: input.colour,
         };
         let encoder = match rung.constant_quality {
             Some(crf) => encoding::open_constant_quality(&spec, crf, true, &rung.name)?,
