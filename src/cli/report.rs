@@ -88,6 +88,7 @@ fn print_per_title(ladder: &PerTitleReport) {
         let outcome = match &rung.decision {
             Decision::Reached => "target reached".to_owned(),
             Decision::Capped => "capped at maxrate".to_owned(),
+            Decision::Held { reason } => format!("held: {reason}"),
             Decision::Fixed { reason } => format!("fixed rate: {reason}"),
             Decision::Dropped { reason } => format!("dropped: {reason}"),
         };

@@ -52,6 +52,10 @@ pub enum Decision {
     Reached,
     /// The target needs more than the rung's maxrate: the rung gets its maxrate.
     Capped,
+    /// The target needs more than the fixed rate, but past some rate the larger rung above looks
+    /// better at the top rung's size for the same bits: the rung stops there (not below the
+    /// fixed rate).
+    Held { reason: String },
     /// The probe could not be trusted: the rung keeps the fixed ladder's rate.
     Fixed { reason: String },
     /// Left out of the ladder.
@@ -71,7 +75,7 @@ pub struct RungChoice {
     /// have been, when dropped): the fixed bitrate when the rung keeps the fixed ladder's rate.
     pub chosen_bitrate: u64,
     /// The CRF the rung is encoded at, under the fixed rung's maxrate and bufsize; `None` when it
-    /// keeps the fixed ladder's rate.
+    /// is encoded at its average rate (it keeps the fixed ladder's rate, or is held).
     pub crf: Option<f64>,
     /// The PSNR the fit predicts at the chosen bitrate, at the rung's size.
     pub predicted_psnr: Option<f64>,
@@ -101,6 +105,7 @@ impl RungChoice {
 /// bitrate into the real preset's at the same quality.
 pub fn choose(measured: Vec<Measured>, correction: f64) -> Vec<RungChoice> {
     let mut choices: Vec<RungChoice> = measured.into_iter().map(|m| choose_rung(m, correction)).collect();
+    hold_to_the_hull(&mut choices, correction);
     drop_costlier_than_above(&mut choices);
     drop_small_steps(&mut choices);
     choices
@@ -109,7 +114,6 @@ pub fn choose(measured: Vec<Measured>, correction: f64) -> Vec<RungChoice> {
 /// The fewest bits that reach the rung's target by its fit, within its maxrate.
 fn choose_rung(measured: Measured, correction: f64) -> RungChoice {
     let own: Vec<(f64, f64)> = measured.points.iter().map(|p| (p.bitrate, p.psnr)).collect();
-    let at_top: Vec<(f64, f64)> = measured.points.iter().map(|p| (p.bitrate, p.psnr_at_top)).collect();
     let fitted = match measured.quality_target {
         Some(target) => LogFit::of(&own).map(|fit| (fit, target)),
         None => Err("the ladder gives no quality_target for it".into()),
@@ -138,27 +142,98 @@ fn choose_rung(measured: Measured, correction: f64) -> RungChoice {
     // Between and beyond the probe points the curve is taken piece by piece, linear in ln(rate):
     // through every point, where the least-squares fit (the check that the points are sane)
     // strays on titles whose curve bends, such as noise.
-    let by_rate: Vec<(f64, f64)> = own.iter().map(|&(rate, psnr)| (rate.ln(), psnr)).collect();
-    let by_quality: Vec<(f64, f64)> = by_rate.iter().map(|&(ln_rate, psnr)| (psnr, ln_rate)).collect();
-    let quality_at = |rate: f64| fit::along(&by_rate, rate.ln()).unwrap_or_else(|| fit.quality_at(rate));
+    let by_quality: Vec<(f64, f64)> = own.iter().map(|&(rate, psnr)| (psnr, rate.ln())).collect();
     let needed = fit::along(&by_quality, target).map_or_else(|| fit.bitrate_for(target), f64::exp) * correction;
     let ceiling = measured.fixed.maxrate.0 as f64;
+    choice.fit = Some(fit);
     // Not raised to the encoders' least bitrate here: the rungs are compared by what they need,
     // and a capped-CRF encode is not held to its average (`rate` raises it for the encoder).
-    let chosen = needed.min(ceiling).round();
-    let probe_rate = chosen / correction;
-    let predicted = quality_at(probe_rate);
-    let crf_by_quality: Vec<(f64, f64)> = choice.points.iter().map(|p| (p.psnr, f64::from(p.crf))).collect();
-    choice.crf = fit::along(&crf_by_quality, predicted).map(|crf| crf.clamp(0.0, MAX_CRF));
-    choice.chosen_bitrate = chosen as u64;
-    choice.predicted_psnr = Some(predicted);
-    let at_top: Vec<(f64, f64)> = at_top.iter().map(|&(rate, psnr)| (rate.ln(), psnr)).collect();
-    choice.predicted_psnr_at_top = fit::along(&at_top, probe_rate.ln());
-    choice.fit = Some(fit);
+    settle(&mut choice, needed.min(ceiling).round(), correction);
     if needed > ceiling {
         choice.decision = Decision::Capped;
     }
     choice
+}
+
+/// Gives a fitted rung `chosen` bits per second (of the real preset) and what follows from it: the
+/// PSNR its curve predicts there, at its size and at the top rung's, and the CRF that reaches it.
+fn settle(choice: &mut RungChoice, chosen: f64, correction: f64) {
+    let probe_rate = chosen / correction;
+    let own: Vec<(f64, f64)> = choice.points.iter().map(|p| (p.bitrate.ln(), p.psnr)).collect();
+    let predicted = fit::along(&own, probe_rate.ln())
+        .or_else(|| choice.fit.as_ref().map(|fit| fit.quality_at(probe_rate)))
+        .unwrap_or(f64::NAN);
+    let crf_by_quality: Vec<(f64, f64)> = choice.points.iter().map(|p| (p.psnr, f64::from(p.crf))).collect();
+    choice.crf = fit::along(&crf_by_quality, predicted).map(|crf| crf.clamp(0.0, MAX_CRF));
+    choice.chosen_bitrate = chosen as u64;
+    choice.predicted_psnr = Some(predicted);
+    choice.predicted_psnr_at_top = quality_at_top(&choice.points, probe_rate);
+}
+
+/// PSNR at the top rung's size that a rung's probe points predict at `probe_rate`.
+fn quality_at_top(points: &[ProbePoint], probe_rate: f64) -> Option<f64> {
+    let at_top: Vec<(f64, f64)> = points.iter().map(|p| (p.bitrate.ln(), p.psnr_at_top)).collect();
+    fit::along(&at_top, probe_rate.ln())
+}
+
+/// A rung given more than its fixed rate (a hard title) is worth those bits only while it looks
+/// better than the larger rung above it would at the same rate, at the top rung's size: beyond
+/// that a player with the bandwidth should get the larger picture, and the ladder leaves its
+/// convex hull (measured: a sport-like title's 540p at 3.0 Mb/s upscaled gave 32.0 dB where
+/// 720p gave 36.1 dB at 2.9 Mb/s). Such a rung is held at the highest rate, down to its fixed
+/// one, where it is still the better of the two.
+fn hold_to_the_hull(choices: &mut [RungChoice], correction: f64) {
+    for i in 1..choices.len() {
+        let (above, rest) = choices.split_at_mut(i);
+        let (larger, rung) = (&above[i - 1], &mut rest[0]);
+        if rung.fit.is_none() || rung.chosen_bitrate <= rung.fixed_bitrate {
+            continue;
+        }
+        let better_than_larger = |rate: f64| {
+            let probe_rate = rate / correction;
+            match (
+                quality_at_top(&rung.points, probe_rate),
+                quality_at_top(&larger.points, probe_rate),
+            ) {
+                (Some(own), Some(other)) => own >= other,
+                _ => true,
+            }
+        };
+        let (low, high) = (rung.fixed_bitrate as f64, rung.chosen_bitrate as f64);
+        if better_than_larger(high) {
+            continue;
+        }
+        let held = highest_where(low, high, better_than_larger).unwrap_or(low).round();
+        let reason = format!(
+            "above {} kb/s the {} rung looks better for the same bits",
+            held as u64 / 1000,
+            larger.name
+        );
+        settle(rung, held, correction);
+        // At that average rate, like the fixed ladder's rung: a capped-CRF encode of a hard title
+        // overshoots the probe's prediction (measured: 540p asked 2000 kb/s, made 2316), which
+        // puts the rung back past the crossing.
+        rung.crf = None;
+        rung.decision = Decision::Held { reason };
+    }
+}
+
+/// The highest rate in `low..=high` (searched on a log scale) where `holds`, if any; `holds(high)`
+/// is false.
+fn highest_where(low: f64, high: f64, holds: impl Fn(f64) -> bool) -> Option<f64> {
+    if !holds(low) {
+        return None;
+    }
+    let (mut good, mut bad) = (low.ln(), high.ln());
+    for _ in 0..40 {
+        let middle = (good + bad) / 2.0;
+        if holds(middle.exp()) {
+            good = middle;
+        } else {
+            bad = middle;
+        }
+    }
+    Some(good.exp())
 }
 
 /// A smaller rung that needs at least the bits of the kept rung above it is of no use: a player
@@ -269,6 +344,32 @@ mod tests {
         });
         assert_eq!(rate.bitrate, Bitrate(1_500_000));
         assert_eq!((rate.maxrate, rate.bufsize), (Bitrate(1_500_000), Bitrate(2_000_000)));
+    }
+
+    #[test]
+    fn a_rung_given_more_than_its_fixed_rate_stops_where_the_larger_rung_looks_better() {
+        // At the top size 720p is 3 ln r and 540p 9 + 2.3 ln r: 540p is the better below
+        // e^(9/0.7) ≈ 383.3k, 720p above. 540p's 45 dB target needs far more than its 450k
+        // maxrate, so it would be capped at 450k, past the crossing; it is held there instead.
+        let top = measured("720p", 720, 3_000_000, 40.0, (0.0, 3.0), 0.0);
+        let hard = measured("540p", 540, 300_000, 45.0, (10.0, 2.3), 1.0);
+        let choices = choose(vec![top, hard], 1.0);
+        let held = &choices[1];
+        let Decision::Held { reason } = &held.decision else {
+            panic!("540p not held: {choices:?}");
+        };
+        assert!(reason.contains("720p"), "{reason}");
+        let crossing = (9.0f64 / 0.7).exp();
+        assert!((held.chosen_bitrate as f64 - crossing).abs() <= 1.0, "{held:?}");
+        let predicted = 10.0 + 2.3 * crossing.ln();
+        assert!((held.predicted_psnr.unwrap() - predicted).abs() < 1e-3, "{held:?}");
+        assert_eq!(held.crf, None, "a held rung is encoded at its average rate: {held:?}");
+        // Were the larger rung better even at the fixed rate, the rung keeps its fixed rate.
+        let top = measured("720p", 720, 3_000_000, 40.0, (0.0, 3.0), 0.0);
+        let worse = measured("540p", 540, 300_000, 45.0, (10.0, 2.3), 3.0);
+        let choices = choose(vec![top, worse], 1.0);
+        assert!(matches!(choices[1].decision, Decision::Held { .. }), "{choices:?}");
+        assert_eq!(choices[1].chosen_bitrate, 300_000);
     }
 
     #[test]
