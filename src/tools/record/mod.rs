@@ -258,6 +258,18 @@ struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// Whether this is `recorded`'s stream with part of its parameters not known yet.
+    fn lacks_what(&self, recorded: &Fingerprint) -> bool {
+        let unknown = |seen: i32, known: i32| seen <= 0 && known > 0;
+        self.medium == recorded.medium
+            && self.codec == recorded.codec
+            && (unknown(self.width, recorded.width)
+                || unknown(self.height, recorded.height)
+                || unknown(self.sample_rate, recorded.sample_rate)
+                || unknown(self.channels, recorded.channels)
+                || (self.extradata.is_empty() && !recorded.extradata.is_empty()))
+    }
+
     fn of(stream: &format::stream::Stream) -> Fingerprint {
         let params = stream.parameters();
         // SAFETY: plain fields of the stream's codec parameters, and its extradata buffer of
@@ -363,11 +375,18 @@ impl PartWriter {
         theirs == self.streams
     }
 
-    /// Whether the connection shows fewer streams than the recording has: libav's FLV demuxer
-    /// adds a stream at its first packet, so a probe made as a broadcast comes back can miss
-    /// the audio. Such a connection is retried, not taken for a change of streams.
-    fn misses_streams(&self, chosen: &[usize]) -> bool {
+    /// Whether the connection shows less than the recording has: libav's FLV demuxer adds a
+    /// stream at its first packet and learns a stream's parameters from its first packets, so a
+    /// probe made as a broadcast comes back can miss the audio, or see a video of no size or
+    /// without its parameter sets (measured: such a probe started a second file, whose MP4
+    /// muxer then refused a video of no size). Such a connection is retried, not taken for a
+    /// change of streams.
+    fn misses_streams(&self, input: &format::context::Input, chosen: &[usize]) -> bool {
         chosen.len() < self.streams.len()
+            || chosen.iter().zip(&self.streams).any(|(&index, recorded)| {
+                let seen = Fingerprint::of(&input.stream(index).expect("chosen stream exists"));
+                seen.lacks_what(recorded)
+            })
     }
 
     fn has_video(&self) -> bool {
@@ -627,7 +646,7 @@ impl<'a> Recorder<'a> {
             });
         }
         check_compressed(input, &chosen)?;
-        if self.writer.as_ref().is_some_and(|w| w.misses_streams(&chosen)) {
+        if self.writer.as_ref().is_some_and(|w| w.misses_streams(input, &chosen)) {
             return Ok(Dropped::Lost);
         }
         if self.writer.as_ref().is_some_and(|w| !w.accepts(input, &chosen)) {
@@ -822,5 +841,46 @@ fn ends_for_good(source: &LiveSource) -> bool {
             Some("http" | "https" | "file")
         ),
         LiveSource::File(_) | LiveSource::Capture { .. } => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(width: i32, extradata: &[u8]) -> Fingerprint {
+        Fingerprint {
+            medium: media::Type::Video,
+            codec: ffmpeg::codec::Id::H264,
+            width,
+            height: width * 9 / 16,
+            sample_rate: 0,
+            channels: 0,
+            extradata: extradata.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_probe_that_has_not_seen_a_streams_parameters_yet_lacks_them_a_changed_stream_does_not() {
+        let recorded = video(640, &[1, 2, 3]);
+        assert!(video(0, &[1, 2, 3]).lacks_what(&recorded));
+        assert!(video(640, &[]).lacks_what(&recorded));
+        assert!(!video(640, &[1, 2, 3]).lacks_what(&recorded));
+        assert!(!video(1280, &[4, 5]).lacks_what(&recorded), "a new size is a change");
+        let audio = Fingerprint {
+            medium: media::Type::Audio,
+            codec: ffmpeg::codec::Id::AAC,
+            width: 0,
+            height: 0,
+            sample_rate: 48_000,
+            channels: 2,
+            extradata: vec![0x11, 0x90],
+        };
+        let unknown_rate = Fingerprint {
+            sample_rate: 0,
+            ..audio.clone()
+        };
+        assert!(unknown_rate.lacks_what(&audio));
+        assert!(!video(0, &[]).lacks_what(&audio), "another medium is a change");
     }
 }
