@@ -89,6 +89,7 @@ fn print_per_title(ladder: &PerTitleReport) {
             Decision::Reached => "target reached".to_owned(),
             Decision::Capped => "capped at maxrate".to_owned(),
             Decision::Held { reason } => format!("held: {reason}"),
+            Decision::Resized { to, reason } => format!("encoded as {to}: {reason}"),
             Decision::Fixed { reason } => format!("fixed rate: {reason}"),
             Decision::Dropped { reason } => format!("dropped: {reason}"),
         };

@@ -349,7 +349,7 @@ fn rung(short: u32, rate: RateControl, source: DisplayGeometry, codec: VideoCode
 }
 
 /// Two rungs of one height (Apple's ladder has two 720p rungs) get their bitrate in the name.
-fn disambiguate_names(rungs: &mut [Rung]) {
+pub(crate) fn disambiguate_names(rungs: &mut [Rung]) {
     let names: Vec<String> = rungs.iter().map(|r| r.name.clone()).collect();
     for rung in rungs.iter_mut() {
         if names.iter().filter(|n| **n == rung.name).count() > 1 {

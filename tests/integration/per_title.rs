@@ -119,19 +119,82 @@ impl Run {
         done["ladder"].clone()
     }
 
-    /// The rungs of `RUNGS` the package holds (the choice may drop some), after the top one,
-    /// which it must hold.
+    /// The sizes of the rungs the run's report says the package holds (the choice may drop
+    /// some, or encode one at the size of the rung above), the top one first, which it must hold.
     fn kept(&self) -> Vec<(u32, u32)> {
-        let kept: Vec<(u32, u32)> = RUNGS
-            .into_iter()
-            .filter(|&size| self.out.join(check::rung_dir(size)).exists())
+        self.kept_candidates().into_iter().map(|(_, size)| size).collect()
+    }
+
+    /// `kept` with the name of the ladder's rung each one was chosen for.
+    fn kept_candidates(&self) -> Vec<(String, (u32, u32))> {
+        let ladder = self.ladder();
+        let kept: Vec<(String, (u32, u32))> = ladder["rungs"]
+            .as_array()
+            .expect("rungs")
+            .iter()
+            .filter(|rung| rung["decision"]["kind"] != "dropped")
+            .map(|rung| {
+                let name = rung["name"].as_str().expect("a rung name").to_owned();
+                (name, (size_of(&rung["width"]), size_of(&rung["height"])))
+            })
             .collect();
-        assert_eq!(kept.first(), Some(&RUNGS[0]), "the top rung is missing");
+        assert_eq!(
+            kept.first().map(|(_, size)| size),
+            Some(&RUNGS[0]),
+            "the top rung is missing"
+        );
         kept
     }
 
+    /// The folder of each of `rungs`: named after the size's short side, and when two rungs share
+    /// a size, with each one's bitrate after it (`180p_400k`), the costlier first as in `kept`.
+    fn folders(&self, rungs: &[(u32, u32)]) -> Vec<String> {
+        let mut shared: Vec<(u64, String)> = Vec::new();
+        rungs
+            .iter()
+            .map(|&size| {
+                let base = check::rung_dir(size);
+                if rungs.iter().filter(|&&other| other == size).count() == 1 {
+                    return base;
+                }
+                if !shared.iter().any(|(_, dir)| dir.starts_with(&format!("{base}_"))) {
+                    shared.extend(self.folders_with_bitrates(&base));
+                }
+                let at = shared
+                    .iter()
+                    .position(|(_, dir)| dir.starts_with(&format!("{base}_")))
+                    .unwrap_or_else(|| panic!("no folder left for a second {base} rung"));
+                shared.remove(at).1
+            })
+            .collect()
+    }
+
+    /// The folders `BASE_<kb/s>k` of the package, the costliest first.
+    fn folders_with_bitrates(&self, base: &str) -> Vec<(u64, String)> {
+        let mut found: Vec<(u64, String)> = std::fs::read_dir(&self.out)
+            .expect("list the package")
+            .map(|entry| {
+                entry
+                    .expect("a folder entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter_map(|name| {
+                let kbps = name
+                    .strip_prefix(&format!("{base}_"))?
+                    .strip_suffix('k')?
+                    .parse()
+                    .ok()?;
+                Some((kbps, name))
+            })
+            .collect();
+        found.sort_by(|a, b| b.cmp(a));
+        found
+    }
+
     fn checked(&self, kind: Kind, rungs: &[(u32, u32)]) -> Package {
-        check::check_package(
+        check::check_package_in(
             &self.out,
             &Expect {
                 source: title(kind),
@@ -140,8 +203,13 @@ impl Run {
                 audio: false,
                 segments: Segments::TS,
             },
+            &self.folders(rungs),
         )
     }
+}
+
+fn size_of(value: &Value) -> u32 {
+    value.as_u64().and_then(|v| u32::try_from(v).ok()).expect("a size")
 }
 
 fn package(kind: Kind, extra: &[&str]) -> Run {
@@ -165,11 +233,12 @@ fn per_title(kind: Kind) -> &'static Run {
     RUNS[kind.index()].get_or_init(|| package(kind, &["--ladder-mode", "per-title"]))
 }
 
-/// Y PSNR of a rendition against the source scaled to its size by ffmpeg's bicubic scaler.
+/// Y PSNR of a rendition against the source, both scaled to `size` by ffmpeg's bicubic scaler
+/// (a rendition of that size is left as it is; a smaller one is upscaled as a player would).
 fn psnr(rendition: &Path, source: &Path, (width, height): (u32, u32)) -> f64 {
     let graph = format!(
-        "[0:v]setpts=PTS-STARTPTS[coded];[1:v]setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic[reference];\
-         [coded][reference]psnr"
+        "[0:v]setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic[coded];\
+         [1:v]setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic[reference];[coded][reference]psnr"
     );
     let output = Command::new("ffmpeg")
         .args(["-nostdin", "-i"])
@@ -203,8 +272,9 @@ fn an_easy_title_gets_fewer_bits_than_the_fixed_ladder_and_still_reaches_its_tar
         chosen_bits < 0.7 * fixed_bits,
         "per-title spends {chosen_bits:.0} b/s on the slides, the fixed ladder {fixed_bits:.0}: not 30% fewer"
     );
-    for size in kept {
-        let rendition = chosen.out.join(check::rung_dir(size)).join("index.m3u8");
+    for (size, folder) in kept.iter().zip(chosen.folders(&kept)) {
+        let size = *size;
+        let rendition = chosen.out.join(folder).join("index.m3u8");
         let quality = psnr(&rendition, title(Kind::Slides), size);
         assert!(
             quality >= TARGET - TOLERANCE,
@@ -215,23 +285,70 @@ fn an_easy_title_gets_fewer_bits_than_the_fixed_ladder_and_still_reaches_its_tar
 
 #[test]
 fn a_hard_title_gets_more_bits_than_an_easy_one_at_each_rung() {
-    let (easy, hard) = (per_title(Kind::Slides), per_title(Kind::Noise));
-    let (easy_rungs, hard_rungs) = (easy.kept(), hard.kept());
-    let (easy, hard) = (
-        easy.checked(Kind::Slides, &easy_rungs),
-        hard.checked(Kind::Noise, &hard_rungs),
-    );
-    for easy in &easy.video {
-        let Some(hard) = hard.video.iter().find(|r| r.dir == easy.dir) else {
+    let easy = payload_bitrates(per_title(Kind::Slides), Kind::Slides);
+    let hard = payload_bitrates(per_title(Kind::Noise), Kind::Noise);
+    let mut compared = 0;
+    for (rung, easy_bits) in &easy {
+        let Some((_, hard_bits)) = hard.iter().find(|(other, _)| other == rung) else {
             continue;
         };
-        let (easy_bits, hard_bits) = (easy.payload_bitrate(), hard.payload_bitrate());
         assert!(
-            hard_bits > 2.0 * easy_bits,
-            "{}: the noisy title gets {hard_bits:.0} b/s, the slide {easy_bits:.0}",
-            easy.dir
+            *hard_bits > 2.0 * easy_bits,
+            "{rung}: the noisy title gets {hard_bits:.0} b/s, the slide {easy_bits:.0}"
         );
+        compared += 1;
     }
+    assert!(compared >= 1, "no rung kept in both ladders: {easy:?} {hard:?}");
+}
+
+#[test]
+fn a_rung_the_larger_picture_beats_at_its_rate_is_encoded_at_that_size() {
+    // Under heavy noise the probe finds 120p upscaled worse than 180p at 120p's 200 kb/s (and
+    // the top rung raised to its maxrate), so that rate is spent on a 180p picture.
+    let run = per_title(Kind::Noise);
+    let resized = &run.ladder()["rungs"][1];
+    assert_eq!(resized["name"], "120p", "{resized}");
+    assert_eq!(resized["decision"]["kind"], "resized", "{resized}");
+    assert_eq!(resized["decision"]["to"], "180p", "{resized}");
+    let sizes = run.kept();
+    assert_eq!(sizes, [RUNGS[0], RUNGS[0]]);
+    let folders = run.folders(&sizes);
+    let bits = payload_bitrates(run, Kind::Noise);
+    let fixed = package(Kind::Noise, &["--no-passthrough-top"]);
+    let fixed_120p = &fixed.checked(Kind::Noise, &RUNGS).video[1];
+    let source = title(Kind::Noise);
+    let mine = psnr(&run.out.join(&folders[1]).join("index.m3u8"), source, RUNGS[0]);
+    let theirs = psnr(&fixed.out.join(&fixed_120p.dir).join("index.m3u8"), source, RUNGS[0]);
+    assert!(
+        bits[1].1 <= 1.15 * fixed_120p.payload_bitrate(),
+        "the resized rung spends {:.0} b/s, the fixed 120p {:.0}",
+        bits[1].1,
+        fixed_120p.payload_bitrate()
+    );
+    assert!(
+        mine > theirs,
+        "at 320x180 the resized rung gives {mine:.2} dB, the fixed 120p upscaled {theirs:.2}"
+    );
+}
+
+/// The payload bitrate of each kept rung of a checked package, by the ladder rung it was chosen
+/// for (a rung encoded at the size of the one above is still the smaller rung's choice).
+fn payload_bitrates(run: &Run, kind: Kind) -> Vec<(String, f64)> {
+    let candidates = run.kept_candidates();
+    let sizes: Vec<(u32, u32)> = candidates.iter().map(|(_, size)| *size).collect();
+    let package = run.checked(kind, &sizes);
+    candidates
+        .into_iter()
+        .zip(run.folders(&sizes))
+        .map(|((name, _), folder)| {
+            let rendition = package
+                .video
+                .iter()
+                .find(|r| r.dir == folder)
+                .expect("a checked rendition");
+            (name, rendition.payload_bitrate())
+        })
+        .collect()
 }
 
 #[test]

@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::fit::{self, LogFit};
-use crate::package::rate::{MIN_VIDEO_BITRATE, RateControl};
+use crate::package::rate::{Bitrate, MIN_VIDEO_BITRATE, RateControl};
 
 /// The least gain, in dB of PSNR at the top rung's size, a rung must add over the rung below it:
 /// below this a viewer switching between the two sees no step, and the rung only costs storage.
@@ -56,6 +56,10 @@ pub enum Decision {
     /// better at the top rung's size for the same bits: the rung stops there (not below the
     /// fixed rate).
     Held { reason: String },
+    /// The target needs more than the fixed rate, and even at the fixed rate the larger rung
+    /// above looks better at the top rung's size: the rung is encoded at that rung's size, at
+    /// the fixed rate.
+    Resized { to: String, reason: String },
     /// The probe could not be trusted: the rung keeps the fixed ladder's rate.
     Fixed { reason: String },
     /// Left out of the ladder.
@@ -91,11 +95,13 @@ impl RungChoice {
         !matches!(self.decision, Decision::Dropped { .. })
     }
 
-    /// The rung's rate control: the chosen bitrate within the fixed rung's maxrate and bufsize.
-    /// The bounds are not scaled down with the bitrate: an easy title's keyframes need the room.
+    /// The rung's rate control: the chosen bitrate, to the kb/s (it names the rung's folder when
+    /// two rungs share a size), within the fixed rung's maxrate and bufsize. The bounds are not
+    /// scaled down with the bitrate: an easy title's keyframes need the room.
     pub fn rate(&self, fixed: RateControl) -> RateControl {
+        let kbps = (self.chosen_bitrate + 500) / 1000;
         RateControl {
-            bitrate: MIN_VIDEO_BITRATE.max(crate::package::rate::Bitrate(self.chosen_bitrate)),
+            bitrate: MIN_VIDEO_BITRATE.max(Bitrate(kbps * 1000)),
             ..fixed
         }
     }
@@ -181,7 +187,11 @@ fn quality_at_top(points: &[ProbePoint], probe_rate: f64) -> Option<f64> {
 /// that a player with the bandwidth should get the larger picture, and the ladder leaves its
 /// convex hull (measured: a sport-like title's 540p at 3.0 Mb/s upscaled gave 32.0 dB where
 /// 720p gave 36.1 dB at 2.9 Mb/s). Such a rung is held at the highest rate, down to its fixed
-/// one, where it is still the better of the two.
+/// one, where it is still the better of the two. When the larger picture is better even at the
+/// fixed rate, the rung takes the larger size at that rate, as a convex-hull ladder would: the
+/// larger rung having been raised, the ladder would otherwise lack a good picture near its
+/// fixed rate (measured: a sport-like title's 540p at 1.9 Mb/s upscaled gave 30.9 dB, 720p at
+/// 1.9 Mb/s 33.9 dB).
 fn hold_to_the_hull(choices: &mut [RungChoice], correction: f64) {
     for i in 1..choices.len() {
         let (above, rest) = choices.split_at_mut(i);
@@ -203,18 +213,45 @@ fn hold_to_the_hull(choices: &mut [RungChoice], correction: f64) {
         if better_than_larger(high) {
             continue;
         }
-        let held = highest_where(low, high, better_than_larger).unwrap_or(low).round();
-        let reason = format!(
-            "above {} kb/s the {} rung looks better for the same bits",
-            held as u64 / 1000,
-            larger.name
-        );
-        settle(rung, held, correction);
+        // The larger rung's curve is trusted only where its probe measured it: below its lowest
+        // point it is extrapolated, and a noisy title's curve falls away there (measured: grain's
+        // 720p, 31.6 dB at 637 kb/s in the probe, gave 30.1 dB at 376 kb/s, under 360p's 31.2).
+        let larger_from = larger.points.iter().map(|p| p.bitrate).fold(f64::INFINITY, f64::min) * correction;
+        match highest_where(low, high, better_than_larger) {
+            None if low >= larger_from => {
+                let reason = format!(
+                    "at its fixed {} kb/s a {}x{} picture looks better than its {}x{}",
+                    rung.fixed_bitrate / 1000,
+                    larger.width,
+                    larger.height,
+                    rung.width,
+                    rung.height
+                );
+                let to = match &larger.decision {
+                    Decision::Resized { to, .. } => to.clone(),
+                    _ => larger.name.clone(),
+                };
+                (rung.width, rung.height) = (larger.width, larger.height);
+                rung.points = larger.points.clone();
+                rung.fit = larger.fit;
+                settle(rung, low, correction);
+                rung.decision = Decision::Resized { to, reason };
+            }
+            held => {
+                let held = held.unwrap_or(low).round();
+                let reason = format!(
+                    "above {} kb/s the {} rung looks better for the same bits",
+                    held as u64 / 1000,
+                    larger.name
+                );
+                settle(rung, held, correction);
+                rung.decision = Decision::Held { reason };
+            }
+        }
         // At that average rate, like the fixed ladder's rung: a capped-CRF encode of a hard title
         // overshoots the probe's prediction (measured: 540p asked 2000 kb/s, made 2316), which
         // puts the rung back past the crossing.
         rung.crf = None;
-        rung.decision = Decision::Held { reason };
     }
 }
 
@@ -292,7 +329,6 @@ fn drop_small_steps(choices: &mut [RungChoice]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::rate::Bitrate;
 
     /// A rung whose probe points lie on `psnr = a + b ln(rate)`, the top-size PSNR `top_loss`
     /// below it.
@@ -364,12 +400,34 @@ mod tests {
         let predicted = 10.0 + 2.3 * crossing.ln();
         assert!((held.predicted_psnr.unwrap() - predicted).abs() < 1e-3, "{held:?}");
         assert_eq!(held.crf, None, "a held rung is encoded at its average rate: {held:?}");
-        // Were the larger rung better even at the fixed rate, the rung keeps its fixed rate.
+    }
+
+    #[test]
+    fn a_rung_the_larger_one_beats_even_at_its_fixed_rate_takes_the_larger_size() {
+        // At the top size 540p is 7 + 2.3 ln r: below 720p's 3 ln r from e^10 ≈ 22k on, so at
+        // its fixed 300k as well. It is encoded as 720p at 300k, on 720p's curve.
         let top = measured("720p", 720, 3_000_000, 40.0, (0.0, 3.0), 0.0);
         let worse = measured("540p", 540, 300_000, 45.0, (10.0, 2.3), 3.0);
         let choices = choose(vec![top, worse], 1.0);
+        let resized = &choices[1];
+        let Decision::Resized { to, reason } = &resized.decision else {
+            panic!("540p not resized: {choices:?}");
+        };
+        assert_eq!(to, "720p");
+        assert!(reason.contains("1280x720") && reason.contains("960x540"), "{reason}");
+        assert_eq!((resized.width, resized.height), (1280, 720));
+        assert_eq!(resized.chosen_bitrate, 300_000);
+        assert_eq!(resized.crf, None, "{resized:?}");
+        let on_720p = 3.0 * f64::ln(300e3);
+        assert!((resized.predicted_psnr.unwrap() - on_720p).abs() < 1e-3, "{resized:?}");
+        assert!(resized.kept());
+        // At a fixed 50k, below the 100k of 720p's lowest probe point, 720p's curve is a guess:
+        // the rung keeps its size and its fixed rate.
+        let top = measured("720p", 720, 3_000_000, 40.0, (0.0, 3.0), 0.0);
+        let below_the_probe = measured("540p", 540, 50_000, 45.0, (10.0, 2.3), 3.0);
+        let choices = choose(vec![top, below_the_probe], 1.0);
         assert!(matches!(choices[1].decision, Decision::Held { .. }), "{choices:?}");
-        assert_eq!(choices[1].chosen_bitrate, 300_000);
+        assert_eq!((choices[1].height, choices[1].chosen_bitrate), (540, 50_000));
     }
 
     #[test]

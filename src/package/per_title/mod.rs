@@ -10,13 +10,13 @@ pub mod sample;
 
 use serde::Serialize;
 
-use self::choose::{Measured, RungChoice};
+use self::choose::{Decision, Measured, RungChoice};
 use self::probe::{ProbeSettings, Probes};
 use self::sample::Window;
 use crate::error::Result;
 use crate::input::source::Source;
 use crate::package::PackageOptions;
-use crate::package::ladder::{Ladder, Plan, Rung};
+use crate::package::ladder::{self, Ladder, Plan, Rung};
 use crate::package::transcode::encoding::{PRESETS, VideoCodec, preset_index};
 
 /// How the ladder's bitrates are set.
@@ -90,6 +90,7 @@ pub(crate) fn choose_ladder(
         preset: job_preset.min(PROBE_PRESET),
         keyint: VideoCodec::H264.keyint(options.segment_duration, video.frame_rate),
         frame_rate: video.frame_rate,
+        gop: options.segment_duration * f64::from(video.frame_rate),
     };
     let sizes: Vec<(u32, u32)> = plan.rungs.iter().map(|r| (r.width, r.height)).collect();
     let cpu_before = cpu_seconds();
@@ -122,17 +123,23 @@ pub(crate) fn choose_ladder(
         })
         .collect();
     let choices = choose::choose(measured, correction);
-    let rungs = plan
+    let mut rungs: Vec<Rung> = plan
         .rungs
         .into_iter()
         .zip(&choices)
         .filter(|(_, choice)| choice.kept())
         .map(|(rung, choice)| Rung {
+            name: match &choice.decision {
+                Decision::Resized { to, .. } => to.clone(),
+                _ => rung.name,
+            },
+            width: choice.width,
+            height: choice.height,
             rate: choice.rate(rung.rate),
             constant_quality: choice.crf,
-            ..rung
         })
         .collect();
+    ladder::disambiguate_names(&mut rungs);
     let report = PerTitleReport {
         windows,
         probe_preset: PRESETS[settings.preset].to_owned(),

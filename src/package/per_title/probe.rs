@@ -2,8 +2,13 @@
 //! constant-quality mode at a few CRF values, the encodes decoded back at once and measured
 //! against the pictures they were made from. Frames stream through: only the pictures an encoder
 //! still holds in its lookahead are kept.
+//!
+//! Each window opens with a keyframe, as each segment of the real run does; but a window is a few
+//! pictures long and a segment's GOP many, so the keyframes are tallied apart from the other
+//! pictures and weighted as one picture in a GOP of the real run. Unweighted, a static title's
+//! rate would be mostly keyframes, several times what the real run spends.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use ffmpeg::software::scaling;
@@ -33,6 +38,8 @@ pub struct ProbeSettings {
     pub preset: usize,
     pub keyint: u32,
     pub frame_rate: Rational,
+    /// Pictures per GOP in the real run: a segment's.
+    pub gop: f64,
 }
 
 /// A picture at a rung's size, with the top rung's picture of the same instant when it is one
@@ -165,8 +172,20 @@ struct ProbeEncode {
     /// Upscales decoded pictures to the top rung's size, as players do.
     upscaler: Option<scaling::Context>,
     frame_rate: Rational,
-    bits: u64,
+    gop: f64,
+    /// The timestamps of window-opening pictures sent and not yet seen coming out.
+    openers: BTreeSet<i64>,
     measured: u64,
+    /// The window-opening keyframes' tally, and the other pictures'.
+    opening: Tally,
+    rest: Tally,
+}
+
+/// Bits and errors of a kind of picture.
+#[derive(Default)]
+struct Tally {
+    bits: u64,
+    packets: u64,
     luma: Squared,
     luma_at_top: Squared,
 }
@@ -184,10 +203,22 @@ impl Squared {
         self.pixels += u64::from(picture.width()) * u64::from(picture.height());
     }
 
-    /// PSNR of the mean squared error, as ffmpeg's psnr filter averages equal-sized frames.
-    fn psnr(&self) -> f64 {
-        let mse = self.errors as f64 / self.pixels.max(1) as f64;
-        10.0 * (255.0 * 255.0 / mse).log10()
+    fn mse(&self) -> Option<f64> {
+        (self.pixels > 0).then(|| self.errors as f64 / self.pixels as f64)
+    }
+}
+
+/// PSNR of a mean squared error, as ffmpeg's psnr filter averages equal-sized frames.
+fn psnr(mse: f64) -> f64 {
+    10.0 * (255.0 * 255.0 / mse).log10()
+}
+
+/// The mean of a quantity over a GOP of `gop` pictures, of which the first is a keyframe, from
+/// its means over keyframes and over the other pictures (either alone when the other is unknown).
+fn over_gop(keyframe: Option<f64>, other: Option<f64>, gop: f64) -> Option<f64> {
+    match (keyframe, other) {
+        (Some(keyframe), Some(other)) => Some((keyframe + (gop - 1.0) * other) / gop),
+        (keyframe, other) => keyframe.or(other),
     }
 }
 
@@ -247,10 +278,11 @@ impl ProbeEncode {
             decoded: VecDeque::new(),
             upscaler,
             frame_rate: settings.frame_rate,
-            bits: 0,
+            gop: settings.gop.max(1.0),
+            openers: BTreeSet::new(),
             measured: 0,
-            luma: Squared::default(),
-            luma_at_top: Squared::default(),
+            opening: Tally::default(),
+            rest: Tally::default(),
         })
     }
 
@@ -259,12 +291,20 @@ impl ProbeEncode {
         let crf = self.crf;
         let failed = |doing: &str| Error::ffmpeg(format!("probe crf {crf}: {doing}"));
         match picture {
-            Some(picture) => self.encoder.send_frame(picture).map_err(failed("encoding"))?,
+            Some(picture) => {
+                if picture.kind() == picture::Type::I {
+                    self.openers.extend(picture.pts());
+                }
+                self.encoder.send_frame(picture).map_err(failed("encoding"))?
+            }
             None => self.encoder.send_eof().map_err(failed("flushing"))?,
         }
         let mut packet = Packet::empty();
         while received(self.encoder.receive_packet(&mut packet)).map_err(failed("encoding"))? {
-            self.bits += 8 * packet.size() as u64;
+            let opens = packet.pts().is_some_and(|pts| self.openers.remove(&pts));
+            let tally = if opens { &mut self.opening } else { &mut self.rest };
+            tally.bits += 8 * packet.size() as u64;
+            tally.packets += 1;
             self.decoder.send_packet(&packet).map_err(failed("decoding"))?;
             self.receive_decoded()?;
         }
@@ -291,16 +331,20 @@ impl ProbeEncode {
     fn measure(&mut self, pending: &VecDeque<Reference>, first: u64) -> Result<()> {
         while let Some(picture) = self.decoded.pop_front() {
             let reference = &pending[(self.measured - first) as usize];
-            self.luma.add(&picture, &reference.picture);
+            let tally = match reference.picture.kind() == picture::Type::I {
+                true => &mut self.opening,
+                false => &mut self.rest,
+            };
+            tally.luma.add(&picture, &reference.picture);
             match (&reference.top, &mut self.upscaler) {
                 (Some(top), Some(upscaler)) => {
                     let mut upscaled = frame::Video::empty();
                     upscaler
                         .run(&picture, &mut upscaled)
                         .map_err(Error::ffmpeg(format!("probe crf {}: upscaling", self.crf)))?;
-                    self.luma_at_top.add(&upscaled, top);
+                    tally.luma_at_top.add(&upscaled, top);
                 }
-                (Some(_), None) => self.luma_at_top.add(&picture, &reference.picture),
+                (Some(_), None) => tally.luma_at_top.add(&picture, &reference.picture),
                 _ => {}
             }
             self.measured += 1;
@@ -308,17 +352,18 @@ impl ProbeEncode {
         Ok(())
     }
 
+    /// The rate and PSNR of a GOP of the real run's length.
     fn point(&self) -> ProbePoint {
-        let seconds = self.measured as f64 / f64::from(self.frame_rate);
-        let psnr = self.luma.psnr();
+        let (opening, rest) = (&self.opening, &self.rest);
+        let bits_per_picture = |tally: &Tally| (tally.packets > 0).then(|| tally.bits as f64 / tally.packets as f64);
+        let bits = over_gop(bits_per_picture(opening), bits_per_picture(rest), self.gop).unwrap_or(0.0);
+        let mse = over_gop(opening.luma.mse(), rest.luma.mse(), self.gop).unwrap_or(f64::NAN);
+        let mse_at_top = over_gop(opening.luma_at_top.mse(), rest.luma_at_top.mse(), self.gop).unwrap_or(mse);
         ProbePoint {
             crf: self.crf,
-            bitrate: self.bits as f64 / seconds,
-            psnr,
-            psnr_at_top: match self.luma_at_top.pixels {
-                0 => psnr,
-                _ => self.luma_at_top.psnr(),
-            },
+            bitrate: bits * f64::from(self.frame_rate),
+            psnr: psnr(mse),
+            psnr_at_top: psnr(mse_at_top),
         }
     }
 }
@@ -360,6 +405,16 @@ mod tests {
         squared.add(&gray(34, 18, 100), &gray(34, 18, 104));
         squared.add(&gray(34, 18, 50), &gray(34, 18, 46));
         assert_eq!(squared.errors, 2 * 16 * 34 * 18);
-        assert!((squared.psnr() - 36.0906).abs() < 1e-3, "{}", squared.psnr());
+        let psnr = psnr(squared.mse().unwrap());
+        assert!((psnr - 36.0906).abs() < 1e-3, "{psnr}");
+    }
+
+    #[test]
+    fn a_keyframe_weighs_as_one_picture_of_a_gop() {
+        // A 1000-bit keyframe and 100-bit others, in a GOP of 10: 190 bits a picture.
+        assert_eq!(over_gop(Some(1000.0), Some(100.0), 10.0), Some(190.0));
+        assert_eq!(over_gop(None, Some(100.0), 10.0), Some(100.0));
+        assert_eq!(over_gop(Some(1000.0), None, 10.0), Some(1000.0));
+        assert_eq!(over_gop(None, None, 10.0), None);
     }
 }

@@ -20,6 +20,14 @@ pub const WINDOWS: usize = 4;
 /// 1.25 s, 5 s of the title in all, it stays under it (README, per-title ladders).
 pub const WINDOW_SECONDS: f64 = 1.25;
 
+/// The share of a title the windows cover, up to `WINDOW_SECONDS` each: the probe's CPU then
+/// stays the same share of the encode's whatever the title's length, where fixed windows cost a
+/// 20 s title 32–53 % of its encode (bench/RESULTS.md, per-title ladders).
+pub const SAMPLED_SHARE: f64 = 1.0 / 16.0;
+
+/// Seconds per window at least: a keyframe and enough pictures after it to show the motion.
+pub const MIN_WINDOW_SECONDS: f64 = 0.32;
+
 /// A title shorter than this is not sampled: the windows would be most of it, and the probe
 /// would cost a large share of the encode it tunes.
 pub const MIN_DURATION: f64 = 6.0;
@@ -32,17 +40,19 @@ pub struct Window {
 }
 
 /// The windows for a title of `duration` seconds, or `None` when it is too short to sample:
-/// `WINDOWS` of them at the starts of its equal parts, each at most a part long.
+/// `WINDOWS` of them at the starts of its equal parts, together `SAMPLED_SHARE` of it within
+/// the bounds on a window's length.
 pub fn windows(duration: f64) -> Option<Vec<Window>> {
     if !(duration.is_finite() && duration >= MIN_DURATION) {
         return None;
     }
     let part = duration / WINDOWS as f64;
+    let length = (part * SAMPLED_SHARE).clamp(MIN_WINDOW_SECONDS, WINDOW_SECONDS);
     Some(
         (0..WINDOWS)
             .map(|i| Window {
                 start: part * i as f64,
-                length: WINDOW_SECONDS.min(part),
+                length,
             })
             .collect(),
     )
@@ -179,13 +189,18 @@ mod tests {
 
     #[test]
     fn windows_start_each_quarter_and_short_titles_get_none() {
+        let lengths = |duration| windows(duration).unwrap().iter().map(|w| w.length).collect::<Vec<_>>();
         let long = windows(60.0).unwrap();
         let starts: Vec<f64> = long.iter().map(|w| w.start).collect();
         assert_eq!(starts, [0.0, 15.0, 30.0, 45.0]);
-        assert!(long.iter().all(|w| w.length == 1.25));
+        // A sixteenth of the title, 0.32 to 1.25 s a window.
+        assert_eq!(lengths(60.0), [0.9375; 4]);
+        assert_eq!(lengths(3600.0), [1.25; 4]);
+        assert_eq!(lengths(20.0), [0.32; 4]);
         let just = windows(6.0).unwrap();
         let starts: Vec<f64> = just.iter().map(|w| w.start).collect();
         assert_eq!(starts, [0.0, 1.5, 3.0, 4.5]);
+        assert_eq!(lengths(6.0), [0.32; 4]);
         assert!(windows(5.9).is_none());
         assert!(windows(f64::NAN).is_none());
     }

@@ -236,16 +236,26 @@ impl Rendition {
 /// Checks everything the contract says about an HLS package in `out`; panics on the first
 /// violation with a message naming it.
 pub fn check_package(out: &Path, expect: &Expect) -> Package {
-    check_layout(out, &video_dirs(expect), expect.audio, &["master.m3u8"]);
-    check_playlists(out, expect)
+    check_package_in(out, expect, &video_dirs(expect))
+}
+
+/// [`check_package`] with the video renditions in `dirs`, one for each of `expect.rungs` in
+/// order: two rungs of one size have their bitrate in their folders' names.
+pub fn check_package_in(out: &Path, expect: &Expect, dirs: &[String]) -> Package {
+    check_layout(out, dirs, expect.audio, &["master.m3u8"]);
+    check_renditions(out, expect, dirs)
 }
 
 /// Checks the HLS playlists of a package and the renditions they describe: everything
 /// [`check_package`] checks but the list of entries of `out`.
 pub fn check_playlists(out: &Path, expect: &Expect) -> Package {
+    check_renditions(out, expect, &video_dirs(expect))
+}
+
+fn check_renditions(out: &Path, expect: &Expect, dirs: &[String]) -> Package {
     let source = Source::probe(expect.source);
     let segments = expect.segments;
-    let video: Vec<Rendition> = video_dirs(expect)
+    let video: Vec<Rendition> = dirs
         .iter()
         .map(|dir| read_rendition(out, dir, Some(source.video().frame_duration()), segments))
         .collect();
