@@ -73,14 +73,20 @@ impl Represented {
 /// Checks everything the contract says about a DASH package in `out` (and, with `hls`, its
 /// HLS playlists); panics on the first violation with a message naming it.
 pub fn check_package(out: &Path, expect: &Expect, hls: bool) -> Dash {
+    let video_dirs: Vec<String> = expect.rungs.iter().map(|&size| rung_dir(size)).collect();
+    check_package_in(out, expect, hls, &video_dirs)
+}
+
+/// [`check_package`] with the video Representations (and their folders) named `video_dirs`, one
+/// for each of `expect.rungs` in order: two rungs of one size have their bitrate in their names.
+pub fn check_package_in(out: &Path, expect: &Expect, hls: bool, video_dirs: &[String]) -> Dash {
     assert!(
         expect.segments.format == Format::Fmp4,
         "DASH segments are CMAF fragments"
     );
     let source = Source::probe(expect.source);
-    let video_dirs: Vec<String> = expect.rungs.iter().map(|&size| rung_dir(size)).collect();
     let manifests: &[&str] = if hls { &[MANIFEST, "master.m3u8"] } else { &[MANIFEST] };
-    check_layout(out, &video_dirs, expect.audio, manifests);
+    check_layout(out, video_dirs, expect.audio, manifests);
     let mpd = mpd::read_mpd(&out.join(MANIFEST));
     check_presentation(&mpd, &source, expect);
     let target = mpd.attributes.seconds("minBufferTime");
@@ -90,8 +96,9 @@ pub fn check_package(out: &Path, expect: &Expect, hls: bool) -> Dash {
         sets,
         "AdaptationSets: one for video, one for audio"
     );
-    let video = adaptation_set(&mpd, "video", !expect.rungs.is_empty())
-        .map_or_else(Vec::new, |set| check_video_set(out, set, &source, expect, target, hls));
+    let video = adaptation_set(&mpd, "video", !expect.rungs.is_empty()).map_or_else(Vec::new, |set| {
+        check_video_set(out, set, &source, expect, video_dirs, target, hls)
+    });
     let audio =
         adaptation_set(&mpd, "audio", expect.audio).map(|set| check_audio_set(out, set, &source, expect, target, hls));
     if let (Some(audio), Some(reference)) = (&audio, video.first()) {
@@ -142,6 +149,7 @@ fn check_video_set(
     set: &AdaptationSet,
     source: &Source,
     expect: &Expect,
+    ids: &[String],
     target: f64,
     hls: bool,
 ) -> Vec<Represented> {
@@ -170,8 +178,8 @@ fn check_video_set(
     let represented: Vec<Represented> = expect
         .rungs
         .iter()
-        .map(|&size| {
-            let id = rung_dir(size);
+        .zip(ids)
+        .map(|(&size, id)| {
             let representation = set
                 .representations
                 .iter()
