@@ -74,15 +74,15 @@ fn opus_audio_at_48_khz_in_dash_and_hls() {
 }
 
 /// libx264 writes the settings it ran with into the stream (an SEI of text, whole in an fMP4
-/// segment's mdat). The 720p rung looks ahead 20 frames, the 360p rung the 40 of preset medium
+/// segment's mdat). The 800p rung looks ahead 20 frames, the 720p rung the 40 of preset medium
 /// (x264_lookahead in encoding.rs).
 #[test]
-fn x264_looks_ahead_20_frames_on_720p_rungs_and_40_below_at_medium() {
+fn x264_looks_ahead_20_frames_above_720p_and_40_from_720p_down_at_medium() {
     let args = [
         "--format",
         "fmp4",
         "--reps",
-        "720,360",
+        "800,720",
         "--allow-upscale",
         "--segment-duration",
         "2",
@@ -90,7 +90,7 @@ fn x264_looks_ahead_20_frames_on_720p_rungs_and_40_below_at_medium() {
         "medium",
     ];
     let (_dir, out) = cli::package_in_temp("hls", &media("short"), &args);
-    for (rung, frames) in [("720p", 20), ("360p", 40)] {
+    for (rung, frames) in [("800p", 20), ("720p", 40)] {
         let segment = out.join(rung).join("segment00000.m4s");
         let bytes = std::fs::read(&segment).unwrap();
         let text = String::from_utf8_lossy(&bytes);

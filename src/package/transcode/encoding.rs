@@ -27,16 +27,16 @@ pub const PRESETS: [&str; 10] = [
 const X264_PRESET_LOOKAHEAD: [usize; 10] = [0, 0, 10, 20, 30, 40, 50, 60, 60, 60];
 
 /// The `rc-lookahead` stream-pack gives x264 for a picture of `pixels` at a preset: the preset's
-/// own, but at most 20 frames for pictures of 720p and larger up to `medium`. x264 keeps every
+/// own, but at most 20 frames for pictures larger than 720p up to `medium`. x264 keeps every
 /// lookahead picture resident, so the large rungs hold most of a ladder's memory: on a six-rung
 /// 1080p ladder, 20 frames on every rung took 845 MB to 590 MB but cost the small rungs up to
-/// 0.11 dB, where a shorter lookahead hurts most and saves least (bench/RESULTS.md, "x264's
+/// 0.11 dB, and on 720p a title with a still backdrop lost 0.32 dB (bench/RESULTS.md, "x264's
 /// lookahead"). `slow` and slower keep theirs: asking for them is asking for quality over cost.
 pub fn x264_lookahead(preset: usize, pixels: u32) -> usize {
     const LARGE: u32 = 1280 * 720;
     const MEDIUM: usize = 5;
     let own = X264_PRESET_LOOKAHEAD[preset];
-    if pixels >= LARGE && preset <= MEDIUM {
+    if pixels > LARGE && preset <= MEDIUM {
         own.min(20)
     } else {
         own
@@ -380,12 +380,13 @@ mod tests {
 
     #[test]
     fn x264_looks_ahead_at_most_20_frames_on_large_pictures_up_to_medium() {
-        let hd = 1280 * 720;
+        let (hd, full_hd) = (1280 * 720, 1920 * 1080);
         let medium = preset_index("medium").unwrap();
-        assert_eq!(x264_lookahead(medium, hd), 20);
-        assert_eq!(x264_lookahead(medium, hd - 1), 40);
-        assert_eq!(x264_lookahead(preset_index("veryfast").unwrap(), hd), 10);
-        assert_eq!(x264_lookahead(preset_index("slow").unwrap(), hd), 50);
+        assert_eq!(x264_lookahead(medium, full_hd), 20);
+        assert_eq!(x264_lookahead(medium, hd + 1), 20);
+        assert_eq!(x264_lookahead(medium, hd), 40);
+        assert_eq!(x264_lookahead(preset_index("veryfast").unwrap(), full_hd), 10);
+        assert_eq!(x264_lookahead(preset_index("slow").unwrap(), full_hd), 50);
     }
 
     #[test]
