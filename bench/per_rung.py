@@ -27,6 +27,8 @@ import run  # noqa: E402
 from run import RESULTS  # noqa: E402
 
 SETUP = per_title.SETUPS["quick"]
+# The generated titles, all 1280x720: the real clips' sizes make other ladders.
+TITLES = per_title.TITLES
 # The auto ladder's rungs for a 1280x720 source, as stream-pack sizes them.
 RUNGS = [(1280, 720), (960, 540), (768, 432), (640, 360), (416, 234)]
 CONTENDERS = ("stream-pack", "seed", "expert")
@@ -81,7 +83,7 @@ def measure_all(binary: Path) -> dict:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = RESULTS / f"{stamp}-per-rung.json"
     started, order = time.monotonic(), 0
-    for title in SETUP.titles:
+    for title in TITLES:
         src = per_title.make_source(title, SETUP)
         work = per_title.WORK / "per-rung" / title.name
         work.mkdir(parents=True, exist_ok=True)
